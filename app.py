@@ -1,0 +1,185 @@
+"""Switchboard's Lambda entry points. Thin: each handler reads the event and calls one thing in chalicelib."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from chalice.app import Chalice, Request, Response, WebsocketEvent
+
+from chalicelib.agents import service as agents
+from chalicelib.channels import webchat
+from chalicelib.conversations import inbox
+from chalicelib.errors import InvalidJson, InvalidPayload, NotFound, SwitchboardError
+from chalicelib.notify import push
+from chalicelib.routing import engine
+from chalicelib.routing.events import from_body
+from chalicelib.settings import WEBCHAT_SECRET, MissingSecret, get_secret, get_settings, routing_queue_name
+from chalicelib.store import routing as routing_store
+
+app = Chalice(app_name="switchboard")
+app.experimental_feature_flags.update(["WEBSOCKETS"])
+logger = Logger(service="switchboard")
+
+
+@app.middleware("http")
+def errors_as_json(event: Any, get_response: Any) -> Response:
+    """Map domain errors to their HTTP status and JSON body, in this one place."""
+    try:
+        return get_response(event)
+    except SwitchboardError as error:
+        return Response(body=error.to_body(), status_code=error.status)
+    except MissingSecret as error:
+        logger.error("secret not configured", extra={"secret": error.name})
+        return Response(body={"error": "not_configured", "message": str(error)}, status_code=503)
+
+
+# --- channels -------------------------------------------------------------------
+
+
+@app.route("/webhooks/webchat", methods=["POST"], content_types=["application/json"])
+def webchat_webhook() -> dict[str, Any]:
+    request = _request()
+    message = webchat.parse(
+        bytes(request.raw_body), request.headers, get_secret(WEBCHAT_SECRET), get_settings().max_body_bytes
+    )
+    stored = inbox.receive(message)
+    return {
+        "status": "duplicate" if stored.duplicate else "accepted",
+        "message_id": stored.message_id,
+        "conversation_id": stored.conversation_id,
+        "customer_id": stored.customer_id,
+    }
+
+
+# --- agents ---------------------------------------------------------------------
+
+
+@app.route("/agents", methods=["POST"], content_types=["application/json"])
+def create_agent() -> Response:
+    agent = agents.create_agent(_json_body())
+    return Response(body=agents.agent_view(agent), status_code=201)
+
+
+@app.route("/agents", methods=["GET"])
+def list_agents() -> dict[str, Any]:
+    return {"agents": [agents.agent_view(a) for a in routing_store.list_agents()]}
+
+
+@app.route("/agents/{agent_id}", methods=["GET"])
+def get_agent(agent_id: str) -> dict[str, Any]:
+    return agents.agent_view(agents.get_agent(agent_id))
+
+
+@app.route("/agents/{agent_id}/presence", methods=["PUT"], content_types=["application/json"])
+def set_presence(agent_id: str) -> dict[str, Any]:
+    return agents.agent_view(agents.set_presence(agent_id, _json_body()))
+
+
+@app.route("/contacts/{contact_id}", methods=["GET"])
+def get_contact(contact_id: str) -> dict[str, Any]:
+    contact = routing_store.get_contact(contact_id)
+    if contact is None:
+        raise NotFound(f"no contact {contact_id}")
+    return {
+        "contact_id": contact.contact_id,
+        "state": contact.state.value,
+        "channel": contact.channel,
+        "queue": contact.queue,
+        "enqueued_at": contact.enqueued_at,
+        "offered_at": contact.offered_at,
+        "offered_to": contact.offered_to,
+        "assigned_to": contact.assigned_to,
+        "accepted_at": contact.accepted_at,
+        "declined_by": list(contact.declined_by),
+        "offer_count": contact.offer_count,
+    }
+
+
+def _request() -> Request:
+    request = app.current_request
+    assert request is not None, "only called while handling a request"
+    return request
+
+
+def _json_body() -> Any:
+    try:
+        return json.loads(_request().raw_body or b"null")
+    except ValueError as exc:
+        raise InvalidJson(f"body is not JSON: {exc}") from None
+
+
+# --- agent WebSocket --------------------------------------------------------------
+
+
+@app.on_ws_connect()
+def ws_connect(event: WebsocketEvent) -> Response:
+    query = event.to_dict().get("queryStringParameters") or {}
+    try:
+        agents.connect(query.get("agent_id"), event.connection_id)
+    except SwitchboardError as error:
+        return Response(body=error.to_body(), status_code=403 if error.status == 404 else error.status)
+    return Response(body="", status_code=200)
+
+
+@app.on_ws_message()
+def ws_message(event: WebsocketEvent) -> None:
+    """Agent actions: {"action": "accept" | "decline" | "close", "contact_id": ..., "offer_id": ...}."""
+    try:
+        reply = _agent_action(event.connection_id, event.body)
+    except SwitchboardError as error:
+        reply = {"type": "error", **error.to_body()}
+    push.to_connection(event.connection_id, reply)
+
+
+def _agent_action(connection_id: str, body: str) -> dict[str, Any]:
+    try:
+        command = json.loads(body)
+    except ValueError:
+        raise InvalidJson("message is not JSON") from None
+    if not isinstance(command, dict) or not isinstance(command.get("contact_id"), str):
+        raise InvalidPayload('send {"action": "accept" | "decline" | "close", "contact_id": "..."}')
+    action, contact_id, offer_id = command.get("action"), command["contact_id"], command.get("offer_id")
+    agent_id = agents.agent_of_connection(connection_id)
+    if action == "accept":
+        agents.accept(agent_id, contact_id, offer_id)
+        return {"type": "accepted", "contact_id": contact_id}
+    if action == "decline":
+        agents.decline(agent_id, contact_id, offer_id)
+        return {"type": "declined", "contact_id": contact_id}
+    if action == "close":
+        agents.close(agent_id, contact_id)
+        return {"type": "closed", "contact_id": contact_id}
+    raise InvalidPayload(f"unknown action {action!r}; use accept, decline or close")
+
+
+@app.on_ws_disconnect()
+def ws_disconnect(event: WebsocketEvent) -> None:
+    agents.disconnect(event.connection_id)
+
+
+# --- router -----------------------------------------------------------------------
+
+
+def _route_record(record: SQSRecord) -> None:
+    engine.handle(from_body(record.body))
+
+
+@app.on_sqs_message(queue=routing_queue_name(), batch_size=10)
+def on_routing_event(event: Any) -> dict[str, Any]:
+    """Routing events in FIFO batches; a failed record fails only the rest of its own message group."""
+    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    response = process_partial_response(
+        event=event.to_dict(), record_handler=_route_record, processor=processor, context=event.context
+    )
+    return dict(response)
+
+
+@app.schedule("rate(1 minute)")
+def sweep_offers(event: Any) -> dict[str, Any]:
+    """Safety net: expire stale offers and offer whatever waits."""
+    outcome = engine.sweep()
+    return {"offers": len(outcome.offers)}

@@ -1,0 +1,206 @@
+"""What agents do: register, set presence, connect, and accept, decline or close contacts.
+
+Everything that frees an agent's capacity publishes ``AgentFreed`` so the
+router hands them the next waiting contact; a decline publishes
+``ContactRequeued`` so the contact goes to the next agent.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from chalicelib import clock
+from chalicelib.errors import Conflict, InvalidPayload, NotFound
+from chalicelib.routing.events import AgentFreed, ContactRequeued
+from chalicelib.routing.model import Agent, Contact, ContactState, Presence
+from chalicelib.store import queue
+from chalicelib.store import routing as store
+from chalicelib.store.dynamo import TransactionConflict
+
+_ATTEMPTS = 5
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class NewAgent(BaseModel):
+    """``POST /agents`` body."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    agent_id: Name
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    skills: dict[Name, Annotated[int, Field(ge=1, le=5)]] = Field(default_factory=dict)
+    capacity: dict[Name, Annotated[int, Field(ge=0, le=50)]] = Field(default_factory=lambda: {"webchat": 3})
+    presence: Annotated[Presence, Field(strict=False)] = Presence.OFFLINE
+
+
+def validate(model: type[BaseModel], document: Any) -> Any:
+    """Validate a JSON document, turning pydantic's errors into an ``InvalidPayload`` naming each field."""
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        details = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        raise InvalidPayload("; ".join(f"{d['field']}: {d['problem']}" for d in details), details) from None
+
+
+class PresenceChange(BaseModel):
+    """``PUT /agents/{id}/presence`` body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    presence: Presence
+
+
+def create_agent(document: Any) -> Agent:
+    spec: NewAgent = validate(NewAgent, document)
+    now = clock.now_iso()
+    agent = Agent(
+        agent_id=spec.agent_id,
+        name=spec.name,
+        presence=spec.presence,
+        skills=dict(spec.skills),
+        capacity=dict(spec.capacity),
+        load={channel: 0 for channel in spec.capacity},
+        idle_since=now,
+    )
+    try:
+        store.create_agent(agent)
+    except TransactionConflict:
+        raise Conflict(f"agent {spec.agent_id} already exists") from None
+    if agent.takes_work:
+        queue.publish(AgentFreed(agent.agent_id, cause=f"created-{now}"))
+    return agent
+
+
+def get_agent(agent_id: str) -> Agent:
+    agent = store.get_agent(agent_id)
+    if agent is None:
+        raise NotFound(f"no agent {agent_id}")
+    return agent
+
+
+def set_presence(agent_id: str, document: Any) -> Agent:
+    change: PresenceChange = validate(PresenceChange, document)
+    for _ in range(_ATTEMPTS):
+        agent = get_agent(agent_id)
+        if agent.presence is change.presence:
+            return agent
+        now = clock.now_iso()
+        updated = agent.with_presence(change.presence, now)
+        try:
+            store.save_agent(updated)
+        except TransactionConflict:
+            continue
+        if updated.takes_work:
+            queue.publish(AgentFreed(agent_id, cause=f"presence-{updated.version}"))
+        return updated
+    raise Conflict(f"agent {agent_id} changed too often; retry")
+
+
+def connect(agent_id: str | None, connection_id: str) -> Agent:
+    """Register a WebSocket connection for an existing agent."""
+    if not agent_id or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", agent_id):
+        raise InvalidPayload("connect with ?agent_id=<your agent id>")
+    agent = get_agent(agent_id)
+    store.add_connection(agent_id, connection_id, clock.now_iso())
+    return agent
+
+
+def disconnect(connection_id: str) -> None:
+    agent_id = store.agent_of_connection(connection_id)
+    if agent_id:
+        store.remove_connection(agent_id, connection_id)
+
+
+def agent_of_connection(connection_id: str) -> str:
+    agent_id = store.agent_of_connection(connection_id)
+    if agent_id is None:
+        raise NotFound("this connection is not registered to an agent; reconnect")
+    return agent_id
+
+
+def _contact(contact_id: str) -> Contact:
+    contact = store.get_contact(contact_id)
+    if contact is None:
+        raise NotFound(f"no contact {contact_id}")
+    return contact
+
+
+def accept(agent_id: str, contact_id: str, offer_id: str | None = None) -> Contact:
+    """Accept an offer made to this agent (accepting twice is fine)."""
+    for _ in range(_ATTEMPTS):
+        contact = _contact(contact_id)
+        if contact.state is ContactState.ASSIGNED and contact.assigned_to == agent_id:
+            return contact
+        if contact.state is not ContactState.OFFERED or contact.offered_to != agent_id:
+            raise Conflict(f"contact {contact_id} is not offered to you")
+        if offer_id is not None and contact.offer_id != offer_id:
+            raise Conflict(f"offer {offer_id} is no longer open")
+        assigned = contact.assigned(clock.now_iso())
+        try:
+            store.save_assignment(assigned)
+        except TransactionConflict:
+            continue
+        return assigned
+    raise Conflict(f"contact {contact_id} changed too often; retry")
+
+
+def decline(agent_id: str, contact_id: str, offer_id: str | None = None) -> Contact:
+    """Decline an offer: the contact goes to the next agent, never back to this one."""
+    for _ in range(_ATTEMPTS):
+        contact = _contact(contact_id)
+        if contact.state is not ContactState.OFFERED or contact.offered_to != agent_id:
+            raise Conflict(f"contact {contact_id} is not offered to you")
+        if offer_id is not None and contact.offer_id != offer_id:
+            raise Conflict(f"offer {offer_id} is no longer open")
+        declined_offer = contact.offer_id or ""
+        agent = get_agent(agent_id)
+        requeued = contact.requeued(agent_id)
+        try:
+            store.save(requeued, agent.released(contact.channel, clock.now_iso()))
+        except TransactionConflict:
+            continue
+        queue.publish(
+            ContactRequeued(contact_id, declined_offer),
+            AgentFreed(agent_id, cause=f"declined-{declined_offer}"),
+        )
+        return requeued
+    raise Conflict(f"contact {contact_id} changed too often; retry")
+
+
+def close(agent_id: str, contact_id: str) -> Contact:
+    """Close an assigned contact and its conversation; the agent's capacity is freed."""
+    for _ in range(_ATTEMPTS):
+        contact = _contact(contact_id)
+        if contact.state is ContactState.CLOSED and contact.assigned_to == agent_id:
+            return contact
+        if contact.state is not ContactState.ASSIGNED or contact.assigned_to != agent_id:
+            raise Conflict(f"contact {contact_id} is not assigned to you")
+        now = clock.now_iso()
+        agent = get_agent(agent_id)
+        closed = contact.closed(now)
+        try:
+            store.save_closing(closed, agent.released(contact.channel, now))
+        except TransactionConflict:
+            continue
+        queue.publish(AgentFreed(agent_id, cause=f"closed-{contact_id}"))
+        return closed
+    raise Conflict(f"contact {contact_id} changed too often; retry")
+
+
+def agent_view(agent: Agent) -> dict[str, Any]:
+    """An agent as the REST API shows it."""
+    return {
+        "agent_id": agent.agent_id,
+        "name": agent.name,
+        "presence": agent.presence.value,
+        "skills": agent.skills,
+        "capacity": agent.capacity,
+        "load": agent.load,
+        "queues": list(agent.queues),
+    }

@@ -1,0 +1,24 @@
+"""Signature checks shared by the channels that sign with an HMAC over the raw body."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from chalicelib.errors import Unauthenticated
+
+
+def sign_sha256(secret: str, body: bytes) -> str:
+    """The ``sha256=<hex>`` signature of ``body`` under ``secret``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_sha256(secret: str, body: bytes, header_name: str, header_value: str | None) -> None:
+    """Raise ``Unauthenticated`` unless ``header_value`` is the HMAC-SHA256 of ``body`` (constant-time compare)."""
+    if not header_value:
+        raise Unauthenticated(f"missing {header_name} header")
+    if not header_value.startswith("sha256="):
+        raise Unauthenticated(f"{header_name} must look like sha256=<hex digest>")
+    expected = sign_sha256(secret, body)
+    if not hmac.compare_digest(expected.encode(), header_value.strip().encode()):
+        raise Unauthenticated(f"{header_name} does not match the request body")

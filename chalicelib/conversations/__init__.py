@@ -1,0 +1,1 @@
+"""Customers, their identities on each channel, conversations and the messages in them."""

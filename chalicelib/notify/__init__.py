@@ -1,0 +1,1 @@
+"""Pushing to agents over the WebSocket API."""

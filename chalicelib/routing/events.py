@@ -1,0 +1,100 @@
+"""Routing events: small facts the router consumes from the FIFO queue.
+
+Each event knows its message group (work on one conversation or one agent is
+ordered) and a deduplication id that is the same when a producer retries, so
+SQS drops the repeat and the router never sees it twice within five minutes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class RoutingEvent:
+    kind: ClassVar[str] = ""
+
+    @property
+    def group_id(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def dedupe_id(self) -> str:
+        raise NotImplementedError
+
+    def to_body(self) -> str:
+        return json.dumps({"type": self.kind, **asdict(self)}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class ConversationMessage(RoutingEvent):
+    """A customer wrote in this conversation: queue it for an agent, or tell its agent."""
+
+    kind: ClassVar[str] = "ConversationMessage"
+    conversation_id: str
+    customer_id: str
+    channel: str
+    message_id: str
+    received_at: str
+
+    @property
+    def group_id(self) -> str:
+        return self.conversation_id
+
+    @property
+    def dedupe_id(self) -> str:
+        return self.message_id
+
+
+@dataclass(frozen=True)
+class ContactRequeued(RoutingEvent):
+    """An offer was declined or expired: offer the contact to the next agent."""
+
+    kind: ClassVar[str] = "ContactRequeued"
+    contact_id: str
+    offer_id: str
+
+    @property
+    def group_id(self) -> str:
+        return self.contact_id
+
+    @property
+    def dedupe_id(self) -> str:
+        return "requeued-" + self.offer_id
+
+
+@dataclass(frozen=True)
+class AgentFreed(RoutingEvent):
+    """An agent has room again (closed, declined, became Available): give them the best waiting contact."""
+
+    kind: ClassVar[str] = "AgentFreed"
+    agent_id: str
+    cause: str
+
+    @property
+    def group_id(self) -> str:
+        return "agent-" + self.agent_id
+
+    @property
+    def dedupe_id(self) -> str:
+        return hashlib.sha256(f"{self.agent_id}|{self.cause}".encode()).hexdigest()
+
+
+_KINDS: dict[str, type[RoutingEvent]] = {cls.kind: cls for cls in (ConversationMessage, ContactRequeued, AgentFreed)}
+
+
+class UnknownEvent(ValueError):
+    """A queue message that is not a routing event; retrying will not help."""
+
+
+def from_body(body: str) -> RoutingEvent:
+    """Parse a queue message body back into its event."""
+    try:
+        document: dict[str, Any] = json.loads(body)
+        cls = _KINDS[document.pop("type")]
+        return cls(**document)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UnknownEvent(f"not a routing event: {exc}") from None

@@ -1,0 +1,88 @@
+"""Every setting Switchboard reads, named in one place.
+
+Plain settings come from the environment (Chalice stage variables in AWS,
+the shell locally). Secrets come from the environment locally and from SSM
+SecureString parameters in AWS: when ``SWITCHBOARD_SSM_PREFIX`` is set, a
+secret ``NAME`` is read from ``<prefix>/NAME`` through Powertools
+parameters, cached for ``SECRETS_MAX_AGE`` seconds.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+# Names of the secrets; nothing else may read them from the environment.
+WEBCHAT_SECRET = "WEBCHAT_SECRET"
+SECRETS_MAX_AGE = 300
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Non-secret settings, read once per container."""
+
+    stage: str
+    region: str
+    data_table: str
+    routing_table: str
+    routing_queue_name: str
+    websocket_endpoint: str | None
+    offer_timeout_seconds: int
+    max_body_bytes: int
+    ssm_prefix: str | None
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process (cached; call ``reload_settings`` after changing env in tests)."""
+    return Settings(
+        stage=_env("SWITCHBOARD_STAGE", "dev"),
+        region=_env("AWS_REGION", _env("AWS_DEFAULT_REGION", "us-east-1")),
+        data_table=_env("SWITCHBOARD_DATA_TABLE", "switchboard-data"),
+        routing_table=_env("SWITCHBOARD_ROUTING_TABLE", "switchboard-routing"),
+        routing_queue_name=routing_queue_name(),
+        # API Gateway management endpoint of the WebSocket API:
+        # https://{api-id}.execute-api.{region}.amazonaws.com/{stage} in AWS,
+        # the local gateway's address locally.
+        websocket_endpoint=os.environ.get("WEBSOCKET_MANAGEMENT_ENDPOINT") or None,
+        offer_timeout_seconds=int(_env("OFFER_TIMEOUT_SECONDS", "30")),
+        max_body_bytes=int(_env("MAX_WEBHOOK_BODY_BYTES", str(64 * 1024))),
+        ssm_prefix=os.environ.get("SWITCHBOARD_SSM_PREFIX") or None,
+    )
+
+
+def routing_queue_name() -> str:
+    """Name of the FIFO routing queue; needed at import time by the SQS event source decorator."""
+    return _env("SWITCHBOARD_ROUTING_QUEUE", "switchboard-routing.fifo")
+
+
+def reload_settings() -> None:
+    """Forget cached settings (tests change the environment)."""
+    get_settings.cache_clear()
+
+
+def get_secret(name: str) -> str:
+    """A secret by its name: from SSM (cached by Powertools) when a prefix is configured, else the environment."""
+    prefix = get_settings().ssm_prefix
+    if prefix:
+        from aws_lambda_powertools.utilities import parameters
+
+        value = parameters.get_parameter(f"{prefix}/{name}", decrypt=True, max_age=SECRETS_MAX_AGE)
+        return str(value)
+    value = os.environ.get(name, "")
+    if not value:
+        raise MissingSecret(name)
+    return value
+
+
+class MissingSecret(RuntimeError):
+    """A secret the running code needs is not configured."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"secret {name} is not configured")
+        self.name = name

@@ -1,0 +1,92 @@
+"""The AWS resources the app needs, described once.
+
+The CDK app in ``infra/`` (issue 6) will declare the same shapes; the local
+stack and the integration tests create them from here against moto.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chalicelib.settings import Settings, get_settings
+from chalicelib.store import aws
+
+# Sparse index over the routing table: only items waiting for something
+# (available agents, queued contacts, open offers) carry gsi1 attributes.
+ROUTING_INDEX = "gsi1"
+ROUTING_QUEUE_MAX_RECEIVES = 5
+ROUTING_QUEUE_VISIBILITY_SECONDS = 30
+
+
+def table_definitions(settings: Settings) -> list[dict[str, Any]]:
+    """CreateTable arguments for every table."""
+    key = [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    attrs = [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+    ]
+    return [
+        {
+            "TableName": settings.data_table,
+            "KeySchema": key,
+            "AttributeDefinitions": attrs,
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+        {
+            "TableName": settings.routing_table,
+            "KeySchema": key,
+            "AttributeDefinitions": [
+                *attrs,
+                {"AttributeName": "gsi1pk", "AttributeType": "S"},
+                {"AttributeName": "gsi1sk", "AttributeType": "S"},
+            ],
+            "GlobalSecondaryIndexes": [
+                {
+                    "IndexName": ROUTING_INDEX,
+                    "KeySchema": [
+                        {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                        {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+    ]
+
+
+def dead_letter_queue_name(queue_name: str) -> str:
+    """The DLQ paired with a FIFO queue."""
+    return queue_name.removesuffix(".fifo") + "-dlq.fifo"
+
+
+def create_all(settings: Settings | None = None) -> dict[str, str]:
+    """Create every table and queue (idempotent); returns the queue URLs by name."""
+    settings = settings or get_settings()
+    dynamodb = aws.client("dynamodb")
+    existing = set(dynamodb.list_tables()["TableNames"])
+    for definition in table_definitions(settings):
+        if definition["TableName"] not in existing:
+            dynamodb.create_table(**definition)
+    sqs = aws.client("sqs")
+    dlq_name = dead_letter_queue_name(settings.routing_queue_name)
+    dlq_url = sqs.create_queue(
+        QueueName=dlq_name,
+        Attributes={"FifoQueue": "true", "MessageRetentionPeriod": str(14 * 24 * 3600)},
+    )["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(
+        QueueName=settings.routing_queue_name,
+        Attributes={
+            "FifoQueue": "true",
+            "VisibilityTimeout": str(ROUTING_QUEUE_VISIBILITY_SECONDS),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": ROUTING_QUEUE_MAX_RECEIVES}
+            ),
+        },
+    )["QueueUrl"]
+    return {settings.routing_queue_name: queue_url, dlq_name: dlq_url}
