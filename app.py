@@ -43,9 +43,9 @@ def errors_as_json(event: Any, get_response: Any) -> Response:
 @app.route("/webhooks/webchat", methods=["POST"], content_types=["application/json"])
 def webchat_webhook() -> dict[str, Any]:
     request = _request()
-    message = webchat.parse(
-        bytes(request.raw_body), request.headers, get_secret(WEBCHAT_SECRET), get_settings().max_body_bytes
-    )
+    raw = request.raw_body
+    body = raw if isinstance(raw, bytes) else raw.encode()
+    message = webchat.parse(body, request.headers, get_secret(WEBCHAT_SECRET), get_settings().max_body_bytes)
     stored = inbox.receive(message)
     return {
         "status": "duplicate" if stored.duplicate else "accepted",

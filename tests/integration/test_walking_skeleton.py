@@ -1,0 +1,35 @@
+"""A web-chat message becomes an offer on an agent's WebSocket; the agent accepts."""
+
+from __future__ import annotations
+
+from tests.support import (
+    agent_says,
+    connect_agent,
+    create_agent,
+    drain,
+    offers_to,
+    post_webchat,
+    webchat_payload,
+)
+
+
+def test_message_is_offered_to_connected_agent_who_accepts(client):
+    create_agent(client, "ada")
+    connection = connect_agent(client, "ada")
+
+    response = post_webchat(client, webchat_payload(name="Grace Hopper"))
+    assert response.status_code == 200, response.body
+    conversation_id = response.json_body["conversation_id"]
+
+    drain(client)
+
+    offers = offers_to(connection)
+    assert len(offers) == 1
+    assert offers[0]["contact_id"] == conversation_id
+    assert offers[0]["customer"]["name"] == "Grace Hopper"
+
+    reply = agent_says(client, connection, action="accept", contact_id=conversation_id)
+    assert reply == {"type": "accepted", "contact_id": conversation_id}
+    contact = client.http.get(f"/contacts/{conversation_id}").json_body
+    assert contact["state"] == "assigned"
+    assert contact["assigned_to"] == "ada"

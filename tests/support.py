@@ -1,0 +1,224 @@
+"""Test support: signed provider payloads, Lambda events built the way AWS builds them, and readers of moto state.
+
+Nothing here replaces our own code: AWS is moto, and handlers run through
+``chalice.test.Client`` exactly as Lambda would call them.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from urllib.parse import quote
+from collections.abc import Iterator
+from typing import Any
+
+from chalice.test import Client
+from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+from moto.core import DEFAULT_ACCOUNT_ID
+
+from chalicelib.channels.signing import sign_sha256
+from chalicelib.settings import get_settings
+from chalicelib.store import aws
+from chalicelib.store.dynamo import from_item
+from chalicelib.store.queue import queue_url
+
+WEBCHAT_SECRET = "test-webchat-secret-6f1d"
+REGION = "us-east-1"
+WS_API_ID = "a1b2c3d4e5"
+WS_STAGE = "ws"
+
+
+def webchat_payload(visitor: str = "v_1", message: str = "m_1", text: str = "Where is my order?", **extra: Any) -> dict:
+    return {"site": "acme-shop", "visitor_id": visitor, "message_id": message, "text": text, **extra}
+
+
+def signed(body: bytes, secret: str = WEBCHAT_SECRET) -> dict[str, str]:
+    return {"Content-Type": "application/json", "X-Switchboard-Signature": sign_sha256(secret, body)}
+
+
+def post_webchat(client: Client, payload: dict[str, Any]) -> Any:
+    body = json.dumps(payload).encode()
+    return client.http.post("/webhooks/webchat", headers=signed(body), body=body)
+
+
+# --- the routing queue, pumped into the router Lambda as the SQS event source does ---------
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """A Lambda SQS event for messages received from a FIFO queue (one record per message)."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": {
+                    "ApproximateReceiveCount": m["Attributes"]["ApproximateReceiveCount"],
+                    "SentTimestamp": m["Attributes"]["SentTimestamp"],
+                    "SenderId": m["Attributes"].get("SenderId", "AIDAIENQZJOLO23YVJ4VO"),
+                    "ApproximateFirstReceiveTimestamp": m["Attributes"]["ApproximateFirstReceiveTimestamp"],
+                    "SequenceNumber": m["Attributes"]["SequenceNumber"],
+                    "MessageGroupId": m["Attributes"]["MessageGroupId"],
+                    "MessageDeduplicationId": m["Attributes"]["MessageDeduplicationId"],
+                },
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": REGION,
+            }
+            for m in messages
+        ]
+    }
+
+
+def receive_routing_messages(max_messages: int = 10) -> list[dict[str, Any]]:
+    return aws.client("sqs").receive_message(
+        QueueUrl=queue_url(),
+        MaxNumberOfMessages=max_messages,
+        AttributeNames=["All"],
+        MessageSystemAttributeNames=["All"],
+        VisibilityTimeout=30,
+    ).get("Messages", [])
+
+
+def routing_queue_arn() -> str:
+    attrs = aws.client("sqs").get_queue_attributes(QueueUrl=queue_url(), AttributeNames=["QueueArn"])
+    return str(attrs["Attributes"]["QueueArn"])
+
+
+def deliver_once(client: Client) -> tuple[int, list[str]]:
+    """One batch from the routing queue into ``on_routing_event``, honouring partial batch failures.
+
+    Returns (records delivered, message ids that failed). Failed messages are
+    made visible again at once, as if their visibility timeout had passed.
+    """
+    messages = receive_routing_messages()
+    if not messages:
+        return 0, []
+    response = client.lambda_.invoke("on_routing_event", sqs_event(messages, routing_queue_arn())).payload
+    failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+    sqs = aws.client("sqs")
+    for m in messages:
+        if m["MessageId"] in failed:
+            sqs.change_message_visibility(QueueUrl=queue_url(), ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+        else:
+            sqs.delete_message(QueueUrl=queue_url(), ReceiptHandle=m["ReceiptHandle"])
+    return len(messages), sorted(failed)
+
+
+def drain(client: Client, max_batches: int = 50) -> int:
+    """Deliver routing events until the queue is empty; returns how many records were delivered."""
+    delivered = 0
+    for _ in range(max_batches):
+        count, _failed = deliver_once(client)
+        if count == 0:
+            return delivered
+        delivered += count
+    raise AssertionError("routing queue did not drain")
+
+
+def queued_message_count() -> int:
+    attrs = aws.client("sqs").get_queue_attributes(
+        QueueUrl=queue_url(), AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+# --- agents on the WebSocket API ------------------------------------------------------------
+
+
+def ws_event(route_key: str, connection_id: str, body: str | None = None, query: dict | None = None) -> dict:
+    """An API Gateway WebSocket proxy event as Lambda receives it."""
+    event_type = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route_key, "MESSAGE")
+    event: dict[str, Any] = {
+        "requestContext": {
+            "routeKey": route_key,
+            "eventType": event_type,
+            "extendedRequestId": "Kx" + uuid.uuid4().hex[:12] + "=",
+            "requestTime": "23/Nov/2026:10:00:00 +0000",
+            "messageDirection": "IN",
+            "stage": WS_STAGE,
+            "connectedAt": 1795428000000,
+            "requestTimeEpoch": 1795428000123,
+            "requestId": "Kx" + uuid.uuid4().hex[:12] + "=",
+            "domainName": f"{WS_API_ID}.execute-api.{REGION}.amazonaws.com",
+            "connectionId": connection_id,
+            "apiId": WS_API_ID,
+            "identity": {"sourceIp": "203.0.113.7"},
+        },
+        "isBase64Encoded": False,
+    }
+    if route_key == "$connect":
+        event["headers"] = {"Host": event["requestContext"]["domainName"], "Sec-WebSocket-Version": "13"}
+        event["queryStringParameters"] = query or {}
+    if body is not None:
+        event["requestContext"]["messageId"] = "Kx" + uuid.uuid4().hex[:12] + "="
+        event["body"] = body
+    return event
+
+
+def connect_agent(client: Client, agent_id: str, connection_id: str | None = None) -> str:
+    connection_id = connection_id or uuid.uuid4().hex[:12] + "="
+    response = client.lambda_.invoke("ws_connect", ws_event("$connect", connection_id, query={"agent_id": agent_id}))
+    assert response.payload["statusCode"] == 200, response.payload
+    return connection_id
+
+
+def agent_says(client: Client, connection_id: str, **command: Any) -> dict[str, Any]:
+    """Send an agent command over the WebSocket and return the reply pushed back to that connection."""
+    before = len(pushed(connection_id))
+    client.lambda_.invoke("ws_message", ws_event("$default", connection_id, body=json.dumps(command)))
+    replies = pushed(connection_id)[before:]
+    assert replies, f"no reply pushed for {command}"
+    return replies[-1]
+
+
+def pushed(connection_id: str) -> list[dict[str, Any]]:
+    """Every JSON document pushed to a connection through moto's API Gateway management API."""
+    backend = apigatewaymanagementapi_backends[DEFAULT_ACCOUNT_ID][REGION]
+    key = quote(connection_id, safe="")  # moto keys connections by the id as it appears in the URL path
+    data = backend.connections[key].data.decode() if key in backend.connections else ""
+    decoder, documents, position = json.JSONDecoder(), [], 0
+    while position < len(data):
+        document, position = decoder.raw_decode(data, position)
+        documents.append(document)
+    return documents
+
+
+def offers_to(connection_id: str) -> list[dict[str, Any]]:
+    return [d for d in pushed(connection_id) if d.get("type") == "offer"]
+
+
+def create_agent(client: Client, agent_id: str, capacity: int = 1, presence: str = "Available", **extra: Any) -> None:
+    body = {"agent_id": agent_id, "name": agent_id.title(), "capacity": {"webchat": capacity}, "presence": presence}
+    response = client.http.post(
+        "/agents", headers={"Content-Type": "application/json"}, body=json.dumps({**body, **extra})
+    )
+    assert response.status_code == 201, response.body
+
+
+# --- reading what was stored -----------------------------------------------------------------
+
+
+def all_items(table: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": table}
+    while True:
+        page = aws.client("dynamodb").scan(**kwargs)
+        items.extend(from_item(i) for i in page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def data_items() -> list[dict[str, Any]]:
+    return all_items(get_settings().data_table)
+
+
+def stored_messages() -> list[dict[str, Any]]:
+    return [i for i in data_items() if i.get("type") == "message"]
+
+
+def iter_contacts() -> Iterator[dict[str, Any]]:
+    return (i for i in all_items(get_settings().routing_table) if i["sk"] == "CONTACT")
