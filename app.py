@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -25,22 +27,32 @@ app.experimental_feature_flags.update(["WEBSOCKETS"])
 logger = Logger(service="switchboard")
 
 
-@app.middleware("http")
-def errors_as_json(event: Any, get_response: Any) -> Response:
-    """Map domain errors to their HTTP status and JSON body, in this one place."""
-    try:
-        return get_response(event)
-    except SwitchboardError as error:
-        return Response(body=error.to_body(), status_code=error.status)
-    except MissingSecret as error:
-        logger.error("secret not configured", extra={"secret": error.name})
-        return Response(body={"error": "not_configured", "message": str(error)}, status_code=503)
+def route(path: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """``app.route`` whose view maps domain errors to their HTTP status and JSON body, in this one place.
+
+    (Chalice turns exceptions raised in a view into a 500 before HTTP middleware sees them.)
+    """
+
+    def register(view: Callable[..., Any]) -> Any:
+        @functools.wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return view(*args, **kwargs)
+            except SwitchboardError as error:
+                return Response(body=error.to_body(), status_code=error.status)
+            except MissingSecret as error:
+                logger.error("secret not configured", extra={"secret": error.name})
+                return Response(body={"error": "not_configured", "message": str(error)}, status_code=503)
+
+        return app.route(path, **options)(guarded)
+
+    return register
 
 
 # --- channels -------------------------------------------------------------------
 
 
-@app.route("/webhooks/webchat", methods=["POST"], content_types=["application/json"])
+@route("/webhooks/webchat", methods=["POST"], content_types=["application/json"])
 def webchat_webhook() -> dict[str, Any]:
     request = _request()
     raw = request.raw_body
@@ -58,28 +70,28 @@ def webchat_webhook() -> dict[str, Any]:
 # --- agents ---------------------------------------------------------------------
 
 
-@app.route("/agents", methods=["POST"], content_types=["application/json"])
+@route("/agents", methods=["POST"], content_types=["application/json"])
 def create_agent() -> Response:
     agent = agents.create_agent(_json_body())
     return Response(body=agents.agent_view(agent), status_code=201)
 
 
-@app.route("/agents", methods=["GET"])
+@route("/agents", methods=["GET"])
 def list_agents() -> dict[str, Any]:
     return {"agents": [agents.agent_view(a) for a in routing_store.list_agents()]}
 
 
-@app.route("/agents/{agent_id}", methods=["GET"])
+@route("/agents/{agent_id}", methods=["GET"])
 def get_agent(agent_id: str) -> dict[str, Any]:
     return agents.agent_view(agents.get_agent(agent_id))
 
 
-@app.route("/agents/{agent_id}/presence", methods=["PUT"], content_types=["application/json"])
+@route("/agents/{agent_id}/presence", methods=["PUT"], content_types=["application/json"])
 def set_presence(agent_id: str) -> dict[str, Any]:
     return agents.agent_view(agents.set_presence(agent_id, _json_body()))
 
 
-@app.route("/contacts/{contact_id}", methods=["GET"])
+@route("/contacts/{contact_id}", methods=["GET"])
 def get_contact(contact_id: str) -> dict[str, Any]:
     contact = routing_store.get_contact(contact_id)
     if contact is None:

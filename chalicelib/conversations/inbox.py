@@ -21,10 +21,14 @@ def receive(message: InboundMessage) -> StoredMessage:
     idempotent, so a healthy first attempt makes this harmless.
     """
     stored = conversations.ingest(message, clock.now_iso())
-    logger.append_keys(conversation_id=stored.conversation_id)
     logger.info(
         "inbound message",
-        extra={"channel": message.channel, "message_id": stored.message_id, "duplicate": stored.duplicate},
+        extra={
+            "conversation_id": stored.conversation_id,
+            "channel": message.channel,
+            "message_id": stored.message_id,
+            "duplicate": stored.duplicate,
+        },
     )
     queue.publish(
         ConversationMessage(

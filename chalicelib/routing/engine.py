@@ -57,7 +57,7 @@ def on_conversation_message(event: ConversationMessage, now: str) -> Outcome:
     if contact is None:
         contact = _open_contact(event)
     if contact.state is ContactState.QUEUED:
-        offer = offer_contact(contact.contact_id, now)
+        offer = offer_contact(contact.contact_id, now, known=contact)
         return Outcome(offers=(offer,) if offer else (), note="queued")
     if contact.state is ContactState.OFFERED and contact.offered_to:
         # A redelivered event may follow a push that never happened; offers are idempotent by offer_id.
@@ -91,9 +91,12 @@ def _open_contact(event: ConversationMessage) -> Contact:
     return contact
 
 
-def plan_offer(contact_id: str, now: str) -> Offer | None:
-    """Decide who gets a queued contact, from fresh reads; None if it is not queued or nobody can take it."""
-    contact = store.get_contact(contact_id)
+def plan_offer(contact_id: str, now: str, known: Contact | None = None) -> Offer | None:
+    """Decide who gets a queued contact, from fresh reads; None if it is not queued or nobody can take it.
+
+    ``known`` is the contact as the caller just wrote it, saving a read; a stale one only makes the commit fail.
+    """
+    contact = known or store.get_contact(contact_id)
     if contact is None or contact.state is not ContactState.QUEUED:
         return None
     agent = matching.choose_agent(contact, store.available_agents(contact.queue))
@@ -118,10 +121,10 @@ def commit_offer(offer: Offer) -> None:
     store.save(offer.contact, offer.agent)
 
 
-def offer_contact(contact_id: str, now: str) -> Offer | None:
+def offer_contact(contact_id: str, now: str, known: Contact | None = None) -> Offer | None:
     """Offer a queued contact to the best agent, planning again whenever another router got there first."""
-    for _ in range(_ATTEMPTS):
-        offer = plan_offer(contact_id, now)
+    for attempt in range(_ATTEMPTS):
+        offer = plan_offer(contact_id, now, known if attempt == 0 else None)
         if offer is None:
             return None
         try:
@@ -134,19 +137,25 @@ def offer_contact(contact_id: str, now: str) -> Offer | None:
     return None
 
 
+def plan_for_agent(agent_id: str, now: str) -> Offer | None:
+    """Decide which waiting contact a freed agent takes, from fresh reads; None if none fits or they are busy."""
+    agent = store.get_agent(agent_id)
+    if agent is None or not agent.takes_work:
+        return None
+    contact = matching.choose_contact(agent, store.waiting_contacts(agent.queues[0]))
+    if contact is None:
+        return None
+    return _offer(contact, agent, now)
+
+
 def on_agent_freed(agent_id: str, now: str) -> Outcome:
     """Give a freed agent the best waiting contacts while they have room."""
     offers: list[Offer] = []
     conflicts = 0
     while len(offers) < _MAX_OFFERS_PER_AGENT_EVENT and conflicts < _ATTEMPTS:
-        agent = store.get_agent(agent_id)
-        if agent is None or not agent.takes_work:
+        offer = plan_for_agent(agent_id, now)
+        if offer is None:
             break
-        waiting = store.waiting_contacts(agent.queues[0])
-        contact = matching.choose_contact(agent, waiting)
-        if contact is None:
-            break
-        offer = _offer(contact, agent, now)
         try:
             commit_offer(offer)
         except TransactionConflict:
