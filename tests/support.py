@@ -96,8 +96,11 @@ def deliver_once(client: Client) -> tuple[int, list[str]]:
     messages = receive_routing_messages()
     if not messages:
         return 0, []
-    response = client.lambda_.invoke("on_routing_event", sqs_event(messages, routing_queue_arn())).payload
-    failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+    try:
+        response = client.lambda_.invoke("on_routing_event", sqs_event(messages, routing_queue_arn())).payload
+        failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+    except Exception:  # an invocation error: Lambda returns the whole batch to the queue
+        failed = {m["MessageId"] for m in messages}
     sqs = aws.client("sqs")
     for m in messages:
         if m["MessageId"] in failed:
