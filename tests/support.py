@@ -12,6 +12,7 @@ from urllib.parse import quote
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 from chalice.test import Client
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -72,8 +73,13 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
     }
 
 
+def lambda_service_sqs() -> Any:
+    """The SQS client of the Lambda event source poller: not the app's, so the app's request counts stay its own."""
+    return boto3.client("sqs", region_name=REGION)
+
+
 def receive_routing_messages(max_messages: int = 10) -> list[dict[str, Any]]:
-    return aws.client("sqs").receive_message(
+    return lambda_service_sqs().receive_message(
         QueueUrl=queue_url(),
         MaxNumberOfMessages=max_messages,
         AttributeNames=["All"],
@@ -83,7 +89,7 @@ def receive_routing_messages(max_messages: int = 10) -> list[dict[str, Any]]:
 
 
 def routing_queue_arn() -> str:
-    attrs = aws.client("sqs").get_queue_attributes(QueueUrl=queue_url(), AttributeNames=["QueueArn"])
+    attrs = lambda_service_sqs().get_queue_attributes(QueueUrl=queue_url(), AttributeNames=["QueueArn"])
     return str(attrs["Attributes"]["QueueArn"])
 
 
@@ -101,7 +107,7 @@ def deliver_once(client: Client) -> tuple[int, list[str]]:
         failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
     except Exception:  # an invocation error: Lambda returns the whole batch to the queue
         failed = {m["MessageId"] for m in messages}
-    sqs = aws.client("sqs")
+    sqs = lambda_service_sqs()
     for m in messages:
         if m["MessageId"] in failed:
             sqs.change_message_visibility(QueueUrl=queue_url(), ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
@@ -122,7 +128,7 @@ def drain(client: Client, max_batches: int = 50) -> int:
 
 
 def queued_message_count() -> int:
-    attrs = aws.client("sqs").get_queue_attributes(
+    attrs = lambda_service_sqs().get_queue_attributes(
         QueueUrl=queue_url(), AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     )["Attributes"]
     return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])

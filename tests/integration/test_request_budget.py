@@ -1,0 +1,47 @@
+"""A cost budget: the AWS requests one web-chat message costs, webhook to offer, stay at or below a written number.
+
+Counted with botocore's ``before-send`` hook on every client the app uses,
+so retries count too. The routing queue's receive and delete are made by the
+Lambda service, not by our code, and are not counted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from chalicelib.store import aws
+from tests.support import connect_agent, create_agent, drain, offers_to, post_webchat, webchat_payload
+
+# Documented in README.md ("Cost budget"). Webhook: 3 (identity read, one transaction, queue send).
+# Router: 7 (contact read, customer read, contact create, agents query, reserve transaction,
+# connections query, push).
+REQUESTS_PER_MESSAGE = 10
+
+
+def _count_requests() -> Counter[str]:
+    counts: Counter[str] = Counter()
+
+    def count(event_name: str, **_: Any) -> None:
+        counts[event_name.removeprefix("before-send.")] += 1
+
+    for client in aws.created_clients():
+        client.meta.events.register_first("before-send", count)
+    return counts
+
+
+def test_one_message_costs_at_most_the_budget(client):
+    create_agent(client, "ada", capacity=5)
+    connection = connect_agent(client, "ada")
+    post_webchat(client, webchat_payload(visitor="warm-up", message="warm-up"))
+    drain(client)  # every client exists and the queue URL is cached, as in a warm Lambda
+
+    counts = _count_requests()
+    post_webchat(client, webchat_payload(visitor="v_budget", message="m_budget"))
+    drain(client)
+
+    assert len(offers_to(connection)) == 2
+    total = sum(counts.values())
+    assert total <= REQUESTS_PER_MESSAGE, f"{total} requests: {dict(counts)}"
+    assert counts["sqs.SendMessage"] == 1
+    assert counts["apigatewaymanagementapi.PostToConnection"] == 1
