@@ -79,13 +79,17 @@ def lambda_service_sqs() -> Any:
 
 
 def receive_routing_messages(max_messages: int = 10) -> list[dict[str, Any]]:
-    return lambda_service_sqs().receive_message(
-        QueueUrl=queue_url(),
-        MaxNumberOfMessages=max_messages,
-        AttributeNames=["All"],
-        MessageSystemAttributeNames=["All"],
-        VisibilityTimeout=30,
-    ).get("Messages", [])
+    return (
+        lambda_service_sqs()
+        .receive_message(
+            QueueUrl=queue_url(),
+            MaxNumberOfMessages=max_messages,
+            AttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
+            VisibilityTimeout=30,
+        )
+        .get("Messages", [])
+    )
 
 
 def routing_queue_arn() -> str:

@@ -54,12 +54,22 @@ BAD_REQUESTS = {
     "missing text": (json.dumps({"site": "s", "visitor_id": "v", "message_id": "m"}).encode(), 422, None, "text"),
     "text is a number": (json.dumps(webchat_payload(text=42)).encode(), 422, None, "text"),
     "blank text": (json.dumps(webchat_payload(text="   ")).encode(), 422, None, "text"),
-    "visitor id wrongly typed": (json.dumps({**webchat_payload(), "visitor_id": ["v"]}).encode(), 422, None, "visitor_id"),
+    "visitor id wrongly typed": (
+        json.dumps({**webchat_payload(), "visitor_id": ["v"]}).encode(),
+        422,
+        None,
+        "visitor_id",
+    ),
     "bad email": (json.dumps(webchat_payload(email="not-an-email")).encode(), 422, None, "email"),
     "nested metadata": (json.dumps(webchat_payload(metadata={"cart": {"id": 1}})).encode(), 422, None, "metadata"),
     "unknown field": (json.dumps({**webchat_payload(), "txt": "typo"}).encode(), 422, None, "txt"),
     "bad sent_at": (json.dumps(webchat_payload(sent_at="yesterday")).encode(), 422, None, "sent_at"),
-    "over 64 KB": (json.dumps(webchat_payload(text="x" * 4000, metadata={"pad": "y"})).encode() + b" " * 65536, 413, "payload_too_large", None),
+    "over 64 KB": (
+        json.dumps(webchat_payload(text="x" * 4000, metadata={"pad": "y"})).encode() + b" " * 65536,
+        413,
+        "payload_too_large",
+        None,
+    ),
 }
 
 
