@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from urllib.parse import quote
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 from chalice.test import Client

@@ -60,8 +60,10 @@ def on_conversation_message(event: ConversationMessage, now: str) -> Outcome:
         offer = offer_contact(contact.contact_id, now, known=contact)
         return Outcome(offers=(offer,) if offer else (), note="queued")
     if contact.state is ContactState.OFFERED and contact.offered_to:
-        # A redelivered event may follow a push that never happened; offers are idempotent by offer_id.
-        push.to_agent(contact.offered_to, offer_payload(contact))
+        if event.received_at == contact.enqueued_at:
+            # The event that opened the contact, redelivered: its push may never have happened.
+            # Offers are idempotent by offer_id on the agent's side.
+            push.to_agent(contact.offered_to, offer_payload(contact))
         return Outcome(note="already offered")
     if contact.state is ContactState.ASSIGNED and contact.assigned_to:
         push.to_agent(

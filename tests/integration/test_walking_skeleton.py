@@ -33,3 +33,14 @@ def test_message_is_offered_to_connected_agent_who_accepts(client):
     contact = client.http.get(f"/contacts/{conversation_id}").json_body
     assert contact["state"] == "assigned"
     assert contact["assigned_to"] == "ada"
+
+
+def test_follow_up_while_offered_does_not_repeat_the_offer(client):
+    create_agent(client, "ada")
+    connection = connect_agent(client, "ada")
+    post_webchat(client, webchat_payload(message="m_1"))
+    drain(client)
+    post_webchat(client, webchat_payload(message="m_2", text="Order 1234"))
+    drain(client)
+
+    assert len(offers_to(connection)) == 1
