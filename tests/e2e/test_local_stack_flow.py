@@ -1,0 +1,90 @@
+"""End to end on the local stack: real HTTP, a real WebSocket client, moto in server mode, the SQS pump.
+
+A signed web-chat message goes in over HTTP; the offer is pushed to the
+agent's WebSocket; the agent accepts over the same socket.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from websockets.sync.client import ClientConnection, connect
+
+from chalicelib.channels.signing import sign_sha256
+from chalicelib.local.stack import LocalStack
+
+pytestmark = pytest.mark.e2e
+SECRET = "e2e-webchat-secret"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("WEBCHAT_SECRET", SECRET)
+    from app import app
+
+    with LocalStack(app, api_port=0, ws_port=0, management_port=0, moto_port=0) as running:
+        yield running
+    monkeypatch.undo()
+
+
+def _next(ws: ClientConnection, kind: str, timeout: float = 15.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        event = json.loads(ws.recv(timeout=left))
+        if event.get("type") == kind:
+            return dict(event)
+    raise AssertionError(f"no {kind} within {timeout} s")
+
+
+def _post(stack: LocalStack, payload: dict[str, Any], secret: str = SECRET) -> requests.Response:
+    body = json.dumps(payload).encode()
+    return requests.post(
+        f"{stack.api_url}/webhooks/webchat",
+        data=body,
+        headers={"Content-Type": "application/json", "X-Switchboard-Signature": sign_sha256(secret, body)},
+        timeout=10,
+    )
+
+
+def test_message_in_offer_pushed_accept(stack: LocalStack) -> None:
+    created = requests.post(
+        f"{stack.api_url}/agents",
+        json={"agent_id": "e2e-ada", "name": "Ada", "capacity": {"webchat": 2}, "presence": "Available"},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+
+    with connect(f"{stack.ws_url}?agent_id=e2e-ada") as ws:
+        response = _post(stack, {"site": "acme", "visitor_id": "e2e-v1", "message_id": "e2e-m1", "text": "Hi!"})
+        assert response.status_code == 200, response.text
+        conversation = response.json()["conversation_id"]
+
+        offer = _next(ws, "offer")
+        assert offer["contact_id"] == conversation
+        assert offer["channel"] == "webchat"
+
+        ws.send(json.dumps({"action": "accept", "contact_id": conversation, "offer_id": offer["offer_id"]}))
+        assert _next(ws, "accepted")["contact_id"] == conversation
+
+    contact = requests.get(f"{stack.api_url}/contacts/{conversation}", timeout=10).json()
+    assert contact["state"] == "assigned" and contact["assigned_to"] == "e2e-ada"
+
+
+def test_forged_webhook_is_refused_over_http(stack: LocalStack) -> None:
+    response = _post(stack, {"site": "acme", "visitor_id": "e2e-v2", "message_id": "e2e-m2", "text": "x"}, "wrong")
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_signature"
+
+
+def test_unknown_agent_cannot_open_a_websocket(stack: LocalStack) -> None:
+    from websockets.exceptions import InvalidStatus
+
+    with pytest.raises(InvalidStatus) as refused, connect(f"{stack.ws_url}?agent_id=nobody"):
+        pass
+    assert refused.value.response.status_code == 403
