@@ -22,7 +22,7 @@ from chalicelib.routing.events import from_body
 from chalicelib.settings import WEBCHAT_SECRET, MissingSecret, get_secret, get_settings, routing_queue_name
 from chalicelib.store import routing as routing_store
 
-app = Chalice(app_name="switchboard")
+app = Chalice(app_name="switchboard", configure_logs=False)  # Powertools owns logging
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 logger = Logger(service="switchboard")
 

@@ -103,7 +103,7 @@ class Demo:
             self.board.conversations[visitor] = conversation
             self.board.by_id[conversation.conversation_id] = conversation
             if n % 4 == 0:  # some write again before an agent answers: same conversation, no second contact
-                again = await asyncio.to_thread(self.post, visitor, f"{visitor}-2", "It was order 10%02d." % n)
+                again = await asyncio.to_thread(self.post, visitor, f"{visitor}-2", f"It was order 10{n:02d}.")
                 assert again["conversation_id"] == conversation.conversation_id
             progress.update(task, advance=1)
             await asyncio.sleep(self.rng.uniform(0.05, 0.25))
@@ -211,7 +211,6 @@ def main() -> int:
     started = time.monotonic()
     sys.path.insert(0, os.getcwd())
     from app import app  # the real app, as deployed
-
     from chalicelib.local.stack import LocalStack
 
     with LocalStack(app, api_port=0, ws_port=0, management_port=0, moto_port=0, schedule_interval_seconds=5) as stack:
@@ -221,9 +220,10 @@ def main() -> int:
         console.print(demo.summary())
         waits = [c.wait_offered for c in demo.board.conversations.values() if c.wait_offered is not None]
         if waits:
+            median = sorted(waits)[len(waits) // 2]
             console.print(
-                f"offered {len(waits)}/{VISITORS}; wait until offered: median {sorted(waits)[len(waits) // 2]:.2f} s, "
-                f"max {max(waits):.2f} s; closed {demo.board.closed}/{VISITORS}; {time.monotonic() - started:.1f} s in all"
+                f"offered {len(waits)}/{VISITORS}; wait until offered: median {median:.2f} s, max {max(waits):.2f} s; "
+                f"closed {demo.board.closed}/{VISITORS}; {time.monotonic() - started:.1f} s in all"
             )
     if not ok:
         console.print("[red]demo failed: not every conversation was offered, accepted and closed[/red]")

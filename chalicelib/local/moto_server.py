@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 
 class MotoServer:
-    """One ``ThreadedMotoServer`` bound to 127.0.0.1, with a start/stop that really frees the port."""
+    """One ``ThreadedMotoServer`` bound to 127.0.0.1 that starts from empty state."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
@@ -44,12 +44,9 @@ class MotoServer:
         logger.info("moto server listening on %s", self._url)
 
     def stop(self) -> None:
-        """Stop serving, join the thread and close the listening socket."""
+        """Stop serving and free the port."""
         if self._url is None:
             return
+        # Joins the thread; werkzeug's serve_forever closes the socket on its way out.
         self._server.stop()
-        # ThreadedMotoServer.stop() shuts the loop down but leaves the socket open.
-        inner = getattr(self._server, "_server", None)
-        if inner is not None:
-            inner.server_close()
         self._url = None

@@ -351,14 +351,31 @@ def test_sqs_event_and_context_look_like_lambdas(stack: LocalStack) -> None:
     assert len({c.aws_request_id for c in contexts}) == len(contexts)
 
 
+def test_wait_idle_returns_once_the_queue_was_polled_empty(stack: LocalStack) -> None:
+    tag = uuid.uuid4().hex
+    send_batch([f"ok-idle-{tag}"], [f"i-{tag}"])
+
+    assert stack.pump.wait_idle(timeout=10)
+    assert len(seen.deliveries(f"ok-idle-{tag}")) == 1
+
+
 # --- schedules --------------------------------------------------------------------------
 
 
 def test_scheduled_handler_fires_with_an_eventbridge_payload(stack: LocalStack) -> None:
-    ticks = wait_for(lambda: seen.of("tick") if len(seen.of("tick")) >= 2 else None, what="two ticks")
+    wait_for(lambda: len(seen.of("tick")) >= 2, what="two ticks")
+    ticks = seen.of("tick")
 
     parsed = EventBridgeModel.model_validate(ticks[0])
     assert parsed.detail_type == "Scheduled Event"
     assert parsed.source == "aws.events"
     assert ticks[0]["resources"][0].endswith(":rule/localstack-test-dev-tick")
     assert ticks[0]["id"] != ticks[1]["id"]
+
+
+def test_fire_schedules_invokes_the_handler_now(stack: LocalStack) -> None:
+    before = len(seen.of("tick"))
+
+    assert stack.pump.fire_schedules("tick") == 1
+    assert len(seen.of("tick")) > before
+    assert stack.pump.fire_schedules("no-such-handler") == 0

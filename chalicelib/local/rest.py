@@ -1,0 +1,102 @@
+"""The app's REST routes over HTTP, served by Chalice's own local API Gateway emulation."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from chalice import Chalice
+from chalice.app import Request
+from chalice.config import Config
+from chalice.local import ChaliceRequestHandler, LocalDevServer
+
+from chalicelib.local.lambda_context import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_SECONDS
+
+logger = logging.getLogger(__name__)
+
+
+class _ThreadLocalRequest(Chalice):
+    """Makes ``app.current_request`` (and ``app.lambda_context``) per thread, as ``chalice local`` does.
+
+    The dev server answers requests on concurrent threads; with Chalice's plain
+    attribute one request would read another's ``current_request``. Unlike
+    chalice's ``LocalChalice`` it reads ``None`` (not AttributeError) on threads
+    that never served a request, such as the pump's.
+    """
+
+    _local = threading.local()
+
+    @property
+    def current_request(self) -> Request | None:
+        return getattr(self._local, "current_request", None)
+
+    @current_request.setter
+    def current_request(self, value: Request | None) -> None:
+        self._local.current_request = value
+
+    @property
+    def lambda_context(self) -> Any:
+        return getattr(self._local, "lambda_context", None)
+
+    @lambda_context.setter
+    def lambda_context(self, value: Any) -> None:
+        self._local.lambda_context = value
+
+
+class _LoggedRequestHandler(ChaliceRequestHandler):
+    """Access lines go to ``logging`` (INFO) instead of stderr, so ``make local`` shows them and the demo does not."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.info("%s %s", self.address_string(), format % args)
+
+
+class RestApiServer:
+    """``chalice.local.LocalDevServer`` in a daemon thread, bound to loopback."""
+
+    def __init__(self, app: Chalice, *, host: str = "127.0.0.1", port: int = 0, stage: str = "dev") -> None:
+        self._app = app
+        self._host = host
+        self._original_class: type[Chalice] | None = None
+        if not isinstance(app, _ThreadLocalRequest):
+            self._original_class = type(app)
+            app.__class__ = type(f"Local{type(app).__name__}", (_ThreadLocalRequest, type(app)), {})
+        config = Config.create(
+            chalice_stage=stage,
+            app_name=app.app_name,
+            lambda_timeout=DEFAULT_TIMEOUT_SECONDS,
+            lambda_memory_size=DEFAULT_MEMORY_MB,
+        )
+        # LocalDevServer binds in its constructor, so the port is known from here on.
+        self._server = LocalDevServer(app, config, host, port, handler_cls=_LoggedRequestHandler)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return int(self._server.server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` (routes hang directly off it, as with ``chalice local``)."""
+        return f"http://{self._host}:{self.port}"
+
+    def start(self) -> None:
+        """Serve in a daemon thread."""
+        # LocalDevServer.serve_forever() prints a banner; the stack logs its URLs itself.
+        server: Any = self._server.server
+        self._thread = threading.Thread(target=server.serve_forever, name="rest-api", daemon=True)
+        self._thread.start()
+        logger.info("REST API listening on %s", self.url)
+
+    def stop(self) -> None:
+        """Stop serving (``shutdown`` must come from another thread), close the socket, undo the class swap."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._server.server.server_close()
+        if self._original_class is not None:
+            app: Any = self._app
+            app.__class__ = self._original_class
+            self._original_class = None
