@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 
 class SwitchboardError(Exception):
     """Base of every error that is the caller's fault; carries its HTTP status and a machine-readable code."""
@@ -31,6 +33,15 @@ class InvalidJson(SwitchboardError):
 class InvalidPayload(SwitchboardError):
     status = 422
     code = "invalid_payload"
+
+    @classmethod
+    def naming_fields(cls, exc: ValidationError) -> InvalidPayload:
+        """From pydantic's errors: one detail per bad field, and a message listing them all."""
+        details = [
+            {"field": ".".join(str(p) for p in error["loc"]) or "(body)", "problem": error["msg"]}
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        return cls("; ".join(f"{d['field']}: {d['problem']}" for d in details), details)
 
 
 class PayloadTooLarge(SwitchboardError):

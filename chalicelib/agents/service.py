@@ -41,11 +41,7 @@ def validate(model: type[BaseModel], document: Any) -> Any:
     try:
         return model.model_validate(document)
     except ValidationError as exc:
-        details = [
-            {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
-            for e in exc.errors(include_url=False, include_input=False)
-        ]
-        raise InvalidPayload("; ".join(f"{d['field']}: {d['problem']}" for d in details), details) from None
+        raise InvalidPayload.naming_fields(exc) from None
 
 
 class PresenceChange(BaseModel):

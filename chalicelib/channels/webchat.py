@@ -100,7 +100,7 @@ def parse(raw_body: bytes, headers: Mapping[str, str], secret: str, max_body_byt
     try:
         payload = WebchatPayload.model_validate(document)
     except ValidationError as exc:
-        raise InvalidPayload(_summary(exc), details=_details(exc)) from None
+        raise InvalidPayload.naming_fields(exc) from None
     return InboundMessage(
         channel=CHANNEL,
         provider_message_id=f"{payload.site}/{payload.message_id}",
@@ -112,14 +112,3 @@ def parse(raw_body: bytes, headers: Mapping[str, str], secret: str, max_body_byt
         language=payload.language,
         metadata=dict(payload.metadata),
     )
-
-
-def _details(exc: ValidationError) -> list[dict[str, Any]]:
-    return [
-        {"field": ".".join(str(p) for p in error["loc"]) or "(body)", "problem": error["msg"]}
-        for error in exc.errors(include_url=False, include_input=False)
-    ]
-
-
-def _summary(exc: ValidationError) -> str:
-    return "; ".join(f"{d['field']}: {d['problem']}" for d in _details(exc))

@@ -68,15 +68,20 @@ def _agent_from(values: dict[str, Any]) -> Agent:
     )
 
 
-def agent_put(agent: Agent) -> dict[str, Any]:
-    """A transaction action saving ``agent`` if nobody changed it since its previous version."""
-    action: dict[str, Any] = {"TableName": _table(), "Item": _agent_item(agent)}
-    if agent.version == 0:
+def _versioned_put(item: dict[str, Any], version: int) -> dict[str, Any]:
+    """A transaction action writing ``item`` (at ``version``) only over the version before it; 0 means new."""
+    action: dict[str, Any] = {"TableName": _table(), "Item": item}
+    if version == 0:
         action["ConditionExpression"] = "attribute_not_exists(pk)"
     else:
         action["ConditionExpression"] = "version = :expected"
-        action["ExpressionAttributeValues"] = to_values({":expected": agent.version - 1})
+        action["ExpressionAttributeValues"] = to_values({":expected": version - 1})
     return {"Put": action}
+
+
+def agent_put(agent: Agent) -> dict[str, Any]:
+    """A transaction action saving ``agent`` if nobody changed it since its previous version."""
+    return _versioned_put(_agent_item(agent), agent.version)
 
 
 def create_agent(agent: Agent) -> None:
@@ -201,13 +206,7 @@ def _contact_from(values: dict[str, Any]) -> Contact:
 
 def contact_put(contact: Contact) -> dict[str, Any]:
     """A transaction action saving ``contact`` if nobody changed it since its previous version."""
-    action: dict[str, Any] = {"TableName": _table(), "Item": _contact_item(contact)}
-    if contact.version == 0:
-        action["ConditionExpression"] = "attribute_not_exists(pk)"
-    else:
-        action["ConditionExpression"] = "version = :expected"
-        action["ExpressionAttributeValues"] = to_values({":expected": contact.version - 1})
-    return {"Put": action}
+    return _versioned_put(_contact_item(contact), contact.version)
 
 
 def get_contact(contact_id: str) -> Contact | None:
