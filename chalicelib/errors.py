@@ -54,6 +54,11 @@ class Unauthenticated(SwitchboardError):
     code = "invalid_signature"
 
 
+class Forbidden(SwitchboardError):
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(SwitchboardError):
     status = 404
     code = "not_found"
