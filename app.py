@@ -6,6 +6,7 @@ import functools
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
@@ -13,17 +14,20 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice.app import Chalice, Request, Response, WebsocketEvent
 
 from chalicelib.agents import service as agents
-from chalicelib.channels import webchat
-from chalicelib.conversations import inbox
+from chalicelib.channels import registry
+from chalicelib.channels.base import ChannelAdapter, WebhookRequest
+from chalicelib.conversations import customers, inbox
 from chalicelib.errors import InvalidJson, InvalidPayload, NotFound, SwitchboardError
 from chalicelib.notify import push
 from chalicelib.routing import engine
 from chalicelib.routing.events import from_body
-from chalicelib.settings import WEBCHAT_SECRET, MissingSecret, get_secret, get_settings, routing_queue_name
+from chalicelib.settings import MissingSecret, get_settings, routing_queue_name
 from chalicelib.store import routing as routing_store
 
 app = Chalice(app_name="switchboard", configure_logs=False)  # Powertools owns logging
 app.experimental_feature_flags.update(["WEBSOCKETS"])
+# Mailgun posts multipart/form-data with attachments: keep the raw bytes intact.
+app.api.binary_types.append("multipart/form-data")
 logger = Logger(service="switchboard")
 
 
@@ -50,21 +54,30 @@ def route(path: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
 
 
 # --- channels -------------------------------------------------------------------
+# One route per registered channel adapter; the adapter verifies, parses and says what to answer.
 
 
-@route("/webhooks/webchat", methods=["POST"], content_types=["application/json"])
-def webchat_webhook() -> dict[str, Any]:
-    request = _request()
-    raw = request.raw_body
-    body = raw if isinstance(raw, bytes) else raw.encode()
-    message = webchat.parse(body, request.headers, get_secret(WEBCHAT_SECRET), get_settings().max_body_bytes)
-    stored = inbox.receive(message)
-    return {
-        "status": "duplicate" if stored.duplicate else "accepted",
-        "message_id": stored.message_id,
-        "conversation_id": stored.conversation_id,
-        "customer_id": stored.customer_id,
-    }
+def _webhook_view(adapter: ChannelAdapter) -> Callable[..., Response]:
+    def view() -> Response:
+        request = _request()
+        raw = request.raw_body if request.method != "GET" else b""
+        body = raw if isinstance(raw, bytes) else raw.encode()
+        query = dict(request.query_params or {})
+        public_url = get_settings().public_base_url + adapter.path + (f"?{urlencode(query)}" if query else "")
+        webhook_request = WebhookRequest(request.method, adapter.path, request.headers, query, body, public_url)
+        reply = inbox.deliver(adapter, webhook_request)
+        if isinstance(reply.body, dict):
+            return Response(body=reply.body, status_code=reply.status)
+        return Response(body=reply.body, status_code=reply.status, headers={"Content-Type": reply.content_type})
+
+    view.__name__ = f"webhook_{adapter.name}"
+    return view
+
+
+for _adapter in registry.CHANNELS:
+    route(_adapter.path, methods=list(_adapter.methods), content_types=list(_adapter.content_types))(
+        _webhook_view(_adapter)
+    )
 
 
 # --- agents ---------------------------------------------------------------------
@@ -122,6 +135,24 @@ def _json_body() -> Any:
         return json.loads(_request().raw_body or b"null")
     except ValueError as exc:
         raise InvalidJson(f"body is not JSON: {exc}") from None
+
+
+# --- customers (admin) --------------------------------------------------------------
+
+
+@route("/customers/{customer_id}", methods=["GET"])
+def get_customer(customer_id: str) -> dict[str, Any]:
+    return customers.profile_with_timeline(customer_id)
+
+
+@route("/admin/identities/link", methods=["POST"], content_types=["application/json"])
+def link_identities() -> dict[str, Any]:
+    return customers.link(_json_body())
+
+
+@route("/admin/customers/merge", methods=["POST"], content_types=["application/json"])
+def merge_customers() -> dict[str, Any]:
+    return customers.merge(_json_body())
 
 
 # --- agent WebSocket --------------------------------------------------------------

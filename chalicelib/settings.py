@@ -15,6 +15,21 @@ from functools import lru_cache
 
 # Names of the secrets; nothing else may read them from the environment.
 WEBCHAT_SECRET = "WEBCHAT_SECRET"
+API_CHANNEL_SECRET = "API_CHANNEL_SECRET"
+TWILIO_AUTH_TOKEN = "TWILIO_AUTH_TOKEN"
+META_APP_SECRET = "META_APP_SECRET"
+META_VERIFY_TOKEN = "META_VERIFY_TOKEN"
+TELEGRAM_SECRET_TOKEN = "TELEGRAM_SECRET_TOKEN"
+MAILGUN_SIGNING_KEY = "MAILGUN_SIGNING_KEY"
+SECRET_NAMES = (
+    WEBCHAT_SECRET,
+    API_CHANNEL_SECRET,
+    TWILIO_AUTH_TOKEN,
+    META_APP_SECRET,
+    META_VERIFY_TOKEN,
+    TELEGRAM_SECRET_TOKEN,
+    MAILGUN_SIGNING_KEY,
+)
 SECRETS_MAX_AGE = 300
 
 
@@ -31,6 +46,10 @@ class Settings:
     offer_timeout_seconds: int
     max_body_bytes: int
     ssm_prefix: str | None
+    # The public URL prefix providers call (https://api.example.com/api); Twilio signs the full URL.
+    public_base_url: str
+    # SNS topics allowed to post to /webhooks/email/ses.
+    sns_topic_arns: tuple[str, ...]
 
 
 def _env(name: str, default: str) -> str:
@@ -53,6 +72,8 @@ def get_settings() -> Settings:
         offer_timeout_seconds=int(_env("OFFER_TIMEOUT_SECONDS", "30")),
         max_body_bytes=int(_env("MAX_WEBHOOK_BODY_BYTES", str(64 * 1024))),
         ssm_prefix=os.environ.get("SWITCHBOARD_SSM_PREFIX") or None,
+        public_base_url=_env("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+        sns_topic_arns=tuple(a.strip() for a in os.environ.get("SNS_TOPIC_ARNS", "").split(",") if a.strip()),
     )
 
 

@@ -16,7 +16,7 @@ from chalicelib import clock
 from chalicelib.errors import Conflict, InvalidPayload, NotFound
 from chalicelib.routing.events import AgentFreed, ContactRequeued
 from chalicelib.routing.model import Agent, Contact, ContactState, Presence
-from chalicelib.store import queue
+from chalicelib.store import conversations, queue
 from chalicelib.store import routing as store
 from chalicelib.store.dynamo import TransactionConflict
 
@@ -184,6 +184,8 @@ def close(agent_id: str, contact_id: str) -> Contact:
             store.save_closing(closed, agent.released(contact.channel, now))
         except TransactionConflict:
             continue
+        conversation = conversations.get_conversation(contact_id) or {}
+        conversations.forget_open_conversation(conversation.get("customer_id", contact.customer_id), contact_id)
         queue.publish(AgentFreed(agent_id, cause=f"closed-{contact_id}"))
         return closed
     raise Conflict(f"contact {contact_id} changed too often; retry")

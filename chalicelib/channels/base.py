@@ -73,10 +73,26 @@ class Webhook:
 class ChannelAdapter(Protocol):
     """One provider endpoint."""
 
-    name: str  # unique, also the Chalice view's name: "twilio_messaging"
-    path: str  # "/webhooks/twilio/messaging"
-    methods: Sequence[str]  # ("POST",) or ("GET", "POST")
-    content_types: Sequence[str]  # accepted request content types
+    # Plain class attributes satisfy these read-only members.
+    @property
+    def name(self) -> str:
+        """Unique; also the Chalice view's name: ``twilio_messaging``."""
+        ...
+
+    @property
+    def path(self) -> str:
+        """``/webhooks/twilio/messaging``."""
+        ...
+
+    @property
+    def methods(self) -> Sequence[str]:
+        """``("POST",)`` or ``("GET", "POST")``."""
+        ...
+
+    @property
+    def content_types(self) -> Sequence[str]:
+        """Accepted request content types."""
+        ...
 
     def handle(self, request: WebhookRequest) -> Webhook:
         """Verify (raise ``Unauthenticated``/``Forbidden``) then parse (raise ``InvalidPayload``...)."""
@@ -85,3 +101,17 @@ class ChannelAdapter(Protocol):
     def respond(self, webhook: Webhook, stored: Sequence[StoredMessage]) -> Reply:
         """The answer once everything in ``webhook`` is stored."""
         ...
+
+
+def receipt(stored: Sequence[StoredMessage]) -> Reply:
+    """The JSON answer of our own channels: what became of the one message they sent."""
+    [result] = stored
+    return Reply(
+        200,
+        {
+            "status": "duplicate" if result.duplicate else "accepted",
+            "message_id": result.message_id,
+            "conversation_id": result.conversation_id,
+            "customer_id": result.customer_id,
+        },
+    )

@@ -1,15 +1,39 @@
-"""Where every verified inbound message goes: stored once, then handed to the router."""
+"""Where every verified webhook goes: messages stored once and handed to the router, statuses applied."""
 
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
 from chalicelib import clock
+from chalicelib.channels.base import ChannelAdapter, Reply, WebhookRequest
 from chalicelib.conversations.models import InboundMessage, StoredMessage
+from chalicelib.errors import Unauthenticated
 from chalicelib.routing.events import ConversationMessage
-from chalicelib.store import conversations, queue
+from chalicelib.store import conversations, outbound, queue, replay
 
 logger = Logger(service="switchboard", child=True)
+
+
+def deliver(adapter: ChannelAdapter, request: WebhookRequest) -> Reply:
+    """Verify and parse with the channel's adapter, store what it carries, answer as the provider expects."""
+    webhook = adapter.handle(request)
+    if webhook.immediate is not None:
+        return webhook.immediate
+    token = webhook.context.get("replay_token")
+    if token is not None and replay.seen(token[0], token[1]):
+        raise Unauthenticated("this webhook token was already used (replayed request)")
+    stored = [receive(message) for message in webhook.messages]
+    now = clock.now_iso()
+    for update in webhook.statuses:
+        applied = outbound.apply(update, now)
+        logger.info(
+            "status update",
+            extra={"provider": update.provider, "kind": update.kind, "status": update.status, "applied": applied},
+        )
+    if token is not None:
+        # Remembered only once everything is stored: a delivery that died midway can still be retried.
+        replay.remember(token[0], token[1], int(token[2]))
+    return adapter.respond(webhook, stored)
 
 
 def receive(message: InboundMessage) -> StoredMessage:

@@ -54,8 +54,10 @@ def handle(event: RoutingEvent, now: str | None = None) -> Outcome:
 
 def on_conversation_message(event: ConversationMessage, now: str) -> Outcome:
     contact = store.get_contact(event.conversation_id)
-    if contact is None:
-        contact = _open_contact(event)
+    if contact is None or (
+        contact.state is ContactState.CLOSED and contact.closed_at and event.received_at > contact.closed_at
+    ):
+        contact = _open_contact(event, reopening=contact)
     if contact.state is ContactState.QUEUED:
         offer = offer_contact(contact.contact_id, now, known=contact)
         return Outcome(offers=(offer,) if offer else (), note="queued")
@@ -74,7 +76,8 @@ def on_conversation_message(event: ConversationMessage, now: str) -> Outcome:
     return Outcome(note=f"contact is {contact.state.value}")
 
 
-def _open_contact(event: ConversationMessage) -> Contact:
+def _open_contact(event: ConversationMessage, reopening: Contact | None = None) -> Contact:
+    """A queued contact for the conversation: new, or a closed one the customer wrote to again (an e-mail reply)."""
     customer = conversation_store.get_customer(event.customer_id) or {}
     contact = Contact(
         contact_id=event.conversation_id,
@@ -82,6 +85,7 @@ def _open_contact(event: ConversationMessage) -> Contact:
         channel=event.channel,
         enqueued_at=event.received_at,
         customer_name=customer.get("name"),
+        version=reopening.version + 1 if reopening else 0,
     )
     try:
         store.create_contact(contact)

@@ -2,29 +2,37 @@
 
 Keys (single table, ``pk``/``sk``)::
 
-    IDENTITY#<channel>#<value>   IDENTITY   -> customer_id
-    CUSTOMER#<id>                PROFILE    name, email, language, open_conversation_id
+    IDENTITY#<kind>#<value>      IDENTITY   -> customer_id (phone, email, webchat#site/visitor, telegram#id...)
+    CUSTOMER#<id>                PROFILE    name, email, phone, language, identities, open_conversation_id,
+                                            merged_into / merged_from
     CUSTOMER#<id>                MESSAGE#<received_at>#<message_id>   one timeline per customer
-    CONVERSATION#<id>            META       status, channel, agent_id, message_count
-    INBOUND#<channel>#<provider id>  INBOUND  dedupe record: this delivery is stored
+    CONVERSATION#<id>            META       status, channel (latest), customer_id, agent_id, message_count
+    INBOUND#<provider>#<id>      INBOUND    dedupe record: this delivery is stored
+    EMAILTHREAD#<Message-ID>     EMAILTHREAD  which conversation an e-mail belongs to
 
-Every inbound message is written in one transaction with its dedupe record,
-so a provider's retry can never store it twice and a crash never leaves half
-of it behind.
+Every inbound message is written in one transaction with its dedupe
+records, its new identities and its conversation, so a provider's retry can
+never store it twice and a crash never leaves half of it behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.conversations.models import InboundMessage, StoredMessage
-from chalicelib.errors import Conflict
+from aws_lambda_powertools import Logger
+
+from chalicelib.conversations.models import Identity, InboundMessage, StoredMessage
+from chalicelib.errors import Conflict, InvalidPayload, NotFound
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
 from chalicelib.store.dynamo import TransactionConflict, from_item, get, key, to_item, to_values, transact
 
-_ATTEMPTS = 4
+logger = Logger(service="switchboard", child=True)
+_ATTEMPTS = 5
+_THREAD_LOOKUPS = 5
 
 
 def _table() -> str:
@@ -47,34 +55,99 @@ def inbound_key(dedupe_key: str) -> str:
     return f"INBOUND#{dedupe_key}"
 
 
+def thread_key(email_message_id: str) -> str:
+    return f"EMAILTHREAD#{email_message_id}"
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+# --- ingest -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    """Where a message goes: which customer, which conversation, what has to be created."""
+
+    customer_id: str
+    conversation_id: str
+    mode: str  # "new" conversation, "join" the open one, "reopen" the e-mail thread's closed one
+    new_customer: bool = False
+    pointer: str | None = None  # the customer's open_conversation_id this plan was made against
+    missing: list[Identity] = field(default_factory=list)
+
+
 def ingest(message: InboundMessage, now: str) -> StoredMessage:
     """Store one inbound message exactly once: resolve the customer, join or open their conversation."""
+    stale: set[str] = set()
     for _ in range(_ATTEMPTS):
-        identity = get(_table(), identity_key(message.identity.key), "IDENTITY")
-        if identity is None:
-            customer_id, conversation_id = "cus_" + uuid.uuid4().hex[:20], "conv_" + uuid.uuid4().hex[:20]
-            actions = _new_customer(message, customer_id, conversation_id, now)
-            new_conversation = True
-        else:
-            customer_id = identity["customer_id"]
-            profile = get(_table(), customer_key(customer_id), "PROFILE") or {}
-            open_id = profile.get("open_conversation_id")
-            new_conversation = open_id is None
-            conversation_id = open_id or "conv_" + uuid.uuid4().hex[:20]
-            actions = _returning_customer(message, customer_id, conversation_id, open_id, now)
-        dedupe = _dedupe_put(message, customer_id, conversation_id, now)
+        plan = _plan(message, stale)
+        dedupes = [_dedupe_put(k, message, plan, now) for k in message.dedupe_keys]
+        conversation_action = _conversation_action(message, plan, now)
+        actions = [
+            *dedupes,
+            _message_put(message, plan, now),
+            *(_identity_put(i, plan.customer_id, now) for i in plan.missing),
+            _customer_action(message, plan, now),
+            conversation_action,
+            *_thread_puts(message, plan),
+        ]
         try:
-            transact([dedupe, _message_put(message, customer_id, conversation_id, now), *actions])
+            transact(actions)
         except TransactionConflict as conflict:
-            if conflict.failed(0):
-                return _stored_duplicate(message)
-            continue  # another delivery created the customer or closed the conversation: read again
-        return StoredMessage(message.message_id, customer_id, conversation_id, now, False, new_conversation)
+            for index, dedupe_key in enumerate(message.dedupe_keys):
+                if conflict.failed(index):
+                    return _stored_duplicate(dedupe_key)
+            if plan.mode == "join" and conflict.failed(actions.index(conversation_action)):
+                stale.add(plan.conversation_id)  # closed meanwhile, or a pointer left behind by a close or merge
+            continue  # another delivery changed the customer or conversation first: plan again
+        return StoredMessage(
+            message.message_id, plan.customer_id, plan.conversation_id, now, False, plan.mode != "join"
+        )
     raise Conflict("the conversation changed too often while storing this message; retry")
 
 
-def _stored_duplicate(message: InboundMessage) -> StoredMessage:
-    seen = get(_table(), inbound_key(message.dedupe_key), "INBOUND")
+def _plan(message: InboundMessage, stale: set[str]) -> _Plan:
+    found = customers_of(message.identities)
+    customer_id = found.get(message.identity.key) or next(iter(found.values()), None)
+    if customer_id is None:
+        return _Plan(new_id("cus"), new_id("conv"), "new", new_customer=True, missing=list(message.identities))
+    profile = get_customer(customer_id) or {}
+    if profile.get("merged_into"):  # read between a merge's identity moves and our read
+        customer_id = profile["merged_into"]
+        profile = get_customer(customer_id) or {}
+    others = {k: c for k, c in found.items() if c != customer_id}
+    if others:
+        logger.warning(
+            "identities of one message belong to different customers; not merging on a claim",
+            extra={"customer_id": customer_id, "others": sorted(set(others.values()))},
+        )
+    missing = [i for i in message.identities if i.key not in found]
+    pointer = profile.get("open_conversation_id")
+    if pointer and pointer not in stale:
+        return _Plan(customer_id, pointer, "join", pointer=pointer, missing=missing)
+    reopen = _thread_conversation(message, customer_id)
+    if reopen and reopen not in stale:
+        return _Plan(customer_id, reopen, "reopen", pointer=pointer, missing=missing)
+    return _Plan(customer_id, new_id("conv"), "new", pointer=pointer, missing=missing)
+
+
+def _thread_conversation(message: InboundMessage, customer_id: str) -> str | None:
+    """The customer's earlier conversation this e-mail replies to, if any."""
+    if message.thread is None or not message.thread.earlier:
+        return None
+    keys = [thread_key(m) for m in message.thread.earlier[:_THREAD_LOOKUPS]]
+    items = {i["pk"]: i for i in _batch_get([(k, "EMAILTHREAD") for k in keys])}
+    for k in keys:
+        item = items.get(k)
+        if item and item.get("customer_id") == customer_id:
+            return str(item["conversation_id"])
+    return None
+
+
+def _stored_duplicate(dedupe_key: str) -> StoredMessage:
+    seen = get(_table(), inbound_key(dedupe_key), "INBOUND")
     if seen is None:  # cannot happen: the condition failed because it exists
         raise Conflict("duplicate delivery record vanished; retry")
     return StoredMessage(
@@ -82,146 +155,182 @@ def _stored_duplicate(message: InboundMessage) -> StoredMessage:
     )
 
 
-def _dedupe_put(message: InboundMessage, customer_id: str, conversation_id: str, now: str) -> dict[str, Any]:
-    return {
-        "Put": {
-            "TableName": _table(),
-            "Item": to_item(
-                {
-                    "pk": inbound_key(message.dedupe_key),
-                    "sk": "INBOUND",
-                    "message_id": message.message_id,
-                    "customer_id": customer_id,
-                    "conversation_id": conversation_id,
-                    "received_at": now,
-                }
-            ),
-            "ConditionExpression": "attribute_not_exists(pk)",
-        }
+def _dedupe_put(dedupe_key: str, message: InboundMessage, plan: _Plan, now: str) -> dict[str, Any]:
+    item = {
+        "pk": inbound_key(dedupe_key),
+        "sk": "INBOUND",
+        "message_id": message.message_id,
+        "customer_id": plan.customer_id,
+        "conversation_id": plan.conversation_id,
+        "received_at": now,
     }
+    return {"Put": {"TableName": _table(), "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}}
 
 
-def _message_put(message: InboundMessage, customer_id: str, conversation_id: str, now: str) -> dict[str, Any]:
-    return {
-        "Put": {
-            "TableName": _table(),
-            "Item": to_item(
-                {
-                    "pk": customer_key(customer_id),
-                    "sk": f"MESSAGE#{now}#{message.message_id}",
-                    "type": "message",
-                    "message_id": message.message_id,
-                    "customer_id": customer_id,
-                    "conversation_id": conversation_id,
-                    "direction": "inbound",
-                    "channel": message.channel,
-                    "identity": message.identity.key,
-                    "provider_message_id": message.provider_message_id,
-                    "text": message.text,
-                    "language": message.language,
-                    "sent_at": message.sent_at,
-                    "received_at": now,
-                    "metadata": message.metadata or None,
-                }
-            ),
-        }
-    }
-
-
-def _new_conversation_put(message: InboundMessage, customer_id: str, conversation_id: str, now: str) -> dict[str, Any]:
-    return {
-        "Put": {
-            "TableName": _table(),
-            "Item": to_item(
-                {
-                    "pk": conversation_key(conversation_id),
-                    "sk": "META",
-                    "conversation_id": conversation_id,
-                    "customer_id": customer_id,
-                    "status": "open",
-                    "channel": message.channel,
-                    "created_at": now,
-                    "last_message_at": now,
-                    "message_count": 1,
-                }
-            ),
-            "ConditionExpression": "attribute_not_exists(pk)",
-        }
-    }
-
-
-def _new_customer(message: InboundMessage, customer_id: str, conversation_id: str, now: str) -> list[dict[str, Any]]:
-    profile = {
-        "pk": customer_key(customer_id),
-        "sk": "PROFILE",
-        "customer_id": customer_id,
-        "name": message.name,
-        "email": message.email,
+def _message_put(message: InboundMessage, plan: _Plan, now: str) -> dict[str, Any]:
+    item = {
+        "pk": customer_key(plan.customer_id),
+        "sk": f"MESSAGE#{now}#{message.message_id}",
+        "type": "message",
+        "message_id": message.message_id,
+        "customer_id": plan.customer_id,
+        "conversation_id": plan.conversation_id,
+        "direction": "inbound",
+        "channel": message.channel,
+        "provider": message.provider,
+        "identity": message.identity.key,
+        "provider_message_id": message.provider_message_id,
+        "text": message.text,
+        "subject": message.subject,
+        "attachments": [{k: v for k, v in vars(a).items() if v is not None} for a in message.attachments] or None,
         "language": message.language,
-        "created_at": now,
-        "last_seen_at": now,
-        "open_conversation_id": conversation_id,
+        "sent_at": message.sent_at,
+        "received_at": now,
+        "email_message_id": message.thread.message_id if message.thread else None,
+        "metadata": message.metadata or None,
     }
-    identity = {
-        "pk": identity_key(message.identity.key),
+    return {"Put": {"TableName": _table(), "Item": to_item(item)}}
+
+
+def _identity_put(identity: Identity, customer_id: str, now: str) -> dict[str, Any]:
+    item = {
+        "pk": identity_key(identity.key),
         "sk": "IDENTITY",
         "customer_id": customer_id,
-        "channel": message.identity.channel,
+        "kind": identity.kind,
         "created_at": now,
     }
-    return [
-        {
-            "Put": {
-                "TableName": _table(),
-                "Item": to_item(identity),
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        },
-        {"Put": {"TableName": _table(), "Item": to_item(profile)}},
-        _new_conversation_put(message, customer_id, conversation_id, now),
-    ]
+    return {"Put": {"TableName": _table(), "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}}
 
 
-def _returning_customer(
-    message: InboundMessage, customer_id: str, conversation_id: str, open_id: str | None, now: str
-) -> list[dict[str, Any]]:
-    setters = ["last_seen_at = :now"]
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {":now": now, ":conversation": conversation_id}
-    for field in ("name", "email", "language"):  # what the customer tells us fills gaps, never overwrites
-        value = getattr(message, field)
-        if value is not None:
-            setters.append(f"#{field} = if_not_exists(#{field}, :{field})")
-            names[f"#{field}"] = field
-            values[f":{field}"] = value
-    if open_id is None:
-        setters.append("open_conversation_id = :conversation")
-        condition = "attribute_exists(pk) AND attribute_not_exists(open_conversation_id)"
-        conversation_action = _new_conversation_put(message, customer_id, conversation_id, now)
-    else:
-        condition = "open_conversation_id = :conversation"
-        conversation_action = {
-            "Update": {
-                "TableName": _table(),
-                "Key": key(conversation_key(conversation_id), "META"),
-                "UpdateExpression": "SET last_message_at = :now, channel = :channel ADD message_count :one",
-                "ConditionExpression": "#status = :open",
-                "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": to_values(
-                    {":now": now, ":channel": message.channel, ":one": 1, ":open": "open"}
-                ),
-            }
+def _customer_action(message: InboundMessage, plan: _Plan, now: str) -> dict[str, Any]:
+    if plan.new_customer:
+        profile = {
+            "pk": customer_key(plan.customer_id),
+            "sk": "PROFILE",
+            "customer_id": plan.customer_id,
+            "name": message.name,
+            "email": message.email,
+            "phone": message.phone,
+            "language": message.language,
+            "created_at": now,
+            "last_seen_at": now,
+            "open_conversation_id": plan.conversation_id,
+            "identities": {i.key for i in message.identities},
         }
-    customer_update: dict[str, Any] = {
+        return {
+            "Put": {"TableName": _table(), "Item": to_item(profile), "ConditionExpression": "attribute_not_exists(pk)"}
+        }
+    sets = ["last_seen_at = :now"]
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {":now": now}
+    # What the customer tells us fills gaps in their profile, never overwrites it.
+    for attribute, value in (
+        ("name", message.name),
+        ("email", message.email),
+        ("phone", message.phone),
+        ("language", message.language),
+    ):
+        if value is not None:
+            sets.append(f"#{attribute} = if_not_exists(#{attribute}, :{attribute})")
+            names[f"#{attribute}"] = attribute
+            values[f":{attribute}"] = value
+    if plan.mode == "join":
+        condition = "open_conversation_id = :conversation"
+    else:
+        sets.append("open_conversation_id = :conversation")
+        condition = (
+            "attribute_not_exists(open_conversation_id)" if plan.pointer is None else "open_conversation_id = :pointer"
+        )
+        if plan.pointer is not None:
+            values[":pointer"] = plan.pointer
+    values[":conversation"] = plan.conversation_id
+    expression = "SET " + ", ".join(sets)
+    if plan.missing:
+        expression += " ADD identities :identities"
+        values[":identities"] = {i.key for i in plan.missing}
+    update: dict[str, Any] = {
         "TableName": _table(),
-        "Key": key(customer_key(customer_id), "PROFILE"),
-        "UpdateExpression": "SET " + ", ".join(setters),
-        "ConditionExpression": condition,
+        "Key": key(customer_key(plan.customer_id), "PROFILE"),
+        "UpdateExpression": expression,
+        "ConditionExpression": f"attribute_exists(pk) AND attribute_not_exists(merged_into) AND {condition}",
         "ExpressionAttributeValues": to_values(values),
     }
     if names:
-        customer_update["ExpressionAttributeNames"] = names
-    return [{"Update": customer_update}, conversation_action]
+        update["ExpressionAttributeNames"] = names
+    return {"Update": update}
+
+
+def _conversation_action(message: InboundMessage, plan: _Plan, now: str) -> dict[str, Any]:
+    if plan.mode == "new":
+        item = {
+            "pk": conversation_key(plan.conversation_id),
+            "sk": "META",
+            "conversation_id": plan.conversation_id,
+            "customer_id": plan.customer_id,
+            "status": "open",
+            "channel": message.channel,
+            "subject": message.subject,
+            "created_at": now,
+            "last_message_at": now,
+            "message_count": 1,
+        }
+        return {
+            "Put": {"TableName": _table(), "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}
+        }
+    condition = "#status = :open" if plan.mode == "join" else "customer_id = :customer"
+    values: dict[str, Any] = {":now": now, ":channel": message.channel, ":one": 1, ":open": "open"}
+    if plan.mode == "reopen":
+        values[":customer"] = plan.customer_id
+    return {
+        "Update": {
+            "TableName": _table(),
+            "Key": key(conversation_key(plan.conversation_id), "META"),
+            "UpdateExpression": (
+                "SET last_message_at = :now, channel = :channel, #status = :open ADD message_count :one"
+            ),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": to_values(values),
+        }
+    }
+
+
+def _thread_puts(message: InboundMessage, plan: _Plan) -> list[dict[str, Any]]:
+    if message.thread is None or not message.thread.message_id:
+        return []
+    item = {
+        "pk": thread_key(message.thread.message_id),
+        "sk": "EMAILTHREAD",
+        "conversation_id": plan.conversation_id,
+        "customer_id": plan.customer_id,
+    }
+    return [{"Put": {"TableName": _table(), "Item": to_item(item)}}]
+
+
+# --- reads ----------------------------------------------------------------------------------
+
+
+def _batch_get(keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    if not keys:
+        return []
+    if len(keys) == 1:
+        found = get(_table(), *keys[0])
+        return [found] if found else []
+    request = {_table(): {"Keys": [key(pk, sk) for pk, sk in dict.fromkeys(keys)], "ConsistentRead": True}}
+    items: list[dict[str, Any]] = []
+    client = aws.client("dynamodb")
+    while request:
+        response = client.batch_get_item(RequestItems=request)
+        items.extend(from_item(i) for i in response["Responses"].get(_table(), []))
+        request = response.get("UnprocessedKeys") or {}
+    return items
+
+
+def customers_of(identities: tuple[Identity, ...] | list[Identity]) -> dict[str, str]:
+    """Which customer each known identity belongs to, by identity key."""
+    items = _batch_get([(identity_key(i.key), "IDENTITY") for i in identities])
+    return {i["pk"].removeprefix("IDENTITY#"): str(i["customer_id"]) for i in items}
 
 
 def get_conversation(conversation_id: str) -> dict[str, Any] | None:
@@ -235,17 +344,161 @@ def get_customer(customer_id: str) -> dict[str, Any] | None:
 
 
 def timeline(customer_id: str) -> list[dict[str, Any]]:
-    """Every message of the customer, oldest first, across channels and conversations."""
+    """Every message of the customer, oldest first, across channels, conversations and merged customers."""
+    profile = get_customer(customer_id) or {}
+    partitions = [customer_id, *sorted(profile.get("merged_from", ()))]
     client = aws.client("dynamodb")
     items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {
-        "TableName": _table(),
-        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-        "ExpressionAttributeValues": to_values({":pk": customer_key(customer_id), ":prefix": "MESSAGE#"}),
-    }
-    while True:
-        page = client.query(**kwargs)
-        items.extend(from_item(i) for i in page["Items"])
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    for partition in partitions:
+        kwargs: dict[str, Any] = {
+            "TableName": _table(),
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": to_values({":pk": customer_key(partition), ":prefix": "MESSAGE#"}),
+        }
+        while True:
+            page = client.query(**kwargs)
+            items.extend(from_item(i) for i in page["Items"])
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return sorted(items, key=lambda m: m["sk"])
+
+
+def forget_open_conversation(customer_id: str, conversation_id: str) -> None:
+    """The customer's next message opens a new conversation, unless their pointer moved on already."""
+    client = aws.client("dynamodb")
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+        client.update_item(
+            TableName=_table(),
+            Key=key(customer_key(customer_id), "PROFILE"),
+            UpdateExpression="REMOVE open_conversation_id",
+            ConditionExpression="open_conversation_id = :conversation",
+            ExpressionAttributeValues=to_values({":conversation": conversation_id}),
+        )
+
+
+# --- linking and merging -----------------------------------------------------------------------
+
+
+def merge_customers(source_id: str, target_id: str) -> dict[str, Any]:
+    """Fold ``source`` into ``target``: its identities now resolve to target; both histories stay. Idempotent."""
+    if source_id == target_id:
+        raise InvalidPayload("a customer cannot be merged into itself")
+    for _ in range(_ATTEMPTS):
+        source, target = get_customer(source_id), get_customer(target_id)
+        if source is None or target is None:
+            raise NotFound(f"no customer {source_id if source is None else target_id}")
+        if source.get("merged_into") == target_id:
+            return {"customer_id": target_id, "merged": [source_id], "changed": False}
+        if source.get("merged_into") or target.get("merged_into"):
+            merged = source_id if source.get("merged_into") else target_id
+            raise Conflict(f"customer {merged} was already merged into another customer")
+        try:
+            transact(_merge_actions(source, target))
+        except TransactionConflict:
+            continue
+        return {"customer_id": target_id, "merged": [source_id], "changed": True}
+    raise Conflict("the customers changed too often while merging; retry")
+
+
+def _merge_actions(source: dict[str, Any], target: dict[str, Any]) -> list[dict[str, Any]]:
+    source_id, target_id = source["customer_id"], target["customer_id"]
+    identities = set(source.get("identities", ()))
+    actions: list[dict[str, Any]] = [
+        {
+            "Update": {
+                "TableName": _table(),
+                "Key": key(identity_key(k), "IDENTITY"),
+                "UpdateExpression": "SET customer_id = :target",
+                "ConditionExpression": "customer_id = :source",
+                "ExpressionAttributeValues": to_values({":target": target_id, ":source": source_id}),
+            }
+        }
+        for k in sorted(identities)
+    ]
+    moved = source.get("open_conversation_id")
+    target_sets: list[str] = []
+    values: dict[str, Any] = {":source": {source_id}}
+    expression = "ADD merged_from :source"
+    if identities:
+        expression += ", identities :identities"
+        values[":identities"] = identities
+    condition = "attribute_not_exists(merged_into)"
+    for attribute in ("name", "email", "phone", "language"):
+        if source.get(attribute) and not target.get(attribute):
+            target_sets.append(f"{attribute} = :{attribute}")
+            values[f":{attribute}"] = source[attribute]
+    if moved and not target.get("open_conversation_id"):
+        target_sets.append("open_conversation_id = :moved")
+        values[":moved"] = moved
+        condition += " AND attribute_not_exists(open_conversation_id)"
+    if target_sets:
+        expression = "SET " + ", ".join(target_sets) + " " + expression
+    actions.append(
+        {
+            "Update": {
+                "TableName": _table(),
+                "Key": key(customer_key(target_id), "PROFILE"),
+                "UpdateExpression": expression,
+                "ConditionExpression": condition,
+                "ExpressionAttributeValues": to_values(values),
+            }
+        }
+    )
+    actions.append(
+        {
+            "Update": {
+                "TableName": _table(),
+                "Key": key(customer_key(source_id), "PROFILE"),
+                "UpdateExpression": "SET merged_into = :target REMOVE open_conversation_id",
+                "ConditionExpression": "attribute_not_exists(merged_into)",
+                "ExpressionAttributeValues": to_values({":target": target_id}),
+            }
+        }
+    )
+    if moved:
+        actions.append(
+            {
+                "Update": {
+                    "TableName": _table(),
+                    "Key": key(conversation_key(moved), "META"),
+                    "UpdateExpression": "SET customer_id = :target",
+                    "ExpressionAttributeValues": to_values({":target": target_id}),
+                }
+            }
+        )
+    return actions
+
+
+def link_identities(identities: list[Identity], now: str) -> dict[str, Any]:
+    """Say these identities are one person: unknown ones join the known customer; two customers are merged.
+
+    The customer of the first known identity in the list survives. Idempotent.
+    """
+    found = customers_of(identities)
+    customers = list(dict.fromkeys(found[i.key] for i in identities if i.key in found))
+    if not customers:
+        raise NotFound("none of these identities belongs to a customer yet")
+    survivor, merged = customers[0], []
+    for other in customers[1:]:
+        if merge_customers(other, survivor)["changed"]:
+            merged.append(other)
+    linked = [i for i in identities if i.key not in found]
+    if linked:
+        try:
+            transact(
+                [
+                    *(_identity_put(i, survivor, now) for i in linked),
+                    {
+                        "Update": {
+                            "TableName": _table(),
+                            "Key": key(customer_key(survivor), "PROFILE"),
+                            "UpdateExpression": "ADD identities :identities",
+                            "ExpressionAttributeValues": to_values({":identities": {i.key for i in linked}}),
+                        }
+                    },
+                ]
+            )
+        except TransactionConflict:
+            raise Conflict("an identity was claimed meanwhile; retry") from None
+    return {"customer_id": survivor, "merged": merged, "linked": [i.key for i in linked]}

@@ -21,7 +21,7 @@ from typing import Any
 from chalicelib.routing.model import Agent, Contact, ContactState, Presence
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
-from chalicelib.store.conversations import conversation_key, customer_key
+from chalicelib.store.conversations import conversation_key
 from chalicelib.store.dynamo import from_item, get, key, to_item, to_values, transact
 from chalicelib.store.resources import ROUTING_INDEX
 
@@ -215,7 +215,7 @@ def get_contact(contact_id: str) -> Contact | None:
 
 
 def create_contact(contact: Contact) -> None:
-    """Store a new queued contact; ``TransactionConflict`` if it exists already."""
+    """Store a new (or reopened) queued contact; ``TransactionConflict`` if it changed meanwhile."""
     transact([contact_put(contact)])
 
 
@@ -268,7 +268,11 @@ def save_assignment(contact: Contact) -> None:
 
 
 def save_closing(contact: Contact, agent: Agent) -> None:
-    """Close the contact and its conversation and free the agent's capacity, together."""
+    """Close the contact and its conversation and free the agent's capacity, together.
+
+    The customer's pointer to their open conversation is cleared afterwards (``forget_open_conversation``);
+    if that never happens, the next message finds the conversation closed and opens a new one.
+    """
     transact(
         [
             contact_put(contact),
@@ -280,16 +284,6 @@ def save_closing(contact: Contact, agent: Agent) -> None:
                     "UpdateExpression": "SET #status = :closed, closed_at = :now",
                     "ExpressionAttributeNames": {"#status": "status"},
                     "ExpressionAttributeValues": to_values({":closed": "closed", ":now": contact.closed_at}),
-                }
-            },
-            {
-                # The customer's next message opens a new conversation.
-                "Update": {
-                    "TableName": _data_table(),
-                    "Key": key(customer_key(contact.customer_id), "PROFILE"),
-                    "UpdateExpression": "REMOVE open_conversation_id",
-                    "ConditionExpression": "open_conversation_id = :conversation",
-                    "ExpressionAttributeValues": to_values({":conversation": contact.contact_id}),
                 }
             },
         ]

@@ -1,0 +1,8 @@
+"""Every channel endpoint the API serves. Adding a channel: its module, and one line here."""
+
+from __future__ import annotations
+
+from chalicelib.channels import webchat
+from chalicelib.channels.base import ChannelAdapter
+
+CHANNELS: tuple[ChannelAdapter, ...] = (webchat.ADAPTER,)
