@@ -12,7 +12,15 @@ from chalicelib.settings import reload_settings
 from chalicelib.store import aws as aws_clients
 from chalicelib.store.queue import forget_queue_urls
 from chalicelib.store.resources import create_all
-from tests.support import REGION, WEBCHAT_SECRET, WS_API_ID, WS_STAGE
+from tests.support import (
+    CHANNEL_SECRETS,
+    PUBLIC_BASE_URL,
+    REGION,
+    SNS_TOPIC_ARN,
+    WEBCHAT_SECRET,
+    WS_API_ID,
+    WS_STAGE,
+)
 
 
 @pytest.fixture
@@ -24,6 +32,10 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("WEBCHAT_SECRET", WEBCHAT_SECRET)
+    for name, value in CHANNEL_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PUBLIC_BASE_URL", PUBLIC_BASE_URL)
+    monkeypatch.setenv("SNS_TOPIC_ARNS", SNS_TOPIC_ARN)
     monkeypatch.setenv(
         "WEBSOCKET_MANAGEMENT_ENDPOINT", f"https://{WS_API_ID}.execute-api.{REGION}.amazonaws.com/{WS_STAGE}"
     )

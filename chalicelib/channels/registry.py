@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from chalicelib.channels import webchat
+from chalicelib.channels import api, webchat
 from chalicelib.channels.base import ChannelAdapter
 
-CHANNELS: tuple[ChannelAdapter, ...] = (webchat.ADAPTER,)
+CHANNELS: tuple[ChannelAdapter, ...] = (
+    webchat.ADAPTER,
+    api.ADAPTER,
+)
