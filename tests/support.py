@@ -234,8 +234,20 @@ def offers_to(connection_id: str) -> list[dict[str, Any]]:
     return [d for d in pushed(connection_id) if d.get("type") == "offer"]
 
 
-def create_agent(client: Client, agent_id: str, capacity: int = 1, presence: str = "Available", **extra: Any) -> None:
-    body = {"agent_id": agent_id, "name": agent_id.title(), "capacity": {"webchat": capacity}, "presence": presence}
+def create_agent(
+    client: Client,
+    agent_id: str,
+    capacity: int = 1,
+    presence: str = "Available",
+    channels: tuple[str, ...] = ("webchat",),
+    **extra: Any,
+) -> None:
+    body = {
+        "agent_id": agent_id,
+        "name": agent_id.title(),
+        "capacity": {channel: capacity for channel in channels},
+        "presence": presence,
+    }
     response = client.http.post(
         "/agents", headers={"Content-Type": "application/json"}, body=json.dumps({**body, **extra})
     )
