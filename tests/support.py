@@ -68,6 +68,31 @@ def post_api_channel(client: Client, payload: dict[str, Any], **signing: Any) ->
     return client.http.post("/webhooks/api", headers=api_channel_headers(body, **signing), body=body)
 
 
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+
+
+def fixture(relative: str) -> bytes:
+    return (FIXTURES / relative).read_bytes().strip()
+
+
+def twilio_headers(path: str, body: bytes) -> dict[str, str]:
+    """Signed as Twilio signs: the public URL, then every parameter name+value sorted, HMAC-SHA1, base64."""
+    import base64
+    import hashlib
+    import hmac
+    from urllib.parse import parse_qsl
+
+    params = sorted(parse_qsl(body.decode("ascii"), keep_blank_values=True))
+    signed = PUBLIC_BASE_URL + path + "".join(f"{k}{v}" for k, v in params)
+    token = CHANNEL_SECRETS["TWILIO_AUTH_TOKEN"].encode()
+    signature = base64.b64encode(hmac.new(token, signed.encode(), hashlib.sha1).digest()).decode()
+    return {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
+
+
+def post_twilio(client: Client, path: str, body: bytes) -> Any:
+    return client.http.post(path, headers=twilio_headers(path, body), body=body)
+
+
 def post_webchat(client: Client, payload: dict[str, Any]) -> Any:
     body = json.dumps(payload).encode()
     return client.http.post("/webhooks/webchat", headers=signed(body), body=body)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from chalicelib.channels import api, webchat
+from chalicelib.channels import api, twilio, webchat
 from chalicelib.channels.base import ChannelAdapter
 
 CHANNELS: tuple[ChannelAdapter, ...] = (
     webchat.ADAPTER,
     api.ADAPTER,
+    *twilio.ADAPTERS,
 )
