@@ -93,6 +93,25 @@ def post_twilio(client: Client, path: str, body: bytes) -> Any:
     return client.http.post(path, headers=twilio_headers(path, body), body=body)
 
 
+def post_meta(client: Client, body: bytes, secret: str | None = None) -> Any:
+    """Signed as Meta signs: X-Hub-Signature-256 = sha256=<hex HMAC-SHA256 of the raw body under the app secret>."""
+    import hashlib
+    import hmac
+
+    key = (secret or CHANNEL_SECRETS["META_APP_SECRET"]).encode()
+    signature = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature}
+    return client.http.post("/webhooks/meta", headers=headers, body=body)
+
+
+def post_telegram(client: Client, body: bytes, secret: str | None = None) -> Any:
+    headers = {
+        "Content-Type": "application/json",
+        "X-Telegram-Bot-Api-Secret-Token": secret or CHANNEL_SECRETS["TELEGRAM_SECRET_TOKEN"],
+    }
+    return client.http.post("/webhooks/telegram", headers=headers, body=body)
+
+
 def post_webchat(client: Client, payload: dict[str, Any]) -> Any:
     body = json.dumps(payload).encode()
     return client.http.post("/webhooks/webchat", headers=signed(body), body=body)

@@ -52,12 +52,16 @@ Timestamp = Annotated[str, AfterValidator(_iso_time)]
 Metadata = Annotated[dict[str, Any], Field(max_length=20), AfterValidator(_flat)]
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def load_json_object(raw_body: bytes, model: type[Model]) -> Model:
     """Parse a JSON object body into ``model``; errors name the problem (400 not JSON, 422 bad fields)."""
     try:
-        document = json.loads(raw_body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidJson(f"body is not JSON: {exc}") from None
+        document = json.loads(raw_body, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:  # bad bytes or syntax, NaN, 5000-digit numbers, deep nesting
+        raise InvalidJson(f"body is not JSON we accept: {str(exc)[:200]}") from None
     if not isinstance(document, dict):
         raise InvalidPayload("body must be a JSON object")
     try:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from chalicelib.channels import api, twilio, webchat
+from chalicelib.channels import api, meta, telegram, twilio, webchat
 from chalicelib.channels.base import ChannelAdapter
 
 CHANNELS: tuple[ChannelAdapter, ...] = (
     webchat.ADAPTER,
     api.ADAPTER,
     *twilio.ADAPTERS,
+    meta.ADAPTER,
+    telegram.ADAPTER,
 )

@@ -78,3 +78,13 @@ def test_arbitrary_signed_bytes_give_a_client_error_or_a_message(body):
         assert error.to_body()["message"]
     else:
         assert message.text.strip()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"text": NaN}', b'{"site": ' + b"1" * 5000 + b"}", b"[" * 100_000, b"\xff\xfe"],
+    ids=["NaN", "5000-digit number", "deep nesting", "not UTF-8"],
+)
+def test_signed_but_hostile_json_is_a_client_error(body):
+    with pytest.raises(InvalidJson):
+        webchat.parse(body, _signed(body), SECRET, 200_000)
