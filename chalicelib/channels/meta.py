@@ -51,10 +51,10 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StringConstraints, ValidationError
 
 from chalicelib import clock
 from chalicelib.channels.base import Reply, StatusUpdate, Webhook, WebhookRequest
@@ -104,6 +104,10 @@ def verify_subscription(query: Mapping[str, str], verify_token: str) -> Reply:
 
 
 # --- the payloads, as far as we read them ---------------------------------------------------
+
+
+# Ids we dedupe and reply on: an empty one would make every such delivery "the same message".
+ProviderId = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 
 
 class _Payload(BaseModel):
@@ -161,8 +165,8 @@ class WhatsAppContext(_Payload):
 
 
 class WhatsAppMessage(_Payload):
-    sender: str = Field(alias="from")
-    id: str
+    sender: ProviderId = Field(alias="from")
+    id: ProviderId
     timestamp: int | None = None
     type: str
     context: WhatsAppContext | None = None
@@ -193,7 +197,7 @@ class WhatsAppError(_Payload):
 
 
 class WhatsAppStatus(_Payload):
-    id: str
+    id: ProviderId
     status: str
     timestamp: int | None = None
     recipient_id: str | None = None
@@ -206,7 +210,7 @@ class WhatsAppMetadata(_Payload):
 
 
 class MessagingParty(_Payload):
-    id: str | None = None  # absent for a chat-plugin guest, who has a user_ref instead
+    id: ProviderId | None = None  # absent for a chat-plugin guest, who has a user_ref instead
 
 
 class MessagingAttachmentPayload(_Payload):
@@ -227,7 +231,7 @@ class MessagingReplyTo(_Payload):
 
 
 class MessagingMessage(_Payload):
-    mid: str
+    mid: ProviderId
     text: str | None = None
     attachments: list[MessagingAttachment] = []
     quick_reply: MessagingQuickReply | None = None
@@ -238,7 +242,7 @@ class MessagingMessage(_Payload):
 
 
 class MessagingPostback(_Payload):
-    mid: str | None = None
+    mid: ProviderId | None = None
     title: str | None = None
     payload: str | None = None
 
