@@ -112,6 +112,21 @@ def post_telegram(client: Client, body: bytes, secret: str | None = None) -> Any
     return client.http.post("/webhooks/telegram", headers=headers, body=body)
 
 
+def post_mailgun(client: Client, fields: dict[str, str], key: str | None = None, age: float = 0) -> Any:
+    """A Mailgun route forward(): urlencoded fields plus timestamp, token and their HMAC-SHA256 signature."""
+    import hashlib
+    import hmac
+    import time
+    from urllib.parse import urlencode
+
+    timestamp, token = str(int(time.time() - age)), uuid.uuid4().hex + uuid.uuid4().hex[:18]
+    signing_key = (key or CHANNEL_SECRETS["MAILGUN_SIGNING_KEY"]).encode()
+    signature = hmac.new(signing_key, (timestamp + token).encode(), hashlib.sha256).hexdigest()
+    body = urlencode({**fields, "timestamp": timestamp, "token": token, "signature": signature}).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    return client.http.post("/webhooks/email/mailgun", headers=headers, body=body)
+
+
 def post_webchat(client: Client, payload: dict[str, Any]) -> Any:
     body = json.dumps(payload).encode()
     return client.http.post("/webhooks/webchat", headers=signed(body), body=body)

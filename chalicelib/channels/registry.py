@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.channels import api, meta, telegram, twilio, webchat
+from chalicelib.channels import api, mailgun, meta, ses, telegram, twilio, webchat
 from chalicelib.channels.base import ChannelAdapter
 
 CHANNELS: tuple[ChannelAdapter, ...] = (
@@ -11,4 +11,6 @@ CHANNELS: tuple[ChannelAdapter, ...] = (
     *twilio.ADAPTERS,
     meta.ADAPTER,
     telegram.ADAPTER,
+    ses.ADAPTER,
+    mailgun.ADAPTER,
 )
