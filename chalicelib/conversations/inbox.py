@@ -24,6 +24,11 @@ def deliver(adapter: ChannelAdapter, request: WebhookRequest) -> Reply:
         raise Unauthenticated("this webhook token was already used (replayed request)")
     stored = [receive(message) for message in webhook.messages]
     now = clock.now_iso()
+    for message, result in zip(webhook.messages, stored, strict=True):
+        if message.channel == "voice" and not result.duplicate:
+            # A call is something we hold: its provider's status callbacks (completed, no-answer...) update it.
+            status = str(message.metadata.get("call_status", "ringing")).lower()
+            outbound.record(message.provider, message.provider_message_id, result.conversation_id, status, now, "call")
     for update in webhook.statuses:
         applied = outbound.apply(update, now)
         logger.info(

@@ -93,3 +93,16 @@ def test_forged_twilio_request_is_refused_and_nothing_stored(client):
     other_path = twilio_headers(VOICE, body)  # signed for another URL
     assert client.http.post(MESSAGING, headers=other_path, body=body).status_code == 401
     assert data_items() == [] and queued_message_count() == 0
+
+
+def test_call_status_callback_updates_the_call_we_hold(client):
+    incoming = fixture("twilio/incoming_call.txt")
+    post_twilio(client, VOICE, incoming)
+    call_sid = dict(parse_qsl(incoming.decode()))["CallSid"]
+    assert outbound.get_status("twilio", call_sid, kind="call")["status"] == "ringing"
+
+    completed = dict(parse_qsl(fixture("twilio/call_status_completed.txt").decode()))
+    completed["CallSid"] = call_sid
+    assert post_twilio(client, STATUS, urlencode(completed).encode()).status_code == 200
+    assert outbound.get_status("twilio", call_sid, kind="call")["status"] == "completed"
+    assert len(stored_messages()) == 1, "a status callback never creates a message"
