@@ -56,12 +56,21 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def load_json(raw: bytes | str) -> Any:
+    """JSON as providers may send it, or ``InvalidJson``: never a 5xx for what a caller controls.
+
+    ``ValueError`` covers bad UTF-8, bad syntax and integers too long to convert; NaN and Infinity
+    are refused (DynamoDB cannot hold them); ``RecursionError`` is absurd nesting.
+    """
+    try:
+        return json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidJson(f"body is not JSON we accept: {str(exc)[:200]}") from None
+
+
 def load_json_object(raw_body: bytes, model: type[Model]) -> Model:
     """Parse a JSON object body into ``model``; errors name the problem (400 not JSON, 422 bad fields)."""
-    try:
-        document = json.loads(raw_body, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:  # bad bytes or syntax, NaN, 5000-digit numbers, deep nesting
-        raise InvalidJson(f"body is not JSON we accept: {str(exc)[:200]}") from None
+    document = load_json(raw_body)
     if not isinstance(document, dict):
         raise InvalidPayload("body must be a JSON object")
     try:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,8 +37,9 @@ from urllib.parse import parse_qsl
 
 from chalicelib.channels import mime
 from chalicelib.channels.base import Reply, Webhook, WebhookRequest
+from chalicelib.channels.fields import load_json
 from chalicelib.conversations.models import Attachment, InboundMessage, StoredMessage
-from chalicelib.errors import InvalidPayload, PayloadTooLarge, SwitchboardError, Unauthenticated
+from chalicelib.errors import InvalidJson, InvalidPayload, PayloadTooLarge, SwitchboardError, Unauthenticated
 from chalicelib.settings import MAILGUN_SIGNING_KEY, get_secret
 
 CHANNEL = "email"
@@ -252,8 +252,8 @@ def to_message(form: Form) -> InboundMessage:
 
 def _message_headers(raw: str | None) -> dict[str, str]:
     try:
-        pairs = json.loads(raw) if raw else []
-    except (json.JSONDecodeError, RecursionError):
+        pairs = load_json(raw) if raw else []
+    except InvalidJson:
         return {}
     headers: dict[str, str] = {}
     for pair in pairs if isinstance(pairs, list) else ():

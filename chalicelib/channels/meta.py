@@ -47,7 +47,6 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,10 +57,11 @@ from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StringConstraint
 
 from chalicelib import clock
 from chalicelib.channels.base import Reply, StatusUpdate, Webhook, WebhookRequest
+from chalicelib.channels.fields import load_json
 from chalicelib.channels.signing import verify_sha256
 from chalicelib.conversations import identity
 from chalicelib.conversations.models import Attachment, Identity, InboundMessage, StoredMessage
-from chalicelib.errors import Forbidden, InvalidJson, InvalidPayload, PayloadTooLarge, SwitchboardError
+from chalicelib.errors import Forbidden, InvalidPayload, PayloadTooLarge, SwitchboardError
 from chalicelib.settings import META_APP_SECRET, META_VERIFY_TOKEN, get_secret, get_settings
 
 logger = Logger(service="switchboard", child=True)
@@ -342,18 +342,10 @@ def parse(raw_body: bytes, signature: str | None, app_secret: str, max_body_byte
 
 
 def _json(raw_body: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(raw_body, parse_constant=_no_constant)
-    # ValueError covers bad UTF-8, bad JSON and integers too long to convert; RecursionError, absurd nesting.
-    except (ValueError, RecursionError) as exc:
-        raise InvalidJson(f"body is not JSON: {str(exc)[:200]}") from None
+    document = load_json(raw_body)
     if not isinstance(document, dict):
         raise InvalidPayload("body must be a JSON object")
     return document
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
 
 
 # --- WhatsApp -------------------------------------------------------------------------------

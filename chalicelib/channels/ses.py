@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from chalicelib import clock
 from chalicelib.channels import mime
 from chalicelib.channels.base import Reply, Webhook, WebhookRequest
+from chalicelib.channels.fields import load_json
 from chalicelib.conversations.models import Identity, InboundMessage, StoredMessage
 from chalicelib.errors import Forbidden, InvalidJson, InvalidPayload, PayloadTooLarge, SwitchboardError, Unauthenticated
 from chalicelib.settings import get_settings
@@ -114,10 +114,7 @@ def verify_sns_message(body: bytes, allowed_topics: Collection[str], now: dateti
     """Check an SNS HTTP/S delivery as AWS documents it; raises ``Forbidden``, ``Unauthenticated`` or a 4xx."""
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise InvalidJson(f"body is not JSON: {str(exc)[:200]}") from None
+    document = load_json(body)
     if not isinstance(document, dict):
         raise InvalidJson("body must be a JSON object")
     kind = document.get("Type")
@@ -236,8 +233,8 @@ def _check_age(timestamp: str, now: datetime) -> None:
 def parse_notification(sns: SnsMessage) -> Webhook:
     """A verified SNS ``Notification`` as a webhook: the e-mail of an SES ``Received`` notification, or nothing."""
     try:
-        notification = json.loads(sns.message)
-    except (json.JSONDecodeError, RecursionError):
+        notification = load_json(sns.message)
+    except InvalidJson:
         return _ignored("not an SES notification")
     if not isinstance(notification, dict):
         return _ignored("not an SES notification")

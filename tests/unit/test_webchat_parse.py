@@ -88,3 +88,12 @@ def test_arbitrary_signed_bytes_give_a_client_error_or_a_message(body):
 def test_signed_but_hostile_json_is_a_client_error(body):
     with pytest.raises(InvalidJson):
         webchat.parse(body, _signed(body), SECRET, 200_000)
+
+
+def test_every_json_channel_refuses_hostile_json_as_a_client_error():
+    """One guard for all: NaN, a 5000-digit number and deep nesting are 400s, never a 5xx."""
+    from chalicelib.channels.fields import load_json
+
+    for body in (b'{"a": NaN}', b'{"a": ' + b"9" * 5000 + b"}", b"[" * 100_000):
+        with pytest.raises(InvalidJson):
+            load_json(body)
