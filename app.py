@@ -9,7 +9,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    SqsFifoPartialProcessor,
+    process_partial_response,
+)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice.app import Chalice, Request, Response, WebsocketEvent
 
@@ -20,8 +25,8 @@ from chalicelib.conversations import customers, inbox
 from chalicelib.errors import InvalidJson, InvalidPayload, NotFound, SwitchboardError
 from chalicelib.notify import push
 from chalicelib.routing import engine
-from chalicelib.routing.events import from_body
-from chalicelib.settings import MissingSecret, get_settings, routing_queue_name
+from chalicelib.routing.events import EscalationDue, OfferTimeout, UnknownEvent, from_body
+from chalicelib.settings import MissingSecret, get_settings, routing_queue_name, timer_queue_name
 from chalicelib.store import routing as routing_store
 
 app = Chalice(app_name="switchboard", configure_logs=False)  # Powertools owns logging
@@ -113,7 +118,13 @@ def get_contact(contact_id: str) -> dict[str, Any]:
         "contact_id": contact.contact_id,
         "state": contact.state.value,
         "channel": contact.channel,
-        "queue": contact.queue,
+        "queues": list(contact.queues),
+        "rule": contact.rule,
+        "priority": contact.priority,
+        "required_skills": contact.required_skills,
+        "sla_deadline": contact.sla_deadline,
+        "next_escalation_step": contact.next_step,
+        "preferred_agent": contact.preferred_agent,
         "enqueued_at": contact.enqueued_at,
         "offered_at": contact.offered_at,
         "offered_to": contact.offered_to,
@@ -143,6 +154,11 @@ def _json_body() -> Any:
 @route("/customers/{customer_id}", methods=["GET"])
 def get_customer(customer_id: str) -> dict[str, Any]:
     return customers.profile_with_timeline(customer_id)
+
+
+@route("/customers/{customer_id}/attributes", methods=["PUT"], content_types=["application/json"])
+def set_customer_attributes(customer_id: str) -> dict[str, Any]:
+    return customers.set_attributes(customer_id, _json_body())
 
 
 @route("/admin/identities/link", methods=["POST"], content_types=["application/json"])
@@ -221,8 +237,25 @@ def on_routing_event(event: Any) -> dict[str, Any]:
     return dict(response)
 
 
+def _timer_record(record: SQSRecord) -> None:
+    event = from_body(record.body)
+    if not isinstance(event, OfferTimeout | EscalationDue):
+        raise UnknownEvent(f"{type(event).__name__} is not a timer")
+    engine.handle(event)
+
+
+@app.on_sqs_message(queue=timer_queue_name(), batch_size=10)
+def on_timer(event: Any) -> dict[str, Any]:
+    """Offer timeouts and escalation steps, delivered by SQS when they are due."""
+    processor = BatchProcessor(event_type=EventType.SQS)
+    response = process_partial_response(
+        event=event.to_dict(), record_handler=_timer_record, processor=processor, context=event.context
+    )
+    return dict(response)
+
+
 @app.schedule("rate(1 minute)")
 def sweep_offers(event: Any) -> dict[str, Any]:
-    """Safety net: expire stale offers and offer whatever waits."""
+    """Safety net: expire stale offers, fire escalation steps past due, offer whatever waits."""
     outcome = engine.sweep()
     return {"offers": len(outcome.offers)}

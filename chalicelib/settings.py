@@ -50,6 +50,8 @@ class Settings:
     public_base_url: str
     # SNS topics allowed to post to /webhooks/email/ses.
     sns_topic_arns: tuple[str, ...]
+    # SSM parameter holding the routing configuration (YAML) that overrides the deployed routing.yaml.
+    routing_config_parameter: str | None = None
 
 
 def _env(name: str, default: str) -> str:
@@ -74,12 +76,23 @@ def get_settings() -> Settings:
         ssm_prefix=os.environ.get("SWITCHBOARD_SSM_PREFIX") or None,
         public_base_url=_env("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
         sns_topic_arns=tuple(a.strip() for a in os.environ.get("SNS_TOPIC_ARNS", "").split(",") if a.strip()),
+        routing_config_parameter=os.environ.get("SWITCHBOARD_ROUTING_CONFIG_PARAMETER") or None,
     )
 
 
 def routing_queue_name() -> str:
     """Name of the FIFO routing queue; needed at import time by the SQS event source decorator."""
     return _env("SWITCHBOARD_ROUTING_QUEUE", "switchboard-routing.fifo")
+
+
+def timer_queue_name() -> str:
+    """Standard queue for delayed timers (offer timeouts, escalation steps): FIFO queues cannot delay one message."""
+    return _env("SWITCHBOARD_TIMER_QUEUE", "switchboard-timers")
+
+
+def outbox_queue_name() -> str:
+    """Standard queue of messages to send to customers on their channel."""
+    return _env("SWITCHBOARD_OUTBOX_QUEUE", "switchboard-outbox")
 
 
 def reload_settings() -> None:

@@ -304,7 +304,7 @@ def create_agent(
     body = {
         "agent_id": agent_id,
         "name": agent_id.title(),
-        "capacity": {channel: capacity for channel in channels},
+        "max_per_channel": {channel: capacity for channel in channels},
         "presence": presence,
     }
     response = client.http.post(

@@ -12,8 +12,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from chalicelib import clock
+from chalicelib import clock, metrics
 from chalicelib.errors import Conflict, InvalidPayload, NotFound
+from chalicelib.routing.config import current_config
 from chalicelib.routing.events import AgentFreed, ContactRequeued
 from chalicelib.routing.model import Agent, Contact, ContactState, Presence
 from chalicelib.store import conversations, queue
@@ -32,7 +33,11 @@ class NewAgent(BaseModel):
     agent_id: Name
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     skills: dict[Name, Annotated[int, Field(ge=1, le=5)]] = Field(default_factory=dict)
-    capacity: dict[Name, Annotated[int, Field(ge=0, le=50)]] = Field(default_factory=lambda: {"webchat": 3})
+    queues: Annotated[list[Name], Field(min_length=1, max_length=10)] = Field(default_factory=lambda: ["default"])
+    # Capacity units (the routing config's default when absent); channel costs of their own; optional caps.
+    capacity: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    channel_costs: dict[Name, Annotated[int, Field(ge=1, le=10_000)]] = Field(default_factory=dict)
+    max_per_channel: dict[Name, Annotated[int, Field(ge=0, le=100)]] = Field(default_factory=dict)
     presence: Annotated[Presence, Field(strict=False)] = Presence.OFFLINE
 
 
@@ -55,13 +60,18 @@ class PresenceChange(BaseModel):
 def create_agent(document: Any) -> Agent:
     spec: NewAgent = validate(NewAgent, document)
     now = clock.now_iso()
+    unknown = [q for q in spec.queues if q not in current_config().queues]
+    if unknown:
+        raise InvalidPayload(f"unknown queues: {', '.join(unknown)}", [{"field": "queues", "problem": "unknown"}])
     agent = Agent(
         agent_id=spec.agent_id,
         name=spec.name,
         presence=spec.presence,
         skills=dict(spec.skills),
-        capacity=dict(spec.capacity),
-        load={channel: 0 for channel in spec.capacity},
+        capacity=spec.capacity if spec.capacity is not None else current_config().default_capacity,
+        queues=tuple(dict.fromkeys(spec.queues)),
+        channel_costs=dict(spec.channel_costs),
+        max_per_channel=dict(spec.max_per_channel),
         idle_since=now,
     )
     try:
@@ -89,7 +99,7 @@ def set_presence(agent_id: str, document: Any) -> Agent:
         now = clock.now_iso()
         updated = agent.with_presence(change.presence, now)
         try:
-            store.save_agent(updated)
+            store.save_agent(agent, updated)
         except TransactionConflict:
             continue
         if updated.takes_work:
@@ -137,11 +147,18 @@ def accept(agent_id: str, contact_id: str, offer_id: str | None = None) -> Conta
             raise Conflict(f"contact {contact_id} is not offered to you")
         if offer_id is not None and contact.offer_id != offer_id:
             raise Conflict(f"offer {offer_id} is no longer open")
-        assigned = contact.assigned(clock.now_iso())
+        now = clock.now_iso()
+        assigned = contact.assigned(now)
+        agent = get_agent(agent_id)
+        agents = [(agent, agent.answered())] if agent.consecutive_expired else []
         try:
-            store.save_assignment(assigned)
+            store.save(contacts=[(contact, assigned)], agents=agents, extra=store.assignment_actions(assigned))
         except TransactionConflict:
             continue
+        home = contact.queues[0]
+        store.record_started(home)
+        metrics.wait_until_accept(clock.seconds_between(contact.enqueued_at, now), home, contact.channel)
+        metrics.sla(now <= contact.sla_deadline if contact.sla_deadline else True, home, contact.channel)
         return assigned
     raise Conflict(f"contact {contact_id} changed too often; retry")
 
@@ -156,9 +173,10 @@ def decline(agent_id: str, contact_id: str, offer_id: str | None = None) -> Cont
             raise Conflict(f"offer {offer_id} is no longer open")
         declined_offer = contact.offer_id or ""
         agent = get_agent(agent_id)
+        released = agent.released(contact.channel, contact.cost, clock.now_iso())
         requeued = contact.requeued(agent_id)
         try:
-            store.save(requeued, agent.released(contact.channel, clock.now_iso()))
+            store.save(contacts=[(contact, requeued)], agents=[(agent, released)])
         except TransactionConflict:
             continue
         queue.publish(
@@ -180,12 +198,18 @@ def close(agent_id: str, contact_id: str) -> Contact:
         now = clock.now_iso()
         agent = get_agent(agent_id)
         closed = contact.closed(now)
+        customer_id = (conversations.get_conversation(contact_id) or {}).get("customer_id", contact.customer_id)
         try:
-            store.save_closing(closed, agent.released(contact.channel, now))
+            store.save(
+                contacts=[(contact, closed)],
+                agents=[(agent, agent.released(contact.channel, contact.cost, now))],
+                extra=store.closing_actions(closed, customer_id),
+            )
         except TransactionConflict:
             continue
-        conversation = conversations.get_conversation(contact_id) or {}
-        conversations.forget_open_conversation(conversation.get("customer_id", contact.customer_id), contact_id)
+        conversations.forget_open_conversation(customer_id, contact_id)
+        if contact.accepted_at:
+            store.record_handled(contact.queues[0], clock.seconds_between(contact.accepted_at, now))
         queue.publish(AgentFreed(agent_id, cause=f"closed-{contact_id}"))
         return closed
     raise Conflict(f"contact {contact_id} changed too often; retry")
@@ -198,7 +222,10 @@ def agent_view(agent: Agent) -> dict[str, Any]:
         "name": agent.name,
         "presence": agent.presence.value,
         "skills": agent.skills,
-        "capacity": agent.capacity,
-        "load": agent.load,
         "queues": list(agent.queues),
+        "capacity": agent.capacity,
+        "used": agent.used,
+        "channel_costs": agent.channel_costs,
+        "max_per_channel": agent.max_per_channel,
+        "load": agent.load,
     }

@@ -75,3 +75,22 @@ def profile_with_timeline(customer_id: str) -> dict[str, Any]:
         {k: v for k, v in m.items() if k not in ("pk", "sk", "type")} for m in conversations.timeline(customer_id)
     ]
     return {"customer": shown, "timeline": messages}
+
+
+class CustomerAttributes(BaseModel):
+    """What routing rules may look at: the customer's tier and tags (set by an admin or a CRM sync)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tier: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,32}$")] | None = None
+    tags: Annotated[list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,32}$")]], Field(max_length=20)] = (
+        Field(default_factory=list)
+    )
+
+
+def set_attributes(customer_id: str, document: Any) -> dict[str, Any]:
+    attributes: CustomerAttributes = _validated(CustomerAttributes, document)
+    if conversations.get_customer(customer_id) is None:
+        raise NotFound(f"no customer {customer_id}")
+    conversations.set_attributes(customer_id, attributes.tier, sorted(set(attributes.tags)))
+    return {"customer_id": customer_id, "tier": attributes.tier, "tags": sorted(set(attributes.tags))}

@@ -66,6 +66,8 @@ def receive(message: InboundMessage) -> StoredMessage:
             channel=message.channel,
             message_id=stored.message_id,
             received_at=stored.received_at,
+            text=message.text[:1000],
+            language=message.language,
         )
     )
     return stored

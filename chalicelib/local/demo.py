@@ -69,7 +69,12 @@ class Demo:
         for agent_id, (name, capacity) in AGENTS.items():
             response = requests.post(
                 f"{self.api_url}/agents",
-                json={"agent_id": agent_id, "name": name, "capacity": {"webchat": capacity}, "presence": "Offline"},
+                json={
+                    "agent_id": agent_id,
+                    "name": name,
+                    "max_per_channel": {"webchat": capacity},
+                    "presence": "Offline",
+                },
                 timeout=10,
             )
             response.raise_for_status()

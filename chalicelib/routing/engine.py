@@ -1,26 +1,39 @@
-"""The router: turns routing events into offers, with the I/O around the pure matcher.
+"""The router: turns routing events and timers into offers, with the I/O around the pure matcher.
 
-Offering is split into ``plan_offer`` (reads, decides) and ``commit_offer``
-(one conditional transaction). Between them anything may change; the commit
-then fails and the router plans again from fresh state. Tests interleave two
-routers step by step through exactly these two calls.
+Offering is split into ``plan_offer`` / ``plan_for_agent`` (read, decide)
+and ``commit_offer`` (one conditional transaction). Between them anything
+may change; the commit then fails and the router plans again from fresh
+state. Tests interleave two routers step by step through exactly these calls.
+
+Timers (offer timeouts, escalation steps) are SQS delayed messages on the
+timer queue; ``sweep`` runs every minute as the safety net for both.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from chalicelib import clock
+from chalicelib import clock, metrics
 from chalicelib.notify import push
 from chalicelib.routing import matching
-from chalicelib.routing.events import AgentFreed, ContactRequeued, ConversationMessage, RoutingEvent
-from chalicelib.routing.model import DEFAULT_QUEUE, Agent, Contact, ContactState, Offer
-from chalicelib.settings import get_settings
+from chalicelib.routing.config import EscalationStep, RoutingConfig, current_config
+from chalicelib.routing.events import (
+    AgentFreed,
+    ContactRequeued,
+    ConversationMessage,
+    EscalationDue,
+    OfferTimeout,
+    RoutingEvent,
+)
+from chalicelib.routing.model import Agent, Contact, ContactState, Offer, Presence
+from chalicelib.routing.rules import ContactFacts, classify
 from chalicelib.store import conversations as conversation_store
-from chalicelib.store import queue
+from chalicelib.store import queue, system_messages
 from chalicelib.store import routing as store
 from chalicelib.store.dynamo import TransactionConflict
 
@@ -29,6 +42,7 @@ logger = Logger(service="switchboard", child=True)
 _ATTEMPTS = 5
 # How many contacts a freed agent may take in one event (bounded work per event).
 _MAX_OFFERS_PER_AGENT_EVENT = 10
+_SWEEP_PAGE = 50
 
 
 @dataclass(frozen=True)
@@ -40,7 +54,7 @@ class Outcome:
 
 
 def handle(event: RoutingEvent, now: str | None = None) -> Outcome:
-    """Handle one routing event; safe to run again for the same event."""
+    """Handle one routing event or timer; safe to run again for the same event."""
     now = now or clock.now_iso()
     if isinstance(event, ConversationMessage):
         return on_conversation_message(event, now)
@@ -49,7 +63,12 @@ def handle(event: RoutingEvent, now: str | None = None) -> Outcome:
         return Outcome(offers=(offer,) if offer else (), note="requeued")
     if isinstance(event, AgentFreed):
         return on_agent_freed(event.agent_id, now)
+    if isinstance(event, OfferTimeout | EscalationDue):
+        return on_timer(event, now)
     raise TypeError(f"unhandled routing event {type(event).__name__}")
+
+
+# --- a customer wrote -------------------------------------------------------------------------
 
 
 def on_conversation_message(event: ConversationMessage, now: str) -> Outcome:
@@ -57,9 +76,11 @@ def on_conversation_message(event: ConversationMessage, now: str) -> Outcome:
     if contact is None or (
         contact.state is ContactState.CLOSED and contact.closed_at and event.received_at > contact.closed_at
     ):
-        contact = _open_contact(event, reopening=contact)
+        contact = _open_contact(event, now, reopening=contact)
     if contact.state is ContactState.QUEUED:
         offer = offer_contact(contact.contact_id, now, known=contact)
+        if offer is None:
+            acknowledge(contact.contact_id, now)
         return Outcome(offers=(offer,) if offer else (), note="queued")
     if contact.state is ContactState.OFFERED and contact.offered_to:
         if event.received_at == contact.enqueued_at:
@@ -76,25 +97,71 @@ def on_conversation_message(event: ConversationMessage, now: str) -> Outcome:
     return Outcome(note=f"contact is {contact.state.value}")
 
 
-def _open_contact(event: ConversationMessage, reopening: Contact | None = None) -> Contact:
-    """A queued contact for the conversation: new, or a closed one the customer wrote to again (an e-mail reply)."""
+def _open_contact(event: ConversationMessage, now: str, reopening: Contact | None = None) -> Contact:
+    """Classify with the routing rules and queue a contact (new, or a closed one written to again)."""
+    config = current_config()
     customer = conversation_store.get_customer(event.customer_id) or {}
+    facts = ContactFacts(
+        channel=event.channel,
+        text=event.text,
+        language=event.language or customer.get("language"),
+        customer_tier=customer.get("tier"),
+        customer_tags=frozenset(customer.get("tags", ())),
+    )
+    decision = classify(config, facts, clock.parse_iso(event.received_at))
     contact = Contact(
         contact_id=event.conversation_id,
         customer_id=event.customer_id,
         channel=event.channel,
         enqueued_at=event.received_at,
+        queues=(decision.queue,),
+        priority=decision.priority,
+        required_skills=dict(decision.skills),
+        sla_deadline=decision.deadline,
+        rule=decision.rule,
+        escalation=tuple(_step_values(step) for step in decision.escalation),
+        preferred_agent=_preferred_agent(customer, event.received_at, config),
         customer_name=customer.get("name"),
         version=reopening.version + 1 if reopening else 0,
     )
     try:
-        store.create_contact(contact)
+        store.create_contact(reopening, contact)
     except TransactionConflict:
         found = store.get_contact(event.conversation_id)
         if found is None:
             raise
         return found
+    logger.info(
+        "queued",
+        extra={
+            "contact_id": contact.contact_id,
+            "rule": decision.rule,
+            "queue": decision.queue,
+            "priority": decision.priority,
+            "queue_open": decision.queue_open,
+        },
+    )
+    _arm_next_step(contact, now)
+    if not decision.queue_open and decision.out_of_hours and decision.out_of_hours.action == "reply":
+        system_messages.send(
+            contact.contact_id, contact.customer_id, contact.channel, decision.out_of_hours.message, "out_of_hours", now
+        )
+        _mark_acknowledged(contact, now)
+        return store.get_contact(contact.contact_id) or contact
     return contact
+
+
+def _preferred_agent(customer: dict[str, Any], at: str, config: RoutingConfig) -> str | None:
+    """The agent who served this customer last, if that was within the configured window."""
+    agent_id, served_at = customer.get("last_agent_id"), customer.get("last_served_at")
+    if not agent_id or not served_at:
+        return None
+    if clock.seconds_between(served_at, at) > config.preferred_agent_window_seconds:
+        return None
+    return str(agent_id)
+
+
+# --- offering ---------------------------------------------------------------------------------
 
 
 def plan_offer(contact_id: str, now: str, known: Contact | None = None) -> Offer | None:
@@ -105,26 +172,48 @@ def plan_offer(contact_id: str, now: str, known: Contact | None = None) -> Offer
     contact = known or store.get_contact(contact_id)
     if contact is None or contact.state is not ContactState.QUEUED:
         return None
-    agent = matching.choose_agent(contact, store.available_agents(contact.queue))
+    config = current_config()
+    candidates = {a.agent_id: a for q in contact.queues for a in store.available_agents(q)}
+    if contact.preferred_agent and contact.preferred_agent not in candidates:
+        preferred = store.get_agent(contact.preferred_agent)  # may be past the first page of the index
+        if preferred:
+            candidates[preferred.agent_id] = preferred
+    agent = matching.choose_agent(contact, candidates.values(), config.cost)
     if agent is None:
         return None
-    return _offer(contact, agent, now)
+    return _offer(contact, agent, now, config)
 
 
-def _offer(contact: Contact, agent: Agent, now: str) -> Offer:
+def plan_for_agent(agent_id: str, now: str) -> Offer | None:
+    """Decide which waiting contact a freed agent takes, from fresh reads; None if none fits or they are busy."""
+    agent = store.get_agent(agent_id)
+    if agent is None or not agent.takes_work:
+        return None
+    config = current_config()
+    waiting = {c.contact_id: c for q in agent.queues for c in store.waiting_contacts(q)}
+    contact = matching.choose_contact(agent, waiting.values(), config.cost)
+    if contact is None:
+        return None
+    return _offer(contact, agent, now, config)
+
+
+def _offer(contact: Contact, agent: Agent, now: str, config: RoutingConfig) -> Offer:
     offer_id = "off_" + uuid.uuid4().hex[:20]
-    expires_at = clock.plus_seconds(now, get_settings().offer_timeout_seconds)
+    expires_at = clock.plus_seconds(now, config.offer_timeout(contact.channel))
+    cost = matching.cost_for(agent, contact.channel, config.cost)
     return Offer(
         offer_id=offer_id,
-        contact=contact.offered(agent.agent_id, offer_id, now, expires_at),
-        agent=agent.reserved(contact.channel),
+        contact=contact.offered(agent.agent_id, offer_id, now, expires_at, cost),
+        agent=agent.reserved(contact.channel, cost),
         expires_at=expires_at,
+        contact_before=contact,
+        agent_before=agent,
     )
 
 
 def commit_offer(offer: Offer) -> None:
     """Reserve the agent's capacity and mark the contact offered, atomically; ``TransactionConflict`` if stale."""
-    store.save(offer.contact, offer.agent)
+    store.save(contacts=[(offer.contact_before, offer.contact)], agents=[(offer.agent_before, offer.agent)])
 
 
 def offer_contact(contact_id: str, now: str, known: Contact | None = None) -> Offer | None:
@@ -137,21 +226,10 @@ def offer_contact(contact_id: str, now: str, known: Contact | None = None) -> Of
             commit_offer(offer)
         except TransactionConflict:
             continue
-        _announce(offer)
+        _announce(offer, now)
         return offer
     logger.warning("contact stays queued after repeated conflicts", extra={"contact_id": contact_id})
     return None
-
-
-def plan_for_agent(agent_id: str, now: str) -> Offer | None:
-    """Decide which waiting contact a freed agent takes, from fresh reads; None if none fits or they are busy."""
-    agent = store.get_agent(agent_id)
-    if agent is None or not agent.takes_work:
-        return None
-    contact = matching.choose_contact(agent, store.waiting_contacts(agent.queues[0]))
-    if contact is None:
-        return None
-    return _offer(contact, agent, now)
 
 
 def on_agent_freed(agent_id: str, now: str) -> Outcome:
@@ -167,17 +245,21 @@ def on_agent_freed(agent_id: str, now: str) -> Outcome:
         except TransactionConflict:
             conflicts += 1
             continue
-        _announce(offer)
+        _announce(offer, now)
         offers.append(offer)
     return Outcome(offers=tuple(offers), note="agent freed")
 
 
-def _announce(offer: Offer) -> None:
+def _announce(offer: Offer, now: str) -> None:
+    contact = offer.contact
     logger.info(
         "offered",
-        extra={"contact_id": offer.contact.contact_id, "agent_id": offer.agent.agent_id, "offer_id": offer.offer_id},
+        extra={"contact_id": contact.contact_id, "agent_id": offer.agent.agent_id, "offer_id": offer.offer_id},
     )
-    push.to_agent(offer.agent.agent_id, offer_payload(offer.contact))
+    queue.publish_timer(OfferTimeout(contact.contact_id, offer.offer_id, offer.expires_at), offer.expires_at, now)
+    if contact.offer_count == 1:
+        metrics.wait_until_offer(clock.seconds_between(contact.enqueued_at, now), contact.queues[0], contact.channel)
+    push.to_agent(offer.agent.agent_id, offer_payload(contact))
 
 
 def offer_payload(contact: Contact) -> dict[str, object]:
@@ -188,47 +270,192 @@ def offer_payload(contact: Contact) -> dict[str, object]:
         "contact_id": contact.contact_id,
         "conversation_id": contact.contact_id,
         "channel": contact.channel,
-        "queue": contact.queue,
+        "queue": contact.queues[0],
+        "priority": contact.priority,
+        "skills": contact.required_skills,
         "customer": {"customer_id": contact.customer_id, "name": contact.customer_name},
+        "returning_customer": contact.preferred_agent is not None,
         "enqueued_at": contact.enqueued_at,
         "offered_at": contact.offered_at,
+        "sla_deadline": contact.sla_deadline,
         "expires_at": contact.offer_expires_at,
     }
 
 
-def expire_offers(now: str) -> list[str]:
-    """Put contacts whose offer timed out back in the queue (never to the same agent) and free the agents."""
-    requeued: list[str] = []
-    for contact in store.expired_offers(now):
-        if contact.offered_to is None or contact.offer_id is None:
-            continue
-        agent = store.get_agent(contact.offered_to)
+# --- timers -------------------------------------------------------------------------------------
+
+
+def on_timer(event: OfferTimeout | EscalationDue, now: str) -> Outcome:
+    """A timer fired (SQS delays at most 15 minutes: an early one is re-armed for the rest)."""
+    if clock.seconds_between(now, event.due_at) > 1:
+        queue.publish_timer(event, event.due_at, now)
+        return Outcome(note="re-armed")
+    if isinstance(event, OfferTimeout):
+        return Outcome(note="expired" if expire_offer(event.contact_id, event.offer_id, now) else "answered")
+    return Outcome(note="escalated" if escalate(event.contact_id, event.step, now) else "nothing to escalate")
+
+
+def expire_offer(contact_id: str, offer_id: str, now: str) -> bool:
+    """An offer not answered in time goes back to the queue, never again to that agent."""
+    config = current_config()
+    for _ in range(_ATTEMPTS):
+        contact = store.get_contact(contact_id)
+        if contact is None or contact.state is not ContactState.OFFERED or contact.offer_id != offer_id:
+            return False
+        if contact.offer_expires_at and contact.offer_expires_at > now:
+            return False
+        agent_id = contact.offered_to or ""
+        agent = store.get_agent(agent_id)
+        changed_agent = (
+            agent.released(contact.channel, contact.cost, now).let_offer_expire(
+                config.max_consecutive_expired_offers, now
+            )
+            if agent
+            else None
+        )
         try:
             store.save(
-                contact.requeued(contact.offered_to),
-                agent.released(contact.channel, now) if agent else None,
+                contacts=[(contact, contact.requeued(agent_id))],
+                agents=[(agent, changed_agent)] if agent and changed_agent else [],
             )
         except TransactionConflict:
-            continue  # accepted or changed meanwhile; the next sweep looks again
-        if agent:
-            push.to_agent(
-                agent.agent_id, {"type": "offer_withdrawn", "offer_id": contact.offer_id, "reason": "expired"}
-            )
-        queue.publish(
-            ContactRequeued(contact.contact_id, contact.offer_id),
-            AgentFreed(contact.offered_to, cause=f"expired-{contact.offer_id}"),
+            continue
+        logger.info("offer expired", extra={"contact_id": contact_id, "agent_id": agent_id, "offer_id": offer_id})
+        push.to_agent(agent_id, {"type": "offer_withdrawn", "offer_id": offer_id, "reason": "expired"})
+        if changed_agent and changed_agent.presence is Presence.AWAY and agent and agent.presence is not Presence.AWAY:
+            push.to_agent(agent_id, {"type": "presence", "presence": "Away", "reason": "offers expired"})
+        queue.publish(ContactRequeued(contact_id, offer_id), AgentFreed(agent_id, cause=f"expired-{offer_id}"))
+        return True
+    return False
+
+
+def _step_values(step: EscalationStep) -> dict[str, Any]:
+    return {
+        "after_seconds": step.after_seconds,
+        "before_breach_seconds": step.before_breach_seconds,
+        "set_skills": dict(step.set_skills),
+        "drop_skills": list(step.drop_skills),
+        "add_queues": list(step.add_queues),
+        "overflow_to": step.overflow_to,
+        "raise_priority": step.raise_priority,
+    }
+
+
+def step_due(contact: Contact, index: int) -> str:
+    """When escalation step ``index`` fires: a wait after queueing, or a margin before the SLA deadline."""
+    step = contact.escalation[index]
+    if step.get("after_seconds") is not None:
+        return clock.plus_seconds(contact.enqueued_at, step["after_seconds"])
+    return clock.plus_seconds(contact.sla_deadline, -int(step.get("before_breach_seconds") or 0))
+
+
+def _arm_next_step(contact: Contact, now: str) -> None:
+    if contact.next_step < len(contact.escalation):
+        due = step_due(contact, contact.next_step)
+        queue.publish_timer(EscalationDue(contact.contact_id, contact.next_step, due), due, now)
+
+
+def escalate(contact_id: str, step: int, now: str) -> bool:
+    """Apply escalation step ``step`` if it is the contact's next one and it is due; then offer again."""
+    for _ in range(_ATTEMPTS):
+        contact = store.get_contact(contact_id)
+        if contact is None or contact.state not in (ContactState.QUEUED, ContactState.OFFERED):
+            return False
+        if contact.next_step != step or step >= len(contact.escalation) or step_due(contact, step) > now:
+            return False
+        changed = apply_step(contact, contact.escalation[step])
+        try:
+            store.save(contacts=[(contact, changed)])
+        except TransactionConflict:
+            continue
+        logger.info(
+            "escalated",
+            extra={
+                "contact_id": contact_id,
+                "step": step,
+                "queues": list(changed.queues),
+                "priority": changed.priority,
+            },
         )
-        requeued.append(contact.contact_id)
-    return requeued
+        _arm_next_step(changed, now)
+        if changed.state is ContactState.QUEUED:
+            offer_contact(contact_id, now, known=changed)
+        return True
+    return False
+
+
+def apply_step(contact: Contact, step: dict[str, Any]) -> Contact:
+    """A contact after one escalation step: skills relaxed or dropped, queues widened or overflowed, priority up."""
+    skills = {**contact.required_skills}
+    for skill, level in (step.get("set_skills") or {}).items():
+        if skill in skills:
+            skills[skill] = int(level)
+    for skill in step.get("drop_skills") or ():
+        skills.pop(skill, None)
+    if step.get("overflow_to"):
+        queues: tuple[str, ...] = (step["overflow_to"],)
+    else:
+        queues = tuple(dict.fromkeys([*contact.queues, *(step.get("add_queues") or ())]))
+    priority = min(9, contact.priority + int(step.get("raise_priority") or 0))
+    return contact.escalated(queues=queues, required_skills=skills, priority=priority)
+
+
+# --- telling the customer where they stand ----------------------------------------------------------
+
+
+def expected_wait_seconds(position: int, stats: dict[str, Any]) -> float:
+    """Ahead of you ``position`` contacts; agents finish one every ``avg handle / working`` seconds on average."""
+    average = float(stats.get("avg_handle_seconds") or 300)
+    working = max(1, int(stats.get("working") or 0))
+    return math.ceil((position + 1) / working) * average
+
+
+def acknowledge(contact_id: str, now: str) -> bool:
+    """Tell a waiting customer their place in the queue and the expected wait, at most once per interval."""
+    config = current_config()
+    contact = store.get_contact(contact_id)
+    if contact is None or contact.state is not ContactState.QUEUED:
+        return False
+    if (
+        contact.acknowledged_at
+        and clock.seconds_between(contact.acknowledged_at, now) < config.acknowledgement_interval_seconds
+    ):
+        return False
+    home = contact.queues[0]
+    position = store.position_in_queue(contact, home)
+    wait = expected_wait_seconds(position, store.queue_stats(home))
+    text = config.acknowledgement_message.format(position=position + 1, wait_minutes=max(1, round(wait / 60)))
+    if not _mark_acknowledged(contact, now):
+        return False
+    system_messages.send(contact.contact_id, contact.customer_id, contact.channel, text, "queue_position", now)
+    return True
+
+
+def _mark_acknowledged(contact: Contact, now: str) -> bool:
+    try:
+        store.save(contacts=[(contact, contact.acknowledged(now))])
+    except TransactionConflict:
+        return False  # another delivery acknowledged (or offered) it just now
+    return True
+
+
+# --- the safety net -------------------------------------------------------------------------------
 
 
 def sweep(now: str | None = None) -> Outcome:
-    """The safety net that runs every minute: expire stale offers, then offer what waits to whoever can take it."""
+    """Every minute: expire offers past due, fire escalation steps past due, offer what waits."""
     now = now or clock.now_iso()
-    expire_offers(now)
+    for contact in store.expired_offers(now):
+        if contact.offer_id:
+            expire_offer(contact.contact_id, contact.offer_id, now)
     offers: list[Offer] = []
-    for contact in store.waiting_contacts(DEFAULT_QUEUE):
-        offer = offer_contact(contact.contact_id, now)
-        if offer:
-            offers.append(offer)
+    for queue_name in current_config().queues:
+        for contact in store.waiting_contacts(queue_name, limit=_SWEEP_PAGE):
+            while contact.next_step < len(contact.escalation) and step_due(contact, contact.next_step) <= now:
+                if not escalate(contact.contact_id, contact.next_step, now):
+                    break
+                contact = store.get_contact(contact.contact_id) or contact
+            offer = offer_contact(contact.contact_id, now)
+            if offer:
+                offers.append(offer)
     return Outcome(offers=tuple(offers), note="sweep")

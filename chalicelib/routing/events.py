@@ -39,6 +39,9 @@ class ConversationMessage(RoutingEvent):
     channel: str
     message_id: str
     received_at: str
+    # What the routing rules look at; the queue is encrypted at rest, and nothing of it is logged.
+    text: str = ""
+    language: str | None = None
 
     @property
     def group_id(self) -> str:
@@ -83,7 +86,29 @@ class AgentFreed(RoutingEvent):
         return hashlib.sha256(f"{self.agent_id}|{self.cause}".encode()).hexdigest()
 
 
-_KINDS: dict[str, type[RoutingEvent]] = {cls.kind: cls for cls in (ConversationMessage, ContactRequeued, AgentFreed)}
+@dataclass(frozen=True)
+class OfferTimeout(RoutingEvent):
+    """A timer: the offer must have been answered by ``due_at``."""
+
+    kind: ClassVar[str] = "OfferTimeout"
+    contact_id: str
+    offer_id: str
+    due_at: str
+
+
+@dataclass(frozen=True)
+class EscalationDue(RoutingEvent):
+    """A timer: escalation step ``step`` of the contact's rule is due at ``due_at``."""
+
+    kind: ClassVar[str] = "EscalationDue"
+    contact_id: str
+    step: int
+    due_at: str
+
+
+_KINDS: dict[str, type[RoutingEvent]] = {
+    cls.kind: cls for cls in (ConversationMessage, ContactRequeued, AgentFreed, OfferTimeout, EscalationDue)
+}
 
 
 class UnknownEvent(ValueError):

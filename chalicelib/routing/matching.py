@@ -1,42 +1,65 @@
-"""Pure matching: which agent gets a contact, which waiting contact a freed agent takes. No I/O here."""
+"""Pure matching: which agent gets a contact, which waiting contact a freed agent takes. No I/O here.
+
+Eligible: Available, serves one of the contact's queues, has every required
+skill at the minimum proficiency, has room for the channel's cost, and has
+not already declined or let this contact's offer expire.
+Agent for a contact: the preferred agent (who served this customer last,
+within the configured window), then higher proficiency, then the least
+loaded, then the longest idle.
+Contact for a freed agent: highest priority, then the earliest SLA deadline
+(then their own returning customers, then the longest waiting).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from chalicelib.routing.model import Agent, Contact, ContactState, Presence
 
+CostOf = Callable[[str], int]  # a channel's cost in capacity units, from the routing config
 
-def can_take(agent: Agent, contact: Contact) -> bool:
-    """Available, serves the queue, has the skills at the minimum proficiency, room on the channel, never refused it."""
+
+def cost_for(agent: Agent, channel: str, cost_of: CostOf) -> int:
+    """What a contact of ``channel`` costs this agent (their own cost if they have one)."""
+    return agent.channel_costs.get(channel, cost_of(channel))
+
+
+def can_take(agent: Agent, contact: Contact, cost_of: CostOf) -> bool:
     return (
         agent.presence is Presence.AVAILABLE
-        and contact.queue in agent.queues
-        and agent.spare(contact.channel) > 0
+        and not set(contact.queues).isdisjoint(agent.queues)
         and agent.agent_id not in contact.declined_by
         and all(agent.skills.get(skill, 0) >= level for skill, level in contact.required_skills.items())
+        and agent.has_room(contact.channel, cost_for(agent, contact.channel, cost_of))
     )
 
 
-def choose_agent(contact: Contact, agents: Iterable[Agent]) -> Agent | None:
-    """The best agent for a waiting contact: least loaded on its channel, then longest idle."""
-    eligible = [a for a in agents if can_take(a, contact)]
+def proficiency(agent: Agent, contact: Contact) -> int:
+    """How well the agent covers the contact's required skills (sum of their levels in them)."""
+    return sum(agent.skills.get(skill, 0) for skill in contact.required_skills)
+
+
+def choose_agent(contact: Contact, agents: Iterable[Agent], cost_of: CostOf) -> Agent | None:
+    eligible = {a.agent_id: a for a in agents if can_take(a, contact, cost_of)}
     if not eligible:
         return None
     return min(
-        eligible,
+        eligible.values(),
         key=lambda a: (
-            a.load.get(contact.channel, 0) / max(1, a.capacity.get(contact.channel, 1)),
-            a.total_load,
+            a.agent_id != contact.preferred_agent,
+            -proficiency(a, contact),
+            a.load_permille,
             a.idle_since,
             a.agent_id,
         ),
     )
 
 
-def choose_contact(agent: Agent, contacts: Iterable[Contact]) -> Contact | None:
-    """The waiting contact a freed agent takes: highest priority, then the longest waiting."""
-    eligible = [c for c in contacts if c.state is ContactState.QUEUED and can_take(agent, c)]
+def choose_contact(agent: Agent, contacts: Iterable[Contact], cost_of: CostOf) -> Contact | None:
+    eligible = {c.contact_id: c for c in contacts if c.state is ContactState.QUEUED and can_take(agent, c, cost_of)}
     if not eligible:
         return None
-    return min(eligible, key=lambda c: (-c.priority, c.enqueued_at, c.contact_id))
+    return min(
+        eligible.values(),
+        key=lambda c: (-c.priority, c.sla_deadline, c.preferred_agent != agent.agent_id, c.enqueued_at, c.contact_id),
+    )

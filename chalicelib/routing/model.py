@@ -1,15 +1,22 @@
 """The routing state of agents and contacts, and the transitions between states, as plain values.
 
 A *contact* is one conversation's request for an agent. It is ``queued``
-until it is ``offered`` to one agent, ``assigned`` when that agent accepts,
-and ``closed`` when the agent wraps it up. Declined or expired offers put it
-back in the queue, never again to the same agent.
+(waiting in one or more queues) until it is ``offered`` to one agent,
+``assigned`` when that agent accepts, and ``closed`` when the agent wraps it
+up. Declined or expired offers put it back in the queue, never again to the
+same agent.
+
+Capacity is counted in units: each agent has a capacity (60 by default) and
+each channel a cost (a call 60, a chat 20, an e-mail 12: one call, or three
+chats, or five e-mails). An offer reserves the channel's cost; the contact
+remembers what it reserved, so closing it gives back exactly that.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
 
 DEFAULT_QUEUE = "default"
 
@@ -29,42 +36,67 @@ class ContactState(StrEnum):
 
 @dataclass(frozen=True)
 class Agent:
-    """An agent as routing sees them: skills (name -> proficiency 1..5), presence and load per channel."""
+    """An agent as routing sees them: skills (name -> proficiency 1..5), queues, presence and load."""
 
     agent_id: str
     name: str
     presence: Presence
     skills: dict[str, int]
-    capacity: dict[str, int]
-    load: dict[str, int] = field(default_factory=dict)
+    capacity: int = 60
     queues: tuple[str, ...] = (DEFAULT_QUEUE,)
+    channel_costs: dict[str, int] = field(default_factory=dict)  # this agent's own costs, if any
+    max_per_channel: dict[str, int] = field(default_factory=dict)  # optional caps on concurrent contacts
+    load: dict[str, int] = field(default_factory=dict)  # contacts held per channel
+    used: int = 0  # capacity units reserved
     idle_since: str = ""
+    consecutive_expired: int = 0
     version: int = 0
 
-    def spare(self, channel: str) -> int:
-        """How many more contacts of ``channel`` this agent can hold now."""
-        return self.capacity.get(channel, 0) - self.load.get(channel, 0)
-
-    @property
-    def total_load(self) -> int:
-        return sum(self.load.values())
+    def has_room(self, channel: str, cost: int) -> bool:
+        """Whether a contact of ``channel`` costing ``cost`` units still fits."""
+        cap = self.max_per_channel.get(channel)
+        if cap is not None and self.load.get(channel, 0) >= cap:
+            return False
+        return self.used + cost <= self.capacity
 
     @property
     def takes_work(self) -> bool:
-        """Available and with room on at least one channel: listed in the available-agents index."""
-        return self.presence is Presence.AVAILABLE and any(self.spare(c) > 0 for c in self.capacity)
+        """Available with units to spare: listed in the available-agents index of each of their queues."""
+        return self.presence is Presence.AVAILABLE and self.used < self.capacity
 
-    def reserved(self, channel: str) -> Agent:
-        return replace(self, load={**self.load, channel: self.load.get(channel, 0) + 1}, version=self.version + 1)
+    @property
+    def load_permille(self) -> int:
+        return 1000 * self.used // max(1, self.capacity)
 
-    def released(self, channel: str, now: str) -> Agent:
+    def reserved(self, channel: str, cost: int) -> Agent:
+        return replace(
+            self,
+            load={**self.load, channel: self.load.get(channel, 0) + 1},
+            used=self.used + cost,
+            version=self.version + 1,
+        )
+
+    def released(self, channel: str, cost: int, now: str) -> Agent:
         load = {**self.load, channel: max(0, self.load.get(channel, 0) - 1)}
-        idle_since = now if sum(load.values()) == 0 else self.idle_since
-        return replace(self, load=load, idle_since=idle_since, version=self.version + 1)
+        used = max(0, self.used - cost)
+        idle_since = now if used == 0 else self.idle_since
+        return replace(self, load=load, used=used, idle_since=idle_since, version=self.version + 1)
 
     def with_presence(self, presence: Presence, now: str) -> Agent:
         idle_since = now if presence is not self.presence else self.idle_since
-        return replace(self, presence=presence, idle_since=idle_since, version=self.version + 1)
+        expired = 0 if presence is Presence.AVAILABLE else self.consecutive_expired
+        return replace(
+            self, presence=presence, idle_since=idle_since, consecutive_expired=expired, version=self.version + 1
+        )
+
+    def let_offer_expire(self, limit: int, now: str) -> Agent:
+        """One more offer ignored; after ``limit`` in a row the agent is set Away (they are not there)."""
+        expired = self.consecutive_expired + 1
+        presence = Presence.AWAY if expired >= limit else self.presence
+        return replace(self, consecutive_expired=expired, presence=presence, version=self.version + 1)
+
+    def answered(self) -> Agent:
+        return replace(self, consecutive_expired=0, version=self.version + 1)
 
 
 @dataclass(frozen=True)
@@ -76,11 +108,17 @@ class Contact:
     channel: str
     enqueued_at: str
     state: ContactState = ContactState.QUEUED
-    queue: str = DEFAULT_QUEUE
+    queues: tuple[str, ...] = (DEFAULT_QUEUE,)
     priority: int = 0
     required_skills: dict[str, int] = field(default_factory=dict)
+    sla_deadline: str = ""
+    rule: str = ""
+    escalation: tuple[dict[str, Any], ...] = ()  # the rule's steps, as configured when the contact was queued
+    next_step: int = 0  # index of the next escalation step to fire
+    preferred_agent: str | None = None
     customer_name: str | None = None
     declined_by: tuple[str, ...] = ()
+    cost: int = 0  # capacity units reserved while offered or assigned
     offer_id: str | None = None
     offered_to: str | None = None
     offered_at: str | None = None
@@ -89,9 +127,10 @@ class Contact:
     assigned_to: str | None = None
     accepted_at: str | None = None
     closed_at: str | None = None
+    acknowledged_at: str | None = None
     version: int = 0
 
-    def offered(self, agent_id: str, offer_id: str, now: str, expires_at: str) -> Contact:
+    def offered(self, agent_id: str, offer_id: str, now: str, expires_at: str, cost: int) -> Contact:
         return replace(
             self,
             state=ContactState.OFFERED,
@@ -100,6 +139,7 @@ class Contact:
             offered_at=self.offered_at or now,
             offer_expires_at=expires_at,
             offer_count=self.offer_count + 1,
+            cost=cost,
             version=self.version + 1,
         )
 
@@ -112,6 +152,7 @@ class Contact:
             offer_id=None,
             offered_to=None,
             offer_expires_at=None,
+            cost=0,
             version=self.version + 1,
         )
 
@@ -128,12 +169,33 @@ class Contact:
     def closed(self, now: str) -> Contact:
         return replace(self, state=ContactState.CLOSED, closed_at=now, version=self.version + 1)
 
+    def escalated(
+        self,
+        *,
+        queues: tuple[str, ...],
+        required_skills: dict[str, int],
+        priority: int,
+    ) -> Contact:
+        return replace(
+            self,
+            queues=queues,
+            required_skills=required_skills,
+            priority=priority,
+            next_step=self.next_step + 1,
+            version=self.version + 1,
+        )
+
+    def acknowledged(self, now: str) -> Contact:
+        return replace(self, acknowledged_at=now, version=self.version + 1)
+
 
 @dataclass(frozen=True)
 class Offer:
-    """A contact offered to one agent until ``expires_at``."""
+    """A contact offered to one agent until ``expires_at``: both as read, and as the offer makes them."""
 
     offer_id: str
     contact: Contact
     agent: Agent
     expires_at: str
+    contact_before: Contact
+    agent_before: Agent

@@ -364,6 +364,22 @@ def timeline(customer_id: str) -> list[dict[str, Any]]:
     return sorted(items, key=lambda m: m["sk"])
 
 
+def set_attributes(customer_id: str, tier: str | None, tags: list[str]) -> None:
+    """The customer's tier and tags, which routing rules match on."""
+    client = aws.client("dynamodb")
+    values: dict[str, Any] = {":tags": tags}
+    if tier is None:
+        expression = "SET tags = :tags REMOVE tier"
+    else:
+        expression, values[":tier"] = "SET tags = :tags, tier = :tier", tier
+    client.update_item(
+        TableName=_table(),
+        Key=key(customer_key(customer_id), "PROFILE"),
+        UpdateExpression=expression,
+        ExpressionAttributeValues=to_values(values),
+    )
+
+
 def forget_open_conversation(customer_id: str, conversation_id: str) -> None:
     """The customer's next message opens a new conversation, unless their pointer moved on already."""
     client = aws.client("dynamodb")

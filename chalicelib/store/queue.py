@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 from chalicelib.routing.events import RoutingEvent
-from chalicelib.settings import get_settings
+from chalicelib.settings import get_settings, outbox_queue_name, timer_queue_name
 from chalicelib.store import aws
+
+MAX_DELAY_SECONDS = 900
 
 
 @lru_cache(maxsize=4)
@@ -49,3 +52,17 @@ def publish(*events: RoutingEvent) -> None:
     response = client.send_message_batch(QueueUrl=queue_url(), Entries=entries)
     if response.get("Failed"):
         raise RuntimeError(f"{len(response['Failed'])} routing events were not queued")
+
+
+def publish_timer(event: RoutingEvent, due_at: str, now: str) -> None:
+    """Deliver ``event`` at ``due_at`` (to the second, up to SQS's 15-minute delay; longer timers re-arm)."""
+    from chalicelib import clock
+
+    delay = max(0, min(MAX_DELAY_SECONDS, math.ceil(clock.seconds_between(now, due_at))))
+    aws.client("sqs").send_message(
+        QueueUrl=_queue_url(timer_queue_name()), MessageBody=event.to_body(), DelaySeconds=delay
+    )
+
+
+def send_to_outbox(body: str) -> None:
+    aws.client("sqs").send_message(QueueUrl=_queue_url(outbox_queue_name()), MessageBody=body)

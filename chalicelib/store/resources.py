@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chalicelib.settings import Settings, get_settings
+from chalicelib.settings import Settings, get_settings, outbox_queue_name, timer_queue_name
 from chalicelib.store import aws
 
 # Sparse index over the routing table: only items waiting for something
 # (available agents, queued contacts, open offers) carry gsi1 attributes.
 ROUTING_INDEX = "gsi1"
-ROUTING_QUEUE_MAX_RECEIVES = 5
-ROUTING_QUEUE_VISIBILITY_SECONDS = 30
+MAX_RECEIVES = 5  # then the message goes to the dead-letter queue
+VISIBILITY_SECONDS = 30
 
 
 def table_definitions(settings: Settings) -> list[dict[str, Any]]:
@@ -60,8 +60,10 @@ def table_definitions(settings: Settings) -> list[dict[str, Any]]:
 
 
 def dead_letter_queue_name(queue_name: str) -> str:
-    """The DLQ paired with a FIFO queue."""
-    return queue_name.removesuffix(".fifo") + "-dlq.fifo"
+    """The DLQ paired with a queue (FIFO queues need a FIFO DLQ)."""
+    if queue_name.endswith(".fifo"):
+        return queue_name.removesuffix(".fifo") + "-dlq.fifo"
+    return queue_name + "-dlq"
 
 
 def create_all(settings: Settings | None = None) -> dict[str, str]:
@@ -72,21 +74,31 @@ def create_all(settings: Settings | None = None) -> dict[str, str]:
     for definition in table_definitions(settings):
         if definition["TableName"] not in existing:
             dynamodb.create_table(**definition)
+    urls: dict[str, str] = {}
+    for name, fifo in (
+        (settings.routing_queue_name, True),
+        (timer_queue_name(), False),
+        (outbox_queue_name(), False),
+    ):
+        urls.update(_queue_with_dead_letters(name, fifo))
+    return urls
+
+
+def _queue_with_dead_letters(name: str, fifo: bool) -> dict[str, str]:
     sqs = aws.client("sqs")
-    dlq_name = dead_letter_queue_name(settings.routing_queue_name)
+    dlq_name = dead_letter_queue_name(name)
+    fifo_attributes = {"FifoQueue": "true"} if fifo else {}
     dlq_url = sqs.create_queue(
         QueueName=dlq_name,
-        Attributes={"FifoQueue": "true", "MessageRetentionPeriod": str(14 * 24 * 3600)},
+        Attributes={**fifo_attributes, "MessageRetentionPeriod": str(14 * 24 * 3600)},
     )["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue_url = sqs.create_queue(
-        QueueName=settings.routing_queue_name,
+    url = sqs.create_queue(
+        QueueName=name,
         Attributes={
-            "FifoQueue": "true",
-            "VisibilityTimeout": str(ROUTING_QUEUE_VISIBILITY_SECONDS),
-            "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": ROUTING_QUEUE_MAX_RECEIVES}
-            ),
+            **fifo_attributes,
+            "VisibilityTimeout": str(VISIBILITY_SECONDS),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES}),
         },
     )["QueueUrl"]
-    return {settings.routing_queue_name: queue_url, dlq_name: dlq_url}
+    return {name: url, dlq_name: dlq_url}

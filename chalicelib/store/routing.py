@@ -2,30 +2,41 @@
 
 Keys (``pk``/``sk``) and the sparse index ``gsi1`` (``gsi1pk``/``gsi1sk``)::
 
-    AGENT#<id>    AGENT          the agent; in gsi1 as AVAILABLE#<queue> while it takes work
+    AGENT#<id>    AGENT          the agent
+    AGENT#<id>    POOL#<queue>   a copy in gsi1 under AVAILABLE#<queue> while the agent takes work,
+                                 least loaded first
     AGENT#<id>    CONN#<conn>    one open WebSocket connection of the agent
     CONN#<conn>   CONN           which agent a connection belongs to
-    CONTACT#<id>  CONTACT        the contact; in gsi1 as WAITING#<queue> while queued,
-                                 OFFERED while an offer is open (sorted by expiry)
+    CONTACT#<id>  CONTACT        the contact
+    CONTACT#<id>  WAIT#<queue>   a copy in gsi1 under WAITING#<queue> while queued there,
+                                 highest priority then earliest SLA deadline first
+    CONTACT#<id>  OFFER          a copy in gsi1 under OFFERED while an offer is open, by expiry
+    QUEUESTATS#<queue> STATS     recent handle time and how many contacts are being worked
 
-Every change of an agent or contact is a whole-item put conditioned on the
-version read, so two routers acting on the same state cannot both win: no
-agent goes over capacity and no contact is offered twice.
+Routing reads a bounded page of an index, never all agents. Every change of
+an agent or contact is a put of its main item conditioned on the version
+read, together with its index copies, in one transaction: two routers acting
+on the same state cannot both win, no agent goes over capacity and no
+contact is offered twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 from chalicelib.routing.model import Agent, Contact, ContactState, Presence
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
-from chalicelib.store.conversations import conversation_key
+from chalicelib.store.conversations import conversation_key, customer_key
 from chalicelib.store.dynamo import from_item, get, key, to_item, to_values, transact
 from chalicelib.store.resources import ROUTING_INDEX
 
 OFFERED_INDEX_KEY = "OFFERED"
+PAGE = 25
+
+Change = tuple[Any, Any]  # (as read, or None when new; as it should become)
 
 
 def _table() -> str:
@@ -36,57 +47,72 @@ def _data_table() -> str:
     return get_settings().data_table
 
 
+def _versioned_put(item: dict[str, Any], read_version: int | None) -> dict[str, Any]:
+    """A transaction action writing ``item`` only if the stored version is still the one read (None: new)."""
+    action: dict[str, Any] = {"TableName": _table(), "Item": to_item(item)}
+    if read_version is None:
+        action["ConditionExpression"] = "attribute_not_exists(pk)"
+    else:
+        action["ConditionExpression"] = "version = :expected"
+        action["ExpressionAttributeValues"] = to_values({":expected": read_version})
+    return {"Put": action}
+
+
+def _index_actions(pk: str, before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> list[dict]:
+    actions: list[dict[str, Any]] = [{"Put": {"TableName": _table(), "Item": to_item(i)}} for i in after.values()]
+    actions += [{"Delete": {"TableName": _table(), "Key": key(pk, sk)}} for sk in before if sk not in after]
+    return actions
+
+
 # --- agents -----------------------------------------------------------------
 
 
-def _agent_item(agent: Agent) -> dict[str, Any]:
-    values: dict[str, Any] = {
+def _agent_values(agent: Agent) -> dict[str, Any]:
+    return {
         "pk": f"AGENT#{agent.agent_id}",
         "sk": "AGENT",
         **asdict(agent),
         "presence": agent.presence.value,
         "queues": list(agent.queues),
     }
-    if agent.takes_work:
-        # One entry per agent for now (one queue); the rules engine will index per queue.
-        values["gsi1pk"] = f"AVAILABLE#{agent.queues[0]}"
-        values["gsi1sk"] = f"{agent.total_load:04d}#{agent.idle_since}#{agent.agent_id}"
-    return to_item(values)
+
+
+def _agent_index(agent: Agent | None) -> dict[str, dict[str, Any]]:
+    if agent is None or not agent.takes_work:
+        return {}
+    values = _agent_values(agent)
+    return {
+        f"POOL#{queue}": {
+            **values,
+            "sk": f"POOL#{queue}",
+            "gsi1pk": f"AVAILABLE#{queue}",
+            "gsi1sk": f"{agent.load_permille:04d}#{agent.idle_since}#{agent.agent_id}",
+        }
+        for queue in agent.queues
+    }
 
 
 def _agent_from(values: dict[str, Any]) -> Agent:
-    return Agent(
-        agent_id=values["agent_id"],
-        name=values["name"],
-        presence=Presence(values["presence"]),
-        skills=dict(values.get("skills", {})),
-        capacity=dict(values.get("capacity", {})),
-        load=dict(values.get("load", {})),
-        queues=tuple(values.get("queues", ())),
-        idle_since=values.get("idle_since", ""),
-        version=int(values["version"]),
-    )
+    fields = {k: v for k, v in values.items() if k in Agent.__dataclass_fields__}
+    fields["presence"] = Presence(values["presence"])
+    fields["queues"] = tuple(values.get("queues", ()))
+    for name in ("skills", "channel_costs", "max_per_channel", "load"):
+        fields[name] = dict(values.get(name, {}))
+    return Agent(**fields)
 
 
-def _versioned_put(item: dict[str, Any], version: int) -> dict[str, Any]:
-    """A transaction action writing ``item`` (at ``version``) only over the version before it; 0 means new."""
-    action: dict[str, Any] = {"TableName": _table(), "Item": item}
-    if version == 0:
-        action["ConditionExpression"] = "attribute_not_exists(pk)"
-    else:
-        action["ConditionExpression"] = "version = :expected"
-        action["ExpressionAttributeValues"] = to_values({":expected": version - 1})
-    return {"Put": action}
-
-
-def agent_put(agent: Agent) -> dict[str, Any]:
-    """A transaction action saving ``agent`` if nobody changed it since its previous version."""
-    return _versioned_put(_agent_item(agent), agent.version)
+def agent_actions(change: Change) -> list[dict[str, Any]]:
+    """Save an agent (versioned) and keep its index copies in step."""
+    before, after = change
+    return [
+        _versioned_put(_agent_values(after), before.version if before else None),
+        *_index_actions(f"AGENT#{after.agent_id}", _agent_index(before), _agent_index(after)),
+    ]
 
 
 def create_agent(agent: Agent) -> None:
     """Store a new agent; ``TransactionConflict`` if the id is taken."""
-    transact([agent_put(agent)])
+    transact(agent_actions((None, agent)))
 
 
 def get_agent(agent_id: str) -> Agent | None:
@@ -94,9 +120,9 @@ def get_agent(agent_id: str) -> Agent | None:
     return _agent_from(found) if found else None
 
 
-def save_agent(agent: Agent) -> None:
+def save_agent(before: Agent, after: Agent) -> None:
     """Save an agent changed from the version read (``TransactionConflict`` if it changed meanwhile)."""
-    transact([agent_put(agent)])
+    transact(agent_actions((before, after)))
 
 
 def list_agents() -> list[Agent]:
@@ -116,16 +142,20 @@ def list_agents() -> list[Agent]:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def available_agents(queue: str, limit: int = 25) -> list[Agent]:
-    """Agents taking work in ``queue``, least loaded first; a bounded read however many agents exist."""
+def _index_page(partition: str, limit: int) -> list[dict[str, Any]]:
     page = aws.client("dynamodb").query(
         TableName=_table(),
         IndexName=ROUTING_INDEX,
         KeyConditionExpression="gsi1pk = :pk",
-        ExpressionAttributeValues=to_values({":pk": f"AVAILABLE#{queue}"}),
+        ExpressionAttributeValues=to_values({":pk": partition}),
         Limit=limit,
     )
-    return [_agent_from(from_item(i)) for i in page["Items"]]
+    return [from_item(i) for i in page["Items"]]
+
+
+def available_agents(queue: str, limit: int = PAGE) -> list[Agent]:
+    """Agents taking work in ``queue``, least loaded first: one bounded read however many agents exist."""
+    return [_agent_from(i) for i in _index_page(f"AVAILABLE#{queue}", limit)]
 
 
 # --- connections --------------------------------------------------------------
@@ -179,34 +209,66 @@ def connections_of(agent_id: str) -> list[str]:
 # --- contacts -----------------------------------------------------------------
 
 
-def _contact_item(contact: Contact) -> dict[str, Any]:
-    values: dict[str, Any] = {
+def _contact_values(contact: Contact) -> dict[str, Any]:
+    return {
         "pk": f"CONTACT#{contact.contact_id}",
         "sk": "CONTACT",
         **asdict(contact),
         "state": contact.state.value,
+        "queues": list(contact.queues),
         "declined_by": list(contact.declined_by),
+        "escalation": [dict(step) for step in contact.escalation],
     }
+
+
+def waiting_sort_key(contact: Contact) -> str:
+    """Highest priority first, then the earliest SLA deadline, then the longest waiting."""
+    return f"{9 - contact.priority}#{contact.sla_deadline}#{contact.enqueued_at}#{contact.contact_id}"
+
+
+def _contact_index(contact: Contact | None) -> dict[str, dict[str, Any]]:
+    if contact is None:
+        return {}
+    values = _contact_values(contact)
     if contact.state is ContactState.QUEUED:
-        values["gsi1pk"] = f"WAITING#{contact.queue}"
-        values["gsi1sk"] = f"{9 - contact.priority}#{contact.enqueued_at}#{contact.contact_id}"
-    elif contact.state is ContactState.OFFERED:
-        values["gsi1pk"] = OFFERED_INDEX_KEY
-        values["gsi1sk"] = f"{contact.offer_expires_at}#{contact.contact_id}"
-    return to_item(values)
+        return {
+            f"WAIT#{queue}": {
+                **values,
+                "sk": f"WAIT#{queue}",
+                "gsi1pk": f"WAITING#{queue}",
+                "gsi1sk": waiting_sort_key(contact),
+            }
+            for queue in contact.queues
+        }
+    if contact.state is ContactState.OFFERED:
+        return {
+            "OFFER": {
+                **values,
+                "sk": "OFFER",
+                "gsi1pk": OFFERED_INDEX_KEY,
+                "gsi1sk": f"{contact.offer_expires_at}#{contact.contact_id}",
+            }
+        }
+    return {}
 
 
 def _contact_from(values: dict[str, Any]) -> Contact:
     fields = {k: v for k, v in values.items() if k in Contact.__dataclass_fields__}
     fields["state"] = ContactState(values["state"])
+    fields["queues"] = tuple(values.get("queues", ()))
     fields["declined_by"] = tuple(values.get("declined_by", ()))
     fields["required_skills"] = dict(values.get("required_skills", {}))
+    fields["escalation"] = tuple(dict(step) for step in values.get("escalation", ()))
     return Contact(**fields)
 
 
-def contact_put(contact: Contact) -> dict[str, Any]:
-    """A transaction action saving ``contact`` if nobody changed it since its previous version."""
-    return _versioned_put(_contact_item(contact), contact.version)
+def contact_actions(change: Change) -> list[dict[str, Any]]:
+    """Save a contact (versioned) and keep its index copies in step."""
+    before, after = change
+    return [
+        _versioned_put(_contact_values(after), before.version if before else None),
+        *_index_actions(f"CONTACT#{after.contact_id}", _contact_index(before), _contact_index(after)),
+    ]
 
 
 def get_contact(contact_id: str) -> Contact | None:
@@ -214,21 +276,33 @@ def get_contact(contact_id: str) -> Contact | None:
     return _contact_from(found) if found else None
 
 
-def create_contact(contact: Contact) -> None:
+def create_contact(before: Contact | None, contact: Contact) -> None:
     """Store a new (or reopened) queued contact; ``TransactionConflict`` if it changed meanwhile."""
-    transact([contact_put(contact)])
+    transact(contact_actions((before, contact)))
 
 
-def waiting_contacts(queue: str, limit: int = 25) -> list[Contact]:
-    """Queued contacts of ``queue``: highest priority, then oldest, first."""
-    page = aws.client("dynamodb").query(
-        TableName=_table(),
-        IndexName=ROUTING_INDEX,
-        KeyConditionExpression="gsi1pk = :pk",
-        ExpressionAttributeValues=to_values({":pk": f"WAITING#{queue}"}),
-        Limit=limit,
-    )
-    return [_contact_from(from_item(i)) for i in page["Items"]]
+def waiting_contacts(queue: str, limit: int = PAGE) -> list[Contact]:
+    """Queued contacts of ``queue``: highest priority, then the earliest deadline, first."""
+    return [_contact_from(i) for i in _index_page(f"WAITING#{queue}", limit)]
+
+
+def position_in_queue(contact: Contact, queue: str) -> int:
+    """How many contacts wait ahead of this one in ``queue`` (0: next)."""
+    client = aws.client("dynamodb")
+    kwargs: dict[str, Any] = {
+        "TableName": _table(),
+        "IndexName": ROUTING_INDEX,
+        "KeyConditionExpression": "gsi1pk = :pk AND gsi1sk < :mine",
+        "ExpressionAttributeValues": to_values({":pk": f"WAITING#{queue}", ":mine": waiting_sort_key(contact)}),
+        "Select": "COUNT",
+    }
+    ahead = 0
+    while True:
+        page = client.query(**kwargs)
+        ahead += int(page["Count"])
+        if "LastEvaluatedKey" not in page:
+            return ahead
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def expired_offers(now: str, limit: int = 50) -> list[Contact]:
@@ -243,48 +317,83 @@ def expired_offers(now: str, limit: int = 50) -> list[Contact]:
     return [_contact_from(from_item(i)) for i in page["Items"]]
 
 
-def save(contact: Contact, agent: Agent | None = None) -> None:
-    """Save a contact and the agent whose load it changed, together or not at all."""
-    transact([contact_put(contact), *([agent_put(agent)] if agent else [])])
+def save(contacts: Sequence[Change] = (), agents: Sequence[Change] = (), extra: Sequence[dict[str, Any]] = ()) -> None:
+    """Save contacts and agents (each against the version read) and any extra actions, together or not at all."""
+    actions: list[dict[str, Any]] = []
+    for change in contacts:
+        actions += contact_actions(change)
+    for change in agents:
+        actions += agent_actions(change)
+    transact([*actions, *extra])
 
 
-def save_assignment(contact: Contact) -> None:
-    """Save an accepted contact and record its agent on the conversation, together."""
-    transact(
-        [
-            contact_put(contact),
-            {
-                "Update": {
-                    "TableName": _data_table(),
-                    "Key": key(conversation_key(contact.contact_id), "META"),
-                    "UpdateExpression": "SET agent_id = :agent, assigned_at = :now",
-                    "ExpressionAttributeValues": to_values(
-                        {":agent": contact.assigned_to, ":now": contact.accepted_at}
-                    ),
-                }
-            },
-        ]
-    )
+def assignment_actions(contact: Contact) -> list[dict[str, Any]]:
+    """Record the accepting agent on the conversation."""
+    return [
+        {
+            "Update": {
+                "TableName": _data_table(),
+                "Key": key(conversation_key(contact.contact_id), "META"),
+                "UpdateExpression": "SET agent_id = :agent, assigned_at = :now",
+                "ExpressionAttributeValues": to_values({":agent": contact.assigned_to, ":now": contact.accepted_at}),
+            }
+        }
+    ]
 
 
-def save_closing(contact: Contact, agent: Agent) -> None:
-    """Close the contact and its conversation and free the agent's capacity, together.
+def closing_actions(contact: Contact, customer_id: str) -> list[dict[str, Any]]:
+    """Close the conversation and remember who served the customer (their preferred agent next time).
 
     The customer's pointer to their open conversation is cleared afterwards (``forget_open_conversation``);
     if that never happens, the next message finds the conversation closed and opens a new one.
     """
-    transact(
-        [
-            contact_put(contact),
-            agent_put(agent),
-            {
-                "Update": {
-                    "TableName": _data_table(),
-                    "Key": key(conversation_key(contact.contact_id), "META"),
-                    "UpdateExpression": "SET #status = :closed, closed_at = :now",
-                    "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": to_values({":closed": "closed", ":now": contact.closed_at}),
-                }
-            },
-        ]
+    return [
+        {
+            "Update": {
+                "TableName": _data_table(),
+                "Key": key(conversation_key(contact.contact_id), "META"),
+                "UpdateExpression": "SET #status = :closed, closed_at = :now",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": to_values({":closed": "closed", ":now": contact.closed_at}),
+            }
+        },
+        {
+            "Update": {
+                "TableName": _data_table(),
+                "Key": key(customer_key(customer_id), "PROFILE"),
+                "UpdateExpression": "SET last_agent_id = :agent, last_served_at = :now",
+                "ExpressionAttributeValues": to_values({":agent": contact.assigned_to, ":now": contact.closed_at}),
+            }
+        },
+    ]
+
+
+# --- queue statistics (for the expected wait told to customers) -------------------------------
+
+_HANDLE_WEIGHT = 0.2  # exponentially weighted: recent handle times count most
+
+
+def queue_stats(queue: str) -> dict[str, Any]:
+    return get(_table(), f"QUEUESTATS#{queue}", "STATS") or {}
+
+
+def record_started(queue: str) -> None:
+    aws.client("dynamodb").update_item(
+        TableName=_table(),
+        Key=key(f"QUEUESTATS#{queue}", "STATS"),
+        UpdateExpression="ADD working :one",
+        ExpressionAttributeValues=to_values({":one": 1}),
+    )
+
+
+def record_handled(queue: str, handle_seconds: float) -> None:
+    """One contact of ``queue`` finished after ``handle_seconds``: fold it into the average."""
+    stats = queue_stats(queue)
+    previous = float(stats.get("avg_handle_seconds", handle_seconds))
+    average = (1 - _HANDLE_WEIGHT) * previous + _HANDLE_WEIGHT * handle_seconds
+    aws.client("dynamodb").update_item(
+        TableName=_table(),
+        Key=key(f"QUEUESTATS#{queue}", "STATS"),
+        UpdateExpression="SET avg_handle_seconds = :average ADD working :minus",
+        ExpressionAttributeValues=to_values({":average": round(average, 1), ":minus": -1}),
     )

@@ -55,7 +55,7 @@ def _post(stack: LocalStack, payload: dict[str, Any], secret: str = SECRET) -> r
 def test_message_in_offer_pushed_accept(stack: LocalStack) -> None:
     created = requests.post(
         f"{stack.api_url}/agents",
-        json={"agent_id": "e2e-ada", "name": "Ada", "capacity": {"webchat": 2}, "presence": "Available"},
+        json={"agent_id": "e2e-ada", "name": "Ada", "max_per_channel": {"webchat": 2}, "presence": "Available"},
         timeout=10,
     )
     assert created.status_code == 201, created.text

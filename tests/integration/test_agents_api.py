@@ -22,9 +22,12 @@ def test_create_list_and_change_presence(client):
         "name": "Ada",
         "presence": "Away",
         "skills": {"billing": 4},
-        "capacity": {"webchat": 3},
-        "load": {"webchat": 0},
         "queues": ["default"],
+        "capacity": 60,
+        "used": 0,
+        "channel_costs": {},
+        "max_per_channel": {"webchat": 3},
+        "load": {},
     }
     drain(client)
 
@@ -40,10 +43,12 @@ def test_create_list_and_change_presence(client):
     [
         ({"name": "No id"}, "agent_id"),
         ({"agent_id": "has space", "name": "x"}, "agent_id"),
-        ({"agent_id": "a", "name": "x", "capacity": {"webchat": -1}}, "capacity.webchat"),
+        ({"agent_id": "a", "name": "x", "max_per_channel": {"webchat": -1}}, "max_per_channel.webchat"),
+        ({"agent_id": "a", "name": "x", "capacity": -5}, "capacity"),
+        ({"agent_id": "a", "name": "x", "queues": ["nowhere"]}, "queues"),
         ({"agent_id": "a", "name": "x", "skills": {"billing": 9}}, "skills.billing"),
         ({"agent_id": "a", "name": "x", "presence": "Sleeping"}, "presence"),
-        ({"agent_id": "a", "name": "x", "capacity": {"webchat": "3"}}, "capacity.webchat"),
+        ({"agent_id": "a", "name": "x", "max_per_channel": {"webchat": "3"}}, "max_per_channel.webchat"),
     ],
 )
 def test_bad_agent_is_refused_naming_the_field(client, body, field):

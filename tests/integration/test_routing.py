@@ -100,7 +100,7 @@ def _two_queued_contacts_and_one_idle_agent(client) -> tuple[str, str]:
     first, second = _visitor(client, 1), _visitor(client, 2)
     drain(client)  # both contacts now exist and wait: nobody is Available
     agent = routing_store.get_agent("ada")
-    routing_store.save_agent(agent.with_presence(agent.presence.AVAILABLE, clock.now_iso()))
+    routing_store.save_agent(agent, agent.with_presence(agent.presence.AVAILABLE, clock.now_iso()))
     return first, second
 
 
@@ -140,7 +140,7 @@ def test_two_agents_racing_for_one_contact(client):
     drain(client)
     for agent_id in ("ada", "bob"):
         agent = routing_store.get_agent(agent_id)
-        routing_store.save_agent(agent.with_presence(agent.presence.AVAILABLE, clock.now_iso()))
+        routing_store.save_agent(agent, agent.with_presence(agent.presence.AVAILABLE, clock.now_iso()))
     now = clock.now_iso()
 
     # The contact-side router picks one agent; the agent-side router for the other picks the same contact.
@@ -155,7 +155,7 @@ def test_two_agents_racing_for_one_contact(client):
         engine.commit_offer(plan_agent)
 
     assert routing_store.get_contact(conversation).offered_to == plan_contact.agent.agent_id
-    assert routing_store.get_agent(other).load == {"webchat": 0}
+    assert routing_store.get_agent(other).used == 0
 
 
 def test_expired_offer_moves_on_and_never_returns_to_the_agent(client):

@@ -1,0 +1,137 @@
+"""The ``switchboard`` command for ops: check a routing configuration, and explain what it does with a message.
+
+    switchboard rules check FILE
+    switchboard rules explain FILE --message JSON [--at ISO8601] [--customer JSON]
+
+``--message`` is ``{"channel": ..., "text": ..., "subject": ..., "language": ...}`` (only ``channel`` is
+required); ``--customer`` is ``{"tier": ..., "tags": [...]}``. Either may be ``@path`` to read a JSON file.
+Exit status: 0 fine, 1 the configuration is invalid, 2 the command line is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from chalicelib.routing.config import CHANNELS, ConfigError, load_file
+from chalicelib.routing.rules import ContactFacts, explain
+
+_MESSAGE_KEYS = {"channel", "text", "subject", "language"}
+_CUSTOMER_KEYS = {"tier", "tags"}
+
+
+class UsageError(Exception):
+    """A command-line argument that cannot be used (exit status 2)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command with ``argv`` (default: the process's arguments); returns the exit status."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help and on bad usage; report the status instead
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        return int(args.run(args))
+    except UsageError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="switchboard", description="Switchboard tools for ops.")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+    rules = groups.add_parser("rules", help="check and explain a routing configuration (routing.yaml)")
+    commands = rules.add_subparsers(dest="command", required=True, metavar="ACTION")
+
+    check = commands.add_parser("check", help="validate a routing configuration file")
+    check.add_argument("file", metavar="FILE")
+    check.set_defaults(run=_check)
+
+    explained = commands.add_parser("explain", help="show which rule, queue, skills and SLA a message would get")
+    explained.add_argument("file", metavar="FILE")
+    explained.add_argument(
+        "--message",
+        required=True,
+        metavar="JSON",
+        help='{"channel": "email", "text": "...", "language": "es"} or @file',
+    )
+    explained.add_argument("--at", metavar="ISO8601", help="the moment to decide at (default: now; no zone means UTC)")
+    explained.add_argument("--customer", metavar="JSON", help='{"tier": "vip", "tags": ["..."]} or @file')
+    explained.set_defaults(run=_explain)
+    return parser
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = load_file(args.file)
+    print(f"{args.file}: OK ({len(config.queues)} queues, {len(config.rules)} rules)")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    message = _json_object("--message", args.message, _MESSAGE_KEYS)
+    customer = _json_object("--customer", args.customer, _CUSTOMER_KEYS) if args.customer else {}
+    channel = message.get("channel")
+    if channel not in CHANNELS:
+        raise UsageError(f"--message: channel must be one of {', '.join(CHANNELS)}")
+    text = "\n".join(str(message[key]) for key in ("subject", "text") if message.get(key))
+    tags = customer.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise UsageError("--customer: tags must be a list of strings")
+    facts = ContactFacts(
+        channel=channel,
+        text=text,
+        language=_optional_str("--message", message, "language"),
+        customer_tier=_optional_str("--customer", customer, "tier"),
+        customer_tags=frozenset(tags),
+    )
+    config = load_file(args.file)
+    print(explain(config, facts, _moment(args.at)), end="")
+    return 0
+
+
+def _json_object(option: str, value: str, allowed: set[str]) -> dict[str, Any]:
+    if value.startswith("@"):
+        try:
+            value = Path(value[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{option}: cannot read {value[1:]}: {exc.strerror}") from None
+    try:
+        document = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{option}: not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise UsageError(f"{option}: must be a JSON object")
+    unknown = sorted(set(document) - allowed)
+    if unknown:
+        raise UsageError(f"{option}: unknown key {unknown[0]!r} (known: {', '.join(sorted(allowed))})")
+    return document
+
+
+def _optional_str(option: str, document: dict[str, Any], key: str) -> str | None:
+    value = document.get(key)
+    if value is not None and not isinstance(value, str):
+        raise UsageError(f"{option}: {key} must be a string")
+    return value or None
+
+
+def _moment(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--at: not an ISO-8601 date and time: {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,300 @@
+"""Which queue, skills, priority and SLA a contact gets, and why: the routing rules applied to one contact. Pure.
+
+``classify`` returns a ``Decision`` for the router; ``explain`` renders the
+same reasoning as text for ops (``switchboard rules explain``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from chalicelib.clock import to_iso
+from chalicelib.conversations.models import InboundMessage
+from chalicelib.routing.config import DAYS, EscalationStep, OutOfHours, RoutingConfig, Rule, TimeWindow
+from chalicelib.routing.hours import is_open, local_time, minute_of_day, next_opening
+
+# Patterns are searched in at most this much text, so one huge message costs no more than a long one.
+MAX_TEXT = 10_000
+MAX_PRIORITY = 9
+
+
+@dataclass(frozen=True)
+class ContactFacts:
+    """What the rules look at: the channel, the message, and what we know of the customer."""
+
+    channel: str
+    text: str = ""
+    language: str | None = None
+    customer_tier: str | None = None
+    customer_tags: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_message(
+        cls, message: InboundMessage, customer_tier: str | None = None, customer_tags: Iterable[str] = ()
+    ) -> ContactFacts:
+        """Facts of an inbound message; an e-mail's subject counts as text (that is where "Invoice" often is)."""
+        text = "\n".join(part for part in (message.subject, message.text) if part)
+        return cls(
+            channel=message.channel,
+            text=text,
+            language=message.language,
+            customer_tier=customer_tier,
+            customer_tags=frozenset(customer_tags),
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where a contact waits and what it needs; ``reasons`` says why, rule by rule."""
+
+    rule: str
+    queue: str
+    skills: dict[str, int]
+    priority: int
+    sla_seconds: int
+    deadline: str  # ISO-8601 UTC, = at + sla_seconds
+    escalation: tuple[EscalationStep, ...]
+    queue_open: bool
+    out_of_hours: OutOfHours | None  # set only when the queue is closed at the moment of the decision
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One condition of a rule, tested against one contact."""
+
+    condition: str
+    passed: bool
+    detail: str
+
+
+def evaluate(rule: Rule, facts: ContactFacts, at: datetime) -> tuple[Check, ...]:
+    """Every condition ``rule`` sets, tested; the rule matches when all pass (a rule without conditions always does)."""
+    when = rule.conditions
+    checks: list[Check] = []
+    if when.channels:
+        passed = facts.channel in when.channels
+        checks.append(Check("channel", passed, f"channel {facts.channel} {_is(passed)} {_one_of(when.channels)}"))
+    if when.text_matches is not None:
+        passed = _pattern(when.text_matches).search(facts.text[:MAX_TEXT]) is not None
+        checks.append(
+            Check("text_matches", passed, f"text {'matches' if passed else 'does not match'} /{when.text_matches}/")
+        )
+    if when.languages:
+        language = (facts.language or "").lower().replace("_", "-")
+        passed = any(language == prefix or language.startswith(prefix + "-") for prefix in when.languages)
+        verb = "matches" if passed else "does not match"
+        detail = f"language {facts.language or 'unknown'} {verb} {_one_of(when.languages)}"
+        checks.append(Check("language", passed, detail))
+    if when.tiers:
+        tier = (facts.customer_tier or "").casefold()
+        passed = tier in when.tiers
+        checks.append(
+            Check("customer.tier", passed, f"customer tier {tier or 'none'} {_is(passed)} {_one_of(when.tiers)}")
+        )
+    tags = {tag.casefold() for tag in facts.customer_tags}
+    if when.tags_any:
+        present = [tag for tag in when.tags_any if tag in tags]
+        detail = (
+            f"customer has tag {', '.join(present)}" if present else f"customer has none of {', '.join(when.tags_any)}"
+        )
+        checks.append(Check("customer.tags_any", bool(present), detail))
+    if when.tags_all:
+        missing = [tag for tag in when.tags_all if tag not in tags]
+        detail = (
+            f"customer lacks {', '.join(missing)}" if missing else f"customer has all of {', '.join(when.tags_all)}"
+        )
+        checks.append(Check("customer.tags_all", not missing, detail))
+    if when.time is not None:
+        checks.append(_check_time(when.time, at))
+    return tuple(checks)
+
+
+def _is(passed: bool) -> str:
+    return "is" if passed else "is not"
+
+
+def _one_of(values: tuple[str, ...]) -> str:
+    return values[0] if len(values) == 1 else "one of " + ", ".join(values)
+
+
+@lru_cache(maxsize=256)
+def _pattern(source: str) -> re.Pattern[str]:
+    return re.compile(source, re.IGNORECASE)
+
+
+def _check_time(window: TimeWindow, at: datetime) -> Check:
+    local = local_time(at, window.timezone)
+    day = DAYS[local.weekday()]
+    minute = local.hour * 60 + local.minute
+    passed = not window.days or day in window.days
+    wanted = []
+    if window.days:
+        wanted.append(f"on {', '.join(window.days)}")
+    if window.between:
+        start, end = (minute_of_day(t) for t in window.between)
+        # start > end spans midnight: 18:00-08:00 is the evening and the early morning.
+        inside = start <= minute < end if start < end else (minute >= start or minute < end)
+        passed = passed and inside
+        wanted.append(f"between {window.between[0]} and {window.between[1]}")
+    detail = f"local time {local:%a %H:%M} ({window.timezone}) {_is(passed)} {' and '.join(wanted)}"
+    return Check("time", passed, detail)
+
+
+def classify(config: RoutingConfig, facts: ContactFacts, at: datetime) -> Decision:
+    """The first rule whose conditions all hold decides; a closed queue's overflow is followed (never in a loop)."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("a moment must carry its time zone (e.g. 2026-04-07T09:00:00+00:00)")
+    reasons: list[str] = []
+    for rule in config.rules:
+        checks = evaluate(rule, facts, at)
+        if all(check.passed for check in checks):
+            reasons.append(f"rule {rule.name!r} matched: " + ("; ".join(c.detail for c in checks) or "no conditions"))
+            return _decide(config, rule, facts, at, reasons)
+        reasons.append(f"rule {rule.name!r} did not match: " + "; ".join(c.detail for c in checks if not c.passed))
+    # parse_config insists on a catch-all last rule; only a hand-built config can get here.
+    raise LookupError("no routing rule matched; the last rule must have no conditions")
+
+
+def _decide(config: RoutingConfig, rule: Rule, facts: ContactFacts, at: datetime, reasons: list[str]) -> Decision:
+    queue = config.queues[rule.queue]
+    visited = {queue.name}
+    out_of_hours = None
+    queue_open = is_open(queue, at)
+    while not queue_open:
+        policy = queue.out_of_hours
+        target = policy.overflow_to if policy and policy.action == "overflow" else None
+        closed = f"queue {queue.name} is closed ({_local(at, queue.hours.timezone if queue.hours else 'UTC')})"
+        if target and target in config.queues and target not in visited:
+            reasons.append(f"{closed}; out of hours it overflows to {target}")
+            queue = config.queues[target]
+            visited.add(target)
+            queue_open = is_open(queue, at)
+            continue
+        out_of_hours = policy
+        if policy and policy.action == "reply":
+            reasons.append(f"{closed}; the customer gets the out-of-hours reply and the contact waits for it to open")
+        else:
+            reasons.append(f"{closed}; the contact waits for it to open")
+        break
+    if queue_open:
+        reasons.append(f"queue {queue.name} is open")
+    sla = rule.sla_seconds if rule.sla_seconds is not None else config.sla_for(facts.channel)
+    return Decision(
+        rule=rule.name,
+        queue=queue.name,
+        skills=dict(rule.skills),
+        priority=rule.priority,
+        sla_seconds=sla,
+        deadline=to_iso(at + timedelta(seconds=sla)),
+        escalation=rule.escalation,
+        queue_open=queue_open,
+        out_of_hours=out_of_hours,
+        reasons=tuple(reasons),
+    )
+
+
+def _local(at: datetime, timezone: str) -> str:
+    return f"{local_time(at, timezone):%a %H:%M} {timezone}"
+
+
+def format_duration(seconds: int) -> str:
+    """``90`` -> ``1m30s``, ``3600`` -> ``1h``: durations the way routing.yaml writes them."""
+    if seconds == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def explain(config: RoutingConfig, facts: ContactFacts, at: datetime) -> str:
+    """What ``classify`` decides for this contact at ``at``, and why, as text for a person."""
+    decision = classify(config, facts, at)
+    lines = [
+        f"Contact:      {_describe(facts)}",
+        f"At:           {to_iso(at)}",
+        "",
+        "Rules (the first that matches decides):",
+    ]
+    for number, rule in enumerate(config.rules, start=1):
+        checks = evaluate(rule, facts, at)
+        matched = all(check.passed for check in checks)
+        lines.append(f"  {number}. {rule.name}: {'MATCH' if matched else 'no match'}")
+        lines.extend(f"       {'pass' if c.passed else 'FAIL'}  {c.detail}" for c in checks)
+        if not checks:
+            lines.append("       (no conditions: matches every contact)")
+        if matched:
+            break
+    lines.append("")
+    lines.append(f"Rule:         {decision.rule}")
+    lines.extend(_describe_queue(config, decision, at))
+    skills = ", ".join(f"{name} >= {level}" for name, level in sorted(decision.skills.items())) or "none"
+    lines.append(f"Skills:       {skills}")
+    lines.append(f"Priority:     {decision.priority}")
+    rule = next(r for r in config.rules if r.name == decision.rule)
+    source = "the rule's" if rule.sla_seconds is not None else f"the {facts.channel} default"
+    lines.append(f"SLA:          {format_duration(decision.sla_seconds)} ({source}); deadline {decision.deadline}")
+    if decision.escalation:
+        lines.append("Escalation:")
+        priority = decision.priority
+        for step in decision.escalation:
+            when = (
+                f"after {format_duration(step.after_seconds)}"
+                if step.after_seconds is not None
+                else f"{format_duration(step.before_breach_seconds or 0)} before the deadline"
+            )
+            moment = to_iso(at + timedelta(seconds=step.delay_seconds(decision.sla_seconds)))
+            priority = min(MAX_PRIORITY, priority + step.raise_priority)
+            lines.append(f"  {when}, at {moment}: {_describe_step(step, priority)}")
+    else:
+        lines.append("Escalation:   none")
+    return "\n".join(lines) + "\n"
+
+
+def _describe(facts: ContactFacts) -> str:
+    parts = [f"channel {facts.channel}"]
+    if facts.language:
+        parts.append(f"language {facts.language}")
+    if facts.customer_tier:
+        parts.append(f"customer tier {facts.customer_tier}")
+    if facts.customer_tags:
+        parts.append(f"tags {', '.join(sorted(facts.customer_tags))}")
+    parts.append(f"text of {len(facts.text)} characters")
+    return ", ".join(parts)
+
+
+def _describe_queue(config: RoutingConfig, decision: Decision, at: datetime) -> list[str]:
+    lines = [reason for reason in decision.reasons if reason.startswith("queue ") and "overflows to" in reason]
+    lines = [f"              ({reason})" for reason in lines]
+    queue = config.queues[decision.queue]
+    if decision.queue_open:
+        state = "open now" if queue.hours else "open now (always open)"
+        return [f"Queue:        {decision.queue}, {state}", *lines]
+    opens = next_opening(queue, at)
+    when = f"opens {opens:%a %Y-%m-%d %H:%M %Z}" if opens else "has no opening hours"
+    result = [f"Queue:        {decision.queue}, closed now; {when}", *lines]
+    policy = decision.out_of_hours
+    if policy and policy.action == "reply":
+        result.append(f"Out of hours: reply {policy.message!r} and keep the contact queued")
+    else:
+        result.append("Out of hours: keep the contact queued until the queue opens")
+    return result
+
+
+def _describe_step(step: EscalationStep, priority: int) -> str:
+    actions = [f"relax {name} to >= {level}" for name, level in sorted(step.set_skills.items())]
+    actions += [f"drop {name}" for name in step.drop_skills]
+    if step.add_queues:
+        actions.append(f"also wait in {', '.join(step.add_queues)}")
+    if step.overflow_to:
+        actions.append(f"move to {step.overflow_to}")
+    if step.raise_priority:
+        actions.append(f"priority +{step.raise_priority} (now {priority})")
+    return "; ".join(actions)
