@@ -2,13 +2,14 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo local test lint typecheck unit integration e2e clean
+.PHONY: demo local test lint typecheck unit integration e2e rules-check clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 ## demo: start the local stack, play 3 agents and 20 web-chat visitors, print the summary
@@ -22,6 +23,11 @@ local: $(STAMP)
 ## test: lint, type-check, then every test (unit, integration with moto, end-to-end on the local stack)
 test: lint typecheck
 	$(PY) -m pytest
+
+## rules-check: validate the routing config (switchboard rules check FILE, default the deployed one)
+RULES ?= chalicelib/routing/routing.yaml
+rules-check: $(STAMP)
+	$(VENV)/bin/switchboard rules check $(RULES)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -8,6 +8,7 @@ import pytest
 from chalice.test import Client
 from moto import mock_aws
 
+from chalicelib.routing.config import forget_current_config
 from chalicelib.settings import reload_settings
 from chalicelib.store import aws as aws_clients
 from chalicelib.store.queue import forget_queue_urls
@@ -25,7 +26,7 @@ from tests.support import (
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "SWITCHBOARD_SSM_PREFIX"):
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "SWITCHBOARD_SSM_PREFIX", "SWITCHBOARD_ROUTING_CONFIG_PARAMETER"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -46,6 +47,7 @@ def _forget_everything() -> None:
     reload_settings()
     aws_clients.reset()
     forget_queue_urls()
+    forget_current_config()
 
 
 @pytest.fixture
@@ -64,3 +66,22 @@ def client(aws: None) -> Iterator[Client]:
     # A stage absent from .chalice/config.json: only the top-level variables apply, not dev's SSM prefix.
     with Client(app, stage_name="test") as test_client:
         yield test_client
+
+
+ROUTING_PARAMETER = "/switchboard/test/routing-config"
+
+
+@pytest.fixture
+def routed(client: Client, monkeypatch: pytest.MonkeyPatch) -> Client:
+    """The app with the engine tests' routing config, loaded through the SSM override as ops would."""
+    import boto3
+
+    from tests.support import fixture
+
+    boto3.client("ssm", region_name=REGION).put_parameter(
+        Name=ROUTING_PARAMETER, Value=fixture("routing/engine_test.yaml").decode(), Type="String", Tier="Advanced"
+    )
+    monkeypatch.setenv("SWITCHBOARD_ROUTING_CONFIG_PARAMETER", ROUTING_PARAMETER)
+    reload_settings()
+    forget_current_config()
+    return client
