@@ -43,7 +43,6 @@ class Settings:
     routing_table: str
     routing_queue_name: str
     websocket_endpoint: str | None
-    offer_timeout_seconds: int
     max_body_bytes: int
     ssm_prefix: str | None
     # The public URL prefix providers call (https://api.example.com/api); Twilio signs the full URL.
@@ -71,7 +70,6 @@ def get_settings() -> Settings:
         # https://{api-id}.execute-api.{region}.amazonaws.com/{stage} in AWS,
         # the local gateway's address locally.
         websocket_endpoint=os.environ.get("WEBSOCKET_MANAGEMENT_ENDPOINT") or None,
-        offer_timeout_seconds=int(_env("OFFER_TIMEOUT_SECONDS", "30")),
         max_body_bytes=int(_env("MAX_WEBHOOK_BODY_BYTES", str(64 * 1024))),
         ssm_prefix=os.environ.get("SWITCHBOARD_SSM_PREFIX") or None,
         public_base_url=_env("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
