@@ -21,7 +21,7 @@ from aws_lambda_powertools import Logger
 from chalicelib import clock, metrics
 from chalicelib.notify import push
 from chalicelib.routing import matching
-from chalicelib.routing.config import EscalationStep, RoutingConfig, current_config
+from chalicelib.routing.config import RoutingConfig, current_config
 from chalicelib.routing.events import (
     AgentFreed,
     ContactRequeued,
@@ -119,7 +119,7 @@ def _open_contact(event: ConversationMessage, now: str, reopening: Contact | Non
         required_skills=dict(decision.skills),
         sla_deadline=decision.deadline,
         rule=decision.rule,
-        escalation=tuple(_step_values(step) for step in decision.escalation),
+        escalation=tuple(step.as_dict() for step in decision.escalation),
         preferred_agent=_preferred_agent(customer, event.received_at, config),
         customer_name=customer.get("name"),
         version=reopening.version + 1 if reopening else 0,
@@ -327,18 +327,6 @@ def expire_offer(contact_id: str, offer_id: str, now: str) -> bool:
         queue.publish(ContactRequeued(contact_id, offer_id), AgentFreed(agent_id, cause=f"expired-{offer_id}"))
         return True
     return False
-
-
-def _step_values(step: EscalationStep) -> dict[str, Any]:
-    return {
-        "after_seconds": step.after_seconds,
-        "before_breach_seconds": step.before_breach_seconds,
-        "set_skills": dict(step.set_skills),
-        "drop_skills": list(step.drop_skills),
-        "add_queues": list(step.add_queues),
-        "overflow_to": step.overflow_to,
-        "raise_priority": step.raise_priority,
-    }
 
 
 def step_due(contact: Contact, index: int) -> str:
