@@ -118,9 +118,41 @@ def connect(agent_id: str | None, connection_id: str) -> Agent:
 
 
 def disconnect(connection_id: str) -> None:
+    """A WebSocket closed. When it was the agent's last one they go Offline, and offers to them move on."""
     agent_id = store.agent_of_connection(connection_id)
-    if agent_id:
-        store.remove_connection(agent_id, connection_id)
+    if not agent_id:
+        return
+    store.remove_connection(agent_id, connection_id)
+    if store.connections_of(agent_id):
+        return
+    for _ in range(_ATTEMPTS):
+        agent = store.get_agent(agent_id)
+        if agent is None or agent.presence is Presence.OFFLINE:
+            break
+        try:
+            store.save_agent(agent, agent.with_presence(Presence.OFFLINE, clock.now_iso()))
+        except TransactionConflict:
+            continue
+        break
+    for contact in store.work_of(agent_id):
+        if contact.state is ContactState.OFFERED and contact.offered_to == agent_id and contact.offer_id:
+            withdraw_offer(agent_id, contact.contact_id, contact.offer_id)
+
+
+def withdraw_offer(agent_id: str, contact_id: str, offer_id: str) -> None:
+    """Take back an open offer from an agent who left: the contact goes to the next agent, never back."""
+    for _ in range(_ATTEMPTS):
+        contact = store.get_contact(contact_id)
+        if contact is None or contact.state is not ContactState.OFFERED or contact.offer_id != offer_id:
+            return
+        agent = get_agent(agent_id)
+        released = agent.released(contact.channel, contact.cost, clock.now_iso())
+        try:
+            store.save(contacts=[(contact, contact.requeued(agent_id))], agents=[(agent, released)])
+        except TransactionConflict:
+            continue
+        queue.publish(ContactRequeued(contact_id, offer_id))
+        return
 
 
 def agent_of_connection(connection_id: str) -> str:
@@ -187,8 +219,8 @@ def decline(agent_id: str, contact_id: str, offer_id: str | None = None) -> Cont
     raise Conflict(f"contact {contact_id} changed too often; retry")
 
 
-def close(agent_id: str, contact_id: str) -> Contact:
-    """Close an assigned contact and its conversation; the agent's capacity is freed."""
+def close(agent_id: str, contact_id: str, wrap_up: str | None = None) -> Contact:
+    """Close an assigned contact and its conversation with a wrap-up code; the agent's capacity is freed."""
     for _ in range(_ATTEMPTS):
         contact = _contact(contact_id)
         if contact.state is ContactState.CLOSED and contact.assigned_to == agent_id:
@@ -197,7 +229,7 @@ def close(agent_id: str, contact_id: str) -> Contact:
             raise Conflict(f"contact {contact_id} is not assigned to you")
         now = clock.now_iso()
         agent = get_agent(agent_id)
-        closed = contact.closed(now)
+        closed = contact.closed(now, wrap_up)
         customer_id = (conversations.get_conversation(contact_id) or {}).get("customer_id", contact.customer_id)
         try:
             store.save(

@@ -5,9 +5,10 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger
 
 from chalicelib import clock
-from chalicelib.channels.base import ChannelAdapter, Reply, WebhookRequest
+from chalicelib.channels.base import ChannelAdapter, Reply, StatusUpdate, WebhookRequest
 from chalicelib.conversations.models import InboundMessage, StoredMessage
 from chalicelib.errors import Unauthenticated
+from chalicelib.notify import push
 from chalicelib.routing.events import ConversationMessage
 from chalicelib.store import conversations, outbound, queue, replay
 
@@ -35,10 +36,29 @@ def deliver(adapter: ChannelAdapter, request: WebhookRequest) -> Reply:
             "status update",
             extra={"provider": update.provider, "kind": update.kind, "status": update.status, "applied": applied},
         )
+        if applied and update.kind == "message":
+            _tell_the_agent(update)
     if token is not None:
         # Remembered only once everything is stored: a delivery that died midway can still be retried.
         replay.remember(token[0], token[1], int(token[2]))
     return adapter.respond(webhook, stored)
+
+
+def _tell_the_agent(update: StatusUpdate) -> None:
+    """The agent who has the conversation sees their reply's delivery status live."""
+    sent = outbound.get_status(update.provider, update.provider_message_id) or {}
+    conversation = conversations.get_conversation(str(sent.get("conversation_id", ""))) or {}
+    if conversation.get("agent_id") and conversation.get("status") == "open":
+        push.to_agent(
+            conversation["agent_id"],
+            {
+                "type": "message_status",
+                "conversation_id": conversation["conversation_id"],
+                "message_id": sent.get("message_id"),
+                "provider_message_id": update.provider_message_id,
+                "status": update.status,
+            },
+        )
 
 
 def receive(message: InboundMessage) -> StoredMessage:

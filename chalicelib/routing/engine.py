@@ -91,7 +91,14 @@ def on_conversation_message(event: ConversationMessage, now: str) -> Outcome:
     if contact.state is ContactState.ASSIGNED and contact.assigned_to:
         push.to_agent(
             contact.assigned_to,
-            {"type": "message", "contact_id": contact.contact_id, "message_id": event.message_id},
+            {
+                "type": "message",
+                "contact_id": contact.contact_id,
+                "message_id": event.message_id,
+                "channel": event.channel,
+                "text": event.text,
+                "received_at": event.received_at,
+            },
         )
         return Outcome(note="told the assigned agent")
     return Outcome(note=f"contact is {contact.state.value}")
@@ -174,10 +181,11 @@ def plan_offer(contact_id: str, now: str, known: Contact | None = None) -> Offer
         return None
     config = current_config()
     candidates = {a.agent_id: a for q in contact.queues for a in store.available_agents(q)}
-    if contact.preferred_agent and contact.preferred_agent not in candidates:
-        preferred = store.get_agent(contact.preferred_agent)  # may be past the first page of the index
-        if preferred:
-            candidates[preferred.agent_id] = preferred
+    for wanted in (contact.reserved_for, contact.preferred_agent):
+        if wanted and wanted not in candidates:
+            found = store.get_agent(wanted)  # may be past the first page of the index
+            if found:
+                candidates[found.agent_id] = found
     agent = matching.choose_agent(contact, candidates.values(), config.cost)
     if agent is None:
         return None

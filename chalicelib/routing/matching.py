@@ -2,7 +2,8 @@
 
 Eligible: Available, serves one of the contact's queues, has every required
 skill at the minimum proficiency, has room for the channel's cost, and has
-not already declined or let this contact's offer expire.
+not already declined or let this contact's offer expire; a contact transferred to
+one agent waits for that agent only.
 Agent for a contact: the preferred agent (who served this customer last,
 within the configured window), then higher proficiency, then the least
 loaded, then the longest idle.
@@ -29,6 +30,7 @@ def can_take(agent: Agent, contact: Contact, cost_of: CostOf) -> bool:
         agent.presence is Presence.AVAILABLE
         and not set(contact.queues).isdisjoint(agent.queues)
         and agent.agent_id not in contact.declined_by
+        and contact.reserved_for in (None, agent.agent_id)
         and all(agent.skills.get(skill, 0) >= level for skill, level in contact.required_skills.items())
         and agent.has_room(contact.channel, cost_for(agent, contact.channel, cost_of))
     )

@@ -116,6 +116,7 @@ class Contact:
     escalation: tuple[dict[str, Any], ...] = ()  # the rule's steps, as configured when the contact was queued
     next_step: int = 0  # index of the next escalation step to fire
     preferred_agent: str | None = None
+    reserved_for: str | None = None  # transferred to this agent: only they may take it
     customer_name: str | None = None
     declined_by: tuple[str, ...] = ()
     cost: int = 0  # capacity units reserved while offered or assigned
@@ -127,6 +128,7 @@ class Contact:
     assigned_to: str | None = None
     accepted_at: str | None = None
     closed_at: str | None = None
+    wrap_up: str | None = None
     acknowledged_at: str | None = None
     version: int = 0
 
@@ -166,8 +168,26 @@ class Contact:
             version=self.version + 1,
         )
 
-    def closed(self, now: str) -> Contact:
-        return replace(self, state=ContactState.CLOSED, closed_at=now, version=self.version + 1)
+    def closed(self, now: str, wrap_up: str | None = None) -> Contact:
+        return replace(self, state=ContactState.CLOSED, closed_at=now, wrap_up=wrap_up, version=self.version + 1)
+
+    def transferred(self, *, queues: tuple[str, ...], to_agent: str | None, now: str) -> Contact:
+        """Back to waiting, in other queues or for one agent; whoever it was with may get it again."""
+        return replace(
+            self,
+            state=ContactState.QUEUED,
+            queues=queues,
+            reserved_for=to_agent,
+            declined_by=(),
+            offer_id=None,
+            offered_to=None,
+            offer_expires_at=None,
+            assigned_to=None,
+            accepted_at=None,
+            cost=0,
+            enqueued_at=now,
+            version=self.version + 1,
+        )
 
     def escalated(
         self,

@@ -11,6 +11,7 @@ Keys (``pk``/``sk``) and the sparse index ``gsi1`` (``gsi1pk``/``gsi1sk``)::
     CONTACT#<id>  WAIT#<queue>   a copy in gsi1 under WAITING#<queue> while queued there,
                                  highest priority then earliest SLA deadline first
     CONTACT#<id>  OFFER          a copy in gsi1 under OFFERED while an offer is open, by expiry
+    CONTACT#<id>  WORK           a copy in gsi1 under WORK#<agent> while offered to or assigned to them
     QUEUESTATS#<queue> STATS     recent handle time and how many contacts are being worked
 
 Routing reads a bounded page of an index, never all agents. Every change of
@@ -247,7 +248,12 @@ def _contact_index(contact: Contact | None) -> dict[str, dict[str, Any]]:
                 "sk": "OFFER",
                 "gsi1pk": OFFERED_INDEX_KEY,
                 "gsi1sk": f"{contact.offer_expires_at}#{contact.contact_id}",
-            }
+            },
+            "WORK": {**values, "sk": "WORK", "gsi1pk": f"WORK#{contact.offered_to}", "gsi1sk": contact.enqueued_at},
+        }
+    if contact.state is ContactState.ASSIGNED:
+        return {
+            "WORK": {**values, "sk": "WORK", "gsi1pk": f"WORK#{contact.assigned_to}", "gsi1sk": contact.enqueued_at},
         }
     return {}
 
@@ -279,6 +285,11 @@ def get_contact(contact_id: str) -> Contact | None:
 def create_contact(before: Contact | None, contact: Contact) -> None:
     """Store a new (or reopened) queued contact; ``TransactionConflict`` if it changed meanwhile."""
     transact(contact_actions((before, contact)))
+
+
+def work_of(agent_id: str, limit: int = 100) -> list[Contact]:
+    """What is offered to or assigned to an agent now, oldest first."""
+    return [_contact_from(i) for i in _index_page(f"WORK#{agent_id}", limit)]
 
 
 def waiting_contacts(queue: str, limit: int = PAGE) -> list[Contact]:
@@ -352,9 +363,11 @@ def closing_actions(contact: Contact, customer_id: str) -> list[dict[str, Any]]:
             "Update": {
                 "TableName": _data_table(),
                 "Key": key(conversation_key(contact.contact_id), "META"),
-                "UpdateExpression": "SET #status = :closed, closed_at = :now",
+                "UpdateExpression": "SET #status = :closed, closed_at = :now, wrap_up = :wrap_up",
                 "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": to_values({":closed": "closed", ":now": contact.closed_at}),
+                "ExpressionAttributeValues": to_values(
+                    {":closed": "closed", ":now": contact.closed_at, ":wrap_up": contact.wrap_up or "none"}
+                ),
             }
         },
         {

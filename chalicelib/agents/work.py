@@ -1,0 +1,157 @@
+"""An agent's work on their conversations: what they have, the customer's history, notes and transfers.
+
+Every function takes the acting agent and refuses (403) a conversation that
+is not offered or assigned to them; supervisors and admins pass
+``oversee=True`` to read any conversation.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
+
+from chalicelib import clock
+from chalicelib.agents.service import get_agent, validate
+from chalicelib.errors import Conflict, Forbidden, InvalidPayload, NotFound
+from chalicelib.routing.config import current_config
+from chalicelib.routing.events import AgentFreed, ContactRequeued
+from chalicelib.routing.model import Contact, ContactState
+from chalicelib.settings import get_settings
+from chalicelib.store import aws, queue
+from chalicelib.store import conversations as conversation_store
+from chalicelib.store import routing as store
+from chalicelib.store.dynamo import TransactionConflict, to_item
+
+_ATTEMPTS = 5
+NoteText = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+def _contact_of(agent_id: str, conversation_id: str, oversee: bool = False) -> Contact:
+    contact = store.get_contact(conversation_id)
+    if contact is None:
+        raise NotFound(f"no conversation {conversation_id}")
+    if not oversee and agent_id not in (contact.assigned_to, contact.offered_to):
+        raise Forbidden("this conversation is not offered or assigned to you")
+    return contact
+
+
+def contact_view(contact: Contact) -> dict[str, Any]:
+    return {
+        "conversation_id": contact.contact_id,
+        "customer_id": contact.customer_id,
+        "customer_name": contact.customer_name,
+        "state": contact.state.value,
+        "channel": contact.channel,
+        "queues": list(contact.queues),
+        "priority": contact.priority,
+        "sla_deadline": contact.sla_deadline,
+        "enqueued_at": contact.enqueued_at,
+        "offer_id": contact.offer_id,
+        "offer_expires_at": contact.offer_expires_at,
+        "accepted_at": contact.accepted_at,
+    }
+
+
+def my_conversations(agent_id: str) -> list[dict[str, Any]]:
+    """What is offered to or assigned to the agent now."""
+    return [contact_view(c) for c in store.work_of(agent_id)]
+
+
+def conversation(agent_id: str, conversation_id: str, oversee: bool = False) -> dict[str, Any]:
+    """The conversation with the customer's whole history, every channel, in one timeline."""
+    contact = _contact_of(agent_id, conversation_id, oversee)
+    meta = conversation_store.get_conversation(conversation_id) or {}
+    customer_id = meta.get("customer_id", contact.customer_id)
+    profile = conversation_store.get_customer(customer_id) or {}
+    return {
+        **contact_view(contact),
+        "status": meta.get("status"),
+        "customer": {
+            "customer_id": customer_id,
+            "name": profile.get("name"),
+            "email": profile.get("email"),
+            "phone": profile.get("phone"),
+            "tier": profile.get("tier"),
+            "identities": sorted(profile.get("identities", ())),
+        },
+        "timeline": [
+            {k: v for k, v in m.items() if k not in ("pk", "sk", "type")}
+            for m in conversation_store.timeline(customer_id)
+        ],
+    }
+
+
+class Note(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: NoteText
+
+
+def add_note(agent_id: str, conversation_id: str, document: Any) -> dict[str, Any]:
+    """An internal note in the timeline: seen by agents, never sent to the customer."""
+    note: Note = validate(Note, document)
+    contact = _contact_of(agent_id, conversation_id)
+    now = clock.now_iso()
+    note_id = "note_" + uuid.uuid4().hex[:20]
+    item = {
+        "pk": conversation_store.customer_key(contact.customer_id),
+        "sk": f"MESSAGE#{now}#{note_id}",
+        "type": "message",
+        "message_id": note_id,
+        "customer_id": contact.customer_id,
+        "conversation_id": conversation_id,
+        "direction": "internal",
+        "kind": "note",
+        "author": agent_id,
+        "text": note.text,
+        "received_at": now,
+    }
+    aws.client("dynamodb").put_item(TableName=get_settings().data_table, Item=to_item(item))
+    return {"message_id": note_id, "conversation_id": conversation_id, "received_at": now}
+
+
+class Transfer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queue: Name | None = None
+    agent_id: Name | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Transfer:
+        if (self.queue is None) == (self.agent_id is None):
+            raise ValueError("transfer to exactly one of queue or agent_id")
+        return self
+
+
+def transfer(agent_id: str, conversation_id: str, document: Any) -> dict[str, Any]:
+    """Hand an assigned conversation to a queue or to one agent; it is routed again and this agent is freed."""
+    target: Transfer = validate(Transfer, document)
+    if target.queue and target.queue not in current_config().queues:
+        raise InvalidPayload(f"no queue {target.queue}", [{"field": "queue", "problem": "unknown queue"}])
+    if target.agent_id:
+        if target.agent_id == agent_id:
+            raise InvalidPayload("transfer to someone else", [{"field": "agent_id", "problem": "that is you"}])
+        colleague = get_agent(target.agent_id)
+    for _ in range(_ATTEMPTS):
+        contact = _contact_of(agent_id, conversation_id)
+        if contact.state is not ContactState.ASSIGNED or contact.assigned_to != agent_id:
+            raise Conflict("only a conversation assigned to you can be transferred")
+        now = clock.now_iso()
+        queues = (target.queue,) if target.queue else colleague.queues
+        moved = contact.transferred(queues=queues, to_agent=target.agent_id, now=now)
+        agent = get_agent(agent_id)
+        try:
+            store.save(
+                contacts=[(contact, moved)], agents=[(agent, agent.released(contact.channel, contact.cost, now))]
+            )
+        except TransactionConflict:
+            continue
+        queue.publish(
+            ContactRequeued(conversation_id, f"transfer-{moved.version}"),
+            AgentFreed(agent_id, cause=f"transferred-{conversation_id}-{moved.version}"),
+        )
+        return {"conversation_id": conversation_id, "queues": list(queues), "reserved_for": target.agent_id}
+    raise Conflict("the conversation changed too often; retry")
