@@ -54,6 +54,13 @@ class Unauthenticated(SwitchboardError):
     code = "invalid_signature"
 
 
+class NotSignedIn(SwitchboardError):
+    """No valid sign-in token: missing, malformed, expired or not ours."""
+
+    status = 401
+    code = "unauthenticated"
+
+
 class Forbidden(SwitchboardError):
     status = 403
     code = "forbidden"

@@ -21,6 +21,12 @@ META_APP_SECRET = "META_APP_SECRET"
 META_VERIFY_TOKEN = "META_VERIFY_TOKEN"
 TELEGRAM_SECRET_TOKEN = "TELEGRAM_SECRET_TOKEN"
 MAILGUN_SIGNING_KEY = "MAILGUN_SIGNING_KEY"
+# Bearer token for the Graph API sends (WhatsApp Cloud, Messenger, Instagram).
+META_ACCESS_TOKEN = "META_ACCESS_TOKEN"
+# The bot's token from @BotFather: Telegram takes it in the path of every Bot API call.
+TELEGRAM_BOT_TOKEN = "TELEGRAM_BOT_TOKEN"
+# PEM private key that signs local sign-in tokens when SWITCHBOARD_DEV_AUTH=1 (chalicelib.auth.generate_dev_key).
+DEV_SIGNING_KEY = "DEV_SIGNING_KEY"
 SECRET_NAMES = (
     WEBCHAT_SECRET,
     API_CHANNEL_SECRET,
@@ -29,6 +35,9 @@ SECRET_NAMES = (
     META_VERIFY_TOKEN,
     TELEGRAM_SECRET_TOKEN,
     MAILGUN_SIGNING_KEY,
+    META_ACCESS_TOKEN,
+    TELEGRAM_BOT_TOKEN,
+    DEV_SIGNING_KEY,
 )
 SECRETS_MAX_AGE = 300
 
@@ -51,6 +60,20 @@ class Settings:
     sns_topic_arns: tuple[str, ...]
     # SSM parameter holding the routing configuration (YAML) that overrides the deployed routing.yaml.
     routing_config_parameter: str | None = None
+    # Outbound sends. The account our Twilio messages are sent from (AC...), with TWILIO_AUTH_TOKEN.
+    twilio_account_sid: str | None = None
+    # Provider API roots; tests point them at local fakes.
+    twilio_api_base: str = "https://api.twilio.com"
+    meta_graph_base: str = "https://graph.facebook.com"
+    telegram_api_base: str = "https://api.telegram.org"
+    # From of the e-mails we send through SES (a verified identity); unset: the address the customer wrote to.
+    email_from_address: str | None = None
+    # Cognito user pool that signs agents' tokens: https://cognito-idp.<region>.amazonaws.com/<pool id>.
+    cognito_issuer: str | None = None
+    # The user pool app client the agent desktop signs in through (id tokens' aud, access tokens' client_id).
+    cognito_client_id: str | None = None
+    # Local sign-in: tokens signed with DEV_SIGNING_KEY instead of Cognito's. Never on in AWS.
+    dev_auth: bool = False
 
 
 def _env(name: str, default: str) -> str:
@@ -75,6 +98,14 @@ def get_settings() -> Settings:
         public_base_url=_env("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
         sns_topic_arns=tuple(a.strip() for a in os.environ.get("SNS_TOPIC_ARNS", "").split(",") if a.strip()),
         routing_config_parameter=os.environ.get("SWITCHBOARD_ROUTING_CONFIG_PARAMETER") or None,
+        twilio_account_sid=os.environ.get("TWILIO_ACCOUNT_SID") or None,
+        twilio_api_base=_env("TWILIO_API_BASE", "https://api.twilio.com").rstrip("/"),
+        meta_graph_base=_env("META_GRAPH_BASE", "https://graph.facebook.com").rstrip("/"),
+        telegram_api_base=_env("TELEGRAM_API_BASE", "https://api.telegram.org").rstrip("/"),
+        email_from_address=os.environ.get("EMAIL_FROM_ADDRESS") or None,
+        cognito_issuer=(os.environ.get("COGNITO_ISSUER") or "").rstrip("/") or None,
+        cognito_client_id=os.environ.get("COGNITO_CLIENT_ID") or None,
+        dev_auth=os.environ.get("SWITCHBOARD_DEV_AUTH") == "1",
     )
 
 

@@ -188,9 +188,10 @@ def accept(agent_id: str, contact_id: str, offer_id: str | None = None) -> Conta
         except TransactionConflict:
             continue
         home = contact.queues[0]
-        store.record_started(home)
+        met = now <= contact.sla_deadline if contact.sla_deadline else True
+        store.record_started(home, met)
         metrics.wait_until_accept(clock.seconds_between(contact.enqueued_at, now), home, contact.channel)
-        metrics.sla(now <= contact.sla_deadline if contact.sla_deadline else True, home, contact.channel)
+        metrics.sla(met, home, contact.channel)
         return assigned
     raise Conflict(f"contact {contact_id} changed too often; retry")
 

@@ -155,3 +155,35 @@ def transfer(agent_id: str, conversation_id: str, document: Any) -> dict[str, An
         )
         return {"conversation_id": conversation_id, "queues": list(queues), "reserved_for": target.agent_id}
     raise Conflict("the conversation changed too often; retry")
+
+
+def supervisor_view(now: str) -> dict[str, Any]:
+    """Per queue: waiting, the longest wait, SLA attainment, contacts at work; every agent's presence and load."""
+    queues = []
+    for name in current_config().queues:
+        waiting, oldest = store.waiting_summary(name)
+        stats = store.queue_stats(name)
+        met, breached = int(stats.get("sla_met", 0)), int(stats.get("sla_breached", 0))
+        queues.append(
+            {
+                "queue": name,
+                "waiting": waiting,
+                "oldest_wait_seconds": round(clock.seconds_between(oldest, now)) if oldest else 0,
+                "working": int(stats.get("working", 0)),
+                "sla_attainment": round(met / (met + breached), 3) if met + breached else None,
+                "avg_handle_seconds": stats.get("avg_handle_seconds"),
+            }
+        )
+    agents = [
+        {
+            "agent_id": a.agent_id,
+            "name": a.name,
+            "presence": a.presence.value,
+            "queues": list(a.queues),
+            "load": a.load,
+            "used": a.used,
+            "capacity": a.capacity,
+        }
+        for a in store.list_agents()
+    ]
+    return {"queues": queues, "agents": agents, "at": now}

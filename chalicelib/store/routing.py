@@ -390,13 +390,36 @@ def queue_stats(queue: str) -> dict[str, Any]:
     return get(_table(), f"QUEUESTATS#{queue}", "STATS") or {}
 
 
-def record_started(queue: str) -> None:
+def record_started(queue: str, sla_met: bool) -> None:
+    """A contact of ``queue`` was accepted: one more at work, and whether its first response met the SLA."""
     aws.client("dynamodb").update_item(
         TableName=_table(),
         Key=key(f"QUEUESTATS#{queue}", "STATS"),
-        UpdateExpression="ADD working :one",
+        UpdateExpression="ADD working :one, " + ("sla_met :one" if sla_met else "sla_breached :one"),
         ExpressionAttributeValues=to_values({":one": 1}),
     )
+
+
+def waiting_summary(queue: str) -> tuple[int, str | None]:
+    """How many contacts wait in ``queue`` and since when the longest has waited."""
+    client = aws.client("dynamodb")
+    kwargs: dict[str, Any] = {
+        "TableName": _table(),
+        "IndexName": ROUTING_INDEX,
+        "KeyConditionExpression": "gsi1pk = :pk",
+        "ExpressionAttributeValues": to_values({":pk": f"WAITING#{queue}"}),
+        "ProjectionExpression": "enqueued_at",
+    }
+    count, oldest = 0, None
+    while True:
+        page = client.query(**kwargs)
+        for item in page["Items"]:
+            count += 1
+            enqueued = item["enqueued_at"]["S"]
+            oldest = enqueued if oldest is None or enqueued < oldest else oldest
+        if "LastEvaluatedKey" not in page:
+            return count, oldest
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def record_handled(queue: str, handle_seconds: float) -> None:

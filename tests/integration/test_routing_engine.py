@@ -310,8 +310,8 @@ def test_waiting_customers_hear_their_position_and_expected_wait_at_most_once_pe
     write("hello??", visitor="q2", when=at(200))
     assert len(system_messages(third.customer_id)) == 2
 
-    routing_store.record_started("default")
-    routing_store.record_started("default")
+    routing_store.record_started("default", sla_met=True)
+    routing_store.record_started("default", sla_met=True)
     routing_store.record_handled("default", 120)  # one finished in 2 minutes, one still at work
     write("ping", visitor="q2", when=at(400))
     # Third in line, one contact at work, the average handle time now 120 s: 3 x 120 s = 6 minutes.

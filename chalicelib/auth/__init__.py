@@ -1,0 +1,36 @@
+"""Who may call Switchboard: sign-in tokens (``tokens``), principals and roles (``principal``), view guard (``views``).
+
+Agents sign in through a Cognito user pool in AWS and with locally minted tokens on the local stack
+(``SWITCHBOARD_DEV_AUTH=1``); either way a view gets a ``Principal`` and checks it with ``require`` or
+``require_self_or``. Roles nest: admin ⊇ supervisor ⊇ agent.
+"""
+
+from chalicelib.auth.principal import ADMIN, AGENT, ROLES, SUPERVISOR, Principal, require, require_self_or
+from chalicelib.auth.tokens import (
+    SigningKeysUnavailable,
+    forget_signing_keys,
+    from_headers,
+    from_query,
+    generate_dev_key,
+    issue_dev_token,
+    verify,
+)
+from chalicelib.auth.views import authorized
+
+__all__ = [
+    "ADMIN",
+    "AGENT",
+    "ROLES",
+    "SUPERVISOR",
+    "Principal",
+    "SigningKeysUnavailable",
+    "authorized",
+    "forget_signing_keys",
+    "from_headers",
+    "from_query",
+    "generate_dev_key",
+    "issue_dev_token",
+    "require",
+    "require_self_or",
+    "verify",
+]

@@ -1,0 +1,87 @@
+"""Meta Graph API: WhatsApp Cloud API, Messenger and Instagram messages.
+
+- WhatsApp: ``POST {META_GRAPH_BASE}/v21.0/{phone_number_id}/messages`` with
+  ``{"messaging_product": "whatsapp", "recipient_type": "individual", "to", "type": "text", "text": {"body"}}``;
+  the answer's ``messages[0].id`` is the wamid the status webhooks name.
+- Messenger: ``POST .../v21.0/{page_id}/messages`` (``/me/messages`` when the page is unknown);
+  Instagram: ``POST .../v21.0/me/messages``. Both with ``{"recipient": {"id"}, "messaging_type":
+  "RESPONSE", "message": {"text"}}``; the answer is ``{"recipient_id", "message_id"}``.
+
+Every call carries ``Authorization: Bearer META_ACCESS_TOKEN``: one token for the three products,
+so it must be granted ``whatsapp_business_messaging`` and ``pages_messaging`` (and
+``instagram_manage_messages``), as a system user's token can be. Errors are
+``{"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}``, mostly with HTTP 400
+whatever the cause, so the ``code`` decides what is worth retrying. No idempotency key exists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from chalicelib.outbound.destinations import Destination
+from chalicelib.outbound.senders import (
+    Answer,
+    ProviderUnavailable,
+    SendResult,
+    final_by_status,
+    post,
+    unavailable_or_rejected,
+)
+from chalicelib.settings import META_ACCESS_TOKEN, get_secret, get_settings
+
+GRAPH_VERSION = "v21.0"
+# Graph error codes that mean "later" (or "fix the token"), whatever the HTTP status: unknown and
+# temporary errors, the many rate limits, WhatsApp's throughput and pair limits, service unavailable,
+# and an expired or invalid access token (190), which ops renew and then redrive the dead letters.
+RETRYABLE_CODES = frozenset({1, 2, 4, 17, 32, 190, 341, 613, 80007, 130429, 131000, 131016, 131048, 131056})
+
+
+def send(destination: Destination, text: str, message_id: str) -> SendResult:
+    """Send on WhatsApp (``provider == "whatsapp"``), Messenger or Instagram."""
+    if destination.provider == "whatsapp":
+        return _whatsapp(destination, text)
+    return _messaging(destination, text)
+
+
+def _whatsapp(destination: Destination, text: str) -> SendResult:
+    if not destination.sender:
+        raise ProviderUnavailable(destination.provider, "no phone_number_id to send from")
+    body = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": destination.to,
+        "type": "text",
+        "text": {"preview_url": False, "body": text},
+    }
+    answer = _post(destination.provider, f"{quote(destination.sender, safe='')}/messages", body)
+    messages = answer.body.get("messages") if isinstance(answer.body, dict) else None
+    wamid = messages[0].get("id") if isinstance(messages, list) and messages and isinstance(messages[0], dict) else None
+    if not isinstance(wamid, str) or not wamid:
+        raise ProviderUnavailable(destination.provider, f"HTTP {answer.status} without a message id")
+    return SendResult(destination.provider, wamid)
+
+
+def _messaging(destination: Destination, text: str) -> SendResult:
+    page = destination.sender if destination.provider == "messenger" and destination.sender else "me"
+    body = {"recipient": {"id": destination.to}, "messaging_type": "RESPONSE", "message": {"text": text}}
+    answer = _post(destination.provider, f"{quote(page, safe='')}/messages", body)
+    mid = answer.body.get("message_id") if isinstance(answer.body, dict) else None
+    if not isinstance(mid, str) or not mid:
+        raise ProviderUnavailable(destination.provider, f"HTTP {answer.status} without a message id")
+    return SendResult(destination.provider, mid)
+
+
+def _post(provider: str, path: str, body: dict[str, Any]) -> Answer:
+    url = f"{get_settings().meta_graph_base}/{GRAPH_VERSION}/{path}"
+    headers = {"Authorization": f"Bearer {get_secret(META_ACCESS_TOKEN)}"}
+    answer = post(provider, url, json=body, headers=headers)
+    if answer.ok:
+        return answer
+    error = answer.body.get("error") if isinstance(answer.body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code = error.get("code")
+    text = f"{code}: {error.get('message')}" if code is not None else f"HTTP {answer.status}"
+    if answer.status >= 500 or code in RETRYABLE_CODES:
+        raise unavailable_or_rejected(provider, answer, text, final=False)
+    raise unavailable_or_rejected(provider, answer, text, final=code is not None or final_by_status(answer.status))

@@ -1,0 +1,535 @@
+"""The outbox: what we send customers, queued in their timeline and on SQS, sent once per claim.
+
+Queueing (``queue_reply`` for an agent's reply, ``enqueue`` for any message): the message is
+written to the customer's timeline (``direction: outbound``, ``status: queued``) and a small job
+``{"message_id", "conversation_id", "customer_id", "channel", "kind", "received_at"}`` goes on the
+``switchboard-outbox`` queue (standard, with a dead-letter queue after ``MAX_RECEIVES`` receives).
+
+Sending (``process_record``, the outbox Lambda's record handler) takes each job through four steps:
+
+1. **Claim** the timeline message with one conditional update: only one that has no
+   ``provider_message_id``, is ``queued``/``sending`` (or gave up earlier and was redriven), and is
+   not leased to another attempt right now. The claim leases it for ``LEASE_SECONDS``.
+   A job for a message that was sent already does nothing: redelivery never sends twice.
+2. **Resolve** where it goes (``destinations``) and **call the provider**.
+3. **Commit** in one transaction: the timeline message gets ``provider_message_id`` and ``sent``,
+   and the ``OUTBOUND#<provider>#<id>`` item (``store.outbound``'s shape, plus where its timeline
+   message is) lets the status callbacks find it; an e-mail also records its Message-IDs as
+   ``EMAILTHREAD`` items, so the customer's answer threads back into the conversation.
+4. **Fail or retry**: a final rejection (``ProviderRejected``: a bad number, 400) marks the message
+   ``failed`` with the provider's error and returns; anything else releases the lease and raises,
+   and ``process_record`` sets the job's visibility to ``min(900, 2**attempt * 5)`` seconds (or
+   what the provider asked) so SQS redelivers it later. The last attempt also marks the message
+   ``failed``; a redrive from the dead-letter queue may claim it again.
+
+What remains at-least-once (none of Twilio, the Graph API, Telegram or SES takes an idempotency
+key): if the provider took the message but we never learned it (our read timed out, or the Lambda
+died between the provider's answer and the commit), the next attempt after the lease sends it
+again. The window is the provider call plus one DynamoDB transaction; the claim makes sure it is
+never wider, and that two deliveries of one job never send concurrently.
+
+Web chat messages are marked ``sent`` (provider ``webchat``) at once: they reach the visitor
+through the widget's live connection, which reads the timeline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from chalicelib import clock
+from chalicelib.channels.base import StatusUpdate
+from chalicelib.conversations import identity as identities
+from chalicelib.errors import Conflict, Forbidden, InvalidPayload, NotFound
+from chalicelib.outbound import destinations, meta, ses, telegram, twilio
+from chalicelib.outbound.destinations import Destination, NoRoute, OutsideWhatsAppWindow
+from chalicelib.outbound.senders import MAX_TEXT, ProviderRejected, ProviderUnavailable, SendResult
+from chalicelib.settings import get_settings, outbox_queue_name
+from chalicelib.store import aws, conversations, outbound, queue
+from chalicelib.store.conversations import customer_key, thread_key
+from chalicelib.store.dynamo import TransactionConflict, from_item, get, key, to_item, to_values, transact
+from chalicelib.store.resources import MAX_RECEIVES
+
+logger = Logger(service="switchboard", child=True)
+
+LEASE_SECONDS = 60  # longer than a provider call can take (connect 3 s + read 10 s) with room to commit
+MAX_BACKOFF_SECONDS = 900  # SQS's longest visibility change that still keeps retries within the hour
+REPLY = "reply"
+_MERGE_HOPS = 5
+
+Sender = Callable[[Destination, str, str], SendResult]
+_SENDERS: dict[str, Sender] = {
+    "twilio": twilio.send,
+    "whatsapp": meta.send,
+    "messenger": meta.send,
+    "instagram": meta.send,
+    "telegram": telegram.send,
+    "ses": ses.send,
+}
+_DONE = frozenset({"sent", "delivered", "read", "failed"})
+
+
+class SendInProgress(Exception):
+    """Another attempt holds this message's lease; this one retries after it runs out."""
+
+    def __init__(self, message_id: str, retry_after: int) -> None:
+        super().__init__(f"{message_id} is being sent by another attempt")
+        self.retry_after = retry_after
+
+
+# --- queueing -----------------------------------------------------------------------------------
+
+
+def queue_reply(
+    conversation_id: str,
+    agent_id: str,
+    text: str,
+    identity_key: str | None,
+    now: str,
+    *,
+    channel: str | None = None,
+) -> dict[str, Any]:
+    """Queue an agent's reply to the conversation's customer; returns the queued message.
+
+    By default it goes on the conversation's latest channel (a call's caller gets an SMS) to whoever
+    wrote there last. ``identity_key`` (``phone#+44...``, ``email#a@b.c``, ``telegram#123``) sends it
+    to another identity of the same customer, on that identity's channel (a phone gets an SMS) unless
+    ``channel`` names one (``whatsapp``). Raises ``InvalidPayload`` (empty or too long text, an
+    identity that is not one, no way to reach them), ``Forbidden`` (another customer's identity),
+    ``NotFound`` and, for WhatsApp outside the 24-hour customer service window, ``Conflict``:
+    nothing is stored or queued then.
+    """
+    text = text.strip() if isinstance(text, str) else ""
+    if not text:
+        raise InvalidPayload("text must not be empty", [{"field": "text", "problem": "is empty"}])
+    conversation = conversations.get_conversation(conversation_id)
+    if conversation is None:
+        raise NotFound(f"no conversation {conversation_id}")
+    customer_id = _surviving_customer(str(conversation["customer_id"]))
+    target = _own_identity(identity_key, customer_id) if identity_key else None
+    if channel is None:
+        channel = destinations.default_channel(target) if target else conversation.get("channel")
+    if channel == "voice":
+        channel = "sms"  # a caller is answered in writing by text message
+    if not isinstance(channel, str) or channel not in destinations.IDENTITY_KIND:
+        raise NoRoute(f"messages cannot be sent to a customer on {channel or target}")
+    limit = MAX_TEXT[channel]
+    if len(text) > limit:
+        raise InvalidPayload(
+            f"{channel} messages take at most {limit} characters; this one has {len(text)}",
+            [{"field": "text", "problem": f"longer than {limit} characters"}],
+        )
+    try:
+        destination = destinations.resolve(customer_id, conversation_id, channel, target)
+        if channel == "whatsapp":
+            destinations.check_whatsapp_window(destination, now)
+    except OutsideWhatsAppWindow as exc:
+        raise Conflict(exc.message) from None
+    return enqueue(
+        conversation_id, customer_id, channel, text, REPLY, now, author=agent_id, identity=destination.identity
+    )
+
+
+def enqueue(
+    conversation_id: str,
+    customer_id: str,
+    channel: str,
+    text: str,
+    kind: str,
+    now: str,
+    *,
+    author: str = "system",
+    identity: str | None = None,
+) -> dict[str, Any]:
+    """Write one outbound message to the customer's timeline and put its job on the outbox queue.
+
+    The one writer for every outbound message: agents' replies and Switchboard's own messages
+    (queue position, out of hours). ``identity`` is who it goes to; without it, whoever last wrote
+    in the conversation on ``channel``. Returns the stored message.
+    """
+    message_id = "out_" + conversations.new_id("m").removeprefix("m_")
+    item = {
+        "pk": customer_key(customer_id),
+        "sk": f"MESSAGE#{now}#{message_id}",
+        "type": "message",
+        "message_id": message_id,
+        "customer_id": customer_id,
+        "conversation_id": conversation_id,
+        "direction": "outbound",
+        "author": author,
+        "kind": kind,
+        "channel": channel,
+        "identity": identity,
+        "text": text,
+        "status": "queued",
+        "status_rank": outbound.MESSAGE_STATUS_RANK["queued"],
+        "received_at": now,
+    }
+    aws.client("dynamodb").put_item(TableName=_table(), Item=to_item(item))
+    job = {
+        "message_id": message_id,
+        "conversation_id": conversation_id,
+        "customer_id": customer_id,
+        "channel": channel,
+        "kind": kind,
+        "received_at": now,
+    }
+    queue.send_to_outbox(json.dumps(job))
+    return {k: v for k, v in item.items() if k not in ("pk", "sk", "type") and v is not None}
+
+
+def _surviving_customer(customer_id: str) -> str:
+    """The customer a merged one lives on as (a closed conversation keeps the id it had)."""
+    for _ in range(_MERGE_HOPS):
+        profile = conversations.get_customer(customer_id) or {}
+        if not profile.get("merged_into"):
+            return customer_id
+        customer_id = str(profile["merged_into"])
+    return customer_id
+
+
+def _own_identity(identity_key: str, customer_id: str) -> str:
+    """The identity key, normalised, once it is shown to be this customer's."""
+    kind, _, value = identity_key.partition("#")
+    if not kind or not value.strip():
+        raise InvalidPayload(
+            "identity must be <kind>#<value>, e.g. phone#+447700900123",
+            [{"field": "identity", "problem": "not <kind>#<value>"}],
+        )
+    if kind == "phone":
+        normalised = identities.phone(value)
+    elif kind == "email":
+        normalised = identities.email(value)
+    else:
+        normalised = identities.Identity(kind, value.strip())
+    owner = conversations.customers_of([normalised]).get(normalised.key)
+    if owner is None or _surviving_customer(owner) != customer_id:
+        raise Forbidden(f"{normalised.key} is not an identity of this conversation's customer")
+    return normalised.key
+
+
+# --- sending --------------------------------------------------------------------------------------
+
+
+def process_record(record: SQSRecord) -> None:
+    """The outbox Lambda's record handler (Powertools ``BatchProcessor``, partial batch failures).
+
+    A record that fails is given a later visibility (exponential backoff on its receive count)
+    before the exception marks it failed in the batch response.
+    """
+    attempt = int(record.attributes.approximate_receive_count or 1)
+    try:
+        handle_outbox_record(record.body, clock.now_iso(), attempt)
+    except Exception as exc:
+        wait = getattr(exc, "retry_after", 0)
+        try:
+            back_off(record.receipt_handle, attempt, wait if isinstance(wait, int) else 0)
+        except Exception:  # the record is retried after the queue's own visibility timeout instead
+            logger.exception("could not set the outbox record's backoff", extra={"attempt": attempt})
+        raise
+
+
+def back_off(receipt_handle: str, attempt: int, at_least: int = 0) -> int:
+    """Hide a failed outbox message for ``min(900, 2**attempt * 5)`` seconds (or ``at_least``); returns them."""
+    delay = min(MAX_BACKOFF_SECONDS, max(2 ** max(1, attempt) * 5, at_least))
+    sqs = aws.client("sqs")
+    url = sqs.get_queue_url(QueueName=outbox_queue_name())["QueueUrl"]
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay)
+    return delay
+
+
+def handle_outbox_record(body: str, now: str, attempt: int) -> None:
+    """Send one outbox job's message, at most once per claim; raises when SQS should try again."""
+    job = _job(body)
+    if job is None:
+        return
+    message_key = _message_key(job)
+    if message_key is None:
+        logger.error("outbox message not in the timeline; dropped", extra=job)
+        return
+    message = _claim(message_key, str(job["message_id"]), now)
+    if message is None:
+        return
+    log = {"message_id": message["message_id"], "channel": message.get("channel"), "attempt": attempt}
+    try:
+        destination = destinations.for_message(message)
+        if destination.channel == "whatsapp":  # a late retry or a system message: no pointless provider call
+            destinations.check_whatsapp_window(destination, now)
+        result = _send(destination, message)
+    except (NoRoute, ProviderRejected) as exc:
+        error = exc.error if isinstance(exc, ProviderRejected) else exc.message
+        logger.warning("outbound message failed", extra={**log, "error": error})
+        _fail(message_key, error, now)
+        return
+    except Exception as exc:
+        error = exc.error if isinstance(exc, ProviderUnavailable) else f"{type(exc).__name__}: {exc}"
+        logger.warning("outbound message not sent; will retry", extra={**log, "error": error})
+        _release(message_key, error, now, gave_up=attempt >= MAX_RECEIVES)
+        raise
+    _commit(message_key, message, destination, result, now)
+    logger.info("outbound message sent", extra={**log, "provider": result.provider})
+
+
+def _send(destination: Destination, message: dict[str, Any]) -> SendResult:
+    if destination.provider == "webchat":
+        # Delivered by the widget's live connection from the timeline: nothing to call.
+        return SendResult("webchat", str(message["message_id"]))
+    return _SENDERS[destination.provider](destination, str(message["text"]), str(message["message_id"]))
+
+
+def _job(body: str) -> dict[str, Any] | None:
+    try:
+        job = json.loads(body)
+    except ValueError:
+        job = None
+    if not isinstance(job, dict) or not all(isinstance(job.get(k), str) for k in ("message_id", "customer_id")):
+        # Retrying cannot fix a job that does not say what to send.
+        logger.error("unreadable outbox job; dropped", extra={"body": body[:500]})
+        return None
+    return job
+
+
+def _message_key(job: dict[str, Any]) -> dict[str, Any] | None:
+    """The timeline key: built from the job, or (jobs without ``received_at``) found newest first."""
+    pk = customer_key(str(job["customer_id"]))
+    if isinstance(job.get("received_at"), str):
+        return key(pk, f"MESSAGE#{job['received_at']}#{job['message_id']}")
+    kwargs: dict[str, Any] = {
+        "TableName": _table(),
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+        "FilterExpression": "message_id = :id",
+        "ExpressionAttributeValues": to_values({":pk": pk, ":prefix": "MESSAGE#", ":id": job["message_id"]}),
+        "ProjectionExpression": "pk, sk",
+        "ScanIndexForward": False,
+    }
+    client = aws.client("dynamodb")
+    while True:
+        page = client.query(**kwargs)
+        if page["Items"]:
+            found = from_item(page["Items"][0])
+            return key(found["pk"], found["sk"])
+        if "LastEvaluatedKey" not in page:
+            return None
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _claim(message_key: dict[str, Any], message_id: str, now: str) -> dict[str, Any] | None:
+    """Lease the message to this attempt; None when there is nothing to send (sent, failed, gone)."""
+    client = aws.client("dynamodb")
+    try:
+        response = client.update_item(
+            TableName=_table(),
+            Key=message_key,
+            UpdateExpression=(
+                "SET #status = :sending, status_rank = :rank, lease_until = :until, "
+                "attempts = if_not_exists(attempts, :zero) + :one REMOVE gave_up_at"
+            ),
+            ConditionExpression=(
+                "attribute_exists(pk) AND attribute_not_exists(provider_message_id) "
+                "AND (#status IN (:queued, :sending) OR attribute_exists(gave_up_at)) "
+                "AND (attribute_not_exists(lease_until) OR lease_until < :now)"
+            ),
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=to_values(
+                {
+                    ":sending": "sending",
+                    ":queued": "queued",
+                    ":rank": outbound.MESSAGE_STATUS_RANK["sending"],
+                    ":until": clock.plus_seconds(now, LEASE_SECONDS),
+                    ":zero": 0,
+                    ":one": 1,
+                    ":now": now,
+                }
+            ),
+            ReturnValues="ALL_NEW",
+        )
+    except client.exceptions.ConditionalCheckFailedException:
+        _raise_if_in_progress(message_key, message_id, now)
+        return None
+    return from_item(response["Attributes"])
+
+
+def _raise_if_in_progress(message_key: dict[str, Any], message_id: str, now: str) -> None:
+    """After a lost claim: ``SendInProgress`` if another attempt holds the lease; else there is nothing to do."""
+    current = get(_table(), message_key["pk"]["S"], message_key["sk"]["S"])
+    if current is None:
+        logger.error("outbox message not in the timeline; dropped", extra={"message_id": message_id})
+        return
+    if current.get("provider_message_id") or current.get("status") in _DONE:
+        logger.info("outbox job for a message already done", extra={"message_id": message_id})
+        return
+    lease = str(current.get("lease_until") or now)
+    raise SendInProgress(message_id, max(1, int(clock.seconds_between(now, lease)) + 1))
+
+
+def _commit(
+    message_key: dict[str, Any], message: dict[str, Any], destination: Destination, result: SendResult, now: str
+) -> None:
+    sets = {
+        ":provider": result.provider,
+        ":pmid": result.provider_message_id,
+        ":sent": "sent",
+        ":rank": outbound.MESSAGE_STATUS_RANK["sent"],
+        ":now": now,
+        ":to": destination.to,
+        ":identity": destination.identity,
+    }
+    expression = (
+        "SET provider = :provider, provider_message_id = :pmid, #status = :sent, status_rank = :rank, "
+        "sent_at = :now, status_updated_at = :now, sent_to = :to, #identity = :identity"
+    )
+    if destination.sender:
+        expression += ", sent_from = :from"
+        sets[":from"] = destination.sender
+    if result.email_message_id:
+        expression += ", email_message_id = :email_id"
+        sets[":email_id"] = result.email_message_id
+    if destination.channel == "email":
+        expression += ", subject = :subject"
+        sets[":subject"] = destination.subject or destinations.subject_from_text(str(message["text"]))
+    actions: list[dict[str, Any]] = [
+        {
+            "Update": {
+                "TableName": _table(),
+                "Key": message_key,
+                "UpdateExpression": expression + " REMOVE lease_until, last_error",
+                "ConditionExpression": "attribute_not_exists(provider_message_id)",
+                "ExpressionAttributeNames": {"#status": "status", "#identity": "identity"},
+                "ExpressionAttributeValues": to_values(sets),
+            }
+        },
+        {"Put": {"TableName": _table(), "Item": to_item(_outbound_item(message, message_key, result, now))}},
+        *(
+            {
+                "Put": {
+                    "TableName": _table(),
+                    "Item": to_item(
+                        {
+                            "pk": thread_key(thread_id),
+                            "sk": "EMAILTHREAD",
+                            "conversation_id": message["conversation_id"],
+                            "customer_id": message["customer_id"],
+                        }
+                    ),
+                }
+            }
+            for thread_id in result.thread_ids
+        ),
+    ]
+    try:
+        transact(actions)
+    except TransactionConflict as conflict:
+        if not conflict.failed(0):
+            raise
+        # Another attempt committed first: its lease ran out while ours was in flight, so both sent.
+        logger.warning(
+            "outbound message was sent twice; the first send is recorded",
+            extra={"message_id": message["message_id"], "provider_message_id": result.provider_message_id},
+        )
+
+
+def _outbound_item(
+    message: dict[str, Any], message_key: dict[str, Any], result: SendResult, now: str
+) -> dict[str, Any]:
+    """``store.outbound.record``'s item, plus where its timeline message is (for ``apply_status``)."""
+    return {
+        "pk": f"OUTBOUND#{result.provider}#{result.provider_message_id}",
+        "sk": "OUTBOUND",
+        "provider": result.provider,
+        "provider_message_id": result.provider_message_id,
+        "conversation_id": message["conversation_id"],
+        "status": "sent",
+        "status_rank": outbound.MESSAGE_STATUS_RANK["sent"],
+        "created_at": now,
+        "updated_at": now,
+        "message_id": message["message_id"],
+        "customer_id": message["customer_id"],
+        "message_sk": message_key["sk"]["S"],
+    }
+
+
+def _fail(message_key: dict[str, Any], error: str, now: str) -> None:
+    aws.client("dynamodb").update_item(
+        TableName=_table(),
+        Key=message_key,
+        UpdateExpression=(
+            "SET #status = :failed, status_rank = :rank, #error = :error, status_updated_at = :now "
+            "REMOVE lease_until, gave_up_at"
+        ),
+        ExpressionAttributeNames={"#status": "status", "#error": "error"},
+        ExpressionAttributeValues=to_values(
+            {":failed": "failed", ":rank": outbound.MESSAGE_STATUS_RANK["failed"], ":error": error, ":now": now}
+        ),
+    )
+
+
+def _release(message_key: dict[str, Any], error: str, now: str, gave_up: bool) -> None:
+    """Let the next attempt claim at once; after the last attempt, show the message as failed."""
+    values: dict[str, Any] = {":error": error[:500], ":now": now}
+    expression = "SET last_error = :error, status_updated_at = :now"
+    if gave_up:
+        expression += ", #status = :failed, status_rank = :rank, #error = :final, gave_up_at = :now"
+        values.update(
+            {
+                ":failed": "failed",
+                ":rank": outbound.MESSAGE_STATUS_RANK["failed"],
+                ":final": f"gave up after {MAX_RECEIVES} attempts: {error[:400]}",
+            }
+        )
+    update: dict[str, Any] = {
+        "TableName": _table(),
+        "Key": message_key,
+        "UpdateExpression": expression + " REMOVE lease_until",
+        "ConditionExpression": "attribute_not_exists(provider_message_id)",
+        "ExpressionAttributeValues": to_values(values),
+    }
+    if gave_up:
+        update["ExpressionAttributeNames"] = {"#status": "status", "#error": "error"}
+    client = aws.client("dynamodb")
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):  # another attempt committed
+        client.update_item(**update)
+
+
+# --- statuses --------------------------------------------------------------------------------------
+
+
+def apply_status(update: StatusUpdate, now: str) -> bool:
+    """``store.outbound.apply``, and the same forward-only move on the message in the customer's timeline.
+
+    Call it wherever ``outbound.apply`` is called for provider status callbacks; returns what
+    ``outbound.apply`` returns.
+    """
+    applied = outbound.apply(update, now)
+    if not applied or update.kind != "message":
+        return applied
+    sent = outbound.get_status(update.provider, update.provider_message_id) or {}
+    if not sent.get("customer_id") or not sent.get("message_sk"):
+        return applied  # recorded by something other than the outbox: no timeline message to update
+    rank = outbound.MESSAGE_STATUS_RANK[update.status]
+    values: dict[str, Any] = {":status": update.status, ":rank": rank, ":now": now}
+    expression = "SET #status = :status, status_rank = :rank, status_updated_at = :now"
+    names = {"#status": "status"}
+    if update.error:
+        expression += ", #error = :error"
+        names["#error"] = "error"
+        values[":error"] = update.error
+    client = aws.client("dynamodb")
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):  # the timeline is further along
+        client.update_item(
+            TableName=_table(),
+            Key=key(customer_key(str(sent["customer_id"])), str(sent["message_sk"])),
+            UpdateExpression=expression,
+            ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(status_rank) OR status_rank < :rank)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_values(values),
+        )
+    return applied
+
+
+def _table() -> str:
+    return get_settings().data_table
