@@ -18,7 +18,9 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice.app import Chalice, Request, Response, WebsocketEvent
 
+from chalicelib import auth, clock
 from chalicelib.agents import service as agents
+from chalicelib.agents import work
 from chalicelib.channels import registry
 from chalicelib.channels.base import ChannelAdapter, WebhookRequest
 from chalicelib.conversations import customers, inbox
@@ -85,32 +87,96 @@ for _adapter in registry.CHANNELS:
     )
 
 
-# --- agents ---------------------------------------------------------------------
+# --- agents, supervisors, admins (every route below needs a signed-in principal) ----------------
+
+signed_in = auth.authorized(lambda: app.current_request)
 
 
 @route("/agents", methods=["POST"], content_types=["application/json"])
-def create_agent() -> Response:
+@signed_in(auth.ADMIN)
+def create_agent(principal: auth.Principal) -> Response:
     agent = agents.create_agent(_json_body())
     return Response(body=agents.agent_view(agent), status_code=201)
 
 
 @route("/agents", methods=["GET"])
-def list_agents() -> dict[str, Any]:
+@signed_in(auth.SUPERVISOR)
+def list_agents(principal: auth.Principal) -> dict[str, Any]:
     return {"agents": [agents.agent_view(a) for a in routing_store.list_agents()]}
 
 
 @route("/agents/{agent_id}", methods=["GET"])
-def get_agent(agent_id: str) -> dict[str, Any]:
+@signed_in(auth.AGENT)
+def get_agent(agent_id: str, principal: auth.Principal) -> dict[str, Any]:
+    auth.require_self_or(principal, agent_id)
     return agents.agent_view(agents.get_agent(agent_id))
 
 
 @route("/agents/{agent_id}/presence", methods=["PUT"], content_types=["application/json"])
-def set_presence(agent_id: str) -> dict[str, Any]:
+@signed_in(auth.AGENT)
+def set_presence(agent_id: str, principal: auth.Principal) -> dict[str, Any]:
+    auth.require_self_or(principal, agent_id)
     return agents.agent_view(agents.set_presence(agent_id, _json_body()))
 
 
+@route("/me", methods=["GET"])
+@signed_in(auth.AGENT)
+def me(principal: auth.Principal) -> dict[str, Any]:
+    return {**agents.agent_view(agents.get_agent(principal.agent_id)), "roles": sorted(principal.roles)}
+
+
+@route("/me/conversations", methods=["GET"])
+@signed_in(auth.AGENT)
+def my_conversations(principal: auth.Principal) -> dict[str, Any]:
+    return {"conversations": work.my_conversations(principal.agent_id)}
+
+
+@route("/conversations/{conversation_id}", methods=["GET"])
+@signed_in(auth.AGENT)
+def get_conversation(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
+    return work.conversation(principal.agent_id, conversation_id, oversee=principal.has_role(auth.SUPERVISOR))
+
+
+@route("/conversations/{conversation_id}/accept", methods=["POST"])
+@signed_in(auth.AGENT)
+def accept(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
+    return work.contact_view(agents.accept(principal.agent_id, conversation_id))
+
+
+@route("/conversations/{conversation_id}/decline", methods=["POST"])
+@signed_in(auth.AGENT)
+def decline(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
+    return work.contact_view(agents.decline(principal.agent_id, conversation_id))
+
+
+@route("/conversations/{conversation_id}/notes", methods=["POST"], content_types=["application/json"])
+@signed_in(auth.AGENT)
+def add_note(conversation_id: str, principal: auth.Principal) -> Response:
+    return Response(body=work.add_note(principal.agent_id, conversation_id, _json_body()), status_code=201)
+
+
+@route("/conversations/{conversation_id}/transfer", methods=["POST"], content_types=["application/json"])
+@signed_in(auth.AGENT)
+def transfer(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
+    return work.transfer(principal.agent_id, conversation_id, _json_body())
+
+
+@route("/conversations/{conversation_id}/close", methods=["POST"], content_types=["application/json"])
+@signed_in(auth.AGENT)
+def close(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
+    wrap_up = agents.validate(agents.WrapUp, _json_body())
+    return work.contact_view(agents.close(principal.agent_id, conversation_id, wrap_up.wrap_up))
+
+
+@route("/supervisor", methods=["GET"])
+@signed_in(auth.SUPERVISOR)
+def supervisor(principal: auth.Principal) -> dict[str, Any]:
+    return work.supervisor_view(clock.now_iso())
+
+
 @route("/contacts/{contact_id}", methods=["GET"])
-def get_contact(contact_id: str) -> dict[str, Any]:
+@signed_in(auth.SUPERVISOR)
+def get_contact(contact_id: str, principal: auth.Principal) -> dict[str, Any]:
     contact = routing_store.get_contact(contact_id)
     if contact is None:
         raise NotFound(f"no contact {contact_id}")
@@ -132,7 +198,20 @@ def get_contact(contact_id: str) -> dict[str, Any]:
         "accepted_at": contact.accepted_at,
         "declined_by": list(contact.declined_by),
         "offer_count": contact.offer_count,
+        "wrap_up": contact.wrap_up,
     }
+
+
+@route("/dev/tokens", methods=["POST"], content_types=["application/json"])
+def dev_token() -> dict[str, Any]:
+    """Local development only (``SWITCHBOARD_DEV_AUTH=1``): a signed token with Cognito's claims."""
+    if not get_settings().dev_auth:
+        raise NotFound("no such route")
+    body = _json_body() or {}
+    roles = body.get("roles") or [auth.AGENT]
+    if not isinstance(body.get("agent_id"), str) or not isinstance(roles, list):
+        raise InvalidPayload('send {"agent_id": "...", "roles": ["agent" | "supervisor" | "admin"]}')
+    return {"token": auth.issue_dev_token(body["agent_id"], [str(r) for r in roles])}
 
 
 def _request() -> Request:
@@ -152,22 +231,26 @@ def _json_body() -> Any:
 
 
 @route("/customers/{customer_id}", methods=["GET"])
-def get_customer(customer_id: str) -> dict[str, Any]:
+@signed_in(auth.SUPERVISOR)
+def get_customer(customer_id: str, principal: auth.Principal) -> dict[str, Any]:
     return customers.profile_with_timeline(customer_id)
 
 
 @route("/customers/{customer_id}/attributes", methods=["PUT"], content_types=["application/json"])
-def set_customer_attributes(customer_id: str) -> dict[str, Any]:
+@signed_in(auth.ADMIN)
+def set_customer_attributes(customer_id: str, principal: auth.Principal) -> dict[str, Any]:
     return customers.set_attributes(customer_id, _json_body())
 
 
 @route("/admin/identities/link", methods=["POST"], content_types=["application/json"])
-def link_identities() -> dict[str, Any]:
+@signed_in(auth.ADMIN)
+def link_identities(principal: auth.Principal) -> dict[str, Any]:
     return customers.link(_json_body())
 
 
 @route("/admin/customers/merge", methods=["POST"], content_types=["application/json"])
-def merge_customers() -> dict[str, Any]:
+@signed_in(auth.ADMIN)
+def merge_customers(principal: auth.Principal) -> dict[str, Any]:
     return customers.merge(_json_body())
 
 
@@ -176,11 +259,17 @@ def merge_customers() -> dict[str, Any]:
 
 @app.on_ws_connect()
 def ws_connect(event: WebsocketEvent) -> Response:
+    """Agents connect with ``?token=<their sign-in token>`` (browsers cannot send headers on a WebSocket)."""
     query = event.to_dict().get("queryStringParameters") or {}
     try:
-        agents.connect(query.get("agent_id"), event.connection_id)
+        principal = auth.from_query(query)
+        auth.require(principal, auth.AGENT)
+        agents.connect(principal.agent_id, event.connection_id)
     except SwitchboardError as error:
         return Response(body=error.to_body(), status_code=403 if error.status == 404 else error.status)
+    except MissingSecret as error:
+        logger.error("secret not configured", extra={"secret": error.name})
+        return Response(body={"error": "not_configured", "message": str(error)}, status_code=503)
     return Response(body="", status_code=200)
 
 
@@ -210,7 +299,7 @@ def _agent_action(connection_id: str, body: str) -> dict[str, Any]:
         agents.decline(agent_id, contact_id, offer_id)
         return {"type": "declined", "contact_id": contact_id}
     if action == "close":
-        agents.close(agent_id, contact_id)
+        agents.close(agent_id, contact_id, command.get("wrap_up"))
         return {"type": "closed", "contact_id": contact_id}
     raise InvalidPayload(f"unknown action {action!r}; use accept, decline or close")
 

@@ -15,6 +15,7 @@ from chalicelib.store.queue import forget_queue_urls
 from chalicelib.store.resources import create_all
 from tests.support import (
     CHANNEL_SECRETS,
+    DEV_SIGNING_KEY,
     PUBLIC_BASE_URL,
     REGION,
     SNS_TOPIC_ARN,
@@ -36,6 +37,8 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in CHANNEL_SECRETS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("PUBLIC_BASE_URL", PUBLIC_BASE_URL)
+    monkeypatch.setenv("SWITCHBOARD_DEV_AUTH", "1")
+    monkeypatch.setenv("DEV_SIGNING_KEY", DEV_SIGNING_KEY)
     monkeypatch.setenv("SNS_TOPIC_ARNS", SNS_TOPIC_ARN)
     monkeypatch.setenv(
         "WEBSOCKET_MANAGEMENT_ENDPOINT", f"https://{WS_API_ID}.execute-api.{REGION}.amazonaws.com/{WS_STAGE}"

@@ -17,12 +17,14 @@ from chalice.test import Client
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
+from chalicelib.auth import generate_dev_key, issue_dev_token
 from chalicelib.channels.signing import sign_sha256
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
 from chalicelib.store.dynamo import from_item
 from chalicelib.store.queue import queue_url
 
+DEV_SIGNING_KEY = generate_dev_key()  # one local signing key for the whole test session
 WEBCHAT_SECRET = "test-webchat-secret-6f1d"
 API_CHANNEL_SECRET = "test-api-channel-secret-91ac"
 CHANNEL_SECRETS = {
@@ -261,9 +263,23 @@ def ws_event(route_key: str, connection_id: str, body: str | None = None, query:
     return event
 
 
+def bearer(agent_id: str = "root", *roles: str) -> dict[str, str]:
+    """Authorization for a signed-in agent (dev tokens carry Cognito's claims)."""
+    return {"Authorization": f"Bearer {issue_dev_token(agent_id, list(roles) or ['admin'])}"}
+
+
+def as_admin() -> dict[str, str]:
+    return {"Content-Type": "application/json", **bearer("root", "admin")}
+
+
+def as_agent(agent_id: str) -> dict[str, str]:
+    return {"Content-Type": "application/json", **bearer(agent_id, "agent")}
+
+
 def connect_agent(client: Client, agent_id: str, connection_id: str | None = None) -> str:
     connection_id = connection_id or uuid.uuid4().hex[:12] + "="
-    response = client.lambda_.invoke("ws_connect", ws_event("$connect", connection_id, query={"agent_id": agent_id}))
+    token = issue_dev_token(agent_id, ["agent"])
+    response = client.lambda_.invoke("ws_connect", ws_event("$connect", connection_id, query={"token": token}))
     assert response.payload["statusCode"] == 200, response.payload
     return connection_id
 
@@ -307,9 +323,7 @@ def create_agent(
         "max_per_channel": {channel: capacity for channel in channels},
         "presence": presence,
     }
-    response = client.http.post(
-        "/agents", headers={"Content-Type": "application/json"}, body=json.dumps({**body, **extra})
-    )
+    response = client.http.post("/agents", headers=as_admin(), body=json.dumps({**body, **extra}))
     assert response.status_code == 201, response.body
 
 

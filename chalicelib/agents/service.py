@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from chalicelib import clock, metrics
-from chalicelib.errors import Conflict, InvalidPayload, NotFound
+from chalicelib.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from chalicelib.routing.config import current_config
 from chalicelib.routing.events import AgentFreed, ContactRequeued
 from chalicelib.routing.model import Agent, Contact, ContactState, Presence
@@ -47,6 +47,14 @@ def validate(model: type[BaseModel], document: Any) -> Any:
         return model.model_validate(document)
     except ValidationError as exc:
         raise InvalidPayload.naming_fields(exc) from None
+
+
+class WrapUp(BaseModel):
+    """``POST /conversations/{id}/close`` body: how it ended (resolved, follow_up, spam...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wrap_up: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,40}$")]
 
 
 class PresenceChange(BaseModel):
@@ -162,21 +170,24 @@ def agent_of_connection(connection_id: str) -> str:
     return agent_id
 
 
-def _contact(contact_id: str) -> Contact:
+def _contact(contact_id: str, agent_id: str | None = None) -> Contact:
+    """The contact; with ``agent_id``, only if it is (or was just) offered or assigned to that agent."""
     contact = store.get_contact(contact_id)
     if contact is None:
         raise NotFound(f"no contact {contact_id}")
+    if agent_id is not None and agent_id not in (contact.offered_to, contact.assigned_to, *contact.declined_by):
+        raise Forbidden("this conversation is not offered or assigned to you")
     return contact
 
 
 def accept(agent_id: str, contact_id: str, offer_id: str | None = None) -> Contact:
     """Accept an offer made to this agent (accepting twice is fine)."""
     for _ in range(_ATTEMPTS):
-        contact = _contact(contact_id)
+        contact = _contact(contact_id, agent_id)
         if contact.state is ContactState.ASSIGNED and contact.assigned_to == agent_id:
             return contact
         if contact.state is not ContactState.OFFERED or contact.offered_to != agent_id:
-            raise Conflict(f"contact {contact_id} is not offered to you")
+            raise Conflict(f"contact {contact_id} is not offered to you (any more)")
         if offer_id is not None and contact.offer_id != offer_id:
             raise Conflict(f"offer {offer_id} is no longer open")
         now = clock.now_iso()
@@ -199,9 +210,9 @@ def accept(agent_id: str, contact_id: str, offer_id: str | None = None) -> Conta
 def decline(agent_id: str, contact_id: str, offer_id: str | None = None) -> Contact:
     """Decline an offer: the contact goes to the next agent, never back to this one."""
     for _ in range(_ATTEMPTS):
-        contact = _contact(contact_id)
+        contact = _contact(contact_id, agent_id)
         if contact.state is not ContactState.OFFERED or contact.offered_to != agent_id:
-            raise Conflict(f"contact {contact_id} is not offered to you")
+            raise Conflict(f"contact {contact_id} is not offered to you (any more)")
         if offer_id is not None and contact.offer_id != offer_id:
             raise Conflict(f"offer {offer_id} is no longer open")
         declined_offer = contact.offer_id or ""
@@ -223,7 +234,7 @@ def decline(agent_id: str, contact_id: str, offer_id: str | None = None) -> Cont
 def close(agent_id: str, contact_id: str, wrap_up: str | None = None) -> Contact:
     """Close an assigned contact and its conversation with a wrap-up code; the agent's capacity is freed."""
     for _ in range(_ATTEMPTS):
-        contact = _contact(contact_id)
+        contact = _contact(contact_id, agent_id)
         if contact.state is ContactState.CLOSED and contact.assigned_to == agent_id:
             return contact
         if contact.state is not ContactState.ASSIGNED or contact.assigned_to != agent_id:

@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  WebSocket        {stack.ws_url}", flush=True)
         print(f"  Management API   {stack.management_url}", flush=True)
         print(f"  moto (AWS)       {stack.moto_url}", flush=True)
+        print('  Sign in          POST /dev/tokens {"agent_id": "ada", "roles": ["admin"]} -> a token;', flush=True)
+        print("                   send it as Authorization: Bearer <token>, or ?token= on the WebSocket", flush=True)
         print("Ctrl-C to stop.", flush=True)
         try:
             # A timed wait keeps the main thread responsive to Ctrl-C.

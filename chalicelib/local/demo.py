@@ -62,13 +62,23 @@ class Demo:
         self.console = console
         self.board = Scoreboard()
         self.rng = random.Random(7)
+        self.tokens: dict[str, str] = {}
 
     # -- setup over the REST API -------------------------------------------
 
+    def token(self, agent_id: str, role: str) -> str:
+        """A development sign-in token (the local stack signs them; in AWS, Cognito does)."""
+        response = requests.post(f"{self.api_url}/dev/tokens", json={"agent_id": agent_id, "roles": [role]}, timeout=10)
+        response.raise_for_status()
+        return str(response.json()["token"])
+
     def create_agents(self) -> None:
+        admin = {"Authorization": f"Bearer {self.token('demo-admin', 'admin')}"}
         for agent_id, (name, capacity) in AGENTS.items():
+            self.tokens[agent_id] = self.token(agent_id, "agent")
             response = requests.post(
                 f"{self.api_url}/agents",
+                headers=admin,
                 json={
                     "agent_id": agent_id,
                     "name": name,
@@ -81,7 +91,10 @@ class Demo:
 
     def set_available(self, agent_id: str) -> None:
         requests.put(
-            f"{self.api_url}/agents/{agent_id}/presence", json={"presence": "Available"}, timeout=10
+            f"{self.api_url}/agents/{agent_id}/presence",
+            json={"presence": "Available"},
+            headers={"Authorization": f"Bearer {self.tokens[agent_id]}"},
+            timeout=10,
         ).raise_for_status()
 
     # -- visitors write through the signed webhook ---------------------------
@@ -118,7 +131,7 @@ class Demo:
     async def agent(self, agent_id: str, connected: asyncio.Event, progress: Progress, tasks: dict[str, Any]) -> None:
         declined_once = False
         seen_offers: set[str] = set()
-        async with connect(f"{self.ws_url}?agent_id={agent_id}") as ws:
+        async with connect(f"{self.ws_url}?token={self.tokens[agent_id]}") as ws:
             connected.set()
             work: set[asyncio.Task[None]] = set()
             while not self.board.done.is_set():
@@ -158,7 +171,9 @@ class Demo:
         self, ws: ClientConnection, conversation: Conversation, progress: Progress, tasks: dict[str, Any]
     ) -> None:
         await asyncio.sleep(self.rng.uniform(0.3, 1.5))  # handling time
-        await ws.send(json.dumps({"action": "close", "contact_id": conversation.conversation_id}))
+        await ws.send(
+            json.dumps({"action": "close", "contact_id": conversation.conversation_id, "wrap_up": "resolved"})
+        )
         conversation.closed = True
         self.board.closed += 1
         progress.update(tasks["closed"], advance=1)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from chalice import Chalice
 
 from chalicelib import settings
+from chalicelib.auth import generate_dev_key
 from chalicelib.local.management import ManagementApiServer
 from chalicelib.local.moto_server import LOCAL_CREDENTIALS, MotoServer
 from chalicelib.local.pump import DEFAULT_RETRY_DELAY_SECONDS, EventPump
@@ -208,6 +209,9 @@ class LocalStack:
             "WEBSOCKET_MANAGEMENT_ENDPOINT": self._management.url,
             # AWS_ENDPOINT_URL would send management calls to moto; this wins for that one service.
             "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI": self._management.url,
+            # Sign-in: development tokens with Cognito's claims, signed by a key made for this run.
+            "SWITCHBOARD_DEV_AUTH": "1",
+            "DEV_SIGNING_KEY": os.environ.get("DEV_SIGNING_KEY") or generate_dev_key(),
         }
         self._saved_env = {name: os.environ.get(name) for name in (*values, *_REAL_AWS_VARIABLES)}
         for name in _REAL_AWS_VARIABLES:

@@ -52,15 +52,23 @@ def _post(stack: LocalStack, payload: dict[str, Any], secret: str = SECRET) -> r
     )
 
 
+def _token(stack: LocalStack, agent_id: str, role: str) -> str:
+    response = requests.post(f"{stack.api_url}/dev/tokens", json={"agent_id": agent_id, "roles": [role]}, timeout=10)
+    assert response.status_code == 200, response.text
+    return str(response.json()["token"])
+
+
 def test_message_in_offer_pushed_accept(stack: LocalStack) -> None:
+    admin = {"Authorization": f"Bearer {_token(stack, 'e2e-admin', 'admin')}"}
     created = requests.post(
         f"{stack.api_url}/agents",
+        headers=admin,
         json={"agent_id": "e2e-ada", "name": "Ada", "max_per_channel": {"webchat": 2}, "presence": "Available"},
         timeout=10,
     )
     assert created.status_code == 201, created.text
 
-    with connect(f"{stack.ws_url}?agent_id=e2e-ada") as ws:
+    with connect(f"{stack.ws_url}?token={_token(stack, 'e2e-ada', 'agent')}") as ws:
         response = _post(stack, {"site": "acme", "visitor_id": "e2e-v1", "message_id": "e2e-m1", "text": "Hi!"})
         assert response.status_code == 200, response.text
         conversation = response.json()["conversation_id"]
@@ -72,7 +80,7 @@ def test_message_in_offer_pushed_accept(stack: LocalStack) -> None:
         ws.send(json.dumps({"action": "accept", "contact_id": conversation, "offer_id": offer["offer_id"]}))
         assert _next(ws, "accepted")["contact_id"] == conversation
 
-    contact = requests.get(f"{stack.api_url}/contacts/{conversation}", timeout=10).json()
+    contact = requests.get(f"{stack.api_url}/contacts/{conversation}", headers=admin, timeout=10).json()
     assert contact["state"] == "assigned" and contact["assigned_to"] == "e2e-ada"
 
 
@@ -82,9 +90,12 @@ def test_forged_webhook_is_refused_over_http(stack: LocalStack) -> None:
     assert response.json()["error"] == "invalid_signature"
 
 
-def test_unknown_agent_cannot_open_a_websocket(stack: LocalStack) -> None:
+def test_websocket_needs_a_token_of_a_known_agent(stack: LocalStack) -> None:
     from websockets.exceptions import InvalidStatus
 
-    with pytest.raises(InvalidStatus) as refused, connect(f"{stack.ws_url}?agent_id=nobody"):
+    with pytest.raises(InvalidStatus) as refused, connect(f"{stack.ws_url}?token={_token(stack, 'nobody', 'agent')}"):
         pass
     assert refused.value.response.status_code == 403
+    with pytest.raises(InvalidStatus) as unsigned, connect(f"{stack.ws_url}?agent_id=e2e-ada"):
+        pass
+    assert unsigned.value.response.status_code == 401

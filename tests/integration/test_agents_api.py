@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.support import create_agent, drain, queued_message_count
+from tests.support import as_admin, create_agent, drain, queued_message_count
 
 JSON = {"Content-Type": "application/json"}
 
@@ -15,7 +15,7 @@ def test_create_list_and_change_presence(client):
     create_agent(client, "ada", capacity=3, presence="Away", skills={"billing": 4})
     create_agent(client, "bob", capacity=1)
 
-    listed = client.http.get("/agents").json_body["agents"]
+    listed = client.http.get("/agents", headers=as_admin()).json_body["agents"]
     assert [a["agent_id"] for a in listed] == ["ada", "bob"]
     assert listed[0] == {
         "agent_id": "ada",
@@ -31,11 +31,11 @@ def test_create_list_and_change_presence(client):
     }
     drain(client)
 
-    response = client.http.put("/agents/ada/presence", headers=JSON, body=json.dumps({"presence": "Available"}))
+    response = client.http.put("/agents/ada/presence", headers=as_admin(), body=json.dumps({"presence": "Available"}))
     assert response.status_code == 200
     assert response.json_body["presence"] == "Available"
     assert queued_message_count() == 1, "becoming Available asks the router for waiting work"
-    assert client.http.get("/agents/ada").json_body["presence"] == "Available"
+    assert client.http.get("/agents/ada", headers=as_admin()).json_body["presence"] == "Available"
 
 
 @pytest.mark.parametrize(
@@ -52,30 +52,30 @@ def test_create_list_and_change_presence(client):
     ],
 )
 def test_bad_agent_is_refused_naming_the_field(client, body, field):
-    response = client.http.post("/agents", headers=JSON, body=json.dumps(body))
+    response = client.http.post("/agents", headers=as_admin(), body=json.dumps(body))
     assert response.status_code == 422
     assert field in [d["field"] for d in response.json_body["details"]], response.json_body
-    assert client.http.get("/agents").json_body["agents"] == []
+    assert client.http.get("/agents", headers=as_admin()).json_body["agents"] == []
 
 
 def test_not_json_is_400(client):
-    response = client.http.post("/agents", headers=JSON, body="{")
+    response = client.http.post("/agents", headers=as_admin(), body="{")
     assert response.status_code == 400
     assert response.json_body["error"] == "invalid_json"
 
 
 def test_same_agent_twice_is_409(client):
     create_agent(client, "ada")
-    response = client.http.post("/agents", headers=JSON, body=json.dumps({"agent_id": "ada", "name": "Again"}))
+    response = client.http.post("/agents", headers=as_admin(), body=json.dumps({"agent_id": "ada", "name": "Again"}))
     assert response.status_code == 409
-    assert client.http.get("/agents/ada").json_body["name"] == "Ada"
+    assert client.http.get("/agents/ada", headers=as_admin()).json_body["name"] == "Ada"
 
 
 def test_unknown_agent_is_404_and_bad_presence_is_422(client):
-    missing = client.http.put("/agents/ghost/presence", headers=JSON, body=json.dumps({"presence": "Away"}))
+    missing = client.http.put("/agents/ghost/presence", headers=as_admin(), body=json.dumps({"presence": "Away"}))
     assert missing.status_code == 404
-    assert client.http.get("/agents/ghost").status_code == 404
+    assert client.http.get("/agents/ghost", headers=as_admin()).status_code == 404
     create_agent(client, "ada")
-    bad = client.http.put("/agents/ada/presence", headers=JSON, body=json.dumps({"presence": "Lunch"}))
+    bad = client.http.put("/agents/ada/presence", headers=as_admin(), body=json.dumps({"presence": "Lunch"}))
     assert bad.status_code == 422
     assert bad.json_body["details"][0]["field"] == "presence"

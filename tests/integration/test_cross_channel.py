@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from tests.support import (
     agent_says,
+    as_admin,
     connect_agent,
     create_agent,
     drain,
@@ -51,14 +52,10 @@ def test_email_then_sms_then_whatsapp_is_one_customer_one_timeline_one_agent(cli
     [offer] = offers_to(connection)
     conversation = offer["contact_id"]
     assert agent_says(client, connection, action="accept", contact_id=conversation)["type"] == "accepted"
-    client.http.put(
-        "/agents/bob/presence", headers={"Content-Type": "application/json"}, body='{"presence": "Available"}'
-    )
+    client.http.put("/agents/bob/presence", headers=as_admin(), body='{"presence": "Available"}')
 
     link = {"identities": [{"kind": "email", "value": "ada.lovelace@example.com"}, {"kind": "phone", "value": PHONE}]}
-    linked = client.http.post(
-        "/admin/identities/link", headers={"Content-Type": "application/json"}, body=json.dumps(link)
-    )
+    linked = client.http.post("/admin/identities/link", headers=as_admin(), body=json.dumps(link))
     assert linked.status_code == 200, linked.body
     customer = linked.json_body["customer_id"]
 
@@ -69,14 +66,14 @@ def test_email_then_sms_then_whatsapp_is_one_customer_one_timeline_one_agent(cli
     assert post_meta(client, fixture("meta/whatsapp_text.json")).status_code == 200
     drain(client)
 
-    view = client.http.get(f"/customers/{customer}").json_body
+    view = client.http.get(f"/customers/{customer}", headers=as_admin()).json_body
     timeline = view["timeline"]
     assert [m["channel"] for m in timeline] == ["email", "sms", "whatsapp"]
     assert {m["conversation_id"] for m in timeline} == {conversation}
     assert [m["received_at"] for m in timeline] == sorted(m["received_at"] for m in timeline)
     assert sorted(view["customer"]["identities"]) == ["email#ada.lovelace@example.com", f"phone#{PHONE}"]
 
-    contact = client.http.get(f"/contacts/{conversation}").json_body
+    contact = client.http.get(f"/contacts/{conversation}", headers=as_admin()).json_body
     assert contact["assigned_to"] == "ada" and contact["offer_count"] == 1
     told = [p["message_id"] for p in pushed(connection) if p.get("type") == "message"]
     assert told == [m["message_id"] for m in timeline[1:]], "the agent hears of each follow-up, on whatever channel"

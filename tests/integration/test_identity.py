@@ -12,6 +12,7 @@ from chalicelib.conversations.models import EmailThread, Identity, InboundMessag
 from chalicelib.store import conversations, outbound
 from tests.support import (
     agent_says,
+    as_admin,
     connect_agent,
     create_agent,
     drain,
@@ -37,7 +38,9 @@ def _message(identity: Identity, provider_id: str, text: str = "hello", **extra)
 
 
 def _link(client, *identities: dict) -> dict:
-    response = client.http.post("/admin/identities/link", headers=JSON, body=json.dumps({"identities": identities}))
+    response = client.http.post(
+        "/admin/identities/link", headers=as_admin(), body=json.dumps({"identities": identities})
+    )
     assert response.status_code == 200, response.body
     return response.json_body
 
@@ -87,10 +90,10 @@ def test_linking_two_customers_merges_them_keeping_both_histories(client):
 
     later = inbox.receive(_message(phone("+447700900123"), "SM2", text="later sms"))
     assert later.customer_id == by_email.customer_id
-    view = client.http.get(f"/customers/{by_email.customer_id}").json_body
+    view = client.http.get(f"/customers/{by_email.customer_id}", headers=as_admin()).json_body
     assert [m["text"] for m in view["timeline"]] == ["from e-mail", "from sms", "later sms"]
     assert view["customer"]["merged_from"] == [by_phone.customer_id]
-    merged_view = client.http.get(f"/customers/{by_phone.customer_id}").json_body
+    merged_view = client.http.get(f"/customers/{by_phone.customer_id}", headers=as_admin()).json_body
     assert merged_view["customer"]["customer_id"] == by_email.customer_id
 
 
@@ -98,19 +101,19 @@ def test_merge_endpoint_is_idempotent_and_refuses_nonsense(client):
     a = inbox.receive(_message(email("a@example.com"), "e1"))
     b = inbox.receive(_message(email("b@example.com"), "e2"))
     body = json.dumps({"source": b.customer_id, "target": a.customer_id})
-    first = client.http.post("/admin/customers/merge", headers=JSON, body=body).json_body
-    second = client.http.post("/admin/customers/merge", headers=JSON, body=body).json_body
+    first = client.http.post("/admin/customers/merge", headers=as_admin(), body=body).json_body
+    second = client.http.post("/admin/customers/merge", headers=as_admin(), body=body).json_body
     assert first["changed"] is True and second["changed"] is False
     self_merge = json.dumps({"source": a.customer_id, "target": a.customer_id})
-    assert client.http.post("/admin/customers/merge", headers=JSON, body=self_merge).status_code == 422
+    assert client.http.post("/admin/customers/merge", headers=as_admin(), body=self_merge).status_code == 422
     reverse = json.dumps({"source": a.customer_id, "target": b.customer_id})
-    assert client.http.post("/admin/customers/merge", headers=JSON, body=reverse).status_code == 409
+    assert client.http.post("/admin/customers/merge", headers=as_admin(), body=reverse).status_code == 409
     unknown = json.dumps({"source": "cus_" + "0" * 20, "target": a.customer_id})
-    assert client.http.post("/admin/customers/merge", headers=JSON, body=unknown).status_code == 404
+    assert client.http.post("/admin/customers/merge", headers=as_admin(), body=unknown).status_code == 404
     nobody = {"identities": [{"kind": "email", "value": "x@example.com"}, {"kind": "phone", "value": "+15005550006"}]}
-    assert client.http.post("/admin/identities/link", headers=JSON, body=json.dumps(nobody)).status_code == 404
+    assert client.http.post("/admin/identities/link", headers=as_admin(), body=json.dumps(nobody)).status_code == 404
     bad = {"identities": [{"kind": "phone", "value": "twelve"}, {"kind": "email", "value": "a@example.com"}]}
-    assert client.http.post("/admin/identities/link", headers=JSON, body=json.dumps(bad)).status_code == 422
+    assert client.http.post("/admin/identities/link", headers=as_admin(), body=json.dumps(bad)).status_code == 422
 
 
 def test_follow_up_on_another_channel_reaches_the_same_agent(client):

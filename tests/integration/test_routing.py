@@ -10,6 +10,7 @@ from chalicelib.store import routing as routing_store
 from chalicelib.store.dynamo import TransactionConflict
 from tests.support import (
     agent_says,
+    as_admin,
     connect_agent,
     create_agent,
     drain,
@@ -22,7 +23,7 @@ from tests.support import (
 def _presence(client, agent_id: str, presence: str) -> None:
     response = client.http.put(
         f"/agents/{agent_id}/presence",
-        headers={"Content-Type": "application/json"},
+        headers=as_admin(),
         body=f'{{"presence": "{presence}"}}',
     )
     assert response.status_code == 200, response.body
@@ -51,7 +52,7 @@ def test_declined_contact_goes_to_the_next_agent_and_never_back(client):
 
     # Nobody left who has not declined: it waits rather than bouncing back.
     assert len(offers_to(connections[first])) == 1
-    contact = client.http.get(f"/contacts/{conversation}").json_body
+    contact = client.http.get(f"/contacts/{conversation}", headers=as_admin()).json_body
     assert contact["state"] == "queued"
     assert sorted(contact["declined_by"]) == ["ada", "bob"]
     assert all(routing_store.get_agent(a).load == {"webchat": 0} for a in connections)
@@ -64,7 +65,7 @@ def test_agent_with_capacity_one_gets_one_contact_and_the_next_when_it_closes(cl
     drain(client)
 
     assert [o["contact_id"] for o in offers_to(connection)] == [first]
-    assert client.http.get(f"/contacts/{second}").json_body["state"] == "queued"
+    assert client.http.get(f"/contacts/{second}", headers=as_admin()).json_body["state"] == "queued"
 
     agent_says(client, connection, action="accept", contact_id=first)
     agent_says(client, connection, action="close", contact_id=first)
@@ -188,16 +189,22 @@ def test_agent_actions_on_contacts_not_theirs_are_refused(client):
 
     for action in ("accept", "decline", "close"):
         reply = agent_says(client, eve, action=action, contact_id=conversation)
-        assert reply["type"] == "error" and reply["error"] == "conflict", reply
+        assert reply["type"] == "error" and reply["error"] == "forbidden", reply
     assert agent_says(client, eve, action="teleport", contact_id=conversation)["error"] == "invalid_payload"
     assert agent_says(client, ada, action="accept", contact_id="conv_nope")["error"] == "not_found"
     assert routing_store.get_contact(conversation).offered_to == "ada"
 
 
-def test_unknown_agent_cannot_connect(client):
+def test_websocket_needs_a_valid_token_of_a_known_agent(client):
+    from chalicelib.auth import issue_dev_token
     from tests.support import ws_event
 
-    response = client.lambda_.invoke("ws_connect", ws_event("$connect", "c1=", query={"agent_id": "ghost"}))
-    assert response.payload["statusCode"] == 403
-    response = client.lambda_.invoke("ws_connect", ws_event("$connect", "c2=", query={}))
-    assert response.payload["statusCode"] == 422
+    def connect(query: dict) -> int:
+        return client.lambda_.invoke("ws_connect", ws_event("$connect", "c1=", query=query)).payload["statusCode"]
+
+    create_agent(client, "ada")
+    assert connect({}) == 401, "no token"
+    assert connect({"agent_id": "ada"}) == 401, "an agent id alone proves nothing"
+    assert connect({"token": issue_dev_token("ada", ["agent"])[:-4] + "AAAA"}) == 401, "tampered"
+    assert connect({"token": issue_dev_token("ghost", ["agent"])}) == 403, "signed in, but not an agent here"
+    assert connect({"token": issue_dev_token("ada", ["agent"])}) == 200

@@ -18,7 +18,7 @@ from chalicelib.store import conversations as conversation_store
 from chalicelib.store import routing as routing_store
 from chalicelib.store.dynamo import key, to_values
 from chalicelib.store.queue import _queue_url
-from tests.support import agent_says, connect_agent, drain, offers_to, pushed
+from tests.support import agent_says, as_admin, connect_agent, drain, offers_to, pushed
 
 T0 = "2026-11-24T10:00:00.000000Z"  # a Tuesday; 10:00 in London, 05:00 in New York
 JSON = {"Content-Type": "application/json"}
@@ -50,7 +50,7 @@ def write(text: str, visitor: str = "v1", when: str = T0, language: str | None =
 
 def agent(client, agent_id: str, presence: str = "Available", **spec: Any) -> str:
     body = {"agent_id": agent_id, "name": agent_id.title(), "presence": presence, **spec}
-    response = client.http.post("/agents", headers=JSON, body=json.dumps(body))
+    response = client.http.post("/agents", headers=as_admin(), body=json.dumps(body))
     assert response.status_code == 201, response.body
     return connect_agent(client, agent_id)
 
@@ -151,7 +151,7 @@ def test_returning_customer_goes_to_the_agent_who_served_them_within_the_window(
     agent_says(routed, ada, action="close", contact_id=first)
     busy = write("keep ada busy", visitor="busy", when=clock.now_iso())
     agent_says(routed, ada, action="accept", contact_id=busy)
-    routed.http.put("/agents/bob/presence", headers=JSON, body='{"presence": "Available"}')
+    routed.http.put("/agents/bob/presence", headers=as_admin(), body='{"presence": "Available"}')
     drain(routed)
 
     again = write("it's me again", visitor="ret", when=clock.now_iso())

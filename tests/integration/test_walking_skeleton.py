@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.support import (
     agent_says,
+    as_admin,
     connect_agent,
     create_agent,
     drain,
@@ -30,7 +31,7 @@ def test_message_is_offered_to_connected_agent_who_accepts(client):
 
     reply = agent_says(client, connection, action="accept", contact_id=conversation_id)
     assert reply == {"type": "accepted", "contact_id": conversation_id}
-    contact = client.http.get(f"/contacts/{conversation_id}").json_body
+    contact = client.http.get(f"/contacts/{conversation_id}", headers=as_admin()).json_body
     assert contact["state"] == "assigned"
     assert contact["assigned_to"] == "ada"
 

@@ -115,7 +115,11 @@ def test_python_dash_m_serves_the_switchboard_app_until_sigterm() -> None:
             lines.append(line)
         api_url = next(line.split()[-1] for line in lines if line.strip().startswith("REST API"))
 
-        response = requests.get(f"{api_url}/agents", timeout=5)
+        assert requests.get(f"{api_url}/agents", timeout=5).status_code == 401, "signed-in users only"
+        issued = requests.post(f"{api_url}/dev/tokens", json={"agent_id": "ops", "roles": ["admin"]}, timeout=5)
+        assert issued.status_code == 200, "make local issues development tokens"
+        headers = {"Authorization": f"Bearer {issued.json()['token']}"}
+        response = requests.get(f"{api_url}/agents", headers=headers, timeout=5)
         assert response.status_code == 200
         assert "agents" in response.json()
 
