@@ -1,0 +1,149 @@
+"""An agent's day: dropped connections, transfers, notes, wrap-up codes, and what the supervisor sees."""
+
+from __future__ import annotations
+
+import json
+
+from chalicelib.store import routing as routing_store
+from tests.support import (
+    as_admin,
+    as_agent,
+    connect_agent,
+    create_agent,
+    drain,
+    offers_to,
+    post_webchat,
+    webchat_payload,
+    ws_event,
+)
+
+
+def _visitor(client, n: int) -> str:
+    return post_webchat(client, webchat_payload(visitor=f"v{n}", message=f"m{n}")).json_body["conversation_id"]
+
+
+def _disconnect(client, connection: str) -> None:
+    client.lambda_.invoke("ws_disconnect", ws_event("$disconnect", connection))
+
+
+def test_dropped_websocket_sets_the_agent_offline_and_their_offer_moves_on(client):
+    create_agent(client, "ada")
+    create_agent(client, "bob", presence="Away")
+    ada = connect_agent(client, "ada")
+    bob = connect_agent(client, "bob")
+    conversation = _visitor(client, 1)
+    drain(client)
+    assert [o["contact_id"] for o in offers_to(ada)] == [conversation]
+    client.http.put("/agents/bob/presence", headers=as_agent("bob"), body='{"presence": "Available"}')
+
+    _disconnect(client, ada)
+    drain(client)
+
+    assert routing_store.get_agent("ada").presence.value == "Offline"
+    assert routing_store.get_agent("ada").used == 0
+    assert [o["contact_id"] for o in offers_to(bob)] == [conversation], "the offered contact moved on"
+    _visitor(client, 2)
+    drain(client)
+    assert len(offers_to(ada)) == 1, "no new offer for an agent who is gone"
+
+
+def test_a_second_connection_keeps_the_agent_available(client):
+    create_agent(client, "ada")
+    first, second = connect_agent(client, "ada"), connect_agent(client, "ada")
+    _disconnect(client, first)
+    assert routing_store.get_agent("ada").presence.value == "Available"
+    conversation = _visitor(client, 1)
+    drain(client)
+    assert [o["contact_id"] for o in offers_to(second)] == [conversation]
+
+
+def _assigned_to_ada(client) -> str:
+    create_agent(client, "ada", capacity=2)
+    ada = connect_agent(client, "ada")
+    conversation = _visitor(client, 1)
+    drain(client)
+    assert offers_to(ada)
+    accepted = client.http.post(f"/conversations/{conversation}/accept", headers=as_agent("ada"))
+    assert accepted.status_code == 200, accepted.body
+    return conversation
+
+
+def test_transfer_to_an_agent_reaches_only_that_agent_and_frees_the_sender(client):
+    conversation = _assigned_to_ada(client)
+    create_agent(client, "bob", capacity=2)
+    create_agent(client, "cyd", capacity=2)
+    bob, cyd = connect_agent(client, "bob"), connect_agent(client, "cyd")
+
+    moved = client.http.post(
+        f"/conversations/{conversation}/transfer", headers=as_agent("ada"), body=json.dumps({"agent_id": "cyd"})
+    )
+    drain(client)
+
+    assert moved.status_code == 200, moved.body
+    assert [o["contact_id"] for o in offers_to(cyd)] == [conversation]
+    assert offers_to(bob) == []
+    assert routing_store.get_agent("ada").used == 0
+    again = client.http.post(
+        f"/conversations/{conversation}/transfer", headers=as_agent("ada"), body=json.dumps({"queue": "default"})
+    )
+    assert again.status_code == 403, "no longer hers"
+
+
+def test_transfer_to_a_queue_is_routed_again(client):
+    conversation = _assigned_to_ada(client)
+    moved = client.http.post(
+        f"/conversations/{conversation}/transfer", headers=as_agent("ada"), body=json.dumps({"queue": "billing"})
+    )
+    assert moved.status_code == 200 and moved.json_body["queues"] == ["billing"]
+    contact = routing_store.get_contact(conversation)
+    assert contact.state.value == "queued" and contact.queues == ("billing",)
+    bad = client.http.post(
+        f"/conversations/{conversation}/transfer",
+        headers=as_agent("ada"),
+        body=json.dumps({"queue": "x", "agent_id": "y"}),
+    )
+    assert bad.status_code in (403, 422)
+
+
+def test_notes_stay_internal_and_close_records_the_wrap_up(client):
+    conversation = _assigned_to_ada(client)
+    note = client.http.post(
+        f"/conversations/{conversation}/notes", headers=as_agent("ada"), body=json.dumps({"text": "VIP, be kind"})
+    )
+    assert note.status_code == 201
+    view = client.http.get(f"/conversations/{conversation}", headers=as_agent("ada")).json_body
+    [internal] = [m for m in view["timeline"] if m["direction"] == "internal"]
+    assert internal["text"] == "VIP, be kind" and internal["author"] == "ada"
+
+    no_code = client.http.post(f"/conversations/{conversation}/close", headers=as_agent("ada"), body="{}")
+    assert no_code.status_code == 422 and no_code.json_body["details"][0]["field"] == "wrap_up"
+    closed = client.http.post(
+        f"/conversations/{conversation}/close", headers=as_agent("ada"), body=json.dumps({"wrap_up": "resolved"})
+    )
+    assert closed.status_code == 200 and closed.json_body["state"] == "closed"
+    assert client.http.get(f"/contacts/{conversation}", headers=as_admin()).json_body["wrap_up"] == "resolved"
+    mine = client.http.get("/me/conversations", headers=as_agent("ada")).json_body["conversations"]
+    assert mine == []
+
+
+def test_my_conversations_lists_what_is_offered_and_assigned_to_me(client):
+    conversation = _assigned_to_ada(client)
+    _visitor(client, 2)
+    drain(client)
+    mine = client.http.get("/me/conversations", headers=as_agent("ada")).json_body["conversations"]
+    assert sorted(c["state"] for c in mine) == ["assigned", "offered"]
+    assert conversation in [c["conversation_id"] for c in mine]
+
+
+def test_supervisor_sees_queues_and_agents_live(client):
+    create_agent(client, "ada", capacity=1)
+    connect_agent(client, "ada")
+    for n in range(3):
+        _visitor(client, n)
+    drain(client)
+    view = client.http.get("/supervisor", headers=as_admin()).json_body
+    default = next(q for q in view["queues"] if q["queue"] == "default")
+    assert default["waiting"] == 2
+    assert default["oldest_wait_seconds"] >= 0
+    [ada] = view["agents"]
+    assert (ada["agent_id"], ada["presence"], ada["load"]) == ("ada", "Available", {"webchat": 1})
