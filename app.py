@@ -26,9 +26,16 @@ from chalicelib.channels.base import ChannelAdapter, WebhookRequest
 from chalicelib.conversations import customers, inbox
 from chalicelib.errors import InvalidJson, InvalidPayload, NotFound, SwitchboardError
 from chalicelib.notify import push
+from chalicelib.outbound import outbox
 from chalicelib.routing import engine
 from chalicelib.routing.events import EscalationDue, OfferTimeout, UnknownEvent, from_body
-from chalicelib.settings import MissingSecret, get_settings, routing_queue_name, timer_queue_name
+from chalicelib.settings import (
+    MissingSecret,
+    get_settings,
+    outbox_queue_name,
+    routing_queue_name,
+    timer_queue_name,
+)
 from chalicelib.store import routing as routing_store
 
 app = Chalice(app_name="switchboard", configure_logs=False)  # Powertools owns logging
@@ -147,6 +154,13 @@ def accept(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
 @signed_in(auth.AGENT)
 def decline(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
     return work.contact_view(agents.decline(principal.agent_id, conversation_id))
+
+
+@route("/conversations/{conversation_id}/messages", methods=["POST"], content_types=["application/json"])
+@signed_in(auth.AGENT)
+def reply(conversation_id: str, principal: auth.Principal) -> Response:
+    """The agent's reply, sent on the customer's channel (or another identity of theirs) through the outbox."""
+    return Response(body=work.reply(principal.agent_id, conversation_id, _json_body()), status_code=202)
 
 
 @route("/conversations/{conversation_id}/notes", methods=["POST"], content_types=["application/json"])
@@ -339,6 +353,16 @@ def on_timer(event: Any) -> dict[str, Any]:
     processor = BatchProcessor(event_type=EventType.SQS)
     response = process_partial_response(
         event=event.to_dict(), record_handler=_timer_record, processor=processor, context=event.context
+    )
+    return dict(response)
+
+
+@app.on_sqs_message(queue=outbox_queue_name(), batch_size=10)
+def on_outbox(event: Any) -> dict[str, Any]:
+    """Messages to customers: each sent once per claim; a failed one comes back after its backoff."""
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    response = process_partial_response(
+        event=event.to_dict(), record_handler=outbox.process_record, processor=processor, context=event.context
     )
     return dict(response)
 

@@ -187,3 +187,26 @@ def supervisor_view(now: str) -> dict[str, Any]:
         for a in store.list_agents()
     ]
     return {"queues": queues, "agents": agents, "at": now}
+
+
+class Reply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: NoteText
+    # Another identity of the same customer to answer on ("phone#+4477...", "email#a@b.c"); default: the
+    # conversation's latest channel.
+    identity: Annotated[str, StringConstraints(min_length=3, max_length=320)] | None = None
+    channel: Name | None = None
+
+
+def reply(agent_id: str, conversation_id: str, document: Any) -> dict[str, Any]:
+    """Only the agent the conversation is assigned to answers the customer."""
+    message: Reply = validate(Reply, document)
+    contact = _contact_of(agent_id, conversation_id)
+    if contact.state is not ContactState.ASSIGNED or contact.assigned_to != agent_id:
+        raise Conflict("accept the conversation before replying")
+    from chalicelib.outbound import outbox
+
+    return outbox.queue_reply(
+        conversation_id, agent_id, message.text, message.identity, clock.now_iso(), channel=message.channel
+    )

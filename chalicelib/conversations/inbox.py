@@ -9,6 +9,7 @@ from chalicelib.channels.base import ChannelAdapter, Reply, StatusUpdate, Webhoo
 from chalicelib.conversations.models import InboundMessage, StoredMessage
 from chalicelib.errors import Unauthenticated
 from chalicelib.notify import push
+from chalicelib.outbound import outbox
 from chalicelib.routing.events import ConversationMessage
 from chalicelib.store import conversations, outbound, queue, replay
 
@@ -31,7 +32,7 @@ def deliver(adapter: ChannelAdapter, request: WebhookRequest) -> Reply:
             status = str(message.metadata.get("call_status", "ringing")).lower()
             outbound.record(message.provider, message.provider_message_id, result.conversation_id, status, now, "call")
     for update in webhook.statuses:
-        applied = outbound.apply(update, now)
+        applied = outbox.apply_status(update, now)
         logger.info(
             "status update",
             extra={"provider": update.provider, "kind": update.kind, "status": update.status, "applied": applied},

@@ -58,7 +58,7 @@ from chalicelib.store.resources import MAX_RECEIVES
 logger = Logger(service="switchboard", child=True)
 
 LEASE_SECONDS = 60  # longer than a provider call can take (connect 3 s + read 10 s) with room to commit
-MAX_BACKOFF_SECONDS = 900  # SQS's longest visibility change that still keeps retries within the hour
+MAX_BACKOFF_SECONDS = 900  # the longest wait between two attempts: 15 minutes
 REPLY = "reply"
 _MERGE_HOPS = 5
 
@@ -235,12 +235,17 @@ def process_record(record: SQSRecord) -> None:
 
 
 def back_off(receipt_handle: str, attempt: int, at_least: int = 0) -> int:
-    """Hide a failed outbox message for ``min(900, 2**attempt * 5)`` seconds (or ``at_least``); returns them."""
-    delay = min(MAX_BACKOFF_SECONDS, max(2 ** max(1, attempt) * 5, at_least))
+    """Hide a failed outbox message from the queue for ``backoff_seconds``; returns how long."""
+    delay = backoff_seconds(attempt, at_least)
     sqs = aws.client("sqs")
     url = sqs.get_queue_url(QueueName=outbox_queue_name())["QueueUrl"]
     sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay)
     return delay
+
+
+def backoff_seconds(attempt: int, at_least: int = 0) -> int:
+    """``min(900, 2**attempt * 5)``, or longer when the provider asked (``at_least``), never over 900."""
+    return min(MAX_BACKOFF_SECONDS, max(2 ** max(1, attempt) * 5, at_least))
 
 
 def handle_outbox_record(body: str, now: str, attempt: int) -> None:

@@ -147,3 +147,18 @@ def test_supervisor_sees_queues_and_agents_live(client):
     assert default["oldest_wait_seconds"] >= 0
     [ada] = view["agents"]
     assert (ada["agent_id"], ada["presence"], ada["load"]) == ("ada", "Available", {"webchat": 1})
+
+
+def test_only_the_assigned_agent_replies_and_the_reply_is_queued_for_the_customer(client):
+    conversation = _assigned_to_ada(client)
+    create_agent(client, "eve")
+    body = json.dumps({"text": "Your order ships today."})
+    assert (
+        client.http.post(f"/conversations/{conversation}/messages", headers=as_agent("eve"), body=body).status_code
+        == 403
+    )
+    sent = client.http.post(f"/conversations/{conversation}/messages", headers=as_agent("ada"), body=body)
+    assert sent.status_code == 202, sent.body
+    view = client.http.get(f"/conversations/{conversation}", headers=as_agent("ada")).json_body
+    [reply] = [m for m in view["timeline"] if m["direction"] == "outbound"]
+    assert (reply["text"], reply["author"], reply["channel"]) == ("Your order ships today.", "ada", "webchat")
