@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo local test lint typecheck unit integration e2e rules-check clean
+.PHONY: demo local test chromium lint typecheck unit integration e2e rules-check clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,12 @@ local: $(STAMP)
 	$(PY) -m chalicelib.local
 
 ## test: lint, type-check, then every test (unit, integration with moto, end-to-end on the local stack)
-test: lint typecheck
+test: lint typecheck chromium
 	$(PY) -m pytest
+
+# The browser tests (tests/browser) drive Debian's Chromium through Playwright; never `playwright install`.
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
 ## rules-check: validate the routing config (switchboard rules check FILE, default the deployed one)
 RULES ?= chalicelib/routing/routing.yaml

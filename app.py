@@ -23,6 +23,7 @@ from chalicelib.agents import service as agents
 from chalicelib.agents import work
 from chalicelib.channels import registry
 from chalicelib.channels.base import ChannelAdapter, WebhookRequest
+from chalicelib.console import pages, visitors
 from chalicelib.conversations import customers, inbox
 from chalicelib.errors import InvalidJson, InvalidPayload, NotFound, SwitchboardError
 from chalicelib.notify import push
@@ -266,6 +267,33 @@ def link_identities(principal: auth.Principal) -> dict[str, Any]:
 @signed_in(auth.ADMIN)
 def merge_customers(principal: auth.Principal) -> dict[str, Any]:
     return customers.merge(_json_body())
+
+
+# --- browsers: the agent console and the web-chat widget (no sign-in here: the console signs in itself) ---
+
+
+@route("/console", methods=["GET"])
+def console_page() -> Response:
+    """The agent and supervisor console; it reads its WebSocket URL from ``?ws=``."""
+    return Response(body=pages.console_html(), headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+@route("/widget.js", methods=["GET"])
+def widget_script() -> Response:
+    return Response(body=pages.widget_js(), headers={"Content-Type": "application/javascript; charset=utf-8"})
+
+
+@route("/widget/messages", methods=["POST"], content_types=["application/json"], cors=True)
+def widget_message() -> dict[str, Any]:
+    """A visitor's message from the widget: unsigned, so it is checked and signed server-side."""
+    raw = _request().raw_body
+    return visitors.post_message(raw if isinstance(raw, bytes) else raw.encode())
+
+
+@route("/widget/conversations/{conversation_id}/messages", methods=["GET"], cors=True)
+def widget_messages(conversation_id: str) -> dict[str, Any]:
+    """What the widget polls: ``?site=&visitor_id=&after=<received_at>``."""
+    return visitors.messages(conversation_id, dict(_request().query_params or {}))
 
 
 # --- agent WebSocket --------------------------------------------------------------

@@ -1,0 +1,114 @@
+"""The widget's side of the API: what a visitor's browser may do without holding ``WEBCHAT_SECRET``.
+
+A browser cannot hold the web-chat secret, so ``POST /widget/messages`` takes
+the visitor's message unsigned, keeps only the fields a visitor may set (no
+``email``: a claimed e-mail would link the visitor to that customer's history)
+and signs it here, so it goes through the very adapter and inbox the signed
+webhook uses: same validation, same dedupe by ``message_id``, same routing.
+
+Reading back is keyed by the visitor id, which the widget makes random per
+browser; it is the visitor's only credential, as a session cookie would be.
+Abuse control (rate limits, bot filtering) belongs in front of the API:
+API Gateway usage plans/throttling and AWS WAF rate-based rules in production.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from chalicelib.channels import webchat
+from chalicelib.channels.base import WebhookRequest
+from chalicelib.channels.signing import sign_sha256
+from chalicelib.conversations import inbox
+from chalicelib.conversations.models import Identity
+from chalicelib.errors import InvalidJson, InvalidPayload, NotFound, PayloadTooLarge
+from chalicelib.settings import WEBCHAT_SECRET, get_secret, get_settings
+from chalicelib.store import conversations
+
+VISITOR_FIELDS = frozenset({"site", "visitor_id", "message_id", "text", "name"})
+_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+
+
+def post_message(raw_body: bytes) -> dict[str, Any]:
+    """Take one visitor message; answers ``{"conversation_id", "message_id"}``."""
+    if len(raw_body) > get_settings().max_body_bytes:
+        # Checked before parsing; the adapter checks the re-signed body again.
+        raise PayloadTooLarge(f"body is {len(raw_body)} bytes; the limit is {get_settings().max_body_bytes}")
+    try:
+        document = json.loads(raw_body or b"null")
+    except ValueError as exc:
+        raise InvalidJson(f"body is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidPayload("send a JSON object")
+    unknown = sorted(set(document) - VISITOR_FIELDS)
+    if unknown:
+        raise InvalidPayload(
+            f"the widget may send only {', '.join(sorted(VISITOR_FIELDS))}",
+            [{"field": name, "problem": "not allowed from the widget"} for name in unknown],
+        )
+    body = json.dumps(document).encode()
+    headers = {
+        "Content-Type": "application/json",
+        webchat.SIGNATURE_HEADER: sign_sha256(get_secret(WEBCHAT_SECRET), body),
+    }
+    path = webchat.ADAPTER.path
+    request = WebhookRequest("POST", path, headers, {}, body, get_settings().public_base_url + path)
+    reply = inbox.deliver(webchat.ADAPTER, request)
+    answer = reply.body if isinstance(reply.body, dict) else {}
+    return {"conversation_id": answer.get("conversation_id"), "message_id": document.get("message_id")}
+
+
+def messages(conversation_id: str, query: Mapping[str, str]) -> dict[str, Any]:
+    """The visitor's conversation as the visitor sees it: their messages and the answers, after ``after``."""
+    site, visitor_id, after = query.get("site", ""), query.get("visitor_id", ""), query.get("after", "")
+    bad = [
+        {"field": name, "problem": "required: 1-128 of A-Z a-z 0-9 . _ : @ -"}
+        for name, value in (("site", site), ("visitor_id", visitor_id))
+        if not _ID.match(value)
+    ]
+    if bad:
+        raise InvalidPayload("send ?site=...&visitor_id=...", bad)
+    visitor = Identity(webchat.CHANNEL, f"{site}/{visitor_id}")
+    customer_id = conversations.customers_of([visitor]).get(visitor.key)
+    conversation = conversations.get_conversation(conversation_id)
+    # Someone else's conversation reads as missing: the answer never tells whether an id exists.
+    if customer_id is None or conversation is None or not _owns(customer_id, str(conversation["customer_id"])):
+        raise NotFound(f"no conversation {conversation_id} for this visitor")
+    shown = [
+        _visible(m)
+        for m in conversations.timeline(customer_id)
+        if m.get("conversation_id") == conversation_id
+        and str(m.get("received_at", "")) >= after
+        and _for_the_visitor(m, visitor.key)
+    ]
+    return {"conversation_id": conversation_id, "status": conversation.get("status"), "messages": shown}
+
+
+def _owns(customer_id: str, conversation_customer: str) -> bool:
+    if customer_id == conversation_customer:
+        return True
+    profile = conversations.get_customer(customer_id) or {}
+    return conversation_customer in set(profile.get("merged_from", ()))
+
+
+def _for_the_visitor(message: Mapping[str, Any], visitor_key: str) -> bool:
+    """What this visitor wrote here, and what was sent to them on web chat; never internal notes."""
+    if message.get("direction") == "inbound":
+        return message.get("identity") == visitor_key
+    return message.get("direction") == "outbound" and message.get("channel") == webchat.CHANNEL
+
+
+def _visible(message: Mapping[str, Any]) -> dict[str, Any]:
+    if message.get("direction") == "inbound":
+        author = "visitor"
+    else:
+        author = "system" if message.get("author", "system") == "system" else "agent"
+    return {
+        "message_id": message.get("message_id"),
+        "from": author,
+        "text": message.get("text"),
+        "received_at": message.get("received_at"),
+    }

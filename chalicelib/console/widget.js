@@ -1,0 +1,175 @@
+/*
+ * Switchboard web-chat widget. Paste into a site:
+ *   <script src="https://API/widget.js" data-site="acme" data-api="https://API"></script>
+ * data-api defaults to where this script came from. Optional: data-title, data-name (the visitor's name).
+ * Messages go to POST {api}/widget/messages; replies are polled every 2 s from
+ * GET {api}/widget/conversations/{id}/messages. The visitor id (a random id, the visitor's only
+ * credential) and the open conversation are kept in localStorage. Text is only set with textContent.
+ */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script) return;
+  var site = script.getAttribute("data-site") || "";
+  var api = (script.getAttribute("data-api") || script.src.replace(/\/widget\.js(\?.*)?$/, "")).replace(/\/+$/, "");
+  var title = script.getAttribute("data-title") || "Chat with us";
+  var visitorName = script.getAttribute("data-name") || "";
+  var POLL_MS = 2000;
+  var storeKey = "switchboard.widget." + site;
+
+  function randomId(prefix) {
+    var bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return prefix + Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+  function load() {
+    try { return JSON.parse(localStorage.getItem(storeKey)) || {}; } catch (_) { return {}; }
+  }
+  var saved = load();
+  var visitor = { id: saved.visitor_id || randomId("v_"), conversation: saved.conversation_id || null };
+  function save() {
+    try {
+      localStorage.setItem(storeKey, JSON.stringify({ visitor_id: visitor.id, conversation_id: visitor.conversation }));
+    } catch (_) { /* private mode: the chat lasts as long as the page */ }
+  }
+  save();
+
+  var css =
+    ".sbw-bubble{position:fixed;right:20px;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;" +
+    "background:#2457d6;color:#fff;display:flex;align-items:center;justify-content:center;cursor:pointer;box-shadow:0 4px 12px rgba(0,0,0,.25);z-index:2147483000}" +
+    ".sbw-panel{position:fixed;right:20px;bottom:88px;width:320px;max-height:460px;display:flex;flex-direction:column;" +
+    "background:#fff;border:1px solid #e5e7eb;border-radius:12px;box-shadow:0 8px 24px rgba(0,0,0,.2);" +
+    "font:14px/1.4 system-ui,sans-serif;color:#1d2330;z-index:2147483000}" +
+    ".sbw-panel[hidden]{display:none}" +
+    ".sbw-head{padding:10px 14px;background:#2457d6;color:#fff;border-radius:12px 12px 0 0;font-weight:600}" +
+    ".sbw-log{flex:1;overflow:auto;padding:10px;display:flex;flex-direction:column;gap:6px;min-height:180px}" +
+    ".sbw-msg{max-width:80%;padding:6px 10px;border-radius:10px;white-space:pre-wrap;word-wrap:break-word}" +
+    ".sbw-visitor{align-self:flex-end;background:#2457d6;color:#fff}" +
+    ".sbw-agent{align-self:flex-start;background:#f1f5f9}" +
+    ".sbw-system{align-self:center;background:#fffbeb;font-size:12px}" +
+    ".sbw-form{display:flex;border-top:1px solid #e5e7eb}" +
+    ".sbw-form input{flex:1;border:0;padding:10px;font:inherit;outline:none}" +
+    ".sbw-form button{border:0;background:none;color:#2457d6;font:inherit;font-weight:600;padding:0 12px;cursor:pointer}" +
+    ".sbw-error{color:#b91c1c;font-size:12px;padding:0 10px}";
+  var style = document.createElement("style");
+  style.textContent = css;
+  document.head.appendChild(style);
+
+  function node(tag, className, text) {
+    var n = document.createElement(tag);
+    if (className) n.className = className;
+    if (text != null) n.textContent = text;
+    return n;
+  }
+  var bubble = node("button", "sbw-bubble");
+  bubble.type = "button";
+  // A speech-bubble icon drawn inline: no emoji font or image request needed.
+  var SVG = "http://www.w3.org/2000/svg";
+  var icon = document.createElementNS(SVG, "svg");
+  icon.setAttribute("viewBox", "0 0 24 24");
+  icon.setAttribute("width", "26");
+  icon.setAttribute("height", "26");
+  icon.setAttribute("aria-hidden", "true");
+  var shape = document.createElementNS(SVG, "path");
+  shape.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v9a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z");
+  shape.setAttribute("fill", "currentColor");
+  icon.appendChild(shape);
+  bubble.appendChild(icon);
+  bubble.setAttribute("aria-label", title);
+  bubble.setAttribute("data-testid", "widget-bubble");
+  var panel = node("div", "sbw-panel");
+  panel.hidden = true;
+  panel.setAttribute("data-testid", "widget-panel");
+  panel.setAttribute("role", "dialog");
+  panel.setAttribute("aria-label", title);
+  var log = node("div", "sbw-log");
+  log.setAttribute("data-testid", "widget-log");
+  log.setAttribute("aria-live", "polite");
+  var error = node("div", "sbw-error");
+  error.setAttribute("data-testid", "widget-error");
+  var form = node("form", "sbw-form");
+  var input = node("input");
+  input.placeholder = "Type a message";
+  input.setAttribute("data-testid", "widget-input");
+  input.maxLength = 4000;
+  var send = node("button", null, "Send");
+  send.type = "submit";
+  send.setAttribute("data-testid", "widget-send");
+  form.appendChild(input);
+  form.appendChild(send);
+  panel.appendChild(node("div", "sbw-head", title));
+  panel.appendChild(log);
+  panel.appendChild(error);
+  panel.appendChild(form);
+  document.body.appendChild(panel);
+  document.body.appendChild(bubble);
+
+  var shown = {};
+  var after = "";
+  function show(message) {
+    if (shown[message.message_id]) return;
+    shown[message.message_id] = true;
+    var line = node("div", "sbw-msg sbw-" + message.from, message.text);
+    line.setAttribute("data-testid", "widget-message");
+    line.setAttribute("data-from", message.from);
+    log.appendChild(line);
+    log.scrollTop = log.scrollHeight;
+  }
+
+  bubble.addEventListener("click", function () {
+    panel.hidden = !panel.hidden;
+    if (!panel.hidden) input.focus();
+  });
+
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var text = input.value.trim();
+    if (!text) return;
+    var body = { site: site, visitor_id: visitor.id, message_id: randomId("m_"), text: text };
+    if (visitorName) body.name = visitorName;
+    send.disabled = true;
+    fetch(api + "/widget/messages", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
+      .then(function (r) {
+        return r.json().then(function (data) {
+          if (!r.ok) throw new Error(data.message || data.error || "HTTP " + r.status);
+          return data;
+        });
+      })
+      .then(function (data) {
+        input.value = "";
+        error.textContent = "";
+        if (data.conversation_id !== visitor.conversation) {
+          visitor.conversation = data.conversation_id;
+          after = "";
+          save();
+        }
+        poll();
+      })
+      .catch(function (err) { error.textContent = "Not sent: " + err.message; })
+      .then(function () { send.disabled = false; });
+  });
+
+  var polling = false;
+  function poll() {
+    if (!visitor.conversation || polling) return;
+    polling = true;
+    var url = api + "/widget/conversations/" + encodeURIComponent(visitor.conversation) + "/messages?" +
+      new URLSearchParams({ site: site, visitor_id: visitor.id, after: after }).toString();
+    fetch(url)
+      .then(function (r) {
+        if (r.status === 404) { visitor.conversation = null; save(); return null; }
+        return r.ok ? r.json() : null;
+      })
+      .then(function (data) {
+        if (!data) return;
+        data.messages.forEach(function (m) {
+          show(m);
+          if (m.received_at > after) after = m.received_at;
+        });
+      })
+      .catch(function () { /* offline for a moment: the next poll catches up */ })
+      .then(function () { polling = false; });
+  }
+  setInterval(poll, POLL_MS);
+  poll();
+})();

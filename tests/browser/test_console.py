@@ -1,0 +1,208 @@
+"""Real browser journeys: the agent console and the web-chat widget against the local stack.
+
+Journey 1: an SMS arrives through a signed Twilio webhook, the agent accepts it in the console and
+the reply reaches (fake) Twilio. Journey 2: a visitor writes in the widget on another site, the agent
+answers in the console and the answer shows up in the widget. Customer text is shown as text, never
+as markup.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import pytest
+import requests
+
+from chalicelib.local.stack import LocalStack
+from tests.browser.conftest import Admin
+from tests.fakes.providers import ACCOUNT_SID, TWILIO, FakeProviders, Recorded
+from tests.support import CHANNEL_SECRETS
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+expect = pytest.importorskip("playwright.sync_api").expect  # skipped, not broken, without playwright
+
+pytestmark = pytest.mark.e2e
+WAIT_MS = 20_000
+CUSTOMER_NUMBER = "+14155550123"
+BUSINESS_NUMBER = "+14155550100"
+SECONDS_LEFT = re.compile(r"^\d+ s$")
+
+
+def _twilio_sms(stack: LocalStack, body: str, sid: str) -> requests.Response:
+    """An inbound SMS webhook signed as Twilio signs it: the public URL, then sorted names+values, HMAC-SHA1."""
+    path = "/webhooks/twilio/messaging"
+    form = {
+        "ToCountry": "US",
+        "SmsMessageSid": sid,
+        "NumMedia": "0",
+        "SmsSid": sid,
+        "SmsStatus": "received",
+        "Body": body,
+        "To": BUSINESS_NUMBER,
+        "NumSegments": "1",
+        "MessageSid": sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": CUSTOMER_NUMBER,
+        "ApiVersion": "2010-04-01",
+    }
+    signed = stack.api_url + path + "".join(f"{k}{v}" for k, v in sorted(form.items()))
+    digest = hmac.new(CHANNEL_SECRETS["TWILIO_AUTH_TOKEN"].encode(), signed.encode(), hashlib.sha1).digest()
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": base64.b64encode(digest)}
+    return requests.post(stack.api_url + path, data=urlencode(form), headers=headers, timeout=10)
+
+
+def _sign_in(page: Page, stack: LocalStack, agent_id: str, role: str = "agent") -> None:
+    page.goto(f"{stack.api_url}/console?ws={stack.ws_url}")
+    page.get_by_test_id("dev-agent-id").fill(agent_id)
+    page.get_by_test_id("dev-role").select_option(role)
+    page.get_by_test_id("dev-sign-in-button").click()
+    expect(page.get_by_test_id("whoami")).to_contain_text(agent_id, timeout=WAIT_MS)
+    expect(page.get_by_test_id("ws-status")).to_have_text("connected", timeout=WAIT_MS)
+
+
+def _go_available(page: Page) -> None:
+    page.get_by_test_id("presence-Available").click()
+    expect(page.get_by_test_id("presence-Available")).to_have_attribute("aria-pressed", "true", timeout=WAIT_MS)
+
+
+def _accept_offer(page: Page, channel: str) -> None:
+    offer = page.get_by_test_id("offer")
+    expect(offer).to_be_visible(timeout=WAIT_MS)
+    expect(offer.get_by_test_id("offer-channel")).to_have_text(channel)
+    expect(offer.get_by_test_id("offer-countdown")).to_have_text(SECONDS_LEFT)
+    offer.get_by_test_id("offer-accept").click()
+    expect(offer).to_have_count(0, timeout=WAIT_MS)
+    expect(page.get_by_test_id("conversation")).to_be_visible(timeout=WAIT_MS)
+
+
+def _reply(page: Page, text: str) -> None:
+    page.get_by_test_id("reply-input").fill(text)
+    page.get_by_test_id("reply-send").click()
+    expect(page.get_by_test_id("timeline-message").filter(has_text=text)).to_be_visible(timeout=WAIT_MS)
+
+
+def _sent_to_twilio(fake: FakeProviders, text: str, timeout: float = 20.0) -> Recorded:
+    """Waits for the outbox to deliver (the pump runs it on its own schedule)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for request in fake.sent(TWILIO):
+            if request.form.get("Body") == text:
+                return request
+        time.sleep(0.2)
+    raise AssertionError(f"no Twilio message with Body {text!r}; got {[r.form for r in fake.sent(TWILIO)]}")
+
+
+def test_sms_offer_accept_and_reply_reaches_twilio(
+    browser: Any, stack: LocalStack, admin: Admin, fake_providers: FakeProviders, screenshot: Any
+) -> None:
+    admin.create_agent("ada", "sms")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        _sign_in(page, stack, "ada")
+        _go_available(page)
+
+        customer_text = "Where is order <b>4417</b>? It said Tuesday & it's Thursday."
+        response = _twilio_sms(stack, customer_text, "SM" + "1f" * 16)
+        assert response.status_code == 200, response.text
+
+        _accept_offer(page, "sms")
+        timeline = page.get_by_test_id("timeline")
+        expect(timeline.get_by_test_id("message-text").filter(has_text=customer_text)).to_be_visible(timeout=WAIT_MS)
+        expect(timeline.get_by_test_id("channel-badge").first).to_have_text("sms")
+        assert timeline.locator("b").count() == 0, "customer text must be shown as text, not markup"
+        expect(page.get_by_test_id("conversation-item")).to_have_count(1)
+
+        reply = "It left the depot this morning; you will have it by 6 pm."
+        _reply(page, reply)
+        sent = _sent_to_twilio(fake_providers, reply)
+        assert sent.form["To"] == CUSTOMER_NUMBER
+        assert sent.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+        screenshot(page, "console_sms_reply")
+    finally:
+        context.close()
+        admin.set_presence("ada", "Offline")
+
+
+def test_widget_visitor_and_agent_chat(
+    browser: Any, stack: LocalStack, admin: Admin, site_server: str, screenshot: Any
+) -> None:
+    admin.create_agent("lin", "webchat")
+    agent_context, visitor_context = browser.new_context(), browser.new_context()
+    try:
+        console = agent_context.new_page()
+        _sign_in(console, stack, "lin")
+        _go_available(console)
+
+        widget = visitor_context.new_page()
+        widget.goto(site_server)
+        widget.get_by_test_id("widget-bubble").click()
+        expect(widget.get_by_test_id("widget-panel")).to_be_visible()
+        question = "Do you ship to Norway? <img src=x onerror=alert(1)>"
+        widget.get_by_test_id("widget-input").fill(question)
+        widget.get_by_test_id("widget-send").click()
+        mine = widget.locator('[data-testid="widget-message"][data-from="visitor"]')
+        expect(mine).to_have_text(question, timeout=WAIT_MS)
+
+        _accept_offer(console, "webchat")
+        expect(console.get_by_test_id("message-text").filter(has_text=question)).to_be_visible(timeout=WAIT_MS)
+        expect(console.get_by_test_id("conversation-title")).to_have_text("Grace Hopper")
+
+        answer = "We do: 3-5 working days to Oslo."
+        _reply(console, answer)
+        theirs = widget.locator('[data-testid="widget-message"][data-from="agent"]')
+        expect(theirs).to_have_text(answer, timeout=WAIT_MS)
+        assert widget.locator('[data-testid="widget-log"] img').count() == 0
+        screenshot(widget, "widget_visitor")
+        screenshot(console, "console_webchat")
+    finally:
+        agent_context.close()
+        visitor_context.close()
+        admin.set_presence("lin", "Offline")
+
+
+def test_supervisor_tab_shows_queues_and_agents_live(
+    browser: Any, stack: LocalStack, admin: Admin, screenshot: Any
+) -> None:
+    admin.create_agent("sue", "webchat")
+    admin.create_agent("max", "webchat")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        _sign_in(page, stack, "sue", role="supervisor")
+        page.get_by_test_id("tab-supervisor").click()
+        expect(page.locator('[data-testid="queue-row"][data-queue="default"]')).to_be_visible(timeout=WAIT_MS)
+        max_presence = page.locator('[data-testid="agent-row"][data-agent-id="max"] [data-testid="agent-presence"]')
+        expect(max_presence).to_have_text("Offline", timeout=WAIT_MS)
+        expect(page.locator('[data-agent-id="max"] [data-testid="agent-load"]')).to_have_text("idle")
+
+        admin.set_presence("max", "Away")  # someone else's change: the tab refreshes without a reload
+        expect(max_presence).to_have_text("Away", timeout=WAIT_MS)
+        screenshot(page, "console_supervisor")
+    finally:
+        context.close()
+
+
+def test_widget_endpoint_refuses_what_a_browser_may_not_claim(stack: LocalStack) -> None:
+    """An unsigned caller cannot link itself to a customer by e-mail, nor read another visitor's conversation."""
+    claim = {"site": "acme", "visitor_id": "v_x", "message_id": "m_x", "text": "hi", "email": "ada@example.com"}
+    refused = requests.post(f"{stack.api_url}/widget/messages", json=claim, timeout=10)
+    assert refused.status_code == 422 and refused.json()["details"][0]["field"] == "email"
+
+    del claim["email"]
+    taken = requests.post(f"{stack.api_url}/widget/messages", json=claim, timeout=10)
+    assert taken.status_code == 200, taken.text
+    conversation = taken.json()["conversation_id"]
+    url = f"{stack.api_url}/widget/conversations/{conversation}/messages"
+    own = requests.get(url, params={"site": "acme", "visitor_id": "v_x"}, timeout=10)
+    assert own.status_code == 200 and [m["text"] for m in own.json()["messages"]] == ["hi"]
+    other = requests.get(url, params={"site": "acme", "visitor_id": "v_someone_else"}, timeout=10)
+    assert other.status_code == 404
