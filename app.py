@@ -28,6 +28,7 @@ from chalicelib.conversations import customers, inbox
 from chalicelib.errors import InvalidJson, InvalidPayload, NotFound, SwitchboardError
 from chalicelib.notify import push
 from chalicelib.outbound import outbox
+from chalicelib.routing import config as routing_config
 from chalicelib.routing import engine
 from chalicelib.routing.events import EscalationDue, OfferTimeout, UnknownEvent, from_body
 from chalicelib.settings import (
@@ -105,6 +106,27 @@ signed_in = auth.authorized(lambda: app.current_request)
 def create_agent(principal: auth.Principal) -> Response:
     agent = agents.create_agent(_json_body())
     return Response(body=agents.agent_view(agent), status_code=201)
+
+
+@route("/agents/{agent_id}", methods=["PATCH"], content_types=["application/json"])
+@signed_in(auth.ADMIN)
+def update_agent(agent_id: str, principal: auth.Principal) -> dict[str, Any]:
+    return agents.agent_view(agents.update_agent(agent_id, _json_body()))
+
+
+@route("/admin/routing", methods=["PUT"], content_types=["text/plain", "application/yaml", "application/x-yaml"])
+@signed_in(auth.ADMIN)
+def publish_routing(principal: auth.Principal) -> dict[str, Any]:
+    """Replace the routing config (YAML): checked first, then live within 60 s everywhere."""
+    raw = _request().raw_body
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    try:
+        config = routing_config.publish_override(text)
+    except routing_config.ConfigError as error:
+        problems = [{"field": p.field, "line": p.line, "problem": p.message} for p in error.problems]
+        raise InvalidPayload(str(error), problems) from None
+    routing_config.forget_current_config()
+    return {"queues": sorted(config.queues), "rules": [rule.name for rule in config.rules]}
 
 
 @route("/agents", methods=["GET"])

@@ -8,6 +8,7 @@ router hands them the next waiting contact; a decline publishes
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -89,6 +90,42 @@ def create_agent(document: Any) -> Agent:
     if agent.takes_work:
         queue.publish(AgentFreed(agent.agent_id, cause=f"created-{now}"))
     return agent
+
+
+class AgentChanges(BaseModel):
+    """``PATCH /agents/{id}`` body: what an admin changes (anything left out stays)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    skills: dict[Name, Annotated[int, Field(ge=1, le=5)]] | None = None
+    queues: Annotated[list[Name], Field(min_length=1, max_length=10)] | None = None
+    capacity: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    channel_costs: dict[Name, Annotated[int, Field(ge=1, le=10_000)]] | None = None
+    max_per_channel: dict[Name, Annotated[int, Field(ge=0, le=100)]] | None = None
+
+
+def update_agent(agent_id: str, document: Any) -> Agent:
+    """Change an agent's profile, skills, queues or capacity; their current load is kept."""
+    changes: AgentChanges = validate(AgentChanges, document)
+    if changes.queues:
+        unknown = [q for q in changes.queues if q not in current_config().queues]
+        if unknown:
+            raise InvalidPayload(f"unknown queues: {', '.join(unknown)}", [{"field": "queues", "problem": "unknown"}])
+    values = {k: v for k, v in changes.model_dump().items() if v is not None}
+    if "queues" in values:
+        values["queues"] = tuple(dict.fromkeys(values["queues"]))
+    for _ in range(_ATTEMPTS):
+        agent = get_agent(agent_id)
+        updated = replace(agent, **values, version=agent.version + 1)
+        try:
+            store.save_agent(agent, updated)
+        except TransactionConflict:
+            continue
+        if updated.takes_work:
+            queue.publish(AgentFreed(agent_id, cause=f"updated-{updated.version}"))
+        return updated
+    raise Conflict(f"agent {agent_id} changed too often; retry")
 
 
 def get_agent(agent_id: str) -> Agent:

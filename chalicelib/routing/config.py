@@ -314,6 +314,18 @@ def current_config(now: float | None = None) -> RoutingConfig:
     return _override.config or default_config()
 
 
+def publish_override(text: str) -> RoutingConfig:
+    """Check a routing config and make it the override (the SSM parameter); routers pick it up within 60 s."""
+    config = parse_config(text, source="request body")
+    parameter = get_settings().routing_config_parameter
+    if not parameter:
+        raise ConfigError("routing changes need SWITCHBOARD_ROUTING_CONFIG_PARAMETER to name an SSM parameter")
+    from chalicelib.store import aws
+
+    aws.client("ssm").put_parameter(Name=parameter, Value=text, Type="String", Tier="Advanced", Overwrite=True)
+    return config
+
+
 def forget_current_config() -> None:
     """Drop the cached override so the next ``current_config`` reads SSM again (tests)."""
     global _override

@@ -162,3 +162,41 @@ def test_only_the_assigned_agent_replies_and_the_reply_is_queued_for_the_custome
     view = client.http.get(f"/conversations/{conversation}", headers=as_agent("ada")).json_body
     [reply] = [m for m in view["timeline"] if m["direction"] == "outbound"]
     assert (reply["text"], reply["author"], reply["channel"]) == ("Your order ships today.", "ada", "webchat")
+
+
+def test_admin_changes_an_agents_skills_and_queues_and_routing_follows(client):
+    create_agent(client, "ada", capacity=2)
+    body = json.dumps({"skills": {"billing": 4}, "queues": ["billing", "default"]})
+    assert client.http.patch("/agents/ada", headers=as_agent("ada"), body=body).status_code == 403
+    changed = client.http.patch("/agents/ada", headers=as_admin(), body=body)
+    assert changed.status_code == 200, changed.body
+    assert (changed.json_body["skills"], changed.json_body["queues"]) == ({"billing": 4}, ["billing", "default"])
+    unknown = client.http.patch("/agents/ada", headers=as_admin(), body=json.dumps({"queues": ["nowhere"]}))
+    assert unknown.status_code == 422
+    agent = routing_store.get_agent("ada")
+    assert agent.skills == {"billing": 4} and agent.queues == ("billing", "default")
+
+
+def test_admin_publishes_a_routing_change_that_is_checked_first(client, monkeypatch):
+    from chalicelib.settings import reload_settings
+    from tests.support import fixture
+
+    monkeypatch.setenv("SWITCHBOARD_ROUTING_CONFIG_PARAMETER", "/switchboard/test/routing")
+    reload_settings()
+    yaml_text = fixture("routing/engine_test.yaml").decode()
+    headers = {**as_admin(), "Content-Type": "application/yaml"}
+
+    broken = client.http.put("/admin/routing", headers=headers, body=yaml_text.replace("billing: 3", "billing: 7"))
+    assert broken.status_code == 422
+    assert any(d["field"].endswith("skills.billing") and d["line"] for d in broken.json_body["details"])
+    denied = client.http.put(
+        "/admin/routing", headers={**as_agent("ada"), "Content-Type": "application/yaml"}, body=yaml_text
+    )
+    assert denied.status_code == 403
+
+    published = client.http.put("/admin/routing", headers=headers, body=yaml_text)
+    assert published.status_code == 200, published.body
+    assert "billing questions" in published.json_body["rules"]
+    conversation = post_webchat(client, webchat_payload(text="I need a refund")).json_body["conversation_id"]
+    drain(client)
+    assert routing_store.get_contact(conversation).queues == ("billing",), "the new rules route the next contact"
