@@ -761,3 +761,23 @@ def test_a_message_on_a_channel_without_a_way_back_fails_without_a_retry(app, fa
     assert pump(app) == Pumped(1, [])
     [message] = _outbound()
     assert message["status"] == "failed" and "voice" in message["error"] and fake.requests == []
+
+
+def test_the_agent_sees_their_replys_delivery_status_live(app, fake):
+    from tests.support import agent_says, connect_agent, create_agent, drain, pushed
+
+    create_agent(app, "ada", channels=("sms",))
+    connection = connect_agent(app, "ada")
+    inbound = sms_from(app)
+    drain(app)
+    agent_says(app, connection, action="accept", contact_id=inbound["conversation_id"])
+    queued = outbox.queue_reply(inbound["conversation_id"], "ada", "Shipped today.", None, clock.now_iso())
+    pump(app)
+    sid = fake.sent(TWILIO)[0].answer["sid"]
+    form = dict(parse_qsl(fixture("twilio/message_status_delivered_sms.txt").decode()))
+    form.update(MessageSid=sid, SmsSid=sid, To=CUSTOMER_NUMBER, From=OUR_NUMBER)
+
+    post_twilio(app, "/webhooks/twilio/status", urlencode(form).encode())
+
+    [status] = [p for p in pushed(connection) if p.get("type") == "message_status"]
+    assert (status["message_id"], status["status"]) == (queued["message_id"], "delivered")
