@@ -137,8 +137,11 @@ def post_webchat(client: Client, payload: dict[str, Any]) -> Any:
 # --- the routing queue, pumped into the router Lambda as the SQS event source does ---------
 
 
+_FIFO_ATTRIBUTES = ("SequenceNumber", "MessageGroupId", "MessageDeduplicationId")
+
+
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
-    """A Lambda SQS event for messages received from a FIFO queue (one record per message)."""
+    """A Lambda SQS event for received messages (one record each; FIFO attributes when the queue is FIFO)."""
     return {
         "Records": [
             {
@@ -150,9 +153,7 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
                     "SentTimestamp": m["Attributes"]["SentTimestamp"],
                     "SenderId": m["Attributes"].get("SenderId", "AIDAIENQZJOLO23YVJ4VO"),
                     "ApproximateFirstReceiveTimestamp": m["Attributes"]["ApproximateFirstReceiveTimestamp"],
-                    "SequenceNumber": m["Attributes"]["SequenceNumber"],
-                    "MessageGroupId": m["Attributes"]["MessageGroupId"],
-                    "MessageDeduplicationId": m["Attributes"]["MessageDeduplicationId"],
+                    **{name: m["Attributes"][name] for name in _FIFO_ATTRIBUTES if name in m["Attributes"]},
                 },
                 "messageAttributes": {},
                 "md5OfBody": m["MD5OfBody"],

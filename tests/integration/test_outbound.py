@@ -62,6 +62,7 @@ from tests.support import (
     post_meta,
     post_telegram,
     post_twilio,
+    sqs_event,
     stored_messages,
 )
 
@@ -105,28 +106,7 @@ def _outbox_url() -> str:
 
 def _outbox_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
     """A Lambda SQS event for messages from the standard outbox queue."""
-    arn = f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT_ID}:{outbox_queue_name()}"
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": {
-                    "ApproximateReceiveCount": m["Attributes"]["ApproximateReceiveCount"],
-                    "SentTimestamp": m["Attributes"]["SentTimestamp"],
-                    "SenderId": m["Attributes"].get("SenderId", "AIDAIENQZJOLO23YVJ4VO"),
-                    "ApproximateFirstReceiveTimestamp": m["Attributes"]["ApproximateFirstReceiveTimestamp"],
-                },
-                "messageAttributes": {},
-                "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": arn,
-                "awsRegion": REGION,
-            }
-            for m in messages
-        ]
-    }
+    return sqs_event(messages, f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT_ID}:{outbox_queue_name()}")
 
 
 def pump(client: Client) -> Pumped:
