@@ -67,7 +67,47 @@ def _parser() -> argparse.ArgumentParser:
     explained.add_argument("--at", metavar="ISO8601", help="the moment to decide at (default: now; no zone means UTC)")
     explained.add_argument("--customer", metavar="JSON", help='{"tier": "vip", "tags": ["..."]} or @file')
     explained.set_defaults(run=_explain)
+
+    dlq = groups.add_parser("dlq", help="see and redrive the dead-letter queues")
+    dlq_commands = dlq.add_subparsers(dest="command", required=True, metavar="ACTION")
+    listed = dlq_commands.add_parser("list", help="how many dead letters each queue has, and a look at them")
+    listed.add_argument("--queue", metavar="NAME", help="one source queue (default: all)")
+    listed.set_defaults(run=_dlq_list)
+    redriven = dlq_commands.add_parser("redrive", help="send dead letters back to their queue")
+    redriven.add_argument("--queue", metavar="NAME", help="one source queue (default: all)")
+    redriven.add_argument("--max", type=int, default=1000, metavar="N", help="at most N messages per queue")
+    redriven.set_defaults(run=_dlq_redrive)
     return parser
+
+
+def _sources(args: argparse.Namespace) -> list[str]:
+    from chalicelib.store import dead_letters
+
+    known = dead_letters.source_queues()
+    if args.queue and args.queue not in known:
+        raise UsageError(f"--queue: one of {', '.join(known)}")
+    return [args.queue] if args.queue else known
+
+
+def _dlq_list(args: argparse.Namespace) -> int:
+    from chalicelib.store import dead_letters
+
+    for source in _sources(args):
+        print(f"{source}: {dead_letters.count(source)} dead letters")
+        for letter in dead_letters.peek(source):
+            group = f" group {letter.group}" if letter.group else ""
+            print(
+                f"  {letter.message_id}  {letter.kind}  sent {letter.sent_at}  received {letter.receive_count}x{group}"
+            )
+    return 0
+
+
+def _dlq_redrive(args: argparse.Namespace) -> int:
+    from chalicelib.store import dead_letters
+
+    for source in _sources(args):
+        print(f"{source}: {dead_letters.redrive(source, args.max)} moved back")
+    return 0
 
 
 def _check(args: argparse.Namespace) -> int:
