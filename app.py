@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -27,10 +26,11 @@ from chalicelib.console import pages, visitors
 from chalicelib.conversations import customers, inbox
 from chalicelib.errors import InvalidJson, InvalidPayload, NotFound, SwitchboardError
 from chalicelib.notify import push
+from chalicelib.observability import correlate, logger, middleware
 from chalicelib.outbound import outbox
 from chalicelib.routing import config as routing_config
 from chalicelib.routing import engine
-from chalicelib.routing.events import EscalationDue, OfferTimeout, UnknownEvent, from_body
+from chalicelib.routing.events import EscalationDue, OfferTimeout, RoutingEvent, UnknownEvent, from_body
 from chalicelib.settings import (
     MissingSecret,
     get_settings,
@@ -44,7 +44,9 @@ app = Chalice(app_name="switchboard", configure_logs=False)  # Powertools owns l
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 # Mailgun posts multipart/form-data with attachments: keep the raw bytes intact.
 app.api.binary_types.append("multipart/form-data")
-logger = Logger(service="switchboard")
+# Every handler (REST, WebSocket, SQS, schedule): Lambda context on each log line and state cleared per
+# invocation, X-Ray tracing, and the conversation id as correlation id (see chalicelib/observability.py).
+app.register_middleware(middleware, "all")
 
 
 def route(path: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
@@ -376,8 +378,16 @@ def ws_disconnect(event: WebsocketEvent) -> None:
 # --- router -----------------------------------------------------------------------
 
 
+def _correlated(body: str) -> RoutingEvent:
+    """The record's routing event; its log lines carry its own conversation (a batch mixes them)."""
+    logger.remove_keys(["conversation_id"])
+    event = from_body(body)
+    correlate(getattr(event, "conversation_id", None) or getattr(event, "contact_id", None))  # contact id == conv id
+    return event
+
+
 def _route_record(record: SQSRecord) -> None:
-    engine.handle(from_body(record.body))
+    engine.handle(_correlated(record.body))
 
 
 @app.on_sqs_message(queue=routing_queue_name(), batch_size=10)
@@ -391,7 +401,7 @@ def on_routing_event(event: Any) -> dict[str, Any]:
 
 
 def _timer_record(record: SQSRecord) -> None:
-    event = from_body(record.body)
+    event = _correlated(record.body)
     if not isinstance(event, OfferTimeout | EscalationDue):
         raise UnknownEvent(f"{type(event).__name__} is not a timer")
     engine.handle(event)

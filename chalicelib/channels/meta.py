@@ -62,6 +62,7 @@ from chalicelib.channels.signing import verify_sha256
 from chalicelib.conversations import identity
 from chalicelib.conversations.models import Attachment, Identity, InboundMessage, StoredMessage
 from chalicelib.errors import Forbidden, InvalidPayload, PayloadTooLarge, SwitchboardError
+from chalicelib.observability import redact
 from chalicelib.settings import META_APP_SECRET, META_VERIFY_TOKEN, get_secret, get_settings
 
 logger = Logger(service="switchboard", child=True)
@@ -293,7 +294,7 @@ class _Batch:
 
     def webhook(self, kind: str) -> Webhook:
         if self.skipped:
-            logger.warning("meta events skipped", extra={"object": kind, "skipped": self.skipped})
+            logger.warning("meta events skipped", extra={"object": kind, "skipped": [redact(s) for s in self.skipped]})
         return Webhook(
             messages=tuple(self.messages),
             statuses=tuple(self.statuses),

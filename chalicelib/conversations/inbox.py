@@ -9,6 +9,7 @@ from chalicelib.channels.base import ChannelAdapter, Reply, StatusUpdate, Webhoo
 from chalicelib.conversations.models import InboundMessage, StoredMessage
 from chalicelib.errors import Unauthenticated
 from chalicelib.notify import push
+from chalicelib.observability import correlate
 from chalicelib.outbound import outbox
 from chalicelib.routing.events import ConversationMessage
 from chalicelib.store import conversations, outbound, queue, replay
@@ -71,6 +72,7 @@ def receive(message: InboundMessage) -> StoredMessage:
     idempotent, so a healthy first attempt makes this harmless.
     """
     stored = conversations.ingest(message, clock.now_iso())
+    correlate(stored.conversation_id)  # every later line of this invocation names the conversation
     logger.info(
         "inbound message",
         extra={

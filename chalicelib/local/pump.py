@@ -122,6 +122,7 @@ class EventPump:
         self._cond = threading.Condition()
         self._busy = 0
         self._completed = 0
+        self._retries_due = 0.0  # monotonic time by which every retry we scheduled can have come back
         self._invocations: dict[str, int] = {}
         self._sequence_numbers: OrderedDict[str, str] = OrderedDict()
         self._next_sequence = 10**19
@@ -213,7 +214,8 @@ class EventPump:
                 left = self._messages_left(sqs)
                 with self._cond:
                     settled = self._busy == 0 and self._completed == completed
-                if settled and not any(left.values()):
+                    retries_pending = time.monotonic() < self._retries_due
+                if settled and not retries_pending and not any(left.values()):
                     return
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"queues not drained after {timeout} s: messages left {left}, busy {busy}")
@@ -346,6 +348,11 @@ class EventPump:
         if retried:
             logger.info("%d of %d records from %s will be retried", len(retried), len(ids), source.queue_name)
         if retried and self.retry_delay_seconds is not None:
+            # moto does not always count a FIFO record whose visibility we just changed as in flight, so
+            # drain() also waits until every retry we scheduled has had its chance to be received again.
+            due = time.monotonic() + self.retry_delay_seconds + self.wait_time_seconds + 1.0
+            with self._cond:
+                self._retries_due = max(self._retries_due, due)
             for chunk in _chunks(retried):
                 entries = [
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self.retry_delay_seconds}

@@ -46,6 +46,7 @@ from chalicelib import clock
 from chalicelib.channels.base import StatusUpdate
 from chalicelib.conversations import identity as identities
 from chalicelib.errors import Conflict, Forbidden, InvalidPayload, NotFound
+from chalicelib.observability import redact
 from chalicelib.outbound import destinations, meta, ses, telegram, twilio
 from chalicelib.outbound.destinations import Destination, NoRoute, OutsideWhatsAppWindow
 from chalicelib.outbound.senders import MAX_TEXT, ProviderRejected, ProviderUnavailable, SendResult
@@ -255,7 +256,8 @@ def handle_outbox_record(body: str, now: str, attempt: int) -> None:
         return
     message_key = _message_key(job)
     if message_key is None:
-        logger.error("outbox message not in the timeline; dropped", extra=job)
+        ids = {k: job.get(k) for k in ("message_id", "conversation_id", "customer_id")}
+        logger.error("outbox message not in the timeline; dropped", extra=ids)
         return
     message = _claim(message_key, str(job["message_id"]), now)
     if message is None:
@@ -268,12 +270,12 @@ def handle_outbox_record(body: str, now: str, attempt: int) -> None:
         result = _send(destination, message)
     except (NoRoute, ProviderRejected) as exc:
         error = exc.error if isinstance(exc, ProviderRejected) else exc.message
-        logger.warning("outbound message failed", extra={**log, "error": error})
+        logger.warning("outbound message failed", extra={**log, "error": redact(error)})
         _fail(message_key, error, now)
         return
     except Exception as exc:
         error = exc.error if isinstance(exc, ProviderUnavailable) else f"{type(exc).__name__}: {exc}"
-        logger.warning("outbound message not sent; will retry", extra={**log, "error": error})
+        logger.warning("outbound message not sent; will retry", extra={**log, "error": redact(error)})
         _release(message_key, error, now, gave_up=attempt >= MAX_RECEIVES)
         raise
     _commit(message_key, message, destination, result, now)
@@ -294,7 +296,8 @@ def _job(body: str) -> dict[str, Any] | None:
         job = None
     if not isinstance(job, dict) or not all(isinstance(job.get(k), str) for k in ("message_id", "customer_id")):
         # Retrying cannot fix a job that does not say what to send.
-        logger.error("unreadable outbox job; dropped", extra={"body": body[:500]})
+        # Not the body itself: a job is ids only, but whatever sits there instead may hold anything.
+        logger.error("unreadable outbox job; dropped", extra={"body_chars": len(body)})
         return None
     return job
 
