@@ -26,6 +26,7 @@ from chalicelib.errors import (
     Unauthenticated,
 )
 from chalicelib.settings import reload_settings
+from tests.mutations import mutated_fixtures
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "meta"
 APP_SECRET = "9f3c2a7e1b6d4f08a5c3e2d1b0a98765"
@@ -403,32 +404,7 @@ def test_arbitrary_signed_bytes_give_a_client_error_or_a_webhook(body):
     _client_error_or_parsed(body)
 
 
-def _paths(node: object, prefix: tuple = ()):
-    yield prefix
-    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-    for key, child in children:
-        yield from _paths(child, (*prefix, key))
-
-
-@st.composite
-def mutated_fixtures(draw: st.DrawFn) -> object:
-    """A real payload with a few fields deleted or replaced by anything JSON can hold."""
-    document = json.loads(fixture(draw(st.sampled_from(sorted(p.name for p in FIXTURES.glob("*.json"))))))
-    for _ in range(draw(st.integers(min_value=1, max_value=4))):
-        path = draw(st.sampled_from([p for p in _paths(document) if p][::-1] or [()]))  # deepest first
-        if not path:
-            return draw(_json_values)
-        parent = document
-        for key in path[:-1]:
-            parent = parent[key]
-        if draw(st.booleans()):
-            del parent[path[-1]]
-        else:
-            parent[path[-1]] = draw(_json_values)
-    return document
-
-
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=300)
-@given(mutated_fixtures())
+@given(mutated_fixtures(FIXTURES, _json_values, max_changes=4))
 def test_mutated_real_payloads_signed_give_a_client_error_or_a_webhook(document):
     _client_error_or_parsed(json.dumps(document).encode())

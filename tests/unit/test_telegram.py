@@ -17,6 +17,7 @@ from chalicelib.channels.base import Webhook, WebhookRequest
 from chalicelib.channels.telegram import ADAPTER
 from chalicelib.errors import InvalidJson, InvalidPayload, PayloadTooLarge, SwitchboardError, Unauthenticated
 from chalicelib.settings import reload_settings
+from tests.mutations import mutated_fixtures
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "telegram"
 SECRET_TOKEN = "tg_webhook-7Qx2vN9pL4sK8dR1"  # Telegram allows A-Z, a-z, 0-9, _ and -
@@ -244,32 +245,7 @@ def test_arbitrary_bytes_with_the_secret_give_a_client_error_or_a_webhook(body):
     _client_error_or_parsed(body)
 
 
-def _paths(node: object, prefix: tuple = ()):
-    yield prefix
-    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-    for key, child in children:
-        yield from _paths(child, (*prefix, key))
-
-
-@st.composite
-def mutated_fixtures(draw: st.DrawFn) -> object:
-    """A real update with a few fields deleted or replaced by anything JSON can hold."""
-    document = json.loads(fixture(draw(st.sampled_from(sorted(p.name for p in FIXTURES.glob("*.json"))))))
-    for _ in range(draw(st.integers(min_value=1, max_value=3))):
-        path = draw(st.sampled_from([p for p in _paths(document) if p][::-1] or [()]))  # deepest first
-        if not path:
-            return draw(_json_values)
-        parent = document
-        for key in path[:-1]:
-            parent = parent[key]
-        if draw(st.booleans()):
-            del parent[path[-1]]
-        else:
-            parent[path[-1]] = draw(_json_values)
-    return document
-
-
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=300)
-@given(mutated_fixtures())
+@given(mutated_fixtures(FIXTURES, _json_values, max_changes=3))
 def test_mutated_real_updates_give_a_client_error_or_a_webhook(document):
     _client_error_or_parsed(json.dumps(document).encode())
