@@ -2,11 +2,22 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt infra/requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
+# Template scanners (cfn-lint, checkov) live apart: checkov pins a boto3 the app cannot take.
+SCAN_VENV := .venv-scan
+SCAN_STAMP := $(SCAN_VENV)/.installed-$(shell cat infra/requirements-scan.txt | cksum | cut -d' ' -f1)
+# The CDK command line, pinned in infra/package.json (aws-cdk 2.1148.x).
+CDK_STAMP := infra/node_modules/.installed-$(shell cat infra/package-lock.json | cksum | cut -d' ' -f1)
+CDK := cd infra && JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$${AWS_REGION:-us-east-1}} npx --no-install cdk
+STAGE ?= dev
+# Operator choices for the stack (README, Deploy): make deploy STAGE=prod ALARM_EMAIL=ops@example.com
+CDK_CONTEXT := -c stage=$(STAGE) $(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL)) \
+	$(if $(PUBLIC_BASE_URL),-c publicBaseUrl=$(PUBLIC_BASE_URL)) $(if $(SNS_TOPIC_ARNS),-c snsTopicArns=$(SNS_TOPIC_ARNS))
+TEMPLATE = infra/cdk.out/switchboard-$(STAGE).template.json
 
-.PHONY: demo local test chromium lint typecheck unit integration e2e rules-check clean
+.PHONY: demo local test chromium lint typecheck unit integration e2e rules-check synth scan deploy clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt infra/requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
@@ -20,8 +31,9 @@ demo: $(STAMP)
 local: $(STAMP)
 	$(PY) -m chalicelib.local
 
-## test: lint, type-check, then every test (unit, integration with moto, end-to-end on the local stack)
-test: lint typecheck chromium
+## test: lint, type-check, scan the CloudFormation templates, then every test (unit, integration with moto,
+## end-to-end on the local stack, the template tests)
+test: lint typecheck chromium scan
 	$(PY) -m pytest
 
 # The browser tests (tests/browser) drive Debian's Chromium through Playwright; never `playwright install`.
@@ -33,12 +45,43 @@ RULES ?= chalicelib/routing/routing.yaml
 rules-check: $(STAMP)
 	$(VENV)/bin/switchboard rules check $(RULES)
 
+$(SCAN_STAMP): infra/requirements-scan.txt
+	test -x $(SCAN_VENV)/bin/python || $(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-scan.txt
+	rm -f $(SCAN_VENV)/.installed-* && touch $(SCAN_STAMP)
+
+$(CDK_STAMP): infra/package.json infra/package-lock.json
+	cd infra && npm ci --no-audit --no-fund --loglevel=error
+	rm -f infra/node_modules/.installed-* && touch $(CDK_STAMP)
+
+## synth: write the CloudFormation template of a stage (STAGE=dev|prod) to infra/cdk.out/
+synth: $(STAMP) $(CDK_STAMP)
+	rm -rf infra/chalice.out
+	$(CDK) synth switchboard-$(STAGE) $(CDK_CONTEXT) --quiet
+
+## scan: synthesize dev and prod, then cfn-lint and checkov on both (suppressions are in the template, with reasons)
+scan: $(STAMP) $(CDK_STAMP) $(SCAN_STAMP)
+	for stage in dev prod; do \
+		$(MAKE) --no-print-directory synth STAGE=$$stage && \
+		$(SCAN_VENV)/bin/cfn-lint infra/cdk.out/switchboard-$$stage.template.json && \
+		$(SCAN_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
+			-f infra/cdk.out/switchboard-$$stage.template.json || exit 1; \
+	done
+
+## deploy: deploy a stage to the AWS account of your credentials (make deploy STAGE=prod ALARM_EMAIL=...)
+deploy: $(STAMP) $(CDK_STAMP)
+	rm -rf infra/chalice.out
+	$(CDK) deploy switchboard-$(STAGE) $(CDK_CONTEXT) --require-approval broadening \
+		--outputs-file cdk.out/outputs-$(STAGE).json
+	$(VENV)/bin/switchboard setup --stage $(STAGE) --outputs infra/cdk.out/outputs-$(STAGE).json
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy app.py chalicelib
+	cd infra && ../$(VENV)/bin/mypy cdk_app.py switchboard_infra
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
@@ -50,4 +93,4 @@ e2e: $(STAMP)
 	$(PY) -m pytest tests/e2e tests/local
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN_VENV) .pytest_cache .mypy_cache .ruff_cache infra/node_modules infra/cdk.out infra/chalice.out

@@ -75,13 +75,24 @@ def route(path: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
 # One route per registered channel adapter; the adapter verifies, parses and says what to answer.
 
 
+def _public_base_url(request: Request) -> str:
+    """The URL prefix the provider called: PUBLIC_BASE_URL when set (a custom domain), else, behind API Gateway,
+    the domain and stage the request came in on (a stack cannot name its own API in its functions' settings)."""
+    settings = get_settings()
+    context = request.context or {}
+    domain, stage = context.get("domainName"), context.get("stage")
+    if not settings.public_base_url_set and domain and stage:
+        return f"https://{domain}/{stage}"
+    return settings.public_base_url
+
+
 def _webhook_view(adapter: ChannelAdapter) -> Callable[..., Response]:
     def view() -> Response:
         request = _request()
         raw = request.raw_body if request.method != "GET" else b""
         body = raw if isinstance(raw, bytes) else raw.encode()
         query = dict(request.query_params or {})
-        public_url = get_settings().public_base_url + adapter.path + (f"?{urlencode(query)}" if query else "")
+        public_url = _public_base_url(request) + adapter.path + (f"?{urlencode(query)}" if query else "")
         webhook_request = WebhookRequest(request.method, adapter.path, request.headers, query, body, public_url)
         reply = inbox.deliver(adapter, webhook_request)
         if isinstance(reply.body, dict):

@@ -74,6 +74,10 @@ class Settings:
     cognito_client_id: str | None = None
     # Local sign-in: tokens signed with DEV_SIGNING_KEY instead of Cognito's. Never on in AWS.
     dev_auth: bool = False
+    # True when PUBLIC_BASE_URL was given; otherwise webhooks served by API Gateway use the URL they came in on.
+    public_base_url_set: bool = False
+    # CloudWatch namespace of the EMF metrics (one per stage, so dev and prod in one account stay apart).
+    metrics_namespace: str = "Switchboard"
 
 
 def _env(name: str, default: str) -> str:
@@ -106,6 +110,8 @@ def get_settings() -> Settings:
         cognito_issuer=(os.environ.get("COGNITO_ISSUER") or "").rstrip("/") or None,
         cognito_client_id=os.environ.get("COGNITO_CLIENT_ID") or None,
         dev_auth=os.environ.get("SWITCHBOARD_DEV_AUTH") == "1",
+        public_base_url_set=bool(os.environ.get("PUBLIC_BASE_URL")),
+        metrics_namespace=_env("POWERTOOLS_METRICS_NAMESPACE", "Switchboard"),
     )
 
 

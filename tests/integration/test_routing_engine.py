@@ -329,8 +329,12 @@ def test_wait_and_sla_metrics_per_queue_and_channel(routed, capsys):
     agent_says(routed, ada, action="accept", contact_id=conversation)
 
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
-    by_name = {m["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"]: m for m in emitted}
-    assert {"WaitUntilOffer", "WaitUntilAccept", "SLAMet"} <= set(by_name)
-    for metric in by_name.values():
-        assert metric["queue"] == "default" and metric["channel"] == "webchat"
+    by_name = {(m["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "queue" in m): m for m in emitted}
+    assert {("WaitUntilOffer", True), ("WaitUntilAccept", True), ("SLAMet", True)} <= set(by_name)
+    for (_, per_queue), metric in by_name.items():
         assert metric["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Switchboard"
+        if per_queue:
+            assert metric["queue"] == "default" and metric["channel"] == "webchat"
+    # The stage-wide SLA count the breach-rate alarm divides: the service dimension alone.
+    assert by_name[("SLAMet", False)]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+    assert ("SLABreached", False) not in by_name

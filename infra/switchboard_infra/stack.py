@@ -1,0 +1,541 @@
+"""One stack per stage: the Chalice app (chalice.cdk) and everything around it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import (
+    CfnOutput,
+    Duration,
+    Fn,
+    RemovalPolicy,
+    Stack,
+    Tags,
+)
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_wafv2 as wafv2
+from chalice.cdk import Chalice
+from constructs import Construct
+
+from chalicelib.auth.principal import ROLES
+from chalicelib.channels import registry
+from chalicelib.settings import SECRET_NAMES
+from chalicelib.store.resources import MAX_RECEIVES, ROUTING_INDEX, dead_letter_queue_name
+from switchboard_infra import monitoring
+from switchboard_infra.functions import (
+    CONSUME_ACTIONS,
+    EVENT_SOURCES,
+    FUNCTIONS,
+    ITEM_ACTIONS,
+    SEND_ACTIONS,
+    VISIBILITY_TIMEOUT,
+    Function,
+)
+from switchboard_infra.scans import skip
+from switchboard_infra.stages import ROOT, Stage
+
+# Logical ids `chalice package` gives the APIs (kept: preserve_logical_ids).
+REST_API = "RestAPI"
+WEBSOCKET_API = "WebsocketAPI"
+WEBSOCKET_STAGE = "WebsocketAPIStage"
+# The attribute DynamoDB expires items by (replay guards: store/replay.py).
+TTL_ATTRIBUTE = "expires_at"
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+# Requests per second the REST API takes, and what one IP may post to the widget in five minutes.
+API_RATE, API_BURST = 200, 400
+WIDGET_POSTS_PER_IP = 600
+SECRET_FREE_ACCESS_LOG = {
+    # No query string, no headers: `?token=` signs agents in and Meta's verify token arrives in the query.
+    "requestId": "$context.requestId",
+    "ip": "$context.identity.sourceIp",
+    "requestTime": "$context.requestTime",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+}
+
+
+class SwitchboardStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, stage: Stage, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, description=f"Switchboard omnichannel routing ({stage.name})", **kwargs)
+        self.stage = stage
+        Tags.of(self).add("app", "switchboard")
+        Tags.of(self).add("stage", stage.name)
+        retain = RemovalPolicy.RETAIN if stage.production else RemovalPolicy.DESTROY
+
+        self.data_table = self._table("DataTable", stage.environment["SWITCHBOARD_DATA_TABLE"], retain, ttl=True)
+        self.routing_table = self._table(
+            "RoutingTable", stage.environment["SWITCHBOARD_ROUTING_TABLE"], retain, ttl=False
+        )
+        self.routing_table.add_global_secondary_index(
+            index_name=ROUTING_INDEX,
+            partition_key=dynamodb.Attribute(name="gsi1pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="gsi1sk", type=dynamodb.AttributeType.STRING),
+        )
+        self.queue_names = {
+            "routing": f"{stage.prefix}-routing.fifo",
+            "timers": f"{stage.prefix}-timers",
+            "outbox": f"{stage.prefix}-outbox",
+        }
+        self.queues: dict[str, sqs.Queue] = {}
+        self.dead_letter_queues: dict[str, sqs.Queue] = {}
+        for key, name in self.queue_names.items():
+            self._queue(key, name, fifo=name.endswith(".fifo"))
+
+        self.user_pool, self.user_pool_client = self._user_pool(retain)
+        self.routing_config_parameter = f"{stage.ssm_prefix}/routing-config"
+        self.log_groups = {
+            f.name: logs.LogGroup(
+                self,
+                f"{f.logical_id}Logs",
+                log_group_name=f"/switchboard/{stage.name}/{f.name}",
+                retention=LOG_RETENTION,
+                removal_policy=retain,
+            )
+            for f in FUNCTIONS
+        }
+        self.roles = {f.name: self._role(f) for f in FUNCTIONS}
+        self.app = Chalice(self, "App", source_dir=str(ROOT), stage_config=self._chalice_config())
+        self._wire_functions()
+        self._harden_apis()
+        self.alarm_topic = monitoring.add(self)
+        self._outputs()
+
+    # --- storage ---------------------------------------------------------------------------------------------
+
+    def _table(self, construct_id: str, name: str, removal: RemovalPolicy, *, ttl: bool) -> dynamodb.Table:
+        table = dynamodb.Table(
+            self,
+            construct_id,
+            table_name=name,
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            time_to_live_attribute=TTL_ATTRIBUTE if ttl else None,
+            deletion_protection=self.stage.production,
+            removal_policy=removal,
+        )
+        skip(table, "CKV_AWS_119", "encrypted at rest with the AWS managed key; a customer managed key is optional")
+        return table
+
+    def _queue(self, key: str, name: str, fifo: bool) -> None:
+        dead_letters = sqs.Queue(
+            self,
+            f"{key.capitalize()}DeadLetters",
+            queue_name=dead_letter_queue_name(name),
+            fifo=fifo or None,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        queue = sqs.Queue(
+            self,
+            f"{key.capitalize()}Queue",
+            queue_name=name,
+            fifo=fifo or None,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=Duration.seconds(VISIBILITY_TIMEOUT),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=dead_letters, max_receive_count=MAX_RECEIVES),
+        )
+        for encrypted in (queue, dead_letters):
+            skip(encrypted, "CKV_AWS_27", "encrypted at rest with SQS-managed keys (SSE-SQS); no KMS calls per message")
+        self.queues[key] = queue
+        self.dead_letter_queues[key] = dead_letters
+
+    # --- sign-in ---------------------------------------------------------------------------------------------
+
+    def _user_pool(self, removal: RemovalPolicy) -> tuple[cognito.UserPool, cognito.UserPoolClient]:
+        pool = cognito.UserPool(
+            self,
+            "Agents",
+            user_pool_name=f"{self.stage.prefix}-agents",
+            # Admins invite agents; nobody signs themselves up to a contact centre.
+            self_sign_up_enabled=False,
+            sign_in_aliases=cognito.SignInAliases(email=True, username=True),
+            auto_verify=cognito.AutoVerifiedAttrs(email=True),
+            # The agent id the routing table knows this person by (falls back to the user name).
+            custom_attributes={"agent_id": cognito.StringAttribute(min_len=1, max_len=64, mutable=True)},
+            mfa=cognito.Mfa.OPTIONAL,
+            mfa_second_factor=cognito.MfaSecondFactor(sms=False, otp=True),
+            password_policy=cognito.PasswordPolicy(
+                min_length=12, require_digits=True, require_lowercase=True, require_uppercase=True
+            ),
+            account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
+            removal_policy=removal,
+        )
+        # Cognito's precedence: lower wins; the most powerful role first.
+        for precedence, role in enumerate(reversed(ROLES)):
+            cognito.CfnUserPoolGroup(
+                self,
+                f"{role.capitalize()}Group",
+                user_pool_id=pool.user_pool_id,
+                group_name=role,
+                precedence=precedence,
+                description=f"Switchboard {role}s",
+            )
+        client = pool.add_client(
+            "Console",
+            user_pool_client_name=f"{self.stage.prefix}-console",
+            generate_secret=False,
+            auth_flows=cognito.AuthFlow(user_srp=True),
+            prevent_user_existence_errors=True,
+            id_token_validity=Duration.hours(1),
+            access_token_validity=Duration.hours(1),
+            # About one shift; then the agent signs in again.
+            refresh_token_validity=Duration.hours(12),
+            # Only an admin sets custom:agent_id (AdminUpdateUserAttributes); the console may read it.
+            write_attributes=cognito.ClientAttributes().with_standard_attributes(email=True, fullname=True),
+        )
+        return pool, client
+
+    # --- functions -------------------------------------------------------------------------------------------
+
+    def _role(self, function: Function) -> iam.Role:
+        """The function's own role; its policy is inline so it exists before Lambda checks the event source."""
+        tables = [self.data_table.table_arn, self.routing_table.table_arn, f"{self.routing_table.table_arn}/index/*"]
+        statements = [
+            iam.PolicyStatement(
+                sid="OwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_groups[function.name].log_group_arn],
+            ),
+            iam.PolicyStatement(sid="Items", actions=list(ITEM_ACTIONS), resources=tables),
+            iam.PolicyStatement(
+                sid="SendToQueues", actions=list(SEND_ACTIONS), resources=[q.queue_arn for q in self.queues.values()]
+            ),
+            iam.PolicyStatement(
+                sid="StageParameters",
+                actions=["ssm:GetParameter", "ssm:GetParameters"],
+                resources=[self._parameter_arn(f"{self.stage.ssm_prefix}/*")],
+            ),
+            iam.PolicyStatement(
+                sid="PushToAgents",
+                actions=["execute-api:ManageConnections"],
+                resources=[
+                    Fn.sub(
+                        "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+                        f"${{{WEBSOCKET_API}}}/{self.stage.api_gateway_stage}/POST/@connections/*"
+                    )
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="Traces",
+                actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                # X-Ray has no resource-level permissions.
+                resources=["*"],
+            ),
+        ]
+        if function.consumes:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="ConsumeOwnQueue",
+                    actions=list(CONSUME_ACTIONS),
+                    resources=[self.queues[function.consumes].queue_arn],
+                )
+            )
+        if function.scans_agents:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="ListAgents", actions=["dynamodb:Scan"], resources=[self.routing_table.table_arn]
+                )
+            )
+        if function.writes_routing_config:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="WriteRoutingConfig",
+                    actions=["ssm:PutParameter"],
+                    resources=[self._parameter_arn(self.routing_config_parameter)],
+                )
+            )
+        if function.confirms_sns and self.stage.sns_topic_arns:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="ConfirmMailTopics",
+                    actions=["sns:ConfirmSubscription"],
+                    resources=list(self.stage.sns_topic_arns),
+                )
+            )
+        if function.sends_email:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="SendEmail",
+                    actions=["ses:SendEmail", "ses:SendRawEmail"],
+                    resources=[
+                        Fn.sub("arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"),
+                        Fn.sub("arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:configuration-set/*"),
+                    ],
+                )
+            )
+        role = iam.Role(
+            self,
+            f"{function.logical_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Switchboard {self.stage.name}: {function.name}",
+            inline_policies={"switchboard": iam.PolicyDocument(statements=statements)},
+        )
+        skip(role, "CKV_AWS_111", "the only Resource '*' is X-Ray's, which has no resource-level permissions")
+        return role
+
+    def _parameter_arn(self, name: str) -> str:
+        return Fn.sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter" + name)
+
+    def _chalice_config(self) -> dict[str, Any]:
+        """Chalice's stage configuration: settings every function reads, a role and a timeout each."""
+        stage = self.stage
+        environment = {
+            **stage.environment,
+            # Plain names, not tokens: Chalice reads them at import time into its SQS event sources' Fn::Sub.
+            "SWITCHBOARD_ROUTING_QUEUE": self.queue_names["routing"],
+            "SWITCHBOARD_TIMER_QUEUE": self.queue_names["timers"],
+            "SWITCHBOARD_OUTBOX_QUEUE": self.queue_names["outbox"],
+            "SWITCHBOARD_ROUTING_CONFIG_PARAMETER": self.routing_config_parameter,
+            "COGNITO_ISSUER": self.user_pool.user_pool_provider_url,
+            "COGNITO_CLIENT_ID": self.user_pool_client.user_pool_client_id,
+            "POWERTOOLS_METRICS_NAMESPACE": f"Switchboard/{stage.name}",
+        }
+        if stage.public_base_url:
+            environment["PUBLIC_BASE_URL"] = stage.public_base_url
+        if stage.sns_topic_arns:
+            environment["SNS_TOPIC_ARNS"] = ",".join(stage.sns_topic_arns)
+        return {
+            "api_gateway_stage": stage.api_gateway_stage,
+            "api_gateway_endpoint_type": "REGIONAL",
+            "manage_iam_role": False,
+            "iam_role_arn": self.roles["api_handler"].role_arn,
+            "xray": True,
+            "lambda_memory_size": 512,
+            "environment_variables": environment,
+            "lambda_functions": {
+                f.name: {"iam_role_arn": self.roles[f.name].role_arn, "lambda_timeout": f.timeout} for f in FUNCTIONS
+            },
+        }
+
+    def _wire_functions(self) -> None:
+        """What `chalice package` cannot say: our queues, partial batch responses, log groups, pushing."""
+        websocket_endpoint = Fn.sub(
+            f"https://${{{WEBSOCKET_API}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/"
+            f"{self.stage.api_gateway_stage}"
+        )
+        rest_url = Fn.sub(
+            f"https://${{{REST_API}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{self.stage.api_gateway_stage}"
+        )
+        for function in FUNCTIONS:
+            resource = self.app.get_resource(function.logical_id)
+            variables = "Properties.Environment.Variables"
+            resource.add_override(f"{variables}.WEBSOCKET_MANAGEMENT_ENDPOINT", websocket_endpoint)
+            if not self.stage.public_base_url and function.name != "api_handler":
+                # The outbox names its status callback URL; the API handler takes the URL a request came in on
+                # (it cannot name its own API: the API's definition names the function).
+                resource.add_override(f"{variables}.PUBLIC_BASE_URL", rest_url)
+            resource.add_override(
+                "Properties.LoggingConfig",
+                {"LogGroup": self.log_groups[function.name].log_group_name, "LogFormat": "Text"},
+            )
+            if function.consumes:
+                queue = self.queues[function.consumes]
+                event = f"Properties.Events.{EVENT_SOURCES[function.logical_id]}.Properties"
+                resource.add_override(f"{event}.Queue", queue.queue_arn)
+                # Chalice never sets this; without it Lambda ignores batchItemFailures and retries whole batches.
+                resource.add_override(f"{event}.FunctionResponseTypes", ["ReportBatchItemFailures"])
+                if queue.fifo:
+                    resource.add_deletion_override(f"{event}.MaximumBatchingWindowInSeconds")
+            skip(
+                resource,
+                "CKV_AWS_116",
+                "SQS-fed functions fail into their queue's dead-letter queue; the others are synchronous or on a "
+                "one-minute schedule that simply runs again",
+            )
+            skip(resource, "CKV_AWS_117", "reaches only AWS APIs and the providers' public APIs; no VPC resources")
+            skip(resource, "CKV_AWS_115", "concurrency follows traffic; throttling lives on the APIs and WAF")
+            skip(resource, "CKV_AWS_173", "environment holds names and URLs only; secrets are read from SSM")
+
+    def _harden_apis(self) -> None:
+        """Access logs without query strings, throttling, tracing, and WAF in front of the REST API."""
+        rest_logs = logs.LogGroup(self, "RestApiAccessLogs", retention=LOG_RETENTION)
+        rest = self.app.get_resource(REST_API)
+        rest.add_override("Properties.TracingEnabled", True)
+        rest.add_override(
+            "Properties.AccessLogSetting",
+            {
+                "DestinationArn": rest_logs.log_group_arn,
+                "Format": _json_format(
+                    {**SECRET_FREE_ACCESS_LOG, "method": "$context.httpMethod", "resource": "$context.resourcePath"}
+                ),
+            },
+        )
+        rest.add_override(
+            "Properties.MethodSettings",
+            [
+                {
+                    "ResourcePath": "/*",
+                    "HttpMethod": "*",
+                    "ThrottlingRateLimit": API_RATE,
+                    "ThrottlingBurstLimit": API_BURST,
+                    "MetricsEnabled": True,
+                },
+                {
+                    # The widget is the only endpoint anyone on the internet can post to unsigned.
+                    "ResourcePath": "/~1widget~1messages",
+                    "HttpMethod": "POST",
+                    "ThrottlingRateLimit": 20,
+                    "ThrottlingBurstLimit": 40,
+                },
+            ],
+        )
+        skip(rest, "CKV_AWS_120", "answers are per caller and must not be cached")
+        skip(rest, "CKV_AWS_59", "webhooks are verified by the providers' signatures, agents by Cognito tokens")
+        # API Gateway writes access logs through one role per account and region.
+        push_role = iam.Role(
+            self,
+            "ApiGatewayLogsRole",
+            assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonAPIGatewayPushToCloudWatchLogs")
+            ],
+        )
+        account = apigateway.CfnAccount(self, "ApiGatewayAccount", cloud_watch_role_arn=push_role.role_arn)
+        rest.add_override("DependsOn", [account.logical_id])
+
+        ws_logs = logs.LogGroup(self, "WebSocketAccessLogs", retention=LOG_RETENTION)
+        websocket_stage = self.app.get_resource(WEBSOCKET_STAGE)
+        websocket_stage.add_override(
+            "Properties.AccessLogSettings",
+            {
+                "DestinationArn": ws_logs.log_group_arn,
+                "Format": _json_format(
+                    {
+                        **SECRET_FREE_ACCESS_LOG,
+                        "eventType": "$context.eventType",
+                        "routeKey": "$context.routeKey",
+                        "connectionId": "$context.connectionId",
+                    }
+                ),
+            },
+        )
+        websocket_stage.add_override(
+            "Properties.DefaultRouteSettings", {"ThrottlingRateLimit": API_RATE, "ThrottlingBurstLimit": API_BURST}
+        )
+        websocket_stage.add_override("DependsOn", [account.logical_id])
+        for log_group in (rest_logs, ws_logs, *self.log_groups.values()):
+            skip(log_group, "CKV_AWS_158", "encrypted by CloudWatch Logs; bodies and secrets never reach the logs")
+
+        acl = wafv2.CfnWebACL(
+            self,
+            "Firewall",
+            name=f"{self.stage.prefix}-api",
+            scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=_visibility(f"{self.stage.prefix}-api"),
+            rules=[
+                wafv2.CfnWebACL.RuleProperty(
+                    name="KnownBadInputs",
+                    priority=0,
+                    override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                            vendor_name="AWS", name="AWSManagedRulesKnownBadInputsRuleSet"
+                        )
+                    ),
+                    visibility_config=_visibility("known-bad-inputs"),
+                ),
+                wafv2.CfnWebACL.RuleProperty(
+                    name="WidgetPostsPerIp",
+                    priority=1,
+                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                            limit=WIDGET_POSTS_PER_IP,
+                            aggregate_key_type="IP",
+                            scope_down_statement=wafv2.CfnWebACL.StatementProperty(
+                                byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
+                                    field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(uri_path={}),
+                                    positional_constraint="CONTAINS",
+                                    search_string="/widget/",
+                                    text_transformations=[
+                                        wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="LOWERCASE")
+                                    ],
+                                )
+                            ),
+                        )
+                    ),
+                    visibility_config=_visibility("widget-posts-per-ip"),
+                ),
+            ],
+        )
+        skip(
+            acl,
+            "CKV2_AWS_31",
+            "WAF logs would hold query strings and headers: Meta's verify token, agents' sign-in tokens, signatures",
+        )
+        wafv2.CfnWebACLAssociation(
+            self,
+            "FirewallOnRestApi",
+            web_acl_arn=acl.attr_arn,
+            # SAM turns ${RestAPI.Stage} into a reference to the stage it creates, so the stage comes first.
+            resource_arn=Fn.sub(
+                f"arn:${{AWS::Partition}}:apigateway:${{AWS::Region}}::/restapis/${{{REST_API}}}/stages/"
+                f"${{{REST_API}.Stage}}"
+            ),
+        )
+
+    # --- outputs ---------------------------------------------------------------------------------------------
+
+    def _outputs(self) -> None:
+        base = self.stage.public_base_url or Fn.sub(
+            f"https://${{{REST_API}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{self.stage.api_gateway_stage}"
+        )
+        CfnOutput(self, "ApiUrl", value=base, description="REST API: webhooks, agent API, console")
+        CfnOutput(self, "ConsoleUrl", value=Fn.join("", [base, "/console"]), description="The agent console")
+        CfnOutput(
+            self,
+            "WebSocketUrl",
+            value=Fn.sub(
+                f"wss://${{{WEBSOCKET_API}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/"
+                f"{self.stage.api_gateway_stage}"
+            ),
+            description="Agents' live connection (the console's ?ws=)",
+        )
+        for adapter in registry.CHANNELS:
+            CfnOutput(
+                self,
+                "Webhook" + "".join(part.capitalize() for part in adapter.name.split("_")),
+                value=Fn.join("", [base, adapter.path]),
+                description=f"Webhook URL to give {adapter.name}",
+            )
+        CfnOutput(self, "UserPoolId", value=self.user_pool.user_pool_id)
+        CfnOutput(self, "UserPoolClientId", value=self.user_pool_client.user_pool_client_id)
+        CfnOutput(
+            self,
+            "SecretParameters",
+            value=" ".join(f"{self.stage.ssm_prefix}/{name}" for name in SECRET_NAMES),
+            description="SecureString parameters to set (switchboard secrets set NAME --stage ...)",
+        )
+        CfnOutput(self, "RoutingConfigParameter", value=self.routing_config_parameter)
+        CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)
+        CfnOutput(
+            self,
+            "DashboardUrl",
+            value=Fn.sub(
+                "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}#dashboards:name="
+                + monitoring.dashboard_name(self.stage)
+            ),
+        )
+
+
+def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+    return wafv2.CfnWebACL.VisibilityConfigProperty(
+        cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=False
+    )
+
+
+def _json_format(fields: dict[str, str]) -> str:
+    return "{" + ",".join(f'"{k}":"{v}"' for k, v in fields.items()) + "}"
