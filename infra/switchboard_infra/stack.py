@@ -310,13 +310,12 @@ class SwitchboardStack(Stack):
             "api_gateway_stage": stage.api_gateway_stage,
             "api_gateway_endpoint_type": "REGIONAL",
             "manage_iam_role": False,
+            # Chalice wants one role here; _wire_functions gives each function its own (Chalice reads per-function
+            # settings only from .chalice/config.json, not from this configuration).
             "iam_role_arn": self.roles["api_handler"].role_arn,
             "xray": True,
             "lambda_memory_size": 512,
             "environment_variables": environment,
-            "lambda_functions": {
-                f.name: {"iam_role_arn": self.roles[f.name].role_arn, "lambda_timeout": f.timeout} for f in FUNCTIONS
-            },
         }
 
     def _wire_functions(self) -> None:
@@ -330,6 +329,8 @@ class SwitchboardStack(Stack):
         )
         for function in FUNCTIONS:
             resource = self.app.get_resource(function.logical_id)
+            resource.add_override("Properties.Role", self.roles[function.name].role_arn)
+            resource.add_override("Properties.Timeout", function.timeout)
             variables = "Properties.Environment.Variables"
             resource.add_override(f"{variables}.WEBSOCKET_MANAGEMENT_ENDPOINT", websocket_endpoint)
             if not self.stage.public_base_url and function.name != "api_handler":

@@ -1,0 +1,58 @@
+"""The synthesized CloudFormation templates, one per stage, made fresh for the test session.
+
+The CDK app runs as it does under `make synth` (infra/cdk_app.py, Chalice packaging included), minus the npm
+command line: CDK_OUTDIR and CDK_CONTEXT_JSON are how that command line hands an app its output folder and context.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGES = ("dev", "prod")
+# What an operator passes to `make deploy` (README, Deploy); prod is synthesized with them, dev without.
+PROD_CONTEXT = {
+    "alarmEmail": "ops@example.com",
+    "snsTopicArns": "arn:aws:sns:eu-west-1:123456789012:inbound-mail",
+}
+
+
+def synthesize(stage: str, outdir: Path, context: dict[str, str] | None = None) -> dict[str, Any]:
+    outdir.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "CDK_OUTDIR": str(outdir),
+        "CDK_CONTEXT_JSON": json.dumps({"stage": stage, **(context or {})}),
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "infra" / "cdk_app.py")],
+        cwd=outdir,  # chalice.cdk packages into ./chalice.out
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return dict(json.loads((outdir / f"switchboard-{stage}.template.json").read_text()))
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    return {
+        stage: synthesize(stage, tmp_path_factory.mktemp(f"synth-{stage}"), PROD_CONTEXT if stage == "prod" else None)
+        for stage in STAGES
+    }
+
+
+@pytest.fixture(params=STAGES)
+def template(request: pytest.FixtureRequest, templates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return templates[request.param]

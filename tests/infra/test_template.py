@@ -1,0 +1,353 @@
+"""What the deployed stack must be, read off the synthesized CloudFormation templates of dev and prod."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from chalicelib.auth.principal import ROLES
+from chalicelib.channels import registry
+from chalicelib.settings import SECRET_NAMES
+from chalicelib.store.resources import MAX_RECEIVES, ROUTING_INDEX
+from tests.infra.conftest import ROOT
+from tests.infra.template import actions_of, ref, resources, wildcard_grants
+
+pytestmark = pytest.mark.timeout(900)  # the first test waits for both syntheses
+
+FUNCTIONS = {
+    "APIHandler",
+    "WebsocketConnect",
+    "WebsocketMessage",
+    "WebsocketDisconnect",
+    "OnRoutingEvent",
+    "OnTimer",
+    "OnOutbox",
+    "SweepOffers",
+}
+CONSUMERS = {"OnRoutingEvent": "routing.fifo", "OnTimer": "timers", "OnOutbox": "outbox"}
+
+
+def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return resources(template, "AWS::Serverless::Function")
+
+
+def queue_named(template: dict[str, Any], suffix: str) -> str:
+    (name,) = [
+        n
+        for n, q in resources(template, "AWS::SQS::Queue").items()
+        if q["Properties"]["QueueName"].endswith(f"-{suffix}") and "RedrivePolicy" in q["Properties"]
+    ]
+    return name
+
+
+def sqs_event_sources(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        f"{fn}.{event}": spec["Properties"]
+        for fn, function in functions(template).items()
+        for event, spec in function["Properties"].get("Events", {}).items()
+        if spec["Type"] == "SQS"
+    }
+
+
+# --- the acceptance points -------------------------------------------------------------------------------------
+
+
+def test_every_queue_has_a_dead_letter_queue(template):
+    queues = resources(template, "AWS::SQS::Queue")
+    dead_letter_targets = {
+        ref(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]): name
+        for name, q in queues.items()
+        if "RedrivePolicy" in q["Properties"]
+    }
+    assert len(dead_letter_targets) == 3  # routing, timers, outbox
+    for name, queue in queues.items():
+        properties = queue["Properties"]
+        if name in dead_letter_targets:  # a dead-letter queue: keeps messages 14 days, same FIFO-ness
+            source = queues[dead_letter_targets[name]]["Properties"]
+            assert properties["MessageRetentionPeriod"] == 14 * 24 * 3600
+            assert properties.get("FifoQueue", False) == source.get("FifoQueue", False)
+            continue
+        redrive = properties["RedrivePolicy"]
+        assert redrive["maxReceiveCount"] == MAX_RECEIVES, name
+        assert ref(redrive["deadLetterTargetArn"]) in queues, name
+
+
+def test_every_table_has_point_in_time_recovery_and_encryption(template):
+    tables = resources(template, "AWS::DynamoDB::Table")
+    assert len(tables) == 2
+    for name, table in tables.items():
+        properties = table["Properties"]
+        assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, name
+        assert properties["SSESpecification"]["SSEEnabled"] is True, name
+        assert properties["BillingMode"] == "PAY_PER_REQUEST", name
+    (routing,) = [t for t in tables.values() if t["Properties"].get("GlobalSecondaryIndexes")]
+    assert [i["IndexName"] for i in routing["Properties"]["GlobalSecondaryIndexes"]] == [ROUTING_INDEX]
+    # Replay guards expire by TTL (store/replay.py); the routing table keeps nothing that expires.
+    ttl = [t["Properties"].get("TimeToLiveSpecification") for t in tables.values()]
+    assert sorted(ttl, key=str) == [None, {"AttributeName": "expires_at", "Enabled": True}]
+
+
+def test_every_sqs_event_source_reports_batch_item_failures(template):
+    sources = sqs_event_sources(template)
+    assert {key.split(".")[0] for key in sources} == set(CONSUMERS)
+    for key, source in sources.items():
+        assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"], key
+        # Fed by the stack's own queue, not by a name Chalice guessed at packaging time.
+        function = key.split(".")[0]
+        assert ref(source["Queue"]) == queue_named(template, CONSUMERS[function]), key
+
+
+def test_no_iam_statement_grants_a_wildcard_data_plane_action(template):
+    assert wildcard_grants(template) == []
+
+
+def test_the_wildcard_check_catches_what_it_must(template):
+    doctored = copy.deepcopy(template)
+    role = next(iter(resources(doctored, "AWS::IAM::Role").values()))
+    role["Properties"].setdefault("Policies", []).append(
+        {
+            "PolicyName": "too-much",
+            "PolicyDocument": {
+                "Statement": [
+                    {"Effect": "Allow", "Action": "dynamodb:*", "Resource": "arn:aws:dynamodb:::table/x"},
+                    {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": "*"},
+                    {"Effect": "Allow", "Action": "*", "Resource": "arn:aws:s3:::bucket"},
+                ]
+            },
+        }
+    )
+    assert len(wildcard_grants(doctored)) == 3
+
+
+# --- functions and their permissions ---------------------------------------------------------------------------
+
+
+def test_each_function_has_its_own_role_log_group_timeout_and_tracing(template):
+    found = functions(template)
+    assert set(found) == FUNCTIONS
+    roles = [ref(f["Properties"]["Role"]) for f in found.values()]
+    assert len(set(roles)) == len(FUNCTIONS)
+    assert all(r in resources(template, "AWS::IAM::Role") for r in roles)
+    log_groups = [ref(f["Properties"]["LoggingConfig"]["LogGroup"]) for f in found.values()]
+    assert len(set(log_groups)) == len(FUNCTIONS)
+    for name, function in found.items():
+        properties = function["Properties"]
+        assert properties["Tracing"] == "Active", name
+        assert properties["Timeout"] <= 30, name  # under API Gateway's 29 s and the queues' visibility
+    groups = resources(template, "AWS::Logs::LogGroup")
+    assert all(groups[g]["Properties"]["RetentionInDays"] == 30 for g in log_groups)
+
+
+def test_queue_visibility_outlasts_its_consumer_sixfold(template):
+    found = functions(template)
+    queues = resources(template, "AWS::SQS::Queue")
+    for function, suffix in CONSUMERS.items():
+        visibility = queues[queue_named(template, suffix)]["Properties"]["VisibilityTimeout"]
+        assert visibility >= 6 * found[function]["Properties"]["Timeout"], function
+
+
+def test_only_a_queues_consumer_may_receive_from_it(template):
+    found = functions(template)
+    roles = resources(template, "AWS::IAM::Role")
+    receivers: dict[str, set[str]] = {}
+    for name, function in found.items():
+        granted = actions_of(roles[ref(function["Properties"]["Role"])])
+        for resource in granted.get("sqs:ReceiveMessage", []):
+            receivers.setdefault(str(ref(resource)), set()).add(name)
+    assert receivers == {queue_named(template, suffix): {function} for function, suffix in CONSUMERS.items()}
+
+
+def test_per_function_extras_go_only_where_needed(template):
+    found = functions(template)
+    roles = resources(template, "AWS::IAM::Role")
+    by_function = {name: actions_of(roles[ref(f["Properties"]["Role"])]) for name, f in found.items()}
+    assert {n for n, granted in by_function.items() if "dynamodb:Scan" in granted} == {"APIHandler"}
+    assert {n for n, granted in by_function.items() if "ssm:PutParameter" in granted} == {"APIHandler"}
+    assert {n for n, granted in by_function.items() if "ses:SendEmail" in granted} == {"OnOutbox"}
+    # Every function: item actions on both tables and the routing index, reading the stage's parameters.
+    tables = set(resources(template, "AWS::DynamoDB::Table"))
+    for name, granted in by_function.items():
+        assert {ref(r) for r in granted["dynamodb:UpdateItem"]} >= tables, name
+        assert any("/index/*" in json.dumps(r) for r in granted["dynamodb:Query"]), name
+        assert granted["ssm:GetParameter"], name
+
+
+def test_mail_topics_are_confirmed_only_when_named(templates):
+    def confirmers(template: dict[str, Any]) -> list[Any]:
+        roles = resources(template, "AWS::IAM::Role")
+        return [r for role in roles.values() for r in actions_of(role).get("sns:ConfirmSubscription", [])]
+
+    assert confirmers(templates["dev"]) == []
+    assert confirmers(templates["prod"]) == ["arn:aws:sns:eu-west-1:123456789012:inbound-mail"]
+    env = functions(templates["prod"])["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert env["SNS_TOPIC_ARNS"] == "arn:aws:sns:eu-west-1:123456789012:inbound-mail"
+
+
+# --- settings, secrets, sign-in --------------------------------------------------------------------------------
+
+
+def test_stages_follow_the_chalice_config(templates):
+    chalice = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    for stage, template in templates.items():
+        expected = chalice["stages"][stage]["environment_variables"]
+        names = {t["Properties"]["TableName"] for t in resources(template, "AWS::DynamoDB::Table").values()}
+        assert names == {expected["SWITCHBOARD_DATA_TABLE"], expected["SWITCHBOARD_ROUTING_TABLE"]}
+        for function in functions(template).values():
+            variables = function["Properties"]["Environment"]["Variables"]
+            assert variables["SWITCHBOARD_SSM_PREFIX"] == expected["SWITCHBOARD_SSM_PREFIX"]
+            assert variables["SWITCHBOARD_STAGE"] == stage
+            assert variables["POWERTOOLS_METRICS_NAMESPACE"] == f"Switchboard/{stage}"
+    prod_tables = resources(templates["prod"], "AWS::DynamoDB::Table").values()
+    assert all(t["DeletionPolicy"] == "Retain" and t["Properties"]["DeletionProtectionEnabled"] for t in prod_tables)
+
+
+def test_secrets_are_named_never_valued(template):
+    # CloudFormation cannot hold a SecureString, and no secret goes in as a plain parameter: the operator sets them.
+    assert resources(template, "AWS::SSM::Parameter") == {}
+    for function in functions(template).values():
+        assert not set(function["Properties"]["Environment"]["Variables"]) & set(SECRET_NAMES)
+    prefix = functions(template)["APIHandler"]["Properties"]["Environment"]["Variables"]["SWITCHBOARD_SSM_PREFIX"]
+    listed = template["Outputs"]["SecretParameters"]["Value"].split()
+    assert listed == [f"{prefix}/{name}" for name in SECRET_NAMES]
+
+
+def test_functions_know_their_queues_websocket_and_user_pool(template):
+    pool = next(iter(resources(template, "AWS::Cognito::UserPool")))
+    client = next(iter(resources(template, "AWS::Cognito::UserPoolClient")))
+    queue_names = {q["Properties"]["QueueName"] for q in resources(template, "AWS::SQS::Queue").values()}
+    for name, function in functions(template).items():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["COGNITO_ISSUER"] == {"Fn::GetAtt": [pool, "ProviderURL"]}, name
+        assert variables["COGNITO_CLIENT_ID"] == {"Ref": client}, name
+        assert "${WebsocketAPI}" in variables["WEBSOCKET_MANAGEMENT_ENDPOINT"]["Fn::Sub"], name
+        for key in ("SWITCHBOARD_ROUTING_QUEUE", "SWITCHBOARD_TIMER_QUEUE", "SWITCHBOARD_OUTBOX_QUEUE"):
+            assert variables[key] in queue_names, (name, key)
+    # The API handler takes its public URL from the request; the outbox names it for Twilio's status callbacks.
+    assert "PUBLIC_BASE_URL" not in functions(template)["APIHandler"]["Properties"]["Environment"]["Variables"]
+    outbox = functions(template)["OnOutbox"]["Properties"]["Environment"]["Variables"]
+    assert "${RestAPI}" in outbox["PUBLIC_BASE_URL"]["Fn::Sub"]
+
+
+def test_user_pool_has_the_three_role_groups_and_no_self_sign_up(template):
+    groups = {g["Properties"]["GroupName"] for g in resources(template, "AWS::Cognito::UserPoolGroup").values()}
+    assert groups == set(ROLES)
+    pool = next(iter(resources(template, "AWS::Cognito::UserPool").values()))["Properties"]
+    assert pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
+    assert {"Name": "agent_id", "AttributeDataType": "String", "Mutable": True} | {
+        "StringAttributeConstraints": {"MinLength": "1", "MaxLength": "64"}
+    } in pool["Schema"]
+    client = next(iter(resources(template, "AWS::Cognito::UserPoolClient").values()))["Properties"]
+    assert client["GenerateSecret"] is False
+    assert "custom:agent_id" not in client["WriteAttributes"]
+
+
+# --- the edges: APIs, logs, firewall ---------------------------------------------------------------------------
+
+
+def test_access_logs_carry_no_query_strings_or_headers(template):
+    rest = next(iter(resources(template, "AWS::Serverless::Api").values()))["Properties"]
+    websocket = next(iter(resources(template, "AWS::ApiGatewayV2::Stage").values()))["Properties"]
+    for fmt in (rest["AccessLogSetting"]["Format"], websocket["AccessLogSettings"]["Format"]):
+        fields = json.loads(fmt)
+        assert "requestId" in fields
+        for value in fields.values():
+            assert "querystring" not in value.lower() and "$input" not in value and "header" not in value.lower()
+            assert value not in ("$context.path", "$context.requestOverride")
+
+
+def test_apis_are_throttled_and_the_widget_more_so(template):
+    rest = next(iter(resources(template, "AWS::Serverless::Api").values()))["Properties"]
+    settings = {s["ResourcePath"]: s for s in rest["MethodSettings"]}
+    assert settings["/*"]["ThrottlingRateLimit"] > settings["/~1widget~1messages"]["ThrottlingRateLimit"]
+    websocket = next(iter(resources(template, "AWS::ApiGatewayV2::Stage").values()))["Properties"]
+    assert websocket["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
+
+
+def test_firewall_guards_the_rest_api_and_rate_limits_the_widget(template):
+    (acl,) = resources(template, "AWS::WAFv2::WebACL").values()
+    rules = {r["Name"]: r for r in acl["Properties"]["Rules"]}
+    widget = rules["WidgetPostsPerIp"]["Statement"]["RateBasedStatement"]
+    assert widget["AggregateKeyType"] == "IP"
+    assert widget["ScopeDownStatement"]["ByteMatchStatement"]["SearchString"] == "/widget/"
+    assert "KnownBadInputs" in rules
+    (association,) = resources(template, "AWS::WAFv2::WebACLAssociation").values()
+    assert "${RestAPI}" in association["Properties"]["ResourceArn"]["Fn::Sub"]
+
+
+# --- alarms, dashboard, outputs --------------------------------------------------------------------------------
+
+
+def alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        a["Properties"]["AlarmName"].split("-", 2)[2]: a["Properties"]
+        for a in resources(template, "AWS::CloudWatch::Alarm").values()
+    }
+
+
+def test_alarms_watch_dead_letters_backlog_sla_and_every_function(template):
+    found = alarms(template)
+    queues = resources(template, "AWS::SQS::Queue")
+    dead_letter_queues = {
+        ref(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
+        for q in queues.values()
+        if "RedrivePolicy" in q["Properties"]
+    }
+    watched = set()
+    for key in ("routing", "timers", "outbox"):
+        alarm = found[f"{key}-dead-letters"]
+        assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        watched |= {ref(d["Value"]) for d in alarm["Dimensions"]}
+    assert watched == dead_letter_queues
+    backlog = found["routing-backlog"]
+    assert backlog["MetricName"] == "ApproximateAgeOfOldestMessage"
+    assert {ref(d["Value"]) for d in backlog["Dimensions"]} == {queue_named(template, "routing.fifo")}
+    sla = found["sla-breach-rate"]
+    (expression,) = [m["Expression"] for m in sla["Metrics"] if "Expression" in m]
+    assert "breached" in expression and "met" in expression
+    names = {m["MetricStat"]["Metric"]["MetricName"] for m in sla["Metrics"] if "MetricStat" in m}
+    assert names == {"SLAMet", "SLABreached"}
+
+    def function_of(alarm: dict[str, Any]) -> str | None:
+        (dimension,) = alarm["Dimensions"]
+        return ref(dimension["Value"]["Fn::Select"][1]["Fn::Split"][1])
+
+    lambda_alarms = [a for a in found.values() if a.get("Namespace") == "AWS/Lambda"]
+    assert {(function_of(a), a["MetricName"]) for a in lambda_alarms} == {
+        (function, metric) for function in FUNCTIONS for metric in ("Errors", "Throttles")
+    }
+    assert all(a["AlarmActions"] and a["OKActions"] for a in found.values())
+
+
+def test_alarm_topic_mails_the_operator_when_asked(templates):
+    (topic,) = resources(templates["prod"], "AWS::SNS::Topic")
+    (subscription,) = resources(templates["prod"], "AWS::SNS::Subscription").values()
+    assert subscription["Properties"]["Endpoint"] == "ops@example.com"
+    assert subscription["Properties"]["Protocol"] == "email"
+    assert ref(subscription["Properties"]["TopicArn"]) == topic
+    assert resources(templates["dev"], "AWS::SNS::Subscription") == {}
+
+
+def test_dashboard_shows_sla_queues_functions_and_api(template):
+    (dashboard,) = resources(template, "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for needle in (
+        "SLABreached",
+        "WaitUntilAccept",
+        "ApproximateAgeOfOldestMessage",
+        "Errors",
+        "Throttles",
+        "5XXError",
+    ):
+        assert needle in body, needle
+
+
+def test_outputs_name_every_webhook_url(template):
+    outputs = template["Outputs"]
+    for adapter in registry.CHANNELS:
+        key = "Webhook" + "".join(part.capitalize() for part in adapter.name.split("_"))
+        assert adapter.path in json.dumps(outputs[key]["Value"]), key
+    for key in ("ApiUrl", "ConsoleUrl", "WebSocketUrl", "UserPoolId", "UserPoolClientId", "DashboardUrl"):
+        assert key in outputs
