@@ -1,7 +1,11 @@
-"""The ``switchboard`` command for ops: check a routing configuration, and explain what it does with a message.
+"""The ``switchboard`` command for ops: routing configurations, dead letters, secrets, the post-deploy checklist.
 
     switchboard rules check FILE
     switchboard rules explain FILE --message JSON [--at ISO8601] [--customer JSON]
+    switchboard dlq list|redrive [--queue NAME] [--stage STAGE]
+    switchboard secrets status [--stage STAGE]
+    switchboard secrets set NAME [--stage STAGE]      (the value from stdin, never from the command line)
+    switchboard setup --stage STAGE --outputs FILE    (after `make deploy`: the post-deploy checklist)
 
 ``--message`` is ``{"channel": ..., "text": ..., "subject": ..., "language": ...}`` (only ``channel`` is
 required); ``--customer`` is ``{"tier": ..., "tags": [...]}``. Either may be ``@path`` to read a JSON file.
@@ -37,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits on --help and on bad usage; report the status instead
         return exc.code if isinstance(exc.code, int) else 2
     try:
+        _use_stage(args)
         return int(args.run(args))
     except UsageError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
@@ -72,11 +77,28 @@ def _parser() -> argparse.ArgumentParser:
     dlq_commands = dlq.add_subparsers(dest="command", required=True, metavar="ACTION")
     listed = dlq_commands.add_parser("list", help="how many dead letters each queue has, and a look at them")
     listed.add_argument("--queue", metavar="NAME", help="one source queue (default: all)")
+    listed.add_argument("--stage", metavar="STAGE", help="a deployed stage (default: the environment's queues)")
     listed.set_defaults(run=_dlq_list)
     redriven = dlq_commands.add_parser("redrive", help="send dead letters back to their queue")
     redriven.add_argument("--queue", metavar="NAME", help="one source queue (default: all)")
+    redriven.add_argument("--stage", metavar="STAGE", help="a deployed stage (default: the environment's queues)")
     redriven.add_argument("--max", type=int, default=1000, metavar="N", help="at most N messages per queue")
     redriven.set_defaults(run=_dlq_redrive)
+
+    secrets = groups.add_parser("secrets", help="see and set a deployed stage's secrets (SSM SecureString)")
+    secret_commands = secrets.add_subparsers(dest="command", required=True, metavar="ACTION")
+    status = secret_commands.add_parser("status", help="which secrets are set (values are never shown)")
+    status.add_argument("--stage", metavar="STAGE", help="a stage of .chalice/config.json (default: the environment)")
+    status.set_defaults(run=_secrets_status)
+    setter = secret_commands.add_parser("set", help="set one secret; the value is read from stdin")
+    setter.add_argument("name", metavar="NAME")
+    setter.add_argument("--stage", metavar="STAGE", help="a stage of .chalice/config.json (default: the environment)")
+    setter.set_defaults(run=_secrets_set)
+
+    setup = groups.add_parser("setup", help="after `make deploy`: what is left to do, with this deployment's URLs")
+    setup.add_argument("--stage", metavar="STAGE", required=True)
+    setup.add_argument("--outputs", metavar="FILE", required=True, help="cdk deploy --outputs-file")
+    setup.set_defaults(run=_setup)
     return parser
 
 
@@ -107,6 +129,53 @@ def _dlq_redrive(args: argparse.Namespace) -> int:
 
     for source in _sources(args):
         print(f"{source}: {dead_letters.redrive(source, args.max)} moved back")
+    return 0
+
+
+def _use_stage(args: argparse.Namespace) -> None:
+    from chalicelib import stages
+
+    if getattr(args, "stage", None):
+        try:
+            stages.use(args.stage)
+        except stages.UnknownStage as exc:
+            raise UsageError(f"--stage: {exc}") from None
+
+
+def _secrets_status(args: argparse.Namespace) -> int:
+    from chalicelib import operate
+
+    status = operate.secrets_status()
+    for name, present in status.items():
+        print(f"{'set    ' if present else 'missing'}  {operate.secret_parameter(name)}")
+    return 0
+
+
+def _secrets_set(args: argparse.Namespace) -> int:
+    from chalicelib import operate
+
+    if sys.stdin.isatty():
+        import getpass
+
+        value = getpass.getpass(f"{args.name}: ")
+    else:
+        value = sys.stdin.read()
+    try:
+        parameter = operate.set_secret(args.name, value)
+    except operate.SecretError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{parameter} set (SecureString); functions read it within 5 minutes")
+    return 0
+
+
+def _setup(args: argparse.Namespace) -> int:
+    from chalicelib import operate, stages
+
+    try:
+        outputs = operate.load_outputs(args.outputs, stages.prefix(args.stage))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--outputs: {exc}") from None
+    print("\n".join(operate.checklist(args.stage, outputs)))
     return 0
 
 

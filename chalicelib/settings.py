@@ -39,6 +39,21 @@ SECRET_NAMES = (
     TELEGRAM_BOT_TOKEN,
     DEV_SIGNING_KEY,
 )
+# What each secret is for, as the deploy checklist tells the operator.
+SECRET_PURPOSES = {
+    WEBCHAT_SECRET: "web chat: signs what the widget posts (any long random string)",
+    API_CHANNEL_SECRET: "API channel: your own systems sign their posts with it",
+    TWILIO_AUTH_TOKEN: "Twilio SMS, voice and WhatsApp: the account's Auth Token",
+    META_APP_SECRET: "WhatsApp Cloud, Messenger, Instagram: the Meta app's App Secret",
+    META_VERIFY_TOKEN: "Meta: the Verify Token you type into the webhook settings (any random string)",
+    META_ACCESS_TOKEN: "Meta: the system user's access token, to send replies",
+    TELEGRAM_SECRET_TOKEN: "Telegram: the secret_token given to setWebhook (any random string)",
+    TELEGRAM_BOT_TOKEN: "Telegram: the bot's token from @BotFather, to send replies",
+    MAILGUN_SIGNING_KEY: "Mailgun: the HTTP webhook signing key",
+    DEV_SIGNING_KEY: "local sign-in only; never set in AWS",
+}
+# The secrets a deployed stage reads (DEV_SIGNING_KEY signs local tokens only).
+DEPLOYED_SECRETS = tuple(name for name in SECRET_NAMES if name != DEV_SIGNING_KEY)
 SECRETS_MAX_AGE = 300
 
 

@@ -77,7 +77,7 @@ def fixture(relative: str) -> bytes:
     return (FIXTURES / relative).read_bytes().strip()
 
 
-def twilio_headers(path: str, body: bytes) -> dict[str, str]:
+def twilio_headers(path: str, body: bytes, base_url: str = PUBLIC_BASE_URL) -> dict[str, str]:
     """Signed as Twilio signs: the public URL, then every parameter name+value sorted, HMAC-SHA1, base64."""
     import base64
     import hashlib
@@ -85,7 +85,7 @@ def twilio_headers(path: str, body: bytes) -> dict[str, str]:
     from urllib.parse import parse_qsl
 
     params = sorted(parse_qsl(body.decode("ascii"), keep_blank_values=True))
-    signed = PUBLIC_BASE_URL + path + "".join(f"{k}{v}" for k, v in params)
+    signed = base_url + path + "".join(f"{k}{v}" for k, v in params)
     token = CHANNEL_SECRETS["TWILIO_AUTH_TOKEN"].encode()
     signature = base64.b64encode(hmac.new(token, signed.encode(), hashlib.sha1).digest()).decode()
     return {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}

@@ -24,7 +24,8 @@ from constructs import Construct
 
 from chalicelib.auth.principal import ROLES
 from chalicelib.channels import registry
-from chalicelib.settings import SECRET_NAMES
+from chalicelib.operate import output_key
+from chalicelib.settings import DEPLOYED_SECRETS
 from chalicelib.store.resources import MAX_RECEIVES, ROUTING_INDEX, dead_letter_queue_name
 from switchboard_infra import monitoring
 from switchboard_infra.functions import (
@@ -76,11 +77,7 @@ class SwitchboardStack(Stack):
             partition_key=dynamodb.Attribute(name="gsi1pk", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="gsi1sk", type=dynamodb.AttributeType.STRING),
         )
-        self.queue_names = {
-            "routing": f"{stage.prefix}-routing.fifo",
-            "timers": f"{stage.prefix}-timers",
-            "outbox": f"{stage.prefix}-outbox",
-        }
+        self.queue_names = stage.queue_names
         self.queues: dict[str, sqs.Queue] = {}
         self.dead_letter_queues: dict[str, sqs.Queue] = {}
         for key, name in self.queue_names.items():
@@ -508,7 +505,7 @@ class SwitchboardStack(Stack):
         for adapter in registry.CHANNELS:
             CfnOutput(
                 self,
-                "Webhook" + "".join(part.capitalize() for part in adapter.name.split("_")),
+                output_key(adapter.name),
                 value=Fn.join("", [base, adapter.path]),
                 description=f"Webhook URL to give {adapter.name}",
             )
@@ -517,7 +514,7 @@ class SwitchboardStack(Stack):
         CfnOutput(
             self,
             "SecretParameters",
-            value=" ".join(f"{self.stage.ssm_prefix}/{name}" for name in SECRET_NAMES),
+            value=" ".join(f"{self.stage.ssm_prefix}/{name}" for name in DEPLOYED_SECRETS),
             description="SecureString parameters to set (switchboard secrets set NAME --stage ...)",
         )
         CfnOutput(self, "RoutingConfigParameter", value=self.routing_config_parameter)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chalicelib import stages
+
 ROOT = Path(__file__).resolve().parents[2]
-CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,11 @@ class Stage:
     @property
     def prefix(self) -> str:
         """Resource names start with this: switchboard-prod-data, switchboard-prod-routing.fifo."""
-        return f"switchboard-{self.name}"
+        return stages.prefix(self.name)
+
+    @property
+    def queue_names(self) -> dict[str, str]:
+        return stages.queue_names(self.name)
 
     @property
     def ssm_prefix(self) -> str:
@@ -44,29 +48,17 @@ class Stage:
         return self.name == "prod"
 
 
-def stage_names() -> list[str]:
-    return sorted(_config()["stages"])
-
-
 def load_stage(name: str, context: dict[str, Any] | None = None) -> Stage:
     """The stage ``name`` of `.chalice/config.json`, with the operator's CDK context values (``-c alarmEmail=...``)."""
-    config = _config()
-    if name not in config["stages"]:
-        raise ValueError(f"unknown stage {name!r}: .chalice/config.json has {', '.join(stage_names())}")
-    stage_config = config["stages"][name]
     context = context or {}
     topics = context.get("snsTopicArns") or ""
     return Stage(
         name=name,
-        environment={**config.get("environment_variables", {}), **stage_config.get("environment_variables", {})},
-        api_gateway_stage=stage_config.get("api_gateway_stage", "api"),
+        environment=stages.environment(name),
+        api_gateway_stage=stages.api_gateway_stage(name),
         public_base_url=(context.get("publicBaseUrl") or "").rstrip("/") or None,
         alarm_email=context.get("alarmEmail") or None,
         sns_topic_arns=tuple(t.strip() for t in topics.split(",") if t.strip()) if isinstance(topics, str) else (),
         sla_breach_percent=float(context.get("slaBreachPercent") or 20.0),
         routing_age_seconds=int(context.get("routingAgeSeconds") or 120),
     )
-
-
-def _config() -> dict[str, Any]:
-    return dict(json.loads(CHALICE_CONFIG.read_text()))

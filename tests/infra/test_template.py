@@ -10,7 +10,8 @@ import pytest
 
 from chalicelib.auth.principal import ROLES
 from chalicelib.channels import registry
-from chalicelib.settings import SECRET_NAMES
+from chalicelib.operate import output_key
+from chalicelib.settings import DEPLOYED_SECRETS, SECRET_NAMES
 from chalicelib.store.resources import MAX_RECEIVES, ROUTING_INDEX
 from tests.infra.conftest import ROOT
 from tests.infra.template import actions_of, ref, resources, wildcard_grants
@@ -211,7 +212,7 @@ def test_secrets_are_named_never_valued(template):
         assert not set(function["Properties"]["Environment"]["Variables"]) & set(SECRET_NAMES)
     prefix = functions(template)["APIHandler"]["Properties"]["Environment"]["Variables"]["SWITCHBOARD_SSM_PREFIX"]
     listed = template["Outputs"]["SecretParameters"]["Value"].split()
-    assert listed == [f"{prefix}/{name}" for name in SECRET_NAMES]
+    assert listed == [f"{prefix}/{name}" for name in DEPLOYED_SECRETS]
 
 
 def test_functions_know_their_queues_websocket_and_user_pool(template):
@@ -347,7 +348,7 @@ def test_dashboard_shows_sla_queues_functions_and_api(template):
 def test_outputs_name_every_webhook_url(template):
     outputs = template["Outputs"]
     for adapter in registry.CHANNELS:
-        key = "Webhook" + "".join(part.capitalize() for part in adapter.name.split("_"))
+        key = output_key(adapter.name)
         assert adapter.path in json.dumps(outputs[key]["Value"]), key
     for key in ("ApiUrl", "ConsoleUrl", "WebSocketUrl", "UserPoolId", "UserPoolClientId", "DashboardUrl"):
         assert key in outputs

@@ -1,0 +1,69 @@
+"""Deployment stages (dev, prod) as `.chalice/config.json` names them, for the CDK app and the ops commands.
+
+A stage's resources are named ``switchboard-<stage>-...``; its functions' settings are the config's app-wide
+environment variables overlaid with the stage's. Not used inside Lambda (the config is not packaged).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from chalicelib.settings import reload_settings
+
+CHALICE_CONFIG = Path(__file__).resolve().parents[1] / ".chalice" / "config.json"
+
+
+class UnknownStage(ValueError):
+    """A stage `.chalice/config.json` does not have."""
+
+
+def stage_names() -> list[str]:
+    return sorted(_config()["stages"])
+
+
+def prefix(stage: str) -> str:
+    """What the stage's resource names start with."""
+    return f"switchboard-{stage}"
+
+
+def queue_names(stage: str) -> dict[str, str]:
+    """The stage's queues by role; each has a dead-letter queue (store.resources.dead_letter_queue_name)."""
+    return {
+        "routing": f"{prefix(stage)}-routing.fifo",
+        "timers": f"{prefix(stage)}-timers",
+        "outbox": f"{prefix(stage)}-outbox",
+    }
+
+
+def environment(stage: str) -> dict[str, str]:
+    """The environment variables every function of the stage gets from the config."""
+    config = _config()
+    if stage not in config["stages"]:
+        raise UnknownStage(f"unknown stage {stage!r}: .chalice/config.json has {', '.join(stage_names())}")
+    return {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
+
+
+def api_gateway_stage(stage: str) -> str:
+    environment(stage)  # the stage exists
+    return str(_config()["stages"][stage].get("api_gateway_stage", "api"))
+
+
+def use(stage: str) -> None:
+    """Point this process's settings at a deployed stage (tables, queues, SSM prefix): ops commands' --stage."""
+    queues = queue_names(stage)
+    os.environ.update(
+        {
+            **environment(stage),
+            "SWITCHBOARD_ROUTING_QUEUE": queues["routing"],
+            "SWITCHBOARD_TIMER_QUEUE": queues["timers"],
+            "SWITCHBOARD_OUTBOX_QUEUE": queues["outbox"],
+        }
+    )
+    reload_settings()
+
+
+def _config() -> dict[str, Any]:
+    return dict(json.loads(CHALICE_CONFIG.read_text()))
