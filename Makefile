@@ -12,7 +12,9 @@ CDK := cd infra && JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 AWS_DEFAULT_RE
 STAGE ?= dev
 # Operator choices for the stack (README, Deploy): make deploy STAGE=prod ALARM_EMAIL=ops@example.com
 CDK_CONTEXT := -c stage=$(STAGE) $(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL)) \
-	$(if $(PUBLIC_BASE_URL),-c publicBaseUrl=$(PUBLIC_BASE_URL)) $(if $(SNS_TOPIC_ARNS),-c snsTopicArns=$(SNS_TOPIC_ARNS))
+	$(if $(PUBLIC_BASE_URL),-c publicBaseUrl=$(PUBLIC_BASE_URL)) $(if $(SNS_TOPIC_ARNS),-c snsTopicArns=$(SNS_TOPIC_ARNS)) \
+	$(if $(TWILIO_ACCOUNT_SID),-c twilioAccountSid=$(TWILIO_ACCOUNT_SID)) \
+	$(if $(EMAIL_FROM_ADDRESS),-c emailFromAddress=$(EMAIL_FROM_ADDRESS))
 TEMPLATE = infra/cdk.out/switchboard-$(STAGE).template.json
 
 .PHONY: demo local test chromium lint typecheck unit integration e2e rules-check synth scan deploy clean

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aws_cdk as cdk
 from switchboard_infra.stack import SwitchboardStack
-from switchboard_infra.stages import load_stage
+from switchboard_infra.stages import CONTEXT_SETTINGS, load_stage
 
 
 def main() -> None:
@@ -25,7 +25,14 @@ def main() -> None:
     stage_name = str(app.node.try_get_context("stage") or "dev")
     context = {
         key: app.node.try_get_context(key)
-        for key in ("alarmEmail", "publicBaseUrl", "snsTopicArns", "slaBreachPercent", "routingAgeSeconds")
+        for key in (
+            "alarmEmail",
+            "publicBaseUrl",
+            "snsTopicArns",
+            "slaBreachPercent",
+            "routingAgeSeconds",
+            *CONTEXT_SETTINGS,
+        )
     }
     stage = load_stage(stage_name, context)
     account, region = os.environ.get("CDK_DEFAULT_ACCOUNT"), os.environ.get("CDK_DEFAULT_REGION")

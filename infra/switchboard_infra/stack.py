@@ -303,6 +303,7 @@ class SwitchboardStack(Stack):
             environment["PUBLIC_BASE_URL"] = stage.public_base_url
         if stage.sns_topic_arns:
             environment["SNS_TOPIC_ARNS"] = ",".join(stage.sns_topic_arns)
+        environment.update(dict(stage.settings))
         return {
             "api_gateway_stage": stage.api_gateway_stage,
             "api_gateway_endpoint_type": "REGIONAL",

@@ -9,6 +9,8 @@ from typing import Any
 from chalicelib import stages
 
 ROOT = Path(__file__).resolve().parents[2]
+# CDK context keys that become the functions' plain settings (never secrets: those are SSM parameters).
+CONTEXT_SETTINGS = {"twilioAccountSid": "TWILIO_ACCOUNT_SID", "emailFromAddress": "EMAIL_FROM_ADDRESS"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,8 @@ class Stage:
     sla_breach_percent: float = 20.0
     # Age of the oldest routing event, in seconds, that raises the alarm (routing normally takes under a second).
     routing_age_seconds: int = 120
+    # Plain settings for replies: TWILIO_ACCOUNT_SID, EMAIL_FROM_ADDRESS (from CONTEXT_SETTINGS).
+    settings: tuple[tuple[str, str], ...] = ()
 
     @property
     def prefix(self) -> str:
@@ -61,4 +65,5 @@ def load_stage(name: str, context: dict[str, Any] | None = None) -> Stage:
         sns_topic_arns=tuple(t.strip() for t in topics.split(",") if t.strip()) if isinstance(topics, str) else (),
         sla_breach_percent=float(context.get("slaBreachPercent") or 20.0),
         routing_age_seconds=int(context.get("routingAgeSeconds") or 120),
+        settings=tuple((name, str(context[key])) for key, name in CONTEXT_SETTINGS.items() if context.get(key)),
     )

@@ -21,6 +21,8 @@ STAGES = ("dev", "prod")
 PROD_CONTEXT = {
     "alarmEmail": "ops@example.com",
     "snsTopicArns": "arn:aws:sns:eu-west-1:123456789012:inbound-mail",
+    "twilioAccountSid": "AC0123456789abcdef0123456789abcdef",
+    "emailFromAddress": "support@example.com",
 }
 
 

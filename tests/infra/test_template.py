@@ -185,6 +185,10 @@ def test_mail_topics_are_confirmed_only_when_named(templates):
     assert confirmers(templates["prod"]) == ["arn:aws:sns:eu-west-1:123456789012:inbound-mail"]
     env = functions(templates["prod"])["APIHandler"]["Properties"]["Environment"]["Variables"]
     assert env["SNS_TOPIC_ARNS"] == "arn:aws:sns:eu-west-1:123456789012:inbound-mail"
+    assert env["TWILIO_ACCOUNT_SID"] == "AC0123456789abcdef0123456789abcdef"
+    assert env["EMAIL_FROM_ADDRESS"] == "support@example.com"
+    dev_env = functions(templates["dev"])["OnOutbox"]["Properties"]["Environment"]["Variables"]
+    assert "TWILIO_ACCOUNT_SID" not in dev_env and "SNS_TOPIC_ARNS" not in dev_env
 
 
 # --- settings, secrets, sign-in --------------------------------------------------------------------------------
