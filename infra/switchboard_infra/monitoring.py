@@ -101,13 +101,7 @@ def add(stack: SwitchboardStack) -> sns.Topic:
             1,
             f"{name} was throttled: raise the account's Lambda concurrency or look for a flood.",
         )
-    api_5xx = cloudwatch.Metric(
-        namespace="AWS/ApiGateway",
-        metric_name="5XXError",
-        dimensions_map={"ApiName": "switchboard", "Stage": stage.api_gateway_stage},
-        period=FIVE_MINUTES,
-        statistic="Sum",
-    )
+    api_5xx = _api_metric(stage, "5XXError", "Sum")
     alarm("api-5xx", api_5xx, API_5XX_PER_5_MINUTES, "The REST API answers 5xx: webhooks are being lost or retried.")
 
     _dashboard(stack, sla_rate, functions, api_5xx, alarms)
@@ -143,6 +137,21 @@ def _search(stage: Stage, metric: str, statistic: str) -> cloudwatch.MathExpress
     )
 
 
+def _graph(title: str, metrics: list[cloudwatch.IMetric], width: int = 8) -> cloudwatch.GraphWidget:
+    return cloudwatch.GraphWidget(title=title, left=metrics, width=width)
+
+
+def _api_metric(stage: Stage, name: str, statistic: str) -> cloudwatch.Metric:
+    """A metric of the REST API (Chalice names the API after the app)."""
+    return cloudwatch.Metric(
+        namespace="AWS/ApiGateway",
+        metric_name=name,
+        dimensions_map={"ApiName": "switchboard", "Stage": stage.api_gateway_stage},
+        period=FIVE_MINUTES,
+        statistic=statistic,
+    )
+
+
 def _dashboard(
     stack: SwitchboardStack,
     sla_rate: cloudwatch.MathExpression,
@@ -152,9 +161,7 @@ def _dashboard(
 ) -> None:
     stage = stack.stage
     board = cloudwatch.Dashboard(stack, "Operations", dashboard_name=dashboard_name(stage))
-    board.add_widgets(
-        cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(alarms), width=24, height=4),
-    )
+    board.add_widgets(cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(alarms), width=24, height=4))
     board.add_widgets(
         cloudwatch.GraphWidget(
             title="First responses: SLA met and breached",
@@ -162,86 +169,43 @@ def _dashboard(
             right=[sla_rate],
             width=8,
         ),
-        cloudwatch.GraphWidget(
-            title="Wait until offered (p90, per queue and channel)",
-            left=[_search(stage, "WaitUntilOffer", "p90")],
-            width=8,
+        _graph("Wait until offered (p90, per queue and channel)", [_search(stage, "WaitUntilOffer", "p90")]),
+        _graph("Wait until accepted (p90, per queue and channel)", [_search(stage, "WaitUntilAccept", "p90")]),
+    )
+    queues, dead_letters = stack.queues.items(), stack.dead_letter_queues.items()
+    board.add_widgets(
+        _graph(
+            "Queues: oldest message (s)",
+            [
+                q.metric_approximate_age_of_oldest_message(period=MINUTE, statistic="Maximum", label=k)
+                for k, q in queues
+            ],
         ),
-        cloudwatch.GraphWidget(
-            title="Wait until accepted (p90, per queue and channel)",
-            left=[_search(stage, "WaitUntilAccept", "p90")],
-            width=8,
+        _graph(
+            "Queues: messages waiting",
+            [
+                q.metric_approximate_number_of_messages_visible(period=MINUTE, statistic="Maximum", label=k)
+                for k, q in queues
+            ],
+        ),
+        _graph(
+            "Dead-letter queues",
+            [
+                q.metric_approximate_number_of_messages_visible(period=MINUTE, statistic="Maximum", label=k)
+                for k, q in dead_letters
+            ],
         ),
     )
+    named = functions.items()
     board.add_widgets(
-        cloudwatch.GraphWidget(
-            title="Queues: oldest message (s)",
-            left=[
-                q.metric_approximate_age_of_oldest_message(period=MINUTE, statistic="Maximum", label=key)
-                for key, q in stack.queues.items()
-            ],
-            width=8,
+        _graph("Function errors", [f.metric_errors(period=FIVE_MINUTES, label=n) for n, f in named]),
+        _graph(
+            "Function duration (p90)",
+            [f.metric_duration(period=FIVE_MINUTES, statistic="p90", label=n) for n, f in named],
         ),
-        cloudwatch.GraphWidget(
-            title="Queues: messages waiting",
-            left=[
-                q.metric_approximate_number_of_messages_visible(period=MINUTE, statistic="Maximum", label=key)
-                for key, q in stack.queues.items()
-            ],
-            width=8,
-        ),
-        cloudwatch.GraphWidget(
-            title="Dead-letter queues",
-            left=[
-                q.metric_approximate_number_of_messages_visible(period=MINUTE, statistic="Maximum", label=key)
-                for key, q in stack.dead_letter_queues.items()
-            ],
-            width=8,
-        ),
+        _graph("Function throttles", [f.metric_throttles(period=FIVE_MINUTES, label=n) for n, f in named]),
     )
     board.add_widgets(
-        cloudwatch.GraphWidget(
-            title="Function errors",
-            left=[f.metric_errors(period=FIVE_MINUTES, label=name) for name, f in functions.items()],
-            width=8,
-        ),
-        cloudwatch.GraphWidget(
-            title="Function duration (p90)",
-            left=[f.metric_duration(period=FIVE_MINUTES, statistic="p90", label=name) for name, f in functions.items()],
-            width=8,
-        ),
-        cloudwatch.GraphWidget(
-            title="Function throttles",
-            left=[f.metric_throttles(period=FIVE_MINUTES, label=name) for name, f in functions.items()],
-            width=8,
-        ),
-    )
-    board.add_widgets(
-        cloudwatch.GraphWidget(
-            title="REST API: 4xx and 5xx",
-            left=[
-                cloudwatch.Metric(
-                    namespace="AWS/ApiGateway",
-                    metric_name="4XXError",
-                    dimensions_map={"ApiName": "switchboard", "Stage": stage.api_gateway_stage},
-                    period=FIVE_MINUTES,
-                    statistic="Sum",
-                ),
-                api_5xx,
-            ],
-            width=12,
-        ),
-        cloudwatch.GraphWidget(
-            title="REST API: latency (p90)",
-            left=[
-                cloudwatch.Metric(
-                    namespace="AWS/ApiGateway",
-                    metric_name="Latency",
-                    dimensions_map={"ApiName": "switchboard", "Stage": stage.api_gateway_stage},
-                    period=FIVE_MINUTES,
-                    statistic="p90",
-                )
-            ],
-            width=12,
-        ),
+        _graph("REST API: 4xx and 5xx", [_api_metric(stage, "4XXError", "Sum"), api_5xx], width=12),
+        _graph("REST API: latency (p90)", [_api_metric(stage, "Latency", "p90")], width=12),
     )
