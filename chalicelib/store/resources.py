@@ -1,7 +1,10 @@
 """The AWS resources the app needs, described once.
 
-The CDK app in ``infra/`` (issue 6) will declare the same shapes; the local
-stack and the integration tests create them from here against moto.
+The local stack and the integration tests create them from here against moto;
+the CDK app in ``infra/`` declares the same shapes for AWS (with the stage's
+names, and a visibility timeout of six times the consumer's, see
+``infra/switchboard_infra/functions.py``), taking ``MAX_RECEIVES``,
+``ROUTING_INDEX`` and ``dead_letter_queue_name`` from here.
 """
 
 from __future__ import annotations
