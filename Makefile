@@ -8,7 +8,7 @@ SCAN_VENV := .venv-scan
 SCAN_STAMP := $(SCAN_VENV)/.installed-$(shell cat infra/requirements-scan.txt | cksum | cut -d' ' -f1)
 # The CDK command line, pinned in infra/package.json (aws-cdk 2.1148.x).
 CDK_STAMP := infra/node_modules/.installed-$(shell cat infra/package-lock.json | cksum | cut -d' ' -f1)
-CDK := cd infra && JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$${AWS_REGION:-us-east-1}} npx --no-install cdk
+CDK := cd infra && AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$${AWS_REGION:-us-east-1}} npx --no-install cdk
 STAGE ?= dev
 # Operator choices for the stack (README, Deploy): make deploy STAGE=prod ALARM_EMAIL=ops@example.com
 CDK_CONTEXT := -c stage=$(STAGE) $(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL)) \

@@ -252,6 +252,12 @@ def get_contact(contact_id: str, principal: auth.Principal) -> dict[str, Any]:
     }
 
 
+@route("/auth/options", methods=["GET"])
+def sign_in_options() -> dict[str, Any]:
+    """What the console's sign-in offers here: Cognito (endpoint, app client id) in AWS, dev tokens locally."""
+    return auth.sign_in_options()
+
+
 @route("/dev/tokens", methods=["POST"], content_types=["application/json"])
 def dev_token() -> dict[str, Any]:
     """Local development only (``SWITCHBOARD_DEV_AUTH=1``): a signed token with Cognito's claims."""

@@ -6,6 +6,7 @@
     switchboard secrets status [--stage STAGE]
     switchboard secrets set NAME [--stage STAGE]      (the value from stdin, never from the command line)
     switchboard setup --stage STAGE --outputs FILE    (after `make deploy`: the post-deploy checklist)
+    switchboard agents create AGENT_ID [--name NAME] [--queue Q] [--stage STAGE]
 
 ``--message`` is ``{"channel": ..., "text": ..., "subject": ..., "language": ...}`` (only ``channel`` is
 required); ``--customer`` is ``{"tier": ..., "tags": [...]}``. Either may be ``@path`` to read a JSON file.
@@ -95,6 +96,15 @@ def _parser() -> argparse.ArgumentParser:
     setter.add_argument("--stage", metavar="STAGE", help="a stage of .chalice/config.json (default: the environment)")
     setter.set_defaults(run=_secrets_set)
 
+    agents_group = groups.add_parser("agents", help="create an agent record (the first admin's, before the console)")
+    agent_commands = agents_group.add_subparsers(dest="command", required=True, metavar="ACTION")
+    created = agent_commands.add_parser("create", help="an agent the routing knows, for a Cognito user of that id")
+    created.add_argument("agent_id", metavar="AGENT_ID", help="the user's custom:agent_id (or user name)")
+    created.add_argument("--name", help="shown to supervisors (default: the id)")
+    created.add_argument("--queue", action="append", metavar="QUEUE", help="a queue to work (repeatable)")
+    created.add_argument("--stage", metavar="STAGE", help="a deployed stage (default: the environment)")
+    created.set_defaults(run=_agents_create)
+
     setup = groups.add_parser("setup", help="after `make deploy`: what is left to do, with this deployment's URLs")
     setup.add_argument("--stage", metavar="STAGE", required=True)
     setup.add_argument("--outputs", metavar="FILE", required=True, help="cdk deploy --outputs-file")
@@ -165,6 +175,22 @@ def _secrets_set(args: argparse.Namespace) -> int:
     except operate.SecretError as exc:
         raise UsageError(str(exc)) from None
     print(f"{parameter} set (SecureString); functions read it within 5 minutes")
+    return 0
+
+
+def _agents_create(args: argparse.Namespace) -> int:
+    from chalicelib.agents import service as agents
+    from chalicelib.errors import SwitchboardError
+
+    document: dict[str, Any] = {"agent_id": args.agent_id, "name": args.name or args.agent_id}
+    if args.queue:
+        document["queues"] = args.queue
+    try:
+        agent = agents.create_agent(document)
+    except SwitchboardError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 1
+    print(f"agent {agent.agent_id} ({agent.name}) created, {agent.presence.value}")
     return 0
 
 

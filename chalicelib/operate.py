@@ -90,10 +90,12 @@ def checklist(stage: str, outputs: dict[str, str]) -> list[str]:
     pool = outputs.get("UserPoolId", "?")
     lines += [
         "",
-        "3. Create the first admin (then add agents from the console or the same way):",
+        "3. Create the first admin: a Cognito user (e-mailed a temporary password), in the admin group, and the",
+        "   agent record the routing knows them by (add agents later the same way, with --group-name agent):",
         f"   aws cognito-idp admin-create-user --user-pool-id {pool} --username ADMIN --user-attributes "
-        "Name=email,Value=ADMIN@EXAMPLE.COM Name=custom:agent_id,Value=ADMIN",
+        "Name=email,Value=ADMIN@EXAMPLE.COM Name=email_verified,Value=true Name=custom:agent_id,Value=ADMIN",
         f"   aws cognito-idp admin-add-user-to-group --user-pool-id {pool} --username ADMIN --group-name admin",
+        f"   switchboard agents create ADMIN --name 'Your Name' --stage {stage}",
         "",
         f"4. Agents sign in at {outputs.get('ConsoleUrl', '?')}?ws={outputs.get('WebSocketUrl', '?')}",
         f"5. Subscribe to alarms: {outputs.get('AlarmTopicArn', '?')}; dashboard: {outputs.get('DashboardUrl', '?')}",

@@ -87,6 +87,9 @@ class Settings:
     cognito_issuer: str | None = None
     # The user pool app client the agent desktop signs in through (id tokens' aud, access tokens' client_id).
     cognito_client_id: str | None = None
+    # Cognito's API as the console calls it, and where the pool's keys are (``<endpoint>/<pool id>/.well-known/
+    # jwks.json``): unset in AWS (https://cognito-idp.<region>.amazonaws.com); tests point it at moto's server.
+    cognito_endpoint: str | None = None
     # Local sign-in: tokens signed with DEV_SIGNING_KEY instead of Cognito's. Never on in AWS.
     dev_auth: bool = False
     # True when PUBLIC_BASE_URL was given; otherwise webhooks served by API Gateway use the URL they came in on.
@@ -124,6 +127,7 @@ def get_settings() -> Settings:
         email_from_address=os.environ.get("EMAIL_FROM_ADDRESS") or None,
         cognito_issuer=(os.environ.get("COGNITO_ISSUER") or "").rstrip("/") or None,
         cognito_client_id=os.environ.get("COGNITO_CLIENT_ID") or None,
+        cognito_endpoint=(os.environ.get("COGNITO_ENDPOINT") or "").rstrip("/") or None,
         dev_auth=os.environ.get("SWITCHBOARD_DEV_AUTH") == "1",
         public_base_url_set=bool(os.environ.get("PUBLIC_BASE_URL")),
         metrics_namespace=_env("POWERTOOLS_METRICS_NAMESPACE", "Switchboard"),

@@ -13,6 +13,7 @@ from chalicelib.auth.tokens import (
     from_query,
     generate_dev_key,
     issue_dev_token,
+    sign_in_options,
     verify,
 )
 from chalicelib.auth.views import authorized
@@ -32,5 +33,6 @@ __all__ = [
     "issue_dev_token",
     "require",
     "require_self_or",
+    "sign_in_options",
     "verify",
 ]

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable, Collection, Mapping
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 import requests
@@ -71,8 +72,9 @@ def verify(token: str, now: float | None = None) -> Principal:
             claims = _verified_claims(token, _dev_public_key, DEV_ISSUER, DEV_CLIENT_ID, moment, frozenset({"id"}))
         else:
             issuer, client_id = _cognito_config(settings)
+            keys_url = jwks_url(settings)
             claims = _verified_claims(
-                token, lambda kid: _SIGNING_KEYS.key(issuer, kid), issuer, client_id, moment, TOKEN_USES
+                token, lambda kid: _SIGNING_KEYS.key(keys_url, kid), issuer, client_id, moment, TOKEN_USES
             )
     except NotSignedIn as error:
         logger.info("sign-in token rejected", extra={"reason": error.message})
@@ -260,6 +262,33 @@ def _cognito_config(settings: Settings) -> tuple[str, str]:
 # --- the user pool's keys ------------------------------------------------------------
 
 
+def cognito_endpoint(settings: Settings) -> str:
+    """Cognito's API endpoint for the configured pool's region (the console signs in there)."""
+    if settings.cognito_endpoint:
+        return settings.cognito_endpoint
+    issuer, _ = _cognito_config(settings)
+    host = urlsplit(issuer).netloc  # cognito-idp.<region>.amazonaws.com
+    return f"https://{host}"
+
+
+def sign_in_options() -> dict[str, Any]:
+    """How the console signs in here: Cognito's endpoint and app client (public values), and/or local dev tokens."""
+    settings = get_settings()
+    cognito = None
+    if settings.cognito_issuer and settings.cognito_client_id and not settings.dev_auth:
+        cognito = {"endpoint": cognito_endpoint(settings), "client_id": settings.cognito_client_id}
+    return {"cognito": cognito, "dev": settings.dev_auth}
+
+
+def jwks_url(settings: Settings) -> str:
+    """Where the configured pool publishes its keys: from the configured issuer, never the token's."""
+    issuer, _ = _cognito_config(settings)
+    if settings.cognito_endpoint:
+        pool_id = issuer.rstrip("/").rsplit("/", 1)[1]
+        return f"{settings.cognito_endpoint}/{pool_id}/.well-known/jwks.json"
+    return f"{issuer}/.well-known/jwks.json"
+
+
 class _SigningKeys:
     """The user pools' public keys by JWKS URL and kid, shared by every request of the container."""
 
@@ -268,9 +297,7 @@ class _SigningKeys:
         self._keys: dict[str, dict[str, rsa.RSAPublicKey]] = {}
         self._refetched_at: dict[str, float] = {}
 
-    def key(self, issuer: str, kid: str) -> rsa.RSAPublicKey:
-        # From the configured issuer, never the token's: the token is not trusted yet.
-        url = f"{issuer}/.well-known/jwks.json"
+    def key(self, url: str, kid: str) -> rsa.RSAPublicKey:
         with self._lock:
             keys = self._keys.get(url)
             if keys is None:

@@ -183,7 +183,8 @@ class SwitchboardStack(Stack):
             "Console",
             user_pool_client_name=f"{self.stage.prefix}-console",
             generate_secret=False,
-            auth_flows=cognito.AuthFlow(user_srp=True),
+            # The console signs in with USER_PASSWORD_AUTH (over TLS, straight to Cognito); SRP for other clients.
+            auth_flows=cognito.AuthFlow(user_password=True, user_srp=True),
             prevent_user_existence_errors=True,
             id_token_validity=Duration.hours(1),
             access_token_validity=Duration.hours(1),

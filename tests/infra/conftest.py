@@ -33,7 +33,6 @@ def synthesize(stage: str, outdir: Path, context: dict[str, str] | None = None) 
         "CDK_OUTDIR": str(outdir),
         "CDK_CONTEXT_JSON": json.dumps({"stage": stage, **(context or {})}),
         "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
     }
     done = subprocess.run(
         [sys.executable, str(ROOT / "infra" / "cdk_app.py")],

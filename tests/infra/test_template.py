@@ -246,6 +246,8 @@ def test_user_pool_has_the_three_role_groups_and_no_self_sign_up(template):
     } in pool["Schema"]
     client = next(iter(resources(template, "AWS::Cognito::UserPoolClient").values()))["Properties"]
     assert client["GenerateSecret"] is False
+    # What the console's sign-in (console.html) asks Cognito for.
+    assert {"ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"} <= set(client["ExplicitAuthFlows"])
     assert "custom:agent_id" not in client["WriteAttributes"]
 
 

@@ -119,3 +119,17 @@ def test_dlq_commands_take_a_stage(prod, capsys):
     listing = capsys.readouterr().out
     for name in stages.queue_names("prod").values():
         assert f"{name}: 0 dead letters" in listing
+
+
+def test_agents_create_makes_the_first_admins_agent_record(prod, capsys):
+    stages.use("prod")
+    create_all()
+    assert main(["agents", "create", "grace", "--name", "Grace Hopper", "--stage", "prod"]) == 0
+    assert "agent grace (Grace Hopper) created" in capsys.readouterr().out
+    from chalicelib.store import routing as routing_store
+
+    assert routing_store.get_agent("grace").name == "Grace Hopper"
+    assert main(["agents", "create", "grace", "--stage", "prod"]) == 1  # already there: said, not overwritten
+    assert "grace" in capsys.readouterr().err
+    assert main(["agents", "create", "bob", "--queue", "nope", "--stage", "prod"]) == 1
+    assert "unknown queues: nope" in capsys.readouterr().err

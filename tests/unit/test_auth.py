@@ -633,3 +633,29 @@ def test_signed_in_works_on_a_chalice_route(dev_auth):
 
     assert response.status_code == 200
     assert response.json_body == {"agent_id": "agent-7", "caller": "agent-7", "roles": ["agent"]}
+
+
+# --- where the console signs in, and where the keys are ------------------------------------------------------
+
+
+def test_sign_in_options_name_the_pools_region_endpoint_and_client():
+    assert auth.sign_in_options() == {
+        "cognito": {"endpoint": f"https://cognito-idp.{REGION}.amazonaws.com", "client_id": CLIENT_ID},
+        "dev": False,
+    }
+
+
+def test_a_cognito_endpoint_moves_the_console_and_the_keys_but_not_the_issuer(monkeypatch):
+    monkeypatch.setenv("COGNITO_ENDPOINT", "http://127.0.0.1:5005/")
+    reload_settings()
+    assert auth.sign_in_options()["cognito"]["endpoint"] == "http://127.0.0.1:5005"
+    with responses.RequestsMock() as mock:
+        mock.get(f"http://127.0.0.1:5005/{POOL_ID}/.well-known/jwks.json", json={"keys": [_jwk(POOL_KEY, POOL_KID)]})
+        assert auth.verify(_sign(id_claims()), now=NOW + 60).agent_id  # iss is still the pool's real URL
+        assert len(mock.calls) == 1
+
+
+def test_dev_sign_in_hides_cognito(monkeypatch):
+    monkeypatch.setenv("SWITCHBOARD_DEV_AUTH", "1")
+    reload_settings()
+    assert auth.sign_in_options() == {"cognito": None, "dev": True}
