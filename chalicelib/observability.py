@@ -9,6 +9,9 @@ Every Lambda entry point (REST, WebSocket, SQS, schedule) runs through ``middlew
   and message texts, which do not belong in X-Ray metadata either. Outside Lambda (tests, the local
   stack, ``chalice local``) Powertools disables tracing by itself; ``POWERTOOLS_TRACE_DISABLED=true``
   does it explicitly.
+- ``metrics.log_metrics`` with the cold-start metric: EMF flushed at the end of every invocation (the
+  routing metrics themselves are ``single_metric`` lines, see ``chalicelib.metrics``, because one batch
+  spans several queues and channels).
 - the correlation id: ``conversation_id`` where the event names one (a REST path parameter); code
   that learns it later calls ``correlate`` (``inbox.receive``, the router's record handler).
 
@@ -24,15 +27,21 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import warnings
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from chalice.app import Request
+
+from chalicelib.settings import metrics_namespace
 
 SERVICE = "switchboard"
 
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
+metrics = Metrics(service=SERVICE, namespace=metrics_namespace())
+# Most invocations publish no metric of their own (they come as single_metric lines); that is not news.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 # The AWS SDK's DEBUG lines dump request parameters and bodies (message texts, phone numbers, e-mail
 # addresses): whatever level the root logger is set to, they stay quiet unless someone sets them lower.
@@ -70,7 +79,8 @@ def middleware(event: Any, get_response: Any) -> Any:
         logger.clear_state()
         return tracer.capture_lambda_handler(handler, capture_response=False)(original_event, context)
     logged = logger.inject_lambda_context(handler, log_event=False, clear_state=True)
-    return tracer.capture_lambda_handler(logged, capture_response=False)(original_event, context)
+    measured = metrics.log_metrics(logged, capture_cold_start_metric=True)
+    return tracer.capture_lambda_handler(measured, capture_response=False)(original_event, context)
 
 
 def _original(event: Any) -> tuple[Any, Any]:

@@ -130,13 +130,18 @@ def get_settings() -> Settings:
         cognito_endpoint=(os.environ.get("COGNITO_ENDPOINT") or "").rstrip("/") or None,
         dev_auth=os.environ.get("SWITCHBOARD_DEV_AUTH") == "1",
         public_base_url_set=bool(os.environ.get("PUBLIC_BASE_URL")),
-        metrics_namespace=_env("POWERTOOLS_METRICS_NAMESPACE", "Switchboard"),
+        metrics_namespace=metrics_namespace(),
     )
 
 
 def routing_queue_name() -> str:
     """Name of the FIFO routing queue; needed at import time by the SQS event source decorator."""
     return _env("SWITCHBOARD_ROUTING_QUEUE", "switchboard-routing.fifo")
+
+
+def metrics_namespace() -> str:
+    """CloudWatch namespace of the EMF metrics (Switchboard/<stage> in AWS); read at import by the Metrics object."""
+    return _env("POWERTOOLS_METRICS_NAMESPACE", "Switchboard")
 
 
 def timer_queue_name() -> str:
