@@ -14,10 +14,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from botocore.client import BaseClient
 
 from chalicelib.settings import get_settings, outbox_queue_name, reload_settings, routing_queue_name, timer_queue_name
+from tests.fakes.providers import TWILIO, fake_providers  # noqa: F401 (a fixture)
 from tests.infra.template import actions_of, ref, resources
 from tests.support import (
     REGION,
@@ -30,6 +32,7 @@ from tests.support import (
     fixture,
     lambda_service_sqs,
     offers_to,
+    post_mailgun,
     post_twilio,
     post_webchat,
     sqs_event,
@@ -230,6 +233,54 @@ def test_every_call_of_a_whole_flow_is_allowed_by_its_functions_role(client, tem
     calls = sorted(set(recorded.calls), key=str)
     assert {function for function, _, _ in calls} == {"APIHandler", *HANDLERS.values()}
     denied = [call for call in calls if not _allowed(template, *call)]
+    assert denied == [], denied
+
+
+SUPPORT = "support@acme-shop.example"
+
+
+def test_replies_through_providers_and_their_retries_are_allowed_too(
+    client,
+    templates,
+    recorded,
+    fake_providers,  # noqa: F811
+    monkeypatch,
+):
+    """The outbox's other paths: a provider failing (backoff by ChangeMessageVisibility) and e-mail by SES."""
+    boto3.client("sesv2", region_name=REGION).create_email_identity(EmailIdentity="acme-shop.example")
+    monkeypatch.setenv("EMAIL_FROM_ADDRESS", SUPPORT)
+    reload_settings()
+    create_agent(client, "ada", capacity=2, channels=("sms", "email"))
+    connection = connect_agent(client, "ada")
+    assert post_twilio(client, "/webhooks/twilio/messaging", fixture("twilio/inbound_sms.txt")).status_code == 200
+    mail = {
+        "recipient": SUPPORT,
+        "sender": "ada.lovelace@example.com",
+        "from": "Ada Lovelace <ada.lovelace@example.com>",
+        "subject": "Order 4417",
+        "body-plain": "Where is order 4417?\r\n",
+        "Message-Id": "<CAF3kX9m2Q+order4417@mail.gmail.com>",
+    }
+    assert post_mailgun(client, mail).status_code == 200
+    drain(client)
+    conversations = [o["contact_id"] for o in offers_to(connection)]
+    assert len(conversations) == 2
+    for conversation in conversations:
+        assert agent_says(client, connection, action="accept", contact_id=conversation)["type"] == "accepted"
+
+    fake_providers.fail_next(1, status=503, api=TWILIO)
+    for conversation in conversations:
+        reply = client.http.post(
+            f"/conversations/{conversation}/messages", headers=as_agent("ada"), body=json.dumps({"text": "On it."})
+        )
+        assert reply.status_code == 202, reply.body
+    answer = _deliver(client, "on_outbox", outbox_queue_name(), [])
+    assert len(answer["batchItemFailures"]) == 1  # Twilio's 503: that reply waits for its backoff
+
+    calls = sorted(set(recorded.calls), key=str)
+    outbox_actions = {action for function, action, _ in calls if function == "OnOutbox"}
+    assert {"sqs:ChangeMessageVisibility", "ses:SendEmail"} <= outbox_actions
+    denied = [call for call in calls if not _allowed(templates["dev"], *call)]
     assert denied == [], denied
 
 
