@@ -78,22 +78,22 @@ def _parser() -> argparse.ArgumentParser:
     dlq_commands = dlq.add_subparsers(dest="command", required=True, metavar="ACTION")
     listed = dlq_commands.add_parser("list", help="how many dead letters each queue has, and a look at them")
     listed.add_argument("--queue", metavar="NAME", help="one source queue (default: all)")
-    listed.add_argument("--stage", metavar="STAGE", help="a deployed stage (default: the environment's queues)")
+    _stage_option(listed)
     listed.set_defaults(run=_dlq_list)
     redriven = dlq_commands.add_parser("redrive", help="send dead letters back to their queue")
     redriven.add_argument("--queue", metavar="NAME", help="one source queue (default: all)")
-    redriven.add_argument("--stage", metavar="STAGE", help="a deployed stage (default: the environment's queues)")
+    _stage_option(redriven)
     redriven.add_argument("--max", type=int, default=1000, metavar="N", help="at most N messages per queue")
     redriven.set_defaults(run=_dlq_redrive)
 
     secrets = groups.add_parser("secrets", help="see and set a deployed stage's secrets (SSM SecureString)")
     secret_commands = secrets.add_subparsers(dest="command", required=True, metavar="ACTION")
     status = secret_commands.add_parser("status", help="which secrets are set (values are never shown)")
-    status.add_argument("--stage", metavar="STAGE", help="a stage of .chalice/config.json (default: the environment)")
+    _stage_option(status)
     status.set_defaults(run=_secrets_status)
     setter = secret_commands.add_parser("set", help="set one secret; the value is read from stdin")
     setter.add_argument("name", metavar="NAME")
-    setter.add_argument("--stage", metavar="STAGE", help="a stage of .chalice/config.json (default: the environment)")
+    _stage_option(setter)
     setter.set_defaults(run=_secrets_set)
 
     agents_group = groups.add_parser("agents", help="create an agent record (the first admin's, before the console)")
@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     created.add_argument("agent_id", metavar="AGENT_ID", help="the user's custom:agent_id (or user name)")
     created.add_argument("--name", help="shown to supervisors (default: the id)")
     created.add_argument("--queue", action="append", metavar="QUEUE", help="a queue to work (repeatable)")
-    created.add_argument("--stage", metavar="STAGE", help="a deployed stage (default: the environment)")
+    _stage_option(created)
     created.set_defaults(run=_agents_create)
 
     setup = groups.add_parser("setup", help="after `make deploy`: what is left to do, with this deployment's URLs")
@@ -110,6 +110,12 @@ def _parser() -> argparse.ArgumentParser:
     setup.add_argument("--outputs", metavar="FILE", required=True, help="cdk deploy --outputs-file")
     setup.set_defaults(run=_setup)
     return parser
+
+
+def _stage_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stage", metavar="STAGE", help="a deployed stage of .chalice/config.json (default: the environment's names)"
+    )
 
 
 def _sources(args: argparse.Namespace) -> list[str]:
