@@ -10,11 +10,12 @@ SCAN_STAMP := $(SCAN_VENV)/.installed-$(shell cat infra/requirements-scan.txt | 
 CDK_STAMP := infra/node_modules/.installed-$(shell cat infra/package-lock.json | cksum | cut -d' ' -f1)
 CDK := cd infra && AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$${AWS_REGION:-us-east-1}} npx --no-install cdk
 STAGE ?= dev
-# Operator choices for the stack (README, Deploy): make deploy STAGE=prod ALARM_EMAIL=ops@example.com
+# Operator choices for the stack (README, Deploy): make deploy STAGE=prod ALARM_EMAIL=ops@example.com;
+# any other context as CONTEXT="-c apiRate=500 -c widgetPostsPerIp=300"
 CDK_CONTEXT := -c stage=$(STAGE) $(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL)) \
 	$(if $(PUBLIC_BASE_URL),-c publicBaseUrl=$(PUBLIC_BASE_URL)) $(if $(SNS_TOPIC_ARNS),-c snsTopicArns=$(SNS_TOPIC_ARNS)) \
 	$(if $(TWILIO_ACCOUNT_SID),-c twilioAccountSid=$(TWILIO_ACCOUNT_SID)) \
-	$(if $(EMAIL_FROM_ADDRESS),-c emailFromAddress=$(EMAIL_FROM_ADDRESS))
+	$(if $(EMAIL_FROM_ADDRESS),-c emailFromAddress=$(EMAIL_FROM_ADDRESS)) $(CONTEXT)
 TEMPLATE = infra/cdk.out/switchboard-$(STAGE).template.json
 
 .PHONY: demo local test chromium lint typecheck unit integration e2e rules-check synth scan deploy clean

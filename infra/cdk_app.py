@@ -31,6 +31,10 @@ def main() -> None:
             "snsTopicArns",
             "slaBreachPercent",
             "routingAgeSeconds",
+            "apiRate",
+            "apiBurst",
+            "widgetRate",
+            "widgetPostsPerIp",
             *CONTEXT_SETTINGS,
         )
     }

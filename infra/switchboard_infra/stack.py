@@ -47,9 +47,6 @@ WEBSOCKET_STAGE = "WebsocketAPIStage"
 # The attribute DynamoDB expires items by (replay guards: store/replay.py).
 TTL_ATTRIBUTE = "expires_at"
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
-# Requests per second the REST API takes, and what one IP may post to the widget in five minutes.
-API_RATE, API_BURST = 200, 400
-WIDGET_POSTS_PER_IP = 600
 SECRET_FREE_ACCESS_LOG = {
     # No query string, no headers: `?token=` signs agents in and Meta's verify token arrives in the query.
     "requestId": "$context.requestId",
@@ -378,16 +375,16 @@ class SwitchboardStack(Stack):
                 {
                     "ResourcePath": "/*",
                     "HttpMethod": "*",
-                    "ThrottlingRateLimit": API_RATE,
-                    "ThrottlingBurstLimit": API_BURST,
+                    "ThrottlingRateLimit": self.stage.api_rate,
+                    "ThrottlingBurstLimit": self.stage.api_burst,
                     "MetricsEnabled": True,
                 },
                 {
                     # The widget is the only endpoint anyone on the internet can post to unsigned.
                     "ResourcePath": "/~1widget~1messages",
                     "HttpMethod": "POST",
-                    "ThrottlingRateLimit": 20,
-                    "ThrottlingBurstLimit": 40,
+                    "ThrottlingRateLimit": self.stage.widget_rate,
+                    "ThrottlingBurstLimit": 2 * self.stage.widget_rate,
                 },
             ],
         )
@@ -422,7 +419,8 @@ class SwitchboardStack(Stack):
             },
         )
         websocket_stage.add_override(
-            "Properties.DefaultRouteSettings", {"ThrottlingRateLimit": API_RATE, "ThrottlingBurstLimit": API_BURST}
+            "Properties.DefaultRouteSettings",
+            {"ThrottlingRateLimit": self.stage.api_rate, "ThrottlingBurstLimit": self.stage.api_burst},
         )
         websocket_stage.add_override("DependsOn", [account.logical_id])
         for log_group in (rest_logs, ws_logs, *self.log_groups.values()):
@@ -453,7 +451,7 @@ class SwitchboardStack(Stack):
                     action=wafv2.CfnWebACL.RuleActionProperty(block={}),
                     statement=wafv2.CfnWebACL.StatementProperty(
                         rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                            limit=WIDGET_POSTS_PER_IP,
+                            limit=self.stage.widget_posts_per_ip,
                             aggregate_key_type="IP",
                             scope_down_statement=wafv2.CfnWebACL.StatementProperty(
                                 byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(

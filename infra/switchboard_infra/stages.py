@@ -31,6 +31,12 @@ class Stage:
     sla_breach_percent: float = 20.0
     # Age of the oldest routing event, in seconds, that raises the alarm (routing normally takes under a second).
     routing_age_seconds: int = 120
+    # Requests per second the REST and WebSocket APIs take (steady, burst), and the widget's posts.
+    api_rate: int = 200
+    api_burst: int = 400
+    widget_rate: int = 20
+    # What one IP may post to the widget in five minutes before WAF blocks it.
+    widget_posts_per_ip: int = 600
     # Plain settings for replies: TWILIO_ACCOUNT_SID, EMAIL_FROM_ADDRESS (from CONTEXT_SETTINGS).
     settings: tuple[tuple[str, str], ...] = ()
 
@@ -65,5 +71,9 @@ def load_stage(name: str, context: dict[str, Any] | None = None) -> Stage:
         sns_topic_arns=tuple(t.strip() for t in topics.split(",") if t.strip()) if isinstance(topics, str) else (),
         sla_breach_percent=float(context.get("slaBreachPercent") or 20.0),
         routing_age_seconds=int(context.get("routingAgeSeconds") or 120),
+        api_rate=int(context.get("apiRate") or 200),
+        api_burst=int(context.get("apiBurst") or 400),
+        widget_rate=int(context.get("widgetRate") or 20),
+        widget_posts_per_ip=int(context.get("widgetPostsPerIp") or 600),
         settings=tuple((name, str(context[key])) for key, name in CONTEXT_SETTINGS.items() if context.get(key)),
     )

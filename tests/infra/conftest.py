@@ -23,6 +23,8 @@ PROD_CONTEXT = {
     "snsTopicArns": "arn:aws:sns:eu-west-1:123456789012:inbound-mail",
     "twilioAccountSid": "AC0123456789abcdef0123456789abcdef",
     "emailFromAddress": "support@example.com",
+    "widgetPostsPerIp": "300",
+    "apiRate": "500",
 }
 
 

@@ -273,6 +273,20 @@ def test_apis_are_throttled_and_the_widget_more_so(template):
     assert websocket["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
 
 
+def test_limits_follow_the_operators_context(templates):
+    def limits(template: dict[str, Any]) -> tuple[int, int]:
+        (acl,) = resources(template, "AWS::WAFv2::WebACL").values()
+        rules = {r["Name"]: r for r in acl["Properties"]["Rules"]}
+        rest = next(iter(resources(template, "AWS::Serverless::Api").values()))["Properties"]
+        settings = {s["ResourcePath"]: s for s in rest["MethodSettings"]}
+        return rules["WidgetPostsPerIp"]["Statement"]["RateBasedStatement"]["Limit"], settings["/*"][
+            "ThrottlingRateLimit"
+        ]
+
+    assert limits(templates["dev"]) == (600, 200)  # the defaults
+    assert limits(templates["prod"]) == (300, 500)  # -c widgetPostsPerIp=300 -c apiRate=500
+
+
 def test_firewall_guards_the_rest_api_and_rate_limits_the_widget(template):
     (acl,) = resources(template, "AWS::WAFv2::WebACL").values()
     rules = {r["Name"]: r for r in acl["Properties"]["Rules"]}
