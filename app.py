@@ -63,7 +63,7 @@ def route(path: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
             except SwitchboardError as error:
                 return Response(body=error.to_body(), status_code=error.status)
             except MissingSecret as error:
-                logger.error("secret not configured", extra={"secret": error.name})
+                logger.error(f"{error.kind} not configured", extra={error.kind: error.name})
                 return Response(body={"error": "not_configured", "message": str(error)}, status_code=503)
 
         return app.route(path, **options)(guarded)
@@ -351,7 +351,7 @@ def ws_connect(event: WebsocketEvent) -> Response:
     except SwitchboardError as error:
         return Response(body=error.to_body(), status_code=403 if error.status == 404 else error.status)
     except MissingSecret as error:
-        logger.error("secret not configured", extra={"secret": error.name})
+        logger.error(f"{error.kind} not configured", extra={error.kind: error.name})
         return Response(body={"error": "not_configured", "message": str(error)}, status_code=503)
     return Response(body="", status_code=200)
 

@@ -176,6 +176,14 @@ def get_secret(name: str) -> str:
 class MissingSecret(RuntimeError):
     """A secret the running code needs is not configured."""
 
+    kind = "secret"
+
     def __init__(self, name: str) -> None:
-        super().__init__(f"secret {name} is not configured")
+        super().__init__(f"{self.kind} {name} is not configured")
         self.name = name
+
+
+class MissingSetting(MissingSecret):
+    """A plain setting the running code needs is not configured (answered like a missing secret: 503)."""
+
+    kind = "setting"

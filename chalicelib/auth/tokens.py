@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from chalicelib.auth.principal import ROLES, Principal
 from chalicelib.errors import Forbidden, InvalidPayload, NotSignedIn
-from chalicelib.settings import DEV_SIGNING_KEY, MissingSecret, Settings, get_secret, get_settings
+from chalicelib.settings import DEV_SIGNING_KEY, MissingSetting, Settings, get_secret, get_settings
 
 logger = Logger(service="switchboard", child=True)
 
@@ -253,9 +253,9 @@ def _text(value: Any) -> str | None:
 def _cognito_config(settings: Settings) -> tuple[str, str]:
     # A deployment without its user pool is misconfigured, not the caller's fault: 503 naming the setting.
     if not settings.cognito_issuer:
-        raise MissingSecret("COGNITO_ISSUER")
+        raise MissingSetting("COGNITO_ISSUER")
     if not settings.cognito_client_id:
-        raise MissingSecret("COGNITO_CLIENT_ID")
+        raise MissingSetting("COGNITO_CLIENT_ID")
     return settings.cognito_issuer, settings.cognito_client_id
 
 

@@ -368,6 +368,7 @@ def test_a_deployment_without_its_user_pool_says_so(pool, monkeypatch):
     with pytest.raises(MissingSecret) as raised:
         auth.verify(_sign(id_claims()), now=NOW)
     assert raised.value.name == "COGNITO_ISSUER"
+    assert str(raised.value) == "setting COGNITO_ISSUER is not configured"
 
 
 def test_a_rejected_token_is_never_logged(pool, caplog, capsys):
