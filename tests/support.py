@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
 import boto3
+from botocore.exceptions import EndpointConnectionError
 from chalice.test import Client
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -352,3 +354,26 @@ def stored_messages() -> list[dict[str, Any]]:
 
 def iter_contacts() -> Iterator[dict[str, Any]]:
     return (i for i in all_items(get_settings().routing_table) if i["sk"] == "CONTACT")
+
+
+# --- failures at the AWS boundary ------------------------------------------------------------
+
+
+@contextmanager
+def fails_once(service: str, operation: str) -> Iterator[list[str]]:
+    """The next ``operation`` on ``service`` raises a connection error, as if the Lambda lost AWS just then;
+    later calls go through. Yields the list the failure is recorded in (empty if it never fired)."""
+    fired: list[str] = []
+
+    def explode(**_: Any) -> None:
+        if not fired:
+            fired.append(operation)
+            raise EndpointConnectionError(endpoint_url=f"https://{service}.{REGION}.amazonaws.com")
+
+    client = aws.client(service)
+    event_name = f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+    client.meta.events.register_first(event_name, explode)
+    try:
+        yield fired
+    finally:
+        client.meta.events.unregister(event_name, explode)

@@ -7,12 +7,9 @@ replacing our own code.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from botocore.exceptions import EndpointConnectionError
 
 from chalicelib.store import aws
 from chalicelib.store import routing as routing_store
@@ -21,6 +18,7 @@ from tests.support import (
     create_agent,
     deliver_once,
     drain,
+    fails_once,
     iter_contacts,
     offers_to,
     post_webchat,
@@ -28,25 +26,6 @@ from tests.support import (
     stored_messages,
     webchat_payload,
 )
-
-
-@contextmanager
-def fails_once(service: str, operation: str) -> Iterator[list[str]]:
-    """The next ``operation`` call on ``service`` raises a connection error; later calls go through."""
-    fired: list[str] = []
-
-    def explode(**_: Any) -> None:
-        if not fired:
-            fired.append(operation)
-            raise EndpointConnectionError(endpoint_url=f"https://{service}.us-east-1.amazonaws.com")
-
-    events = aws.client(service).meta.events
-    event_name = f"before-call.{aws.client(service).meta.service_model.service_id.hyphenize()}.{operation}"
-    events.register_first(event_name, explode)
-    try:
-        yield fired
-    finally:
-        events.unregister(event_name, explode)
 
 
 def _end_state(connection: str) -> dict[str, Any]:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -36,7 +34,7 @@ from chalicelib.conversations import identity
 from chalicelib.errors import Conflict, Forbidden, InvalidPayload
 from chalicelib.outbound import outbox
 from chalicelib.settings import outbox_queue_name, reload_settings
-from chalicelib.store import aws, conversations, outbound, system_messages
+from chalicelib.store import conversations, outbound, system_messages
 from chalicelib.store.resources import MAX_RECEIVES, dead_letter_queue_name
 from tests.fakes.providers import (
     ACCOUNT_SID,
@@ -56,6 +54,7 @@ from tests.support import (
     connect_agent,
     create_agent,
     drain,
+    fails_once,
     fixture,
     lambda_service_sqs,
     post_mailgun,
@@ -567,25 +566,6 @@ def test_a_redelivered_job_sends_nothing_twice(app, fake):
     assert pump(app) == Pumped(0, [])
     outbox.handle_outbox_record(job["Body"], clock.now_iso(), attempt=3)  # and once more, much later
     assert len(fake.sent(TWILIO)) == 1 and len(fake.requests) == 1
-
-
-@contextmanager
-def fails_once(service: str, operation: str) -> Iterator[list[str]]:
-    """The next ``operation`` on ``service`` raises a connection error, as if the Lambda lost AWS just then."""
-    fired: list[str] = []
-
-    def explode(**_: Any) -> None:
-        if not fired:
-            fired.append(operation)
-            raise EndpointConnectionError(endpoint_url=f"https://{service}.{REGION}.amazonaws.com")
-
-    client = aws.client(service)
-    event_name = f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}"
-    client.meta.events.register_first(event_name, explode)
-    try:
-        yield fired
-    finally:
-        client.meta.events.unregister(event_name, explode)
 
 
 def test_losing_aws_before_the_send_costs_a_retry_and_nothing_more(app, fake):
