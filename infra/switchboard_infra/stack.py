@@ -280,6 +280,12 @@ class SwitchboardStack(Stack):
         skip(role, "CKV_AWS_111", "the only Resource '*' is X-Ray's, which has no resource-level permissions")
         return role
 
+    def _api_url(self, scheme: str, api: str) -> str:
+        """API Gateway's own URL of one of the packaged APIs (by logical id), with the stage."""
+        return Fn.sub(
+            f"{scheme}://${{{api}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{self.stage.api_gateway_stage}"
+        )
+
     def _parameter_arn(self, name: str) -> str:
         return Fn.sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter" + name)
 
@@ -316,13 +322,8 @@ class SwitchboardStack(Stack):
 
     def _wire_functions(self) -> None:
         """What `chalice package` cannot say: our queues, partial batch responses, log groups, pushing."""
-        websocket_endpoint = Fn.sub(
-            f"https://${{{WEBSOCKET_API}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/"
-            f"{self.stage.api_gateway_stage}"
-        )
-        rest_url = Fn.sub(
-            f"https://${{{REST_API}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{self.stage.api_gateway_stage}"
-        )
+        websocket_endpoint = self._api_url("https", WEBSOCKET_API)
+        rest_url = self._api_url("https", REST_API)
         for function in FUNCTIONS:
             resource = self.app.get_resource(function.logical_id)
             resource.add_override("Properties.Role", self.roles[function.name].role_arn)
@@ -488,18 +489,13 @@ class SwitchboardStack(Stack):
     # --- outputs ---------------------------------------------------------------------------------------------
 
     def _outputs(self) -> None:
-        base = self.stage.public_base_url or Fn.sub(
-            f"https://${{{REST_API}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{self.stage.api_gateway_stage}"
-        )
+        base = self.stage.public_base_url or self._api_url("https", REST_API)
         CfnOutput(self, "ApiUrl", value=base, description="REST API: webhooks, agent API, console")
         CfnOutput(self, "ConsoleUrl", value=Fn.join("", [base, "/console"]), description="The agent console")
         CfnOutput(
             self,
             "WebSocketUrl",
-            value=Fn.sub(
-                f"wss://${{{WEBSOCKET_API}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/"
-                f"{self.stage.api_gateway_stage}"
-            ),
+            value=self._api_url("wss", WEBSOCKET_API),
             description="Agents' live connection (the console's ?ws=)",
         )
         for adapter in registry.CHANNELS:
