@@ -59,6 +59,20 @@ class StatusUpdate:
 
 
 @dataclass(frozen=True)
+class OneTimeToken:
+    """A provider's single-use webhook token (Mailgun's), which the platform claims before storing anything.
+
+    ``fingerprint`` (a digest of the request body) binds the claim to the request that made it: the same request,
+    retried after a crash between claim and store, may complete; any other request under the token may not.
+    """
+
+    namespace: str
+    token: str
+    expires_epoch: int  # when the signature could no longer verify anyway: the claim is forgotten then
+    fingerprint: str
+
+
+@dataclass(frozen=True)
 class Webhook:
     """A verified, parsed delivery: what to store, and anything the adapter must answer at once."""
 
