@@ -28,6 +28,8 @@ class WebhookRequest:
     # The URL the provider called, as the provider saw it: PUBLIC_BASE_URL + path (+ "?" + query string).
     # Twilio signs it; behind API Gateway the Lambda cannot always reconstruct it.
     public_url: str
+    # Other forms that URL may have had, when the event carries its query only parsed (``webhook_url``).
+    public_url_forms: tuple[str, ...] = ()
 
     def header(self, name: str) -> str | None:
         value = self.headers.get(name)
