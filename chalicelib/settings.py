@@ -85,7 +85,7 @@ class Settings:
     email_from_address: str | None = None
     # Cognito user pool that signs agents' tokens: https://cognito-idp.<region>.amazonaws.com/<pool id>.
     cognito_issuer: str | None = None
-    # The user pool app client the agent desktop signs in through (id tokens' aud, access tokens' client_id).
+    # The user pool app client the agent desktop signs in through (the ID tokens' aud; access tokens are refused).
     cognito_client_id: str | None = None
     # Cognito's API as the console calls it, and where the pool's keys are (``<endpoint>/<pool id>/.well-known/
     # jwks.json``): unset in AWS (https://cognito-idp.<region>.amazonaws.com); tests point it at moto's server.
