@@ -6,7 +6,6 @@ import functools
 import json
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
 
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -22,6 +21,7 @@ from chalicelib.agents import service as agents
 from chalicelib.agents import work
 from chalicelib.channels import registry
 from chalicelib.channels.base import ChannelAdapter, WebhookRequest
+from chalicelib.channels.webhook_url import called_urls
 from chalicelib.console import pages, visitors
 from chalicelib.conversations import customers, inbox
 from chalicelib.errors import InvalidJson, InvalidPayload, NotFound, SwitchboardError
@@ -92,8 +92,11 @@ def _webhook_view(adapter: ChannelAdapter) -> Callable[..., Response]:
         raw = request.raw_body if request.method != "GET" else b""
         body = raw if isinstance(raw, bytes) else raw.encode()
         query = dict(request.query_params or {})
-        public_url = _public_base_url(request) + adapter.path + (f"?{urlencode(query)}" if query else "")
-        webhook_request = WebhookRequest(request.method, adapter.path, request.headers, query, body, public_url)
+        # The query as the provider called it, not rebuilt from the parsed one (Twilio signs it byte for byte).
+        public_url, *forms = called_urls(_public_base_url(request) + adapter.path, request.to_original_event())
+        webhook_request = WebhookRequest(
+            request.method, adapter.path, request.headers, query, body, public_url, tuple(forms)
+        )
         reply = inbox.deliver(adapter, webhook_request)
         if isinstance(reply.body, dict):
             return Response(body=reply.body, status_code=reply.status)

@@ -85,7 +85,7 @@ class Settings:
     email_from_address: str | None = None
     # Cognito user pool that signs agents' tokens: https://cognito-idp.<region>.amazonaws.com/<pool id>.
     cognito_issuer: str | None = None
-    # The user pool app client the agent desktop signs in through (id tokens' aud, access tokens' client_id).
+    # The user pool app client the agent desktop signs in through (the ID tokens' aud; access tokens are refused).
     cognito_client_id: str | None = None
     # Cognito's API as the console calls it, and where the pool's keys are (``<endpoint>/<pool id>/.well-known/
     # jwks.json``): unset in AWS (https://cognito-idp.<region>.amazonaws.com); tests point it at moto's server.
@@ -96,6 +96,9 @@ class Settings:
     public_base_url_set: bool = False
     # CloudWatch namespace of the EMF metrics (one per stage, so dev and prod in one account stay apart).
     metrics_namespace: str = "Switchboard"
+    # META_HUMAN_AGENT_TAG=1: the Meta app has Meta's Human Agent permission, so an agent's Messenger or
+    # Instagram reply 24 h to 7 days after the customer's last message goes with the HUMAN_AGENT tag.
+    meta_human_agent_tag: bool = False
 
 
 def _env(name: str, default: str) -> str:
@@ -131,6 +134,7 @@ def get_settings() -> Settings:
         dev_auth=os.environ.get("SWITCHBOARD_DEV_AUTH") == "1",
         public_base_url_set=bool(os.environ.get("PUBLIC_BASE_URL")),
         metrics_namespace=metrics_namespace(),
+        meta_human_agent_tag=os.environ.get("META_HUMAN_AGENT_TAG") == "1",
     )
 
 

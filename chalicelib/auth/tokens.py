@@ -1,11 +1,11 @@
 """Sign-in tokens: verify the user pool's (in AWS) or the local key's (``SWITCHBOARD_DEV_AUTH=1``), mint local ones.
 
 In AWS, agents sign in through the Cognito user pool ``COGNITO_ISSUER`` with the app client
-``COGNITO_CLIENT_ID`` and send its ID token or its access token. Both are RS256 JWTs signed by a key the pool
-publishes at ``{issuer}/.well-known/jwks.json``; the keys are fetched once per container, kept by ``kid``, and
-fetched again when a token names a key we have not seen (the pool rotated its keys). Access tokens carry no
-``aud``, ``name``, ``email`` or custom attributes, so a principal from one has the Cognito username as its
-agent id unless a pre-token-generation trigger adds ``custom:agent_id``.
+``COGNITO_CLIENT_ID`` and send its ID token: an RS256 JWT signed by a key the pool publishes at
+``{issuer}/.well-known/jwks.json``; the keys are fetched once per container, kept by ``kid``, and fetched again
+when a token names a key we have not seen (the pool rotated its keys). Access tokens are refused: they carry no
+``custom:agent_id`` (nor ``aud``, ``name``, ``email``), only the Cognito ``username``, so a user whose username
+is another agent's id would act as that agent. Only the ID token names the agent the admin assigned.
 
 Locally there is no user pool: ``issue_dev_token`` mints Cognito-shaped ID tokens signed with the
 ``DEV_SIGNING_KEY`` secret (``generate_dev_key`` makes one) and issuer ``switchboard-local``, and ``verify``
@@ -45,7 +45,8 @@ JWKS_TIMEOUT_SECONDS = 3
 # next refetch: made-up kids must not turn every request into a call to Cognito.
 UNKNOWN_KID_REFETCH_SECONDS = 10
 MAX_TOKEN_CHARS = 16 * 1024
-TOKEN_USES = frozenset({"id", "access"})
+# ID tokens only: the agent id is the admin-set custom:agent_id, which access tokens never carry.
+TOKEN_USES = frozenset({"id"})
 
 DEV_ISSUER = "switchboard-local"
 DEV_CLIENT_ID = "switchboard-local"
@@ -199,11 +200,14 @@ def _check_claims(claims: dict[str, Any], issuer: str, client_id: str, now: floa
     if claims.get("iss") != issuer:
         raise NotSignedIn("wrong issuer: the token is not from this app's user pool")
     token_use = claims.get("token_use")
+    if token_use == "access":
+        raise NotSignedIn(
+            "wrong token_use: access tokens do not name the agent (no custom:agent_id); send the ID token"
+        )
     if token_use not in token_uses:
-        raise NotSignedIn(f"wrong token_use: send an {' or '.join(sorted(token_uses))} token")
-    # ID tokens name the app client in aud; access tokens have no aud and name it in client_id.
-    audience = claims.get("aud") if token_use == "id" else claims.get("client_id")
-    if audience != client_id:
+        raise NotSignedIn("wrong token_use: send the ID token")
+    # ID tokens name the app client in aud (access tokens, refused above, would name it in client_id).
+    if claims.get("aud") != client_id:
         raise NotSignedIn("wrong audience: the token is for another app client")
     expires, issued, not_before = _time(claims, "exp"), _time(claims, "iat"), _time(claims, "nbf")
     if expires is None or issued is None:
@@ -230,7 +234,7 @@ def _principal(claims: dict[str, Any]) -> Principal:
     agent_id = next(
         (
             value
-            for value in (claims.get("custom:agent_id"), claims.get("cognito:username"), claims.get("username"))
+            for value in (claims.get("custom:agent_id"), claims.get("cognito:username"))
             if isinstance(value, str) and value
         ),
         subject,

@@ -28,6 +28,8 @@ class WebhookRequest:
     # The URL the provider called, as the provider saw it: PUBLIC_BASE_URL + path (+ "?" + query string).
     # Twilio signs it; behind API Gateway the Lambda cannot always reconstruct it.
     public_url: str
+    # Other forms that URL may have had, when the event carries its query only parsed (``webhook_url``).
+    public_url_forms: tuple[str, ...] = ()
 
     def header(self, name: str) -> str | None:
         value = self.headers.get(name)
@@ -56,6 +58,20 @@ class StatusUpdate:
     at: str | None = None
     error: str | None = None
     kind: str = "message"  # "message" or "call"
+
+
+@dataclass(frozen=True)
+class OneTimeToken:
+    """A provider's single-use webhook token (Mailgun's), which the platform claims before storing anything.
+
+    ``fingerprint`` (a digest of the request body) binds the claim to the request that made it: the same request,
+    retried after a crash between claim and store, may complete; any other request under the token may not.
+    """
+
+    namespace: str
+    token: str
+    expires_epoch: int  # when the signature could no longer verify anyway: the claim is forgotten then
+    fingerprint: str
 
 
 @dataclass(frozen=True)

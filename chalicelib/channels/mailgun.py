@@ -13,8 +13,12 @@ read from their fields or else from ``message-headers``.
 Verification: ``signature`` must be the hex HMAC-SHA256 of
 ``timestamp + token`` under the ``MAILGUN_SIGNING_KEY`` secret (Mailgun's
 HTTP webhook signing key), and ``timestamp`` within five minutes of now
-either way. A token is good once: the adapter hands it to the platform in
-``Webhook.context["replay_token"]``, which refuses a token it has seen.
+either way. A token is good once: the signature covers ``timestamp + token``
+only, not the e-mail, so a captured forward could otherwise carry other
+e-mails for five minutes. The adapter hands the token, with a digest of the
+body, to the platform in ``Webhook.context["replay_token"]`` (a
+``OneTimeToken``); the platform claims it with one conditional write before
+storing anything (``chalicelib.store.replay``).
 
 Answers: 200 once stored; 401 on any signature problem; 406, which tells
 Mailgun to stop retrying, only for a genuine delivery we can never accept
@@ -36,7 +40,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from chalicelib.channels import mime
-from chalicelib.channels.base import Reply, Webhook, WebhookRequest
+from chalicelib.channels.base import OneTimeToken, Reply, Webhook, WebhookRequest
 from chalicelib.channels.fields import load_json
 from chalicelib.conversations.models import Attachment, InboundMessage, StoredMessage
 from chalicelib.errors import InvalidJson, InvalidPayload, PayloadTooLarge, SwitchboardError, Unauthenticated
@@ -90,7 +94,8 @@ def parse(body: bytes, content_type: str | None, signing_key: str, now: float) -
     token, timestamp = verify(form, signing_key, now)
     # Remembered until the signature could no longer pass the timestamp check anyway.
     expires = timestamp + TIMESTAMP_TOLERANCE_SECONDS + _REPLAY_MARGIN_SECONDS
-    return Webhook(messages=(to_message(form),), context={"replay_token": (REPLAY_NAMESPACE, token, expires)})
+    claim = OneTimeToken(REPLAY_NAMESPACE, token, expires, hashlib.sha256(body).hexdigest())
+    return Webhook(messages=(to_message(form),), context={"replay_token": claim})
 
 
 # --- the form -------------------------------------------------------------------------------

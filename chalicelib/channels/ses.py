@@ -14,7 +14,7 @@ before anything else is read:
 * ``Timestamp`` must be less than SNS's longest retry period (one hour) old.
 
 Then, by ``Type``: ``SubscriptionConfirmation`` is confirmed through the
-SNS ``ConfirmSubscription`` API (never by fetching ``SubscribeURL``);
+SNS ``ConfirmSubscription`` API of the topic's own region (never by fetching ``SubscribeURL``);
 ``UnsubscribeConfirmation`` is acknowledged; a ``Notification`` carrying an
 SES ``Received`` notification with the raw e-mail becomes one inbound
 message. Anything else authentic (bounces, complaints, notifications of
@@ -374,11 +374,23 @@ class SesAdapter:
 def confirm_subscription(sns: SnsMessage) -> None:
     """Confirm through the SNS API; unsubscribing then needs AWS credentials, not just the message's link.
 
-    An AWS error propagates (500), so SNS delivers the confirmation again. The call goes to the SNS of
-    this deployment's region: the topic (which SES requires in its own receiving region) must be there too.
+    An AWS error propagates (500), so SNS delivers the confirmation again. The call goes to the SNS of the
+    topic's own region (from its ARN, one of ``SNS_TOPIC_ARNS``): SES needs the topic in its receiving region,
+    which need not be this deployment's.
     """
-    aws.client("sns").confirm_subscription(TopicArn=sns.topic_arn, Token=sns.token, AuthenticateOnUnsubscribe="true")
+    region = topic_region(sns.topic_arn)
+    aws.client("sns", region).confirm_subscription(
+        TopicArn=sns.topic_arn, Token=sns.token, AuthenticateOnUnsubscribe="true"
+    )
     logger.info("SNS subscription confirmed", extra={"topic_arn": sns.topic_arn})
+
+
+def topic_region(topic_arn: str) -> str:
+    """The region of ``arn:aws:sns:<region>:<account>:<name>``."""
+    parts = topic_arn.split(":")
+    if len(parts) != 6 or parts[2] != "sns" or not parts[3]:
+        raise InvalidPayload(f"TopicArn is not an SNS topic ARN: {topic_arn}")
+    return parts[3]
 
 
 ADAPTER = SesAdapter()

@@ -159,7 +159,8 @@ def _verified_form(request: WebhookRequest) -> _Form:
     # Every candidate is computed and compared in constant time; the loop does not stop early.
     matches = [
         hmac.compare_digest(_signature(token, url, pairs).encode(), signature.strip().encode())
-        for url in _signed_url_forms(request.public_url)
+        for called in (request.public_url, *request.public_url_forms)
+        for url in _signed_url_forms(called)
     ]
     if not any(matches):
         raise Unauthenticated(f"{SIGNATURE_HEADER} does not match the URL and parameters")

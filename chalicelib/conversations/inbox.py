@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger
 
 from chalicelib import clock
-from chalicelib.channels.base import ChannelAdapter, Reply, StatusUpdate, WebhookRequest
+from chalicelib.channels.base import ChannelAdapter, OneTimeToken, Reply, StatusUpdate, WebhookRequest
 from chalicelib.conversations.models import InboundMessage, StoredMessage
 from chalicelib.errors import Unauthenticated
 from chalicelib.notify import push
@@ -22,8 +22,9 @@ def deliver(adapter: ChannelAdapter, request: WebhookRequest) -> Reply:
     webhook = adapter.handle(request)
     if webhook.immediate is not None:
         return webhook.immediate
-    token = webhook.context.get("replay_token")
-    if token is not None and replay.seen(token[0], token[1]):
+    token: OneTimeToken | None = webhook.context.get("replay_token")
+    # Claimed before anything is stored, by one conditional write: of concurrent requests under one token, one wins.
+    if token is not None and not replay.claim(token):
         raise Unauthenticated("this webhook token was already used (replayed request)")
     stored = [receive(message) for message in webhook.messages]
     now = clock.now_iso()
@@ -41,8 +42,8 @@ def deliver(adapter: ChannelAdapter, request: WebhookRequest) -> Reply:
         if applied and update.kind == "message":
             _tell_the_agent(update)
     if token is not None:
-        # Remembered only once everything is stored: a delivery that died midway can still be retried.
-        replay.remember(token[0], token[1], int(token[2]))
+        # Used up only once everything is stored: until then the same request, retried, may still complete.
+        replay.use_up(token)
     return adapter.respond(webhook, stored)
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+from urllib.parse import urlsplit
 
 from chalice import Chalice
 from chalice.app import Request
 from chalice.config import Config
-from chalice.local import ChaliceRequestHandler, LocalDevServer
+from chalice.local import ChaliceRequestHandler, LambdaEventConverter, LocalDevServer, LocalGateway
 
 from chalicelib.local.lambda_context import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_SECONDS
 
@@ -44,7 +46,33 @@ class _ThreadLocalRequest(Chalice):
         self._local.lambda_context = value
 
 
-class _LoggedRequestHandler(ChaliceRequestHandler):
+class _RawQueryEvents(LambdaEventConverter):
+    """Chalice local's events, plus ``rawQueryString``: the query exactly as the client sent it.
+
+    API Gateway's REST API passes the query only parsed; this server has the request line, so it hands the
+    raw query on too (as API Gateway's HTTP APIs do), and Twilio's signature is checked against the URL as called.
+    """
+
+    def create_lambda_event(
+        self, method: str, path: str, headers: dict[str, str], body: bytes | None = None
+    ) -> dict[str, Any]:
+        event = super().create_lambda_event(method, path, headers, body)
+        event["rawQueryString"] = urlsplit(path).query
+        return event
+
+
+class _RawQueryRequestHandler(ChaliceRequestHandler):
+    """Chalice local's request handler with ``_RawQueryEvents``."""
+
+    def __init__(self, request: Any, client_address: Any, server: Any, app_object: Chalice, config: Config) -> None:
+        # As ChaliceRequestHandler.__init__, whose BaseHTTPRequestHandler.__init__ serves the request at once.
+        self.local_gateway = LocalGateway(app_object, config)
+        converter = self.local_gateway.event_converter
+        self.local_gateway.event_converter = _RawQueryEvents(converter._route_matcher, converter._binary_types)
+        BaseHTTPRequestHandler.__init__(self, request, client_address, server)
+
+
+class _LoggedRequestHandler(_RawQueryRequestHandler):
     """Access lines go to ``logging`` (INFO) instead of stderr, so ``make local`` shows them and the demo does not."""
 
     def log_message(self, format: str, *args: Any) -> None:

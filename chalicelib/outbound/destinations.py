@@ -54,6 +54,13 @@ _SUBJECT_FROM_TEXT = 60
 
 
 WHATSAPP_WINDOW_SECONDS = 24 * 3600
+# Meta's Messenger and Instagram rules: a free reply within 24 hours of the person's last message (the
+# standard messaging window); after that only a message tag, and for a person answering, HUMAN_AGENT:
+# within 7 days of that message, for apps Meta granted the Human Agent permission.
+META_MESSAGING_CHANNELS = frozenset({"messenger", "instagram"})
+META_STANDARD_WINDOW_SECONDS = 24 * 3600
+HUMAN_AGENT_WINDOW_SECONDS = 7 * 24 * 3600
+HUMAN_AGENT_TAG = "HUMAN_AGENT"
 
 
 class NoRoute(InvalidPayload):
@@ -62,7 +69,32 @@ class NoRoute(InvalidPayload):
     code = "no_route"
 
 
-class OutsideWhatsAppWindow(NoRoute):
+class OutsideMessagingWindow(NoRoute):
+    """The channel's provider takes no free-form message to this customer now (WhatsApp, Messenger, Instagram)."""
+
+
+class OutsideMetaWindow(OutsideMessagingWindow):
+    """Outside Meta's 24-hour standard messaging window (and the HUMAN_AGENT tag's 7 days, or not allowed it)."""
+
+    def __init__(self, channel: str, *, beyond_human_agent: bool) -> None:
+        name = channel.capitalize()
+        if beyond_human_agent:
+            why = (
+                f"the customer last wrote on {name} more than 7 days ago, beyond Meta's 24-hour standard "
+                "messaging window and the HUMAN_AGENT tag's 7 days: nothing can be sent there until they write "
+                "again"
+            )
+        else:
+            why = (
+                f"the customer last wrote on {name} more than 24 hours ago, outside Meta's 24-hour standard "
+                "messaging window: a reply cannot be sent there now. Within 7 days of their last message a human "
+                "agent's reply may go with Meta's HUMAN_AGENT tag, once the Meta app has the Human Agent "
+                "permission and META_HUMAN_AGENT_TAG=1 is set"
+            )
+        super().__init__(f"{why}; answer on another of the customer's channels (identity), or wait for them to write")
+
+
+class OutsideWhatsAppWindow(OutsideMessagingWindow):
     """The customer has not written on WhatsApp in the last 24 hours: only a template may be sent."""
 
     def __init__(self) -> None:
@@ -85,6 +117,7 @@ class Destination:
     subject: str | None = None
     in_reply_to: str | None = None
     references: tuple[str, ...] = field(default_factory=tuple)
+    tag: str | None = None  # the Meta message tag it goes with (HUMAN_AGENT), outside the standard window
 
 
 def default_channel(identity_key: str) -> str | None:
@@ -209,6 +242,28 @@ def check_whatsapp_window(destination: Destination, now: str) -> None:
     last = destination.last_inbound_at
     if last is None or clock.seconds_between(last, now) > WHATSAPP_WINDOW_SECONDS:
         raise OutsideWhatsAppWindow()
+
+
+def within_window(destination: Destination, now: str, *, by_agent: bool = True) -> Destination:
+    """The destination as it may be sent ``now`` (tagged HUMAN_AGENT where that is what allows it).
+
+    Raises ``OutsideMessagingWindow`` saying what the agent can do when the provider would refuse a free-form
+    message: WhatsApp after 24 hours (a template only); Messenger and Instagram after 24 hours, unless it is an
+    agent's reply (``by_agent``, not an automated message) within 7 days and ``META_HUMAN_AGENT_TAG`` is on.
+    """
+    if destination.channel == "whatsapp":
+        check_whatsapp_window(destination, now)
+        return destination
+    if destination.channel not in META_MESSAGING_CHANNELS:
+        return destination
+    last = destination.last_inbound_at
+    age = None if last is None else clock.seconds_between(last, now)
+    if age is not None and age <= META_STANDARD_WINDOW_SECONDS:
+        return destination
+    tag_allowed = by_agent and get_settings().meta_human_agent_tag
+    if tag_allowed and age is not None and age <= HUMAN_AGENT_WINDOW_SECONDS:
+        return replace(destination, tag=HUMAN_AGENT_TAG)
+    raise OutsideMetaWindow(destination.channel, beyond_human_agent=tag_allowed)
 
 
 def reply_subject(subject: str) -> str:

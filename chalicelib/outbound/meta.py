@@ -5,7 +5,9 @@
   the answer's ``messages[0].id`` is the wamid the status webhooks name.
 - Messenger: ``POST .../v21.0/{page_id}/messages`` (``/me/messages`` when the page is unknown);
   Instagram: ``POST .../v21.0/me/messages``. Both with ``{"recipient": {"id"}, "messaging_type":
-  "RESPONSE", "message": {"text"}}``; the answer is ``{"recipient_id", "message_id"}``.
+  "RESPONSE", "message": {"text"}}``, or ``"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"`` for an
+  agent's reply after the 24-hour standard messaging window (``destinations.within_window``); the answer is
+  ``{"recipient_id", "message_id"}``.
 
 Every call carries ``Authorization: Bearer META_ACCESS_TOKEN``: one token for the three products,
 so it must be granted ``whatsapp_business_messaging`` and ``pages_messaging`` (and
@@ -64,7 +66,10 @@ def _whatsapp(destination: Destination, text: str) -> SendResult:
 
 def _messaging(destination: Destination, text: str) -> SendResult:
     page = destination.sender if destination.provider == "messenger" and destination.sender else "me"
-    body = {"recipient": {"id": destination.to}, "messaging_type": "RESPONSE", "message": {"text": text}}
+    body: dict[str, Any] = {"recipient": {"id": destination.to}, "messaging_type": "RESPONSE"}
+    if destination.tag:  # outside the standard messaging window: only a tagged message is allowed
+        body.update(messaging_type="MESSAGE_TAG", tag=destination.tag)
+    body["message"] = {"text": text}
     answer = _post(destination.provider, f"{quote(page, safe='')}/messages", body)
     mid = answer.body.get("message_id") if isinstance(answer.body, dict) else None
     if not isinstance(mid, str) or not mid:

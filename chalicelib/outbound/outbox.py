@@ -48,7 +48,7 @@ from chalicelib.conversations import identity as identities
 from chalicelib.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from chalicelib.observability import redact
 from chalicelib.outbound import destinations, meta, ses, telegram, twilio
-from chalicelib.outbound.destinations import Destination, NoRoute, OutsideWhatsAppWindow
+from chalicelib.outbound.destinations import Destination, NoRoute, OutsideMessagingWindow
 from chalicelib.outbound.senders import MAX_TEXT, ProviderRejected, ProviderUnavailable, SendResult
 from chalicelib.settings import get_settings, outbox_queue_name
 from chalicelib.store import aws, conversations, outbound, queue
@@ -102,7 +102,7 @@ def queue_reply(
     to another identity of the same customer, on that identity's channel (a phone gets an SMS) unless
     ``channel`` names one (``whatsapp``). Raises ``InvalidPayload`` (empty or too long text, an
     identity that is not one, no way to reach them), ``Forbidden`` (another customer's identity),
-    ``NotFound`` and, for WhatsApp outside the 24-hour customer service window, ``Conflict``:
+    ``NotFound`` and, outside WhatsApp's, Messenger's or Instagram's messaging window, ``Conflict``:
     nothing is stored or queued then.
     """
     text = text.strip() if isinstance(text, str) else ""
@@ -127,9 +127,8 @@ def queue_reply(
         )
     try:
         destination = destinations.resolve(customer_id, conversation_id, channel, target)
-        if channel == "whatsapp":
-            destinations.check_whatsapp_window(destination, now)
-    except OutsideWhatsAppWindow as exc:
+        destinations.within_window(destination, now)  # WhatsApp's, Messenger's and Instagram's windows
+    except OutsideMessagingWindow as exc:
         raise Conflict(exc.message) from None
     return enqueue(
         conversation_id, customer_id, channel, text, REPLY, now, author=agent_id, identity=destination.identity
@@ -264,9 +263,10 @@ def handle_outbox_record(body: str, now: str, attempt: int) -> None:
         return
     log = {"message_id": message["message_id"], "channel": message.get("channel"), "attempt": attempt}
     try:
-        destination = destinations.for_message(message)
-        if destination.channel == "whatsapp":  # a late retry or a system message: no pointless provider call
-            destinations.check_whatsapp_window(destination, now)
+        # A late retry or a system message outside the provider's window: no pointless provider call.
+        destination = destinations.within_window(
+            destinations.for_message(message), now, by_agent=message.get("kind") == REPLY
+        )
         result = _send(destination, message)
     except (NoRoute, ProviderRejected) as exc:
         error = exc.error if isinstance(exc, ProviderRejected) else exc.message

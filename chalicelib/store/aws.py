@@ -21,18 +21,20 @@ _clients: dict[str, Any] = {}
 _CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=5)
 
 
-def client(service: str) -> Any:
-    """The shared client for an AWS service."""
-    found = _clients.get(service)
+def client(service: str, region: str | None = None) -> Any:
+    """The shared client for an AWS service, in this deployment's region unless ``region`` names another."""
+    home = get_settings().region
+    name = service if region is None or region == home else f"{service}@{region}"
+    found = _clients.get(name)
     if found is not None:
         return found
     with _lock:
-        if service not in _clients:
-            kwargs: dict[str, Any] = {"region_name": get_settings().region, "config": _CONFIG}
+        if name not in _clients:
+            kwargs: dict[str, Any] = {"region_name": region or home, "config": _CONFIG}
             if service == "apigatewaymanagementapi":
                 kwargs["endpoint_url"] = get_settings().websocket_endpoint
-            _clients[service] = boto3.session.Session().client(service, **kwargs)
-        return _clients[service]
+            _clients[name] = boto3.session.Session().client(service, **kwargs)
+        return _clients[name]
 
 
 def created_clients() -> list[Any]:

@@ -10,7 +10,11 @@ from chalicelib import stages
 
 ROOT = Path(__file__).resolve().parents[2]
 # CDK context keys that become the functions' plain settings (never secrets: those are SSM parameters).
-CONTEXT_SETTINGS = {"twilioAccountSid": "TWILIO_ACCOUNT_SID", "emailFromAddress": "EMAIL_FROM_ADDRESS"}
+CONTEXT_SETTINGS = {
+    "twilioAccountSid": "TWILIO_ACCOUNT_SID",
+    "emailFromAddress": "EMAIL_FROM_ADDRESS",
+    "metaHumanAgentTag": "META_HUMAN_AGENT_TAG",  # "1" once Meta granted the app the Human Agent permission
+}
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,8 @@ _TWILIO_PATH = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Messages\.json$")
 _GRAPH_PATH = re.compile(r"^/(v\d+\.\d+)/([^/]+)/messages$")
 _TELEGRAM_PATH = re.compile(r"^/bot([^/]+)/sendMessage$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+# Meta's message tags (Messenger; Instagram takes HUMAN_AGENT only): a MESSAGE_TAG send must name one.
+_MESSAGE_TAGS = frozenset({"HUMAN_AGENT", "CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE", "ACCOUNT_UPDATE"})
 _SERVICE_SID = re.compile(r"^MG[0-9a-f]{32}$")
 
 
@@ -329,6 +331,8 @@ class FakeProviders:
             return _graph_error(400, 100, "(#100) The parameter recipient is required")
         if document.get("messaging_type") not in ("RESPONSE", "UPDATE", "MESSAGE_TAG"):
             return _graph_error(400, 100, "(#100) Param messaging_type must be one of {RESPONSE, UPDATE, MESSAGE_TAG}")
+        if document.get("messaging_type") == "MESSAGE_TAG" and document.get("tag") not in _MESSAGE_TAGS:
+            return _graph_error(400, 100, "(#100) Param tag must be one of {" + ", ".join(sorted(_MESSAGE_TAGS)) + "}")
         message = document.get("message")
         text = message.get("text") if isinstance(message, dict) else None
         if not isinstance(text, str) or not text:

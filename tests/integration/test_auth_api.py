@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+import responses
 
+from chalicelib.auth import forget_signing_keys
 from chalicelib.settings import reload_settings
 from tests.support import (
     as_admin,
@@ -17,6 +19,7 @@ from tests.support import (
     offers_to,
     post_webchat,
     webchat_payload,
+    ws_event,
 )
 
 JSON = {"Content-Type": "application/json"}
@@ -121,3 +124,55 @@ def test_admin_can_do_everything_an_agent_can(client):
     assert call(client, "GET", "/agents", as_admin()).status_code == 200
     assert call(client, "GET", "/supervisor", as_admin()).status_code == 200
     assert call(client, "GET", "/me", as_agent("ada")).json_body["roles"] == ["agent"]
+
+
+# --- Cognito tokens through the API and the WebSocket ----------------------------------
+
+
+@pytest.fixture
+def cognito(client, monkeypatch):
+    """The deployed sign-in: the app verifies the user pool's tokens against the pool's JWKS (played here)."""
+    from tests.unit.test_auth import CLIENT_ID, ISSUER, JWKS_URL, POOL_KEY, POOL_KID, _jwk
+
+    create_agent(client, "agent-0042")  # the victim, while dev tokens still work
+    create_agent(client, "mallory")
+    monkeypatch.setenv("SWITCHBOARD_DEV_AUTH", "0")
+    monkeypatch.setenv("COGNITO_ISSUER", ISSUER)
+    monkeypatch.setenv("COGNITO_CLIENT_ID", CLIENT_ID)
+    reload_settings()
+    forget_signing_keys()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as pool:
+        pool.get(JWKS_URL, json={"keys": [_jwk(POOL_KEY, POOL_KID)]})
+        yield client
+    forget_signing_keys()
+
+
+def test_an_access_token_cannot_act_as_the_agent_its_username_names(cognito):
+    """Mallory's Cognito username is another agent's id; her access token has no custom:agent_id to say otherwise."""
+    from tests.unit.test_auth import _sign, access_claims, current, id_claims
+
+    access = _sign(current(access_claims(username="agent-0042", **{"cognito:groups": ["agent"]})))
+    identity = _sign(
+        current(
+            id_claims(**{"cognito:username": "agent-0042", "custom:agent_id": "mallory", "cognito:groups": ["agent"]})
+        )
+    )
+
+    refused = call(cognito, "GET", "/me", {"Authorization": f"Bearer {access}"})
+    assert refused.status_code == 401
+    assert "send the ID token" in refused.json_body["message"]
+    presence = call(
+        cognito, "PUT", "/agents/agent-0042/presence", {"Authorization": f"Bearer {access}"}, {"presence": "Away"}
+    )
+    assert presence.status_code == 401
+    connected = cognito.lambda_.invoke("ws_connect", ws_event("$connect", "mallory1=", query={"token": access}))
+    assert connected.payload["statusCode"] == 401
+
+    # Her ID token names the agent the admin gave her, on REST and on the WebSocket alike.
+    assert call(cognito, "GET", "/me", {"Authorization": f"Bearer {identity}"}).json_body["agent_id"] == "mallory"
+    assert (
+        call(
+            cognito, "PUT", "/agents/agent-0042/presence", {"Authorization": f"Bearer {identity}"}, {"presence": "Away"}
+        ).status_code
+        == 403
+    )

@@ -205,6 +205,14 @@ def cloud_whatsapp_from(
     return _last_inbound()
 
 
+def meta_sent(name: str, at: float | None = None) -> bytes:
+    """A Messenger or Instagram fixture, sent at ``at`` (default now: its own timestamp is outside the window)."""
+    document = json.loads(fixture(f"meta/{name}"))
+    [event] = document["entry"][0]["messaging"]
+    event["timestamp"] = int((time.time() if at is None else at) * 1000)
+    return json.dumps(document).encode()
+
+
 def email_from(client: Client, **changes: str) -> dict[str, Any]:
     fields = {
         "recipient": SUPPORT,
@@ -290,7 +298,7 @@ def test_whatsapp_cloud_reply_goes_to_the_business_number_the_customer_wrote_to(
 
 
 def test_messenger_reply_goes_through_the_page_the_customer_wrote_to(app, fake):
-    assert post_meta(app, fixture("meta/messenger_text.json")).status_code == 200
+    assert post_meta(app, meta_sent("messenger_text.json")).status_code == 200
     queued = outbox.queue_reply(_last_inbound()["conversation_id"], "ada", "Yes, send it over.", None, clock.now_iso())
 
     pump(app)
@@ -307,7 +315,7 @@ def test_messenger_reply_goes_through_the_page_the_customer_wrote_to(app, fake):
 
 
 def test_instagram_reply_goes_to_the_instagram_scoped_id(app, fake):
-    assert post_meta(app, fixture("meta/instagram_text.json")).status_code == 200
+    assert post_meta(app, meta_sent("instagram_text.json")).status_code == 200
     queued = outbox.queue_reply(
         _last_inbound()["conversation_id"], "ada", "In stock in M and L.", None, clock.now_iso()
     )

@@ -1,4 +1,4 @@
-"""Sign-in tokens and roles: Cognito ID and access tokens verified against the pool's JWKS, local dev tokens.
+"""Sign-in tokens and roles: Cognito ID tokens verified against the pool's JWKS (access tokens refused), dev tokens.
 
 The test plays the Cognito user pool: it makes its own RSA keys, publishes
 them as a JWKS at the pool's ``/.well-known/jwks.json`` through
@@ -172,19 +172,29 @@ def test_an_id_token_names_the_agent_and_roles(pool):
     )
 
 
-def test_an_access_token_names_the_username_and_roles(pool):
-    principal = auth.verify(_sign(access_claims(**{"cognito:groups": ["agent", "admin"]})), now=NOW + 60)
+def test_an_access_token_is_refused_so_a_username_cannot_stand_in_for_the_agent_id(pool):
+    """Access tokens carry no ``custom:agent_id``: a user named like another agent would act as that agent."""
+    impostor = access_claims(username="agent-0042", **{"cognito:groups": ["agent", "admin"]})
 
-    assert principal.subject == SUB
-    assert principal.agent_id == "jdoe"
-    assert principal.roles == frozenset({AGENT, ADMIN})
-    assert principal.name is None and principal.email is None
+    assert "send the ID token" in rejected(_sign(impostor))
+    with pytest.raises(NotSignedIn, match="send the ID token"):
+        auth.from_headers({"Authorization": f"Bearer {_sign(current(impostor))}"})
+    with pytest.raises(NotSignedIn, match="send the ID token"):
+        auth.from_query({"token": _sign(current(impostor))})
+    # The same user's ID token names the agent the admin gave them.
+    assert auth.verify(_sign(id_claims(**{"cognito:username": "agent-0042"})), now=NOW).agent_id == "agent-0042"
+    assert (
+        auth.verify(
+            _sign(id_claims(**{"cognito:username": "agent-0042", "custom:agent_id": "agent-7"})), now=NOW
+        ).agent_id
+        == "agent-7"
+    )
 
 
 def test_agent_id_falls_back_to_the_username_then_sub(pool):
     without_custom = auth.verify(_sign(id_claims(**{"custom:agent_id": None})), now=NOW)
     bare = auth.verify(_sign(id_claims(**{"custom:agent_id": None, "cognito:username": None})), now=NOW)
-    no_groups = auth.verify(_sign(access_claims(**{"cognito:groups": None})), now=NOW)
+    no_groups = auth.verify(_sign(id_claims(**{"cognito:groups": None})), now=NOW)
 
     assert without_custom.agent_id == "jdoe"
     assert bare.agent_id == SUB
@@ -194,7 +204,6 @@ def test_agent_id_falls_back_to_the_username_then_sub(pool):
 def test_the_jwks_is_fetched_once_for_many_tokens(pool):
     for offset in range(25):
         auth.verify(_sign(id_claims(iat=NOW + offset, exp=NOW + 3600 + offset)), now=NOW + 60)
-        auth.verify(_sign(access_claims(iat=NOW + offset)), now=NOW + 60)
 
     assert jwks_fetches(pool) == 1
 
@@ -223,12 +232,12 @@ def test_an_expired_token_is_rejected(pool):
     token = _sign(id_claims(exp=NOW + 3600))
 
     assert "token expired" in rejected(token, now=NOW + 3600 + LEEWAY_SECONDS)
-    assert "token expired" in rejected(_sign(access_claims(exp=NOW - 10)), now=NOW + LEEWAY_SECONDS)
+    assert "token expired" in rejected(_sign(id_claims(exp=NOW - 10)), now=NOW + LEEWAY_SECONDS)
 
 
 def test_a_token_not_yet_valid_is_rejected(pool):
     issued_later = _sign(id_claims(iat=NOW + 600, exp=NOW + 4200))
-    not_before_later = _sign(access_claims(nbf=NOW + 600))
+    not_before_later = _sign(id_claims(nbf=NOW + 600))
 
     assert "not yet valid" in rejected(issued_later, now=NOW)
     assert "not yet valid" in rejected(not_before_later, now=NOW)
@@ -243,18 +252,17 @@ def test_a_token_from_another_issuer_is_rejected(pool):
     other_pool = f"https://cognito-idp.{REGION}.amazonaws.com/{REGION}_SomeoneElse"
 
     assert "wrong issuer" in rejected(_sign(id_claims(iss=other_pool)))
-    assert "wrong issuer" in rejected(_sign(access_claims(iss=None)))
+    assert "wrong issuer" in rejected(_sign(id_claims(iss=None)))
 
 
 def test_a_token_for_another_app_client_is_rejected(pool):
     assert "wrong audience" in rejected(_sign(id_claims(aud="another-app-client")))
     assert "wrong audience" in rejected(_sign(id_claims(aud=[CLIENT_ID, "another-app-client"])))
-    assert "wrong audience" in rejected(_sign(access_claims(client_id="another-app-client")))
-    # An access token is judged by client_id; an aud naming our client does not stand in for it.
-    assert "wrong audience" in rejected(_sign(access_claims(client_id=None, aud=CLIENT_ID)))
+    # An ID token is judged by aud; a client_id naming our client does not stand in for it.
+    assert "wrong audience" in rejected(_sign(id_claims(aud=None, client_id=CLIENT_ID)))
 
 
-@pytest.mark.parametrize("token_use", ["refresh", "ID", "", None])
+@pytest.mark.parametrize("token_use", ["access", "refresh", "ID", "", None])
 def test_a_token_of_another_use_is_rejected(pool, token_use):
     assert "wrong token_use" in rejected(_sign(id_claims(token_use=token_use)))
 
@@ -404,7 +412,7 @@ def test_no_bearer_header_asks_to_sign_in(headers):
 
 
 def test_a_websocket_signs_in_with_the_token_in_the_query_string(pool):
-    assert auth.from_query({"token": _sign(current(access_claims()))}).agent_id == "jdoe"
+    assert auth.from_query({"token": _sign(current(id_claims()))}).agent_id == "agent-0042"
     with pytest.raises(NotSignedIn, match=r"\?token="):
         auth.from_query({"agent_id": "jdoe"})
     with pytest.raises(NotSignedIn):
@@ -588,14 +596,14 @@ def test_require_self_or_named_roles():
 
 
 def test_signed_in_hands_the_view_its_principal(pool):
-    request = SimpleNamespace(headers={"Authorization": f"Bearer {_sign(current(access_claims()))}"})
+    request = SimpleNamespace(headers={"Authorization": f"Bearer {_sign(current(id_claims()))}"})
     signed_in = auth.authorized(lambda: request)
 
     @signed_in(AGENT)
     def view(agent_id: str, principal: Principal) -> dict[str, str]:
         return {"agent_id": agent_id, "caller": principal.agent_id}
 
-    assert view(agent_id="x") == {"agent_id": "x", "caller": "jdoe"}
+    assert view(agent_id="x") == {"agent_id": "x", "caller": "agent-0042"}
     assert view.__name__ == "view"
 
 
@@ -610,7 +618,8 @@ def test_signed_in_refuses_strangers_and_the_wrong_role(pool):
 
     with pytest.raises(NotSignedIn):
         view()
-    request.headers = {"Authorization": f"Bearer {_sign(current(access_claims()))}"}  # an agent
+    agent = id_claims(**{"cognito:groups": ["agent"]})
+    request.headers = {"Authorization": f"Bearer {_sign(current(agent))}"}
     with pytest.raises(Forbidden):
         view()
     assert calls == []

@@ -115,7 +115,8 @@ def _parse(body: bytes, content_type: str = URLENCODED, key: str = KEY) -> Any:
 
 def test_an_urlencoded_forward_becomes_one_email_message_with_a_one_time_token():
     signed = _signed_fields()
-    webhook = _parse(_urlencoded({**_email_fields(), **signed}))
+    body = _urlencoded({**_email_fields(), **signed})
+    webhook = _parse(body)
     [message] = webhook.messages
     assert (message.channel, message.provider) == ("email", "mailgun")
     assert message.provider_message_id == "<CAF3kX9nR7+reply2@mail.gmail.com>"
@@ -129,7 +130,13 @@ def test_an_urlencoded_forward_becomes_one_email_message_with_a_one_time_token()
     assert message.thread.references[0] == "<CAF3kX9m2Q+order1234@mail.gmail.com>"
     assert message.sent_at == "2025-11-04T07:15:40.000000Z"
     assert message.metadata == {"spam": False, "recipient": "support@acme-shop.example"}
-    assert webhook.context["replay_token"] == ("mailgun", signed["token"], int(signed["timestamp"]) + 360)
+    claim = webhook.context["replay_token"]
+    assert (claim.namespace, claim.token, claim.expires_epoch) == (
+        "mailgun",
+        signed["token"],
+        int(signed["timestamp"]) + 360,
+    )
+    assert claim.fingerprint == hashlib.sha256(body).hexdigest()
 
 
 def test_a_multipart_forward_lists_its_attachments_with_their_sizes():

@@ -34,6 +34,7 @@ from chalicelib.channels.base import WebhookRequest
 from chalicelib.conversations import inbox
 from chalicelib.conversations.models import Identity
 from chalicelib.errors import Forbidden, InvalidPayload, SwitchboardError, Unauthenticated
+from chalicelib.settings import reload_settings
 from chalicelib.store import aws as aws_clients
 from tests.support import CHANNEL_SECRETS, SNS_TOPIC_ARN
 
@@ -392,6 +393,34 @@ def test_a_subscription_confirmation_is_confirmed_through_the_sns_api(sns_in_mot
     assert sns_in_moto == [{"TopicArn": SNS_TOPIC_ARN, "Token": message["Token"], "AuthenticateOnUnsubscribe": "true"}]
     # The SubscribeURL was never fetched: the only HTTP call was for the certificate.
     assert [call.request.url for call in sns_certificates.calls] == [CERT_URL]
+
+
+IRELAND_TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:switchboard-inbound-email-ireland"
+IRELAND_CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-fedcba9876543210fedcba9876543210.pem"
+
+
+def test_a_topic_in_another_region_is_confirmed_through_that_regions_sns(sns_in_moto, monkeypatch):
+    """SES receives mail in a few regions only, and its topic must be in the receiving region: not ours."""
+    monkeypatch.setenv("SNS_TOPIC_ARNS", f"{SNS_TOPIC_ARN},{IRELAND_TOPIC_ARN}")
+    reload_settings()
+    boto3.client("sns", region_name="eu-west-1").create_topic(Name=IRELAND_TOPIC_ARN.rsplit(":", 1)[1])
+    confirmation = _fixture("subscription_confirmation.json")
+    confirmation = {
+        **confirmation,
+        "TopicArn": IRELAND_TOPIC_ARN,
+        "SubscribeURL": confirmation["SubscribeURL"]
+        .replace("us-east-1", "eu-west-1")
+        .replace(SNS_TOPIC_ARN, IRELAND_TOPIC_ARN),
+    }
+    message = _signed(confirmation, url=IRELAND_CERT_URL)
+    with responses.RequestsMock() as certificates:
+        certificates.get(IRELAND_CERT_URL, body=SNS_PEM, content_type="application/x-x509-ca-cert")
+        webhook = ses.ADAPTER.handle(_request(message))
+
+    assert webhook.immediate is not None and webhook.immediate.status == 200
+    assert sns_in_moto == [], "not through this deployment's region (us-east-1), where the topic does not exist"
+    regions = [c.meta.region_name for c in aws_clients.created_clients() if c.meta.service_model.service_name == "sns"]
+    assert regions == ["us-east-1", "eu-west-1"]
 
 
 def test_an_unsubscribe_confirmation_is_acknowledged_and_nothing_else(sns_in_moto, sns_certificates):
