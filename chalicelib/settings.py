@@ -55,6 +55,8 @@ SECRET_PURPOSES = {
 # The secrets a deployed stage reads (DEV_SIGNING_KEY signs local tokens only).
 DEPLOYED_SECRETS = tuple(name for name in SECRET_NAMES if name != DEV_SIGNING_KEY)
 SECRETS_MAX_AGE = 300
+DEFAULT_RECONNECT_GRACE_SECONDS = 120
+DEFAULT_HEARTBEAT_SECONDS = 240.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,13 @@ class Settings:
     public_base_url_set: bool = False
     # CloudWatch namespace of the EMF metrics (one per stage, so dev and prod in one account stay apart).
     metrics_namespace: str = "Switchboard"
+    # How long an agent whose last WebSocket closed keeps their presence, open offers and work while the
+    # console reconnects (API Gateway closes idle sockets after 10 minutes and every socket after 2 hours);
+    # then they go Offline and their open offers move on. 0: at once.
+    reconnect_grace_seconds: int = DEFAULT_RECONNECT_GRACE_SECONDS
+    # How often a connected client sends {"action": "heartbeat"}; told to clients in every answer. Well inside
+    # API Gateway's 10-minute idle timeout, so one lost heartbeat does not close the socket.
+    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
 
 
 def _env(name: str, default: str) -> str:
@@ -131,6 +140,10 @@ def get_settings() -> Settings:
         dev_auth=os.environ.get("SWITCHBOARD_DEV_AUTH") == "1",
         public_base_url_set=bool(os.environ.get("PUBLIC_BASE_URL")),
         metrics_namespace=metrics_namespace(),
+        reconnect_grace_seconds=max(
+            0, int(_env("SWITCHBOARD_RECONNECT_GRACE_SECONDS", str(DEFAULT_RECONNECT_GRACE_SECONDS)))
+        ),
+        heartbeat_seconds=float(_env("SWITCHBOARD_HEARTBEAT_SECONDS", str(DEFAULT_HEARTBEAT_SECONDS))),
     )
 
 
