@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from chalicelib import clock, metrics
 from chalicelib.errors import Conflict, Forbidden, InvalidPayload, NotFound
+from chalicelib.notify import push
 from chalicelib.routing.config import current_config
 from chalicelib.routing.events import AgentFreed, ContactRequeued, ReconnectGraceExpired
 from chalicelib.routing.model import Agent, Contact, ContactState, Presence
@@ -150,6 +151,8 @@ def set_presence(agent_id: str, document: Any) -> Agent:
             continue
         if updated.takes_work:
             queue.publish(AgentFreed(agent_id, cause=f"presence-{updated.version}"))
+        # A supervisor's change, or the agent's own from another tab: every console of theirs shows the truth.
+        push.to_agent(agent_id, presence_frame(updated, "set"))
         return updated
     raise Conflict(f"agent {agent_id} changed too often; retry")
 

@@ -206,3 +206,36 @@ def test_widget_endpoint_refuses_what_a_browser_may_not_claim(stack: LocalStack)
     assert own.status_code == 200 and [m["text"] for m in own.json()["messages"]] == ["hi"]
     other = requests.get(url, params={"site": "acme", "visitor_id": "v_someone_else"}, timeout=10)
     assert other.status_code == 404
+
+
+def test_a_dropped_websocket_shows_reconnecting_then_the_servers_presence(
+    browser: Any, stack: LocalStack, admin: Admin, screenshot: Any
+) -> None:
+    """API Gateway closes idle sockets and every socket after 2 hours: the console says it is reconnecting, comes
+    back by itself, and then shows the presence the server holds, not the one it showed before."""
+    admin.create_agent("rio", "webchat")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        before = set(stack.gateway.connection_ids())
+        _sign_in(page, stack, "rio")
+        _go_available(page)
+        [connection] = set(stack.gateway.connection_ids()) - before
+
+        context.set_offline(True)  # the network is gone for a moment: no reconnect can succeed yet
+        stack.gateway.delete_connection(connection)
+        status = page.get_by_test_id("ws-status")
+        expect(status).to_have_text("reconnecting…", timeout=WAIT_MS)
+        expect(page.get_by_test_id("presence")).to_have_attribute("data-connection", "reconnecting")
+        screenshot(page, "console_reconnecting")
+        admin.set_presence("rio", "Away")  # meanwhile a supervisor set her Away: her console could not hear it
+        context.set_offline(False)
+
+        expect(status).to_have_text("connected", timeout=WAIT_MS)
+        expect(page.get_by_test_id("presence-Away")).to_have_attribute("aria-pressed", "true", timeout=WAIT_MS)
+        expect(page.get_by_test_id("presence-Available")).to_have_attribute("aria-pressed", "false")
+        expect(page.get_by_test_id("presence")).to_have_attribute("data-connection", "connected")
+        assert len(set(stack.gateway.connection_ids()) - before - {connection}) == 1, "one new connection"
+    finally:
+        context.close()
+        admin.set_presence("rio", "Offline")

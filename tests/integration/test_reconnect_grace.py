@@ -22,6 +22,7 @@ from tests.support import (
     REGION,
     agent_says,
     as_agent,
+    bearer,
     connect_agent,
     create_agent,
     drain,
@@ -226,3 +227,15 @@ def test_a_connection_registered_by_a_connect_that_died_midway_still_counts(clie
 
     assert _presence("ada") == "Available" and routing_store.get_agent("ada").disconnected_at is None
     assert routing_store.get_contact(conversation).offered_to == "ada"
+
+
+def test_a_presence_set_by_someone_else_is_pushed_to_the_agents_console(client):
+    create_agent(client, "ada")
+    ada = connect_agent(client, "ada")
+
+    changed = client.http.put("/agents/ada/presence", headers=as_agent("sue"), body='{"presence": "Away"}')
+    assert changed.status_code == 403, "agents set only their own"
+    supervisor = {"Content-Type": "application/json", **bearer("sue", "supervisor")}
+    client.http.put("/agents/ada/presence", headers=supervisor, body='{"presence": "Away"}')
+
+    assert {"type": "presence", "presence": "Away"}.items() <= pushed(ada)[-1].items()
