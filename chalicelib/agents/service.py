@@ -11,6 +11,7 @@ import re
 from dataclasses import replace
 from typing import Annotated, Any
 
+from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from chalicelib import clock, metrics
@@ -23,6 +24,8 @@ from chalicelib.settings import get_settings
 from chalicelib.store import conversations, queue
 from chalicelib.store import routing as store
 from chalicelib.store.dynamo import TransactionConflict
+
+logger = Logger(service="switchboard", child=True)
 
 _ATTEMPTS = 5
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -181,6 +184,7 @@ def resume(agent_id: str) -> Agent:
             store.save_agent(agent, updated)
         except TransactionConflict:
             continue
+        logger.info("agent reconnected within the grace period", extra={"agent_id": agent_id})
         if updated.takes_work:
             queue.publish(AgentFreed(agent_id, cause=f"reconnected-{updated.version}"))
         return updated
@@ -233,6 +237,9 @@ def disconnect(connection_id: str) -> None:
             continue
         due = clock.plus_seconds(now, grace)
         queue.publish_timer(ReconnectGraceExpired(agent_id, now, due), due, now)
+        logger.info("agent disconnected: reconnect grace period", extra={"agent_id": agent_id, "until": due})
+        if store.connections_of(agent_id):
+            resume(agent_id)  # a reconnect got in between the check above and the marker: it must not be idle
         return
 
 
@@ -254,6 +261,7 @@ def grace_expired(agent_id: str, disconnected_at: str, now: str) -> str:
             _go_offline(agent, now)
         except TransactionConflict:
             continue
+        logger.info("agent offline: no reconnect within the grace period", extra={"agent_id": agent_id})
         return "offline"
     return "conflicts"
 
