@@ -239,3 +239,29 @@ def test_a_dropped_websocket_shows_reconnecting_then_the_servers_presence(
     finally:
         context.close()
         admin.set_presence("rio", "Offline")
+
+
+def test_an_open_offer_comes_back_after_the_console_reconnects(
+    browser: Any, stack: LocalStack, admin: Admin, screenshot: Any
+) -> None:
+    """An offer pushed while the console was away (a reload here, a dropped socket in general) is not lost: after
+    (re)connecting, the console lists the offers still open to the agent and can accept them."""
+    admin.create_agent("kit", "webchat")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        _sign_in(page, stack, "kit")
+        _go_available(page)
+        posted = {"site": "acme", "visitor_id": "v_kit", "message_id": "m_kit", "text": "Anyone there?"}
+        assert requests.post(f"{stack.api_url}/widget/messages", json=posted, timeout=10).status_code == 200
+        expect(page.get_by_test_id("offer")).to_be_visible(timeout=WAIT_MS)
+
+        page.reload()  # the page's memory of the offer is gone; the server still holds it open
+
+        expect(page.get_by_test_id("ws-status")).to_have_text("connected", timeout=WAIT_MS)
+        expect(page.get_by_test_id("presence-Available")).to_have_attribute("aria-pressed", "true", timeout=WAIT_MS)
+        _accept_offer(page, "webchat")
+        screenshot(page, "console_offer_after_reconnect")
+    finally:
+        context.close()
+        admin.set_presence("kit", "Offline")
