@@ -253,14 +253,22 @@ def test_an_open_offer_comes_back_after_the_console_reconnects(
         _sign_in(page, stack, "kit")
         _go_available(page)
         posted = {"site": "acme", "visitor_id": "v_kit", "message_id": "m_kit", "text": "Anyone there?"}
-        assert requests.post(f"{stack.api_url}/widget/messages", json=posted, timeout=10).status_code == 200
-        expect(page.get_by_test_id("offer")).to_be_visible(timeout=WAIT_MS)
+        written = requests.post(f"{stack.api_url}/widget/messages", json=posted, timeout=10)
+        assert written.status_code == 200, written.text
+        # Earlier tests may have left a contact waiting, offered to her too: this test watches its own.
+        offer = page.locator(f'[data-testid="offer"][data-contact-id="{written.json()["conversation_id"]}"]')
+        expect(offer).to_be_visible(timeout=WAIT_MS)
 
         page.reload()  # the page's memory of the offer is gone; the server still holds it open
 
         expect(page.get_by_test_id("ws-status")).to_have_text("connected", timeout=WAIT_MS)
         expect(page.get_by_test_id("presence-Available")).to_have_attribute("aria-pressed", "true", timeout=WAIT_MS)
-        _accept_offer(page, "webchat")
+        expect(offer.get_by_test_id("offer-countdown")).to_have_text(SECONDS_LEFT, timeout=WAIT_MS)
+        offer.get_by_test_id("offer-accept").click()
+        expect(offer).to_have_count(0, timeout=WAIT_MS)
+        expect(page.get_by_test_id("conversation")).to_have_attribute(
+            "data-conversation-id", written.json()["conversation_id"], timeout=WAIT_MS
+        )
         screenshot(page, "console_offer_after_reconnect")
     finally:
         context.close()
