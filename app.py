@@ -30,7 +30,14 @@ from chalicelib.observability import correlate, logger, middleware
 from chalicelib.outbound import outbox
 from chalicelib.routing import config as routing_config
 from chalicelib.routing import engine
-from chalicelib.routing.events import EscalationDue, OfferTimeout, RoutingEvent, UnknownEvent, from_body
+from chalicelib.routing.events import (
+    EscalationDue,
+    OfferTimeout,
+    ReconnectGraceExpired,
+    RoutingEvent,
+    UnknownEvent,
+    from_body,
+)
 from chalicelib.settings import (
     MissingSecret,
     get_settings,
@@ -361,7 +368,8 @@ def ws_connect(event: WebsocketEvent) -> Response:
 
 @app.on_ws_message()
 def ws_message(event: WebsocketEvent) -> None:
-    """Agent actions: {"action": "accept" | "decline" | "close", "contact_id": ..., "offer_id": ...}."""
+    """Agent actions: {"action": "accept" | "decline" | "close", "contact_id": ..., "offer_id": ...}, and
+    {"action": "heartbeat"}, which keeps API Gateway from closing the idle socket."""
     try:
         reply = _agent_action(event.connection_id, event.body)
     except SwitchboardError as error:
@@ -374,6 +382,11 @@ def _agent_action(connection_id: str, body: str) -> dict[str, Any]:
         command = json.loads(body)
     except ValueError:
         raise InvalidJson("message is not JSON") from None
+    if isinstance(command, dict) and command.get("action") == "heartbeat":
+        # API Gateway cannot push from $connect (the socket opens only once it returns), so a console learns its
+        # true presence from the answer to the heartbeat it sends as soon as the socket is open.
+        agent = agents.heartbeat(agents.agent_of_connection(connection_id))
+        return agents.presence_frame(agent, "heartbeat")
     if not isinstance(command, dict) or not isinstance(command.get("contact_id"), str):
         raise InvalidPayload('send {"action": "accept" | "decline" | "close", "contact_id": "..."}')
     action, contact_id, offer_id = command.get("action"), command["contact_id"], command.get("offer_id")
@@ -387,7 +400,7 @@ def _agent_action(connection_id: str, body: str) -> dict[str, Any]:
     if action == "close":
         agents.close(agent_id, contact_id, command.get("wrap_up"))
         return {"type": "closed", "contact_id": contact_id}
-    raise InvalidPayload(f"unknown action {action!r}; use accept, decline or close")
+    raise InvalidPayload(f"unknown action {action!r}; use accept, decline, close or heartbeat")
 
 
 @app.on_ws_disconnect()
@@ -422,14 +435,14 @@ def on_routing_event(event: Any) -> dict[str, Any]:
 
 def _timer_record(record: SQSRecord) -> None:
     event = _correlated(record.body)
-    if not isinstance(event, OfferTimeout | EscalationDue):
+    if not isinstance(event, OfferTimeout | EscalationDue | ReconnectGraceExpired):
         raise UnknownEvent(f"{type(event).__name__} is not a timer")
     engine.handle(event)
 
 
 @app.on_sqs_message(queue=timer_queue_name(), batch_size=10)
 def on_timer(event: Any) -> dict[str, Any]:
-    """Offer timeouts and escalation steps, delivered by SQS when they are due."""
+    """Offer timeouts, escalation steps and reconnect grace periods, delivered by SQS when they are due."""
     processor = BatchProcessor(event_type=EventType.SQS)
     response = process_partial_response(
         event=event.to_dict(), record_handler=_timer_record, processor=processor, context=event.context

@@ -55,6 +55,8 @@ SECRET_PURPOSES = {
 # The secrets a deployed stage reads (DEV_SIGNING_KEY signs local tokens only).
 DEPLOYED_SECRETS = tuple(name for name in SECRET_NAMES if name != DEV_SIGNING_KEY)
 SECRETS_MAX_AGE = 300
+DEFAULT_RECONNECT_GRACE_SECONDS = 120
+DEFAULT_HEARTBEAT_SECONDS = 240.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,13 @@ class Settings:
     # META_HUMAN_AGENT_TAG=1: the Meta app has Meta's Human Agent permission, so an agent's Messenger or
     # Instagram reply 24 h to 7 days after the customer's last message goes with the HUMAN_AGENT tag.
     meta_human_agent_tag: bool = False
+    # How long an agent whose last WebSocket closed keeps their presence, open offers and work while the
+    # console reconnects (API Gateway closes idle sockets after 10 minutes and every socket after 2 hours);
+    # then they go Offline and their open offers move on. 0: at once.
+    reconnect_grace_seconds: int = DEFAULT_RECONNECT_GRACE_SECONDS
+    # How often a connected client sends {"action": "heartbeat"}; told to clients in every answer. Well inside
+    # API Gateway's 10-minute idle timeout, so one lost heartbeat does not close the socket.
+    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
 
 
 def _env(name: str, default: str) -> str:
@@ -135,6 +144,10 @@ def get_settings() -> Settings:
         public_base_url_set=bool(os.environ.get("PUBLIC_BASE_URL")),
         metrics_namespace=metrics_namespace(),
         meta_human_agent_tag=os.environ.get("META_HUMAN_AGENT_TAG") == "1",
+        reconnect_grace_seconds=max(
+            0, int(_env("SWITCHBOARD_RECONNECT_GRACE_SECONDS", str(DEFAULT_RECONNECT_GRACE_SECONDS)))
+        ),
+        heartbeat_seconds=float(_env("SWITCHBOARD_HEARTBEAT_SECONDS", str(DEFAULT_HEARTBEAT_SECONDS))),
     )
 
 

@@ -11,16 +11,21 @@ import re
 from dataclasses import replace
 from typing import Annotated, Any
 
+from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from chalicelib import clock, metrics
 from chalicelib.errors import Conflict, Forbidden, InvalidPayload, NotFound
+from chalicelib.notify import push
 from chalicelib.routing.config import current_config
-from chalicelib.routing.events import AgentFreed, ContactRequeued
+from chalicelib.routing.events import AgentFreed, ContactRequeued, ReconnectGraceExpired
 from chalicelib.routing.model import Agent, Contact, ContactState, Presence
+from chalicelib.settings import get_settings
 from chalicelib.store import conversations, queue
 from chalicelib.store import routing as store
 from chalicelib.store.dynamo import TransactionConflict
+
+logger = Logger(service="switchboard", child=True)
 
 _ATTEMPTS = 5
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -149,39 +154,125 @@ def set_presence(agent_id: str, document: Any) -> Agent:
             continue
         if updated.takes_work:
             queue.publish(AgentFreed(agent_id, cause=f"presence-{updated.version}"))
+        # A supervisor's change, or the agent's own from another tab: every console of theirs shows the truth.
+        push.to_agent(agent_id, presence_frame(updated, "set"))
         return updated
     raise Conflict(f"agent {agent_id} changed too often; retry")
 
 
 def connect(agent_id: str | None, connection_id: str) -> Agent:
-    """Register a WebSocket connection for an existing agent."""
+    """Register a WebSocket connection for an existing agent; a reconnect within the grace period resumes them."""
     if not agent_id or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", agent_id):
         raise InvalidPayload("connect with ?agent_id=<your agent id>")
-    agent = get_agent(agent_id)
+    get_agent(agent_id)
     store.add_connection(agent_id, connection_id, clock.now_iso())
-    return agent
+    return resume(agent_id)
+
+
+def resume(agent_id: str) -> Agent:
+    """The agent is connected: end their reconnect grace period (if one runs) and route to them again.
+
+    The connection is registered before this runs, so a grace timer firing meanwhile either sees it, or wins
+    the versioned write and this finds the agent Offline: never both Offline and resumed.
+    """
+    for _ in range(_ATTEMPTS):
+        agent = get_agent(agent_id)
+        if agent.disconnected_at is None:
+            return agent
+        updated = agent.reconnected()
+        try:
+            store.save_agent(agent, updated)
+        except TransactionConflict:
+            continue
+        logger.info("agent reconnected within the grace period", extra={"agent_id": agent_id})
+        if updated.takes_work:
+            queue.publish(AgentFreed(agent_id, cause=f"reconnected-{updated.version}"))
+        return updated
+    raise Conflict(f"agent {agent_id} changed too often; retry")
+
+
+def heartbeat(agent_id: str) -> Agent:
+    """A connected client says it is still there: the agent as they are now (resumed, should a grace period run)."""
+    return resume(agent_id)
+
+
+def presence_frame(agent: Agent, reason: str) -> dict[str, Any]:
+    """What the agent's WebSocket is told of their presence, with how often to send a heartbeat."""
+    every = get_settings().heartbeat_seconds
+    return {
+        "type": "presence",
+        "presence": agent.presence.value,
+        "heartbeat_seconds": int(every) if float(every).is_integer() else every,
+        "reason": reason,
+    }
 
 
 def disconnect(connection_id: str) -> None:
-    """A WebSocket closed. When it was the agent's last one they go Offline, and offers to them move on."""
+    """A WebSocket closed. When it was the agent's last one, the reconnect grace period starts: they keep their
+    presence, offers and work for ``SWITCHBOARD_RECONNECT_GRACE_SECONDS``, then go Offline unless they reconnected.
+    """
     agent_id = store.agent_of_connection(connection_id)
     if not agent_id:
         return
     store.remove_connection(agent_id, connection_id)
     if store.connections_of(agent_id):
         return
+    grace = get_settings().reconnect_grace_seconds
+    now = clock.now_iso()
     for _ in range(_ATTEMPTS):
         agent = store.get_agent(agent_id)
-        if agent is None or agent.presence is Presence.OFFLINE:
-            break
+        if agent is None:
+            return
+        if grace <= 0 or agent.presence is Presence.OFFLINE:
+            try:
+                _go_offline(agent, now)
+            except TransactionConflict:
+                continue
+            return
+        if agent.disconnected_at is not None:
+            return  # another connection's close started the grace period already; its timer stands
         try:
-            store.save_agent(agent, agent.with_presence(Presence.OFFLINE, clock.now_iso()))
+            store.save_agent(agent, agent.disconnected(now))
         except TransactionConflict:
             continue
-        break
-    for contact in store.work_of(agent_id):
-        if contact.state is ContactState.OFFERED and contact.offered_to == agent_id and contact.offer_id:
-            withdraw_offer(agent_id, contact.contact_id, contact.offer_id)
+        due = clock.plus_seconds(now, grace)
+        queue.publish_timer(ReconnectGraceExpired(agent_id, now, due), due, now)
+        logger.info("agent disconnected: reconnect grace period", extra={"agent_id": agent_id, "until": due})
+        if store.connections_of(agent_id):
+            resume(agent_id)  # a reconnect got in between the check above and the marker: it must not be idle
+        return
+
+
+def grace_expired(agent_id: str, disconnected_at: str, now: str) -> str:
+    """The grace period of the drop at ``disconnected_at`` is over: Offline unless the agent is connected again.
+
+    Safe to run again, and for a drop that a reconnect (or a later drop) made stale: it then changes nothing.
+    """
+    for _ in range(_ATTEMPTS):
+        agent = store.get_agent(agent_id)
+        if agent is None or agent.disconnected_at is None:
+            return "not disconnected"
+        if agent.disconnected_at != disconnected_at:
+            return "stale"
+        if store.connections_of(agent_id):
+            resume(agent_id)
+            return "reconnected"
+        try:
+            _go_offline(agent, now)
+        except TransactionConflict:
+            continue
+        logger.info("agent offline: no reconnect within the grace period", extra={"agent_id": agent_id})
+        return "offline"
+    return "conflicts"
+
+
+def _go_offline(agent: Agent, now: str) -> None:
+    """Set the agent Offline (ending any grace period); offers open to them move on. Work they accepted stays."""
+    if agent.presence is not Presence.OFFLINE or agent.disconnected_at is not None:
+        store.save_agent(agent, agent.gone_offline(now))
+    for contact in store.work_of(agent.agent_id):
+        if contact.state is ContactState.OFFERED and contact.offered_to == agent.agent_id and contact.offer_id:
+            withdraw_offer(agent.agent_id, contact.contact_id, contact.offer_id)
 
 
 def withdraw_offer(agent_id: str, contact_id: str, offer_id: str) -> None:

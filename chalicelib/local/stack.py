@@ -22,7 +22,7 @@ from chalicelib.local.management import ManagementApiServer
 from chalicelib.local.moto_server import LOCAL_CREDENTIALS, MotoServer
 from chalicelib.local.pump import DEFAULT_RETRY_DELAY_SECONDS, EventPump
 from chalicelib.local.rest import RestApiServer
-from chalicelib.local.websocket import WebSocketGateway
+from chalicelib.local.websocket import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS, WebSocketGateway
 from chalicelib.store import aws, queue, resources
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ class LocalStack:
     for demos and tests (see ``EventPump``); ``report_batch_item_failures=False``
     mimics an event source mapping without ``ReportBatchItemFailures``; ``setup``
     runs once the environment points at moto and ``create_all()`` has run.
+    ``ws_idle_timeout_seconds`` and ``ws_max_connection_seconds`` are API Gateway's
+    10-minute idle timeout and 2-hour connection limit (``None``: never closed).
     """
 
     def __init__(
@@ -66,6 +68,8 @@ class LocalStack:
         stage: str = "dev",
         create_resources: bool = True,
         setup: Callable[[], object] | None = None,
+        ws_idle_timeout_seconds: float | None = IDLE_TIMEOUT_SECONDS,
+        ws_max_connection_seconds: float | None = MAX_CONNECTION_SECONDS,
     ) -> None:
         self.app = app
         self._ports = {"api": api_port, "ws": ws_port, "management": management_port, "moto": moto_port}
@@ -76,6 +80,8 @@ class LocalStack:
         self.stage = stage
         self._create_resources = create_resources
         self._setup = setup
+        self._ws_idle_timeout_seconds = ws_idle_timeout_seconds
+        self._ws_max_connection_seconds = ws_max_connection_seconds
         self._moto: MotoServer | None = None
         self._gateway: WebSocketGateway | None = None
         self._management: ManagementApiServer | None = None
@@ -152,6 +158,8 @@ class LocalStack:
             stage=WEBSOCKET_STAGE,
             region=self.region,
             lambda_stage=self.stage,
+            idle_timeout_seconds=self._ws_idle_timeout_seconds,
+            max_connection_seconds=self._ws_max_connection_seconds,
         )
         # Bound now so its URL can go into the environment before settings load.
         self._management = ManagementApiServer(self._gateway, host=HOST, port=self._ports["management"])

@@ -42,6 +42,12 @@ DISCONNECT = "$disconnect"
 MAX_MESSAGE_BYTES = 128 * 1024
 # API Gateway waits up to 29 s for an integration; the handshake must outlive that.
 INTEGRATION_TIMEOUT_SECONDS = 29
+# API Gateway closes a connection without data either way for 10 minutes, and every connection after 2 hours.
+IDLE_TIMEOUT_SECONDS = 600.0
+MAX_CONNECTION_SECONDS = 7200.0
+# How it closes them: a $disconnect API Gateway sent for an idle connection carried disconnectStatusCode
+# 1001 and disconnectReason "Going away", and the client gets that close frame.
+GATEWAY_CLOSE_REASON = "Going away"
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # API Gateway consumes the upgrade itself; the integration never sees these.
 _HOP_BY_HOP = frozenset({"connection", "upgrade"})
@@ -76,6 +82,8 @@ class Connection:
     source_ip: str
     user_agent: str
     websocket: ServerConnection | None = None
+    # Set when the gateway itself closed the connection (idle or too old): what $disconnect reports.
+    closed_by_gateway: tuple[int, str] | None = None
 
     def touch(self) -> None:
         """Record activity (GetConnection reports it as LastActiveAt)."""
@@ -95,6 +103,9 @@ class WebSocketGateway:
 
     Runs its own asyncio loop in a thread; handlers run on a thread pool so a slow
     handler never blocks other connections (or the management API's sends).
+    Like API Gateway it closes a connection idle for ``idle_timeout_seconds`` and any
+    connection open for ``max_connection_seconds`` (10 minutes and 2 hours by default;
+    tests shorten them), with close code 1001, and runs ``$disconnect``.
     """
 
     def __init__(
@@ -108,8 +119,13 @@ class WebSocketGateway:
         lambda_stage: str = "dev",
         api_id: str = "localwsapi",
         max_workers: int = 16,
+        idle_timeout_seconds: float | None = IDLE_TIMEOUT_SECONDS,
+        max_connection_seconds: float | None = MAX_CONNECTION_SECONDS,
     ) -> None:
         self._app = app
+        # None: never (a test of something else may want a socket to stay open however long it idles).
+        self.idle_timeout_seconds = idle_timeout_seconds
+        self.max_connection_seconds = max_connection_seconds
         self._host = host
         self._requested_port = port
         self._port: int | None = None
@@ -341,6 +357,7 @@ class WebSocketGateway:
         connection.websocket = websocket
         with self._lock:
             self._connections[connection.connection_id] = connection
+        limits = asyncio.create_task(self._enforce_limits(connection, websocket))
         try:
             async for message in websocket:
                 if isinstance(message, bytes):
@@ -352,6 +369,7 @@ class WebSocketGateway:
         except ConnectionClosed:
             pass
         finally:
+            limits.cancel()
             # Gone before $disconnect runs, as in AWS: posting to it now is a 410.
             with self._lock:
                 self._connections.pop(connection.connection_id, None)
@@ -359,7 +377,29 @@ class WebSocketGateway:
             # error above) close it rather than wait forever for the client.
             await websocket.close(CloseCode.INTERNAL_ERROR)
             await websocket.wait_closed()
-            await self._deliver_disconnect(connection, websocket.close_code, websocket.close_reason)
+            if connection.closed_by_gateway is not None:
+                code, reason = connection.closed_by_gateway
+                await self._deliver_disconnect(connection, code, reason, by_gateway=True)
+            else:
+                await self._deliver_disconnect(connection, websocket.close_code, websocket.close_reason)
+
+    async def _enforce_limits(self, connection: Connection, websocket: ServerConnection) -> None:
+        """Close the connection once it has been idle too long, or open too long, as API Gateway does."""
+        while True:
+            deadlines = []
+            if self.idle_timeout_seconds is not None:
+                deadlines.append(connection.last_active_at_ms + self.idle_timeout_seconds * 1000)
+            if self.max_connection_seconds is not None:
+                deadlines.append(connection.connected_at_ms + self.max_connection_seconds * 1000)
+            if not deadlines:
+                return
+            left_ms = min(deadlines) - _now_ms()
+            if left_ms <= 0:
+                connection.closed_by_gateway = (int(CloseCode.GOING_AWAY), GATEWAY_CLOSE_REASON)
+                await websocket.close(CloseCode.GOING_AWAY, GATEWAY_CLOSE_REASON)
+                return
+            # Activity meanwhile moves the idle deadline: look again when this one would have passed.
+            await asyncio.sleep(left_ms / 1000)
 
     async def _deliver_message(self, connection: Connection, body: str) -> None:
         handler = self._app.websocket_handlers.get(DEFAULT)
@@ -376,14 +416,17 @@ class WebSocketGateway:
             # What API Gateway tells the client when the integration fails.
             await self._send_error(connection, "Internal server error", context["requestId"])
 
-    async def _deliver_disconnect(self, connection: Connection, code: int | None, reason: str | None) -> None:
+    async def _deliver_disconnect(
+        self, connection: Connection, code: int | None, reason: str | None, by_gateway: bool = False
+    ) -> None:
         handler = self._app.websocket_handlers.get(DISCONNECT)
         if handler is None:
             return
         status = code if code is not None else CloseCode.ABNORMAL_CLOSURE
         context = self._request_context(connection, DISCONNECT, "DISCONNECT")
         context["disconnectStatusCode"] = int(status)
-        context["disconnectReason"] = _disconnect_reason(int(status), reason)
+        # The gateway's own reason verbatim; a client's close is described as API Gateway describes it.
+        context["disconnectReason"] = reason if by_gateway and reason else _disconnect_reason(int(status), reason)
         host = self.domain_name
         headers = {"Host": host, "x-api-key": "", "X-Forwarded-For": "", "x-restapi": ""}
         event = {

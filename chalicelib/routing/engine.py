@@ -19,6 +19,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from chalicelib import clock, metrics
+from chalicelib.agents import service as agent_service
 from chalicelib.notify import push
 from chalicelib.routing import matching
 from chalicelib.routing.config import RoutingConfig, current_config
@@ -28,10 +29,12 @@ from chalicelib.routing.events import (
     ConversationMessage,
     EscalationDue,
     OfferTimeout,
+    ReconnectGraceExpired,
     RoutingEvent,
 )
 from chalicelib.routing.model import Agent, Contact, ContactState, Offer, Presence
 from chalicelib.routing.rules import ContactFacts, classify
+from chalicelib.settings import get_settings
 from chalicelib.store import conversations as conversation_store
 from chalicelib.store import queue, system_messages
 from chalicelib.store import routing as store
@@ -63,7 +66,7 @@ def handle(event: RoutingEvent, now: str | None = None) -> Outcome:
         return Outcome(offers=(offer,) if offer else (), note="requeued")
     if isinstance(event, AgentFreed):
         return on_agent_freed(event.agent_id, now)
-    if isinstance(event, OfferTimeout | EscalationDue):
+    if isinstance(event, OfferTimeout | EscalationDue | ReconnectGraceExpired):
         return on_timer(event, now)
     raise TypeError(f"unhandled routing event {type(event).__name__}")
 
@@ -293,11 +296,13 @@ def offer_payload(contact: Contact) -> dict[str, object]:
 # --- timers -------------------------------------------------------------------------------------
 
 
-def on_timer(event: OfferTimeout | EscalationDue, now: str) -> Outcome:
+def on_timer(event: OfferTimeout | EscalationDue | ReconnectGraceExpired, now: str) -> Outcome:
     """A timer fired (SQS delays at most 15 minutes: an early one is re-armed for the rest)."""
     if clock.seconds_between(now, event.due_at) > 1:
         queue.publish_timer(event, event.due_at, now)
         return Outcome(note="re-armed")
+    if isinstance(event, ReconnectGraceExpired):
+        return Outcome(note=agent_service.grace_expired(event.agent_id, event.disconnected_at, now))
     if isinstance(event, OfferTimeout):
         return Outcome(note="expired" if expire_offer(event.contact_id, event.offer_id, now) else "answered")
     return Outcome(note="escalated" if escalate(event.contact_id, event.step, now) else "nothing to escalate")
@@ -439,11 +444,15 @@ def _mark_acknowledged(contact: Contact, now: str) -> bool:
 
 
 def sweep(now: str | None = None) -> Outcome:
-    """Every minute: expire offers past due, fire escalation steps past due, offer what waits."""
+    """Every minute: expire offers past due, end reconnect grace periods past due, fire escalation steps past due,
+    offer what waits."""
     now = now or clock.now_iso()
     for contact in store.expired_offers(now):
         if contact.offer_id:
             expire_offer(contact.contact_id, contact.offer_id, now)
+    grace_started_before = clock.plus_seconds(now, -get_settings().reconnect_grace_seconds)
+    for agent_id, disconnected_at in store.disconnected_before(grace_started_before):
+        agent_service.grace_expired(agent_id, disconnected_at, now)
     offers: list[Offer] = []
     for queue_name in current_config().queues:
         for contact in store.waiting_contacts(queue_name, limit=_SWEEP_PAGE):

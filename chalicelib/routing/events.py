@@ -106,8 +106,20 @@ class EscalationDue(RoutingEvent):
     due_at: str
 
 
+@dataclass(frozen=True)
+class ReconnectGraceExpired(RoutingEvent):
+    """A timer: the agent's last connection closed at ``disconnected_at``; unless they reconnected by
+    ``due_at``, they go Offline and their open offers move on."""
+
+    kind: ClassVar[str] = "ReconnectGraceExpired"
+    agent_id: str
+    disconnected_at: str
+    due_at: str
+
+
 _KINDS: dict[str, type[RoutingEvent]] = {
-    cls.kind: cls for cls in (ConversationMessage, ContactRequeued, AgentFreed, OfferTimeout, EscalationDue)
+    cls.kind: cls
+    for cls in (ConversationMessage, ContactRequeued, AgentFreed, OfferTimeout, EscalationDue, ReconnectGraceExpired)
 }
 
 

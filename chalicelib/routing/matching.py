@@ -1,6 +1,6 @@
 """Pure matching: which agent gets a contact, which waiting contact a freed agent takes. No I/O here.
 
-Eligible: Available, serves one of the contact's queues, has every required
+Eligible: Available and connected (not waiting to reconnect), serves one of the contact's queues, has every required
 skill at the minimum proficiency, has room for the channel's cost, and has
 not already declined or let this contact's offer expire; a contact transferred to
 one agent waits for that agent only.
@@ -28,6 +28,7 @@ def cost_for(agent: Agent, channel: str, cost_of: CostOf) -> int:
 def can_take(agent: Agent, contact: Contact, cost_of: CostOf) -> bool:
     return (
         agent.presence is Presence.AVAILABLE
+        and agent.disconnected_at is None  # reconnecting: they could not see the offer
         and not set(contact.queues).isdisjoint(agent.queues)
         and agent.agent_id not in contact.declined_by
         and contact.reserved_for in (None, agent.agent_id)

@@ -50,6 +50,9 @@ class Agent:
     used: int = 0  # capacity units reserved
     idle_since: str = ""
     consecutive_expired: int = 0
+    # Set while the agent's last WebSocket is closed and the reconnect grace period runs: they keep their
+    # presence, offers and work, but get no new offer they could not see.
+    disconnected_at: str | None = None
     version: int = 0
 
     def has_room(self, channel: str, cost: int) -> bool:
@@ -61,8 +64,8 @@ class Agent:
 
     @property
     def takes_work(self) -> bool:
-        """Available with units to spare: listed in the available-agents index of each of their queues."""
-        return self.presence is Presence.AVAILABLE and self.used < self.capacity
+        """Available, connected, with units to spare: listed in the available-agents index of each of their queues."""
+        return self.presence is Presence.AVAILABLE and self.used < self.capacity and self.disconnected_at is None
 
     @property
     def load_permille(self) -> int:
@@ -97,6 +100,17 @@ class Agent:
 
     def answered(self) -> Agent:
         return replace(self, consecutive_expired=0, version=self.version + 1)
+
+    def disconnected(self, now: str) -> Agent:
+        """Their last connection closed at ``now``: the reconnect grace period starts."""
+        return replace(self, disconnected_at=now, version=self.version + 1)
+
+    def reconnected(self) -> Agent:
+        return replace(self, disconnected_at=None, version=self.version + 1)
+
+    def gone_offline(self, now: str) -> Agent:
+        """The grace period passed without a connection."""
+        return replace(self.with_presence(Presence.OFFLINE, now), disconnected_at=None)
 
 
 @dataclass(frozen=True)

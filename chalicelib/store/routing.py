@@ -6,6 +6,8 @@ Keys (``pk``/``sk``) and the sparse index ``gsi1`` (``gsi1pk``/``gsi1sk``)::
     AGENT#<id>    POOL#<queue>   a copy in gsi1 under AVAILABLE#<queue> while the agent takes work,
                                  least loaded first
     AGENT#<id>    CONN#<conn>    one open WebSocket connection of the agent
+    AGENT#<id>    GRACE          a copy in gsi1 under DISCONNECTED while the agent's reconnect grace
+                                 period runs, by when their last connection closed
     CONN#<conn>   CONN           which agent a connection belongs to
     CONTACT#<id>  CONTACT        the contact
     CONTACT#<id>  WAIT#<queue>   a copy in gsi1 under WAITING#<queue> while queued there,
@@ -35,6 +37,7 @@ from chalicelib.store.dynamo import from_item, get, key, to_item, to_values, tra
 from chalicelib.store.resources import ROUTING_INDEX
 
 OFFERED_INDEX_KEY = "OFFERED"
+DISCONNECTED_INDEX_KEY = "DISCONNECTED"
 PAGE = 25
 
 Change = tuple[Any, Any]  # (as read, or None when new; as it should become)
@@ -102,12 +105,32 @@ def _agent_from(values: dict[str, Any]) -> Agent:
     return Agent(**fields)
 
 
+def _grace_index(agent: Agent | None) -> dict[str, dict[str, Any]]:
+    """While the agent's reconnect grace period runs: where the sweeper finds them if the timer is lost."""
+    if agent is None or agent.disconnected_at is None:
+        return {}
+    return {
+        "GRACE": {
+            "pk": f"AGENT#{agent.agent_id}",
+            "sk": "GRACE",
+            "agent_id": agent.agent_id,
+            "disconnected_at": agent.disconnected_at,
+            "gsi1pk": DISCONNECTED_INDEX_KEY,
+            "gsi1sk": f"{agent.disconnected_at}#{agent.agent_id}",
+        }
+    }
+
+
 def agent_actions(change: Change) -> list[dict[str, Any]]:
     """Save an agent (versioned) and keep its index copies in step."""
     before, after = change
     return [
         _versioned_put(_agent_values(after), before.version if before else None),
-        *_index_actions(f"AGENT#{after.agent_id}", _agent_index(before), _agent_index(after)),
+        *_index_actions(
+            f"AGENT#{after.agent_id}",
+            {**_agent_index(before), **_grace_index(before)},
+            {**_agent_index(after), **_grace_index(after)},
+        ),
     ]
 
 
@@ -195,6 +218,18 @@ def remove_connection(agent_id: str, connection_id: str) -> None:
             {"Delete": {"TableName": _table(), "Key": key(f"CONN#{connection_id}", "CONN")}},
         ]
     )
+
+
+def disconnected_before(moment: str, limit: int = 50) -> list[tuple[str, str]]:
+    """(agent id, disconnected at) of agents whose last connection closed before ``moment``, oldest first."""
+    page = aws.client("dynamodb").query(
+        TableName=_table(),
+        IndexName=ROUTING_INDEX,
+        KeyConditionExpression="gsi1pk = :pk AND gsi1sk < :before",
+        ExpressionAttributeValues=to_values({":pk": DISCONNECTED_INDEX_KEY, ":before": moment}),
+        Limit=limit,
+    )
+    return [(str(i["agent_id"]), str(i["disconnected_at"])) for i in map(from_item, page["Items"])]
 
 
 def connections_of(agent_id: str) -> list[str]:

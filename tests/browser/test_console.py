@@ -206,3 +206,70 @@ def test_widget_endpoint_refuses_what_a_browser_may_not_claim(stack: LocalStack)
     assert own.status_code == 200 and [m["text"] for m in own.json()["messages"]] == ["hi"]
     other = requests.get(url, params={"site": "acme", "visitor_id": "v_someone_else"}, timeout=10)
     assert other.status_code == 404
+
+
+def test_a_dropped_websocket_shows_reconnecting_then_the_servers_presence(
+    browser: Any, stack: LocalStack, admin: Admin, screenshot: Any
+) -> None:
+    """API Gateway closes idle sockets and every socket after 2 hours: the console says it is reconnecting, comes
+    back by itself, and then shows the presence the server holds, not the one it showed before."""
+    admin.create_agent("rio", "webchat")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        before = set(stack.gateway.connection_ids())
+        _sign_in(page, stack, "rio")
+        _go_available(page)
+        [connection] = set(stack.gateway.connection_ids()) - before
+
+        context.set_offline(True)  # the network is gone for a moment: no reconnect can succeed yet
+        stack.gateway.delete_connection(connection)
+        status = page.get_by_test_id("ws-status")
+        expect(status).to_have_text("reconnecting…", timeout=WAIT_MS)
+        expect(page.get_by_test_id("presence")).to_have_attribute("data-connection", "reconnecting")
+        screenshot(page, "console_reconnecting")
+        admin.set_presence("rio", "Away")  # meanwhile a supervisor set her Away: her console could not hear it
+        context.set_offline(False)
+
+        expect(status).to_have_text("connected", timeout=WAIT_MS)
+        expect(page.get_by_test_id("presence-Away")).to_have_attribute("aria-pressed", "true", timeout=WAIT_MS)
+        expect(page.get_by_test_id("presence-Available")).to_have_attribute("aria-pressed", "false")
+        expect(page.get_by_test_id("presence")).to_have_attribute("data-connection", "connected")
+        assert len(set(stack.gateway.connection_ids()) - before - {connection}) == 1, "one new connection"
+    finally:
+        context.close()
+        admin.set_presence("rio", "Offline")
+
+
+def test_an_open_offer_comes_back_after_the_console_reconnects(
+    browser: Any, stack: LocalStack, admin: Admin, screenshot: Any
+) -> None:
+    """An offer pushed while the console was away (a reload here, a dropped socket in general) is not lost: after
+    (re)connecting, the console lists the offers still open to the agent and can accept them."""
+    admin.create_agent("kit", "webchat")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        _sign_in(page, stack, "kit")
+        _go_available(page)
+        posted = {"site": "acme", "visitor_id": "v_kit", "message_id": "m_kit", "text": "Anyone there?"}
+        written = requests.post(f"{stack.api_url}/widget/messages", json=posted, timeout=10)
+        assert written.status_code == 200, written.text
+        # Earlier tests may have left a contact waiting, offered to her too: this test watches its own.
+        offer = page.locator(f'[data-testid="offer"][data-contact-id="{written.json()["conversation_id"]}"]')
+        expect(offer).to_be_visible(timeout=WAIT_MS)
+
+        page.reload()  # the page's memory of the offer is gone; the server still holds it open
+
+        expect(page.get_by_test_id("ws-status")).to_have_text("connected", timeout=WAIT_MS)
+        expect(page.get_by_test_id("presence-Available")).to_have_attribute("aria-pressed", "true", timeout=WAIT_MS)
+        expect(offer.get_by_test_id("offer-countdown")).to_have_text(SECONDS_LEFT, timeout=WAIT_MS)
+        offer.get_by_test_id("offer-accept").click()
+        expect(offer).to_have_count(0, timeout=WAIT_MS)
+        expect(page.get_by_test_id("conversation")).to_have_attribute(
+            "data-conversation-id", written.json()["conversation_id"], timeout=WAIT_MS
+        )
+        screenshot(page, "console_offer_after_reconnect")
+    finally:
+        context.close()
+        admin.set_presence("kit", "Offline")

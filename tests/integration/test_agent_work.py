@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from chalicelib import clock
+from chalicelib.routing import engine
+from chalicelib.settings import get_settings
 from chalicelib.store import routing as routing_store
 from tests.support import (
     as_admin,
@@ -26,7 +29,7 @@ def _disconnect(client, connection: str) -> None:
     client.lambda_.invoke("ws_disconnect", ws_event("$disconnect", connection))
 
 
-def test_dropped_websocket_sets_the_agent_offline_and_their_offer_moves_on(client):
+def test_dropped_websocket_sets_the_agent_offline_after_the_grace_period_and_their_offer_moves_on(client):
     create_agent(client, "ada")
     create_agent(client, "bob", presence="Away")
     ada = connect_agent(client, "ada")
@@ -37,6 +40,8 @@ def test_dropped_websocket_sets_the_agent_offline_and_their_offer_moves_on(clien
     client.http.put("/agents/bob/presence", headers=as_agent("bob"), body='{"presence": "Available"}')
 
     _disconnect(client, ada)
+    assert routing_store.get_agent("ada").presence.value == "Available", "within the reconnect grace period"
+    engine.sweep(clock.plus_seconds(clock.now_iso(), get_settings().reconnect_grace_seconds + 1))
     drain(client)
 
     assert routing_store.get_agent("ada").presence.value == "Offline"
