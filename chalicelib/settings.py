@@ -96,6 +96,11 @@ class Settings:
     public_base_url_set: bool = False
     # CloudWatch namespace of the EMF metrics (one per stage, so dev and prod in one account stay apart).
     metrics_namespace: str = "Switchboard"
+    # The WebSocket URL agents' consoles connect to (wss://{api-id}.execute-api.{region}.amazonaws.com/{stage} in
+    # AWS, the local gateway's ws:// URL locally): /auth/options hands it to the console, whose CSP allows only it.
+    websocket_url: str | None = None
+    # Further WebSocket URLs a console may be pointed at with ?ws= (a custom domain, say); any other ?ws= is ignored.
+    websocket_allowed_urls: tuple[str, ...] = ()
 
 
 def _env(name: str, default: str) -> str:
@@ -131,6 +136,10 @@ def get_settings() -> Settings:
         dev_auth=os.environ.get("SWITCHBOARD_DEV_AUTH") == "1",
         public_base_url_set=bool(os.environ.get("PUBLIC_BASE_URL")),
         metrics_namespace=metrics_namespace(),
+        websocket_url=os.environ.get("WEBSOCKET_URL") or None,
+        websocket_allowed_urls=tuple(
+            u.strip() for u in os.environ.get("WEBSOCKET_ALLOWED_URLS", "").split(",") if u.strip()
+        ),
     )
 
 

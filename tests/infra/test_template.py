@@ -230,6 +230,9 @@ def test_functions_know_their_queues_websocket_and_user_pool(template):
         assert "${WebsocketAPI}" in variables["WEBSOCKET_MANAGEMENT_ENDPOINT"]["Fn::Sub"], name
         for key in ("SWITCHBOARD_ROUTING_QUEUE", "SWITCHBOARD_TIMER_QUEUE", "SWITCHBOARD_OUTBOX_QUEUE"):
             assert variables[key] in queue_names, (name, key)
+    # The console connects only to the deployment's own WebSocket API (never to a ?ws= from the page's URL).
+    api_handler = functions(template)["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert api_handler["WEBSOCKET_URL"]["Fn::Sub"].startswith("wss://${WebsocketAPI}.execute-api."), api_handler
     # The API handler takes its public URL from the request; the outbox names it for Twilio's status callbacks.
     assert "PUBLIC_BASE_URL" not in functions(template)["APIHandler"]["Properties"]["Environment"]["Variables"]
     outbox = functions(template)["OnOutbox"]["Properties"]["Environment"]["Variables"]
@@ -292,7 +295,12 @@ def test_firewall_guards_the_rest_api_and_rate_limits_the_widget(template):
     rules = {r["Name"]: r for r in acl["Properties"]["Rules"]}
     widget = rules["WidgetPostsPerIp"]["Statement"]["RateBasedStatement"]
     assert widget["AggregateKeyType"] == "IP"
-    assert widget["ScopeDownStatement"]["ByteMatchStatement"]["SearchString"] == "/widget/"
+    # Posts only: the widget's polls (GET) behind one office IP must never get that IP blocked.
+    matches = [s["ByteMatchStatement"] for s in widget["ScopeDownStatement"]["AndStatement"]["Statements"]]
+    method = next(m for m in matches if "Method" in m["FieldToMatch"])
+    path = next(m for m in matches if "UriPath" in m["FieldToMatch"])
+    assert (method["SearchString"], method["PositionalConstraint"]) == ("POST", "EXACTLY")
+    assert (path["SearchString"], path["PositionalConstraint"]) == ("/widget/messages", "ENDS_WITH")
     assert "KnownBadInputs" in rules
     (association,) = resources(template, "AWS::WAFv2::WebACLAssociation").values()
     assert "${RestAPI}" in association["Properties"]["ResourceArn"]["Fn::Sub"]
