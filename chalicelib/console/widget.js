@@ -143,6 +143,7 @@
     fetch(api + "/widget/messages", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
       .then(function (r) {
         return r.json().then(function (data) {
+          if (r.status === 409) pending = null;  // that id is taken: the next try is a new message id
           if (!r.ok) throw new Error(data.message || data.error || "HTTP " + r.status);
           return data;
         });
