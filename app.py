@@ -21,6 +21,7 @@ from chalicelib.agents import service as agents
 from chalicelib.agents import work
 from chalicelib.channels import registry
 from chalicelib.channels.base import ChannelAdapter, WebhookRequest
+from chalicelib.channels.fields import load_json
 from chalicelib.channels.webhook_url import called_urls
 from chalicelib.console import pages, visitors
 from chalicelib.conversations import customers, inbox
@@ -264,8 +265,9 @@ def get_contact(contact_id: str, principal: auth.Principal) -> dict[str, Any]:
 
 @route("/auth/options", methods=["GET"])
 def sign_in_options() -> dict[str, Any]:
-    """What the console's sign-in offers here: Cognito (endpoint, app client id) in AWS, dev tokens locally."""
-    return auth.sign_in_options()
+    """What the console's sign-in offers here: Cognito (endpoint, app client id) in AWS, dev tokens locally;
+    and the WebSocket URL it connects to (``?ws=`` may name only one of ``websocket.allowed``)."""
+    return {**auth.sign_in_options(), "websocket": pages.websocket_options()}
 
 
 @route("/dev/tokens", methods=["POST"], content_types=["application/json"])
@@ -287,10 +289,8 @@ def _request() -> Request:
 
 
 def _json_body() -> Any:
-    try:
-        return json.loads(_request().raw_body or b"null")
-    except ValueError as exc:
-        raise InvalidJson(f"body is not JSON: {exc}") from None
+    """The request's JSON; ``InvalidJson`` (400) for bad syntax and for nesting too deep to parse (RecursionError)."""
+    return load_json(_request().raw_body or b"null")
 
 
 # --- customers (admin) --------------------------------------------------------------
@@ -325,13 +325,13 @@ def merge_customers(principal: auth.Principal) -> dict[str, Any]:
 
 @route("/console", methods=["GET"])
 def console_page() -> Response:
-    """The agent and supervisor console; it reads its WebSocket URL from ``?ws=``."""
-    return Response(body=pages.console_html(), headers={"Content-Type": "text/html; charset=utf-8"})
+    """The agent and supervisor console (its WebSocket URL comes from ``/auth/options``), under a strict CSP."""
+    return Response(body=pages.console_html(), headers=pages.console_headers())
 
 
 @route("/widget.js", methods=["GET"])
 def widget_script() -> Response:
-    return Response(body=pages.widget_js(), headers={"Content-Type": "application/javascript; charset=utf-8"})
+    return Response(body=pages.widget_js(), headers=pages.widget_headers())
 
 
 @route("/widget/messages", methods=["POST"], content_types=["application/json"], cors=True)

@@ -108,6 +108,11 @@ class Settings:
     # How often a connected client sends {"action": "heartbeat"}; told to clients in every answer. Well inside
     # API Gateway's 10-minute idle timeout, so one lost heartbeat does not close the socket.
     heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
+    # The WebSocket URL agents' consoles connect to (wss://{api-id}.execute-api.{region}.amazonaws.com/{stage} in
+    # AWS, the local gateway's ws:// URL locally): /auth/options hands it to the console, whose CSP allows only it.
+    websocket_url: str | None = None
+    # Further WebSocket URLs a console may be pointed at with ?ws= (a custom domain, say); any other ?ws= is ignored.
+    websocket_allowed_urls: tuple[str, ...] = ()
 
 
 def _env(name: str, default: str) -> str:
@@ -148,6 +153,10 @@ def get_settings() -> Settings:
             0, int(_env("SWITCHBOARD_RECONNECT_GRACE_SECONDS", str(DEFAULT_RECONNECT_GRACE_SECONDS)))
         ),
         heartbeat_seconds=float(_env("SWITCHBOARD_HEARTBEAT_SECONDS", str(DEFAULT_HEARTBEAT_SECONDS))),
+        websocket_url=os.environ.get("WEBSOCKET_URL") or None,
+        websocket_allowed_urls=tuple(
+            u.strip() for u in os.environ.get("WEBSOCKET_ALLOWED_URLS", "").split(",") if u.strip()
+        ),
     )
 
 

@@ -4,7 +4,10 @@ A browser cannot hold the web-chat secret, so ``POST /widget/messages`` takes
 the visitor's message unsigned, keeps only the fields a visitor may set (no
 ``email``: a claimed e-mail would link the visitor to that customer's history)
 and signs it here, so it goes through the very adapter and inbox the signed
-webhook uses: same validation, same dedupe by ``message_id``, same routing.
+webhook uses: same validation, same routing. The visitor's ``message_id`` is
+scoped to the visitor before signing (``scoped_message_id``): the signed webhook
+dedupes per site, and two visitors choosing the same id must neither drop the
+second message nor answer it with the first visitor's conversation.
 
 Reading back is keyed by the visitor id, which the widget makes random per
 browser; it is the visitor's only credential, as a session cookie would be.
@@ -14,6 +17,7 @@ API Gateway usage plans/throttling and AWS WAF rate-based rules in production.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -21,15 +25,27 @@ from typing import Any
 
 from chalicelib.channels import webchat
 from chalicelib.channels.base import WebhookRequest
+from chalicelib.channels.fields import load_json
 from chalicelib.channels.signing import sign_sha256
 from chalicelib.conversations import inbox
 from chalicelib.conversations.models import Identity
-from chalicelib.errors import InvalidJson, InvalidPayload, NotFound, PayloadTooLarge
+from chalicelib.errors import Conflict, InvalidPayload, NotFound, PayloadTooLarge
 from chalicelib.settings import WEBCHAT_SECRET, get_secret, get_settings
 from chalicelib.store import conversations
 
 VISITOR_FIELDS = frozenset({"site", "visitor_id", "message_id", "text", "name"})
 _ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+# A poll's cursor is a received_at the API gave out (ISO-8601); anything longer is not one.
+_MAX_CURSOR = 64
+
+
+def scoped_message_id(visitor_id: str, message_id: str) -> str:
+    """The id a widget message is signed with: unique per site *and visitor*, stable across the visitor's retries.
+
+    A hash, so no visitor can choose ids that land on another visitor's (or the site backend's) ``message_id``.
+    """
+    digest = hashlib.sha256(f"{visitor_id}\n{message_id}".encode()).hexdigest()
+    return f"w.{digest[:40]}"
 
 
 def post_message(raw_body: bytes) -> dict[str, Any]:
@@ -37,10 +53,7 @@ def post_message(raw_body: bytes) -> dict[str, Any]:
     if len(raw_body) > get_settings().max_body_bytes:
         # Checked before parsing; the adapter checks the re-signed body again.
         raise PayloadTooLarge(f"body is {len(raw_body)} bytes; the limit is {get_settings().max_body_bytes}")
-    try:
-        document = json.loads(raw_body or b"null")
-    except ValueError as exc:
-        raise InvalidJson(f"body is not JSON: {exc}") from None
+    document = load_json(raw_body or b"null")  # absurd nesting is InvalidJson (400), not a RecursionError
     if not isinstance(document, dict):
         raise InvalidPayload("send a JSON object")
     unknown = sorted(set(document) - VISITOR_FIELDS)
@@ -49,7 +62,18 @@ def post_message(raw_body: bytes) -> dict[str, Any]:
             f"the widget may send only {', '.join(sorted(VISITOR_FIELDS))}",
             [{"field": name, "problem": "not allowed from the widget"} for name in unknown],
         )
-    body = json.dumps(document).encode()
+    # Every widget field is a string: refused here by name, before anything nested is re-encoded and signed.
+    bad = [{"field": k, "problem": "must be a string"} for k in sorted(document) if not isinstance(document[k], str)]
+    # Checked here because the adapter only ever sees the scoped id, which is always well-formed.
+    bad += [
+        {"field": name, "problem": "required: 1-128 of A-Z a-z 0-9 . _ : @ -"}
+        for name in ("visitor_id", "message_id")
+        if isinstance(document.get(name, ""), str) and not _ID.match(document.get(name, ""))
+    ]
+    if bad:
+        raise InvalidPayload("send the widget's fields as strings", bad)
+    visitor_id, message_id = document["visitor_id"], document["message_id"]
+    body = json.dumps({**document, "message_id": scoped_message_id(visitor_id, message_id)}).encode()
     headers = {
         "Content-Type": "application/json",
         webchat.SIGNATURE_HEADER: sign_sha256(get_secret(WEBCHAT_SECRET), body),
@@ -58,31 +82,50 @@ def post_message(raw_body: bytes) -> dict[str, Any]:
     request = WebhookRequest("POST", path, headers, {}, body, get_settings().public_base_url + path)
     reply = inbox.deliver(webchat.ADAPTER, request)
     answer = reply.body if isinstance(reply.body, dict) else {}
-    return {"conversation_id": answer.get("conversation_id"), "message_id": document.get("message_id")}
+    if answer.get("status") == "duplicate" and not _is_visitors(document.get("site", ""), visitor_id, answer):
+        # Only the same visitor's retry can repeat a scoped id; anything else must not learn whose message it is.
+        raise Conflict("this message_id is already taken: send the message with a new message_id")
+    return {"conversation_id": answer.get("conversation_id"), "message_id": message_id}
+
+
+def _is_visitors(site: str, visitor_id: str, answer: Mapping[str, Any]) -> bool:
+    """Whether a duplicate's stored customer is this visitor's (or merged into it)."""
+    visitor = Identity(webchat.CHANNEL, f"{site}/{visitor_id}")
+    customer_id = conversations.customers_of([visitor]).get(visitor.key)
+    return customer_id is not None and _owns(customer_id, str(answer.get("customer_id")))
 
 
 def messages(conversation_id: str, query: Mapping[str, str]) -> dict[str, Any]:
-    """The visitor's conversation as the visitor sees it: their messages and the answers, after ``after``."""
+    """The visitor's conversation as the visitor sees it: their messages and the answers, from ``after`` on.
+
+    What the widget polls every few seconds, so it reads only what was received at or after the cursor (a key
+    condition on the timeline's sort key), never the customer's whole history.
+    """
     site, visitor_id, after = query.get("site", ""), query.get("visitor_id", ""), query.get("after", "")
     bad = [
         {"field": name, "problem": "required: 1-128 of A-Z a-z 0-9 . _ : @ -"}
         for name, value in (("site", site), ("visitor_id", visitor_id))
         if not _ID.match(value)
     ]
+    if len(after) > _MAX_CURSOR:
+        bad.append({"field": "after", "problem": "a received_at from an earlier answer"})
     if bad:
         raise InvalidPayload("send ?site=...&visitor_id=...", bad)
     visitor = Identity(webchat.CHANNEL, f"{site}/{visitor_id}")
     customer_id = conversations.customers_of([visitor]).get(visitor.key)
-    conversation = conversations.get_conversation(conversation_id)
+    conversation = conversations.get_conversation(conversation_id) if customer_id else None
     # Someone else's conversation reads as missing: the answer never tells whether an id exists.
-    if customer_id is None or conversation is None or not _owns(customer_id, str(conversation["customer_id"])):
-        raise NotFound(f"no conversation {conversation_id} for this visitor")
+    missing = NotFound(f"no conversation {conversation_id} for this visitor")
+    if customer_id is None or conversation is None:
+        raise missing
+    profile = conversations.get_customer(customer_id) or {}
+    partitions = [customer_id, *sorted(profile.get("merged_from", ()))]
+    if str(conversation["customer_id"]) not in partitions:
+        raise missing
     shown = [
         _visible(m)
-        for m in conversations.timeline(customer_id)
-        if m.get("conversation_id") == conversation_id
-        and str(m.get("received_at", "")) >= after
-        and _for_the_visitor(m, visitor.key)
+        for m in conversations.messages_since(partitions, after)
+        if m.get("conversation_id") == conversation_id and _for_the_visitor(m, visitor.key)
     ]
     return {"conversation_id": conversation_id, "status": conversation.get("status"), "messages": shown}
 

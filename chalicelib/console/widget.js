@@ -2,9 +2,14 @@
  * Switchboard web-chat widget. Paste into a site:
  *   <script src="https://API/widget.js" data-site="acme" data-api="https://API"></script>
  * data-api defaults to where this script came from. Optional: data-title, data-name (the visitor's name).
- * Messages go to POST {api}/widget/messages; replies are polled every 2 s from
- * GET {api}/widget/conversations/{id}/messages. The visitor id (a random id, the visitor's only
- * credential) and the open conversation are kept in localStorage. Text is only set with textContent.
+ * Messages go to POST {api}/widget/messages; a message that failed to send keeps its message_id, so
+ * sending it again cannot store it twice. Replies are polled every 2 s from
+ * GET {api}/widget/conversations/{id}/messages?after=<cursor> while the panel is open and the page visible
+ * (a closed widget costs nothing). The visitor id (a random id, the visitor's only credential), the open
+ * conversation and whether the panel is open are kept in localStorage. Text is only set with textContent.
+ * Under a host page's Content-Security-Policy: allow this script (its origin, or a nonce on the tag) and
+ * connect-src to {api}; the widget's <style> carries the script tag's nonce, so a nonce-based style-src
+ * works too (otherwise style-src needs 'unsafe-inline' for the widget to look right).
  */
 (function () {
   "use strict";
@@ -29,10 +34,10 @@
   var visitor = { id: saved.visitor_id || randomId("v_"), conversation: saved.conversation_id || null };
   function save() {
     try {
-      localStorage.setItem(storeKey, JSON.stringify({ visitor_id: visitor.id, conversation_id: visitor.conversation }));
+      localStorage.setItem(storeKey, JSON.stringify({ visitor_id: visitor.id, conversation_id: visitor.conversation,
+        open: !panel.hidden }));
     } catch (_) { /* private mode: the chat lasts as long as the page */ }
   }
-  save();
 
   var css =
     ".sbw-bubble{position:fixed;right:20px;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;" +
@@ -52,6 +57,7 @@
     ".sbw-form button{border:0;background:none;color:#2457d6;font:inherit;font-weight:600;padding:0 12px;cursor:pointer}" +
     ".sbw-error{color:#b91c1c;font-size:12px;padding:0 10px}";
   var style = document.createElement("style");
+  if (script.nonce) style.nonce = script.nonce;  // a host CSP with nonces allows the widget's style as its script
   style.textContent = css;
   document.head.appendChild(style);
 
@@ -103,6 +109,8 @@
   panel.appendChild(form);
   document.body.appendChild(panel);
   document.body.appendChild(bubble);
+  panel.hidden = !saved.open;
+  save();
 
   var shown = {};
   var after = "";
@@ -118,24 +126,30 @@
 
   bubble.addEventListener("click", function () {
     panel.hidden = !panel.hidden;
-    if (!panel.hidden) input.focus();
+    save();
+    if (!panel.hidden) { input.focus(); poll(); }
   });
 
+  var pending = null;  // the message being sent: { text, message_id } until the server took it
   form.addEventListener("submit", function (e) {
     e.preventDefault();
     var text = input.value.trim();
     if (!text) return;
-    var body = { site: site, visitor_id: visitor.id, message_id: randomId("m_"), text: text };
+    // Sending the same text again after a failure is a retry: same message_id, so the server stores it once.
+    if (!pending || pending.text !== text) pending = { text: text, message_id: randomId("m_") };
+    var body = { site: site, visitor_id: visitor.id, message_id: pending.message_id, text: text };
     if (visitorName) body.name = visitorName;
     send.disabled = true;
     fetch(api + "/widget/messages", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
       .then(function (r) {
         return r.json().then(function (data) {
+          if (r.status === 409) pending = null;  // that id is taken: the next try is a new message id
           if (!r.ok) throw new Error(data.message || data.error || "HTTP " + r.status);
           return data;
         });
       })
       .then(function (data) {
+        pending = null;
         input.value = "";
         error.textContent = "";
         if (data.conversation_id !== visitor.conversation) {
@@ -151,7 +165,8 @@
 
   var polling = false;
   function poll() {
-    if (!visitor.conversation || polling) return;
+    // Only while someone can see it: the panel is open and the page is not in a background tab.
+    if (!visitor.conversation || polling || panel.hidden || document.visibilityState === "hidden") return;
     polling = true;
     var url = api + "/widget/conversations/" + encodeURIComponent(visitor.conversation) + "/messages?" +
       new URLSearchParams({ site: site, visitor_id: visitor.id, after: after }).toString();
@@ -171,5 +186,6 @@
       .then(function () { polling = false; });
   }
   setInterval(poll, POLL_MS);
+  document.addEventListener("visibilitychange", poll);
   poll();
 })();

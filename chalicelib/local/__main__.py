@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Switchboard local stack ({app.app_name})", flush=True)
         print(f"  REST API         {stack.api_url}", flush=True)
         print(f"  WebSocket        {stack.ws_url}", flush=True)
+        print(f"  Console          {stack.api_url}/console", flush=True)
         print(f"  Management API   {stack.management_url}", flush=True)
         print(f"  moto (AWS)       {stack.moto_url}", flush=True)
         print('  Sign in          POST /dev/tokens {"agent_id": "ada", "roles": ["admin"]} -> a token;', flush=True)

@@ -170,6 +170,9 @@ class LocalStack:
             self._setup()
         self._point_chalice_websocket_api_at_local()
         self._gateway.start()
+        # Known once the gateway is bound: the URL /auth/options gives the console (and its CSP allows).
+        os.environ["WEBSOCKET_URL"] = self._gateway.url
+        settings.reload_settings()
         self._management.start()
         self._pump = EventPump(
             self.app,
@@ -221,7 +224,7 @@ class LocalStack:
             "SWITCHBOARD_DEV_AUTH": "1",
             "DEV_SIGNING_KEY": os.environ.get("DEV_SIGNING_KEY") or generate_dev_key(),
         }
-        self._saved_env = {name: os.environ.get(name) for name in (*values, *_REAL_AWS_VARIABLES)}
+        self._saved_env = {name: os.environ.get(name) for name in (*values, *_REAL_AWS_VARIABLES, "WEBSOCKET_URL")}
         for name in _REAL_AWS_VARIABLES:
             os.environ.pop(name, None)
         os.environ.update(values)

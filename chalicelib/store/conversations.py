@@ -364,6 +364,32 @@ def timeline(customer_id: str) -> list[dict[str, Any]]:
     return sorted(items, key=lambda m: m["sk"])
 
 
+def messages_since(customer_ids: list[str], since: str) -> list[dict[str, Any]]:
+    """The messages in these customers' timelines received at or after ``since`` (ISO time; "" for all), oldest first.
+
+    A key condition on the sort key (``MESSAGE#<received_at>#<message_id>``), so a caller that keeps a cursor
+    (the widget's poll) reads what is new, not the whole history.
+    """
+    client = aws.client("dynamodb")
+    items: list[dict[str, Any]] = []
+    for partition in customer_ids:
+        kwargs: dict[str, Any] = {
+            "TableName": _table(),
+            # "MESSAGE$" sorts right after every "MESSAGE#..." key, and before the profile's.
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :from AND :to",
+            "ExpressionAttributeValues": to_values(
+                {":pk": customer_key(partition), ":from": f"MESSAGE#{since}", ":to": "MESSAGE$"}
+            ),
+        }
+        while True:
+            page = client.query(**kwargs)
+            items.extend(from_item(i) for i in page["Items"])
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return sorted(items, key=lambda m: m["sk"])
+
+
 def set_attributes(customer_id: str, tier: str | None, tags: list[str]) -> None:
     """The customer's tier and tags, which routing rules match on."""
     client = aws.client("dynamodb")

@@ -330,6 +330,10 @@ class SwitchboardStack(Stack):
             resource.add_override("Properties.Timeout", function.timeout)
             variables = "Properties.Environment.Variables"
             resource.add_override(f"{variables}.WEBSOCKET_MANAGEMENT_ENDPOINT", websocket_endpoint)
+            if function.name == "api_handler":
+                # What /auth/options hands the console, and what its CSP lets it connect to (no cycle: the
+                # WebSocket API names only the WebSocket handlers, not this function).
+                resource.add_override(f"{variables}.WEBSOCKET_URL", self._api_url("wss", WEBSOCKET_API))
             if not self.stage.public_base_url and function.name != "api_handler":
                 # The outbox names its status callback URL; the API handler takes the URL a request came in on
                 # (it cannot name its own API: the API's definition names the function).
@@ -454,14 +458,14 @@ class SwitchboardStack(Stack):
                         rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
                             limit=self.stage.widget_posts_per_ip,
                             aggregate_key_type="IP",
+                            # POST /widget/messages only: the widget's polls (GETs every few seconds) would
+                            # otherwise count too, and an office of open widgets behind one IP get blocked.
                             scope_down_statement=wafv2.CfnWebACL.StatementProperty(
-                                byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
-                                    field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(uri_path={}),
-                                    positional_constraint="CONTAINS",
-                                    search_string="/widget/",
-                                    text_transformations=[
-                                        wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="LOWERCASE")
-                                    ],
+                                and_statement=wafv2.CfnWebACL.AndStatementProperty(
+                                    statements=[
+                                        _byte_match("method", "EXACTLY", "POST", "NONE"),
+                                        _byte_match("uri_path", "ENDS_WITH", "/widget/messages", "LOWERCASE"),
+                                    ]
                                 )
                             ),
                         )
@@ -496,7 +500,7 @@ class SwitchboardStack(Stack):
             self,
             "WebSocketUrl",
             value=self._api_url("wss", WEBSOCKET_API),
-            description="Agents' live connection (the console's ?ws=)",
+            description="Agents' live connection (the console learns it from /auth/options)",
         )
         for adapter in registry.CHANNELS:
             CfnOutput(
@@ -528,6 +532,18 @@ class SwitchboardStack(Stack):
 def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
     return wafv2.CfnWebACL.VisibilityConfigProperty(
         cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=False
+    )
+
+
+def _byte_match(field: str, constraint: str, value: str, transformation: str) -> wafv2.CfnWebACL.StatementProperty:
+    """One WAF byte match on a part of the request (``method``, ``uri_path``)."""
+    return wafv2.CfnWebACL.StatementProperty(
+        byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
+            field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(**{field: {}}),
+            positional_constraint=constraint,
+            search_string=value,
+            text_transformations=[wafv2.CfnWebACL.TextTransformationProperty(priority=0, type=transformation)],
+        )
     )
 
 

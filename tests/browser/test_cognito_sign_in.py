@@ -95,7 +95,11 @@ def page(browser: Any) -> Iterator[Page]:
 def test_first_sign_in_sets_a_password_and_the_api_trusts_the_pools_token(cognito_stack, page, screenshot):
     stack, pool = cognito_stack
     options = requests.get(f"{stack.api_url}/auth/options", timeout=10).json()
-    assert options == {"cognito": {"endpoint": stack.moto_url, "client_id": pool.client_id}, "dev": False}
+    assert options == {
+        "cognito": {"endpoint": stack.moto_url, "client_id": pool.client_id},
+        "dev": False,
+        "websocket": {"url": stack.ws_url, "allowed": [stack.ws_url]},
+    }
     assert requests.post(f"{stack.api_url}/dev/tokens", json={"agent_id": "x"}, timeout=10).status_code == 404
 
     page.goto(f"{stack.api_url}/console?ws={stack.ws_url}")

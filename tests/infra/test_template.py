@@ -230,6 +230,9 @@ def test_functions_know_their_queues_websocket_and_user_pool(template):
         assert "${WebsocketAPI}" in variables["WEBSOCKET_MANAGEMENT_ENDPOINT"]["Fn::Sub"], name
         for key in ("SWITCHBOARD_ROUTING_QUEUE", "SWITCHBOARD_TIMER_QUEUE", "SWITCHBOARD_OUTBOX_QUEUE"):
             assert variables[key] in queue_names, (name, key)
+    # The console connects only to the deployment's own WebSocket API (never to a ?ws= from the page's URL).
+    api_handler = functions(template)["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert api_handler["WEBSOCKET_URL"]["Fn::Sub"].startswith("wss://${WebsocketAPI}.execute-api."), api_handler
     # The API handler takes its public URL from the request; the outbox names it for Twilio's status callbacks.
     assert "PUBLIC_BASE_URL" not in functions(template)["APIHandler"]["Properties"]["Environment"]["Variables"]
     outbox = functions(template)["OnOutbox"]["Properties"]["Environment"]["Variables"]
@@ -292,7 +295,12 @@ def test_firewall_guards_the_rest_api_and_rate_limits_the_widget(template):
     rules = {r["Name"]: r for r in acl["Properties"]["Rules"]}
     widget = rules["WidgetPostsPerIp"]["Statement"]["RateBasedStatement"]
     assert widget["AggregateKeyType"] == "IP"
-    assert widget["ScopeDownStatement"]["ByteMatchStatement"]["SearchString"] == "/widget/"
+    # Posts only: the widget's polls (GET) behind one office IP must never get that IP blocked.
+    matches = [s["ByteMatchStatement"] for s in widget["ScopeDownStatement"]["AndStatement"]["Statements"]]
+    method = next(m for m in matches if "Method" in m["FieldToMatch"])
+    path = next(m for m in matches if "UriPath" in m["FieldToMatch"])
+    assert (method["SearchString"], method["PositionalConstraint"]) == ("POST", "EXACTLY")
+    assert (path["SearchString"], path["PositionalConstraint"]) == ("/widget/messages", "ENDS_WITH")
     assert "KnownBadInputs" in rules
     (association,) = resources(template, "AWS::WAFv2::WebACLAssociation").values()
     assert "${RestAPI}" in association["Properties"]["ResourceArn"]["Fn::Sub"]
@@ -372,3 +380,75 @@ def test_outputs_name_every_webhook_url(template):
         assert adapter.path in json.dumps(outputs[key]["Value"]), key
     for key in ("ApiUrl", "ConsoleUrl", "WebSocketUrl", "UserPoolId", "UserPoolClientId", "DashboardUrl"):
         assert key in outputs
+
+
+# --- the template deploys: no resource waits, through references, on itself -------------------------------------
+
+
+def _references(node: Any, names: set[str]) -> set[str]:
+    """The logical ids a piece of a template names: Ref, Fn::GetAtt and Fn::Sub's ${Name} / ${Name.Attr}."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value[0] if isinstance(value, list) else str(value).split(".")[0])
+            elif key == "Fn::Sub":
+                text = value if isinstance(value, str) else value[0]
+                found.update(part.split("}")[0].split(".")[0] for part in text.split("${")[1:])
+                found |= _references(value[1:] if isinstance(value, list) else [], names)
+            else:
+                found |= _references(value, names)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _references(item, names)
+    return found & names
+
+
+def _cycle(template: dict[str, Any]) -> list[str]:
+    """A dependency cycle among the template's resources (first found), or []."""
+    everything = template["Resources"]
+    names = set(everything)
+    edges = {
+        name: _references(resource.get("Properties", {}), names) | set(_as_list(resource.get("DependsOn")))
+        for name, resource in everything.items()
+    }
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(name: str) -> list[str]:
+        if name in done:
+            return []
+        if name in visiting:
+            return [*visiting[visiting.index(name) :], name]
+        visiting.append(name)
+        for target in sorted(edges.get(name, ())):
+            if found := visit(target):
+                return found
+        visiting.pop()
+        done.add(name)
+        return []
+
+    for name in sorted(edges):
+        if found := visit(name):
+            return found
+    return []
+
+
+def _as_list(value: Any) -> list[str]:
+    return [] if value is None else [value] if isinstance(value, str) else list(value)
+
+
+def test_no_resource_depends_on_itself_through_references(template):
+    """CloudFormation refuses a circular dependency, e.g. the REST API's function naming its own API's URL."""
+    variables = functions(template)["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert "${WebsocketAPI}" in variables["WEBSOCKET_URL"]["Fn::Sub"]  # the console's URL: an edge, not a loop
+    assert _cycle(template) == []
+
+
+def test_the_cycle_check_catches_what_it_must(template):
+    looped = copy.deepcopy(template)
+    variables = looped["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
+    variables["REST_URL"] = {"Fn::Sub": "https://${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api"}
+    assert "APIHandler" in _cycle(looped) and "RestAPI" in _cycle(looped)

@@ -1,0 +1,146 @@
+"""The widget's unsigned API as a visitor's browser (or someone posing as one) calls it.
+
+A visitor's ids are theirs alone: a ``message_id`` another visitor already used must not answer with that
+visitor's conversation; a visitor's own retry deduplicates. A poll reads only what is new after its cursor,
+counted in DynamoDB items. Absurdly nested JSON is a 400, never a 500, here and on every JSON REST route.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+from urllib.parse import urlencode
+
+from chalice.test import Client
+
+from chalicelib.console import visitors
+from chalicelib.store import aws
+from tests.support import as_admin, post_webchat, stored_messages, webchat_payload
+
+SITE = "acme-shop"
+JSON = {"Content-Type": "application/json"}
+
+
+def _post(client: Client, visitor: str, message: str, text: str = "Hello?") -> Any:
+    body = {"site": SITE, "visitor_id": visitor, "message_id": message, "text": text}
+    return client.http.post("/widget/messages", headers=JSON, body=json.dumps(body).encode())
+
+
+def _poll(client: Client, conversation: str, visitor: str, after: str = "") -> Any:
+    query = urlencode({"site": SITE, "visitor_id": visitor, "after": after})
+    return client.http.get(f"/widget/conversations/{conversation}/messages?{query}")
+
+
+# --- point 6: a visitor's ids are scoped to the visitor -----------------------------------------------------
+
+
+def test_a_message_id_another_visitor_used_reveals_nothing_of_theirs(client):
+    first = _post(client, "v_grace", "m_1", "My card was charged twice")
+    assert first.status_code == 200, first.body
+    theirs = first.json_body["conversation_id"]
+
+    second = _post(client, "v_mallory", "m_1", "Who wrote m_1?")
+    assert second.status_code == 200, second.body
+    mine = second.json_body["conversation_id"]
+    assert mine != theirs, "the answer named another visitor's conversation"
+    assert second.json_body == {"conversation_id": mine, "message_id": "m_1"}
+    # Mallory's message was stored as her own, not dropped as a duplicate of Grace's.
+    assert sorted(m["text"] for m in stored_messages()) == ["My card was charged twice", "Who wrote m_1?"]
+    assert [m["text"] for m in _poll(client, mine, "v_mallory").json_body["messages"]] == ["Who wrote m_1?"]
+    assert _poll(client, theirs, "v_mallory").status_code == 404
+
+
+def test_a_visitors_retry_is_stored_once_and_answers_the_same_conversation(client):
+    first = _post(client, "v_grace", "m_7", "Is my parcel lost?")
+    retry = _post(client, "v_grace", "m_7", "Is my parcel lost?")
+    assert first.status_code == retry.status_code == 200
+    assert retry.json_body == first.json_body
+    assert [m["text"] for m in stored_messages()] == ["Is my parcel lost?"]
+
+
+def test_a_signed_message_that_collides_with_a_visitors_scoped_id_is_not_revealed(client):
+    """Defence in depth: even a site backend's id equal to the widget's scoped id never answers someone else's."""
+    scoped = visitors.scoped_message_id("v_grace", "m_1")
+    backend = post_webchat(client, webchat_payload(visitor="v_backend_user", message=scoped, text="from the backend"))
+    assert backend.status_code == 200, backend.body
+    theirs = backend.json_body["conversation_id"]
+
+    answer = _post(client, "v_grace", "m_1", "Hello?")
+    assert answer.status_code == 409, answer.body
+    assert answer.json_body["error"] == "conflict"
+    assert theirs not in json.dumps(answer.json_body)
+
+
+def test_the_signed_webhook_still_dedupes_message_ids_per_site(client):
+    """The documented contract of /webhooks/webchat is unchanged: message_id unique per site."""
+    first = post_webchat(client, webchat_payload(visitor="v_a", message="m_site_1", text="first"))
+    again = post_webchat(client, webchat_payload(visitor="v_b", message="m_site_1", text="second"))
+    assert again.json_body["status"] == "duplicate"
+    assert again.json_body["conversation_id"] == first.json_body["conversation_id"]
+
+
+# --- point 7: a poll reads only what is new -----------------------------------------------------------------
+
+
+def _count_reads() -> tuple[Counter[str], Counter[str]]:
+    """DynamoDB requests and the items they read (Query: ScannedCount; GetItem: 1; BatchGetItem: each item)."""
+    requests: Counter[str] = Counter()
+    items: Counter[str] = Counter()
+
+    def after_call(event_name: str, parsed: dict[str, Any], **_: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        requests[operation] += 1
+        if operation in ("Query", "Scan"):
+            items[operation] += int(parsed.get("ScannedCount", 0))
+        elif operation == "GetItem":
+            items[operation] += int("Item" in parsed)
+        elif operation == "BatchGetItem":
+            items[operation] += sum(len(found) for found in parsed.get("Responses", {}).values())
+
+    for made in aws.created_clients():
+        made.meta.events.register("after-call.dynamodb", after_call)
+    return requests, items
+
+
+def test_a_poll_reads_only_the_messages_after_its_cursor(client):
+    history = 30
+    for number in range(history):
+        assert _post(client, "v_long", f"m_{number}", f"message {number}").status_code == 200
+    conversation = _post(client, "v_long", "m_last", "the newest").json_body["conversation_id"]
+    seen = _poll(client, conversation, "v_long").json_body["messages"]
+    assert len(seen) == history + 1
+    cursor = seen[-1]["received_at"]
+
+    requests, items = _count_reads()
+    answer = _poll(client, conversation, "v_long", after=cursor)
+
+    assert [m["text"] for m in answer.json_body["messages"]] == ["the newest"]
+    # identity (1) + conversation (1) + profile (1) + the newest message, however long the history is
+    assert items["Query"] <= 1, dict(items)
+    assert sum(items.values()) <= 4, dict(items)
+    assert sum(requests.values()) <= 4, dict(requests)
+
+
+# --- point 11: nesting deep enough to break a recursive parser is a 400 ----------------------------------
+
+
+def test_deeply_nested_json_to_the_widget_is_a_400(client):
+    for body in ("[" * 2000 + "]" * 2000, '{"site": "acme-shop", "text": ' + "[" * 2000 + "]" * 2000 + "}"):
+        answer = client.http.post("/widget/messages", headers=JSON, body=body.encode())
+        assert answer.status_code == 400, answer.body
+        assert answer.json_body["error"] == "invalid_json"
+    assert stored_messages() == []
+
+
+def test_nested_values_where_the_widget_wants_text_are_refused_by_name(client):
+    body = {"site": SITE, "visitor_id": "v_1", "message_id": "m_1", "text": json.loads("[" * 500 + "]" * 500)}
+    answer = client.http.post("/widget/messages", headers=JSON, body=json.dumps(body).encode())
+    assert answer.status_code == 422, answer.body
+    assert [d["field"] for d in answer.json_body["details"]] == ["text"]
+
+
+def test_deeply_nested_json_to_a_rest_route_is_a_400(client):
+    answer = client.http.post("/agents", headers=as_admin(), body=("[" * 2000 + "]" * 2000).encode())
+    assert answer.status_code == 400, answer.body
+    assert answer.json_body["error"] == "invalid_json"
