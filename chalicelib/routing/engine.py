@@ -108,12 +108,13 @@ def _open_contact(event: ConversationMessage, now: str, reopening: Contact | Non
     """Classify with the routing rules and queue a contact (new, or a closed one written to again)."""
     config = current_config()
     customer = conversation_store.get_customer(event.customer_id) or {}
-    facts = ContactFacts(
-        channel=event.channel,
-        text=event.text,
-        language=event.language or customer.get("language"),
-        customer_tier=customer.get("tier"),
-        customer_tags=frozenset(customer.get("tags", ())),
+    facts = ContactFacts.of(
+        event.channel,
+        event.text,
+        event.subject,
+        event.language or customer.get("language"),
+        customer.get("tier"),
+        customer.get("tags", ()),
     )
     decision = classify(config, facts, clock.parse_iso(event.received_at))
     contact = Contact(
