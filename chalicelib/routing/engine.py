@@ -20,7 +20,7 @@ from aws_lambda_powertools import Logger
 
 from chalicelib import clock, metrics
 from chalicelib.notify import push
-from chalicelib.routing import matching
+from chalicelib.routing import hours, matching
 from chalicelib.routing.config import RoutingConfig, current_config
 from chalicelib.routing.events import (
     AgentFreed,
@@ -79,7 +79,8 @@ def on_conversation_message(event: ConversationMessage, now: str) -> Outcome:
         contact = _open_contact(event, now, reopening=contact)
     if contact.state is ContactState.QUEUED:
         offer = offer_contact(contact.contact_id, now, known=contact)
-        if offer is None:
+        if offer is None and hours.open_queues(current_config(), contact.queues, clock.parse_iso(now)):
+            # While its queues are closed the customer has had the out-of-hours reply, not a place in line.
             acknowledge(contact.contact_id, now)
         return Outcome(offers=(offer,) if offer else (), note="queued")
     if contact.state is ContactState.OFFERED and contact.offered_to:
@@ -181,13 +182,16 @@ def plan_offer(contact_id: str, now: str, known: Contact | None = None) -> Offer
     if contact is None or contact.state is not ContactState.QUEUED:
         return None
     config = current_config()
-    candidates = {a.agent_id: a for q in contact.queues for a in store.available_agents(q)}
+    open_now = hours.open_queues(config, contact.queues, clock.parse_iso(now))
+    if not open_now:
+        return None  # it waits until one of its queues opens; the sweeper offers it then
+    candidates = {a.agent_id: a for q in sorted(open_now) for a in store.available_agents(q)}
     for wanted in (contact.reserved_for, contact.preferred_agent):
         if wanted and wanted not in candidates:
             found = store.get_agent(wanted)  # may be past the first page of the index
             if found:
                 candidates[found.agent_id] = found
-    agent = matching.choose_agent(contact, candidates.values(), config.cost)
+    agent = matching.choose_agent(contact, candidates.values(), config.cost, open_now)
     if agent is None:
         return None
     return _offer(contact, agent, now, config)
@@ -199,8 +203,9 @@ def plan_for_agent(agent_id: str, now: str) -> Offer | None:
     if agent is None or not agent.takes_work:
         return None
     config = current_config()
-    waiting = {c.contact_id: c for q in agent.queues for c in store.waiting_contacts(q)}
-    contact = matching.choose_contact(agent, waiting.values(), config.cost)
+    open_now = hours.open_queues(config, agent.queues, clock.parse_iso(now))
+    waiting = {c.contact_id: c for q in agent.queues if q in open_now for c in store.waiting_contacts(q)}
+    contact = matching.choose_contact(agent, waiting.values(), config.cost, open_now)
     if contact is None:
         return None
     return _offer(contact, agent, now, config)
@@ -440,18 +445,25 @@ def _mark_acknowledged(contact: Contact, now: str) -> bool:
 
 
 def sweep(now: str | None = None) -> Outcome:
-    """Every minute: expire offers past due, fire escalation steps past due, offer what waits."""
+    """Every minute: expire offers past due, fire escalation steps past due, offer what waits.
+
+    A closed queue's contacts still escalate (a step may move them to an open queue) but are offered only
+    once a queue of theirs is open: the first sweep after opening offers what waited overnight.
+    """
     now = now or clock.now_iso()
+    config = current_config()
     for contact in store.expired_offers(now):
         if contact.offer_id:
             expire_offer(contact.contact_id, contact.offer_id, now)
     offers: list[Offer] = []
-    for queue_name in current_config().queues:
+    for queue_name in config.queues:
         for contact in store.waiting_contacts(queue_name, limit=_SWEEP_PAGE):
             while contact.next_step < len(contact.escalation) and step_due(contact, contact.next_step) <= now:
                 if not escalate(contact.contact_id, contact.next_step, now):
                     break
                 contact = store.get_contact(contact.contact_id) or contact
+            if not hours.open_queues(config, contact.queues, clock.parse_iso(now)):
+                continue
             offer = offer_contact(contact.contact_id, now)
             if offer:
                 offers.append(offer)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from chalicelib.routing.config import DAYS, Hours, QueueConfig
+from chalicelib.routing.config import DAYS, Hours, QueueConfig, RoutingConfig
 
 # Far enough to step over any run of holidays a config can list next to closed weekdays.
 _SEARCH_DAYS = 400
@@ -36,6 +37,14 @@ def is_open(queue: QueueConfig, at: datetime) -> bool:
         return True
     local = local_time(at, queue.hours.timezone)
     return _open_on(queue.hours, local)
+
+
+def open_queues(config: RoutingConfig, names: Iterable[str], at: datetime) -> frozenset[str]:
+    """Which of the queues ``names`` take contacts at ``at``: only these may be offered from.
+
+    A queue the config no longer has counts as open, so a config change never strands its contacts.
+    """
+    return frozenset(name for name in names if name not in config.queues or is_open(config.queues[name], at))
 
 
 def _open_on(hours: Hours, local: datetime) -> bool:
