@@ -43,6 +43,8 @@ _ATTEMPTS = 5
 # How many contacts a freed agent may take in one event (bounded work per event).
 _MAX_OFFERS_PER_AGENT_EVENT = 10
 _SWEEP_PAGE = 50
+# Pages of an agent pool read for one contact while none of them can take it (bounded work per decision).
+_POOL_PAGES = 2
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,9 @@ def plan_offer(contact_id: str, now: str, known: Contact | None = None) -> Offer
     open_now = hours.open_queues(config, contact.queues, clock.parse_iso(now))
     if not open_now:
         return None  # it waits until one of its queues opens; the sweeper offers it then
-    candidates = {a.agent_id: a for q in sorted(open_now) for a in store.available_agents(q)}
+    candidates: dict[str, Agent] = {}
+    if not contact.reserved_for:  # a contact transferred to one agent waits for them alone
+        candidates = {a.agent_id: a for q in sorted(open_now) for a in _pool(contact, q, config)}
     for wanted in (contact.reserved_for, contact.preferred_agent):
         if wanted and wanted not in candidates:
             found = store.get_agent(wanted)  # may be past the first page of the index
@@ -204,11 +208,49 @@ def plan_for_agent(agent_id: str, now: str) -> Offer | None:
         return None
     config = current_config()
     open_now = hours.open_queues(config, agent.queues, clock.parse_iso(now))
-    waiting = {c.contact_id: c for q in agent.queues if q in open_now for c in store.waiting_contacts(q)}
+    # One page per queue and set of required skills the agent has: a page of contacts needing a skill they
+    # lack can never hide one they could take.
+    needs = [skills for skills in requirements(config) if matching.meets(agent, skills)]
+    waiting = {
+        c.contact_id: c
+        for q in agent.queues
+        if q in open_now
+        for skills in needs
+        for c in store.contacts_needing(q, skills)
+    }
     contact = matching.choose_contact(agent, waiting.values(), config.cost, open_now)
     if contact is None:
         return None
     return _offer(contact, agent, now, config)
+
+
+def _pool(contact: Contact, queue: str, config: RoutingConfig) -> list[Agent]:
+    """Agents of ``queue`` who may take ``contact``: the pool of its most demanding skill, in bounded pages.
+
+    A second page is read only when nobody on the first can take the contact (no room for its channel,
+    declined it, lacks another of its skills).
+    """
+    skill, level = matching.key_skill(contact.required_skills) or (None, 0)
+    found: list[Agent] = []
+    after: store.Cursor | None = None
+    for _ in range(_POOL_PAGES):
+        page, after = store.pool(queue, skill, level, after=after)
+        found += page
+        if after is None or any(matching.can_take(a, contact, config.cost) for a in page):
+            break
+    return found
+
+
+def requirements(config: RoutingConfig) -> list[dict[str, int]]:
+    """Every set of required skills a contact can have under ``config``: each rule's, after each of its steps."""
+    found: dict[str, dict[str, int]] = {"-": {}}  # transfers and old contacts may need none
+    for rule in config.rules:
+        skills = dict(rule.skills)
+        found[store.requirement_key(skills)] = skills
+        for step in rule.escalation:
+            skills = relaxed_skills(skills, step.as_dict())
+            found[store.requirement_key(skills)] = skills
+    return list(found.values())
 
 
 def _offer(contact: Contact, agent: Agent, now: str, config: RoutingConfig) -> Offer:
@@ -388,18 +430,24 @@ def escalate(contact_id: str, step: int, now: str) -> bool:
 
 def apply_step(contact: Contact, step: dict[str, Any]) -> Contact:
     """A contact after one escalation step: skills relaxed or dropped, queues widened or overflowed, priority up."""
-    skills = {**contact.required_skills}
-    for skill, level in (step.get("set_skills") or {}).items():
-        if skill in skills:
-            skills[skill] = int(level)
-    for skill in step.get("drop_skills") or ():
-        skills.pop(skill, None)
+    skills = relaxed_skills(contact.required_skills, step)
     if step.get("overflow_to"):
         queues: tuple[str, ...] = (step["overflow_to"],)
     else:
         queues = tuple(dict.fromkeys([*contact.queues, *(step.get("add_queues") or ())]))
     priority = min(9, contact.priority + int(step.get("raise_priority") or 0))
     return contact.escalated(queues=queues, required_skills=skills, priority=priority)
+
+
+def relaxed_skills(required: dict[str, int], step: dict[str, Any]) -> dict[str, int]:
+    """Required skills after an escalation step: minimums lowered (``set_skills``), skills dropped."""
+    skills = {**required}
+    for skill, level in (step.get("set_skills") or {}).items():
+        if skill in skills:
+            skills[skill] = int(level)
+    for skill in step.get("drop_skills") or ():
+        skills.pop(skill, None)
+    return skills
 
 
 # --- telling the customer where they stand ----------------------------------------------------------

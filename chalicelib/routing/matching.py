@@ -13,7 +13,7 @@ Contact for a freed agent: highest priority, then the earliest SLA deadline
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 from chalicelib.routing.model import Agent, Contact, ContactState, Presence
 
@@ -23,6 +23,22 @@ CostOf = Callable[[str], int]  # a channel's cost in capacity units, from the ro
 def cost_for(agent: Agent, channel: str, cost_of: CostOf) -> int:
     """What a contact of ``channel`` costs this agent (their own cost if they have one)."""
     return agent.channel_costs.get(channel, cost_of(channel))
+
+
+def meets(agent: Agent, required_skills: Mapping[str, int]) -> bool:
+    """Whether the agent has every one of these skills at its minimum proficiency."""
+    return all(agent.skills.get(skill, 0) >= level for skill, level in required_skills.items())
+
+
+def key_skill(required_skills: Mapping[str, int]) -> tuple[str, int] | None:
+    """The skill whose pool of agents is searched for a contact: the highest minimum, then by name.
+
+    Every eligible agent is in that pool, whichever skill it is; the most demanding one keeps it small.
+    """
+    if not required_skills:
+        return None
+    skill = min(required_skills, key=lambda name: (-required_skills[name], name))
+    return skill, required_skills[skill]
 
 
 def can_take(agent: Agent, contact: Contact, cost_of: CostOf, open_queues: Collection[str] | None = None) -> bool:
@@ -35,7 +51,7 @@ def can_take(agent: Agent, contact: Contact, cost_of: CostOf, open_queues: Colle
         and bool(shared)
         and agent.agent_id not in contact.declined_by
         and contact.reserved_for in (None, agent.agent_id)
-        and all(agent.skills.get(skill, 0) >= level for skill, level in contact.required_skills.items())
+        and meets(agent, contact.required_skills)
         and agent.has_room(contact.channel, cost_for(agent, contact.channel, cost_of))
     )
 
