@@ -243,7 +243,8 @@ def _pool(contact: Contact, queue: str, config: RoutingConfig) -> list[Agent]:
 
 def requirements(config: RoutingConfig) -> list[dict[str, int]]:
     """Every set of required skills a contact can have under ``config``: each rule's, after each of its steps."""
-    found: dict[str, dict[str, int]] = {"-": {}}  # transfers and old contacts may need none
+    # Needing no skill is always possible (a rule without skills, or a step dropping the last one).
+    found: dict[str, dict[str, int]] = {store.requirement_key({}): {}}
     for rule in config.rules:
         skills = dict(rule.skills)
         found[store.requirement_key(skills)] = skills
@@ -450,6 +451,21 @@ def relaxed_skills(required: dict[str, int], step: dict[str, Any]) -> dict[str, 
     return skills
 
 
+def overflow_when_closed(contact: Contact, config: RoutingConfig, now: str) -> Contact:
+    """Move a waiting contact whose queues are all closed to where their out-of-hours overflow leads, if anywhere."""
+    at = clock.parse_iso(now)
+    queues = tuple(dict.fromkeys(hours.overflow_destination(config, q, at) or q for q in contact.queues))
+    if queues == contact.queues:
+        return contact
+    moved = contact.overflowed(queues)
+    try:
+        store.save(contacts=[(contact, moved)])
+    except TransactionConflict:
+        return contact  # changed meanwhile (offered, escalated): the next sweep looks again
+    logger.info("overflowed out of hours", extra={"contact_id": contact.contact_id, "queues": list(queues)})
+    return moved
+
+
 # --- telling the customer where they stand ----------------------------------------------------------
 
 
@@ -496,7 +512,8 @@ def sweep(now: str | None = None) -> Outcome:
     """Every minute: expire offers past due, fire escalation steps past due, offer what waits.
 
     A closed queue's contacts still escalate (a step may move them to an open queue) but are offered only
-    once a queue of theirs is open: the first sweep after opening offers what waited overnight.
+    once a queue of theirs is open: the first sweep after opening offers what waited overnight. A contact
+    still waiting when its queue closes follows that queue's out-of-hours overflow, as a new one would.
     """
     now = now or clock.now_iso()
     config = current_config()
@@ -511,7 +528,9 @@ def sweep(now: str | None = None) -> Outcome:
                     break
                 contact = store.get_contact(contact.contact_id) or contact
             if not hours.open_queues(config, contact.queues, clock.parse_iso(now)):
-                continue
+                contact = overflow_when_closed(contact, config, now)
+                if not hours.open_queues(config, contact.queues, clock.parse_iso(now)):
+                    continue
             offer = offer_contact(contact.contact_id, now)
             if offer:
                 offers.append(offer)

@@ -47,6 +47,24 @@ def open_queues(config: RoutingConfig, names: Iterable[str], at: datetime) -> fr
     return frozenset(name for name in names if name not in config.queues or is_open(config.queues[name], at))
 
 
+def overflow_destination(config: RoutingConfig, name: str, at: datetime) -> str | None:
+    """Where a contact of queue ``name`` goes at ``at`` if that queue is closed and overflows out of hours.
+
+    The overflow chain is followed to the first open queue (or its last queue: cycles are refused when the
+    config is read, and stopped here too); None when ``name`` is open or waits for its own opening.
+    """
+    visited, target = {name}, None
+    queue = config.queues.get(name)
+    while queue is not None and not is_open(queue, at):
+        policy = queue.out_of_hours
+        onward = policy.overflow_to if policy and policy.action == "overflow" else None
+        if onward is None or onward in visited or onward not in config.queues:
+            break
+        visited.add(onward)
+        target, queue = onward, config.queues[onward]
+    return target
+
+
 def _open_on(hours: Hours, local: datetime) -> bool:
     if local.date() in hours.holidays:
         return False

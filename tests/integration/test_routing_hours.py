@@ -97,3 +97,17 @@ def test_out_of_hours_overflow_to_an_open_queue_is_offered_at_once(routed):
 
     assert contact(late).queues == ("default",)
     assert [o["contact_id"] for o in offers_to(dan)] == [late]
+
+
+def test_a_contact_still_waiting_when_its_queue_closes_overflows_as_the_queue_says(routed):
+    dan = agent(routed, "dan", queues=["default"])
+    before_closing = "2026-11-24T21:50:00.000000Z"  # 16:50 in New York: the VIP desk is open, nobody is there
+    vip = write("hello", visitor="vip", when=before_closing, tier="vip")
+    assert contact(vip).queues == ("vip",) and offers_to(dan) == []
+
+    assert engine.sweep(at(5 * 60, before_closing)).offers == (), "16:55: still open, still the VIP desk's"
+    swept = engine.sweep(at(11 * 60, before_closing))  # 17:01: closed; out of hours vip overflows to default
+
+    assert contact(vip).queues == ("default",)
+    assert [o.contact.contact_id for o in swept.offers] == [vip]
+    assert [o["contact_id"] for o in offers_to(dan)] == [vip]
