@@ -223,16 +223,16 @@ def _explain(args: argparse.Namespace) -> int:
     channel = message.get("channel")
     if channel not in CHANNELS:
         raise UsageError(f"--message: channel must be one of {', '.join(CHANNELS)}")
-    text = "\n".join(str(message[key]) for key in ("subject", "text") if message.get(key))
     tags = customer.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
         raise UsageError("--customer: tags must be a list of strings")
-    facts = ContactFacts(
-        channel=channel,
-        text=text,
-        language=_optional_str("--message", message, "language"),
-        customer_tier=_optional_str("--customer", customer, "tier"),
-        customer_tags=frozenset(tags),
+    facts = ContactFacts.of(
+        channel,
+        _optional_str("--message", message, "text") or "",
+        _optional_str("--message", message, "subject"),
+        _optional_str("--message", message, "language"),
+        _optional_str("--customer", customer, "tier"),
+        tags,
     )
     config = load_file(args.file)
     print(explain(config, facts, _moment(args.at)), end="")

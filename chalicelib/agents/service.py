@@ -88,6 +88,7 @@ def create_agent(document: Any) -> Agent:
         max_per_channel=dict(spec.max_per_channel),
         idle_since=now,
     )
+    _check_pool_entries(agent)
     try:
         store.create_agent(agent)
     except TransactionConflict:
@@ -123,6 +124,7 @@ def update_agent(agent_id: str, document: Any) -> Agent:
     for _ in range(_ATTEMPTS):
         agent = get_agent(agent_id)
         updated = replace(agent, **values, version=agent.version + 1)
+        _check_pool_entries(updated)
         try:
             store.save_agent(agent, updated)
         except TransactionConflict:
@@ -131,6 +133,17 @@ def update_agent(agent_id: str, document: Any) -> Agent:
             queue.publish(AgentFreed(agent_id, cause=f"updated-{updated.version}"))
         return updated
     raise Conflict(f"agent {agent_id} changed too often; retry")
+
+
+def _check_pool_entries(agent: Agent) -> None:
+    """Refuse more (queue, skill) pairs than the availability index keeps for one agent (``MAX_POOL_ENTRIES``)."""
+    entries = store.pool_entries(agent)
+    if entries > store.MAX_POOL_ENTRIES:
+        raise InvalidPayload(
+            f"too many skills for this many queues: queues x (skills + 1) is {entries}, at most"
+            f" {store.MAX_POOL_ENTRIES} (each pair is an index entry routing rewrites with every offer)",
+            [{"field": "skills", "problem": "too many for the queues"}],
+        )
 
 
 def get_agent(agent_id: str) -> Agent:

@@ -12,6 +12,7 @@ from chalicelib.notify import push
 from chalicelib.observability import correlate
 from chalicelib.outbound import outbox
 from chalicelib.routing.events import ConversationMessage
+from chalicelib.routing.rules import MAX_TEXT
 from chalicelib.store import conversations, outbound, queue, replay
 
 logger = Logger(service="switchboard", child=True)
@@ -90,8 +91,10 @@ def receive(message: InboundMessage) -> StoredMessage:
             channel=message.channel,
             message_id=stored.message_id,
             received_at=stored.received_at,
-            text=message.text[:1000],
+            # As much as the rules search (``rules.MAX_TEXT``), so live routing decides as ``rules explain`` does.
+            text=message.text[:MAX_TEXT],
             language=message.language,
+            subject=message.subject[:MAX_TEXT] if message.subject else None,
         )
     )
     return stored

@@ -21,7 +21,7 @@ from aws_lambda_powertools import Logger
 from chalicelib import clock, metrics
 from chalicelib.agents import service as agent_service
 from chalicelib.notify import push
-from chalicelib.routing import matching
+from chalicelib.routing import hours, matching
 from chalicelib.routing.config import RoutingConfig, current_config
 from chalicelib.routing.events import (
     AgentFreed,
@@ -46,6 +46,8 @@ _ATTEMPTS = 5
 # How many contacts a freed agent may take in one event (bounded work per event).
 _MAX_OFFERS_PER_AGENT_EVENT = 10
 _SWEEP_PAGE = 50
+# Pages of an agent pool read for one contact while none of them can take it (bounded work per decision).
+_POOL_PAGES = 2
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ def on_conversation_message(event: ConversationMessage, now: str) -> Outcome:
         contact = _open_contact(event, now, reopening=contact)
     if contact.state is ContactState.QUEUED:
         offer = offer_contact(contact.contact_id, now, known=contact)
-        if offer is None:
+        if offer is None and hours.open_queues(current_config(), contact.queues, clock.parse_iso(now)):
+            # While its queues are closed the customer has had the out-of-hours reply, not a place in line.
             acknowledge(contact.contact_id, now)
         return Outcome(offers=(offer,) if offer else (), note="queued")
     if contact.state is ContactState.OFFERED and contact.offered_to:
@@ -111,12 +114,13 @@ def _open_contact(event: ConversationMessage, now: str, reopening: Contact | Non
     """Classify with the routing rules and queue a contact (new, or a closed one written to again)."""
     config = current_config()
     customer = conversation_store.get_customer(event.customer_id) or {}
-    facts = ContactFacts(
-        channel=event.channel,
-        text=event.text,
-        language=event.language or customer.get("language"),
-        customer_tier=customer.get("tier"),
-        customer_tags=frozenset(customer.get("tags", ())),
+    facts = ContactFacts.of(
+        event.channel,
+        event.text,
+        event.subject,
+        event.language or customer.get("language"),
+        customer.get("tier"),
+        customer.get("tags", ()),
     )
     decision = classify(config, facts, clock.parse_iso(event.received_at))
     contact = Contact(
@@ -183,13 +187,18 @@ def plan_offer(contact_id: str, now: str, known: Contact | None = None) -> Offer
     if contact is None or contact.state is not ContactState.QUEUED:
         return None
     config = current_config()
-    candidates = {a.agent_id: a for q in contact.queues for a in store.available_agents(q)}
+    open_now = hours.open_queues(config, contact.queues, clock.parse_iso(now))
+    if not open_now:
+        return None  # it waits until one of its queues opens; the sweeper offers it then
+    candidates: dict[str, Agent] = {}
+    if not contact.reserved_for:  # a contact transferred to one agent waits for them alone
+        candidates = {a.agent_id: a for q in sorted(open_now) for a in _pool(contact, q, config)}
     for wanted in (contact.reserved_for, contact.preferred_agent):
         if wanted and wanted not in candidates:
             found = store.get_agent(wanted)  # may be past the first page of the index
             if found:
                 candidates[found.agent_id] = found
-    agent = matching.choose_agent(contact, candidates.values(), config.cost)
+    agent = matching.choose_agent(contact, candidates.values(), config.cost, open_now)
     if agent is None:
         return None
     return _offer(contact, agent, now, config)
@@ -201,11 +210,51 @@ def plan_for_agent(agent_id: str, now: str) -> Offer | None:
     if agent is None or not agent.takes_work:
         return None
     config = current_config()
-    waiting = {c.contact_id: c for q in agent.queues for c in store.waiting_contacts(q)}
-    contact = matching.choose_contact(agent, waiting.values(), config.cost)
+    open_now = hours.open_queues(config, agent.queues, clock.parse_iso(now))
+    # One page per queue and set of required skills the agent has: a page of contacts needing a skill they
+    # lack can never hide one they could take.
+    needs = [skills for skills in requirements(config) if matching.meets(agent, skills)]
+    waiting = {
+        c.contact_id: c
+        for q in agent.queues
+        if q in open_now
+        for skills in needs
+        for c in store.contacts_needing(q, skills)
+    }
+    contact = matching.choose_contact(agent, waiting.values(), config.cost, open_now)
     if contact is None:
         return None
     return _offer(contact, agent, now, config)
+
+
+def _pool(contact: Contact, queue: str, config: RoutingConfig) -> list[Agent]:
+    """Agents of ``queue`` who may take ``contact``: the pool of its most demanding skill, in bounded pages.
+
+    A second page is read only when nobody on the first can take the contact (no room for its channel,
+    declined it, lacks another of its skills).
+    """
+    skill, level = matching.key_skill(contact.required_skills) or (None, 0)
+    found: list[Agent] = []
+    after: store.Cursor | None = None
+    for _ in range(_POOL_PAGES):
+        page, after = store.pool(queue, skill, level, after=after)
+        found += page
+        if after is None or any(matching.can_take(a, contact, config.cost) for a in page):
+            break
+    return found
+
+
+def requirements(config: RoutingConfig) -> list[dict[str, int]]:
+    """Every set of required skills a contact can have under ``config``: each rule's, after each of its steps."""
+    # Needing no skill is always possible (a rule without skills, or a step dropping the last one).
+    found: dict[str, dict[str, int]] = {store.requirement_key({}): {}}
+    for rule in config.rules:
+        skills = dict(rule.skills)
+        found[store.requirement_key(skills)] = skills
+        for step in rule.escalation:
+            skills = relaxed_skills(skills, step.as_dict())
+            found[store.requirement_key(skills)] = skills
+    return list(found.values())
 
 
 def _offer(contact: Contact, agent: Agent, now: str, config: RoutingConfig) -> Offer:
@@ -387,18 +436,39 @@ def escalate(contact_id: str, step: int, now: str) -> bool:
 
 def apply_step(contact: Contact, step: dict[str, Any]) -> Contact:
     """A contact after one escalation step: skills relaxed or dropped, queues widened or overflowed, priority up."""
-    skills = {**contact.required_skills}
-    for skill, level in (step.get("set_skills") or {}).items():
-        if skill in skills:
-            skills[skill] = int(level)
-    for skill in step.get("drop_skills") or ():
-        skills.pop(skill, None)
+    skills = relaxed_skills(contact.required_skills, step)
     if step.get("overflow_to"):
         queues: tuple[str, ...] = (step["overflow_to"],)
     else:
         queues = tuple(dict.fromkeys([*contact.queues, *(step.get("add_queues") or ())]))
     priority = min(9, contact.priority + int(step.get("raise_priority") or 0))
     return contact.escalated(queues=queues, required_skills=skills, priority=priority)
+
+
+def relaxed_skills(required: dict[str, int], step: dict[str, Any]) -> dict[str, int]:
+    """Required skills after an escalation step: minimums lowered (``set_skills``), skills dropped."""
+    skills = {**required}
+    for skill, level in (step.get("set_skills") or {}).items():
+        if skill in skills:
+            skills[skill] = int(level)
+    for skill in step.get("drop_skills") or ():
+        skills.pop(skill, None)
+    return skills
+
+
+def overflow_when_closed(contact: Contact, config: RoutingConfig, now: str) -> Contact:
+    """Move a waiting contact whose queues are all closed to where their out-of-hours overflow leads, if anywhere."""
+    at = clock.parse_iso(now)
+    queues = tuple(dict.fromkeys(hours.overflow_destination(config, q, at) or q for q in contact.queues))
+    if queues == contact.queues:
+        return contact
+    moved = contact.overflowed(queues)
+    try:
+        store.save(contacts=[(contact, moved)])
+    except TransactionConflict:
+        return contact  # changed meanwhile (offered, escalated): the next sweep looks again
+    logger.info("overflowed out of hours", extra={"contact_id": contact.contact_id, "queues": list(queues)})
+    return moved
 
 
 # --- telling the customer where they stand ----------------------------------------------------------
@@ -445,8 +515,14 @@ def _mark_acknowledged(contact: Contact, now: str) -> bool:
 
 def sweep(now: str | None = None) -> Outcome:
     """Every minute: expire offers past due, end reconnect grace periods past due, fire escalation steps past due,
-    offer what waits."""
+    offer what waits.
+
+    A closed queue's contacts still escalate (a step may move them to an open queue) but are offered only
+    once a queue of theirs is open: the first sweep after opening offers what waited overnight. A contact
+    still waiting when its queue closes follows that queue's out-of-hours overflow, as a new one would.
+    """
     now = now or clock.now_iso()
+    config = current_config()
     for contact in store.expired_offers(now):
         if contact.offer_id:
             expire_offer(contact.contact_id, contact.offer_id, now)
@@ -454,12 +530,16 @@ def sweep(now: str | None = None) -> Outcome:
     for agent_id, disconnected_at in store.disconnected_before(grace_started_before):
         agent_service.grace_expired(agent_id, disconnected_at, now)
     offers: list[Offer] = []
-    for queue_name in current_config().queues:
+    for queue_name in config.queues:
         for contact in store.waiting_contacts(queue_name, limit=_SWEEP_PAGE):
             while contact.next_step < len(contact.escalation) and step_due(contact, contact.next_step) <= now:
                 if not escalate(contact.contact_id, contact.next_step, now):
                     break
                 contact = store.get_contact(contact.contact_id) or contact
+            if not hours.open_queues(config, contact.queues, clock.parse_iso(now)):
+                contact = overflow_when_closed(contact, config, now)
+                if not hours.open_queues(config, contact.queues, clock.parse_iso(now)):
+                    continue
             offer = offer_contact(contact.contact_id, now)
             if offer:
                 offers.append(offer)

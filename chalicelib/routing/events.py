@@ -42,6 +42,7 @@ class ConversationMessage(RoutingEvent):
     # What the routing rules look at; the queue is encrypted at rest, and nothing of it is logged.
     text: str = ""
     language: str | None = None
+    subject: str | None = None  # an e-mail's; the rules read it with the text (``ContactFacts.of``)
 
     @property
     def group_id(self) -> str:

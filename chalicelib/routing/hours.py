@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from chalicelib.routing.config import DAYS, Hours, QueueConfig
+from chalicelib.routing.config import DAYS, Hours, QueueConfig, RoutingConfig
 
 # Far enough to step over any run of holidays a config can list next to closed weekdays.
 _SEARCH_DAYS = 400
@@ -36,6 +37,32 @@ def is_open(queue: QueueConfig, at: datetime) -> bool:
         return True
     local = local_time(at, queue.hours.timezone)
     return _open_on(queue.hours, local)
+
+
+def open_queues(config: RoutingConfig, names: Iterable[str], at: datetime) -> frozenset[str]:
+    """Which of the queues ``names`` take contacts at ``at``: only these may be offered from.
+
+    A queue the config no longer has counts as open, so a config change never strands its contacts.
+    """
+    return frozenset(name for name in names if name not in config.queues or is_open(config.queues[name], at))
+
+
+def overflow_destination(config: RoutingConfig, name: str, at: datetime) -> str | None:
+    """Where a contact of queue ``name`` goes at ``at`` if that queue is closed and overflows out of hours.
+
+    The overflow chain is followed to the first open queue (or its last queue: cycles are refused when the
+    config is read, and stopped here too); None when ``name`` is open or waits for its own opening.
+    """
+    visited, target = {name}, None
+    queue = config.queues.get(name)
+    while queue is not None and not is_open(queue, at):
+        policy = queue.out_of_hours
+        onward = policy.overflow_to if policy and policy.action == "overflow" else None
+        if onward is None or onward in visited or onward not in config.queues:
+            break
+        visited.add(onward)
+        target, queue = onward, config.queues[onward]
+    return target
 
 
 def _open_on(hours: Hours, local: datetime) -> bool:

@@ -1,7 +1,7 @@
 """Pure matching: which agent gets a contact, which waiting contact a freed agent takes. No I/O here.
 
-Eligible: Available and connected (not waiting to reconnect), serves one of the contact's queues, has every required
-skill at the minimum proficiency, has room for the channel's cost, and has
+Eligible: Available and connected (not waiting to reconnect), serves one of the contact's queues that is open
+now, has every required skill at the minimum proficiency, has room for the channel's cost, and has
 not already declined or let this contact's offer expire; a contact transferred to
 one agent waits for that agent only.
 Agent for a contact: the preferred agent (who served this customer last,
@@ -13,7 +13,7 @@ Contact for a freed agent: highest priority, then the earliest SLA deadline
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 from chalicelib.routing.model import Agent, Contact, ContactState, Presence
 
@@ -25,14 +25,34 @@ def cost_for(agent: Agent, channel: str, cost_of: CostOf) -> int:
     return agent.channel_costs.get(channel, cost_of(channel))
 
 
-def can_take(agent: Agent, contact: Contact, cost_of: CostOf) -> bool:
+def meets(agent: Agent, required_skills: Mapping[str, int]) -> bool:
+    """Whether the agent has every one of these skills at its minimum proficiency."""
+    return all(agent.skills.get(skill, 0) >= level for skill, level in required_skills.items())
+
+
+def key_skill(required_skills: Mapping[str, int]) -> tuple[str, int] | None:
+    """The skill whose pool of agents is searched for a contact: the highest minimum, then by name.
+
+    Every eligible agent is in that pool, whichever skill it is; the most demanding one keeps it small.
+    """
+    if not required_skills:
+        return None
+    skill = min(required_skills, key=lambda name: (-required_skills[name], name))
+    return skill, required_skills[skill]
+
+
+def can_take(agent: Agent, contact: Contact, cost_of: CostOf, open_queues: Collection[str] | None = None) -> bool:
+    """Whether ``agent`` may be offered ``contact`` now; ``open_queues``: the queues open now (None: all are)."""
+    shared = set(contact.queues).intersection(agent.queues)
+    if open_queues is not None:
+        shared.intersection_update(open_queues)  # a closed queue's contacts wait for it to open
     return (
         agent.presence is Presence.AVAILABLE
         and agent.disconnected_at is None  # reconnecting: they could not see the offer
-        and not set(contact.queues).isdisjoint(agent.queues)
+        and bool(shared)
         and agent.agent_id not in contact.declined_by
         and contact.reserved_for in (None, agent.agent_id)
-        and all(agent.skills.get(skill, 0) >= level for skill, level in contact.required_skills.items())
+        and meets(agent, contact.required_skills)
         and agent.has_room(contact.channel, cost_for(agent, contact.channel, cost_of))
     )
 
@@ -42,8 +62,10 @@ def proficiency(agent: Agent, contact: Contact) -> int:
     return sum(agent.skills.get(skill, 0) for skill in contact.required_skills)
 
 
-def choose_agent(contact: Contact, agents: Iterable[Agent], cost_of: CostOf) -> Agent | None:
-    eligible = {a.agent_id: a for a in agents if can_take(a, contact, cost_of)}
+def choose_agent(
+    contact: Contact, agents: Iterable[Agent], cost_of: CostOf, open_queues: Collection[str] | None = None
+) -> Agent | None:
+    eligible = {a.agent_id: a for a in agents if can_take(a, contact, cost_of, open_queues)}
     if not eligible:
         return None
     return min(
@@ -58,8 +80,12 @@ def choose_agent(contact: Contact, agents: Iterable[Agent], cost_of: CostOf) -> 
     )
 
 
-def choose_contact(agent: Agent, contacts: Iterable[Contact], cost_of: CostOf) -> Contact | None:
-    eligible = {c.contact_id: c for c in contacts if c.state is ContactState.QUEUED and can_take(agent, c, cost_of)}
+def choose_contact(
+    agent: Agent, contacts: Iterable[Contact], cost_of: CostOf, open_queues: Collection[str] | None = None
+) -> Contact | None:
+    eligible = {
+        c.contact_id: c for c in contacts if c.state is ContactState.QUEUED and can_take(agent, c, cost_of, open_queues)
+    }
     if not eligible:
         return None
     return min(

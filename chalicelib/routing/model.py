@@ -219,6 +219,10 @@ class Contact:
             version=self.version + 1,
         )
 
+    def overflowed(self, queues: tuple[str, ...]) -> Contact:
+        """Moved to other queues because its own closed (their out-of-hours overflow)."""
+        return replace(self, queues=queues, version=self.version + 1)
+
     def acknowledged(self, now: str) -> Contact:
         return replace(self, acknowledged_at=now, version=self.version + 1)
 

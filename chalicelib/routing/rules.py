@@ -33,18 +33,34 @@ class ContactFacts:
     customer_tags: frozenset[str] = frozenset()
 
     @classmethod
-    def from_message(
-        cls, message: InboundMessage, customer_tier: str | None = None, customer_tags: Iterable[str] = ()
+    def of(
+        cls,
+        channel: str,
+        text: str = "",
+        subject: str | None = None,
+        language: str | None = None,
+        customer_tier: str | None = None,
+        customer_tags: Iterable[str] = (),
     ) -> ContactFacts:
-        """Facts of an inbound message; an e-mail's subject counts as text (that is where "Invoice" often is)."""
-        text = "\n".join(part for part in (message.subject, message.text) if part)
+        """What the rules see of a message: live routing and ``switchboard rules explain`` both build it here.
+
+        An e-mail's subject counts as text, before the body (that is where "Refund" or "Invoice" often is);
+        only the first ``MAX_TEXT`` characters of the two together are searched.
+        """
         return cls(
-            channel=message.channel,
-            text=text,
-            language=message.language,
+            channel=channel,
+            text="\n".join(part for part in (subject, text) if part)[:MAX_TEXT],
+            language=language,
             customer_tier=customer_tier,
             customer_tags=frozenset(customer_tags),
         )
+
+    @classmethod
+    def from_message(
+        cls, message: InboundMessage, customer_tier: str | None = None, customer_tags: Iterable[str] = ()
+    ) -> ContactFacts:
+        """Facts of an inbound message (see ``of``)."""
+        return cls.of(message.channel, message.text, message.subject, message.language, customer_tier, customer_tags)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,9 @@ Keys (``pk``/``sk``) and the sparse index ``gsi1`` (``gsi1pk``/``gsi1sk``)::
     AGENT#<id>    AGENT          the agent
     AGENT#<id>    POOL#<queue>   a copy in gsi1 under AVAILABLE#<queue> while the agent takes work,
                                  least loaded first
+    AGENT#<id>    POOL#<queue>#<skill>  and one per skill under AVAILABLE#<queue>#<skill>: the most
+                                 proficient first, then the least loaded (an agent with k skills in q
+                                 queues has q * (k + 1) copies, at most MAX_POOL_ENTRIES)
     AGENT#<id>    CONN#<conn>    one open WebSocket connection of the agent
     AGENT#<id>    GRACE          a copy in gsi1 under DISCONNECTED while the agent's reconnect grace
                                  period runs, by when their last connection closed
@@ -12,11 +15,15 @@ Keys (``pk``/``sk``) and the sparse index ``gsi1`` (``gsi1pk``/``gsi1sk``)::
     CONTACT#<id>  CONTACT        the contact
     CONTACT#<id>  WAIT#<queue>   a copy in gsi1 under WAITING#<queue> while queued there,
                                  highest priority then earliest SLA deadline first
+    CONTACT#<id>  NEED#<queue>   and one under NEEDS#<queue>#<its required skills> (billing=3+english=2,
+                                 or - for none), in the same order: what a freed agent reads
     CONTACT#<id>  OFFER          a copy in gsi1 under OFFERED while an offer is open, by expiry
     CONTACT#<id>  WORK           a copy in gsi1 under WORK#<agent> while offered to or assigned to them
     QUEUESTATS#<queue> STATS     recent handle time and how many contacts are being worked
 
-Routing reads a bounded page of an index, never all agents. Every change of
+Routing reads bounded pages of an index, never all agents: a contact needing
+skills reads the pool of its most demanding skill, a freed agent the waiting
+contacts whose required skills it has. Every change of
 an agent or contact is a put of its main item conditioned on the version
 read, together with its index copies, in one transaction: two routers acting
 on the same state cannot both win, no agent goes over capacity and no
@@ -25,7 +32,7 @@ contact is offered twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -39,6 +46,9 @@ from chalicelib.store.resources import ROUTING_INDEX
 OFFERED_INDEX_KEY = "OFFERED"
 DISCONNECTED_INDEX_KEY = "DISCONNECTED"
 PAGE = 25
+# An agent's index copies are rewritten in the transaction of each offer, accept and close (at most 100
+# actions, with the contact's): this bounds queues * (skills + 1).
+MAX_POOL_ENTRIES = 40
 
 Change = tuple[Any, Any]  # (as read, or None when new; as it should become)
 
@@ -81,19 +91,32 @@ def _agent_values(agent: Agent) -> dict[str, Any]:
     }
 
 
+def pool_entries(agent: Agent) -> int:
+    """How many index copies an agent taking work has: one per queue, and one per queue and skill."""
+    return len(agent.queues) * (len(agent.skills) + 1)
+
+
+def _proficiency_key(level: int) -> str:
+    """One digit that sorts the most proficient first (5 -> "4", 1 -> "8")."""
+    return str(9 - max(0, min(9, level)))
+
+
 def _agent_index(agent: Agent | None) -> dict[str, dict[str, Any]]:
     if agent is None or not agent.takes_work:
         return {}
     values = _agent_values(agent)
-    return {
-        f"POOL#{queue}": {
-            **values,
-            "sk": f"POOL#{queue}",
-            "gsi1pk": f"AVAILABLE#{queue}",
-            "gsi1sk": f"{agent.load_permille:04d}#{agent.idle_since}#{agent.agent_id}",
-        }
-        for queue in agent.queues
-    }
+    by_load = f"{agent.load_permille:04d}#{agent.idle_since}#{agent.agent_id}"
+    entries = {}
+    for queue in agent.queues:
+        entries[f"POOL#{queue}"] = {**values, "sk": f"POOL#{queue}", "gsi1pk": f"AVAILABLE#{queue}", "gsi1sk": by_load}
+        for skill, level in agent.skills.items():
+            entries[f"POOL#{queue}#{skill}"] = {
+                **values,
+                "sk": f"POOL#{queue}#{skill}",
+                "gsi1pk": f"AVAILABLE#{queue}#{skill}",
+                "gsi1sk": f"{_proficiency_key(level)}#{by_load}",
+            }
+    return entries
 
 
 def _agent_from(values: dict[str, Any]) -> Agent:
@@ -182,6 +205,36 @@ def available_agents(queue: str, limit: int = PAGE) -> list[Agent]:
     return [_agent_from(i) for i in _index_page(f"AVAILABLE#{queue}", limit)]
 
 
+Cursor = dict[str, Any]  # where a page of an index ended (DynamoDB's LastEvaluatedKey)
+
+
+def pool(
+    queue: str, skill: str | None = None, min_level: int = 0, limit: int = PAGE, after: Cursor | None = None
+) -> tuple[list[Agent], Cursor | None]:
+    """A page of the agents taking work in ``queue`` (with ``skill`` at ``min_level`` or more, if given).
+
+    With a skill: the most proficient in it first, then the least loaded, then the longest idle; without:
+    the least loaded first. Returns the page and where the next one starts (None: no more).
+    """
+    condition, values = "gsi1pk = :pk", {":pk": f"AVAILABLE#{queue}"}
+    if skill is not None:
+        values[":pk"] = f"AVAILABLE#{queue}#{skill}"
+        if min_level > 0:
+            condition += " AND gsi1sk < :below"  # proficiency keys of the levels too low sort after this
+            values[":below"] = str(10 - min(9, min_level))
+    kwargs: dict[str, Any] = {
+        "TableName": _table(),
+        "IndexName": ROUTING_INDEX,
+        "KeyConditionExpression": condition,
+        "ExpressionAttributeValues": to_values(values),
+        "Limit": limit,
+    }
+    if after is not None:
+        kwargs["ExclusiveStartKey"] = after
+    page = aws.client("dynamodb").query(**kwargs)
+    return [_agent_from(from_item(i)) for i in page["Items"]], page.get("LastEvaluatedKey")
+
+
 # --- connections --------------------------------------------------------------
 
 
@@ -262,20 +315,32 @@ def waiting_sort_key(contact: Contact) -> str:
     return f"{9 - contact.priority}#{contact.sla_deadline}#{contact.enqueued_at}#{contact.contact_id}"
 
 
+def requirement_key(skills: Mapping[str, int]) -> str:
+    """Required skills as one partition name: ``billing=3+english=2``, ``-`` for none (names hold no = or +)."""
+    return "+".join(f"{skill}={level}" for skill, level in sorted(skills.items())) or "-"
+
+
 def _contact_index(contact: Contact | None) -> dict[str, dict[str, Any]]:
     if contact is None:
         return {}
     values = _contact_values(contact)
     if contact.state is ContactState.QUEUED:
-        return {
-            f"WAIT#{queue}": {
+        needs = requirement_key(contact.required_skills)
+        entries = {}
+        for queue in contact.queues:
+            entries[f"WAIT#{queue}"] = {
                 **values,
                 "sk": f"WAIT#{queue}",
                 "gsi1pk": f"WAITING#{queue}",
                 "gsi1sk": waiting_sort_key(contact),
             }
-            for queue in contact.queues
-        }
+            entries[f"NEED#{queue}"] = {
+                **values,
+                "sk": f"NEED#{queue}",
+                "gsi1pk": f"NEEDS#{queue}#{needs}",
+                "gsi1sk": waiting_sort_key(contact),
+            }
+        return entries
     if contact.state is ContactState.OFFERED:
         return {
             "OFFER": {
@@ -330,6 +395,11 @@ def work_of(agent_id: str, limit: int = 100) -> list[Contact]:
 def waiting_contacts(queue: str, limit: int = PAGE) -> list[Contact]:
     """Queued contacts of ``queue``: highest priority, then the earliest deadline, first."""
     return [_contact_from(i) for i in _index_page(f"WAITING#{queue}", limit)]
+
+
+def contacts_needing(queue: str, skills: Mapping[str, int], limit: int = PAGE) -> list[Contact]:
+    """Queued contacts of ``queue`` that require exactly ``skills``, in the order of ``waiting_contacts``."""
+    return [_contact_from(i) for i in _index_page(f"NEEDS#{queue}#{requirement_key(skills)}", limit)]
 
 
 def position_in_queue(contact: Contact, queue: str) -> int:

@@ -79,3 +79,20 @@ def test_unknown_agent_is_404_and_bad_presence_is_422(client):
     bad = client.http.put("/agents/ada/presence", headers=as_admin(), body=json.dumps({"presence": "Lunch"}))
     assert bad.status_code == 422
     assert bad.json_body["details"][0]["field"] == "presence"
+
+
+def test_an_agent_with_more_queue_and_skill_pairs_than_the_index_holds_is_refused(client):
+    # Each (queue, skill) pair is one copy in the availability index, rewritten with every offer: 4 x (12 + 1) > 40.
+    skills = {f"skill{n:02d}": 3 for n in range(12)}
+    body = {"agent_id": "poly", "name": "Poly", "queues": ["default", "support", "vip", "billing"], "skills": skills}
+    response = client.http.post("/agents", headers=as_admin(), body=json.dumps(body))
+    assert response.status_code == 422, response.body
+    assert response.json_body["error"] == "invalid_payload" and "skills" in response.json_body["message"]
+    assert client.http.get("/agents", headers=as_admin()).json_body["agents"] == []
+
+    fits = {**body, "queues": ["default", "billing"]}  # 2 x 13 = 26
+    assert client.http.post("/agents", headers=as_admin(), body=json.dumps(fits)).status_code == 201
+    widened = {"queues": ["default", "support", "vip", "billing"]}
+    response = client.http.patch("/agents/poly", headers=as_admin(), body=json.dumps(widened))
+    assert response.status_code == 422, response.body
+    assert client.http.get("/agents/poly", headers=as_admin()).json_body["queues"] == ["default", "billing"]

@@ -72,3 +72,19 @@ def test_expected_wait_grows_with_position_and_shrinks_with_agents_at_work(engin
     assert engine.expected_wait_seconds(1, stats) == 240
     assert engine.expected_wait_seconds(2, stats) == 480
     assert engine.expected_wait_seconds(0, {}) == 300, "no history yet: five minutes"
+
+
+def test_every_set_of_required_skills_the_config_can_produce_is_known(engine):
+    from chalicelib.routing.config import load_file
+    from tests.support import FIXTURES
+
+    config = load_file(FIXTURES / "routing/engine_test.yaml")
+    found = engine.requirements(config)
+    # Each rule's skills, then after each step: billing relaxed to 2, english dropped; no skills at all.
+    assert len(found) == 5 and {frozenset(skills.items()) for skills in found} == {
+        frozenset(),
+        frozenset({"billing": 3, "english": 2}.items()),
+        frozenset({"billing": 2, "english": 2}.items()),
+        frozenset({"billing": 2}.items()),
+        frozenset({"spanish": 2}.items()),
+    }

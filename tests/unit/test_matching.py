@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.routing.matching import can_take, choose_agent, choose_contact, cost_for
+from chalicelib.routing.matching import can_take, choose_agent, choose_contact, cost_for, key_skill
 from chalicelib.routing.model import Agent, Contact, ContactState, Presence
 
 COSTS = {"voice": 60, "webchat": 20, "email": 12}
@@ -126,3 +126,17 @@ def test_freed_agent_skips_what_it_cannot_take():
     fits = contact("fits")
     assert choose_contact(agent(), [declined, offered, fits], cost_of) == fits
     assert choose_contact(agent(), [declined, offered], cost_of) is None
+
+
+def test_only_queues_open_now_count_as_shared():
+    both = contact(queues=("billing", "support"))
+    assert can_take(agent(queues=("support",)), both, cost_of)
+    assert not can_take(agent(queues=("support",)), both, cost_of, open_queues={"billing"})
+    assert can_take(agent(queues=("billing",)), both, cost_of, open_queues={"billing"})
+    assert choose_contact(agent(queues=("support",)), [both], cost_of, open_queues=frozenset()) is None
+
+
+def test_the_pool_searched_for_a_contact_is_its_most_demanding_skill():
+    assert key_skill({}) is None
+    assert key_skill({"billing": 3, "english": 2}) == ("billing", 3)
+    assert key_skill({"english": 3, "billing": 3}) == ("billing", 3), "a tie goes by name: the same pool every time"
