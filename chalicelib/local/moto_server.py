@@ -85,7 +85,7 @@ class SerialisedApp:
                 status, headers, chunks = self._call(environ, immediate_body)
                 if deadline <= time.monotonic() or not status.startswith("200") or _received_something(chunks):
                     break
-                # Outside the lock until the queue changes or a tick passes (delays and visibility expire by themselves).
+                # Wait outside the lock for a change to the queue, or a tick (delays and visibility expire alone).
                 tick_end = min(deadline, time.monotonic() + self._tick)
                 while self._queue_changes.get(str(queue_name), 0) == seen and (left := tick_end - time.monotonic()) > 0:
                     self._changed.wait(timeout=left)
