@@ -216,7 +216,7 @@ def _transact_write_items_rolling_back_items(self: Any, transact_items: list[dic
                 table.items[hash_key] = before
         raise
     finally:
-        dynamodb_models.copy = copy  # type: ignore[assignment]
+        dynamodb_models.copy = copy
 
 
 class MotoServer:
@@ -247,8 +247,7 @@ class MotoServer:
         self._server = make_server(self._host, self._port, app, threaded=True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
         self._thread.start()
-        host, port = self._server.server_address[:2]
-        self._url = f"http://{host}:{port}"
+        self._url = f"http://{self._host}:{self._server.server_port}"
         # moto keeps its backends in module globals, so a second stack in the same
         # process (tests) would otherwise see the first one's tables and queues.
         request = urllib.request.Request(f"{self._url}/moto-api/reset", method="POST")
