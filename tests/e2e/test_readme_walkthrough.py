@@ -157,3 +157,16 @@ def test_running_it_by_hand_works_as_written(ports: dict[str, int]) -> None:
     assert texts == ["Hello, where is my order?", "Hi! It left our warehouse this morning."], texts
     # `make local` configures the routing SSM parameter, so an admin's routing change is taken live.
     assert "error" not in routing and "billing" in routing["queues"], routing
+
+
+def test_operating_it_against_make_local_works_as_written(ports: dict[str, int]) -> None:
+    (block,) = _shell_blocks(_section("Operating it"))
+    block = block.replace("127.0.0.1:8003", f"127.0.0.1:{ports['moto']}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["PATH"] = f"{ROOT / '.venv' / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
+    env["PYTHONPATH"] = str(ROOT)  # this checkout's chalicelib, whichever the shared virtualenv installed
+    finished = subprocess.run(
+        ["bash", "-e"], input=block, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert "switchboard-routing.fifo: 0 dead letters" in finished.stdout, finished.stdout
