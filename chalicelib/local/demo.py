@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 import requests
 import yaml
@@ -128,7 +128,7 @@ class ProviderStandIn:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 if self.path.endswith("/Messages.json"):
-                    stand_in.sent.append(("twilio", self.path))
+                    stand_in.sent.append(("twilio", str(parse_qs(raw.decode()).get("To", [""])[0])))
                     self._answer(201, {"sid": f"SM{uuid.uuid4().hex}", "status": "queued"})
                 elif self.path.endswith("/sendMessage"):
                     chat = json.loads(raw or b"{}").get("chat_id")
@@ -146,7 +146,8 @@ class ProviderStandIn:
                 self.wfile.write(data)
 
             def log_message(self, format: str, *args: Any) -> None:
-                logging.getLogger("demo.providers").info(format, *args)
+                # The request line carries the Telegram bot token in its path: only the outcome is logged.
+                logging.getLogger("demo.providers").info("provider stand-in answered %s", self.command)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
