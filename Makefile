@@ -26,7 +26,7 @@ $(STAMP): requirements.txt requirements-dev.txt infra/requirements.txt pyproject
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-## demo: start the local stack, play 3 agents and 20 web-chat visitors, print the summary
+## demo: start the local stack, play 4 agents and 12 contacts on six channels, print SLA per queue and channel
 demo: $(STAMP)
 	$(PY) -m chalicelib.local.demo
 
