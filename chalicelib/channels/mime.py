@@ -530,8 +530,10 @@ class _Flattener:
         block, self.headers, self.in_headers = self.headers, [], False
         if not block and self.pending is None and self.stack:
             return  # no part here at all (text after a boundary's line ending, say)
+        # A digest's own parts default to message/rfc822; an embedded message's headers (top: a message level) do not.
+        top = self.stack[-1] if self.stack else None
+        content_type, boundary = _part_type(block, digest=top is not None and top.boundary is not None and top.digest)
         parent = next((level for level in reversed(self.stack) if level.boundary is not None), None)
-        content_type, boundary = _part_type(block, digest=parent is not None and parent.digest)
         embeds_message = content_type.startswith("message/") and content_type != "message/delivery-status"
         # A bounce's status blocks are parsed as parts too, and a block may hold a message: three levels at most.
         needs = 2 if embeds_message else 3 if content_type == "message/delivery-status" else 1
