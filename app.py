@@ -275,11 +275,29 @@ def dev_token() -> dict[str, Any]:
     """Local development only (``SWITCHBOARD_DEV_AUTH=1``): a signed token with Cognito's claims."""
     if not get_settings().dev_auth:
         raise NotFound("no such route")
-    body = _json_body() or {}
-    roles = body.get("roles") or [auth.AGENT]
-    if not isinstance(body.get("agent_id"), str) or not isinstance(roles, list):
-        raise InvalidPayload('send {"agent_id": "...", "roles": ["agent" | "supervisor" | "admin"]}')
-    return {"token": auth.issue_dev_token(body["agent_id"], [str(r) for r in roles])}
+    body = _json_body()
+    usage = 'send {"agent_id": "...", "roles": ["agent" | "supervisor" | "admin"]}'
+    if not isinstance(body, dict):
+        raise InvalidPayload(f"the body must be a JSON object: {usage}")
+    agent_id, roles = body.get("agent_id"), body.get("roles", [auth.AGENT])
+    if not isinstance(agent_id, str) or not agent_id:
+        raise InvalidPayload(f"agent_id: name the agent to sign in as (a string); {usage}")
+    return {"token": auth.issue_dev_token(agent_id, _dev_roles(roles))}
+
+
+def _dev_roles(roles: Any) -> list[str]:
+    """The roles of a development token: a non-empty list of role names, else a 422 saying what is wrong."""
+    known = ", ".join(auth.ROLES)
+    if roles is None:
+        return [auth.AGENT]
+    if not isinstance(roles, list):
+        raise InvalidPayload(f'roles: must be a list of role names such as ["agent"]; roles are {known}')
+    if not roles:
+        raise InvalidPayload(f"roles: name at least one; roles are {known}")
+    unknown = [repr(r) if not isinstance(r, str) else r for r in roles if r not in auth.ROLES]
+    if unknown:
+        raise InvalidPayload(f"roles: unknown {', '.join(unknown)}; roles are {known}")
+    return list(roles)
 
 
 def _request() -> Request:

@@ -10,18 +10,35 @@
 
 ``--message`` is ``{"channel": ..., "text": ..., "subject": ..., "language": ...}`` (only ``channel`` is
 required); ``--customer`` is ``{"tier": ..., "tags": [...]}``. Either may be ``@path`` to read a JSON file.
-Exit status: 0 fine, 1 the configuration is invalid, 2 the command line is wrong.
+Exit status: 0 fine, 1 the configuration is invalid, 2 the command line is wrong, 3 AWS could not be used
+(no credentials, endpoint unreachable, access denied, a queue, parameter or table not found): one line on
+stderr says which, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
 
 from chalicelib.routing.config import CHANNELS, ConfigError, load_file
 from chalicelib.routing.rules import ContactFacts, explain
@@ -43,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     try:
         _use_stage(args)
+        if args.group in _AWS_COMMANDS:
+            _remember_resources()
         return int(args.run(args))
     except UsageError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
@@ -50,6 +69,86 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
+    except (BotoCoreError, ClientError) as exc:
+        print(f"switchboard: {_aws_problem(exc)}", file=sys.stderr)
+        return 3
+
+
+# --- AWS failures as one line ------------------------------------------------------------------------
+
+_AWS_COMMANDS = ("dlq", "secrets", "agents", "setup")
+_touched = threading.local()  # the resource the last AWS request named, for "not found" and "access denied"
+_RESOURCE_PARAMETERS = (("QueueName", "queue"), ("QueueUrl", "queue"), ("TableName", "table"), ("Name", "parameter"))
+_NOT_FOUND = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "ParameterNotFound"}
+_NOT_FOUND |= {"ResourceNotFoundException"}
+_BAD_CREDENTIALS = {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch"}
+_BAD_CREDENTIALS |= {"InvalidSignatureException", "ExpiredToken", "ExpiredTokenException", "AuthFailure"}
+_ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}
+
+
+def _remember_resources() -> None:
+    """Note what each AWS request names (queue, table, parameter) so a failure can say which."""
+    from chalicelib.store import aws
+
+    for service in ("sqs", "ssm", "dynamodb"):
+        aws.client(service).meta.events.register(
+            "provide-client-params.*.*", _note_resource, unique_id="switchboard-cli-resource"
+        )
+
+
+def _note_resource(params: dict[str, Any], **_: Any) -> None:
+    actions = params.get("TransactItems") or [{}]
+    named = {**params, **next(iter(actions[0].values()), {})} if isinstance(actions[0], dict) else params
+    _touched.value = next(
+        (f"{kind} {_short(kind, str(named[key]))}" for key, kind in _RESOURCE_PARAMETERS if named.get(key)), None
+    )
+
+
+def _short(kind: str, name: str) -> str:
+    return name.rsplit("/", 1)[-1] if kind == "queue" else name  # a queue URL ends with the queue's name
+
+
+def _aws_problem(exc: BotoCoreError | ClientError) -> str:
+    """One line naming what is wrong with the AWS side of a command, and what to check."""
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return (
+            "no AWS credentials: set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or run "
+            "`aws configure`"
+        )
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError | ConnectionClosedError):
+        url = exc.kwargs.get("endpoint_url", "?")
+        hint = (
+            "AWS_ENDPOINT_URL is set: is the local stack (make local) running?"
+            if os.environ.get("AWS_ENDPOINT_URL")
+            else "check the network and the region"
+        )
+        return f"cannot reach the AWS endpoint {url} ({hint})"
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: set AWS_REGION or AWS_DEFAULT_REGION"
+    if isinstance(exc, ClientError):
+        return _client_problem(exc)
+    return f"AWS request failed: {exc}"
+
+
+def _client_problem(exc: ClientError) -> str:
+    error = exc.response.get("Error", {})
+    code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+    embedded = re.search(r"<Code>([^<]*)</Code>.*?<Message>([^<]*)</Message>", message, re.DOTALL)
+    if embedded:  # some endpoints (moto's IAM checks among them) put an XML error inside a JSON one
+        code, message = embedded.group(1), embedded.group(2)
+    resource = getattr(_touched, "value", None)
+    where = f" {resource}" if resource else ""
+    if code in _BAD_CREDENTIALS:
+        return f"AWS refused the credentials ({code}): {message} (check AWS_PROFILE / AWS_ACCESS_KEY_ID)"
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if code in _ACCESS_DENIED or status == 403:
+        return f"access denied: {exc.operation_name} on{where or ' AWS'}: {message}"
+    if code in _NOT_FOUND:
+        region = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-region")
+        region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        deployed = f"deployed in {region}" if region else "deployed"
+        return f"not found:{where or ' ' + exc.operation_name}: is --stage right, and the stack {deployed}?"
+    return f"AWS {exc.operation_name} failed ({code}): {message}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -161,7 +260,10 @@ def _use_stage(args: argparse.Namespace) -> None:
 def _secrets_status(args: argparse.Namespace) -> int:
     from chalicelib import operate
 
-    status = operate.secrets_status()
+    try:
+        status = operate.secrets_status()
+    except operate.SecretError as exc:
+        raise UsageError(str(exc)) from None
     for name, present in status.items():
         print(f"{'set    ' if present else 'missing'}  {operate.secret_parameter(name)}")
     return 0
@@ -207,7 +309,11 @@ def _setup(args: argparse.Namespace) -> int:
         outputs = operate.load_outputs(args.outputs, stages.prefix(args.stage))
     except (OSError, ValueError) as exc:
         raise UsageError(f"--outputs: {exc}") from None
-    print("\n".join(operate.checklist(args.stage, outputs)))
+    try:
+        lines = operate.checklist(args.stage, outputs)
+    except operate.SecretError as exc:
+        raise UsageError(str(exc)) from None
+    print("\n".join(lines))
     return 0
 
 

@@ -121,7 +121,10 @@ def read_form(body: bytes, content_type: str | None) -> Form:
 def _multipart(body: bytes, content_type: str) -> Form:
     # The stdlib MIME parser reads multipart/form-data once it sees the Content-Type with its boundary.
     header = b"Content-Type: " + content_type.encode("latin-1", errors="replace") + b"\r\nMIME-Version: 1.0\r\n\r\n"
-    message = BytesParser(policy=policy.default).parsebytes(header + body)
+    # A part nesting deeper than mime.MAX_DEPTH (a forwarded .eml inside a forwarded .eml...) is cut before the
+    # stdlib parser recurses into a RecursionError; the form's own fields sit at the top and are all kept.
+    raw = mime.limit_nesting(header + body).raw
+    message = BytesParser(policy=policy.default).parsebytes(raw)
     if not message.is_multipart():
         raise InvalidPayload("multipart/form-data body without parts (is the boundary right?)")
     fields: dict[str, str] = {}

@@ -273,13 +273,18 @@ def parse_notification(sns: SnsMessage) -> Webhook:
         name=name,
         subject=email.subject or _string(common.get("subject")),
         thread=thread,
-        metadata=_metadata(receipt),
+        metadata={**_metadata(receipt), **_cut(email)},
         extra_dedupe_keys=(
             *((f"ses-mail#{ses_mail_id}",) if ses_mail_id else ()),
             *mime.message_id_key(thread.message_id),
         ),
     )
     return Webhook(messages=(message,))
+
+
+def _cut(email: mime.ParsedEmail) -> dict[str, Any]:
+    """The mark on a mail whose structure was cut (SES cannot be refused, so it is stored as far as it reads)."""
+    return {"truncated": True, "truncated_note": mime.CUT_NOTE} if email.truncated else {}
 
 
 def _raw_email(content: str, encoding: Any) -> bytes:

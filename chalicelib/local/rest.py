@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -16,6 +17,10 @@ from chalice.local import ChaliceRequestHandler, LambdaEventConverter, LocalDevS
 from chalicelib.local.lambda_context import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_SECONDS
 
 logger = logging.getLogger(__name__)
+# A query string in a request line, up to the protocol or the quote that ends it (it may hold spaces when
+# the request line is malformed). Query strings carry secrets: Meta's hub.verify_token, ?token= sign-ins,
+# the widget's visitor_id.
+_QUERY_STRING = re.compile(r"\?[^\"']*?(?=\s+HTTP/|[\"']|$)")
 
 
 class _ThreadLocalRequest(Chalice):
@@ -73,10 +78,18 @@ class _RawQueryRequestHandler(ChaliceRequestHandler):
 
 
 class _LoggedRequestHandler(_RawQueryRequestHandler):
-    """Access lines go to ``logging`` (INFO) instead of stderr, so ``make local`` shows them and the demo does not."""
+    """Access lines go to ``logging`` (INFO) instead of stderr, so ``make local`` shows them and the demo does not.
+
+    Like the deployed access log (infra ``SECRET_FREE_ACCESS_LOG``: method and path, never the query string),
+    every line has its query strings cut, error lines that quote a malformed request line included.
+    """
 
     def log_message(self, format: str, *args: Any) -> None:
-        logger.info("%s %s", self.address_string(), format % args)
+        logger.info("%s %s", self.address_string(), _without_query_strings(format % args))
+
+
+def _without_query_strings(line: str) -> str:
+    return _QUERY_STRING.sub("", line)
 
 
 class RestApiServer:

@@ -37,6 +37,9 @@ DEFAULT_MANAGEMENT_PORT = 8002
 DEFAULT_MOTO_PORT = 8003
 # Chalice deploys WebSocket APIs (and REST APIs) to the API Gateway stage "api".
 WEBSOCKET_STAGE = "api"
+# Where `PUT /admin/routing` publishes locally (in moto's SSM), named as the deployed stack names it
+# (<ssm prefix>/routing-config); the first publish creates it, until then routing.yaml is in force.
+LOCAL_ROUTING_CONFIG_PARAMETER = "/switchboard/local/routing-config"
 # Variables that would send boto3 to a real account instead of moto.
 _REAL_AWS_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
@@ -223,6 +226,9 @@ class LocalStack:
             # Sign-in: development tokens with Cognito's claims, signed by a key made for this run.
             "SWITCHBOARD_DEV_AUTH": "1",
             "DEV_SIGNING_KEY": os.environ.get("DEV_SIGNING_KEY") or generate_dev_key(),
+            "SWITCHBOARD_ROUTING_CONFIG_PARAMETER": (
+                os.environ.get("SWITCHBOARD_ROUTING_CONFIG_PARAMETER") or LOCAL_ROUTING_CONFIG_PARAMETER
+            ),
         }
         self._saved_env = {name: os.environ.get(name) for name in (*values, *_REAL_AWS_VARIABLES, "WEBSOCKET_URL")}
         for name in _REAL_AWS_VARIABLES:

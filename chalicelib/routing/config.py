@@ -41,11 +41,12 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from chalicelib.settings import get_settings
+from chalicelib.settings import MissingSetting, get_settings
 
 logger = Logger(service="switchboard", child=True)
 
 DEFAULT_FILE = Path(__file__).with_name("routing.yaml")
+ROUTING_CONFIG_SETTING = "SWITCHBOARD_ROUTING_CONFIG_PARAMETER"
 # How often ``current_config`` looks at the SSM parameter again.
 REFRESH_SECONDS = 60
 
@@ -290,9 +291,18 @@ class _Override:
     checked_at: float | None = None
     digest: str | None = None
     config: RoutingConfig | None = None
+    reported_missing: bool = False  # "nothing published yet" is logged once, not every minute
 
 
 _override = _Override()
+
+
+def _parameter_not_found(exc: Exception) -> bool:
+    """Whether Powertools' GetParameterError wraps SSM's ParameterNotFound (it keeps the cause as context)."""
+    from botocore.exceptions import ClientError
+
+    cause = exc.__cause__ or exc.__context__
+    return isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") == "ParameterNotFound"
 
 
 def current_config(now: float | None = None) -> RoutingConfig:
@@ -315,11 +325,16 @@ def current_config(now: float | None = None) -> RoutingConfig:
 
 
 def publish_override(text: str) -> RoutingConfig:
-    """Check a routing config and make it the override (the SSM parameter); routers pick it up within 60 s."""
+    """Check a routing config and make it the override (the SSM parameter); routers pick it up within 60 s.
+
+    ``ConfigError`` for a config with mistakes (checked first: the admin's to fix); ``MissingSetting`` (503)
+    when this deployment names no parameter. A parameter that does not exist yet is created (the deployed
+    stack names it but leaves it to the first publish).
+    """
     config = parse_config(text, source="request body")
     parameter = get_settings().routing_config_parameter
     if not parameter:
-        raise ConfigError("routing changes need SWITCHBOARD_ROUTING_CONFIG_PARAMETER to name an SSM parameter")
+        raise MissingSetting(ROUTING_CONFIG_SETTING)
     from chalicelib.store import aws
 
     aws.client("ssm").put_parameter(Name=parameter, Value=text, Type="String", Tier="Advanced", Overwrite=True)
@@ -339,6 +354,12 @@ def _refresh(state: _Override, parameter: str) -> None:
         # Our own clock decides when to look again (see current_config), so skip Powertools' cache here.
         text = str(parameters.get_parameter(parameter, max_age=REFRESH_SECONDS, force_fetch=True))
     except Exception as exc:  # any failure to read must leave routing running on the last good config
+        if state.config is None and _parameter_not_found(exc):
+            # Normal until the first PUT /admin/routing: the deployed stack names the parameter, nobody created it.
+            if not state.reported_missing:
+                state.reported_missing = True
+                logger.info("no routing config published yet; routing.yaml is in force", extra={"parameter": parameter})
+            return
         logger.error(
             "routing config parameter unreadable; keeping the last good config",
             extra={"parameter": parameter, "error_type": type(exc).__name__},
