@@ -2,7 +2,7 @@
 
 Keys (``pk``/``sk``) and the sparse index ``gsi1`` (``gsi1pk``/``gsi1sk``)::
 
-    AGENT#<id>    AGENT          the agent
+    AGENT#<id>    AGENT          the agent, also in gsi1 under AGENTS by id (the supervisor's paged list)
     AGENT#<id>    POOL#<queue>   a copy in gsi1 under AVAILABLE#<queue> while the agent takes work,
                                  least loaded first
     AGENT#<id>    CONN#<conn>    one open WebSocket connection of the agent
@@ -10,23 +10,37 @@ Keys (``pk``/``sk``) and the sparse index ``gsi1`` (``gsi1pk``/``gsi1sk``)::
     CONTACT#<id>  CONTACT        the contact
     CONTACT#<id>  WAIT#<queue>   a copy in gsi1 under WAITING#<queue> while queued there,
                                  highest priority then earliest SLA deadline first
+    CONTACT#<id>  AGE#<queue>    a small entry in gsi1 under WAITSINCE#<queue> while queued there,
+                                 longest waiting first (the supervisor's oldest wait: one item)
     CONTACT#<id>  OFFER          a copy in gsi1 under OFFERED while an offer is open, by expiry
     CONTACT#<id>  WORK           a copy in gsi1 under WORK#<agent> while offered to or assigned to them
     QUEUESTATS#<queue> STATS     recent handle time and how many contacts are being worked
+    QUEUESTATS#<queue> WAITING#<n>  how many contacts wait in the queue per priority (``waiting_p<0..9>``),
+                                 one of ``COUNT_SHARDS`` shards, kept by ADD in the transactions
+                                 that move contacts in and out of waiting
 
 Routing reads a bounded page of an index, never all agents. Every change of
 an agent or contact is a put of its main item conditioned on the version
 read, together with its index copies, in one transaction: two routers acting
 on the same state cannot both win, no agent goes over capacity and no
 contact is offered twice.
+
+What waits is counted, not read: the same transactions add to or take from the
+queue's waiting counts, so the supervisor's view and a customer's place in the
+queue read a bounded number of items however many contacts wait. The counts
+are spread over shards so that concurrent transactions in one queue seldom
+touch the same counter item (DynamoDB cancels transactions that overlap on an item).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from chalicelib import clock
 from chalicelib.routing.model import Agent, Contact, ContactState, Presence
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
@@ -35,7 +49,11 @@ from chalicelib.store.dynamo import from_item, get, key, to_item, to_values, tra
 from chalicelib.store.resources import ROUTING_INDEX
 
 OFFERED_INDEX_KEY = "OFFERED"
+AGENTS_INDEX_KEY = "AGENTS"
 PAGE = 25
+COUNT_SHARDS = 8  # waiting-count items per queue; may grow (a count is the sum of every shard), never shrink
+POSITION_EXACT_WITHIN = 50  # contacts counted one by one either side of a customer before the rest is estimated
+SUPERVISOR_AGENTS_PAGE = 100
 
 Change = tuple[Any, Any]  # (as read, or None when new; as it should become)
 
@@ -102,11 +120,16 @@ def _agent_from(values: dict[str, Any]) -> Agent:
     return Agent(**fields)
 
 
+def _directory_entry(agent: Agent) -> dict[str, Any]:
+    """Where the agent's own item sits in gsi1: every agent, by id, for a paged listing without a scan."""
+    return {"gsi1pk": AGENTS_INDEX_KEY, "gsi1sk": agent.agent_id}
+
+
 def agent_actions(change: Change) -> list[dict[str, Any]]:
     """Save an agent (versioned) and keep its index copies in step."""
     before, after = change
     return [
-        _versioned_put(_agent_values(after), before.version if before else None),
+        _versioned_put({**_agent_values(after), **_directory_entry(after)}, before.version if before else None),
         *_index_actions(f"AGENT#{after.agent_id}", _agent_index(before), _agent_index(after)),
     ]
 
@@ -127,20 +150,34 @@ def save_agent(before: Agent, after: Agent) -> None:
 
 
 def list_agents() -> list[Agent]:
-    """Every agent (an admin listing; routing never calls this)."""
-    client = aws.client("dynamodb")
-    kwargs: dict[str, Any] = {
-        "TableName": _table(),
-        "FilterExpression": "sk = :agent",
-        "ExpressionAttributeValues": to_values({":agent": "AGENT"}),
-    }
+    """Every agent, by id (an admin listing; routing never calls this): reads the agents, not the whole table."""
     agents: list[Agent] = []
+    after: str | None = None
     while True:
-        page = client.scan(**kwargs)
-        agents.extend(_agent_from(from_item(i)) for i in page["Items"])
-        if "LastEvaluatedKey" not in page:
-            return sorted(agents, key=lambda a: a.agent_id)
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        page, after = agents_page(after, limit=SUPERVISOR_AGENTS_PAGE)
+        agents.extend(page)
+        if after is None:
+            return agents
+
+
+def agents_page(after: str | None = None, limit: int = SUPERVISOR_AGENTS_PAGE) -> tuple[list[Agent], str | None]:
+    """Up to ``limit`` agents by id, those after ``after``; and the id to continue after (None: no more)."""
+    values: dict[str, Any] = {":pk": AGENTS_INDEX_KEY}
+    condition = "gsi1pk = :pk"
+    if after is not None:
+        condition += " AND gsi1sk > :after"
+        values[":after"] = after
+    page = aws.client("dynamodb").query(
+        TableName=_table(),
+        IndexName=ROUTING_INDEX,
+        KeyConditionExpression=condition,
+        ExpressionAttributeValues=to_values(values),
+        Limit=limit + 1,  # one more than shown: whether another page follows, without an empty last page
+    )
+    agents = [_agent_from(from_item(i)) for i in page["Items"]]
+    more = len(agents) > limit
+    agents = agents[:limit]
+    return agents, agents[-1].agent_id if more else None
 
 
 def _index_page(partition: str, limit: int) -> list[dict[str, Any]]:
@@ -233,13 +270,16 @@ def _contact_index(contact: Contact | None) -> dict[str, dict[str, Any]]:
     values = _contact_values(contact)
     if contact.state is ContactState.QUEUED:
         return {
-            f"WAIT#{queue}": {
-                **values,
-                "sk": f"WAIT#{queue}",
-                "gsi1pk": f"WAITING#{queue}",
-                "gsi1sk": waiting_sort_key(contact),
-            }
-            for queue in contact.queues
+            **{
+                f"WAIT#{queue}": {
+                    **values,
+                    "sk": f"WAIT#{queue}",
+                    "gsi1pk": f"WAITING#{queue}",
+                    "gsi1sk": waiting_sort_key(contact),
+                }
+                for queue in contact.queues
+            },
+            **{f"AGE#{queue}": _age_entry(contact, queue) for queue in contact.queues},
         }
     if contact.state is ContactState.OFFERED:
         return {
@@ -258,6 +298,16 @@ def _contact_index(contact: Contact | None) -> dict[str, dict[str, Any]]:
     return {}
 
 
+def _age_entry(contact: Contact, queue: str) -> dict[str, Any]:
+    return {
+        "pk": f"CONTACT#{contact.contact_id}",
+        "sk": f"AGE#{queue}",
+        "gsi1pk": f"WAITSINCE#{queue}",
+        "gsi1sk": f"{contact.enqueued_at}#{contact.contact_id}",
+        "enqueued_at": contact.enqueued_at,
+    }
+
+
 def _contact_from(values: dict[str, Any]) -> Contact:
     fields = {k: v for k, v in values.items() if k in Contact.__dataclass_fields__}
     fields["state"] = ContactState(values["state"])
@@ -269,12 +319,127 @@ def _contact_from(values: dict[str, Any]) -> Contact:
 
 
 def contact_actions(change: Change) -> list[dict[str, Any]]:
-    """Save a contact (versioned) and keep its index copies in step."""
+    """Save a contact (versioned) and keep its index copies and its queues' waiting counts in step."""
+    return [*_contact_item_actions(change), *waiting_count_actions([change])]
+
+
+def _contact_item_actions(change: Change) -> list[dict[str, Any]]:
     before, after = change
     return [
         _versioned_put(_contact_values(after), before.version if before else None),
         *_index_actions(f"CONTACT#{after.contact_id}", _contact_index(before), _contact_index(after)),
     ]
+
+
+# --- waiting counts: kept in the contacts' own transactions -----------------------------------
+
+
+def _count_shard(contact_id: str) -> int:
+    return zlib.crc32(contact_id.encode()) % COUNT_SHARDS
+
+
+def _waiting_places(contact: Contact | None) -> set[tuple[str, int]]:
+    """(queue, priority) for each queue the contact waits in; none unless it is queued."""
+    if contact is None or contact.state is not ContactState.QUEUED:
+        return set()
+    return {(queue, contact.priority) for queue in contact.queues}
+
+
+def waiting_count_actions(changes: Iterable[Change]) -> list[dict[str, Any]]:
+    """ADD updates of the waiting counts for contacts entering, leaving or moving between queues or priorities.
+
+    One update per (queue, shard) touched, as one transaction may not touch an item twice; nothing when no
+    contact changes where it waits (an acknowledgement, an offer's answer while assigned...).
+    """
+    deltas: defaultdict[tuple[str, int], Counter[int]] = defaultdict(Counter)
+    for before, after in changes:
+        shard = _count_shard(after.contact_id)
+        for queue, priority in _waiting_places(after):
+            deltas[(queue, shard)][priority] += 1
+        for queue, priority in _waiting_places(before):
+            deltas[(queue, shard)][priority] -= 1
+    actions: list[dict[str, Any]] = []
+    for (queue, shard), by_priority in sorted(deltas.items()):
+        changed = {priority: delta for priority, delta in sorted(by_priority.items()) if delta}
+        if not changed:
+            continue
+        actions.append(
+            {
+                "Update": {
+                    "TableName": _table(),
+                    "Key": key(f"QUEUESTATS#{queue}", f"WAITING#{shard}"),
+                    "UpdateExpression": "ADD " + ", ".join(f"waiting_p{p} :p{p}" for p in changed),
+                    "ExpressionAttributeValues": to_values({f":p{p}": delta for p, delta in changed.items()}),
+                }
+            }
+        )
+    return actions
+
+
+def _queue_items(queue: str) -> tuple[dict[str, Any], dict[int, int]]:
+    """The queue's statistics and its waiting count per priority, from one query of its few items."""
+    page = aws.client("dynamodb").query(
+        TableName=_table(),
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues=to_values({":pk": f"QUEUESTATS#{queue}"}),
+        ConsistentRead=True,
+    )
+    stats: dict[str, Any] = {}
+    waiting: Counter[int] = Counter()
+    for item in (from_item(i) for i in page["Items"]):
+        if item["sk"] == "STATS":
+            stats = item
+            continue
+        for name, value in item.items():
+            if name.startswith("waiting_p"):
+                waiting[int(name.removeprefix("waiting_p"))] += int(value)
+    return stats, {priority: max(0, count) for priority, count in sorted(waiting.items())}
+
+
+def waiting_counts(queue: str) -> dict[int, int]:
+    """How many contacts wait in ``queue``, per priority (every priority ever used there; 0 when none now)."""
+    return _queue_items(queue)[1]
+
+
+def oldest_waiting(queue: str) -> str | None:
+    """When the contact waiting longest in ``queue`` was queued there (one index item), None if none waits."""
+    page = aws.client("dynamodb").query(
+        TableName=_table(),
+        IndexName=ROUTING_INDEX,
+        KeyConditionExpression="gsi1pk = :pk",
+        ExpressionAttributeValues=to_values({":pk": f"WAITSINCE#{queue}"}),
+        Limit=1,
+    )
+    return str(page["Items"][0]["enqueued_at"]["S"]) if page["Items"] else None
+
+
+def recount_waiting(queue: str) -> dict[int, int]:
+    """Count what waits in ``queue`` the slow way and store it as the queue's counts; returns them.
+
+    For contacts queued before the counts existed (an upgrade) or written around the store (a bulk load).
+    It reads the queue's whole index partition: run it while nothing is routed in that queue.
+    """
+    client = aws.client("dynamodb")
+    kwargs: dict[str, Any] = {
+        "TableName": _table(),
+        "IndexName": ROUTING_INDEX,
+        "KeyConditionExpression": "gsi1pk = :pk",
+        "ExpressionAttributeValues": to_values({":pk": f"WAITING#{queue}"}),
+        "ProjectionExpression": "priority",
+    }
+    counted: Counter[int] = Counter()
+    while True:
+        page = client.query(**kwargs)
+        counted.update(int(from_item(i)["priority"]) for i in page["Items"])
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    for shard in range(COUNT_SHARDS):
+        item: dict[str, Any] = {"pk": f"QUEUESTATS#{queue}", "sk": f"WAITING#{shard}"}
+        if shard == 0:
+            item |= {f"waiting_p{p}": n for p, n in counted.items()}
+        client.put_item(TableName=_table(), Item=to_item(item))
+    return dict(sorted(counted.items()))
 
 
 def get_contact(contact_id: str) -> Contact | None:
@@ -298,22 +463,65 @@ def waiting_contacts(queue: str, limit: int = PAGE) -> list[Contact]:
 
 
 def position_in_queue(contact: Contact, queue: str) -> int:
-    """How many contacts wait ahead of this one in ``queue`` (0: next)."""
-    client = aws.client("dynamodb")
-    kwargs: dict[str, Any] = {
-        "TableName": _table(),
-        "IndexName": ROUTING_INDEX,
-        "KeyConditionExpression": "gsi1pk = :pk AND gsi1sk < :mine",
-        "ExpressionAttributeValues": to_values({":pk": f"WAITING#{queue}", ":mine": waiting_sort_key(contact)}),
-        "Select": "COUNT",
-    }
-    ahead = 0
-    while True:
-        page = client.query(**kwargs)
-        ahead += int(page["Count"])
-        if "LastEvaluatedKey" not in page:
-            return ahead
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    """How many contacts wait ahead of this one in ``queue`` (0: next), from a bounded read.
+
+    Ahead are all of higher priority (from the queue's counts) and those of the same priority that sort
+    before it. Those are counted one by one when fewer than ``POSITION_EXACT_WITHIN`` are ahead, or behind
+    (the priority's count less those behind); otherwise the rest is shared out between ahead and behind in
+    proportion to the stretch of SLA deadlines on each side, and the place (ahead + 1) is rounded to two
+    significant figures, at least to ten: an honest estimate, shown as one.
+    """
+    counts = waiting_counts(queue)
+    higher = sum(n for priority, n in counts.items() if priority > contact.priority)
+    in_band = counts.get(contact.priority, 0)
+    mine = waiting_sort_key(contact)
+    band_start, band_end = f"{9 - contact.priority}#", f"{9 - contact.priority}$"  # "$" sorts right after "#"
+    ahead, all_ahead = _band_keys(queue, band_start, mine, mine, forward=False)
+    if all_ahead:
+        return higher + len(ahead)
+    behind, all_behind = _band_keys(queue, mine, band_end, mine, forward=True)
+    if all_behind:
+        return higher + max(len(ahead), in_band - 1 - len(behind))
+    unread = max(0, in_band - 1 - len(ahead) - len(behind))
+    first, _ = _band_keys(queue, band_start, band_end, mine, forward=True, limit=1)
+    last, _ = _band_keys(queue, band_start, band_end, mine, forward=False, limit=1)
+    before_span = _seconds_between_keys(first[0], ahead[-1]) if first else 0.0
+    after_span = _seconds_between_keys(behind[-1], last[0]) if last else 0.0
+    share = before_span / (before_span + after_span) if before_span + after_span > 0 else 0.5
+    place = higher + len(ahead) + round(unread * share) + 1
+    step = max(10, 10 ** (len(str(place)) - 2))
+    return max(1, round(place / step) * step) - 1
+
+
+def _band_keys(
+    queue: str, low: str, high: str, mine: str, *, forward: bool, limit: int = POSITION_EXACT_WITHIN + 1
+) -> tuple[list[str], bool]:
+    """Waiting sort keys of ``queue`` from ``low`` to ``high`` (inclusive), nearest first, without ``mine``;
+    and whether that was all of them."""
+    page = aws.client("dynamodb").query(
+        TableName=_table(),
+        IndexName=ROUTING_INDEX,
+        KeyConditionExpression="gsi1pk = :pk AND gsi1sk BETWEEN :low AND :high",
+        ExpressionAttributeValues=to_values({":pk": f"WAITING#{queue}", ":low": low, ":high": high}),
+        ProjectionExpression="gsi1sk",
+        ScanIndexForward=forward,
+        Limit=limit,
+    )
+    found = [str(i["gsi1sk"]["S"]) for i in page["Items"]]
+    return [k for k in found if k != mine], "LastEvaluatedKey" not in page
+
+
+def _seconds_between_keys(earlier: str, later: str) -> float:
+    """Seconds between the SLA deadlines (else the queueing times) in two waiting sort keys; 0 if unreadable."""
+
+    def moment(sort_key: str) -> str:
+        _, deadline, enqueued, *_ = [*sort_key.split("#"), "", ""]
+        return deadline or enqueued
+
+    try:
+        return max(0.0, clock.seconds_between(moment(earlier), moment(later)))
+    except ValueError:
+        return 0.0
 
 
 def expired_offers(now: str, limit: int = 50) -> list[Contact]:
@@ -332,7 +540,8 @@ def save(contacts: Sequence[Change] = (), agents: Sequence[Change] = (), extra: 
     """Save contacts and agents (each against the version read) and any extra actions, together or not at all."""
     actions: list[dict[str, Any]] = []
     for change in contacts:
-        actions += contact_actions(change)
+        actions += _contact_item_actions(change)
+    actions += waiting_count_actions(contacts)
     for change in agents:
         actions += agent_actions(change)
     transact([*actions, *extra])
@@ -401,25 +610,14 @@ def record_started(queue: str, sla_met: bool) -> None:
 
 
 def waiting_summary(queue: str) -> tuple[int, str | None]:
-    """How many contacts wait in ``queue`` and since when the longest has waited."""
-    client = aws.client("dynamodb")
-    kwargs: dict[str, Any] = {
-        "TableName": _table(),
-        "IndexName": ROUTING_INDEX,
-        "KeyConditionExpression": "gsi1pk = :pk",
-        "ExpressionAttributeValues": to_values({":pk": f"WAITING#{queue}"}),
-        "ProjectionExpression": "enqueued_at",
-    }
-    count, oldest = 0, None
-    while True:
-        page = client.query(**kwargs)
-        for item in page["Items"]:
-            count += 1
-            enqueued = item["enqueued_at"]["S"]
-            oldest = enqueued if oldest is None or enqueued < oldest else oldest
-        if "LastEvaluatedKey" not in page:
-            return count, oldest
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    """How many contacts wait in ``queue`` and since when the longest has waited: a few items, not the queue."""
+    return sum(waiting_counts(queue).values()), oldest_waiting(queue)
+
+
+def queue_overview(queue: str) -> tuple[dict[str, Any], int, str | None]:
+    """The queue's statistics, how many wait and since when the longest has: two small reads."""
+    stats, counts = _queue_items(queue)
+    return stats, sum(counts.values()), oldest_waiting(queue)
 
 
 def record_handled(queue: str, handle_seconds: float) -> None:
