@@ -257,3 +257,9 @@ def test_recount_sets_the_counts_of_contacts_queued_before_they_were_counted(cli
     _counts_match_the_index("default")
     assert routing_store.recount_waiting("default") == {0: 12, 6: 3}, "running it again changes nothing"
     assert routing_store.waiting_counts("default") == {0: 12, 6: 3}
+
+
+def test_a_bad_agents_cursor_is_refused_with_a_clear_error(client):
+    refused = client.http.get("/supervisor?agents_after=" + "x" * 65, headers=as_admin())
+    assert refused.status_code == 422
+    assert refused.json_body["error"] == "invalid_payload" and "agents_after" in refused.json_body["message"]
