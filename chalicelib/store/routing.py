@@ -160,6 +160,37 @@ def list_agents() -> list[Agent]:
             return agents
 
 
+def index_agents() -> int:
+    """List agents stored by a version without the ``AGENTS`` index entry; returns how many were listed.
+
+    A one-off after an upgrade (it scans the table). Safe while routing runs: it sets only the two index
+    attributes, which every later save of the agent writes too.
+    """
+    client = aws.client("dynamodb")
+    kwargs: dict[str, Any] = {
+        "TableName": _table(),
+        "FilterExpression": "sk = :agent AND attribute_not_exists(gsi1pk)",
+        "ExpressionAttributeValues": to_values({":agent": "AGENT"}),
+        "ProjectionExpression": "pk, agent_id",
+    }
+    listed = 0
+    while True:
+        page = client.scan(**kwargs)
+        for item in page["Items"]:
+            agent_id = item["agent_id"]["S"]
+            client.update_item(
+                TableName=_table(),
+                Key=key(f"AGENT#{agent_id}", "AGENT"),
+                UpdateExpression="SET gsi1pk = :pk, gsi1sk = :id",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues=to_values({":pk": AGENTS_INDEX_KEY, ":id": agent_id}),
+            )
+            listed += 1
+        if "LastEvaluatedKey" not in page:
+            return listed
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
 def agents_page(after: str | None = None, limit: int = SUPERVISOR_AGENTS_PAGE) -> tuple[list[Agent], str | None]:
     """Up to ``limit`` agents by id, those after ``after``; and the id to continue after (None: no more)."""
     values: dict[str, Any] = {":pk": AGENTS_INDEX_KEY}

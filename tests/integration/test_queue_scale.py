@@ -263,3 +263,22 @@ def test_a_bad_agents_cursor_is_refused_with_a_clear_error(client):
     refused = client.http.get("/supervisor?agents_after=" + "x" * 65, headers=as_admin())
     assert refused.status_code == 422
     assert refused.json_body["error"] == "invalid_payload" and "agents_after" in refused.json_body["message"]
+
+
+def test_agents_stored_before_the_index_are_listed_after_index_agents(client):
+    create_agent(client, "ada")
+    older = {
+        k: v
+        for k, v in routing_store.agent_actions((None, Agent("bob", "Bob", Presence.AWAY, {})))[0]["Put"][
+            "Item"
+        ].items()
+        if k not in ("gsi1pk", "gsi1sk")
+    }  # as a version without the index wrote it
+    _write_in_bulk([older])
+    assert [a["agent_id"] for a in client.http.get("/supervisor", headers=as_admin()).json_body["agents"]] == ["ada"]
+
+    assert routing_store.index_agents() == 1
+    assert routing_store.index_agents() == 0, "once is enough"
+    listed = client.http.get("/supervisor", headers=as_admin()).json_body["agents"]
+    assert [(a["agent_id"], a["presence"]) for a in listed] == [("ada", "Available"), ("bob", "Away")]
+    assert [a["agent_id"] for a in client.http.get("/agents", headers=as_admin()).json_body["agents"]] == ["ada", "bob"]
