@@ -519,9 +519,11 @@ def position_in_queue(contact: Contact, queue: str) -> int:
     before_span = _seconds_between_keys(first[0], ahead[-1]) if first else 0.0
     after_span = _seconds_between_keys(behind[-1], last[0]) if last else 0.0
     share = before_span / (before_span + after_span) if before_span + after_span > 0 else 0.5
-    place = higher + len(ahead) + round(unread * share) + 1
+    at_least = higher + len(ahead) + 1  # the place is no nearer than the contacts counted ahead
+    place = at_least + round(unread * share)
     step = max(10, 10 ** (len(str(place)) - 2))
-    return max(1, round(place / step) * step) - 1
+    shown = round(place / step) * step
+    return (shown if shown >= at_least else shown + step) - 1
 
 
 def _band_keys(
