@@ -168,7 +168,7 @@ def agents_cursor(value: str | None) -> str | None:
 
 
 def supervisor_view(now: str, agents_after: str | None = None) -> dict[str, Any]:
-    """Per queue: waiting, the longest wait, SLA attainment, contacts at work; a page of agents' presence and load.
+    """Per queue: waiting, the longest wait, SLA attainment, at work, agents per presence; a page of agents.
 
     Bounded however many contacts wait or agents exist (the console refreshes it every few seconds): the
     queues' counts and their longest-waiting entry, and ``SUPERVISOR_AGENTS_PAGE`` agents by id, those after
@@ -176,7 +176,7 @@ def supervisor_view(now: str, agents_after: str | None = None) -> dict[str, Any]
     """
     queues = []
     for name in current_config().queues:
-        stats, waiting, oldest = store.queue_overview(name)
+        stats, waiting, oldest, agents_by_presence = store.queue_overview(name)
         met, breached = int(stats.get("sla_met", 0)), int(stats.get("sla_breached", 0))
         queues.append(
             {
@@ -186,6 +186,7 @@ def supervisor_view(now: str, agents_after: str | None = None) -> dict[str, Any]
                 "working": int(stats.get("working", 0)),
                 "sla_attainment": round(met / (met + breached), 3) if met + breached else None,
                 "avg_handle_seconds": stats.get("avg_handle_seconds"),
+                "agents": agents_by_presence,
             }
         )
     page, agents_next = store.agents_page(agents_after)

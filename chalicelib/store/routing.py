@@ -18,6 +18,8 @@ Keys (``pk``/``sk``) and the sparse index ``gsi1`` (``gsi1pk``/``gsi1sk``)::
     QUEUESTATS#<queue> WAITING#<n>  how many contacts wait in the queue per priority (``waiting_p<0..9>``),
                                  one of ``COUNT_SHARDS`` shards, kept by ADD in the transactions
                                  that move contacts in and out of waiting
+    QUEUESTATS#<queue> AGENTS#<n>   how many of the queue's agents are Available, Away, Offline
+                                 (``agents_<presence>``), kept alike by the agents' transactions
 
 Routing reads a bounded page of an index, never all agents. Every change of
 an agent or contact is a put of its main item conditioned on the version
@@ -45,7 +47,7 @@ from chalicelib.routing.model import Agent, Contact, ContactState, Presence
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
 from chalicelib.store.conversations import conversation_key, customer_key
-from chalicelib.store.dynamo import from_item, get, key, to_item, to_values, transact
+from chalicelib.store.dynamo import TransactionConflict, from_item, get, key, to_item, to_values, transact
 from chalicelib.store.resources import ROUTING_INDEX
 
 OFFERED_INDEX_KEY = "OFFERED"
@@ -126,7 +128,7 @@ def _directory_entry(agent: Agent) -> dict[str, Any]:
 
 
 def agent_actions(change: Change) -> list[dict[str, Any]]:
-    """Save an agent (versioned) and keep its index copies in step."""
+    """Save an agent (versioned) and keep its index copies in step (its queues' counts: ``presence_count_actions``)."""
     before, after = change
     return [
         _versioned_put({**_agent_values(after), **_directory_entry(after)}, before.version if before else None),
@@ -134,9 +136,46 @@ def agent_actions(change: Change) -> list[dict[str, Any]]:
     ]
 
 
+def presence_count_actions(changes: Iterable[Change]) -> list[dict[str, Any]]:
+    """ADD updates of the queues' presence counts for agents created, changing presence or changing queues.
+
+    Nothing for the frequent saves that change neither (an offer reserving capacity, a close releasing it).
+    """
+    deltas: defaultdict[tuple[str, int], Counter[str]] = defaultdict(Counter)
+    for before, after in changes:
+        shard = _count_shard(after.agent_id)
+        for queue in after.queues:
+            deltas[(queue, shard)][after.presence.value] += 1
+        for queue in before.queues if before else ():
+            deltas[(queue, shard)][before.presence.value] -= 1
+    return _add_actions("AGENTS", "agents_", deltas)
+
+
+def _add_actions(kind: str, prefix: str, deltas: dict[tuple[str, int], Counter[Any]]) -> list[dict[str, Any]]:
+    """One ``ADD`` update per (queue, shard) with a change: a transaction may not touch an item twice."""
+    actions: list[dict[str, Any]] = []
+    for (queue, shard), by_name in sorted(deltas.items()):
+        changed = {name: delta for name, delta in sorted(by_name.items()) if delta}
+        if not changed:
+            continue
+        actions.append(
+            {
+                "Update": {
+                    "TableName": _table(),
+                    "Key": key(f"QUEUESTATS#{queue}", f"{kind}#{shard}"),
+                    "UpdateExpression": "ADD " + ", ".join(f"{prefix}{name} :{prefix}{name}" for name in changed),
+                    "ExpressionAttributeValues": to_values(
+                        {f":{prefix}{name}": delta for name, delta in changed.items()}
+                    ),
+                }
+            }
+        )
+    return actions
+
+
 def create_agent(agent: Agent) -> None:
     """Store a new agent; ``TransactionConflict`` if the id is taken."""
-    transact(agent_actions((None, agent)))
+    transact([*agent_actions((None, agent)), *presence_count_actions([(None, agent)])])
 
 
 def get_agent(agent_id: str) -> Agent | None:
@@ -146,7 +185,7 @@ def get_agent(agent_id: str) -> Agent | None:
 
 def save_agent(before: Agent, after: Agent) -> None:
     """Save an agent changed from the version read (``TransactionConflict`` if it changed meanwhile)."""
-    transact(agent_actions((before, after)))
+    transact([*agent_actions((before, after)), *presence_count_actions([(before, after)])])
 
 
 def list_agents() -> list[Agent]:
@@ -161,30 +200,36 @@ def list_agents() -> list[Agent]:
 
 
 def index_agents() -> int:
-    """List agents stored by a version without the ``AGENTS`` index entry; returns how many were listed.
+    """List and count agents stored by a version without the ``AGENTS`` index and the presence counts.
 
-    A one-off after an upgrade (it scans the table). Safe while routing runs: it sets only the two index
-    attributes, which every later save of the agent writes too.
+    A one-off after an upgrade, before the new version takes traffic (it scans the table); returns how many
+    agents it listed. Each agent is listed and counted in one transaction, against the version read.
     """
     client = aws.client("dynamodb")
     kwargs: dict[str, Any] = {
         "TableName": _table(),
         "FilterExpression": "sk = :agent AND attribute_not_exists(gsi1pk)",
         "ExpressionAttributeValues": to_values({":agent": "AGENT"}),
-        "ProjectionExpression": "pk, agent_id",
     }
     listed = 0
     while True:
         page = client.scan(**kwargs)
-        for item in page["Items"]:
-            agent_id = item["agent_id"]["S"]
-            client.update_item(
-                TableName=_table(),
-                Key=key(f"AGENT#{agent_id}", "AGENT"),
-                UpdateExpression="SET gsi1pk = :pk, gsi1sk = :id",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues=to_values({":pk": AGENTS_INDEX_KEY, ":id": agent_id}),
-            )
+        for agent in (_agent_from(from_item(i)) for i in page["Items"]):
+            listing = {
+                "Update": {
+                    "TableName": _table(),
+                    "Key": key(f"AGENT#{agent.agent_id}", "AGENT"),
+                    "UpdateExpression": "SET gsi1pk = :pk, gsi1sk = :id",
+                    "ConditionExpression": "version = :version AND attribute_not_exists(gsi1pk)",
+                    "ExpressionAttributeValues": to_values(
+                        {":pk": AGENTS_INDEX_KEY, ":id": agent.agent_id, ":version": agent.version}
+                    ),
+                }
+            }
+            try:
+                transact([listing, *presence_count_actions([(None, agent)])])
+            except TransactionConflict:
+                continue  # saved meanwhile by the new version: listed by that save
             listed += 1
         if "LastEvaluatedKey" not in page:
             return listed
@@ -389,26 +434,11 @@ def waiting_count_actions(changes: Iterable[Change]) -> list[dict[str, Any]]:
             deltas[(queue, shard)][priority] += 1
         for queue, priority in _waiting_places(before):
             deltas[(queue, shard)][priority] -= 1
-    actions: list[dict[str, Any]] = []
-    for (queue, shard), by_priority in sorted(deltas.items()):
-        changed = {priority: delta for priority, delta in sorted(by_priority.items()) if delta}
-        if not changed:
-            continue
-        actions.append(
-            {
-                "Update": {
-                    "TableName": _table(),
-                    "Key": key(f"QUEUESTATS#{queue}", f"WAITING#{shard}"),
-                    "UpdateExpression": "ADD " + ", ".join(f"waiting_p{p} :p{p}" for p in changed),
-                    "ExpressionAttributeValues": to_values({f":p{p}": delta for p, delta in changed.items()}),
-                }
-            }
-        )
-    return actions
+    return _add_actions("WAITING", "waiting_p", deltas)
 
 
-def _queue_items(queue: str) -> tuple[dict[str, Any], dict[int, int]]:
-    """The queue's statistics and its waiting count per priority, from one query of its few items."""
+def _queue_items(queue: str) -> tuple[dict[str, Any], dict[int, int], dict[str, int]]:
+    """The queue's statistics, waiting count per priority and agents per presence: one query of a few items."""
     page = aws.client("dynamodb").query(
         TableName=_table(),
         KeyConditionExpression="pk = :pk",
@@ -417,6 +447,7 @@ def _queue_items(queue: str) -> tuple[dict[str, Any], dict[int, int]]:
     )
     stats: dict[str, Any] = {}
     waiting: Counter[int] = Counter()
+    agents: Counter[str] = Counter({presence.value: 0 for presence in Presence})
     for item in (from_item(i) for i in page["Items"]):
         if item["sk"] == "STATS":
             stats = item
@@ -424,12 +455,23 @@ def _queue_items(queue: str) -> tuple[dict[str, Any], dict[int, int]]:
         for name, value in item.items():
             if name.startswith("waiting_p"):
                 waiting[int(name.removeprefix("waiting_p"))] += int(value)
-    return stats, {priority: max(0, count) for priority, count in sorted(waiting.items())}
+            elif name.startswith("agents_"):
+                agents[name.removeprefix("agents_")] += int(value)
+    return (
+        stats,
+        {priority: max(0, count) for priority, count in sorted(waiting.items())},
+        {presence: max(0, count) for presence, count in agents.items()},
+    )
 
 
 def waiting_counts(queue: str) -> dict[int, int]:
     """How many contacts wait in ``queue``, per priority (every priority ever used there; 0 when none now)."""
     return _queue_items(queue)[1]
+
+
+def presence_counts(queue: str) -> dict[str, int]:
+    """How many agents serving ``queue`` are Available, Away and Offline."""
+    return _queue_items(queue)[2]
 
 
 def oldest_waiting(queue: str) -> str | None:
@@ -577,6 +619,7 @@ def save(contacts: Sequence[Change] = (), agents: Sequence[Change] = (), extra: 
     actions += waiting_count_actions(contacts)
     for change in agents:
         actions += agent_actions(change)
+    actions += presence_count_actions(agents)
     transact([*actions, *extra])
 
 
@@ -647,10 +690,10 @@ def waiting_summary(queue: str) -> tuple[int, str | None]:
     return sum(waiting_counts(queue).values()), oldest_waiting(queue)
 
 
-def queue_overview(queue: str) -> tuple[dict[str, Any], int, str | None]:
-    """The queue's statistics, how many wait and since when the longest has: two small reads."""
-    stats, counts = _queue_items(queue)
-    return stats, sum(counts.values()), oldest_waiting(queue)
+def queue_overview(queue: str) -> tuple[dict[str, Any], int, str | None, dict[str, int]]:
+    """The queue's statistics, how many wait, since when the longest has, its agents per presence: two reads."""
+    stats, counts, agents = _queue_items(queue)
+    return stats, sum(counts.values()), oldest_waiting(queue), agents
 
 
 def record_handled(queue: str, handle_seconds: float) -> None:

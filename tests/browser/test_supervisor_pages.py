@@ -29,6 +29,8 @@ def test_a_supervisor_pages_through_more_agents_than_one_page(browser: Any, stac
         expect(rows).to_have_count(SUPERVISOR_AGENTS_PAGE, timeout=WAIT_MS)
         expect(rows.first).to_have_attribute("data-agent-id", "agent-000")
         expect(page.get_by_test_id("agents-first")).to_be_hidden()
+        default = page.locator('[data-testid="queue-row"][data-queue="default"] [data-testid="queue-agents"]')
+        expect(default).to_have_text(f"0 / 0 / {SUPERVISOR_AGENTS_PAGE + 5}")  # all created Offline, then sue signs in
 
         page.get_by_test_id("agents-more").click()
         expect(rows).to_have_count(5, timeout=WAIT_MS)

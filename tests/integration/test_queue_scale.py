@@ -30,7 +30,18 @@ from chalicelib.store import routing as routing_store
 from chalicelib.store.dynamo import from_item, to_values
 from chalicelib.store.resources import ROUTING_INDEX
 from chalicelib.store.routing import waiting_sort_key
-from tests.support import REGION, agent_says, as_admin, as_agent, connect_agent, create_agent
+from tests.support import (
+    REGION,
+    agent_says,
+    as_admin,
+    as_agent,
+    connect_agent,
+    create_agent,
+    drain,
+    post_webchat,
+    webchat_payload,
+    ws_event,
+)
 
 WAITING = 10_000
 # Contacts counted one by one near the customer's place, either side, before the rest is estimated.
@@ -177,6 +188,8 @@ def test_the_supervisor_tab_refreshes_from_a_bounded_read_at_10000_waiting(clien
     _write_in_bulk(
         [a["Put"]["Item"] for agent in agents for a in routing_store.agent_actions((None, agent)) if "Put" in a]
     )
+    for action in routing_store.presence_count_actions([(None, agent) for agent in agents]):
+        aws.client("dynamodb").update_item(**action["Update"])
 
     counts = _count_items_read()
     view = client.http.get("/supervisor", headers=as_admin())
@@ -187,6 +200,8 @@ def test_the_supervisor_tab_refreshes_from_a_bounded_read_at_10000_waiting(clien
     default = next(q for q in view.json_body["queues"] if q["queue"] == "default")
     assert default["waiting"] == WAITING
     assert default["oldest_wait_seconds"] >= WAITING
+    available = sum(1 for a in agents if a.presence is Presence.AVAILABLE)
+    assert default["agents"] == {"Available": available, "Away": len(agents) - available, "Offline": 0}
     first = view.json_body["agents"]
     assert [a["agent_id"] for a in first] == [a.agent_id for a in agents[: routing_store.SUPERVISOR_AGENTS_PAGE]]
     assert first[1]["presence"] == "Available" and first[0]["presence"] == "Away"
@@ -273,8 +288,44 @@ def test_agents_stored_before_the_index_are_listed_after_index_agents(client):
     _write_in_bulk([older])
     assert [a["agent_id"] for a in client.http.get("/supervisor", headers=as_admin()).json_body["agents"]] == ["ada"]
 
+    assert routing_store.presence_counts("default") == {"Available": 1, "Away": 0, "Offline": 0}
     assert routing_store.index_agents() == 1
     assert routing_store.index_agents() == 0, "once is enough"
+    assert routing_store.presence_counts("default") == {"Available": 1, "Away": 1, "Offline": 0}
     listed = client.http.get("/supervisor", headers=as_admin()).json_body["agents"]
     assert [(a["agent_id"], a["presence"]) for a in listed] == [("ada", "Available"), ("bob", "Away")]
     assert [a["agent_id"] for a in client.http.get("/agents", headers=as_admin()).json_body["agents"]] == ["ada", "bob"]
+
+
+def _presence_counts_match_the_agents(*queues: str) -> None:
+    agents = routing_store.list_agents()
+    for queue in queues:
+        truth = Counter(a.presence.value for a in agents if queue in a.queues)
+        counted = routing_store.presence_counts(queue)
+        assert counted == {p.value: truth[p.value] for p in Presence}, (queue, counted, truth)
+
+
+def test_presence_counts_per_queue_follow_every_change_of_presence_and_queues(client):
+    queues = ("default", "billing")
+    create_agent(client, "ada", capacity=2)
+    create_agent(client, "bob", presence="Away", queues=["default", "billing"])
+    create_agent(client, "cy", presence="Offline")
+    _presence_counts_match_the_agents(*queues)
+    assert routing_store.presence_counts("default") == {"Available": 1, "Away": 1, "Offline": 1}
+
+    for agent_id, presence in (("bob", "Available"), ("ada", "Away"), ("cy", "Available")):
+        body = json.dumps({"presence": presence})
+        assert client.http.put(f"/agents/{agent_id}/presence", headers=as_admin(), body=body).status_code == 200
+        _presence_counts_match_the_agents(*queues)
+    body = json.dumps({"queues": ["billing"]})
+    assert client.http.patch("/agents/cy", headers=as_admin(), body=body).status_code == 200
+    _presence_counts_match_the_agents(*queues)
+    assert routing_store.presence_counts("billing") == {"Available": 2, "Away": 0, "Offline": 0}
+
+    connection = connect_agent(client, "bob")  # an offer reserves capacity: no change of presence, nothing counted
+    post_webchat(client, webchat_payload())
+    drain(client)
+    _presence_counts_match_the_agents(*queues)
+    client.lambda_.invoke("ws_disconnect", ws_event("$disconnect", connection))  # his last connection: Offline
+    _presence_counts_match_the_agents(*queues)
+    assert routing_store.presence_counts("billing") == {"Available": 1, "Away": 0, "Offline": 1}
