@@ -232,7 +232,8 @@ def close(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
 @route("/supervisor", methods=["GET"])
 @signed_in(auth.SUPERVISOR)
 def supervisor(principal: auth.Principal) -> dict[str, Any]:
-    return work.supervisor_view(clock.now_iso())
+    after = dict(_request().query_params or {}).get("agents_after")
+    return work.supervisor_view(clock.now_iso(), work.agents_cursor(after))
 
 
 @route("/contacts/{contact_id}", methods=["GET"])

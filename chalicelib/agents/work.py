@@ -7,6 +7,7 @@ is not offered or assigned to them; supervisors and admins pass
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated, Any
 
@@ -157,23 +158,38 @@ def transfer(agent_id: str, conversation_id: str, document: Any) -> dict[str, An
     raise Conflict("the conversation changed too often; retry")
 
 
-def supervisor_view(now: str) -> dict[str, Any]:
-    """Per queue: waiting, the longest wait, SLA attainment, contacts at work; every agent's presence and load."""
+def agents_cursor(value: str | None) -> str | None:
+    """``?agents_after=`` of ``GET /supervisor``: an agent id (the last one of the page before), or None."""
+    if value is None or re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
+        return value
+    raise InvalidPayload(
+        "agents_after takes the agents_next of the page before", [{"field": "agents_after", "problem": "not an id"}]
+    )
+
+
+def supervisor_view(now: str, agents_after: str | None = None) -> dict[str, Any]:
+    """Per queue: waiting, the longest wait, SLA attainment, at work, agents per presence; a page of agents.
+
+    Bounded however many contacts wait or agents exist (the console refreshes it every few seconds): the
+    queues' counts and their longest-waiting entry, and ``SUPERVISOR_AGENTS_PAGE`` agents by id, those after
+    ``agents_after``; ``agents_next`` continues the list (None on the last page).
+    """
     queues = []
     for name in current_config().queues:
-        waiting, oldest = store.waiting_summary(name)
-        stats = store.queue_stats(name)
+        stats, waiting, oldest, agents_by_presence = store.queue_overview(name)
         met, breached = int(stats.get("sla_met", 0)), int(stats.get("sla_breached", 0))
         queues.append(
             {
                 "queue": name,
                 "waiting": waiting,
-                "oldest_wait_seconds": round(clock.seconds_between(oldest, now)) if oldest else 0,
+                "oldest_wait_seconds": max(0, round(clock.seconds_between(oldest, now))) if oldest else 0,
                 "working": int(stats.get("working", 0)),
                 "sla_attainment": round(met / (met + breached), 3) if met + breached else None,
                 "avg_handle_seconds": stats.get("avg_handle_seconds"),
+                "agents": agents_by_presence,
             }
         )
+    page, agents_next = store.agents_page(agents_after)
     agents = [
         {
             "agent_id": a.agent_id,
@@ -184,9 +200,9 @@ def supervisor_view(now: str) -> dict[str, Any]:
             "used": a.used,
             "capacity": a.capacity,
         }
-        for a in store.list_agents()
+        for a in page
     ]
-    return {"queues": queues, "agents": agents, "at": now}
+    return {"queues": queues, "agents": agents, "agents_next": agents_next, "at": now}
 
 
 class Reply(BaseModel):

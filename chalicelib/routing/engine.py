@@ -156,7 +156,12 @@ def _open_contact(event: ConversationMessage, now: str, reopening: Contact | Non
         },
     )
     _arm_next_step(contact, now)
-    if not decision.queue_open and decision.out_of_hours and decision.out_of_hours.action == "reply":
+    if (
+        not decision.queue_open
+        and decision.out_of_hours
+        and decision.out_of_hours.action == "reply"
+        and system_messages.reaches(contact.channel)
+    ):
         system_messages.send(
             contact.contact_id, contact.customer_id, contact.channel, decision.out_of_hours.message, "out_of_hours", now
         )
@@ -487,6 +492,8 @@ def acknowledge(contact_id: str, now: str) -> bool:
     contact = store.get_contact(contact_id)
     if contact is None or contact.state is not ContactState.QUEUED:
         return False
+    if not system_messages.reaches(contact.channel):
+        return False  # a caller hears the call's hold message; a text would only fail
     if (
         contact.acknowledged_at
         and clock.seconds_between(contact.acknowledged_at, now) < config.acknowledgement_interval_seconds

@@ -2,7 +2,7 @@
 
 Keys (``pk``/``sk``) and the sparse index ``gsi1`` (``gsi1pk``/``gsi1sk``)::
 
-    AGENT#<id>    AGENT          the agent
+    AGENT#<id>    AGENT          the agent, also in gsi1 under AGENTS by id (the supervisor's paged list)
     AGENT#<id>    POOL#<queue>   a copy in gsi1 under AVAILABLE#<queue> while the agent takes work,
                                  least loaded first
     AGENT#<id>    POOL#<queue>#<skill>  and one per skill under AVAILABLE#<queue>#<skill>: the most
@@ -17,9 +17,16 @@ Keys (``pk``/``sk``) and the sparse index ``gsi1`` (``gsi1pk``/``gsi1sk``)::
                                  highest priority then earliest SLA deadline first
     CONTACT#<id>  NEED#<queue>   and one under NEEDS#<queue>#<its required skills> (billing=3+english=2,
                                  or - for none), in the same order: what a freed agent reads
+    CONTACT#<id>  AGE#<queue>    a small entry in gsi1 under WAITSINCE#<queue> while queued there,
+                                 longest waiting first (the supervisor's oldest wait: one item)
     CONTACT#<id>  OFFER          a copy in gsi1 under OFFERED while an offer is open, by expiry
     CONTACT#<id>  WORK           a copy in gsi1 under WORK#<agent> while offered to or assigned to them
     QUEUESTATS#<queue> STATS     recent handle time and how many contacts are being worked
+    QUEUESTATS#<queue> WAITING#<n>  how many contacts wait in the queue per priority (``waiting_p<0..9>``),
+                                 one of ``COUNT_SHARDS`` shards, kept by ADD in the transactions
+                                 that move contacts in and out of waiting
+    QUEUESTATS#<queue> AGENTS#<n>   how many of the queue's agents are Available, Away, Offline
+                                 (``agents_<presence>``), kept alike by the agents' transactions
 
 Routing reads bounded pages of an index, never all agents: a contact needing
 skills reads the pool of its most demanding skill, a freed agent the waiting
@@ -28,19 +35,28 @@ an agent or contact is a put of its main item conditioned on the version
 read, together with its index copies, in one transaction: two routers acting
 on the same state cannot both win, no agent goes over capacity and no
 contact is offered twice.
+
+What waits is counted, not read: the same transactions add to or take from the
+queue's waiting counts, so the supervisor's view and a customer's place in the
+queue read a bounded number of items however many contacts wait. The counts
+are spread over shards so that concurrent transactions in one queue seldom
+touch the same counter item (DynamoDB cancels transactions that overlap on an item).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from chalicelib import clock
 from chalicelib.routing.model import Agent, Contact, ContactState, Presence
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
 from chalicelib.store.conversations import conversation_key, customer_key
-from chalicelib.store.dynamo import from_item, get, key, to_item, to_values, transact
+from chalicelib.store.dynamo import TransactionConflict, from_item, get, key, to_item, to_values, transact
 from chalicelib.store.resources import ROUTING_INDEX
 
 OFFERED_INDEX_KEY = "OFFERED"
@@ -49,6 +65,10 @@ PAGE = 25
 # An agent's index copies are rewritten in the transaction of each offer, accept and close (at most 100
 # actions, with the contact's): this bounds queues * (skills + 1).
 MAX_POOL_ENTRIES = 40
+AGENTS_INDEX_KEY = "AGENTS"
+COUNT_SHARDS = 8  # waiting-count items per queue; may grow (a count is the sum of every shard), never shrink
+POSITION_EXACT_WITHIN = 50  # contacts counted one by one either side of a customer before the rest is estimated
+SUPERVISOR_AGENTS_PAGE = 100
 
 Change = tuple[Any, Any]  # (as read, or None when new; as it should become)
 
@@ -144,11 +164,16 @@ def _grace_index(agent: Agent | None) -> dict[str, dict[str, Any]]:
     }
 
 
+def _directory_entry(agent: Agent) -> dict[str, Any]:
+    """Where the agent's own item sits in gsi1: every agent, by id, for a paged listing without a scan."""
+    return {"gsi1pk": AGENTS_INDEX_KEY, "gsi1sk": agent.agent_id}
+
+
 def agent_actions(change: Change) -> list[dict[str, Any]]:
-    """Save an agent (versioned) and keep its index copies in step."""
+    """Save an agent (versioned) and keep its index copies in step (its queues' counts: ``presence_count_actions``)."""
     before, after = change
     return [
-        _versioned_put(_agent_values(after), before.version if before else None),
+        _versioned_put({**_agent_values(after), **_directory_entry(after)}, before.version if before else None),
         *_index_actions(
             f"AGENT#{after.agent_id}",
             {**_agent_index(before), **_grace_index(before)},
@@ -157,9 +182,46 @@ def agent_actions(change: Change) -> list[dict[str, Any]]:
     ]
 
 
+def presence_count_actions(changes: Iterable[Change]) -> list[dict[str, Any]]:
+    """ADD updates of the queues' presence counts for agents created, changing presence or changing queues.
+
+    Nothing for the frequent saves that change neither (an offer reserving capacity, a close releasing it).
+    """
+    deltas: defaultdict[tuple[str, int], Counter[str]] = defaultdict(Counter)
+    for before, after in changes:
+        shard = _count_shard(after.agent_id)
+        for queue in after.queues:
+            deltas[(queue, shard)][after.presence.value] += 1
+        for queue in before.queues if before else ():
+            deltas[(queue, shard)][before.presence.value] -= 1
+    return _add_actions("AGENTS", "agents_", deltas)
+
+
+def _add_actions(kind: str, prefix: str, deltas: dict[tuple[str, int], Counter[Any]]) -> list[dict[str, Any]]:
+    """One ``ADD`` update per (queue, shard) with a change: a transaction may not touch an item twice."""
+    actions: list[dict[str, Any]] = []
+    for (queue, shard), by_name in sorted(deltas.items()):
+        changed = {name: delta for name, delta in sorted(by_name.items()) if delta}
+        if not changed:
+            continue
+        actions.append(
+            {
+                "Update": {
+                    "TableName": _table(),
+                    "Key": key(f"QUEUESTATS#{queue}", f"{kind}#{shard}"),
+                    "UpdateExpression": "ADD " + ", ".join(f"{prefix}{name} :{prefix}{name}" for name in changed),
+                    "ExpressionAttributeValues": to_values(
+                        {f":{prefix}{name}": delta for name, delta in changed.items()}
+                    ),
+                }
+            }
+        )
+    return actions
+
+
 def create_agent(agent: Agent) -> None:
     """Store a new agent; ``TransactionConflict`` if the id is taken."""
-    transact(agent_actions((None, agent)))
+    transact([*agent_actions((None, agent)), *presence_count_actions([(None, agent)])])
 
 
 def get_agent(agent_id: str) -> Agent | None:
@@ -169,24 +231,75 @@ def get_agent(agent_id: str) -> Agent | None:
 
 def save_agent(before: Agent, after: Agent) -> None:
     """Save an agent changed from the version read (``TransactionConflict`` if it changed meanwhile)."""
-    transact(agent_actions((before, after)))
+    transact([*agent_actions((before, after)), *presence_count_actions([(before, after)])])
 
 
 def list_agents() -> list[Agent]:
-    """Every agent (an admin listing; routing never calls this)."""
+    """Every agent, by id (an admin listing; routing never calls this): reads the agents, not the whole table."""
+    agents: list[Agent] = []
+    after: str | None = None
+    while True:
+        page, after = agents_page(after, limit=SUPERVISOR_AGENTS_PAGE)
+        agents.extend(page)
+        if after is None:
+            return agents
+
+
+def index_agents() -> int:
+    """List and count agents stored by a version without the ``AGENTS`` index and the presence counts.
+
+    A one-off after an upgrade, before the new version takes traffic (it scans the table); returns how many
+    agents it listed. Each agent is listed and counted in one transaction, against the version read.
+    """
     client = aws.client("dynamodb")
     kwargs: dict[str, Any] = {
         "TableName": _table(),
-        "FilterExpression": "sk = :agent",
+        "FilterExpression": "sk = :agent AND attribute_not_exists(gsi1pk)",
         "ExpressionAttributeValues": to_values({":agent": "AGENT"}),
     }
-    agents: list[Agent] = []
+    listed = 0
     while True:
         page = client.scan(**kwargs)
-        agents.extend(_agent_from(from_item(i)) for i in page["Items"])
+        for agent in (_agent_from(from_item(i)) for i in page["Items"]):
+            listing = {
+                "Update": {
+                    "TableName": _table(),
+                    "Key": key(f"AGENT#{agent.agent_id}", "AGENT"),
+                    "UpdateExpression": "SET gsi1pk = :pk, gsi1sk = :id",
+                    "ConditionExpression": "version = :version AND attribute_not_exists(gsi1pk)",
+                    "ExpressionAttributeValues": to_values(
+                        {":pk": AGENTS_INDEX_KEY, ":id": agent.agent_id, ":version": agent.version}
+                    ),
+                }
+            }
+            try:
+                transact([listing, *presence_count_actions([(None, agent)])])
+            except TransactionConflict:
+                continue  # saved meanwhile by the new version: listed by that save
+            listed += 1
         if "LastEvaluatedKey" not in page:
-            return sorted(agents, key=lambda a: a.agent_id)
+            return listed
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def agents_page(after: str | None = None, limit: int = SUPERVISOR_AGENTS_PAGE) -> tuple[list[Agent], str | None]:
+    """Up to ``limit`` agents by id, those after ``after``; and the id to continue after (None: no more)."""
+    values: dict[str, Any] = {":pk": AGENTS_INDEX_KEY}
+    condition = "gsi1pk = :pk"
+    if after is not None:
+        condition += " AND gsi1sk > :after"
+        values[":after"] = after
+    page = aws.client("dynamodb").query(
+        TableName=_table(),
+        IndexName=ROUTING_INDEX,
+        KeyConditionExpression=condition,
+        ExpressionAttributeValues=to_values(values),
+        Limit=limit + 1,  # one more than shown: whether another page follows, without an empty last page
+    )
+    agents = [_agent_from(from_item(i)) for i in page["Items"]]
+    more = len(agents) > limit
+    agents = agents[:limit]
+    return agents, agents[-1].agent_id if more else None
 
 
 def _index_page(partition: str, limit: int) -> list[dict[str, Any]]:
@@ -340,6 +453,7 @@ def _contact_index(contact: Contact | None) -> dict[str, dict[str, Any]]:
                 "gsi1pk": f"NEEDS#{queue}#{needs}",
                 "gsi1sk": waiting_sort_key(contact),
             }
+            entries[f"AGE#{queue}"] = _age_entry(contact, queue)
         return entries
     if contact.state is ContactState.OFFERED:
         return {
@@ -358,6 +472,16 @@ def _contact_index(contact: Contact | None) -> dict[str, dict[str, Any]]:
     return {}
 
 
+def _age_entry(contact: Contact, queue: str) -> dict[str, Any]:
+    return {
+        "pk": f"CONTACT#{contact.contact_id}",
+        "sk": f"AGE#{queue}",
+        "gsi1pk": f"WAITSINCE#{queue}",
+        "gsi1sk": f"{contact.enqueued_at}#{contact.contact_id}",
+        "enqueued_at": contact.enqueued_at,
+    }
+
+
 def _contact_from(values: dict[str, Any]) -> Contact:
     fields = {k: v for k, v in values.items() if k in Contact.__dataclass_fields__}
     fields["state"] = ContactState(values["state"])
@@ -369,12 +493,124 @@ def _contact_from(values: dict[str, Any]) -> Contact:
 
 
 def contact_actions(change: Change) -> list[dict[str, Any]]:
-    """Save a contact (versioned) and keep its index copies in step."""
+    """Save a contact (versioned) and keep its index copies and its queues' waiting counts in step."""
+    return [*_contact_item_actions(change), *waiting_count_actions([change])]
+
+
+def _contact_item_actions(change: Change) -> list[dict[str, Any]]:
     before, after = change
     return [
         _versioned_put(_contact_values(after), before.version if before else None),
         *_index_actions(f"CONTACT#{after.contact_id}", _contact_index(before), _contact_index(after)),
     ]
+
+
+# --- waiting counts: kept in the contacts' own transactions -----------------------------------
+
+
+def _count_shard(contact_id: str) -> int:
+    return zlib.crc32(contact_id.encode()) % COUNT_SHARDS
+
+
+def _waiting_places(contact: Contact | None) -> set[tuple[str, int]]:
+    """(queue, priority) for each queue the contact waits in; none unless it is queued."""
+    if contact is None or contact.state is not ContactState.QUEUED:
+        return set()
+    return {(queue, contact.priority) for queue in contact.queues}
+
+
+def waiting_count_actions(changes: Iterable[Change]) -> list[dict[str, Any]]:
+    """ADD updates of the waiting counts for contacts entering, leaving or moving between queues or priorities.
+
+    One update per (queue, shard) touched, as one transaction may not touch an item twice; nothing when no
+    contact changes where it waits (an acknowledgement, an offer's answer while assigned...).
+    """
+    deltas: defaultdict[tuple[str, int], Counter[int]] = defaultdict(Counter)
+    for before, after in changes:
+        shard = _count_shard(after.contact_id)
+        for queue, priority in _waiting_places(after):
+            deltas[(queue, shard)][priority] += 1
+        for queue, priority in _waiting_places(before):
+            deltas[(queue, shard)][priority] -= 1
+    return _add_actions("WAITING", "waiting_p", deltas)
+
+
+def _queue_items(queue: str) -> tuple[dict[str, Any], dict[int, int], dict[str, int]]:
+    """The queue's statistics, waiting count per priority and agents per presence: one query of a few items."""
+    page = aws.client("dynamodb").query(
+        TableName=_table(),
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues=to_values({":pk": f"QUEUESTATS#{queue}"}),
+        ConsistentRead=True,
+    )
+    stats: dict[str, Any] = {}
+    waiting: Counter[int] = Counter()
+    agents: Counter[str] = Counter({presence.value: 0 for presence in Presence})
+    for item in (from_item(i) for i in page["Items"]):
+        if item["sk"] == "STATS":
+            stats = item
+            continue
+        for name, value in item.items():
+            if name.startswith("waiting_p"):
+                waiting[int(name.removeprefix("waiting_p"))] += int(value)
+            elif name.startswith("agents_"):
+                agents[name.removeprefix("agents_")] += int(value)
+    return (
+        stats,
+        {priority: max(0, count) for priority, count in sorted(waiting.items())},
+        {presence: max(0, count) for presence, count in agents.items()},
+    )
+
+
+def waiting_counts(queue: str) -> dict[int, int]:
+    """How many contacts wait in ``queue``, per priority (every priority ever used there; 0 when none now)."""
+    return _queue_items(queue)[1]
+
+
+def presence_counts(queue: str) -> dict[str, int]:
+    """How many agents serving ``queue`` are Available, Away and Offline."""
+    return _queue_items(queue)[2]
+
+
+def oldest_waiting(queue: str) -> str | None:
+    """When the contact waiting longest in ``queue`` was queued there (one index item), None if none waits."""
+    page = aws.client("dynamodb").query(
+        TableName=_table(),
+        IndexName=ROUTING_INDEX,
+        KeyConditionExpression="gsi1pk = :pk",
+        ExpressionAttributeValues=to_values({":pk": f"WAITSINCE#{queue}"}),
+        Limit=1,
+    )
+    return str(page["Items"][0]["enqueued_at"]["S"]) if page["Items"] else None
+
+
+def recount_waiting(queue: str) -> dict[int, int]:
+    """Count what waits in ``queue`` the slow way and store it as the queue's counts; returns them.
+
+    For contacts queued before the counts existed (an upgrade) or written around the store (a bulk load).
+    It reads the queue's whole index partition: run it while nothing is routed in that queue.
+    """
+    client = aws.client("dynamodb")
+    kwargs: dict[str, Any] = {
+        "TableName": _table(),
+        "IndexName": ROUTING_INDEX,
+        "KeyConditionExpression": "gsi1pk = :pk",
+        "ExpressionAttributeValues": to_values({":pk": f"WAITING#{queue}"}),
+        "ProjectionExpression": "priority",
+    }
+    counted: Counter[int] = Counter()
+    while True:
+        page = client.query(**kwargs)
+        counted.update(int(from_item(i)["priority"]) for i in page["Items"])
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    for shard in range(COUNT_SHARDS):
+        item: dict[str, Any] = {"pk": f"QUEUESTATS#{queue}", "sk": f"WAITING#{shard}"}
+        if shard == 0:
+            item |= {f"waiting_p{p}": n for p, n in counted.items()}
+        client.put_item(TableName=_table(), Item=to_item(item))
+    return dict(sorted(counted.items()))
 
 
 def get_contact(contact_id: str) -> Contact | None:
@@ -403,22 +639,67 @@ def contacts_needing(queue: str, skills: Mapping[str, int], limit: int = PAGE) -
 
 
 def position_in_queue(contact: Contact, queue: str) -> int:
-    """How many contacts wait ahead of this one in ``queue`` (0: next)."""
-    client = aws.client("dynamodb")
-    kwargs: dict[str, Any] = {
-        "TableName": _table(),
-        "IndexName": ROUTING_INDEX,
-        "KeyConditionExpression": "gsi1pk = :pk AND gsi1sk < :mine",
-        "ExpressionAttributeValues": to_values({":pk": f"WAITING#{queue}", ":mine": waiting_sort_key(contact)}),
-        "Select": "COUNT",
-    }
-    ahead = 0
-    while True:
-        page = client.query(**kwargs)
-        ahead += int(page["Count"])
-        if "LastEvaluatedKey" not in page:
-            return ahead
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    """How many contacts wait ahead of this one in ``queue`` (0: next), from a bounded read.
+
+    Ahead are all of higher priority (from the queue's counts) and those of the same priority that sort
+    before it. Those are counted one by one when fewer than ``POSITION_EXACT_WITHIN`` are ahead, or behind
+    (the priority's count less those behind); otherwise the rest is shared out between ahead and behind in
+    proportion to the stretch of SLA deadlines on each side, and the place (ahead + 1) is rounded to two
+    significant figures, at least to ten: an honest estimate, shown as one.
+    """
+    counts = waiting_counts(queue)
+    higher = sum(n for priority, n in counts.items() if priority > contact.priority)
+    in_band = counts.get(contact.priority, 0)
+    mine = waiting_sort_key(contact)
+    band_start, band_end = f"{9 - contact.priority}#", f"{9 - contact.priority}$"  # "$" sorts right after "#"
+    ahead, all_ahead = _band_keys(queue, band_start, mine, mine, forward=False)
+    if all_ahead:
+        return higher + len(ahead)
+    behind, all_behind = _band_keys(queue, mine, band_end, mine, forward=True)
+    if all_behind:
+        return higher + max(len(ahead), in_band - 1 - len(behind))
+    unread = max(0, in_band - 1 - len(ahead) - len(behind))
+    first, _ = _band_keys(queue, band_start, band_end, mine, forward=True, limit=1)
+    last, _ = _band_keys(queue, band_start, band_end, mine, forward=False, limit=1)
+    before_span = _seconds_between_keys(first[0], ahead[-1]) if first else 0.0
+    after_span = _seconds_between_keys(behind[-1], last[0]) if last else 0.0
+    share = before_span / (before_span + after_span) if before_span + after_span > 0 else 0.5
+    at_least = higher + len(ahead) + 1  # the place is no nearer than the contacts counted ahead
+    place = at_least + round(unread * share)
+    step = max(10, 10 ** (len(str(place)) - 2))
+    shown = round(place / step) * step
+    return (shown if shown >= at_least else shown + step) - 1
+
+
+def _band_keys(
+    queue: str, low: str, high: str, mine: str, *, forward: bool, limit: int = POSITION_EXACT_WITHIN + 1
+) -> tuple[list[str], bool]:
+    """Waiting sort keys of ``queue`` from ``low`` to ``high`` (inclusive), nearest first, without ``mine``;
+    and whether that was all of them."""
+    page = aws.client("dynamodb").query(
+        TableName=_table(),
+        IndexName=ROUTING_INDEX,
+        KeyConditionExpression="gsi1pk = :pk AND gsi1sk BETWEEN :low AND :high",
+        ExpressionAttributeValues=to_values({":pk": f"WAITING#{queue}", ":low": low, ":high": high}),
+        ProjectionExpression="gsi1sk",
+        ScanIndexForward=forward,
+        Limit=limit,
+    )
+    found = [str(i["gsi1sk"]["S"]) for i in page["Items"]]
+    return [k for k in found if k != mine], "LastEvaluatedKey" not in page
+
+
+def _seconds_between_keys(earlier: str, later: str) -> float:
+    """Seconds between the SLA deadlines (else the queueing times) in two waiting sort keys; 0 if unreadable."""
+
+    def moment(sort_key: str) -> str:
+        _, deadline, enqueued, *_ = [*sort_key.split("#"), "", ""]
+        return deadline or enqueued
+
+    try:
+        return max(0.0, clock.seconds_between(moment(earlier), moment(later)))
+    except ValueError:
+        return 0.0
 
 
 def expired_offers(now: str, limit: int = 50) -> list[Contact]:
@@ -437,9 +718,11 @@ def save(contacts: Sequence[Change] = (), agents: Sequence[Change] = (), extra: 
     """Save contacts and agents (each against the version read) and any extra actions, together or not at all."""
     actions: list[dict[str, Any]] = []
     for change in contacts:
-        actions += contact_actions(change)
+        actions += _contact_item_actions(change)
+    actions += waiting_count_actions(contacts)
     for change in agents:
         actions += agent_actions(change)
+    actions += presence_count_actions(agents)
     transact([*actions, *extra])
 
 
@@ -506,25 +789,14 @@ def record_started(queue: str, sla_met: bool) -> None:
 
 
 def waiting_summary(queue: str) -> tuple[int, str | None]:
-    """How many contacts wait in ``queue`` and since when the longest has waited."""
-    client = aws.client("dynamodb")
-    kwargs: dict[str, Any] = {
-        "TableName": _table(),
-        "IndexName": ROUTING_INDEX,
-        "KeyConditionExpression": "gsi1pk = :pk",
-        "ExpressionAttributeValues": to_values({":pk": f"WAITING#{queue}"}),
-        "ProjectionExpression": "enqueued_at",
-    }
-    count, oldest = 0, None
-    while True:
-        page = client.query(**kwargs)
-        for item in page["Items"]:
-            count += 1
-            enqueued = item["enqueued_at"]["S"]
-            oldest = enqueued if oldest is None or enqueued < oldest else oldest
-        if "LastEvaluatedKey" not in page:
-            return count, oldest
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    """How many contacts wait in ``queue`` and since when the longest has waited: a few items, not the queue."""
+    return sum(waiting_counts(queue).values()), oldest_waiting(queue)
+
+
+def queue_overview(queue: str) -> tuple[dict[str, Any], int, str | None, dict[str, int]]:
+    """The queue's statistics, how many wait, since when the longest has, its agents per presence: two reads."""
+    stats, counts, agents = _queue_items(queue)
+    return stats, sum(counts.values()), oldest_waiting(queue), agents
 
 
 def record_handled(queue: str, handle_seconds: float) -> None:

@@ -7,6 +7,18 @@ an agent's reply; the outbox's channel senders deliver it.
 from __future__ import annotations
 
 
+def reaches(channel: str) -> bool:
+    """Whether a written message can go to a customer on ``channel``.
+
+    Not a caller (``voice``), nor an app, shop counter or voice assistant on our own channel: nothing
+    carries text back to them, so such a message would only sit failed in the timeline. A waiting
+    caller hears the hold message of the call instead (``channels.twilio.hold_twiml``).
+    """
+    from chalicelib.outbound import destinations  # as below: imported when first used
+
+    return channel in destinations.IDENTITY_KIND
+
+
 def send(conversation_id: str, customer_id: str, channel: str, text: str, kind: str, now: str) -> str:
     """Record and queue one system message; returns its id."""
     from chalicelib.outbound import outbox  # the outbox imports the stores; import it when first used

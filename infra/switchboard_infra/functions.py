@@ -33,8 +33,6 @@ class Function:
     timeout: int
     # The queue (routing, timers, outbox) whose messages invoke it.
     consumes: str | None = None
-    # GET /agents and the supervisor view list every agent (store.routing.list_agents scans the routing table).
-    scans_agents: bool = False
     # PUT /admin/routing writes the routing override parameter.
     writes_routing_config: bool = False
     # POST /webhooks/email/ses confirms the SNS subscription of the topics the operator named.
@@ -53,7 +51,6 @@ FUNCTIONS = (
         "api_handler",
         "APIHandler",
         API_TIMEOUT,
-        scans_agents=True,
         writes_routing_config=True,
         confirms_sns=True,
     ),

@@ -237,12 +237,6 @@ class SwitchboardStack(Stack):
                     resources=[self.queues[function.consumes].queue_arn],
                 )
             )
-        if function.scans_agents:
-            statements.append(
-                iam.PolicyStatement(
-                    sid="ListAgents", actions=["dynamodb:Scan"], resources=[self.routing_table.table_arn]
-                )
-            )
         if function.writes_routing_config:
             statements.append(
                 iam.PolicyStatement(

@@ -28,13 +28,21 @@ def at(seconds: float, base: str = T0) -> str:
     return clock.plus_seconds(base, seconds)
 
 
-def write(text: str, visitor: str = "v1", when: str = T0, language: str | None = None, tier: str | None = None) -> str:
-    """A customer's message stored and routed at ``when``; returns the conversation id."""
+def write(
+    text: str,
+    visitor: str = "v1",
+    when: str = T0,
+    language: str | None = None,
+    tier: str | None = None,
+    channel: str = "webchat",
+) -> str:
+    """A customer's message (or, with ``channel="voice"``, a call) stored and routed at ``when``; returns the
+    conversation id."""
     message = InboundMessage(
-        channel="webchat",
+        channel=channel,
         provider="test",
         provider_message_id=f"{visitor}/{when}",
-        identity=Identity("webchat", visitor),
+        identity=Identity("phone", visitor) if channel == "voice" else Identity("webchat", visitor),
         text=text,
         language=language,
     )
@@ -42,7 +50,7 @@ def write(text: str, visitor: str = "v1", when: str = T0, language: str | None =
     if tier:
         conversation_store.set_attributes(stored.customer_id, tier, [])
     event = ConversationMessage(
-        stored.conversation_id, stored.customer_id, "webchat", stored.message_id, when, text, language
+        stored.conversation_id, stored.customer_id, channel, stored.message_id, when, text, language
     )
     engine.handle(event, now=when)
     return stored.conversation_id
@@ -293,6 +301,15 @@ def test_out_of_hours_reply_in_the_queues_time_zone(routed, when, open_):
     else:
         assert [m["text"] for m in replies] == ["We are closed; we will answer when we open at 08:00 UK time."]
         assert queued.state.value == "queued", "kept queued until the queue opens"
+
+
+def test_a_caller_out_of_hours_is_not_texted_the_out_of_hours_reply(routed):
+    closed = "2026-11-28T10:00:00.000000Z"  # a Saturday: support is closed
+    conversation = write("Incoming call", visitor="+34911234567", when=closed, language="es", channel="voice")
+    queued = contact(conversation)
+    assert queued.queues == ("support",) and queued.state.value == "queued"
+    assert system_messages(queued.customer_id) == [], "no text to a caller, so none failed in the timeline"
+    assert queued.acknowledged_at is None
 
 
 # --- telling the customer where they stand ---------------------------------------------------------------------------

@@ -106,3 +106,34 @@ def test_call_status_callback_updates_the_call_we_hold(client):
     assert post_twilio(client, STATUS, urlencode(completed).encode()).status_code == 200
     assert outbound.get_status("twilio", call_sid, kind="call")["status"] == "completed"
     assert len(stored_messages()) == 1, "a status callback never creates a message"
+
+
+def _outbox_jobs() -> list[dict]:
+    """The jobs waiting on the outbox queue (received and left to reappear; the test ends before they do)."""
+    import json
+
+    from chalicelib.settings import outbox_queue_name
+    from tests.support import lambda_service_sqs
+
+    sqs = lambda_service_sqs()
+    url = sqs.get_queue_url(QueueName=outbox_queue_name())["QueueUrl"]
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60).get("Messages", [])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def test_a_waiting_caller_is_sent_no_text_while_a_waiting_texter_hears_their_position(client):
+    # No agent exists: the call and the SMS both stay queued, and each would be told its place.
+    post_twilio(client, VOICE, fixture("twilio/incoming_call.txt"))
+    sms = dict(parse_qsl(fixture("twilio/inbound_sms.txt").decode()))
+    sms["From"] = "+14155550199"  # another customer
+    post_twilio(client, MESSAGING, urlencode(sms).encode())
+    drain(client)
+
+    contacts = {c["channel"]: c for c in iter_contacts()}
+    assert {c["state"] for c in contacts.values()} == {"queued"}
+    [job] = _outbox_jobs()
+    assert (job["channel"], job["kind"]) == ("sms", "queue_position")
+    assert job["conversation_id"] == contacts["sms"]["contact_id"]
+    caller_timeline = [m for m in data_items() if m.get("customer_id") == contacts["voice"]["customer_id"]]
+    assert [m for m in caller_timeline if m.get("direction") == "outbound"] == [], "nothing sent, nothing failed"
+    assert "acknowledged_at" not in contacts["voice"], "a caller was not told anything in writing"
