@@ -446,6 +446,8 @@ def on_outbox(event: Any) -> dict[str, Any]:
 
 @app.schedule("rate(1 minute)")
 def sweep_offers(event: Any) -> dict[str, Any]:
-    """Safety net: expire stale offers, fire escalation steps past due, offer whatever waits."""
+    """Safety net: expire stale offers, fire escalation steps past due, offer whatever waits; and queue the
+    outbox jobs of messages recorded but never queued (the transactional outbox)."""
+    requeued = outbox.requeue_pending(clock.now_iso())
     outcome = engine.sweep()
-    return {"offers": len(outcome.offers)}
+    return {"offers": len(outcome.offers), "outbox_requeued": requeued}

@@ -150,10 +150,7 @@ def _open_contact(event: ConversationMessage, now: str, reopening: Contact | Non
     )
     _arm_next_step(contact, now)
     if not decision.queue_open and decision.out_of_hours and decision.out_of_hours.action == "reply":
-        system_messages.send(
-            contact.contact_id, contact.customer_id, contact.channel, decision.out_of_hours.message, "out_of_hours", now
-        )
-        _mark_acknowledged(contact, now)
+        _mark_acknowledged(contact, now, decision.out_of_hours.message, "out_of_hours")
         return store.get_contact(contact.contact_id) or contact
     return contact
 
@@ -421,17 +418,19 @@ def acknowledge(contact_id: str, now: str) -> bool:
     position = store.position_in_queue(contact, home)
     wait = expected_wait_seconds(position, store.queue_stats(home))
     text = config.acknowledgement_message.format(position=position + 1, wait_minutes=max(1, round(wait / 60)))
-    if not _mark_acknowledged(contact, now):
-        return False
-    system_messages.send(contact.contact_id, contact.customer_id, contact.channel, text, "queue_position", now)
-    return True
+    return _mark_acknowledged(contact, now, text, "queue_position")
 
 
-def _mark_acknowledged(contact: Contact, now: str) -> bool:
+def _mark_acknowledged(contact: Contact, now: str, text: str, kind: str) -> bool:
+    """Mark the contact as told and record what it is told, in one transaction: a crash between the two
+    can neither lose the message nor send it twice (a redelivery finds the contact told; the message is
+    pending-send, so the sweeper queues it if its job below is lost)."""
+    message = system_messages.prepare(contact.contact_id, contact.customer_id, contact.channel, text, kind, now)
     try:
-        store.save(contacts=[(contact, contact.acknowledged(now))])
+        store.save(contacts=[(contact, contact.acknowledged(now))], extra=[system_messages.record_action(message)])
     except TransactionConflict:
         return False  # another delivery acknowledged (or offered) it just now
+    system_messages.dispatch(message)
     return True
 
 
