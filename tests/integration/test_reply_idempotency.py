@@ -7,6 +7,7 @@ sweeper queues whatever stayed pending (the transactional outbox). Faults are in
 boundary with botocore hooks; the customer's phone is the fake Twilio server.
 """
 
+# ruff: noqa: F811 (the fixtures imported from test_outbound are used as arguments)
 from __future__ import annotations
 
 import json
