@@ -404,7 +404,8 @@ def _correlated(body: str) -> RoutingEvent:
 
 
 def _route_record(record: SQSRecord) -> None:
-    engine.handle(_correlated(record.body))
+    redelivered = int(record.attributes.approximate_receive_count or 1) > 1
+    engine.handle(_correlated(record.body), redelivered=redelivered)
 
 
 @app.on_sqs_message(queue=routing_queue_name(), batch_size=10)

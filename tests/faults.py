@@ -7,9 +7,11 @@ took effect and its answer was lost (a read timeout, the Lambda died just after)
 caller sees ``EndpointConnectionError``, as a real outage looks.
 
 A call site is where in our code a call is made: the handler it runs under (an ``app.py`` function),
-the innermost function of ``chalicelib`` that made it (``store/dynamo.py``'s thin helpers are
-skipped: their caller is the site) and the operation, e.g.
-``on_routing_event > routing/engine.py:_mark_acknowledged > dynamodb.TransactWriteItems``.
+the functions of ``chalicelib`` it went through (``store/dynamo.py``'s thin helpers, the logging
+middleware and the sign-in wrapper are skipped) and the operation, e.g.
+``on_routing_event > engine.handle > engine.on_conversation_message > engine.acknowledge >
+engine._mark_acknowledged > routing.save > dynamodb.TransactWriteItems``: the path through our functions,
+so one store function reached on two paths is two sites.
 One site may be called more than once in a flow; ``Call.occurrence`` counts them.
 """
 
@@ -32,6 +34,8 @@ APP = str(ROOT / "app.py")
 CHALICELIB = str(ROOT / "chalicelib") + "/"
 _HELPERS = {str(ROOT / "chalicelib" / "store" / name) for name in ("dynamo.py", "aws.py")}
 # Every AWS service the app calls (``aws.client``); hooked before the flow so clients made later are covered.
+_OBSERVABILITY = CHALICELIB + "observability.py"  # the middleware every handler runs through
+_WRAPPERS = {"guarded"}  # auth/views.py's sign-in check around every REST view
 SERVICES = ("dynamodb", "sqs", "apigatewaymanagementapi", "sesv2", "ssm")
 BEFORE, AFTER = "before", "after"
 
@@ -52,31 +56,31 @@ class Call:
         return f"{self.label} #{self.occurrence}"
 
 
-STORE = CHALICELIB + "store/"
-
-
 def _where() -> tuple[str, str] | None:
-    """The app.py handler and the chalicelib functions the current AWS call comes from; None for the test's own.
+    """The app.py handler and the path through chalicelib the current AWS call comes from; None for the test's.
 
-    The site names the domain function and, when it went through ``store/``, the store function that made
-    the call: ``routing/engine.py:acknowledge > store/routing.py:position_in_queue``.
+    The path names each function of ours on the way, outermost first (``store/dynamo.py``'s thin helpers,
+    decorators' wrappers and comprehensions left out), so one store function called on two paths (an
+    offer made when a customer writes, or when an agent is freed) is two sites.
     """
-    handler, inner, domain = "", "", ""
+    handler, path = "", []
     frame = sys._getframe(1)
     while frame is not None:
         filename, function = frame.f_code.co_filename, frame.f_code.co_name
         if filename == APP and function != "guarded":  # the outermost one is the Lambda handler or REST view
             handler = f"webhook_{frame.f_locals['adapter'].name}" if function == "view" else function
-        if filename.startswith(CHALICELIB) and filename not in _HELPERS and not function.startswith("<"):
-            name = f"{filename.removeprefix(CHALICELIB)}:{function}"
-            if not inner:
-                inner = name
-            if not domain and not filename.startswith(STORE):
-                domain = name
+        elif _ours(filename, function):
+            path.append(f"{Path(filename).stem}.{function}")
         frame = frame.f_back  # type: ignore[assignment]
-    if not inner:
+    if not path:
         return None
-    return handler, inner if not domain or domain == inner else f"{domain} > {inner}"
+    return handler, " > ".join(reversed(path))
+
+
+def _ours(filename: str, function: str) -> bool:
+    """A step of the path: our code, not a thin helper, the logging middleware, a wrapper or a comprehension."""
+    skipped = filename in _HELPERS or filename.startswith(_OBSERVABILITY) or function in _WRAPPERS
+    return filename.startswith(CHALICELIB) and not skipped and not function.startswith("<")
 
 
 class Faults:

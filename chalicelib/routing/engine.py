@@ -53,16 +53,27 @@ class Outcome:
     note: str = ""
 
 
-def handle(event: RoutingEvent, now: str | None = None) -> Outcome:
-    """Handle one routing event or timer; safe to run again for the same event."""
+def handle(event: RoutingEvent, now: str | None = None, redelivered: bool = False) -> Outcome:
+    """Handle one routing event or timer; safe to run again for the same event.
+
+    ``redelivered``: SQS gave this event before and it failed; an earlier attempt may have committed an
+    offer and died before pushing it, so the open offers it may have made are pushed again (the console
+    shows an offer once, by ``offer_id``).
+    """
     now = now or clock.now_iso()
     if isinstance(event, ConversationMessage):
         return on_conversation_message(event, now)
     if isinstance(event, ContactRequeued):
         offer = offer_contact(event.contact_id, now)
+        if offer is None and redelivered:
+            _push_open_offers([store.get_contact(event.contact_id)])
         return Outcome(offers=(offer,) if offer else (), note="requeued")
     if isinstance(event, AgentFreed):
-        return on_agent_freed(event.agent_id, now)
+        outcome = on_agent_freed(event.agent_id, now)
+        if redelivered:
+            made = {o.offer_id for o in outcome.offers}
+            _push_open_offers([c for c in store.work_of(event.agent_id) if c.offer_id not in made])
+        return outcome
     if isinstance(event, OfferTimeout | EscalationDue):
         return on_timer(event, now)
     raise TypeError(f"unhandled routing event {type(event).__name__}")
@@ -265,6 +276,13 @@ def _announce(offer: Offer, now: str) -> None:
     if contact.offer_count == 1:
         metrics.wait_until_offer(clock.seconds_between(contact.enqueued_at, now), contact.queues[0], contact.channel)
     push.to_agent(offer.agent.agent_id, offer_payload(contact))
+
+
+def _push_open_offers(contacts: list[Contact | None]) -> None:
+    """Push again the open offers among ``contacts`` (an earlier attempt may have died before its push)."""
+    for contact in contacts:
+        if contact is not None and contact.state is ContactState.OFFERED and contact.offered_to:
+            push.to_agent(contact.offered_to, offer_payload(contact))
 
 
 def offer_payload(contact: Contact) -> dict[str, object]:

@@ -25,7 +25,7 @@ def _marking(call: Call) -> bool:
 
 
 def _queueing_the_position_message(call: Call) -> bool:
-    return call.handler == "on_routing_event" and call.site.endswith("store/queue.py:send_to_outbox")
+    return call.handler == "on_routing_event" and call.site.endswith("queue.send_to_outbox")
 
 
 def _position_messages(providers: FakeProviders) -> list[str]:
