@@ -3,9 +3,10 @@
 The flow: a customer's SMS (Twilio webhook) is routed and offered to Ada; a second customer's SMS
 waits (Ada is full) and is told their place in the queue; Ada accepts the first, replies, closes;
 the second is offered to her. Every AWS call the app makes on the way is recorded in a run without
-faults (``FLOW_SITES`` below names them). Then, for each call in turn, the flow runs again from a
-clean moto state with that call failing *before* the request (it never happened) or *after* it
-(it took effect, its answer was lost), and everyone retries as they do in life:
+faults (``FLOW_SITES`` below names the 51 call sites: handler, the path through our functions,
+operation; see ``tests/faults.py``). Then, for each site in turn, the flow runs again from a clean
+moto state with the site's first call failing *before* the request (it never happened) or *after*
+it (it took effect, its answer was lost), and everyone retries as they do in life:
 
 - the provider posts the webhook again after a 5xx;
 - SQS redelivers a failed record (FIFO: the rest of its group waits; a failed outbox job comes back
