@@ -36,7 +36,7 @@ BUSINESS_NUMBER = "+14155550100"
 SECONDS_LEFT = re.compile(r"^\d+ s$")
 
 
-def _twilio_sms(stack: LocalStack, body: str, sid: str) -> requests.Response:
+def _twilio_sms(stack: LocalStack, body: str, sid: str, sender: str = CUSTOMER_NUMBER) -> requests.Response:
     """An inbound SMS webhook signed as Twilio signs it: the public URL, then sorted names+values, HMAC-SHA1."""
     path = "/webhooks/twilio/messaging"
     form = {
@@ -50,7 +50,7 @@ def _twilio_sms(stack: LocalStack, body: str, sid: str) -> requests.Response:
         "NumSegments": "1",
         "MessageSid": sid,
         "AccountSid": ACCOUNT_SID,
-        "From": CUSTOMER_NUMBER,
+        "From": sender,
         "ApiVersion": "2010-04-01",
     }
     signed = stack.api_url + path + "".join(f"{k}{v}" for k, v in sorted(form.items()))
@@ -136,7 +136,7 @@ def test_a_reply_whose_answer_was_lost_is_sent_again_with_its_key_and_reaches_th
     browser: Any, stack: LocalStack, admin: Admin, fake_providers: FakeProviders
 ) -> None:
     """The reply reaches the server but its answer never reaches the browser; the agent presses Send again."""
-    admin.create_agent("ada", "sms")
+    admin.create_agent("ben", "sms")
     context = browser.new_context()
     posted: list[dict[str, Any]] = []
 
@@ -153,9 +153,9 @@ def test_a_reply_whose_answer_was_lost_is_sent_again_with_its_key_and_reaches_th
 
     try:
         page = context.new_page()
-        _sign_in(page, stack, "ada")
+        _sign_in(page, stack, "ben")
         _go_available(page)
-        assert _twilio_sms(stack, "Is my parcel lost?", "SM" + "2e" * 16).status_code == 200
+        assert _twilio_sms(stack, "Is my parcel lost?", "SM" + "2e" * 16, sender="+14155550188").status_code == 200
         _accept_offer(page, "sms")
         page.route("**/conversations/*/messages", lose_the_first_answer)
 
@@ -174,7 +174,7 @@ def test_a_reply_whose_answer_was_lost_is_sent_again_with_its_key_and_reaches_th
         assert [r.form["Body"] for r in fake_providers.sent(TWILIO)].count(reply) == 1
     finally:
         context.close()
-        admin.set_presence("ada", "Offline")
+        admin.set_presence("ben", "Offline")
 
 
 def test_widget_visitor_and_agent_chat(
