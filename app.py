@@ -439,7 +439,8 @@ def _correlated(body: str) -> RoutingEvent:
 
 
 def _route_record(record: SQSRecord) -> None:
-    engine.handle(_correlated(record.body))
+    redelivered = int(record.attributes.approximate_receive_count or 1) > 1
+    engine.handle(_correlated(record.body), redelivered=redelivered)
 
 
 @app.on_sqs_message(queue=routing_queue_name(), batch_size=10)
@@ -481,6 +482,8 @@ def on_outbox(event: Any) -> dict[str, Any]:
 
 @app.schedule("rate(1 minute)")
 def sweep_offers(event: Any) -> dict[str, Any]:
-    """Safety net: expire stale offers, fire escalation steps past due, offer whatever waits."""
+    """Safety net: expire stale offers, fire escalation steps past due, offer whatever waits; and queue the
+    outbox jobs of messages recorded but never queued (the transactional outbox)."""
+    requeued = outbox.requeue_pending(clock.now_iso())
     outcome = engine.sweep()
-    return {"offers": len(outcome.offers)}
+    return {"offers": len(outcome.offers), "outbox_requeued": requeued}

@@ -74,3 +74,9 @@ class NotFound(SwitchboardError):
 class Conflict(SwitchboardError):
     status = 409
     code = "conflict"
+
+
+class IdempotencyKeyReused(Conflict):
+    """A client idempotency key sent again with a different request: it names another message already."""
+
+    code = "idempotency_key_reused"

@@ -377,3 +377,23 @@ def fails_once(service: str, operation: str) -> Iterator[list[str]]:
         yield fired
     finally:
         client.meta.events.unregister(event_name, explode)
+
+
+@contextmanager
+def answer_lost_once(service: str, operation: str) -> Iterator[list[str]]:
+    """The next ``operation`` on ``service`` happens, then its answer is lost (a read timeout, a Lambda dying
+    before it learned the result): the request took effect, the caller sees a connection error."""
+    fired: list[str] = []
+
+    def explode(**_: Any) -> None:
+        if not fired:
+            fired.append(operation)
+            raise EndpointConnectionError(endpoint_url=f"https://{service}.{REGION}.amazonaws.com")
+
+    client = aws.client(service)
+    event_name = f"after-call.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+    client.meta.events.register_first(event_name, explode)
+    try:
+        yield fired
+    finally:
+        client.meta.events.unregister(event_name, explode)

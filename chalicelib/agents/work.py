@@ -28,6 +28,7 @@ from chalicelib.store.dynamo import TransactionConflict, to_item
 _ATTEMPTS = 5
 NoteText = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+ClientMessageId = Annotated[str, StringConstraints(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 def _contact_of(agent_id: str, conversation_id: str, oversee: bool = False) -> Contact:
@@ -213,6 +214,9 @@ class Reply(BaseModel):
     # conversation's latest channel.
     identity: Annotated[str, StringConstraints(min_length=3, max_length=320)] | None = None
     channel: Name | None = None
+    # The client's idempotency key, one per composed message (a UUID): a retry with the same key
+    # returns the first reply instead of sending a second one.
+    client_message_id: ClientMessageId | None = None
 
 
 def reply(agent_id: str, conversation_id: str, document: Any) -> dict[str, Any]:
@@ -224,5 +228,11 @@ def reply(agent_id: str, conversation_id: str, document: Any) -> dict[str, Any]:
     from chalicelib.outbound import outbox
 
     return outbox.queue_reply(
-        conversation_id, agent_id, message.text, message.identity, clock.now_iso(), channel=message.channel
+        conversation_id,
+        agent_id,
+        message.text,
+        message.identity,
+        clock.now_iso(),
+        channel=message.channel,
+        client_message_id=message.client_message_id,
     )

@@ -1,9 +1,19 @@
 """The outbox: what we send customers, queued in their timeline and on SQS, sent once per claim.
 
 Queueing (``queue_reply`` for an agent's reply, ``enqueue`` for any message): the message is
-written to the customer's timeline (``direction: outbound``, ``status: queued``) and a small job
-``{"message_id", "conversation_id", "customer_id", "channel", "kind", "received_at"}`` goes on the
-``switchboard-outbox`` queue (standard, with a dead-letter queue after ``MAX_RECEIVES`` receives).
+written to the customer's timeline (``direction: outbound``, ``status: queued``) marked pending-send
+(``pending_send``/``pending_since``, which put it in the data table's sparse ``outbox`` index), and
+then a small job ``{"message_id", "conversation_id", "customer_id", "channel", "kind", "received_at"}``
+goes on the ``switchboard-outbox`` queue (standard, with a dead-letter queue after ``MAX_RECEIVES``
+receives). This is a transactional outbox: the record is the promise, the job only a fast path. If
+the job's send fails or the Lambda dies before it, ``requeue_pending`` (run by the minute sweeper)
+finds the message in the index once it is ``PENDING_GRACE_SECONDS`` old and queues its job again.
+The first claim removes the mark: from then on SQS redelivers the job until it is done.
+
+An agent's reply may carry a client idempotency key (``client_message_id``): its record
+(``REPLYKEY#<conversation>#<agent>#<key>``) is written in the same transaction as the message, so
+the agent's retry after any failure (even a write that succeeded but whose answer was lost) finds
+the first message and answers with it instead of storing a second one.
 
 Sending (``process_record``, the outbox Lambda's record handler) takes each job through four steps:
 
@@ -45,7 +55,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalicelib import clock
 from chalicelib.channels.base import StatusUpdate
 from chalicelib.conversations import identity as identities
-from chalicelib.errors import Conflict, Forbidden, InvalidPayload, NotFound
+from chalicelib.errors import Conflict, Forbidden, IdempotencyKeyReused, InvalidPayload, NotFound
 from chalicelib.observability import redact
 from chalicelib.outbound import destinations, meta, ses, telegram, twilio
 from chalicelib.outbound.destinations import Destination, NoRoute, OutsideMessagingWindow
@@ -54,7 +64,7 @@ from chalicelib.settings import get_settings, outbox_queue_name
 from chalicelib.store import aws, conversations, outbound, queue
 from chalicelib.store.conversations import customer_key, thread_key
 from chalicelib.store.dynamo import TransactionConflict, from_item, get, key, to_item, to_values, transact
-from chalicelib.store.resources import MAX_RECEIVES
+from chalicelib.store.resources import MAX_RECEIVES, OUTBOX_INDEX
 
 logger = Logger(service="switchboard", child=True)
 
@@ -73,6 +83,11 @@ _SENDERS: dict[str, Sender] = {
     "ses": ses.send,
 }
 _DONE = frozenset({"sent", "delivered", "read", "failed"})
+# The pending-send mark: the outbox index's partition and sort key on a recorded, not yet claimed message.
+PENDING = "outbox"
+# A pending message younger than this may still have its own job on the way: the sweeper leaves it alone.
+PENDING_GRACE_SECONDS = 60
+_REQUEUE_PAGE = 100  # pending messages one sweep queues at most (bounded work per minute)
 
 
 class SendInProgress(Exception):
@@ -94,6 +109,7 @@ def queue_reply(
     now: str,
     *,
     channel: str | None = None,
+    client_message_id: str | None = None,
 ) -> dict[str, Any]:
     """Queue an agent's reply to the conversation's customer; returns the queued message.
 
@@ -104,7 +120,15 @@ def queue_reply(
     identity that is not one, no way to reach them), ``Forbidden`` (another customer's identity),
     ``NotFound`` and, outside WhatsApp's, Messenger's or Instagram's messaging window, ``Conflict``:
     nothing is stored or queued then.
+
+    ``client_message_id`` (the client's idempotency key for this message): the same key from the same
+    agent on the same conversation returns the first reply and stores nothing; with another text it
+    raises ``IdempotencyKeyReused``.
     """
+    if client_message_id is not None:
+        earlier = _earlier_reply(conversation_id, agent_id, client_message_id, text)
+        if earlier is not None:
+            return earlier
     text = text.strip() if isinstance(text, str) else ""
     if not text:
         raise InvalidPayload("text must not be empty", [{"field": "text", "problem": "is empty"}])
@@ -130,9 +154,23 @@ def queue_reply(
         destinations.within_window(destination, now)  # WhatsApp's, Messenger's and Instagram's windows
     except OutsideMessagingWindow as exc:
         raise Conflict(exc.message) from None
-    return enqueue(
+    message = _outbound_message(
         conversation_id, customer_id, channel, text, REPLY, now, author=agent_id, identity=destination.identity
     )
+    if client_message_id is None:
+        return _record_and_dispatch(message)
+    message["client_message_id"] = client_message_id
+    key_record = _reply_key_put(conversation_id, agent_id, client_message_id, message)
+    try:
+        return _record_and_dispatch(message, key_record)
+    except TransactionConflict as conflict:
+        if not conflict.failed(1):
+            raise
+    # Another request with this key (the agent's earlier try, or a double click) got there first.
+    earlier = _earlier_reply(conversation_id, agent_id, client_message_id, text)
+    if earlier is None:  # cannot happen: the key's condition failed because its record exists
+        raise Conflict("the reply's idempotency record vanished; retry")
+    return earlier
 
 
 def enqueue(
@@ -152,8 +190,25 @@ def enqueue(
     (queue position, out of hours). ``identity`` is who it goes to; without it, whoever last wrote
     in the conversation on ``channel``. Returns the stored message.
     """
+    return _record_and_dispatch(
+        _outbound_message(conversation_id, customer_id, channel, text, kind, now, author=author, identity=identity)
+    )
+
+
+def _outbound_message(
+    conversation_id: str,
+    customer_id: str,
+    channel: str,
+    text: str,
+    kind: str,
+    now: str,
+    *,
+    author: str = "system",
+    identity: str | None = None,
+) -> dict[str, Any]:
+    """A new outbound timeline message, queued and marked pending-send (not written yet)."""
     message_id = "out_" + conversations.new_id("m").removeprefix("m_")
-    item = {
+    return {
         "pk": customer_key(customer_id),
         "sk": f"MESSAGE#{now}#{message_id}",
         "type": "message",
@@ -169,18 +224,122 @@ def enqueue(
         "status": "queued",
         "status_rank": outbound.MESSAGE_STATUS_RANK["queued"],
         "received_at": now,
+        "pending_send": PENDING,
+        "pending_since": now,
     }
-    aws.client("dynamodb").put_item(TableName=_table(), Item=to_item(item))
-    job = {
-        "message_id": message_id,
-        "conversation_id": conversation_id,
-        "customer_id": customer_id,
-        "channel": channel,
-        "kind": kind,
-        "received_at": now,
+
+
+def record_action(message: dict[str, Any]) -> dict[str, Any]:
+    """The transaction action that records an outbound message (for writes that must go with another one)."""
+    return {"Put": {"TableName": _table(), "Item": to_item(message), "ConditionExpression": "attribute_not_exists(pk)"}}
+
+
+def new_system_message(
+    conversation_id: str, customer_id: str, channel: str, text: str, kind: str, now: str
+) -> dict[str, Any]:
+    """A system message to record in a caller's own transaction (``record_action``), then ``dispatch``."""
+    return _outbound_message(conversation_id, customer_id, channel, text, kind, now)
+
+
+def _record_and_dispatch(message: dict[str, Any], *also: dict[str, Any]) -> dict[str, Any]:
+    if also:
+        transact([record_action(message), *also])
+    else:
+        aws.client("dynamodb").put_item(TableName=_table(), Item=to_item(message))
+    dispatch(message)
+    return view(message)
+
+
+def dispatch(message: dict[str, Any]) -> bool:
+    """Put a recorded message's job on the outbox queue; False (logged) when SQS failed: the sweeper sends it."""
+    try:
+        queue.send_to_outbox(json.dumps(_job_of(message)))
+    except Exception:
+        # Recorded and pending: requeue_pending picks it up within a minute or two. The reply stands.
+        logger.warning("outbox job not queued; the sweeper will queue it", extra={"message_id": message["message_id"]})
+        return False
+    return True
+
+
+def view(message: dict[str, Any]) -> dict[str, Any]:
+    """A stored message as the API shows it."""
+    hidden = ("pk", "sk", "type", "pending_send", "pending_since")
+    return {k: v for k, v in message.items() if k not in hidden and v is not None}
+
+
+def _job_of(message: dict[str, Any]) -> dict[str, Any]:
+    return {k: message[k] for k in ("message_id", "conversation_id", "customer_id", "channel", "kind", "received_at")}
+
+
+# --- the client's idempotency key -----------------------------------------------------------------
+
+
+def _reply_key(conversation_id: str, agent_id: str, client_message_id: str) -> dict[str, Any]:
+    return key(f"REPLYKEY#{conversation_id}#{agent_id}#{client_message_id}", "REPLYKEY")
+
+
+def _reply_key_put(conversation_id: str, agent_id: str, client_message_id: str, message: dict[str, Any]) -> dict:
+    record = {
+        **{k: v["S"] for k, v in _reply_key(conversation_id, agent_id, client_message_id).items()},
+        "message_id": message["message_id"],
+        "customer_id": message["customer_id"],
+        "message_sk": message["sk"],
+        # A digest, not the text: enough to tell a retry from a different message under the same key.
+        "text_sha256": _digest(str(message["text"])),
+        "created_at": message["received_at"],
     }
-    queue.send_to_outbox(json.dumps(job))
-    return {k: v for k, v in item.items() if k not in ("pk", "sk", "type") and v is not None}
+    return {"Put": {"TableName": _table(), "Item": to_item(record), "ConditionExpression": "attribute_not_exists(pk)"}}
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.strip().encode()).hexdigest()
+
+
+def _earlier_reply(conversation_id: str, agent_id: str, client_message_id: str, text: str) -> dict[str, Any] | None:
+    """The reply this key already made (its job queued again if it is still pending), or None."""
+    k = _reply_key(conversation_id, agent_id, client_message_id)
+    record = get(_table(), k["pk"]["S"], k["sk"]["S"])
+    if record is None:
+        return None
+    if record.get("text_sha256") != _digest(text if isinstance(text, str) else ""):
+        raise IdempotencyKeyReused(
+            f"client_message_id {client_message_id} was already used for another message; "
+            "use a new key for each message you compose"
+        )
+    message = get(_table(), customer_key(str(record["customer_id"])), str(record["message_sk"]))
+    if message is None:  # cannot happen: both were written in one transaction
+        raise Conflict("the reply recorded under this key is gone")
+    if message.get("pending_send"):
+        dispatch(message)  # the first try may have died before queueing it; the claim makes this harmless
+    return view(message)
+
+
+# --- the transactional outbox's safety net ----------------------------------------------------------
+
+
+def requeue_pending(now: str, limit: int = _REQUEUE_PAGE) -> int:
+    """Queue the job of every message recorded but never claimed and older than the grace; returns how many.
+
+    One bounded query of the sparse outbox index (only pending messages are in it), oldest first. A
+    job queued twice is harmless: the claim sends each message once.
+    """
+    page = aws.client("dynamodb").query(
+        TableName=_table(),
+        IndexName=OUTBOX_INDEX,
+        KeyConditionExpression="pending_send = :pending AND pending_since < :cutoff",
+        ExpressionAttributeValues=to_values(
+            {":pending": PENDING, ":cutoff": clock.plus_seconds(now, -PENDING_GRACE_SECONDS)}
+        ),
+        Limit=limit,
+    )
+    jobs = [json.dumps(_job_of(from_item(i))) for i in page["Items"]]
+    for start in range(0, len(jobs), 10):
+        queue.send_batch_to_outbox(jobs[start : start + 10])
+    if jobs:
+        logger.warning("queued outbox jobs that were never queued or were lost", extra={"count": len(jobs)})
+    return len(jobs)
 
 
 def _surviving_customer(customer_id: str) -> str:
@@ -335,7 +494,7 @@ def _claim(message_key: dict[str, Any], message_id: str, now: str) -> dict[str, 
             Key=message_key,
             UpdateExpression=(
                 "SET #status = :sending, status_rank = :rank, lease_until = :until, "
-                "attempts = if_not_exists(attempts, :zero) + :one REMOVE gave_up_at"
+                "attempts = if_not_exists(attempts, :zero) + :one REMOVE gave_up_at, pending_send, pending_since"
             ),
             ConditionExpression=(
                 "attribute_exists(pk) AND attribute_not_exists(provider_message_id) "

@@ -58,16 +58,27 @@ class Outcome:
     note: str = ""
 
 
-def handle(event: RoutingEvent, now: str | None = None) -> Outcome:
-    """Handle one routing event or timer; safe to run again for the same event."""
+def handle(event: RoutingEvent, now: str | None = None, redelivered: bool = False) -> Outcome:
+    """Handle one routing event or timer; safe to run again for the same event.
+
+    ``redelivered``: SQS gave this event before and it failed; an earlier attempt may have committed an
+    offer and died before pushing it, so the open offers it may have made are pushed again (the console
+    shows an offer once, by ``offer_id``).
+    """
     now = now or clock.now_iso()
     if isinstance(event, ConversationMessage):
         return on_conversation_message(event, now)
     if isinstance(event, ContactRequeued):
         offer = offer_contact(event.contact_id, now)
+        if offer is None and redelivered:
+            _push_open_offers([store.get_contact(event.contact_id)])
         return Outcome(offers=(offer,) if offer else (), note="requeued")
     if isinstance(event, AgentFreed):
-        return on_agent_freed(event.agent_id, now)
+        outcome = on_agent_freed(event.agent_id, now)
+        if redelivered:
+            made = {o.offer_id for o in outcome.offers}
+            _push_open_offers([c for c in store.work_of(event.agent_id) if c.offer_id not in made])
+        return outcome
     if isinstance(event, OfferTimeout | EscalationDue | ReconnectGraceExpired):
         return on_timer(event, now)
     raise TypeError(f"unhandled routing event {type(event).__name__}")
@@ -162,10 +173,7 @@ def _open_contact(event: ConversationMessage, now: str, reopening: Contact | Non
         and decision.out_of_hours.action == "reply"
         and system_messages.reaches(contact.channel)
     ):
-        system_messages.send(
-            contact.contact_id, contact.customer_id, contact.channel, decision.out_of_hours.message, "out_of_hours", now
-        )
-        _mark_acknowledged(contact, now)
+        _mark_acknowledged(contact, now, decision.out_of_hours.message, "out_of_hours")
         return store.get_contact(contact.contact_id) or contact
     return contact
 
@@ -325,6 +333,13 @@ def _announce(offer: Offer, now: str) -> None:
     if contact.offer_count == 1:
         metrics.wait_until_offer(clock.seconds_between(contact.enqueued_at, now), contact.queues[0], contact.channel)
     push.to_agent(offer.agent.agent_id, offer_payload(contact))
+
+
+def _push_open_offers(contacts: list[Contact | None]) -> None:
+    """Push again the open offers among ``contacts`` (an earlier attempt may have died before its push)."""
+    for contact in contacts:
+        if contact is not None and contact.state is ContactState.OFFERED and contact.offered_to:
+            push.to_agent(contact.offered_to, offer_payload(contact))
 
 
 def offer_payload(contact: Contact) -> dict[str, object]:
@@ -503,17 +518,19 @@ def acknowledge(contact_id: str, now: str) -> bool:
     position = store.position_in_queue(contact, home)
     wait = expected_wait_seconds(position, store.queue_stats(home))
     text = config.acknowledgement_message.format(position=position + 1, wait_minutes=max(1, round(wait / 60)))
-    if not _mark_acknowledged(contact, now):
-        return False
-    system_messages.send(contact.contact_id, contact.customer_id, contact.channel, text, "queue_position", now)
-    return True
+    return _mark_acknowledged(contact, now, text, "queue_position")
 
 
-def _mark_acknowledged(contact: Contact, now: str) -> bool:
+def _mark_acknowledged(contact: Contact, now: str, text: str, kind: str) -> bool:
+    """Mark the contact as told and record what it is told, in one transaction: a crash between the two
+    can neither lose the message nor send it twice (a redelivery finds the contact told; the message is
+    pending-send, so the sweeper queues it if its job below is lost)."""
+    message = system_messages.prepare(contact.contact_id, contact.customer_id, contact.channel, text, kind, now)
     try:
-        store.save(contacts=[(contact, contact.acknowledged(now))])
+        store.save(contacts=[(contact, contact.acknowledged(now))], extra=[system_messages.record_action(message)])
     except TransactionConflict:
         return False  # another delivery acknowledged (or offered) it just now
+    system_messages.dispatch(message)
     return True
 
 

@@ -66,3 +66,13 @@ def publish_timer(event: RoutingEvent, due_at: str, now: str) -> None:
 
 def send_to_outbox(body: str) -> None:
     aws.client("sqs").send_message(QueueUrl=_queue_url(outbox_queue_name()), MessageBody=body)
+
+
+def send_batch_to_outbox(bodies: list[str]) -> None:
+    """Up to ten outbox jobs in one request (the sweeper's requeue); raises if any was not queued."""
+    response = aws.client("sqs").send_message_batch(
+        QueueUrl=_queue_url(outbox_queue_name()),
+        Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies)],
+    )
+    if response.get("Failed"):
+        raise RuntimeError(f"{len(response['Failed'])} outbox jobs were not queued")

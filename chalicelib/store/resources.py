@@ -18,6 +18,10 @@ from chalicelib.store import aws
 # Sparse index over the routing table: only items waiting for something
 # (available agents, queued contacts, open offers) carry gsi1 attributes.
 ROUTING_INDEX = "gsi1"
+# Sparse index over the data table: only outbound messages recorded but not yet claimed by the outbox
+# (``pending_send``/``pending_since``), so the sweeper finds what was never queued in one bounded query.
+OUTBOX_INDEX = "outbox"
+OUTBOX_INDEX_ATTRIBUTES = ("message_id", "conversation_id", "customer_id", "channel", "kind", "received_at")
 MAX_RECEIVES = 5  # then the message goes to the dead-letter queue
 VISIBILITY_SECONDS = 30
 
@@ -36,7 +40,21 @@ def table_definitions(settings: Settings) -> list[dict[str, Any]]:
         {
             "TableName": settings.data_table,
             "KeySchema": key,
-            "AttributeDefinitions": attrs,
+            "AttributeDefinitions": [
+                *attrs,
+                {"AttributeName": "pending_send", "AttributeType": "S"},
+                {"AttributeName": "pending_since", "AttributeType": "S"},
+            ],
+            "GlobalSecondaryIndexes": [
+                {
+                    "IndexName": OUTBOX_INDEX,
+                    "KeySchema": [
+                        {"AttributeName": "pending_send", "KeyType": "HASH"},
+                        {"AttributeName": "pending_since", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(OUTBOX_INDEX_ATTRIBUTES)},
+                }
+            ],
             "BillingMode": "PAY_PER_REQUEST",
         },
         {

@@ -1,10 +1,15 @@
 """Messages Switchboard itself sends a customer (queue position, out-of-hours replies).
 
 Each is written to the customer's timeline and put on the outbox queue, like
-an agent's reply; the outbox's channel senders deliver it.
+an agent's reply; the outbox's channel senders deliver it. A message that must
+go with another write (the contact marked as told) is ``prepare``d, recorded by
+``record_action`` in the caller's own transaction, then ``dispatch``ed: it is
+pending-send from the moment it exists, so the sweeper queues it if its job is lost.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 def reaches(channel: str) -> bool:
@@ -24,3 +29,24 @@ def send(conversation_id: str, customer_id: str, channel: str, text: str, kind: 
     from chalicelib.outbound import outbox  # the outbox imports the stores; import it when first used
 
     return str(outbox.enqueue(conversation_id, customer_id, channel, text, kind, now)["message_id"])
+
+
+def prepare(conversation_id: str, customer_id: str, channel: str, text: str, kind: str, now: str) -> dict[str, Any]:
+    """A system message, not written yet: record it with ``record_action``, then ``dispatch`` it."""
+    from chalicelib.outbound import outbox
+
+    return outbox.new_system_message(conversation_id, customer_id, channel, text, kind, now)
+
+
+def record_action(message: dict[str, Any]) -> dict[str, Any]:
+    """The transaction action recording a prepared message (pending-send)."""
+    from chalicelib.outbound import outbox
+
+    return outbox.record_action(message)
+
+
+def dispatch(message: dict[str, Any]) -> None:
+    """Queue a recorded message's job; if SQS fails, the sweeper queues it."""
+    from chalicelib.outbound import outbox
+
+    outbox.dispatch(message)

@@ -26,7 +26,13 @@ from chalicelib.auth.principal import ROLES
 from chalicelib.channels import registry
 from chalicelib.operate import output_key
 from chalicelib.settings import DEPLOYED_SECRETS
-from chalicelib.store.resources import MAX_RECEIVES, ROUTING_INDEX, dead_letter_queue_name
+from chalicelib.store.resources import (
+    MAX_RECEIVES,
+    OUTBOX_INDEX,
+    OUTBOX_INDEX_ATTRIBUTES,
+    ROUTING_INDEX,
+    dead_letter_queue_name,
+)
 from switchboard_infra import monitoring
 from switchboard_infra.functions import (
     CONSUME_ACTIONS,
@@ -66,6 +72,14 @@ class SwitchboardStack(Stack):
         retain = RemovalPolicy.RETAIN if stage.production else RemovalPolicy.DESTROY
 
         self.data_table = self._table("DataTable", stage.environment["SWITCHBOARD_DATA_TABLE"], retain, ttl=True)
+        # The transactional outbox's sparse index: outbound messages recorded but not yet claimed.
+        self.data_table.add_global_secondary_index(
+            index_name=OUTBOX_INDEX,
+            partition_key=dynamodb.Attribute(name="pending_send", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="pending_since", type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.INCLUDE,
+            non_key_attributes=list(OUTBOX_INDEX_ATTRIBUTES),
+        )
         self.routing_table = self._table(
             "RoutingTable", stage.environment["SWITCHBOARD_ROUTING_TABLE"], retain, ttl=False
         )
@@ -196,7 +210,12 @@ class SwitchboardStack(Stack):
 
     def _role(self, function: Function) -> iam.Role:
         """The function's own role; its policy is inline so it exists before Lambda checks the event source."""
-        tables = [self.data_table.table_arn, self.routing_table.table_arn, f"{self.routing_table.table_arn}/index/*"]
+        tables = [
+            self.data_table.table_arn,
+            f"{self.data_table.table_arn}/index/*",
+            self.routing_table.table_arn,
+            f"{self.routing_table.table_arn}/index/*",
+        ]
         statements = [
             iam.PolicyStatement(
                 sid="OwnLogs",

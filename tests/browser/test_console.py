@@ -36,7 +36,7 @@ BUSINESS_NUMBER = "+14155550100"
 SECONDS_LEFT = re.compile(r"^\d+ s$")
 
 
-def _twilio_sms(stack: LocalStack, body: str, sid: str) -> requests.Response:
+def _twilio_sms(stack: LocalStack, body: str, sid: str, sender: str = CUSTOMER_NUMBER) -> requests.Response:
     """An inbound SMS webhook signed as Twilio signs it: the public URL, then sorted names+values, HMAC-SHA1."""
     path = "/webhooks/twilio/messaging"
     form = {
@@ -50,7 +50,7 @@ def _twilio_sms(stack: LocalStack, body: str, sid: str) -> requests.Response:
         "NumSegments": "1",
         "MessageSid": sid,
         "AccountSid": ACCOUNT_SID,
-        "From": CUSTOMER_NUMBER,
+        "From": sender,
         "ApiVersion": "2010-04-01",
     }
     signed = stack.api_url + path + "".join(f"{k}{v}" for k, v in sorted(form.items()))
@@ -130,6 +130,51 @@ def test_sms_offer_accept_and_reply_reaches_twilio(
     finally:
         context.close()
         admin.set_presence("ada", "Offline")
+
+
+def test_a_reply_whose_answer_was_lost_is_sent_again_with_its_key_and_reaches_the_customer_once(
+    browser: Any, stack: LocalStack, admin: Admin, fake_providers: FakeProviders
+) -> None:
+    """The reply reaches the server but its answer never reaches the browser; the agent presses Send again."""
+    admin.create_agent("ben", "sms")
+    context = browser.new_context()
+    posted: list[dict[str, Any]] = []
+
+    def lose_the_first_answer(route: Any) -> None:
+        if route.request.method != "POST":
+            route.continue_()
+            return
+        posted.append(route.request.post_data_json)
+        if len(posted) == 1:
+            route.fetch()  # the server stores and queues the reply...
+            route.abort("connectionreset")  # ...and the browser never hears back
+        else:
+            route.continue_()
+
+    try:
+        page = context.new_page()
+        _sign_in(page, stack, "ben")
+        _go_available(page)
+        assert _twilio_sms(stack, "Is my parcel lost?", "SM" + "2e" * 16, sender="+14155550188").status_code == 200
+        _accept_offer(page, "sms")
+        page.route("**/conversations/*/messages", lose_the_first_answer)
+
+        reply = "No, it is at the depot; it reaches you tomorrow."
+        page.get_by_test_id("reply-input").fill(reply)
+        page.get_by_test_id("reply-send").click()
+        expect(page.get_by_test_id("reply-input")).to_have_value(reply, timeout=WAIT_MS)  # kept for a retry
+        page.wait_for_timeout(200)
+        page.get_by_test_id("reply-send").click()
+        timeline = page.get_by_test_id("timeline")
+        expect(timeline.get_by_test_id("timeline-message").filter(has_text=reply)).to_have_count(1, timeout=WAIT_MS)
+
+        assert len(posted) == 2 and posted[0] == posted[1], "the retry carries the same client_message_id"
+        assert posted[0]["client_message_id"]
+        _sent_to_twilio(fake_providers, reply)
+        assert [r.form["Body"] for r in fake_providers.sent(TWILIO)].count(reply) == 1
+    finally:
+        context.close()
+        admin.set_presence("ben", "Offline")
 
 
 def test_widget_visitor_and_agent_chat(

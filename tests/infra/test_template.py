@@ -11,8 +11,8 @@ import pytest
 from chalicelib.auth.principal import ROLES
 from chalicelib.channels import registry
 from chalicelib.operate import output_key
-from chalicelib.settings import DEPLOYED_SECRETS, SECRET_NAMES
-from chalicelib.store.resources import MAX_RECEIVES, ROUTING_INDEX
+from chalicelib.settings import DEPLOYED_SECRETS, SECRET_NAMES, get_settings
+from chalicelib.store.resources import MAX_RECEIVES, OUTBOX_INDEX, ROUTING_INDEX, table_definitions
 from tests.infra.conftest import ROOT
 from tests.infra.template import actions_of, ref, resources, wildcard_grants
 
@@ -84,8 +84,25 @@ def test_every_table_has_point_in_time_recovery_and_encryption(template):
         assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, name
         assert properties["SSESpecification"]["SSEEnabled"] is True, name
         assert properties["BillingMode"] == "PAY_PER_REQUEST", name
-    (routing,) = [t for t in tables.values() if t["Properties"].get("GlobalSecondaryIndexes")]
-    assert [i["IndexName"] for i in routing["Properties"]["GlobalSecondaryIndexes"]] == [ROUTING_INDEX]
+    # Each table's indexes are the ones the app creates against moto (store/resources.py), key for key.
+    declared = {
+        tuple(i["IndexName"] for i in d["GlobalSecondaryIndexes"]): d["GlobalSecondaryIndexes"]
+        for d in table_definitions(get_settings())
+    }
+    deployed = {
+        tuple(i["IndexName"] for i in t["Properties"]["GlobalSecondaryIndexes"]): t["Properties"][
+            "GlobalSecondaryIndexes"
+        ]
+        for t in tables.values()
+    }
+    assert sorted(deployed) == sorted(declared) == [(ROUTING_INDEX,), (OUTBOX_INDEX,)]
+    for names, indexes in declared.items():
+        for want, got in zip(indexes, deployed[names], strict=True):
+            assert got["KeySchema"] == want["KeySchema"], names
+            assert got["Projection"]["ProjectionType"] == want["Projection"]["ProjectionType"], names
+            assert sorted(got["Projection"].get("NonKeyAttributes", [])) == sorted(
+                want["Projection"].get("NonKeyAttributes", [])
+            ), names
     # Replay guards expire by TTL (store/replay.py); the routing table keeps nothing that expires.
     ttl = [t["Properties"].get("TimeToLiveSpecification") for t in tables.values()]
     assert sorted(ttl, key=str) == [None, {"AttributeName": "expires_at", "Enabled": True}]
