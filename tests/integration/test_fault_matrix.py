@@ -3,7 +3,7 @@
 The flow: a customer's SMS (Twilio webhook) is routed and offered to Ada; a second customer's SMS
 waits (Ada is full) and is told their place in the queue; Ada accepts the first, replies, closes;
 the second is offered to her. Every AWS call the app makes on the way is recorded in a run without
-faults (``FLOW_SITES`` below names the 51 call sites: handler, the path through our functions,
+faults (``FLOW_SITES`` below names the 53 call sites: handler, the path through our functions,
 operation; see ``tests/faults.py``). Then, for each site in turn, the flow runs again from a clean
 moto state with the site's first call failing *before* the request (it never happened) or *after*
 it (it took effect, its answer was lost), and everyone retries as they do in life:
@@ -74,14 +74,15 @@ FLOW_SITES = [
     "on_routing_event > engine.handle > engine.on_conversation_message > routing.get_contact > dynamodb.GetItem",
     "on_routing_event > engine.handle > engine.on_conversation_message > engine._open_contact > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
     "on_routing_event > engine.handle > engine.on_conversation_message > engine._open_contact > routing.create_contact > dynamodb.TransactWriteItems",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_conversation_message > engine.offer_contact > engine.plan_offer > routing.available_agents > routing._index_page > dynamodb.Query",  # noqa: E501
+    "on_routing_event > engine.handle > engine.on_conversation_message > engine.offer_contact > engine.plan_offer > engine._pool > routing.pool > dynamodb.Query",  # noqa: E501
     "on_routing_event > engine.handle > engine.on_conversation_message > engine.offer_contact > engine.commit_offer > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
     "on_routing_event > engine.handle > engine.on_conversation_message > engine.offer_contact > engine._announce > queue.publish_timer > queue._queue_url > sqs.GetQueueUrl",  # noqa: E501
     "on_routing_event > engine.handle > engine.on_conversation_message > engine.offer_contact > engine._announce > queue.publish_timer > sqs.SendMessage",  # noqa: E501
     "on_routing_event > engine.handle > engine.on_conversation_message > engine.offer_contact > engine._announce > push.to_agent > routing.connections_of > dynamodb.Query",  # noqa: E501
     "on_routing_event > engine.handle > engine.on_conversation_message > engine.offer_contact > engine._announce > push.to_agent > push.to_connection > apigatewaymanagementapi.PostToConnection",  # noqa: E501
     "on_routing_event > engine.handle > engine.on_conversation_message > engine.acknowledge > routing.get_contact > dynamodb.GetItem",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_conversation_message > engine.acknowledge > routing.position_in_queue > dynamodb.Query",  # noqa: E501
+    "on_routing_event > engine.handle > engine.on_conversation_message > engine.acknowledge > routing.position_in_queue > routing.waiting_counts > routing._queue_items > dynamodb.Query",  # noqa: E501
+    "on_routing_event > engine.handle > engine.on_conversation_message > engine.acknowledge > routing.position_in_queue > routing._band_keys > dynamodb.Query",  # noqa: E501
     "on_routing_event > engine.handle > engine.on_conversation_message > engine.acknowledge > routing.queue_stats > dynamodb.GetItem",  # noqa: E501
     "on_routing_event > engine.handle > engine.on_conversation_message > engine.acknowledge > engine._mark_acknowledged > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
     "on_routing_event > engine.handle > engine.on_conversation_message > engine.acknowledge > engine._mark_acknowledged > system_messages.dispatch > outbox.dispatch > queue.send_to_outbox > queue._queue_url > sqs.GetQueueUrl",  # noqa: E501
@@ -111,13 +112,14 @@ FLOW_SITES = [
     "close > service.close > routing.record_handled > dynamodb.UpdateItem",
     "close > service.close > queue.publish > sqs.SendMessage",
     "on_routing_event > engine.handle > engine.on_agent_freed > engine.plan_for_agent > routing.get_agent > dynamodb.GetItem",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_agent_freed > engine.plan_for_agent > routing.waiting_contacts > routing._index_page > dynamodb.Query",  # noqa: E501
+    "on_routing_event > engine.handle > engine.on_agent_freed > engine.plan_for_agent > routing.contacts_needing > routing._index_page > dynamodb.Query",  # noqa: E501
     "on_routing_event > engine.handle > engine.on_agent_freed > engine.commit_offer > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
     "on_routing_event > engine.handle > engine.on_agent_freed > engine._announce > queue.publish_timer > sqs.SendMessage",  # noqa: E501
     "on_routing_event > engine.handle > engine.on_agent_freed > engine._announce > push.to_agent > routing.connections_of > dynamodb.Query",  # noqa: E501
     "on_routing_event > engine.handle > engine.on_agent_freed > engine._announce > push.to_agent > push.to_connection > apigatewaymanagementapi.PostToConnection",  # noqa: E501
     "sweep_offers > outbox.requeue_pending > dynamodb.Query",
     "sweep_offers > engine.sweep > routing.expired_offers > dynamodb.Query",
+    "sweep_offers > engine.sweep > routing.disconnected_before > dynamodb.Query",
     "sweep_offers > engine.sweep > routing.waiting_contacts > routing._index_page > dynamodb.Query",
 ]
 
@@ -301,7 +303,7 @@ def test_the_flow_without_faults_makes_exactly_these_calls(flow, fake):  # noqa:
     sites = list(dict.fromkeys(c.label for c in faults.calls))
     assert sites == FLOW_SITES, "the flow's AWS call sites changed; FLOW_SITES = " + json.dumps(sites, indent=4)
     assert end_state(flow, fake) == EXPECTED
-    assert len(FLOW_SITES) == 51
+    assert len(FLOW_SITES) == 53
 
 
 def _case_id(index: int, site: str, when: str) -> str:
