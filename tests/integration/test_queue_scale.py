@@ -24,6 +24,7 @@ from chalicelib import clock
 from chalicelib.routing import engine
 from chalicelib.routing.config import current_config
 from chalicelib.routing.model import Agent, Contact, Presence
+from chalicelib.settings import get_settings
 from chalicelib.store import aws
 from chalicelib.store import conversations as conversation_store
 from chalicelib.store import routing as routing_store
@@ -326,6 +327,11 @@ def test_presence_counts_per_queue_follow_every_change_of_presence_and_queues(cl
     post_webchat(client, webchat_payload())
     drain(client)
     _presence_counts_match_the_agents(*queues)
-    client.lambda_.invoke("ws_disconnect", ws_event("$disconnect", connection))  # his last connection: Offline
+    client.lambda_.invoke("ws_disconnect", ws_event("$disconnect", connection))  # his last connection
+    _presence_counts_match_the_agents(*queues)
+    assert routing_store.presence_counts("billing") == {"Available": 2, "Away": 0, "Offline": 0}, "grace period"
+    disconnected_at = routing_store.get_agent("bob").disconnected_at
+    assert disconnected_at is not None
+    engine.sweep(clock.plus_seconds(disconnected_at, get_settings().reconnect_grace_seconds + 1))  # it ends: Offline
     _presence_counts_match_the_agents(*queues)
     assert routing_store.presence_counts("billing") == {"Available": 1, "Away": 0, "Offline": 1}
