@@ -363,26 +363,21 @@ def iter_contacts() -> Iterator[dict[str, Any]]:
 def fails_once(service: str, operation: str) -> Iterator[list[str]]:
     """The next ``operation`` on ``service`` raises a connection error, as if the Lambda lost AWS just then;
     later calls go through. Yields the list the failure is recorded in (empty if it never fired)."""
-    fired: list[str] = []
-
-    def explode(**_: Any) -> None:
-        if not fired:
-            fired.append(operation)
-            raise EndpointConnectionError(endpoint_url=f"https://{service}.{REGION}.amazonaws.com")
-
-    client = aws.client(service)
-    event_name = f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}"
-    client.meta.events.register_first(event_name, explode)
-    try:
+    with _connection_lost_once(service, operation, "before-call") as fired:
         yield fired
-    finally:
-        client.meta.events.unregister(event_name, explode)
 
 
 @contextmanager
 def answer_lost_once(service: str, operation: str) -> Iterator[list[str]]:
     """The next ``operation`` on ``service`` happens, then its answer is lost (a read timeout, a Lambda dying
     before it learned the result): the request took effect, the caller sees a connection error."""
+    with _connection_lost_once(service, operation, "after-call") as fired:
+        yield fired
+
+
+@contextmanager
+def _connection_lost_once(service: str, operation: str, moment: str) -> Iterator[list[str]]:
+    """A connection error once, ``before-call`` (the request never went) or ``after-call`` (its answer is lost)."""
     fired: list[str] = []
 
     def explode(**_: Any) -> None:
@@ -391,7 +386,7 @@ def answer_lost_once(service: str, operation: str) -> Iterator[list[str]]:
             raise EndpointConnectionError(endpoint_url=f"https://{service}.{REGION}.amazonaws.com")
 
     client = aws.client(service)
-    event_name = f"after-call.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+    event_name = f"{moment}.{client.meta.service_model.service_id.hyphenize()}.{operation}"
     client.meta.events.register_first(event_name, explode)
     try:
         yield fired

@@ -346,22 +346,7 @@ def get_customer(customer_id: str) -> dict[str, Any] | None:
 def timeline(customer_id: str) -> list[dict[str, Any]]:
     """Every message of the customer, oldest first, across channels, conversations and merged customers."""
     profile = get_customer(customer_id) or {}
-    partitions = [customer_id, *sorted(profile.get("merged_from", ()))]
-    client = aws.client("dynamodb")
-    items: list[dict[str, Any]] = []
-    for partition in partitions:
-        kwargs: dict[str, Any] = {
-            "TableName": _table(),
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": to_values({":pk": customer_key(partition), ":prefix": "MESSAGE#"}),
-        }
-        while True:
-            page = client.query(**kwargs)
-            items.extend(from_item(i) for i in page["Items"])
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    return sorted(items, key=lambda m: m["sk"])
+    return messages_since([customer_id, *sorted(profile.get("merged_from", ()))], "")
 
 
 def messages_since(customer_ids: list[str], since: str) -> list[dict[str, Any]]:

@@ -388,14 +388,8 @@ def remove_connection(agent_id: str, connection_id: str) -> None:
 
 def disconnected_before(moment: str, limit: int = 50) -> list[tuple[str, str]]:
     """(agent id, disconnected at) of agents whose last connection closed before ``moment``, oldest first."""
-    page = aws.client("dynamodb").query(
-        TableName=_table(),
-        IndexName=ROUTING_INDEX,
-        KeyConditionExpression="gsi1pk = :pk AND gsi1sk < :before",
-        ExpressionAttributeValues=to_values({":pk": DISCONNECTED_INDEX_KEY, ":before": moment}),
-        Limit=limit,
-    )
-    return [(str(i["agent_id"]), str(i["disconnected_at"])) for i in map(from_item, page["Items"])]
+    items = _index_before(DISCONNECTED_INDEX_KEY, moment, limit)
+    return [(str(i["agent_id"]), str(i["disconnected_at"])) for i in items]
 
 
 def connections_of(agent_id: str) -> list[str]:
@@ -704,14 +698,19 @@ def _seconds_between_keys(earlier: str, later: str) -> float:
 
 def expired_offers(now: str, limit: int = 50) -> list[Contact]:
     """Contacts whose offer expired before ``now``, the oldest expiry first."""
+    return [_contact_from(i) for i in _index_before(OFFERED_INDEX_KEY, now, limit)]
+
+
+def _index_before(partition: str, moment: str, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` entries of a gsi1 partition whose sort key (a time first) is before ``moment``, oldest first."""
     page = aws.client("dynamodb").query(
         TableName=_table(),
         IndexName=ROUTING_INDEX,
-        KeyConditionExpression="gsi1pk = :pk AND gsi1sk < :now",
-        ExpressionAttributeValues=to_values({":pk": OFFERED_INDEX_KEY, ":now": now}),
+        KeyConditionExpression="gsi1pk = :pk AND gsi1sk < :before",
+        ExpressionAttributeValues=to_values({":pk": partition, ":before": moment}),
         Limit=limit,
     )
-    return [_contact_from(from_item(i)) for i in page["Items"]]
+    return [from_item(i) for i in page["Items"]]
 
 
 def save(contacts: Sequence[Change] = (), agents: Sequence[Change] = (), extra: Sequence[dict[str, Any]] = ()) -> None:
