@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +24,7 @@ from chalicelib.channels.fields import load_json
 from chalicelib.channels.webhook_url import called_urls
 from chalicelib.console import pages, visitors
 from chalicelib.conversations import customers, inbox
-from chalicelib.errors import InvalidJson, InvalidPayload, NotFound, SwitchboardError
+from chalicelib.errors import InvalidPayload, NotFound, SwitchboardError
 from chalicelib.notify import push
 from chalicelib.observability import correlate, logger, middleware
 from chalicelib.outbound import outbox
@@ -397,10 +396,7 @@ def ws_message(event: WebsocketEvent) -> None:
 
 
 def _agent_action(connection_id: str, body: str) -> dict[str, Any]:
-    try:
-        command = json.loads(body)
-    except ValueError:
-        raise InvalidJson("message is not JSON") from None
+    command = load_json(body)  # InvalidJson (an error frame) for bad syntax and absurd nesting alike
     if isinstance(command, dict) and command.get("action") == "heartbeat":
         # API Gateway cannot push from $connect (the socket opens only once it returns), so a console learns its
         # true presence from the answer to the heartbeat it sends as soon as the socket is open.

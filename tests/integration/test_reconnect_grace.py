@@ -239,3 +239,14 @@ def test_a_presence_set_by_someone_else_is_pushed_to_the_agents_console(client):
     client.http.put("/agents/ada/presence", headers=supervisor, body='{"presence": "Away"}')
 
     assert {"type": "presence", "presence": "Away"}.items() <= pushed(ada)[-1].items()
+
+
+def test_a_websocket_command_nested_absurdly_deep_is_answered_with_an_error_frame(client):
+    create_agent(client, "ada")
+    ada = connect_agent(client, "ada")
+    deep = "[" * 2000 + "]" * 2000
+    client.lambda_.invoke("ws_message", ws_event("$default", ada, body=deep))
+    errors = [frame for frame in pushed(ada) if frame.get("type") == "error"]
+    assert errors and errors[-1]["error"] == "invalid_json", pushed(ada)
+    client.lambda_.invoke("ws_message", ws_event("$default", ada, body=json.dumps({"action": "heartbeat"})))
+    assert pushed(ada)[-1]["type"] == "presence", "the connection still works"
