@@ -189,9 +189,9 @@ def get_secret(name: str) -> str:
     """A secret by its name: from SSM (cached by Powertools) when a prefix is configured, else the environment."""
     prefix = get_settings().ssm_prefix
     if prefix:
-        from aws_lambda_powertools.utilities import parameters
+        from chalicelib.store import aws  # the store's clients read these settings: import it when first used
 
-        value = parameters.get_parameter(f"{prefix}/{name}", decrypt=True, max_age=SECRETS_MAX_AGE)
+        value = aws.parameters().get(f"{prefix}/{name}", decrypt=True, max_age=SECRETS_MAX_AGE)
         return str(value)
     value = os.environ.get(name, "")
     if not value:

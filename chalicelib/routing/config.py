@@ -348,11 +348,11 @@ def forget_current_config() -> None:
 
 
 def _refresh(state: _Override, parameter: str) -> None:
-    from aws_lambda_powertools.utilities import parameters
+    from chalicelib.store import aws
 
     try:
         # Our own clock decides when to look again (see current_config), so skip Powertools' cache here.
-        text = str(parameters.get_parameter(parameter, max_age=REFRESH_SECONDS, force_fetch=True))
+        text = str(aws.parameters().get(parameter, max_age=REFRESH_SECONDS, force_fetch=True))
     except Exception as exc:  # any failure to read must leave routing running on the last good config
         if state.config is None and _parameter_not_found(exc):
             # Normal until the first PUT /admin/routing: the deployed stack names the parameter, nobody created it.

@@ -18,6 +18,7 @@ from chalicelib.settings import get_settings
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
+_parameters: list[Any] = []  # Powertools' SSM reader over the shared SSM client, once made
 _CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=5)
 
 
@@ -37,6 +38,23 @@ def client(service: str, region: str | None = None) -> Any:
         return _clients[name]
 
 
+def parameters() -> Any:
+    """Powertools' SSM parameter reader (with its cache) over the shared SSM client.
+
+    Not Powertools' module-level default provider: that keeps the first client it made for the life of the
+    process, so after ``reset()`` (tests, a local stack stopped and another started) it would still read the
+    old endpoint.
+    """
+    if not _parameters:
+        from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+        ssm = client("ssm")
+        with _lock:
+            if not _parameters:
+                _parameters.append(SSMProvider(boto3_client=ssm))
+    return _parameters[0]
+
+
 def created_clients() -> list[Any]:
     """Every client made so far (the request-count budget test hooks into them)."""
     return list(_clients.values())
@@ -46,3 +64,4 @@ def reset() -> None:
     """Drop every client; the next ``client()`` call builds a new one from the current environment."""
     with _lock:
         _clients.clear()
+        _parameters.clear()

@@ -177,7 +177,7 @@ def test_a_whole_flow_logs_no_message_text_number_address_token_or_secret(
     assert response.status_code == 202, response.body
     assert _pump_outbox(client) == 1
     tick = client.events.generate_cw_event("aws.events", "Scheduled Event", {}, [])
-    assert client.lambda_.invoke("sweep_offers", tick).payload == {"offers": 0}
+    assert client.lambda_.invoke("sweep_offers", tick).payload == {"offers": 0, "outbox_requeued": 0}
 
     headers = twilio_headers("/webhooks/twilio/messaging", sms_body)  # signed for another body
     forged = client.http.post("/webhooks/twilio/messaging", headers=headers, body=sms_body.replace(b"Thu", b"Fri"))
