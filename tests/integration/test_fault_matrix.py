@@ -118,8 +118,8 @@ FLOW_SITES = [
     "on_routing_event > engine.handle > engine.on_agent_freed > engine._announce > push.to_agent > routing.connections_of > dynamodb.Query",  # noqa: E501
     "on_routing_event > engine.handle > engine.on_agent_freed > engine._announce > push.to_agent > push.to_connection > apigatewaymanagementapi.PostToConnection",  # noqa: E501
     "sweep_offers > outbox.requeue_pending > dynamodb.Query",
-    "sweep_offers > engine.sweep > routing.expired_offers > dynamodb.Query",
-    "sweep_offers > engine.sweep > routing.disconnected_before > dynamodb.Query",
+    "sweep_offers > engine.sweep > routing.expired_offers > routing._index_before > dynamodb.Query",
+    "sweep_offers > engine.sweep > routing.disconnected_before > routing._index_before > dynamodb.Query",
     "sweep_offers > engine.sweep > routing.waiting_contacts > routing._index_page > dynamodb.Query",
 ]
 
