@@ -392,3 +392,13 @@ def _connection_lost_once(service: str, operation: str, moment: str) -> Iterator
         yield fired
     finally:
         client.meta.events.unregister(event_name, explode)
+
+
+def visitor_conversation(client: Client, n: int) -> str:
+    """Web-chat visitor ``v<n>`` writes message ``m<n>``; returns the conversation id."""
+    return post_webchat(client, webchat_payload(visitor=f"v{n}", message=f"m{n}")).json_body["conversation_id"]
+
+
+def disconnect(client: Client, connection_id: str) -> None:
+    """The WebSocket closes, as API Gateway reports it ($disconnect)."""
+    client.lambda_.invoke("ws_disconnect", ws_event("$disconnect", connection_id))

@@ -111,22 +111,7 @@ def site_server(stack: LocalStack) -> Iterator[str]:
         " data-name='Grace Hopper'></script></body></html>"
     ).encode()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(page)))
-            self.end_headers()
-            self.wfile.write(page)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, name="acme-site", daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    yield from serve_page(page, "acme-site")
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +133,26 @@ def screenshot() -> Any:
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
     return save
+
+
+def serve_page(page: bytes, name: str, headers: dict[str, str] | None = None) -> Iterator[str]:
+    """Serve one HTML page on a loopback port (another origin than the API) until the generator is closed."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            for header, value in (headers or {}).items():
+                self.send_header(header, value)
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()

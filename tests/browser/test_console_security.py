@@ -13,14 +13,13 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
 
 from chalicelib.local.stack import LocalStack
-from tests.browser.conftest import SITE, Admin
+from tests.browser.conftest import SITE, Admin, serve_page
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -155,23 +154,7 @@ def strict_site(stack: LocalStack) -> Iterator[str]:
         f"connect-src {stack.api_url}; base-uri 'none'; object-src 'none'"
     )
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Security-Policy", policy)
-            self.send_header("Content-Length", str(len(page)))
-            self.end_headers()
-            self.wfile.write(page)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, name="strict-site", daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    yield from serve_page(page, "strict-site", {"Content-Security-Policy": policy})
 
 
 def test_the_widget_works_under_a_strict_host_csp(browser, stack: LocalStack, strict_site: str):

@@ -13,20 +13,13 @@ from tests.support import (
     as_agent,
     connect_agent,
     create_agent,
+    disconnect,
     drain,
     offers_to,
     post_webchat,
+    visitor_conversation,
     webchat_payload,
-    ws_event,
 )
-
-
-def _visitor(client, n: int) -> str:
-    return post_webchat(client, webchat_payload(visitor=f"v{n}", message=f"m{n}")).json_body["conversation_id"]
-
-
-def _disconnect(client, connection: str) -> None:
-    client.lambda_.invoke("ws_disconnect", ws_event("$disconnect", connection))
 
 
 def test_dropped_websocket_sets_the_agent_offline_after_the_grace_period_and_their_offer_moves_on(client):
@@ -34,12 +27,12 @@ def test_dropped_websocket_sets_the_agent_offline_after_the_grace_period_and_the
     create_agent(client, "bob", presence="Away")
     ada = connect_agent(client, "ada")
     bob = connect_agent(client, "bob")
-    conversation = _visitor(client, 1)
+    conversation = visitor_conversation(client, 1)
     drain(client)
     assert [o["contact_id"] for o in offers_to(ada)] == [conversation]
     client.http.put("/agents/bob/presence", headers=as_agent("bob"), body='{"presence": "Available"}')
 
-    _disconnect(client, ada)
+    disconnect(client, ada)
     assert routing_store.get_agent("ada").presence.value == "Available", "within the reconnect grace period"
     engine.sweep(clock.plus_seconds(clock.now_iso(), get_settings().reconnect_grace_seconds + 1))
     drain(client)
@@ -47,7 +40,7 @@ def test_dropped_websocket_sets_the_agent_offline_after_the_grace_period_and_the
     assert routing_store.get_agent("ada").presence.value == "Offline"
     assert routing_store.get_agent("ada").used == 0
     assert [o["contact_id"] for o in offers_to(bob)] == [conversation], "the offered contact moved on"
-    _visitor(client, 2)
+    visitor_conversation(client, 2)
     drain(client)
     assert len(offers_to(ada)) == 1, "no new offer for an agent who is gone"
 
@@ -55,9 +48,9 @@ def test_dropped_websocket_sets_the_agent_offline_after_the_grace_period_and_the
 def test_a_second_connection_keeps_the_agent_available(client):
     create_agent(client, "ada")
     first, second = connect_agent(client, "ada"), connect_agent(client, "ada")
-    _disconnect(client, first)
+    disconnect(client, first)
     assert routing_store.get_agent("ada").presence.value == "Available"
-    conversation = _visitor(client, 1)
+    conversation = visitor_conversation(client, 1)
     drain(client)
     assert [o["contact_id"] for o in offers_to(second)] == [conversation]
 
@@ -65,7 +58,7 @@ def test_a_second_connection_keeps_the_agent_available(client):
 def _assigned_to_ada(client) -> str:
     create_agent(client, "ada", capacity=2)
     ada = connect_agent(client, "ada")
-    conversation = _visitor(client, 1)
+    conversation = visitor_conversation(client, 1)
     drain(client)
     assert offers_to(ada)
     accepted = client.http.post(f"/conversations/{conversation}/accept", headers=as_agent("ada"))
@@ -133,7 +126,7 @@ def test_notes_stay_internal_and_close_records_the_wrap_up(client):
 
 def test_my_conversations_lists_what_is_offered_and_assigned_to_me(client):
     conversation = _assigned_to_ada(client)
-    _visitor(client, 2)
+    visitor_conversation(client, 2)
     drain(client)
     mine = client.http.get("/me/conversations", headers=as_agent("ada")).json_body["conversations"]
     assert sorted(c["state"] for c in mine) == ["assigned", "offered"]
@@ -144,7 +137,7 @@ def test_supervisor_sees_queues_and_agents_live(client):
     create_agent(client, "ada", capacity=1)
     connect_agent(client, "ada")
     for n in range(3):
-        _visitor(client, n)
+        visitor_conversation(client, n)
     drain(client)
     view = client.http.get("/supervisor", headers=as_admin()).json_body
     default = next(q for q in view["queues"] if q["queue"] == "default")

@@ -25,21 +25,13 @@ from tests.support import (
     bearer,
     connect_agent,
     create_agent,
+    disconnect,
     drain,
     offers_to,
-    post_webchat,
     pushed,
-    webchat_payload,
+    visitor_conversation,
     ws_event,
 )
-
-
-def _visitor(client, n: int) -> str:
-    return post_webchat(client, webchat_payload(visitor=f"v{n}", message=f"m{n}")).json_body["conversation_id"]
-
-
-def _disconnect(client, connection: str) -> None:
-    client.lambda_.invoke("ws_disconnect", ws_event("$disconnect", connection))
 
 
 def _timers(kind: str) -> list[dict[str, Any]]:
@@ -59,7 +51,7 @@ def _presence(agent_id: str) -> str:
 def _ada_with_an_offer(client) -> tuple[str, str]:
     create_agent(client, "ada")
     ada = connect_agent(client, "ada")
-    conversation = _visitor(client, 1)
+    conversation = visitor_conversation(client, 1)
     drain(client)
     assert [o["contact_id"] for o in offers_to(ada)] == [conversation]
     return ada, conversation
@@ -101,7 +93,7 @@ def test_a_dropped_socket_keeps_presence_and_offer_until_the_grace_period_ends(c
     ada, conversation = _ada_with_an_offer(client)
     before = routing_store.get_agent("ada")
 
-    _disconnect(client, ada)
+    disconnect(client, ada)
 
     agent = routing_store.get_agent("ada")
     assert agent.presence.value == "Available" and agent.disconnected_at
@@ -116,7 +108,7 @@ def test_a_dropped_socket_keeps_presence_and_offer_until_the_grace_period_ends(c
 
 def test_reconnecting_within_the_grace_period_cancels_going_offline(client):
     ada, conversation = _ada_with_an_offer(client)
-    _disconnect(client, ada)
+    disconnect(client, ada)
     [timer] = _timers("ReconnectGraceExpired")
 
     again = connect_agent(client, "ada")
@@ -134,7 +126,7 @@ def test_the_grace_period_passing_sets_offline_and_the_offer_moves_on(client):
     ada, conversation = _ada_with_an_offer(client)
     create_agent(client, "bob")
     bob = connect_agent(client, "bob")
-    _disconnect(client, ada)
+    disconnect(client, ada)
     [timer] = _timers("ReconnectGraceExpired")
 
     assert _fire(timer, timer["due_at"]) == "offline"
@@ -148,10 +140,10 @@ def test_the_grace_period_passing_sets_offline_and_the_offer_moves_on(client):
 
 def test_a_timer_of_an_earlier_drop_does_not_cut_the_next_grace_period_short(client):
     ada, _ = _ada_with_an_offer(client)
-    _disconnect(client, ada)
+    disconnect(client, ada)
     [first] = _timers("ReconnectGraceExpired")
     again = connect_agent(client, "ada")
-    _disconnect(client, again)
+    disconnect(client, again)
     second = next(t for t in _timers("ReconnectGraceExpired") if t != first)
 
     assert _fire(first, first["due_at"]) == "stale"
@@ -162,7 +154,7 @@ def test_a_timer_of_an_earlier_drop_does_not_cut_the_next_grace_period_short(cli
 
 def test_the_sweeper_sets_offline_when_the_grace_timer_was_lost(client):
     ada, conversation = _ada_with_an_offer(client)
-    _disconnect(client, ada)
+    disconnect(client, ada)
     disconnected_at = routing_store.get_agent("ada").disconnected_at
     grace = get_settings().reconnect_grace_seconds
 
@@ -179,7 +171,7 @@ def test_an_offer_timing_out_during_the_grace_period_expires_as_usual(client):
     create_agent(client, "bob")
     bob = connect_agent(client, "bob")
     [offer] = offers_to(ada)
-    _disconnect(client, ada)
+    disconnect(client, ada)
 
     note = engine.handle(OfferTimeout(conversation, offer["offer_id"], offer["expires_at"]), now=offer["expires_at"])
     drain(client)
@@ -192,9 +184,9 @@ def test_an_offer_timing_out_during_the_grace_period_expires_as_usual(client):
 def test_no_new_offer_while_disconnected_and_waiting_work_on_reconnect(client):
     create_agent(client, "ada")
     ada = connect_agent(client, "ada")
-    _disconnect(client, ada)
+    disconnect(client, ada)
 
-    conversation = _visitor(client, 2)
+    conversation = visitor_conversation(client, 2)
     drain(client)
     assert routing_store.get_contact(conversation).state.value == "queued", "nobody could see an offer now"
 
@@ -208,7 +200,7 @@ def test_a_second_connection_closing_needs_no_grace(client):
     create_agent(client, "ada")
     first, second = connect_agent(client, "ada"), connect_agent(client, "ada")
 
-    _disconnect(client, first)
+    disconnect(client, first)
 
     assert routing_store.get_agent("ada").disconnected_at is None
     assert _timers("ReconnectGraceExpired") == []
@@ -219,7 +211,7 @@ def test_a_connection_registered_by_a_connect_that_died_midway_still_counts(clie
     """$connect registers the connection, then ends the grace period; a Lambda dying between the two leaves
     the marker: the grace timer finds the connection and resumes the agent instead of setting them Offline."""
     ada, conversation = _ada_with_an_offer(client)
-    _disconnect(client, ada)
+    disconnect(client, ada)
     [timer] = _timers("ReconnectGraceExpired")
     routing_store.add_connection("ada", "half-done=", clock.now_iso())
 
