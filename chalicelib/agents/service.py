@@ -8,26 +8,30 @@ router hands them the next waiting contact; a decline publishes
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from chalicelib import clock, metrics
-from chalicelib.errors import Conflict, Forbidden, InvalidPayload, NotFound
+from chalicelib import clock
+from chalicelib.errors import Conflict, InvalidPayload, NotFound
 from chalicelib.notify import push
+from chalicelib.routing import engine
 from chalicelib.routing.config import current_config
-from chalicelib.routing.events import AgentFreed, ContactRequeued, ReconnectGraceExpired
-from chalicelib.routing.model import Agent, Contact, ContactState, Presence
+from chalicelib.routing.events import AgentFreed, ReconnectGraceExpired
+from chalicelib.routing.model import Agent, Contact, Presence
+from chalicelib.routing.router import Router
 from chalicelib.settings import get_settings
-from chalicelib.store import conversations, queue
+from chalicelib.store import queue
 from chalicelib.store import routing as store
 from chalicelib.store.dynamo import TransactionConflict
+from chalicelib.store.retry import StillConflicting, on_conflict, or_else
 
 logger = Logger(service="switchboard", child=True)
 
-_ATTEMPTS = 5
+T = TypeVar("T")
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
@@ -121,18 +125,25 @@ def update_agent(agent_id: str, document: Any) -> Agent:
     values = {k: v for k, v in changes.model_dump().items() if v is not None}
     if "queues" in values:
         values["queues"] = tuple(dict.fromkeys(values["queues"]))
-    for _ in range(_ATTEMPTS):
+
+    def step() -> Agent:
         agent = get_agent(agent_id)
         updated = replace(agent, **values, version=agent.version + 1)
         _check_pool_entries(updated)
-        try:
-            store.save_agent(agent, updated)
-        except TransactionConflict:
-            continue
-        if updated.takes_work:
-            queue.publish(AgentFreed(agent_id, cause=f"updated-{updated.version}"))
+        store.save_agent(agent, updated)
         return updated
-    raise Conflict(f"agent {agent_id} changed too often; retry")
+
+    updated = _retrying(step, agent_id)
+    if updated.takes_work:
+        queue.publish(AgentFreed(agent_id, cause=f"updated-{updated.version}"))
+    return updated
+
+
+def _retrying(step: Callable[[], T], agent_id: str) -> T:
+    try:
+        return on_conflict(step)
+    except StillConflicting:
+        raise Conflict(f"agent {agent_id} changed too often; retry") from None
 
 
 def _check_pool_entries(agent: Agent) -> None:
@@ -155,22 +166,11 @@ def get_agent(agent_id: str) -> Agent:
 
 def set_presence(agent_id: str, document: Any) -> Agent:
     change: PresenceChange = validate(PresenceChange, document)
-    for _ in range(_ATTEMPTS):
-        agent = get_agent(agent_id)
-        if agent.presence is change.presence:
-            return agent
-        now = clock.now_iso()
-        updated = agent.with_presence(change.presence, now)
-        try:
-            store.save_agent(agent, updated)
-        except TransactionConflict:
-            continue
-        if updated.takes_work:
-            queue.publish(AgentFreed(agent_id, cause=f"presence-{updated.version}"))
+    agent, changed = _router().set_presence(agent_id, change.presence)
+    if changed:
         # A supervisor's change, or the agent's own from another tab: every console of theirs shows the truth.
-        push.to_agent(agent_id, presence_frame(updated, "set"))
-        return updated
-    raise Conflict(f"agent {agent_id} changed too often; retry")
+        push.to_agent(agent_id, presence_frame(agent, "set"))
+    return agent
 
 
 def connect(agent_id: str | None, connection_id: str) -> Agent:
@@ -183,25 +183,8 @@ def connect(agent_id: str | None, connection_id: str) -> Agent:
 
 
 def resume(agent_id: str) -> Agent:
-    """The agent is connected: end their reconnect grace period (if one runs) and route to them again.
-
-    The connection is registered before this runs, so a grace timer firing meanwhile either sees it, or wins
-    the versioned write and this finds the agent Offline: never both Offline and resumed.
-    """
-    for _ in range(_ATTEMPTS):
-        agent = get_agent(agent_id)
-        if agent.disconnected_at is None:
-            return agent
-        updated = agent.reconnected()
-        try:
-            store.save_agent(agent, updated)
-        except TransactionConflict:
-            continue
-        logger.info("agent reconnected within the grace period", extra={"agent_id": agent_id})
-        if updated.takes_work:
-            queue.publish(AgentFreed(agent_id, cause=f"reconnected-{updated.version}"))
-        return updated
-    raise Conflict(f"agent {agent_id} changed too often; retry")
+    """The agent is connected: end their reconnect grace period (if one runs) and route to them again."""
+    return _router().resume(agent_id)
 
 
 def heartbeat(agent_id: str) -> Agent:
@@ -232,76 +215,41 @@ def disconnect(connection_id: str) -> None:
         return
     grace = get_settings().reconnect_grace_seconds
     now = clock.now_iso()
-    for _ in range(_ATTEMPTS):
+
+    def step() -> str | None:
         agent = store.get_agent(agent_id)
         if agent is None:
-            return
+            return None
         if grace <= 0 or agent.presence is Presence.OFFLINE:
-            try:
-                _go_offline(agent, now)
-            except TransactionConflict:
-                continue
-            return
+            _go_offline(agent, now)
+            return None
         if agent.disconnected_at is not None:
-            return  # another connection's close started the grace period already; its timer stands
-        try:
-            store.save_agent(agent, agent.disconnected(now))
-        except TransactionConflict:
-            continue
-        due = clock.plus_seconds(now, grace)
-        queue.publish_timer(ReconnectGraceExpired(agent_id, now, due), due, now)
-        logger.info("agent disconnected: reconnect grace period", extra={"agent_id": agent_id, "until": due})
-        if store.connections_of(agent_id):
-            resume(agent_id)  # a reconnect got in between the check above and the marker: it must not be idle
+            return None  # another connection's close started the grace period already; its timer stands
+        store.save_agent(agent, agent.disconnected(now))
+        return clock.plus_seconds(now, grace)
+
+    due = or_else(step, None)
+    if due is None:
         return
+    queue.publish_timer(ReconnectGraceExpired(agent_id, now, due), due, now)
+    logger.info("agent disconnected: reconnect grace period", extra={"agent_id": agent_id, "until": due})
+    if store.connections_of(agent_id):
+        resume(agent_id)  # a reconnect got in between the check above and the marker: it must not be idle
 
 
 def grace_expired(agent_id: str, disconnected_at: str, now: str) -> str:
-    """The grace period of the drop at ``disconnected_at`` is over: Offline unless the agent is connected again.
-
-    Safe to run again, and for a drop that a reconnect (or a later drop) made stale: it then changes nothing.
-    """
-    for _ in range(_ATTEMPTS):
-        agent = store.get_agent(agent_id)
-        if agent is None or agent.disconnected_at is None:
-            return "not disconnected"
-        if agent.disconnected_at != disconnected_at:
-            return "stale"
-        if store.connections_of(agent_id):
-            resume(agent_id)
-            return "reconnected"
-        try:
-            _go_offline(agent, now)
-        except TransactionConflict:
-            continue
-        logger.info("agent offline: no reconnect within the grace period", extra={"agent_id": agent_id})
-        return "offline"
-    return "conflicts"
+    """The grace period of the drop at ``disconnected_at`` is over: Offline unless the agent is connected again."""
+    return _router().grace_expired(agent_id, disconnected_at, now)
 
 
 def _go_offline(agent: Agent, now: str) -> None:
     """Set the agent Offline (ending any grace period); offers open to them move on. Work they accepted stays."""
-    if agent.presence is not Presence.OFFLINE or agent.disconnected_at is not None:
-        store.save_agent(agent, agent.gone_offline(now))
-    for contact in store.work_of(agent.agent_id):
-        if contact.state is ContactState.OFFERED and contact.offered_to == agent.agent_id and contact.offer_id:
-            withdraw_offer(agent.agent_id, contact.contact_id, contact.offer_id)
+    _router().go_offline(agent, now)
 
 
 def withdraw_offer(agent_id: str, contact_id: str, offer_id: str) -> None:
     """Take back an open offer from an agent who left: the contact goes to the next agent, never back."""
-    for _ in range(_ATTEMPTS):
-        contact = store.get_contact(contact_id)
-        if contact is None or contact.state is not ContactState.OFFERED or contact.offer_id != offer_id:
-            return
-        agent = get_agent(agent_id)
-        released = agent.released(contact.channel, contact.cost, clock.now_iso())
-        try:
-            store.save(contacts=[(contact, contact.requeued(agent_id))], agents=[(agent, released)])
-        except TransactionConflict:
-            continue
-        queue.publish(ContactRequeued(contact_id, offer_id))
-        return
+    _router().withdraw_offer(agent_id, contact_id, offer_id)
 
 
 def agent_of_connection(connection_id: str) -> str:
@@ -311,93 +259,23 @@ def agent_of_connection(connection_id: str) -> str:
     return agent_id
 
 
-def _contact(contact_id: str, agent_id: str | None = None) -> Contact:
-    """The contact; with ``agent_id``, only if it is (or was just) offered or assigned to that agent."""
-    contact = store.get_contact(contact_id)
-    if contact is None:
-        raise NotFound(f"no contact {contact_id}")
-    if agent_id is not None and agent_id not in (contact.offered_to, contact.assigned_to, *contact.declined_by):
-        raise Forbidden("this conversation is not offered or assigned to you")
-    return contact
-
-
 def accept(agent_id: str, contact_id: str, offer_id: str | None = None) -> Contact:
     """Accept an offer made to this agent (accepting twice is fine)."""
-    for _ in range(_ATTEMPTS):
-        contact = _contact(contact_id, agent_id)
-        if contact.state is ContactState.ASSIGNED and contact.assigned_to == agent_id:
-            return contact
-        if contact.state is not ContactState.OFFERED or contact.offered_to != agent_id:
-            raise Conflict(f"contact {contact_id} is not offered to you (any more)")
-        if offer_id is not None and contact.offer_id != offer_id:
-            raise Conflict(f"offer {offer_id} is no longer open")
-        now = clock.now_iso()
-        assigned = contact.assigned(now)
-        agent = get_agent(agent_id)
-        agents = [(agent, agent.answered())] if agent.consecutive_expired else []
-        try:
-            store.save(contacts=[(contact, assigned)], agents=agents, extra=store.assignment_actions(assigned))
-        except TransactionConflict:
-            continue
-        home = contact.queues[0]
-        met = now <= contact.sla_deadline if contact.sla_deadline else True
-        store.record_started(home, met)
-        metrics.wait_until_accept(clock.seconds_between(contact.enqueued_at, now), home, contact.channel)
-        metrics.sla(met, home, contact.channel)
-        return assigned
-    raise Conflict(f"contact {contact_id} changed too often; retry")
+    return _router().accept(agent_id, contact_id, offer_id)
 
 
 def decline(agent_id: str, contact_id: str, offer_id: str | None = None) -> Contact:
     """Decline an offer: the contact goes to the next agent, never back to this one."""
-    for _ in range(_ATTEMPTS):
-        contact = _contact(contact_id, agent_id)
-        if contact.state is not ContactState.OFFERED or contact.offered_to != agent_id:
-            raise Conflict(f"contact {contact_id} is not offered to you (any more)")
-        if offer_id is not None and contact.offer_id != offer_id:
-            raise Conflict(f"offer {offer_id} is no longer open")
-        declined_offer = contact.offer_id or ""
-        agent = get_agent(agent_id)
-        released = agent.released(contact.channel, contact.cost, clock.now_iso())
-        requeued = contact.requeued(agent_id)
-        try:
-            store.save(contacts=[(contact, requeued)], agents=[(agent, released)])
-        except TransactionConflict:
-            continue
-        queue.publish(
-            ContactRequeued(contact_id, declined_offer),
-            AgentFreed(agent_id, cause=f"declined-{declined_offer}"),
-        )
-        return requeued
-    raise Conflict(f"contact {contact_id} changed too often; retry")
+    return _router().decline(agent_id, contact_id, offer_id)
 
 
 def close(agent_id: str, contact_id: str, wrap_up: str | None = None) -> Contact:
     """Close an assigned contact and its conversation with a wrap-up code; the agent's capacity is freed."""
-    for _ in range(_ATTEMPTS):
-        contact = _contact(contact_id, agent_id)
-        if contact.state is ContactState.CLOSED and contact.assigned_to == agent_id:
-            return contact
-        if contact.state is not ContactState.ASSIGNED or contact.assigned_to != agent_id:
-            raise Conflict(f"contact {contact_id} is not assigned to you")
-        now = clock.now_iso()
-        agent = get_agent(agent_id)
-        closed = contact.closed(now, wrap_up)
-        customer_id = (conversations.get_conversation(contact_id) or {}).get("customer_id", contact.customer_id)
-        try:
-            store.save(
-                contacts=[(contact, closed)],
-                agents=[(agent, agent.released(contact.channel, contact.cost, now))],
-                extra=store.closing_actions(closed, customer_id),
-            )
-        except TransactionConflict:
-            continue
-        conversations.forget_open_conversation(customer_id, contact_id)
-        if contact.accepted_at:
-            store.record_handled(contact.queues[0], clock.seconds_between(contact.accepted_at, now))
-        queue.publish(AgentFreed(agent_id, cause=f"closed-{contact_id}"))
-        return closed
-    raise Conflict(f"contact {contact_id} changed too often; retry")
+    return _router().close(agent_id, contact_id, wrap_up)
+
+
+def _router() -> Router:
+    return engine.router()
 
 
 def agent_view(agent: Agent) -> dict[str, Any]:

@@ -1,570 +1,174 @@
-"""The router: turns routing events and timers into offers, with the I/O around the pure matcher.
+"""The router as Lambda runs it: ``routing.router.Router`` wired to DynamoDB, SQS and API Gateway.
 
-Offering is split into ``plan_offer`` / ``plan_for_agent`` (read, decide)
-and ``commit_offer`` (one conditional transaction). Between them anything
-may change; the commit then fails and the router plans again from fresh
-state. Tests interleave two routers step by step through exactly these calls.
-
-Timers (offer timeouts, escalation steps) are SQS delayed messages on the
-timer queue; ``sweep`` runs every minute as the safety net for both.
+The handlers in ``app.py`` and the agent service call these functions; each builds the router over the AWS
+adapters (cheap: the adapters hold no state, the clients are cached in ``store.aws``) so that settings and
+endpoints are read as they are now. The simulator builds the same router over ``routing.memory`` instead.
 """
 
 from __future__ import annotations
 
-import math
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
 from chalicelib import clock, metrics
-from chalicelib.agents import service as agent_service
 from chalicelib.notify import push
-from chalicelib.routing import hours, matching
 from chalicelib.routing.config import RoutingConfig, current_config
-from chalicelib.routing.events import (
-    AgentFreed,
-    ContactRequeued,
-    ConversationMessage,
-    EscalationDue,
-    OfferTimeout,
-    ReconnectGraceExpired,
-    RoutingEvent,
+from chalicelib.routing.events import ConversationMessage, EscalationDue, OfferTimeout, ReconnectGraceExpired
+from chalicelib.routing.events import RoutingEvent as RoutingEvent
+from chalicelib.routing.model import Agent, Contact, Offer
+from chalicelib.routing.ports import Settings
+from chalicelib.routing.router import (
+    POOL_PAGES as _POOL_PAGES,
 )
-from chalicelib.routing.model import Agent, Contact, ContactState, Offer, Presence
-from chalicelib.routing.rules import ContactFacts, classify
+from chalicelib.routing.router import (
+    Outcome,
+    Router,
+    apply_step,
+    expected_wait_seconds,
+    offer_payload,
+    relaxed_skills,
+    requirements,
+    step_due,
+)
 from chalicelib.settings import get_settings
-from chalicelib.store import conversations as conversation_store
-from chalicelib.store import queue, system_messages
-from chalicelib.store import routing as store
-from chalicelib.store.dynamo import TransactionConflict
+from chalicelib.store import system_messages
+from chalicelib.store.queue import SqsBus
+from chalicelib.store.router_store import DynamoRoutingStore
 
-logger = Logger(service="switchboard", child=True)
+__all__ = [
+    "_POOL_PAGES",
+    "Outcome",
+    "apply_step",
+    "expected_wait_seconds",
+    "offer_payload",
+    "relaxed_skills",
+    "requirements",
+    "router",
+    "step_due",
+]
 
-_ATTEMPTS = 5
-# How many contacts a freed agent may take in one event (bounded work per event).
-_MAX_OFFERS_PER_AGENT_EVENT = 10
-_SWEEP_PAGE = 50
-# Pages of an agent pool read for one contact while none of them can take it (bounded work per decision).
-_POOL_PAGES = 2
+
+class WebSocketNotifier:
+    """Pushes through the API Gateway management API to the agent's open connections."""
+
+    def to_agent(self, agent_id: str, payload: dict[str, Any]) -> int:
+        return push.to_agent(agent_id, payload)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What handling one event did (for logs and tests)."""
+class OutboxMessages:
+    """System messages through the transactional outbox (recorded pending-send, then queued)."""
 
-    offers: tuple[Offer, ...] = ()
-    note: str = ""
+    def reaches(self, channel: str) -> bool:
+        return system_messages.reaches(channel)
+
+    def prepare(
+        self, conversation_id: str, customer_id: str, channel: str, text: str, kind: str, now: str
+    ) -> dict[str, Any]:
+        return system_messages.prepare(conversation_id, customer_id, channel, text, kind, now)
+
+    def dispatch(self, message: dict[str, Any]) -> None:
+        system_messages.dispatch(message)
+
+
+class EmfMetrics:
+    """CloudWatch embedded-metric-format metrics (``chalicelib.metrics``)."""
+
+    def wait_until_offer(self, seconds: float, queue: str, channel: str) -> None:
+        metrics.wait_until_offer(seconds, queue, channel)
+
+    def wait_until_accept(self, seconds: float, queue: str, channel: str) -> None:
+        metrics.wait_until_accept(seconds, queue, channel)
+
+    def sla(self, met: bool, queue: str, channel: str) -> None:
+        metrics.sla(met, queue, channel)
+
+
+class SystemClock:
+    def now(self) -> str:
+        return clock.now_iso()
+
+
+def new_offer_id() -> str:
+    return "off_" + uuid.uuid4().hex[:20]
+
+
+def router() -> Router:
+    """The router over the AWS adapters, with the settings as they are now."""
+    return Router(
+        store=DynamoRoutingStore(),
+        bus=SqsBus(),
+        notifier=WebSocketNotifier(),
+        messages=OutboxMessages(),
+        metrics=EmfMetrics(),
+        clock=SystemClock(),
+        new_id=new_offer_id,
+        config=current_config,
+        settings=Settings(reconnect_grace_seconds=get_settings().reconnect_grace_seconds),
+    )
+
+
+# --- the router's operations, as the handlers and tests call them ------------------------------------
 
 
 def handle(event: RoutingEvent, now: str | None = None, redelivered: bool = False) -> Outcome:
-    """Handle one routing event or timer; safe to run again for the same event.
-
-    ``redelivered``: SQS gave this event before and it failed; an earlier attempt may have committed an
-    offer and died before pushing it, so the open offers it may have made are pushed again (the console
-    shows an offer once, by ``offer_id``).
-    """
-    now = now or clock.now_iso()
-    if isinstance(event, ConversationMessage):
-        return on_conversation_message(event, now)
-    if isinstance(event, ContactRequeued):
-        offer = offer_contact(event.contact_id, now)
-        if offer is None and redelivered:
-            _push_open_offers([store.get_contact(event.contact_id)])
-        return Outcome(offers=(offer,) if offer else (), note="requeued")
-    if isinstance(event, AgentFreed):
-        outcome = on_agent_freed(event.agent_id, now)
-        if redelivered:
-            made = {o.offer_id for o in outcome.offers}
-            _push_open_offers([c for c in store.work_of(event.agent_id) if c.offer_id not in made])
-        return outcome
-    if isinstance(event, OfferTimeout | EscalationDue | ReconnectGraceExpired):
-        return on_timer(event, now)
-    raise TypeError(f"unhandled routing event {type(event).__name__}")
-
-
-# --- a customer wrote -------------------------------------------------------------------------
-
-
-def on_conversation_message(event: ConversationMessage, now: str) -> Outcome:
-    contact = store.get_contact(event.conversation_id)
-    if contact is None or (
-        contact.state is ContactState.CLOSED and contact.closed_at and event.received_at > contact.closed_at
-    ):
-        contact = _open_contact(event, now, reopening=contact)
-    if contact.state is ContactState.QUEUED:
-        offer = offer_contact(contact.contact_id, now, known=contact)
-        if offer is None and hours.open_queues(current_config(), contact.queues, clock.parse_iso(now)):
-            # While its queues are closed the customer has had the out-of-hours reply, not a place in line.
-            acknowledge(contact.contact_id, now)
-        return Outcome(offers=(offer,) if offer else (), note="queued")
-    if contact.state is ContactState.OFFERED and contact.offered_to:
-        if event.received_at == contact.enqueued_at:
-            # The event that opened the contact, redelivered: its push may never have happened.
-            # Offers are idempotent by offer_id on the agent's side.
-            push.to_agent(contact.offered_to, offer_payload(contact))
-        return Outcome(note="already offered")
-    if contact.state is ContactState.ASSIGNED and contact.assigned_to:
-        push.to_agent(
-            contact.assigned_to,
-            {
-                "type": "message",
-                "contact_id": contact.contact_id,
-                "message_id": event.message_id,
-                "channel": event.channel,
-                "text": event.text,
-                "received_at": event.received_at,
-            },
-        )
-        return Outcome(note="told the assigned agent")
-    return Outcome(note=f"contact is {contact.state.value}")
-
-
-def _open_contact(event: ConversationMessage, now: str, reopening: Contact | None = None) -> Contact:
-    """Classify with the routing rules and queue a contact (new, or a closed one written to again)."""
-    config = current_config()
-    customer = conversation_store.get_customer(event.customer_id) or {}
-    facts = ContactFacts.of(
-        event.channel,
-        event.text,
-        event.subject,
-        event.language or customer.get("language"),
-        customer.get("tier"),
-        customer.get("tags", ()),
-    )
-    decision = classify(config, facts, clock.parse_iso(event.received_at))
-    contact = Contact(
-        contact_id=event.conversation_id,
-        customer_id=event.customer_id,
-        channel=event.channel,
-        enqueued_at=event.received_at,
-        queues=(decision.queue,),
-        priority=decision.priority,
-        required_skills=dict(decision.skills),
-        sla_deadline=decision.deadline,
-        rule=decision.rule,
-        escalation=tuple(step.as_dict() for step in decision.escalation),
-        preferred_agent=_preferred_agent(customer, event.received_at, config),
-        customer_name=customer.get("name"),
-        version=reopening.version + 1 if reopening else 0,
-    )
-    try:
-        store.create_contact(reopening, contact)
-    except TransactionConflict:
-        found = store.get_contact(event.conversation_id)
-        if found is None:
-            raise
-        return found
-    logger.info(
-        "queued",
-        extra={
-            "contact_id": contact.contact_id,
-            "rule": decision.rule,
-            "queue": decision.queue,
-            "priority": decision.priority,
-            "queue_open": decision.queue_open,
-        },
-    )
-    _arm_next_step(contact, now)
-    if (
-        not decision.queue_open
-        and decision.out_of_hours
-        and decision.out_of_hours.action == "reply"
-        and system_messages.reaches(contact.channel)
-    ):
-        _mark_acknowledged(contact, now, decision.out_of_hours.message, "out_of_hours")
-        return store.get_contact(contact.contact_id) or contact
-    return contact
-
-
-def _preferred_agent(customer: dict[str, Any], at: str, config: RoutingConfig) -> str | None:
-    """The agent who served this customer last, if that was within the configured window."""
-    agent_id, served_at = customer.get("last_agent_id"), customer.get("last_served_at")
-    if not agent_id or not served_at:
-        return None
-    if clock.seconds_between(served_at, at) > config.preferred_agent_window_seconds:
-        return None
-    return str(agent_id)
-
-
-# --- offering ---------------------------------------------------------------------------------
-
-
-def plan_offer(contact_id: str, now: str, known: Contact | None = None) -> Offer | None:
-    """Decide who gets a queued contact, from fresh reads; None if it is not queued or nobody can take it.
-
-    ``known`` is the contact as the caller just wrote it, saving a read; a stale one only makes the commit fail.
-    """
-    contact = known or store.get_contact(contact_id)
-    if contact is None or contact.state is not ContactState.QUEUED:
-        return None
-    config = current_config()
-    open_now = hours.open_queues(config, contact.queues, clock.parse_iso(now))
-    if not open_now:
-        return None  # it waits until one of its queues opens; the sweeper offers it then
-    candidates: dict[str, Agent] = {}
-    if not contact.reserved_for:  # a contact transferred to one agent waits for them alone
-        candidates = {a.agent_id: a for q in sorted(open_now) for a in _pool(contact, q, config)}
-    for wanted in (contact.reserved_for, contact.preferred_agent):
-        if wanted and wanted not in candidates:
-            found = store.get_agent(wanted)  # may be past the first page of the index
-            if found:
-                candidates[found.agent_id] = found
-    agent = matching.choose_agent(contact, candidates.values(), config.cost, open_now)
-    if agent is None:
-        return None
-    return _offer(contact, agent, now, config)
-
-
-def plan_for_agent(agent_id: str, now: str) -> Offer | None:
-    """Decide which waiting contact a freed agent takes, from fresh reads; None if none fits or they are busy."""
-    agent = store.get_agent(agent_id)
-    if agent is None or not agent.takes_work:
-        return None
-    config = current_config()
-    open_now = hours.open_queues(config, agent.queues, clock.parse_iso(now))
-    # One page per queue and set of required skills the agent has: a page of contacts needing a skill they
-    # lack can never hide one they could take.
-    needs = [skills for skills in requirements(config) if matching.meets(agent, skills)]
-    waiting = {
-        c.contact_id: c
-        for q in agent.queues
-        if q in open_now
-        for skills in needs
-        for c in store.contacts_needing(q, skills)
-    }
-    contact = matching.choose_contact(agent, waiting.values(), config.cost, open_now)
-    if contact is None:
-        return None
-    return _offer(contact, agent, now, config)
-
-
-def _pool(contact: Contact, queue: str, config: RoutingConfig) -> list[Agent]:
-    """Agents of ``queue`` who may take ``contact``: the pool of its most demanding skill, in bounded pages.
-
-    A second page is read only when nobody on the first can take the contact (no room for its channel,
-    declined it, lacks another of its skills).
-    """
-    skill, level = matching.key_skill(contact.required_skills) or (None, 0)
-    found: list[Agent] = []
-    after: store.Cursor | None = None
-    for _ in range(_POOL_PAGES):
-        page, after = store.pool(queue, skill, level, after=after)
-        found += page
-        if after is None or any(matching.can_take(a, contact, config.cost) for a in page):
-            break
-    return found
-
-
-def requirements(config: RoutingConfig) -> list[dict[str, int]]:
-    """Every set of required skills a contact can have under ``config``: each rule's, after each of its steps."""
-    # Needing no skill is always possible (a rule without skills, or a step dropping the last one).
-    found: dict[str, dict[str, int]] = {store.requirement_key({}): {}}
-    for rule in config.rules:
-        skills = dict(rule.skills)
-        found[store.requirement_key(skills)] = skills
-        for step in rule.escalation:
-            skills = relaxed_skills(skills, step.as_dict())
-            found[store.requirement_key(skills)] = skills
-    return list(found.values())
-
-
-def _offer(contact: Contact, agent: Agent, now: str, config: RoutingConfig) -> Offer:
-    offer_id = "off_" + uuid.uuid4().hex[:20]
-    expires_at = clock.plus_seconds(now, config.offer_timeout(contact.channel))
-    cost = matching.cost_for(agent, contact.channel, config.cost)
-    return Offer(
-        offer_id=offer_id,
-        contact=contact.offered(agent.agent_id, offer_id, now, expires_at, cost),
-        agent=agent.reserved(contact.channel, cost),
-        expires_at=expires_at,
-        contact_before=contact,
-        agent_before=agent,
-    )
-
-
-def commit_offer(offer: Offer) -> None:
-    """Reserve the agent's capacity and mark the contact offered, atomically; ``TransactionConflict`` if stale."""
-    store.save(contacts=[(offer.contact_before, offer.contact)], agents=[(offer.agent_before, offer.agent)])
-
-
-def offer_contact(contact_id: str, now: str, known: Contact | None = None) -> Offer | None:
-    """Offer a queued contact to the best agent, planning again whenever another router got there first."""
-    for attempt in range(_ATTEMPTS):
-        offer = plan_offer(contact_id, now, known if attempt == 0 else None)
-        if offer is None:
-            return None
-        try:
-            commit_offer(offer)
-        except TransactionConflict:
-            continue
-        _announce(offer, now)
-        return offer
-    logger.warning("contact stays queued after repeated conflicts", extra={"contact_id": contact_id})
-    return None
-
-
-def on_agent_freed(agent_id: str, now: str) -> Outcome:
-    """Give a freed agent the best waiting contacts while they have room."""
-    offers: list[Offer] = []
-    conflicts = 0
-    while len(offers) < _MAX_OFFERS_PER_AGENT_EVENT and conflicts < _ATTEMPTS:
-        offer = plan_for_agent(agent_id, now)
-        if offer is None:
-            break
-        try:
-            commit_offer(offer)
-        except TransactionConflict:
-            conflicts += 1
-            continue
-        _announce(offer, now)
-        offers.append(offer)
-    return Outcome(offers=tuple(offers), note="agent freed")
-
-
-def _announce(offer: Offer, now: str) -> None:
-    contact = offer.contact
-    logger.info(
-        "offered",
-        extra={"contact_id": contact.contact_id, "agent_id": offer.agent.agent_id, "offer_id": offer.offer_id},
-    )
-    queue.publish_timer(OfferTimeout(contact.contact_id, offer.offer_id, offer.expires_at), offer.expires_at, now)
-    if contact.offer_count == 1:
-        metrics.wait_until_offer(clock.seconds_between(contact.enqueued_at, now), contact.queues[0], contact.channel)
-    push.to_agent(offer.agent.agent_id, offer_payload(contact))
-
-
-def _push_open_offers(contacts: list[Contact | None]) -> None:
-    """Push again the open offers among ``contacts`` (an earlier attempt may have died before its push)."""
-    for contact in contacts:
-        if contact is not None and contact.state is ContactState.OFFERED and contact.offered_to:
-            push.to_agent(contact.offered_to, offer_payload(contact))
-
-
-def offer_payload(contact: Contact) -> dict[str, object]:
-    """What the agent's console receives for an offer."""
-    return {
-        "type": "offer",
-        "offer_id": contact.offer_id,
-        "contact_id": contact.contact_id,
-        "conversation_id": contact.contact_id,
-        "channel": contact.channel,
-        "queue": contact.queues[0],
-        "priority": contact.priority,
-        "skills": contact.required_skills,
-        "customer": {"customer_id": contact.customer_id, "name": contact.customer_name},
-        "returning_customer": contact.preferred_agent is not None,
-        "enqueued_at": contact.enqueued_at,
-        "offered_at": contact.offered_at,
-        "sla_deadline": contact.sla_deadline,
-        "expires_at": contact.offer_expires_at,
-    }
-
-
-# --- timers -------------------------------------------------------------------------------------
-
-
-def on_timer(event: OfferTimeout | EscalationDue | ReconnectGraceExpired, now: str) -> Outcome:
-    """A timer fired (SQS delays at most 15 minutes: an early one is re-armed for the rest)."""
-    if clock.seconds_between(now, event.due_at) > 1:
-        queue.publish_timer(event, event.due_at, now)
-        return Outcome(note="re-armed")
-    if isinstance(event, ReconnectGraceExpired):
-        return Outcome(note=agent_service.grace_expired(event.agent_id, event.disconnected_at, now))
-    if isinstance(event, OfferTimeout):
-        return Outcome(note="expired" if expire_offer(event.contact_id, event.offer_id, now) else "answered")
-    return Outcome(note="escalated" if escalate(event.contact_id, event.step, now) else "nothing to escalate")
-
-
-def expire_offer(contact_id: str, offer_id: str, now: str) -> bool:
-    """An offer not answered in time goes back to the queue, never again to that agent."""
-    config = current_config()
-    for _ in range(_ATTEMPTS):
-        contact = store.get_contact(contact_id)
-        if contact is None or contact.state is not ContactState.OFFERED or contact.offer_id != offer_id:
-            return False
-        if contact.offer_expires_at and contact.offer_expires_at > now:
-            return False
-        agent_id = contact.offered_to or ""
-        agent = store.get_agent(agent_id)
-        changed_agent = (
-            agent.released(contact.channel, contact.cost, now).let_offer_expire(
-                config.max_consecutive_expired_offers, now
-            )
-            if agent
-            else None
-        )
-        try:
-            store.save(
-                contacts=[(contact, contact.requeued(agent_id))],
-                agents=[(agent, changed_agent)] if agent and changed_agent else [],
-            )
-        except TransactionConflict:
-            continue
-        logger.info("offer expired", extra={"contact_id": contact_id, "agent_id": agent_id, "offer_id": offer_id})
-        push.to_agent(agent_id, {"type": "offer_withdrawn", "offer_id": offer_id, "reason": "expired"})
-        if changed_agent and changed_agent.presence is Presence.AWAY and agent and agent.presence is not Presence.AWAY:
-            push.to_agent(agent_id, {"type": "presence", "presence": "Away", "reason": "offers expired"})
-        queue.publish(ContactRequeued(contact_id, offer_id), AgentFreed(agent_id, cause=f"expired-{offer_id}"))
-        return True
-    return False
-
-
-def step_due(contact: Contact, index: int) -> str:
-    """When escalation step ``index`` fires: a wait after queueing, or a margin before the SLA deadline."""
-    step = contact.escalation[index]
-    if step.get("after_seconds") is not None:
-        return clock.plus_seconds(contact.enqueued_at, step["after_seconds"])
-    return clock.plus_seconds(contact.sla_deadline, -int(step.get("before_breach_seconds") or 0))
-
-
-def _arm_next_step(contact: Contact, now: str) -> None:
-    if contact.next_step < len(contact.escalation):
-        due = step_due(contact, contact.next_step)
-        queue.publish_timer(EscalationDue(contact.contact_id, contact.next_step, due), due, now)
-
-
-def escalate(contact_id: str, step: int, now: str) -> bool:
-    """Apply escalation step ``step`` if it is the contact's next one and it is due; then offer again."""
-    for _ in range(_ATTEMPTS):
-        contact = store.get_contact(contact_id)
-        if contact is None or contact.state not in (ContactState.QUEUED, ContactState.OFFERED):
-            return False
-        if contact.next_step != step or step >= len(contact.escalation) or step_due(contact, step) > now:
-            return False
-        changed = apply_step(contact, contact.escalation[step])
-        try:
-            store.save(contacts=[(contact, changed)])
-        except TransactionConflict:
-            continue
-        logger.info(
-            "escalated",
-            extra={
-                "contact_id": contact_id,
-                "step": step,
-                "queues": list(changed.queues),
-                "priority": changed.priority,
-            },
-        )
-        _arm_next_step(changed, now)
-        if changed.state is ContactState.QUEUED:
-            offer_contact(contact_id, now, known=changed)
-        return True
-    return False
-
-
-def apply_step(contact: Contact, step: dict[str, Any]) -> Contact:
-    """A contact after one escalation step: skills relaxed or dropped, queues widened or overflowed, priority up."""
-    skills = relaxed_skills(contact.required_skills, step)
-    if step.get("overflow_to"):
-        queues: tuple[str, ...] = (step["overflow_to"],)
-    else:
-        queues = tuple(dict.fromkeys([*contact.queues, *(step.get("add_queues") or ())]))
-    priority = min(9, contact.priority + int(step.get("raise_priority") or 0))
-    return contact.escalated(queues=queues, required_skills=skills, priority=priority)
-
-
-def relaxed_skills(required: dict[str, int], step: dict[str, Any]) -> dict[str, int]:
-    """Required skills after an escalation step: minimums lowered (``set_skills``), skills dropped."""
-    skills = {**required}
-    for skill, level in (step.get("set_skills") or {}).items():
-        if skill in skills:
-            skills[skill] = int(level)
-    for skill in step.get("drop_skills") or ():
-        skills.pop(skill, None)
-    return skills
-
-
-def overflow_when_closed(contact: Contact, config: RoutingConfig, now: str) -> Contact:
-    """Move a waiting contact whose queues are all closed to where their out-of-hours overflow leads, if anywhere."""
-    at = clock.parse_iso(now)
-    queues = tuple(dict.fromkeys(hours.overflow_destination(config, q, at) or q for q in contact.queues))
-    if queues == contact.queues:
-        return contact
-    moved = contact.overflowed(queues)
-    try:
-        store.save(contacts=[(contact, moved)])
-    except TransactionConflict:
-        return contact  # changed meanwhile (offered, escalated): the next sweep looks again
-    logger.info("overflowed out of hours", extra={"contact_id": contact.contact_id, "queues": list(queues)})
-    return moved
-
-
-# --- telling the customer where they stand ----------------------------------------------------------
-
-
-def expected_wait_seconds(position: int, stats: dict[str, Any]) -> float:
-    """Ahead of you ``position`` contacts; agents finish one every ``avg handle / working`` seconds on average."""
-    average = float(stats.get("avg_handle_seconds") or 300)
-    working = max(1, int(stats.get("working") or 0))
-    return math.ceil((position + 1) / working) * average
-
-
-def acknowledge(contact_id: str, now: str) -> bool:
-    """Tell a waiting customer their place in the queue and the expected wait, at most once per interval."""
-    config = current_config()
-    contact = store.get_contact(contact_id)
-    if contact is None or contact.state is not ContactState.QUEUED:
-        return False
-    if not system_messages.reaches(contact.channel):
-        return False  # a caller hears the call's hold message; a text would only fail
-    if (
-        contact.acknowledged_at
-        and clock.seconds_between(contact.acknowledged_at, now) < config.acknowledgement_interval_seconds
-    ):
-        return False
-    home = contact.queues[0]
-    position = store.position_in_queue(contact, home)
-    wait = expected_wait_seconds(position, store.queue_stats(home))
-    text = config.acknowledgement_message.format(position=position + 1, wait_minutes=max(1, round(wait / 60)))
-    return _mark_acknowledged(contact, now, text, "queue_position")
-
-
-def _mark_acknowledged(contact: Contact, now: str, text: str, kind: str) -> bool:
-    """Mark the contact as told and record what it is told, in one transaction: a crash between the two
-    can neither lose the message nor send it twice (a redelivery finds the contact told; the message is
-    pending-send, so the sweeper queues it if its job below is lost)."""
-    message = system_messages.prepare(contact.contact_id, contact.customer_id, contact.channel, text, kind, now)
-    try:
-        store.save(contacts=[(contact, contact.acknowledged(now))], extra=[system_messages.record_action(message)])
-    except TransactionConflict:
-        return False  # another delivery acknowledged (or offered) it just now
-    system_messages.dispatch(message)
-    return True
-
-
-# --- the safety net -------------------------------------------------------------------------------
+    return router().handle(event, now, redelivered)
 
 
 def sweep(now: str | None = None) -> Outcome:
-    """Every minute: expire offers past due, end reconnect grace periods past due, fire escalation steps past due,
-    offer what waits.
+    return router().sweep(now)
 
-    A closed queue's contacts still escalate (a step may move them to an open queue) but are offered only
-    once a queue of theirs is open: the first sweep after opening offers what waited overnight. A contact
-    still waiting when its queue closes follows that queue's out-of-hours overflow, as a new one would.
-    """
-    now = now or clock.now_iso()
-    config = current_config()
-    for contact in store.expired_offers(now):
-        if contact.offer_id:
-            expire_offer(contact.contact_id, contact.offer_id, now)
-    grace_started_before = clock.plus_seconds(now, -get_settings().reconnect_grace_seconds)
-    for agent_id, disconnected_at in store.disconnected_before(grace_started_before):
-        agent_service.grace_expired(agent_id, disconnected_at, now)
-    offers: list[Offer] = []
-    for queue_name in config.queues:
-        for contact in store.waiting_contacts(queue_name, limit=_SWEEP_PAGE):
-            while contact.next_step < len(contact.escalation) and step_due(contact, contact.next_step) <= now:
-                if not escalate(contact.contact_id, contact.next_step, now):
-                    break
-                contact = store.get_contact(contact.contact_id) or contact
-            if not hours.open_queues(config, contact.queues, clock.parse_iso(now)):
-                contact = overflow_when_closed(contact, config, now)
-                if not hours.open_queues(config, contact.queues, clock.parse_iso(now)):
-                    continue
-            offer = offer_contact(contact.contact_id, now)
-            if offer:
-                offers.append(offer)
-    return Outcome(offers=tuple(offers), note="sweep")
+
+def on_conversation_message(event: ConversationMessage, now: str) -> Outcome:
+    return router().on_conversation_message(event, now)
+
+
+def _open_contact(event: ConversationMessage, now: str, reopening: Contact | None = None) -> Contact:
+    return router()._open_contact(event, now, reopening)
+
+
+def plan_offer(contact_id: str, now: str, known: Contact | None = None) -> Offer | None:
+    return router().plan_offer(contact_id, now, known)
+
+
+def plan_for_agent(agent_id: str, now: str) -> Offer | None:
+    return router().plan_for_agent(agent_id, now)
+
+
+def _pool(contact: Contact, queue: str, config: RoutingConfig) -> list[Agent]:
+    return router()._pool(contact, queue, config)
+
+
+def commit_offer(offer: Offer) -> None:
+    router().commit_offer(offer)
+
+
+def offer_contact(contact_id: str, now: str, known: Contact | None = None) -> Offer | None:
+    return router().offer_contact(contact_id, now, known)
+
+
+def on_agent_freed(agent_id: str, now: str) -> Outcome:
+    return router().on_agent_freed(agent_id, now)
+
+
+def _announce(offer: Offer, now: str) -> None:
+    router()._announce(offer, now)
+
+
+def on_timer(event: OfferTimeout | EscalationDue | ReconnectGraceExpired, now: str) -> Outcome:
+    return router().on_timer(event, now)
+
+
+def expire_offer(contact_id: str, offer_id: str, now: str) -> bool:
+    return router().expire_offer(contact_id, offer_id, now)
+
+
+def escalate(contact_id: str, step: int, now: str) -> bool:
+    return router().escalate(contact_id, step, now)
+
+
+def acknowledge(contact_id: str, now: str) -> bool:
+    return router().acknowledge(contact_id, now)
+
+
+def _mark_acknowledged(contact: Contact, now: str, text: str, kind: str) -> bool:
+    return router()._mark_acknowledged(contact, now, text, kind)

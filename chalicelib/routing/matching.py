@@ -30,6 +30,17 @@ def meets(agent: Agent, required_skills: Mapping[str, int]) -> bool:
     return all(agent.skills.get(skill, 0) >= level for skill, level in required_skills.items())
 
 
+def requirement_key(skills: Mapping[str, int]) -> str:
+    """Required skills as one name: ``billing=3+english=2``, ``-`` for none (names hold no = or +)."""
+    return "+".join(f"{skill}={level}" for skill, level in sorted(skills.items())) or "-"
+
+
+def waiting_sort_key(contact: Contact) -> str:
+    """Where a contact sorts among those waiting: highest priority first, then the earliest SLA deadline, then
+    the longest waiting (the order of the waiting indexes a freed agent reads a page of)."""
+    return f"{9 - contact.priority}#{contact.sla_deadline}#{contact.enqueued_at}#{contact.contact_id}"
+
+
 def key_skill(required_skills: Mapping[str, int]) -> tuple[str, int] | None:
     """The skill whose pool of agents is searched for a contact: the highest minimum, then by name.
 

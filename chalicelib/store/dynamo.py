@@ -8,21 +8,12 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from chalicelib.store import aws
+from chalicelib.store.retry import TransactionConflict
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
-
-class TransactionConflict(Exception):
-    """A conditional write lost: somebody changed the item first. ``reasons`` holds one code per action."""
-
-    def __init__(self, reasons: list[str]) -> None:
-        super().__init__(", ".join(reasons))
-        self.reasons = reasons
-
-    def failed(self, index: int) -> bool:
-        """Whether the action at ``index`` is the one whose condition failed."""
-        return index < len(self.reasons) and self.reasons[index] == "ConditionalCheckFailed"
+__all__ = ["TransactionConflict", "from_item", "get", "key", "to_item", "to_values", "transact"]
 
 
 def to_item(values: dict[str, Any]) -> dict[str, Any]:

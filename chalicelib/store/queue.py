@@ -76,3 +76,13 @@ def send_batch_to_outbox(bodies: list[str]) -> None:
     )
     if response.get("Failed"):
         raise RuntimeError(f"{len(response['Failed'])} outbox jobs were not queued")
+
+
+class SqsBus:
+    """The router's bus port on SQS: events on the FIFO routing queue, timers as delayed timer-queue messages."""
+
+    def publish(self, *events: RoutingEvent) -> None:
+        publish(*events)
+
+    def schedule(self, event: RoutingEvent, due_at: str, now: str) -> None:
+        publish_timer(event, due_at, now)

@@ -2,7 +2,8 @@
 
 Every change of shared state (a contact, an agent, a conversation) is a conditional write. When another
 writer got there first the write raises ``TransactionConflict`` and the whole step runs again from fresh
-reads, at most ``ATTEMPTS`` times. A step that finds nothing to do simply returns.
+reads, at most ``ATTEMPTS`` times. A step that finds nothing to do simply returns. Pure: the in-memory
+store of the simulator raises the same ``TransactionConflict`` as the DynamoDB one.
 """
 
 from __future__ import annotations
@@ -10,11 +11,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from chalicelib.store.dynamo import TransactionConflict
-
 ATTEMPTS = 5
 
 T = TypeVar("T")
+
+
+class TransactionConflict(Exception):
+    """A conditional write lost: somebody changed the item first. ``reasons`` holds one code per action."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__(", ".join(reasons))
+        self.reasons = reasons
+
+    def failed(self, index: int) -> bool:
+        """Whether the action at ``index`` is the one whose condition failed."""
+        return index < len(self.reasons) and self.reasons[index] == "ConditionalCheckFailed"
 
 
 class StillConflicting(TransactionConflict):

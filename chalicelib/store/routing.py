@@ -52,6 +52,7 @@ from dataclasses import asdict
 from typing import Any
 
 from chalicelib import clock
+from chalicelib.routing.matching import requirement_key, waiting_sort_key
 from chalicelib.routing.model import Agent, Contact, ContactState, Presence
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
@@ -415,16 +416,6 @@ def _contact_values(contact: Contact) -> dict[str, Any]:
         "declined_by": list(contact.declined_by),
         "escalation": [dict(step) for step in contact.escalation],
     }
-
-
-def waiting_sort_key(contact: Contact) -> str:
-    """Highest priority first, then the earliest SLA deadline, then the longest waiting."""
-    return f"{9 - contact.priority}#{contact.sla_deadline}#{contact.enqueued_at}#{contact.contact_id}"
-
-
-def requirement_key(skills: Mapping[str, int]) -> str:
-    """Required skills as one partition name: ``billing=3+english=2``, ``-`` for none (names hold no = or +)."""
-    return "+".join(f"{skill}={level}" for skill, level in sorted(skills.items())) or "-"
 
 
 def _contact_index(contact: Contact | None) -> dict[str, dict[str, Any]]:

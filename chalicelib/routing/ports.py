@@ -1,0 +1,140 @@
+"""What the router needs from the world, named in the domain's words: the ports of ``routing.router``.
+
+The router is pure decision-making over these. Lambda wires in the DynamoDB, SQS and API Gateway adapters
+(``routing.engine``); the simulator and the fast engine tests wire in the in-memory ones (``routing.memory``).
+The same router code runs in all three places.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from chalicelib.routing.config import RoutingConfig
+from chalicelib.routing.events import RoutingEvent
+from chalicelib.routing.model import Agent, Contact
+
+Change = tuple[Any, Any]  # (as read, or None when new; as it should become)
+Cursor = Any  # where a page of agents ended; opaque to the router
+
+
+@dataclass(frozen=True)
+class Assigned:
+    """Saved with an accept: the conversation now has this agent."""
+
+    contact: Contact
+
+
+@dataclass(frozen=True)
+class Closed:
+    """Saved with a close: the conversation is closed, and the customer remembers who served them."""
+
+    contact: Contact
+    customer_id: str
+
+
+@dataclass(frozen=True)
+class CustomerMessage:
+    """Saved with the contact marked as told: the system message, recorded pending-send."""
+
+    message: dict[str, Any]
+
+
+Effect = Assigned | Closed | CustomerMessage
+
+
+class RoutingStore(Protocol):
+    """Agents, contacts and what routing reads of customers and queues. Every save is all-or-nothing and
+    conditioned on the versions read: a lost race raises ``TransactionConflict``."""
+
+    def get_contact(self, contact_id: str) -> Contact | None: ...
+
+    def get_agent(self, agent_id: str) -> Agent | None: ...
+
+    def get_customer(self, customer_id: str) -> dict[str, Any] | None: ...
+
+    def customer_of_conversation(self, contact: Contact) -> str: ...
+
+    def pool(
+        self, queue: str, skill: str | None = None, min_level: int = 0, after: Cursor | None = None
+    ) -> tuple[list[Agent], Cursor | None]: ...
+
+    def contacts_needing(self, queue: str, skills: Mapping[str, int]) -> list[Contact]: ...
+
+    def waiting_contacts(self, queue: str, limit: int) -> list[Contact]: ...
+
+    def work_of(self, agent_id: str) -> list[Contact]: ...
+
+    def expired_offers(self, now: str) -> list[Contact]: ...
+
+    def disconnected_before(self, moment: str) -> list[tuple[str, str]]: ...
+
+    def connections_of(self, agent_id: str) -> list[str]: ...
+
+    def position_in_queue(self, contact: Contact, queue: str) -> int: ...
+
+    def queue_stats(self, queue: str) -> dict[str, Any]: ...
+
+    def create_contact(self, before: Contact | None, contact: Contact) -> None: ...
+
+    def save(
+        self, contacts: Sequence[Change] = (), agents: Sequence[Change] = (), effects: Sequence[Effect] = ()
+    ) -> None: ...
+
+    def record_started(self, queue: str, sla_met: bool) -> None: ...
+
+    def record_handled(self, queue: str, handle_seconds: float) -> None: ...
+
+    def forget_open_conversation(self, customer_id: str, contact_id: str) -> None: ...
+
+
+class Bus(Protocol):
+    """Routing events for later: now (``publish``) or at a moment (``schedule``, a timer)."""
+
+    def publish(self, *events: RoutingEvent) -> None: ...
+
+    def schedule(self, event: RoutingEvent, due_at: str, now: str) -> None: ...
+
+
+class Notifier(Protocol):
+    """Pushes to an agent's open consoles; returns how many received it."""
+
+    def to_agent(self, agent_id: str, payload: dict[str, Any]) -> int: ...
+
+
+class CustomerMessages(Protocol):
+    """Messages Switchboard itself sends a customer (their place in the queue, out-of-hours replies)."""
+
+    def reaches(self, channel: str) -> bool: ...
+
+    def prepare(
+        self, conversation_id: str, customer_id: str, channel: str, text: str, kind: str, now: str
+    ) -> dict[str, Any]: ...
+
+    def dispatch(self, message: dict[str, Any]) -> None: ...
+
+
+class Metrics(Protocol):
+    """What routing measures as it goes."""
+
+    def wait_until_offer(self, seconds: float, queue: str, channel: str) -> None: ...
+
+    def wait_until_accept(self, seconds: float, queue: str, channel: str) -> None: ...
+
+    def sla(self, met: bool, queue: str, channel: str) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The process settings the router reads (env or SSM in Lambda; fixed in a simulation)."""
+
+    reconnect_grace_seconds: float = 120.0
+
+
+ConfigSource = Callable[[], RoutingConfig]
+IdSource = Callable[[], str]

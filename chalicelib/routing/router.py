@@ -1,0 +1,774 @@
+"""The router: turns routing events, timers and agents' answers into offers, over the ports of ``routing.ports``.
+
+Offering is split into ``plan_offer`` / ``plan_for_agent`` (read, decide) and ``commit_offer`` (one
+conditional save). Between them anything may change; the commit then fails and the router plans again from
+fresh state. Tests interleave two routers step by step through exactly these calls.
+
+Timers (offer timeouts, escalation steps, reconnect grace) are scheduled on the bus; ``sweep`` runs every
+minute as the safety net for all of them. Nothing here knows DynamoDB, SQS or a WebSocket: Lambda wires the
+AWS adapters in (``routing.engine``), the simulator and fast tests the in-memory ones (``routing.memory``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from chalicelib import clock
+from chalicelib.errors import Conflict, Forbidden, NotFound
+from chalicelib.routing import hours, matching
+from chalicelib.routing.config import RoutingConfig
+from chalicelib.routing.events import (
+    AgentFreed,
+    ContactRequeued,
+    ConversationMessage,
+    EscalationDue,
+    OfferTimeout,
+    ReconnectGraceExpired,
+    RoutingEvent,
+)
+from chalicelib.routing.model import Agent, Contact, ContactState, Offer, Presence
+from chalicelib.routing.ports import (
+    Assigned,
+    Bus,
+    Clock,
+    Closed,
+    ConfigSource,
+    Cursor,
+    CustomerMessage,
+    CustomerMessages,
+    IdSource,
+    Metrics,
+    Notifier,
+    RoutingStore,
+    Settings,
+)
+from chalicelib.routing.rules import ContactFacts, classify
+from chalicelib.store.retry import StillConflicting, TransactionConflict, on_conflict, or_else
+
+logger = Logger(service="switchboard", child=True)
+
+# How many contacts a freed agent may take in one event (bounded work per event).
+MAX_OFFERS_PER_AGENT_EVENT = 10
+_ATTEMPTS = 5
+SWEEP_PAGE = 50
+# Pages of an agent pool read for one contact while none of them can take it (bounded work per decision).
+POOL_PAGES = 2
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What handling one event did (for logs and tests)."""
+
+    offers: tuple[Offer, ...] = ()
+    note: str = ""
+
+
+@dataclass
+class Router:
+    """Routing over its ports; one per process (Lambda) or per simulated world."""
+
+    store: RoutingStore
+    bus: Bus
+    notifier: Notifier
+    messages: CustomerMessages
+    metrics: Metrics
+    clock: Clock
+    new_id: IdSource
+    config: ConfigSource
+    settings: Settings = field(default_factory=Settings)
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def handle(self, event: RoutingEvent, now: str | None = None, redelivered: bool = False) -> Outcome:
+        """Handle one routing event or timer; safe to run again for the same event.
+
+        ``redelivered``: the bus gave this event before and it failed; an earlier attempt may have committed
+        an offer and died before pushing it, so the open offers it may have made are pushed again (the
+        console shows an offer once, by ``offer_id``).
+        """
+        now = now or self.clock.now()
+        if isinstance(event, ConversationMessage):
+            return self.on_conversation_message(event, now)
+        if isinstance(event, ContactRequeued):
+            offer = self.offer_contact(event.contact_id, now)
+            if offer is None and redelivered:
+                self._push_open_offers([self.store.get_contact(event.contact_id)])
+            return Outcome(offers=(offer,) if offer else (), note="requeued")
+        if isinstance(event, AgentFreed):
+            outcome = self.on_agent_freed(event.agent_id, now)
+            if redelivered:
+                made = {o.offer_id for o in outcome.offers}
+                self._push_open_offers([c for c in self.store.work_of(event.agent_id) if c.offer_id not in made])
+            return outcome
+        if isinstance(event, OfferTimeout | EscalationDue | ReconnectGraceExpired):
+            return self.on_timer(event, now)
+        raise TypeError(f"unhandled routing event {type(event).__name__}")
+
+    # --- a customer wrote -----------------------------------------------------------------------
+
+    def on_conversation_message(self, event: ConversationMessage, now: str) -> Outcome:
+        contact = self.store.get_contact(event.conversation_id)
+        if contact is None or (
+            contact.state is ContactState.CLOSED and contact.closed_at and event.received_at > contact.closed_at
+        ):
+            contact = self._open_contact(event, now, reopening=contact)
+        if contact.state is ContactState.QUEUED:
+            offer = self.offer_contact(contact.contact_id, now, known=contact)
+            if offer is None and hours.open_queues(self.config(), contact.queues, clock.parse_iso(now)):
+                # While its queues are closed the customer has had the out-of-hours reply, not a place in line.
+                self.acknowledge(contact.contact_id, now)
+            return Outcome(offers=(offer,) if offer else (), note="queued")
+        if contact.state is ContactState.OFFERED and contact.offered_to:
+            if event.received_at == contact.enqueued_at:
+                # The event that opened the contact, redelivered: its push may never have happened.
+                # Offers are idempotent by offer_id on the agent's side.
+                self.notifier.to_agent(contact.offered_to, offer_payload(contact))
+            return Outcome(note="already offered")
+        if contact.state is ContactState.ASSIGNED and contact.assigned_to:
+            self.notifier.to_agent(
+                contact.assigned_to,
+                {
+                    "type": "message",
+                    "contact_id": contact.contact_id,
+                    "message_id": event.message_id,
+                    "channel": event.channel,
+                    "text": event.text,
+                    "received_at": event.received_at,
+                },
+            )
+            return Outcome(note="told the assigned agent")
+        return Outcome(note=f"contact is {contact.state.value}")
+
+    def _open_contact(self, event: ConversationMessage, now: str, reopening: Contact | None = None) -> Contact:
+        """Classify with the routing rules and queue a contact (new, or a closed one written to again)."""
+        config = self.config()
+        customer = self.store.get_customer(event.customer_id) or {}
+        facts = ContactFacts.of(
+            event.channel,
+            event.text,
+            event.subject,
+            event.language or customer.get("language"),
+            customer.get("tier"),
+            customer.get("tags", ()),
+        )
+        decision = classify(config, facts, clock.parse_iso(event.received_at))
+        contact = Contact(
+            contact_id=event.conversation_id,
+            customer_id=event.customer_id,
+            channel=event.channel,
+            enqueued_at=event.received_at,
+            queues=(decision.queue,),
+            priority=decision.priority,
+            required_skills=dict(decision.skills),
+            sla_deadline=decision.deadline,
+            rule=decision.rule,
+            escalation=tuple(step.as_dict() for step in decision.escalation),
+            preferred_agent=preferred_agent(customer, event.received_at, config),
+            customer_name=customer.get("name"),
+            version=reopening.version + 1 if reopening else 0,
+        )
+        try:
+            self.store.create_contact(reopening, contact)
+        except TransactionConflict:
+            found = self.store.get_contact(event.conversation_id)
+            if found is None:
+                raise
+            return found
+        logger.info(
+            "queued",
+            extra={
+                "contact_id": contact.contact_id,
+                "rule": decision.rule,
+                "queue": decision.queue,
+                "priority": decision.priority,
+                "queue_open": decision.queue_open,
+            },
+        )
+        self._arm_next_step(contact, now)
+        if (
+            not decision.queue_open
+            and decision.out_of_hours
+            and decision.out_of_hours.action == "reply"
+            and self.messages.reaches(contact.channel)
+        ):
+            self._mark_acknowledged(contact, now, decision.out_of_hours.message, "out_of_hours")
+            return self.store.get_contact(contact.contact_id) or contact
+        return contact
+
+    # --- offering -------------------------------------------------------------------------------
+
+    def plan_offer(self, contact_id: str, now: str, known: Contact | None = None) -> Offer | None:
+        """Decide who gets a queued contact, from fresh reads; None if it is not queued or nobody can take it.
+
+        ``known`` is the contact as the caller just wrote it, saving a read; a stale one only makes the commit
+        fail.
+        """
+        contact = known or self.store.get_contact(contact_id)
+        if contact is None or contact.state is not ContactState.QUEUED:
+            return None
+        config = self.config()
+        open_now = hours.open_queues(config, contact.queues, clock.parse_iso(now))
+        if not open_now:
+            return None  # it waits until one of its queues opens; the sweeper offers it then
+        candidates: dict[str, Agent] = {}
+        if not contact.reserved_for:  # a contact transferred to one agent waits for them alone
+            candidates = {a.agent_id: a for q in sorted(open_now) for a in self._pool(contact, q, config)}
+        for wanted in (contact.reserved_for, contact.preferred_agent):
+            if wanted and wanted not in candidates:
+                found = self.store.get_agent(wanted)  # may be past the first page of the index
+                if found:
+                    candidates[found.agent_id] = found
+        agent = matching.choose_agent(contact, candidates.values(), config.cost, open_now)
+        if agent is None:
+            return None
+        return self._offer(contact, agent, now, config)
+
+    def plan_for_agent(self, agent_id: str, now: str) -> Offer | None:
+        """Decide which waiting contact a freed agent takes, from fresh reads; None if none fits or they are busy."""
+        agent = self.store.get_agent(agent_id)
+        if agent is None or not agent.takes_work:
+            return None
+        config = self.config()
+        open_now = hours.open_queues(config, agent.queues, clock.parse_iso(now))
+        # One page per queue and set of required skills the agent has: a page of contacts needing a skill
+        # they lack can never hide one they could take.
+        needs = [skills for skills in requirements(config) if matching.meets(agent, skills)]
+        waiting = {
+            c.contact_id: c
+            for q in agent.queues
+            if q in open_now
+            for skills in needs
+            for c in self.store.contacts_needing(q, skills)
+        }
+        contact = matching.choose_contact(agent, waiting.values(), config.cost, open_now)
+        if contact is None:
+            return None
+        return self._offer(contact, agent, now, config)
+
+    def _pool(self, contact: Contact, queue: str, config: RoutingConfig) -> list[Agent]:
+        """Agents of ``queue`` who may take ``contact``: the pool of its most demanding skill, in bounded pages.
+
+        A second page is read only when nobody on the first can take the contact (no room for its channel,
+        declined it, lacks another of its skills).
+        """
+        skill, level = matching.key_skill(contact.required_skills) or (None, 0)
+        found: list[Agent] = []
+        after: Cursor | None = None
+        for _ in range(POOL_PAGES):
+            page, after = self.store.pool(queue, skill, level, after=after)
+            found += page
+            if after is None or any(matching.can_take(a, contact, config.cost) for a in page):
+                break
+        return found
+
+    def _offer(self, contact: Contact, agent: Agent, now: str, config: RoutingConfig) -> Offer:
+        offer_id = self.new_id()
+        expires_at = clock.plus_seconds(now, config.offer_timeout(contact.channel))
+        cost = matching.cost_for(agent, contact.channel, config.cost)
+        return Offer(
+            offer_id=offer_id,
+            contact=contact.offered(agent.agent_id, offer_id, now, expires_at, cost),
+            agent=agent.reserved(contact.channel, cost),
+            expires_at=expires_at,
+            contact_before=contact,
+            agent_before=agent,
+        )
+
+    def commit_offer(self, offer: Offer) -> None:
+        """Reserve the agent's capacity and mark the contact offered, atomically; ``TransactionConflict`` if stale."""
+        self.store.save(contacts=[(offer.contact_before, offer.contact)], agents=[(offer.agent_before, offer.agent)])
+
+    def offer_contact(self, contact_id: str, now: str, known: Contact | None = None) -> Offer | None:
+        """Offer a queued contact to the best agent, planning again whenever another router got there first."""
+        for attempt in range(_ATTEMPTS):
+            offer = self.plan_offer(contact_id, now, known if attempt == 0 else None)
+            if offer is None:
+                return None
+            try:
+                self.commit_offer(offer)
+            except TransactionConflict:
+                continue
+            self._announce(offer, now)
+            return offer
+        logger.warning("contact stays queued after repeated conflicts", extra={"contact_id": contact_id})
+        return None
+
+    def on_agent_freed(self, agent_id: str, now: str) -> Outcome:
+        """Give a freed agent the best waiting contacts while they have room."""
+        offers: list[Offer] = []
+        conflicts = 0
+        while len(offers) < MAX_OFFERS_PER_AGENT_EVENT and conflicts < _ATTEMPTS:
+            offer = self.plan_for_agent(agent_id, now)
+            if offer is None:
+                break
+            try:
+                self.commit_offer(offer)
+            except TransactionConflict:
+                conflicts += 1
+                continue
+            self._announce(offer, now)
+            offers.append(offer)
+        return Outcome(offers=tuple(offers), note="agent freed")
+
+    def _announce(self, offer: Offer, now: str) -> None:
+        contact = offer.contact
+        logger.info(
+            "offered",
+            extra={"contact_id": contact.contact_id, "agent_id": offer.agent.agent_id, "offer_id": offer.offer_id},
+        )
+        self.bus.schedule(OfferTimeout(contact.contact_id, offer.offer_id, offer.expires_at), offer.expires_at, now)
+        if contact.offer_count == 1:
+            self.metrics.wait_until_offer(
+                clock.seconds_between(contact.enqueued_at, now), contact.queues[0], contact.channel
+            )
+        self.notifier.to_agent(offer.agent.agent_id, offer_payload(contact))
+
+    def _push_open_offers(self, contacts: list[Contact | None]) -> None:
+        """Push again the open offers among ``contacts`` (an earlier attempt may have died before its push)."""
+        for contact in contacts:
+            if contact is not None and contact.state is ContactState.OFFERED and contact.offered_to:
+                self.notifier.to_agent(contact.offered_to, offer_payload(contact))
+
+    # --- the agent answers ----------------------------------------------------------------------
+
+    def _contact(self, contact_id: str, agent_id: str | None = None) -> Contact:
+        """The contact; with ``agent_id``, only if it is (or was just) offered or assigned to that agent."""
+        contact = self.store.get_contact(contact_id)
+        if contact is None:
+            raise NotFound(f"no contact {contact_id}")
+        if agent_id is not None and agent_id not in (contact.offered_to, contact.assigned_to, *contact.declined_by):
+            raise Forbidden("this conversation is not offered or assigned to you")
+        return contact
+
+    def _agent(self, agent_id: str) -> Agent:
+        agent = self.store.get_agent(agent_id)
+        if agent is None:
+            raise NotFound(f"no agent {agent_id}")
+        return agent
+
+    def accept(self, agent_id: str, contact_id: str, offer_id: str | None = None) -> Contact:
+        """Accept an offer made to this agent (accepting twice is fine)."""
+
+        def step() -> tuple[Contact, bool]:
+            contact = self._contact(contact_id, agent_id)
+            if contact.state is ContactState.ASSIGNED and contact.assigned_to == agent_id:
+                return contact, False
+            if contact.state is not ContactState.OFFERED or contact.offered_to != agent_id:
+                raise Conflict(f"contact {contact_id} is not offered to you (any more)")
+            if offer_id is not None and contact.offer_id != offer_id:
+                raise Conflict(f"offer {offer_id} is no longer open")
+            assigned = contact.assigned(self.clock.now())
+            agent = self._agent(agent_id)
+            agents = [(agent, agent.answered())] if agent.consecutive_expired else []
+            self.store.save(contacts=[(contact, assigned)], agents=agents, effects=[Assigned(assigned)])
+            return assigned, True
+
+        assigned, changed = self._retrying(step, contact_id)
+        if changed:
+            now = assigned.accepted_at or self.clock.now()
+            home = assigned.queues[0]
+            met = now <= assigned.sla_deadline if assigned.sla_deadline else True
+            self.store.record_started(home, met)
+            self.metrics.wait_until_accept(clock.seconds_between(assigned.enqueued_at, now), home, assigned.channel)
+            self.metrics.sla(met, home, assigned.channel)
+        return assigned
+
+    def decline(self, agent_id: str, contact_id: str, offer_id: str | None = None) -> Contact:
+        """Decline an offer: the contact goes to the next agent, never back to this one."""
+
+        def step() -> tuple[Contact, str]:
+            contact = self._contact(contact_id, agent_id)
+            if contact.state is not ContactState.OFFERED or contact.offered_to != agent_id:
+                raise Conflict(f"contact {contact_id} is not offered to you (any more)")
+            if offer_id is not None and contact.offer_id != offer_id:
+                raise Conflict(f"offer {offer_id} is no longer open")
+            agent = self._agent(agent_id)
+            requeued = contact.requeued(agent_id)
+            released = agent.released(contact.channel, contact.cost, self.clock.now())
+            self.store.save(contacts=[(contact, requeued)], agents=[(agent, released)])
+            return requeued, contact.offer_id or ""
+
+        requeued, declined_offer = self._retrying(step, contact_id)
+        self.bus.publish(
+            ContactRequeued(contact_id, declined_offer), AgentFreed(agent_id, cause=f"declined-{declined_offer}")
+        )
+        return requeued
+
+    def close(self, agent_id: str, contact_id: str, wrap_up: str | None = None) -> Contact:
+        """Close an assigned contact and its conversation with a wrap-up code; the agent's capacity is freed."""
+
+        def step() -> tuple[Contact, Contact | None, str]:
+            contact = self._contact(contact_id, agent_id)
+            if contact.state is ContactState.CLOSED and contact.assigned_to == agent_id:
+                return contact, None, ""
+            if contact.state is not ContactState.ASSIGNED or contact.assigned_to != agent_id:
+                raise Conflict(f"contact {contact_id} is not assigned to you")
+            now = self.clock.now()
+            agent = self._agent(agent_id)
+            closed = contact.closed(now, wrap_up)
+            customer_id = self.store.customer_of_conversation(contact)
+            self.store.save(
+                contacts=[(contact, closed)],
+                agents=[(agent, agent.released(contact.channel, contact.cost, now))],
+                effects=[Closed(closed, customer_id)],
+            )
+            return closed, contact, customer_id
+
+        closed, before, customer_id = self._retrying(step, contact_id)
+        if before is None:
+            return closed
+        self.store.forget_open_conversation(customer_id, contact_id)
+        if before.accepted_at and closed.closed_at:
+            self.store.record_handled(before.queues[0], clock.seconds_between(before.accepted_at, closed.closed_at))
+        self.bus.publish(AgentFreed(agent_id, cause=f"closed-{contact_id}"))
+        return closed
+
+    def withdraw_offer(self, agent_id: str, contact_id: str, offer_id: str) -> None:
+        """Take back an open offer from an agent who left: the contact goes to the next agent, never back."""
+
+        def step() -> bool:
+            contact = self.store.get_contact(contact_id)
+            if contact is None or contact.state is not ContactState.OFFERED or contact.offer_id != offer_id:
+                return False
+            agent = self._agent(agent_id)
+            released = agent.released(contact.channel, contact.cost, self.clock.now())
+            self.store.save(contacts=[(contact, contact.requeued(agent_id))], agents=[(agent, released)])
+            return True
+
+        if or_else(step, False):
+            self.bus.publish(ContactRequeued(contact_id, offer_id))
+
+    @staticmethod
+    def _retrying(step: Any, contact_id: str) -> Any:
+        try:
+            return on_conflict(step)
+        except StillConflicting:
+            raise Conflict(f"contact {contact_id} changed too often; retry") from None
+
+    def set_presence(self, agent_id: str, presence: Presence) -> tuple[Agent, bool]:
+        """Set an agent's presence; returns the agent and whether it changed. Available again: route to them."""
+
+        def step() -> tuple[Agent, bool]:
+            agent = self._agent(agent_id)
+            if agent.presence is presence:
+                return agent, False
+            updated = agent.with_presence(presence, self.clock.now())
+            self.store.save(agents=[(agent, updated)])
+            return updated, True
+
+        try:
+            agent, changed = on_conflict(step)
+        except StillConflicting:
+            raise Conflict(f"agent {agent_id} changed too often; retry") from None
+        if changed and agent.takes_work:
+            self.bus.publish(AgentFreed(agent_id, cause=f"presence-{agent.version}"))
+        return agent, changed
+
+    # --- agents' connections --------------------------------------------------------------------
+
+    def resume(self, agent_id: str) -> Agent:
+        """The agent is connected: end their reconnect grace period (if one runs) and route to them again.
+
+        The connection is registered before this runs, so a grace timer firing meanwhile either sees it, or
+        wins the versioned write and this finds the agent Offline: never both Offline and resumed.
+        """
+
+        def step() -> tuple[Agent, bool]:
+            agent = self._agent(agent_id)
+            if agent.disconnected_at is None:
+                return agent, False
+            updated = agent.reconnected()
+            self.store.save(agents=[(agent, updated)])
+            return updated, True
+
+        try:
+            agent, changed = on_conflict(step)
+        except StillConflicting:
+            raise Conflict(f"agent {agent_id} changed too often; retry") from None
+        if changed:
+            logger.info("agent reconnected within the grace period", extra={"agent_id": agent_id})
+            if agent.takes_work:
+                self.bus.publish(AgentFreed(agent_id, cause=f"reconnected-{agent.version}"))
+        return agent
+
+    def grace_expired(self, agent_id: str, disconnected_at: str, now: str) -> str:
+        """The grace period of the drop at ``disconnected_at`` is over: Offline unless the agent is connected again.
+
+        Safe to run again, and for a drop that a reconnect (or a later drop) made stale: it then changes nothing.
+        """
+
+        def step() -> str:
+            agent = self.store.get_agent(agent_id)
+            if agent is None or agent.disconnected_at is None:
+                return "not disconnected"
+            if agent.disconnected_at != disconnected_at:
+                return "stale"
+            if self.store.connections_of(agent_id):
+                self.resume(agent_id)
+                return "reconnected"
+            self.go_offline(agent, now)
+            logger.info("agent offline: no reconnect within the grace period", extra={"agent_id": agent_id})
+            return "offline"
+
+        return or_else(step, "conflicts")
+
+    def go_offline(self, agent: Agent, now: str) -> None:
+        """Set the agent Offline (ending any grace period); offers open to them move on. Work they accepted stays."""
+        if agent.presence is not Presence.OFFLINE or agent.disconnected_at is not None:
+            self.store.save(agents=[(agent, agent.gone_offline(now))])
+        for contact in self.store.work_of(agent.agent_id):
+            if contact.state is ContactState.OFFERED and contact.offered_to == agent.agent_id and contact.offer_id:
+                self.withdraw_offer(agent.agent_id, contact.contact_id, contact.offer_id)
+
+    # --- timers ---------------------------------------------------------------------------------
+
+    def on_timer(self, event: OfferTimeout | EscalationDue | ReconnectGraceExpired, now: str) -> Outcome:
+        """A timer fired (the bus may deliver early, e.g. SQS delays at most 15 minutes: it is re-armed)."""
+        if clock.seconds_between(now, event.due_at) > 1:
+            self.bus.schedule(event, event.due_at, now)
+            return Outcome(note="re-armed")
+        if isinstance(event, ReconnectGraceExpired):
+            return Outcome(note=self.grace_expired(event.agent_id, event.disconnected_at, now))
+        if isinstance(event, OfferTimeout):
+            return Outcome(note="expired" if self.expire_offer(event.contact_id, event.offer_id, now) else "answered")
+        return Outcome(note="escalated" if self.escalate(event.contact_id, event.step, now) else "nothing to escalate")
+
+    def expire_offer(self, contact_id: str, offer_id: str, now: str) -> bool:
+        """An offer not answered in time goes back to the queue, never again to that agent."""
+        config = self.config()
+
+        def step() -> tuple[str, Agent | None, Agent | None] | None:
+            contact = self.store.get_contact(contact_id)
+            if contact is None or contact.state is not ContactState.OFFERED or contact.offer_id != offer_id:
+                return None
+            if contact.offer_expires_at and contact.offer_expires_at > now:
+                return None
+            agent_id = contact.offered_to or ""
+            agent = self.store.get_agent(agent_id)
+            changed = (
+                agent.released(contact.channel, contact.cost, now).let_offer_expire(
+                    config.max_consecutive_expired_offers, now
+                )
+                if agent
+                else None
+            )
+            self.store.save(
+                contacts=[(contact, contact.requeued(agent_id))],
+                agents=[(agent, changed)] if agent and changed else [],
+            )
+            return agent_id, agent, changed
+
+        done = or_else(step, None)
+        if done is None:
+            return False
+        agent_id, agent, changed = done
+        logger.info("offer expired", extra={"contact_id": contact_id, "agent_id": agent_id, "offer_id": offer_id})
+        self.notifier.to_agent(agent_id, {"type": "offer_withdrawn", "offer_id": offer_id, "reason": "expired"})
+        if changed and changed.presence is Presence.AWAY and agent and agent.presence is not Presence.AWAY:
+            self.notifier.to_agent(agent_id, {"type": "presence", "presence": "Away", "reason": "offers expired"})
+        self.bus.publish(ContactRequeued(contact_id, offer_id), AgentFreed(agent_id, cause=f"expired-{offer_id}"))
+        return True
+
+    def _arm_next_step(self, contact: Contact, now: str) -> None:
+        if contact.next_step < len(contact.escalation):
+            due = step_due(contact, contact.next_step)
+            self.bus.schedule(EscalationDue(contact.contact_id, contact.next_step, due), due, now)
+
+    def escalate(self, contact_id: str, step: int, now: str) -> bool:
+        """Apply escalation step ``step`` if it is the contact's next one and it is due; then offer again."""
+
+        def attempt() -> Contact | None:
+            contact = self.store.get_contact(contact_id)
+            if contact is None or contact.state not in (ContactState.QUEUED, ContactState.OFFERED):
+                return None
+            if contact.next_step != step or step >= len(contact.escalation) or step_due(contact, step) > now:
+                return None
+            changed = apply_step(contact, contact.escalation[step])
+            self.store.save(contacts=[(contact, changed)])
+            return changed
+
+        changed = or_else(attempt, None)
+        if changed is None:
+            return False
+        logger.info(
+            "escalated",
+            extra={
+                "contact_id": contact_id,
+                "step": step,
+                "queues": list(changed.queues),
+                "priority": changed.priority,
+            },
+        )
+        self._arm_next_step(changed, now)
+        if changed.state is ContactState.QUEUED:
+            self.offer_contact(contact_id, now, known=changed)
+        return True
+
+    def overflow_when_closed(self, contact: Contact, config: RoutingConfig, now: str) -> Contact:
+        """Move a waiting contact whose queues are all closed to where their out-of-hours overflow leads, if
+        anywhere."""
+        at = clock.parse_iso(now)
+        queues = tuple(dict.fromkeys(hours.overflow_destination(config, q, at) or q for q in contact.queues))
+        if queues == contact.queues:
+            return contact
+        moved = contact.overflowed(queues)
+        try:
+            self.store.save(contacts=[(contact, moved)])
+        except TransactionConflict:
+            return contact  # changed meanwhile (offered, escalated): the next sweep looks again
+        logger.info("overflowed out of hours", extra={"contact_id": contact.contact_id, "queues": list(queues)})
+        return moved
+
+    # --- telling the customer where they stand --------------------------------------------------
+
+    def acknowledge(self, contact_id: str, now: str) -> bool:
+        """Tell a waiting customer their place in the queue and the expected wait, at most once per interval."""
+        config = self.config()
+        contact = self.store.get_contact(contact_id)
+        if contact is None or contact.state is not ContactState.QUEUED:
+            return False
+        if not self.messages.reaches(contact.channel):
+            return False  # a caller hears the call's hold message; a text would only fail
+        if (
+            contact.acknowledged_at
+            and clock.seconds_between(contact.acknowledged_at, now) < config.acknowledgement_interval_seconds
+        ):
+            return False
+        home = contact.queues[0]
+        position = self.store.position_in_queue(contact, home)
+        wait = expected_wait_seconds(position, self.store.queue_stats(home))
+        text = config.acknowledgement_message.format(position=position + 1, wait_minutes=max(1, round(wait / 60)))
+        return self._mark_acknowledged(contact, now, text, "queue_position")
+
+    def _mark_acknowledged(self, contact: Contact, now: str, text: str, kind: str) -> bool:
+        """Mark the contact as told and record what it is told, in one save: a crash between the two can
+        neither lose the message nor send it twice (a redelivery finds the contact told; the message is
+        pending-send, so the sweeper queues it if its dispatch below is lost)."""
+        message = self.messages.prepare(contact.contact_id, contact.customer_id, contact.channel, text, kind, now)
+        try:
+            self.store.save(contacts=[(contact, contact.acknowledged(now))], effects=[CustomerMessage(message)])
+        except TransactionConflict:
+            return False  # another delivery acknowledged (or offered) it just now
+        self.messages.dispatch(message)
+        return True
+
+    # --- the safety net -------------------------------------------------------------------------
+
+    def sweep(self, now: str | None = None) -> Outcome:
+        """Every minute: expire offers past due, end reconnect grace periods past due, fire escalation steps past
+        due, offer what waits.
+
+        A closed queue's contacts still escalate (a step may move them to an open queue) but are offered only
+        once a queue of theirs is open: the first sweep after opening offers what waited overnight. A contact
+        still waiting when its queue closes follows that queue's out-of-hours overflow, as a new one would.
+        """
+        now = now or self.clock.now()
+        config = self.config()
+        for contact in self.store.expired_offers(now):
+            if contact.offer_id:
+                self.expire_offer(contact.contact_id, contact.offer_id, now)
+        grace_started_before = clock.plus_seconds(now, -self.settings.reconnect_grace_seconds)
+        for agent_id, disconnected_at in self.store.disconnected_before(grace_started_before):
+            self.grace_expired(agent_id, disconnected_at, now)
+        offers: list[Offer] = []
+        for queue_name in config.queues:
+            for contact in self.store.waiting_contacts(queue_name, SWEEP_PAGE):
+                while contact.next_step < len(contact.escalation) and step_due(contact, contact.next_step) <= now:
+                    if not self.escalate(contact.contact_id, contact.next_step, now):
+                        break
+                    contact = self.store.get_contact(contact.contact_id) or contact
+                if not hours.open_queues(config, contact.queues, clock.parse_iso(now)):
+                    contact = self.overflow_when_closed(contact, config, now)
+                    if not hours.open_queues(config, contact.queues, clock.parse_iso(now)):
+                        continue
+                offer = self.offer_contact(contact.contact_id, now)
+                if offer:
+                    offers.append(offer)
+        return Outcome(offers=tuple(offers), note="sweep")
+
+
+# --- pure helpers -----------------------------------------------------------------------------------
+
+
+def preferred_agent(customer: dict[str, Any], at: str, config: RoutingConfig) -> str | None:
+    """The agent who served this customer last, if that was within the configured window."""
+    agent_id, served_at = customer.get("last_agent_id"), customer.get("last_served_at")
+    if not agent_id or not served_at:
+        return None
+    if clock.seconds_between(served_at, at) > config.preferred_agent_window_seconds:
+        return None
+    return str(agent_id)
+
+
+def requirements(config: RoutingConfig) -> list[dict[str, int]]:
+    """Every set of required skills a contact can have under ``config``: each rule's, after each of its steps."""
+    # Needing no skill is always possible (a rule without skills, or a step dropping the last one).
+    found: dict[str, dict[str, int]] = {matching.requirement_key({}): {}}
+    for rule in config.rules:
+        skills = dict(rule.skills)
+        found[matching.requirement_key(skills)] = skills
+        for step in rule.escalation:
+            skills = relaxed_skills(skills, step.as_dict())
+            found[matching.requirement_key(skills)] = skills
+    return list(found.values())
+
+
+def offer_payload(contact: Contact) -> dict[str, object]:
+    """What the agent's console receives for an offer."""
+    return {
+        "type": "offer",
+        "offer_id": contact.offer_id,
+        "contact_id": contact.contact_id,
+        "conversation_id": contact.contact_id,
+        "channel": contact.channel,
+        "queue": contact.queues[0],
+        "priority": contact.priority,
+        "skills": contact.required_skills,
+        "customer": {"customer_id": contact.customer_id, "name": contact.customer_name},
+        "returning_customer": contact.preferred_agent is not None,
+        "enqueued_at": contact.enqueued_at,
+        "offered_at": contact.offered_at,
+        "sla_deadline": contact.sla_deadline,
+        "expires_at": contact.offer_expires_at,
+    }
+
+
+def step_due(contact: Contact, index: int) -> str:
+    """When escalation step ``index`` fires: a wait after queueing, or a margin before the SLA deadline."""
+    step = contact.escalation[index]
+    if step.get("after_seconds") is not None:
+        return clock.plus_seconds(contact.enqueued_at, step["after_seconds"])
+    return clock.plus_seconds(contact.sla_deadline, -int(step.get("before_breach_seconds") or 0))
+
+
+def apply_step(contact: Contact, step: dict[str, Any]) -> Contact:
+    """A contact after one escalation step: skills relaxed or dropped, queues widened or overflowed, priority up."""
+    skills = relaxed_skills(contact.required_skills, step)
+    if step.get("overflow_to"):
+        queues: tuple[str, ...] = (step["overflow_to"],)
+    else:
+        queues = tuple(dict.fromkeys([*contact.queues, *(step.get("add_queues") or ())]))
+    priority = min(9, contact.priority + int(step.get("raise_priority") or 0))
+    return contact.escalated(queues=queues, required_skills=skills, priority=priority)
+
+
+def relaxed_skills(required: dict[str, int], step: dict[str, Any]) -> dict[str, int]:
+    """Required skills after an escalation step: minimums lowered (``set_skills``), skills dropped."""
+    skills = {**required}
+    for skill, level in (step.get("set_skills") or {}).items():
+        if skill in skills:
+            skills[skill] = int(level)
+    for skill in step.get("drop_skills") or ():
+        skills.pop(skill, None)
+    return skills
+
+
+def expected_wait_seconds(position: int, stats: dict[str, Any]) -> float:
+    """Ahead of you ``position`` contacts; agents finish one every ``avg handle / working`` seconds on average."""
+    average = float(stats.get("avg_handle_seconds") or 300)
+    working = max(1, int(stats.get("working") or 0))
+    return math.ceil((position + 1) / working) * average

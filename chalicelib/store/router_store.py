@@ -1,0 +1,86 @@
+"""The router's store port (``routing.ports.RoutingStore``) on DynamoDB: routing state in the routing table,
+customers and conversations in the data table (``store.routing``, ``store.conversations``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from chalicelib.routing.model import Agent, Contact
+from chalicelib.routing.ports import Assigned, Change, Closed, Cursor, CustomerMessage, Effect
+from chalicelib.store import conversations, system_messages
+from chalicelib.store import routing as store
+
+
+def effect_actions(effect: Effect) -> list[dict[str, Any]]:
+    """The transaction actions that write ``effect`` beside the contacts and agents it goes with."""
+    if isinstance(effect, Assigned):
+        return store.assignment_actions(effect.contact)
+    if isinstance(effect, Closed):
+        return store.closing_actions(effect.contact, effect.customer_id)
+    if isinstance(effect, CustomerMessage):
+        return [system_messages.record_action(effect.message)]
+    raise TypeError(f"unknown effect {type(effect).__name__}")
+
+
+class DynamoRoutingStore:
+    """Routing state as DynamoDB keeps it: bounded index pages, versioned transactions."""
+
+    def get_contact(self, contact_id: str) -> Contact | None:
+        return store.get_contact(contact_id)
+
+    def get_agent(self, agent_id: str) -> Agent | None:
+        return store.get_agent(agent_id)
+
+    def get_customer(self, customer_id: str) -> dict[str, Any] | None:
+        return conversations.get_customer(customer_id)
+
+    def customer_of_conversation(self, contact: Contact) -> str:
+        """The conversation's customer now (a merge may have moved it), else the contact's."""
+        return str((conversations.get_conversation(contact.contact_id) or {}).get("customer_id", contact.customer_id))
+
+    def pool(
+        self, queue: str, skill: str | None = None, min_level: int = 0, after: Cursor | None = None
+    ) -> tuple[list[Agent], Cursor | None]:
+        return store.pool(queue, skill, min_level, after=after)
+
+    def contacts_needing(self, queue: str, skills: Mapping[str, int]) -> list[Contact]:
+        return store.contacts_needing(queue, skills)
+
+    def waiting_contacts(self, queue: str, limit: int) -> list[Contact]:
+        return store.waiting_contacts(queue, limit=limit)
+
+    def work_of(self, agent_id: str) -> list[Contact]:
+        return store.work_of(agent_id)
+
+    def expired_offers(self, now: str) -> list[Contact]:
+        return store.expired_offers(now)
+
+    def disconnected_before(self, moment: str) -> list[tuple[str, str]]:
+        return store.disconnected_before(moment)
+
+    def connections_of(self, agent_id: str) -> list[str]:
+        return store.connections_of(agent_id)
+
+    def position_in_queue(self, contact: Contact, queue: str) -> int:
+        return store.position_in_queue(contact, queue)
+
+    def queue_stats(self, queue: str) -> dict[str, Any]:
+        return store.queue_stats(queue)
+
+    def create_contact(self, before: Contact | None, contact: Contact) -> None:
+        store.create_contact(before, contact)
+
+    def save(
+        self, contacts: Sequence[Change] = (), agents: Sequence[Change] = (), effects: Sequence[Effect] = ()
+    ) -> None:
+        store.save(contacts=contacts, agents=agents, extra=[a for e in effects for a in effect_actions(e)])
+
+    def record_started(self, queue: str, sla_met: bool) -> None:
+        store.record_started(queue, sla_met)
+
+    def record_handled(self, queue: str, handle_seconds: float) -> None:
+        store.record_handled(queue, handle_seconds)
+
+    def forget_open_conversation(self, customer_id: str, contact_id: str) -> None:
+        conversations.forget_open_conversation(customer_id, contact_id)
