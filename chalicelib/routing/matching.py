@@ -9,11 +9,16 @@ within the configured window), then higher proficiency, then the least
 loaded, then the longest idle.
 Contact for a freed agent: highest priority, then the earliest SLA deadline
 (then their own returning customers, then the longest waiting).
+
+How eligible candidates are ordered is a ``Policy``; every choice comes with its ``Ranking``: who was
+considered with which ordering key, and who was skipped and why (the decision record of an offer).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
 
 from chalicelib.routing.model import Agent, Contact, ContactState, Presence
 
@@ -52,20 +57,33 @@ def key_skill(required_skills: Mapping[str, int]) -> tuple[str, int] | None:
     return skill, required_skills[skill]
 
 
-def can_take(agent: Agent, contact: Contact, cost_of: CostOf, open_queues: Collection[str] | None = None) -> bool:
-    """Whether ``agent`` may be offered ``contact`` now; ``open_queues``: the queues open now (None: all are)."""
+def why_not(agent: Agent, contact: Contact, cost_of: CostOf, open_queues: Collection[str] | None = None) -> str | None:
+    """Why ``agent`` may not be offered ``contact`` now (None: they may); ``open_queues``: the queues open now
+    (None: all are)."""
     shared = set(contact.queues).intersection(agent.queues)
     if open_queues is not None:
         shared.intersection_update(open_queues)  # a closed queue's contacts wait for it to open
-    return (
-        agent.presence is Presence.AVAILABLE
-        and agent.disconnected_at is None  # reconnecting: they could not see the offer
-        and bool(shared)
-        and agent.agent_id not in contact.declined_by
-        and contact.reserved_for in (None, agent.agent_id)
-        and meets(agent, contact.required_skills)
-        and agent.has_room(contact.channel, cost_for(agent, contact.channel, cost_of))
-    )
+    if agent.presence is not Presence.AVAILABLE:
+        return f"presence {agent.presence.value}"
+    if agent.disconnected_at is not None:
+        return "reconnecting"  # they could not see the offer
+    if not shared:
+        return "no open queue in common"
+    if agent.agent_id in contact.declined_by:
+        return "declined it before"
+    if contact.reserved_for not in (None, agent.agent_id):
+        return f"reserved for {contact.reserved_for}"
+    missing = [s for s, level in sorted(contact.required_skills.items()) if agent.skills.get(s, 0) < level]
+    if missing:
+        return "skill " + ", ".join(f"{s} {agent.skills.get(s, 0)}<{contact.required_skills[s]}" for s in missing)
+    if not agent.has_room(contact.channel, cost_for(agent, contact.channel, cost_of)):
+        return "capacity"
+    return None
+
+
+def can_take(agent: Agent, contact: Contact, cost_of: CostOf, open_queues: Collection[str] | None = None) -> bool:
+    """Whether ``agent`` may be offered ``contact`` now; ``open_queues``: the queues open now (None: all are)."""
+    return why_not(agent, contact, cost_of, open_queues) is None
 
 
 def proficiency(agent: Agent, contact: Contact) -> int:
@@ -73,33 +91,130 @@ def proficiency(agent: Agent, contact: Contact) -> int:
     return sum(agent.skills.get(skill, 0) for skill in contact.required_skills)
 
 
-def choose_agent(
-    contact: Contact, agents: Iterable[Agent], cost_of: CostOf, open_queues: Collection[str] | None = None
-) -> Agent | None:
-    eligible = {a.agent_id: a for a in agents if can_take(a, contact, cost_of, open_queues)}
-    if not eligible:
-        return None
-    return min(
-        eligible.values(),
-        key=lambda a: (
-            a.agent_id != contact.preferred_agent,
-            -proficiency(a, contact),
-            a.load_permille,
-            a.idle_since,
-            a.agent_id,
-        ),
+class Policy(Protocol):
+    """How eligible candidates are ordered: the smallest key wins."""
+
+    @property
+    def name(self) -> str: ...
+
+    def agent_key(self, contact: Contact, agent: Agent, now: str) -> tuple[Any, ...]: ...
+
+    def contact_key(self, agent: Agent, contact: Contact, now: str) -> tuple[Any, ...]: ...
+
+
+@dataclass(frozen=True)
+class Classic:
+    """Preferred agent, then proficiency, then the least loaded, then the longest idle; contacts by priority,
+    then the earliest SLA deadline."""
+
+    name: str = "classic"
+
+    def agent_key(self, contact: Contact, agent: Agent, now: str) -> tuple[Any, ...]:
+        return (
+            agent.agent_id != contact.preferred_agent,
+            -proficiency(agent, contact),
+            agent.load_permille,
+            agent.idle_since,
+            agent.agent_id,
+        )
+
+    def contact_key(self, agent: Agent, contact: Contact, now: str) -> tuple[Any, ...]:
+        return (
+            -contact.priority,
+            contact.sla_deadline,
+            contact.preferred_agent != agent.agent_id,
+            contact.enqueued_at,
+            contact.contact_id,
+        )
+
+
+DEFAULT_POLICY: Policy = Classic()
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Ranking(Generic[T]):
+    """One choice and why: the eligible candidates in order with their keys, and who was skipped and why."""
+
+    chosen: T | None
+    policy: str
+    ranked: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def rank_agents(
+    contact: Contact,
+    agents: Iterable[Agent],
+    cost_of: CostOf,
+    open_queues: Collection[str] | None = None,
+    policy: Policy = DEFAULT_POLICY,
+    now: str = "",
+) -> Ranking[Agent]:
+    """The agents for ``contact`` in the policy's order (the first is chosen), and those who may not take it."""
+    eligible: dict[str, tuple[tuple[Any, ...], Agent]] = {}
+    skipped: dict[str, str] = {}
+    for agent in agents:
+        reason = why_not(agent, contact, cost_of, open_queues)
+        if reason is None:
+            eligible[agent.agent_id] = (policy.agent_key(contact, agent, now), agent)
+        else:
+            skipped[agent.agent_id] = reason
+    ordered = sorted(eligible.values(), key=lambda pair: pair[0])
+    return Ranking(
+        chosen=ordered[0][1] if ordered else None,
+        policy=policy.name,
+        ranked=tuple((a.agent_id, k) for k, a in ordered),
+        skipped=tuple(sorted(skipped.items())),
     )
+
+
+def rank_contacts(
+    agent: Agent,
+    contacts: Iterable[Contact],
+    cost_of: CostOf,
+    open_queues: Collection[str] | None = None,
+    policy: Policy = DEFAULT_POLICY,
+    now: str = "",
+) -> Ranking[Contact]:
+    """The waiting contacts for a freed ``agent`` in the policy's order (the first is chosen), and those they
+    may not take."""
+    eligible: dict[str, tuple[tuple[Any, ...], Contact]] = {}
+    skipped: dict[str, str] = {}
+    for contact in contacts:
+        reason = "not queued" if contact.state is not ContactState.QUEUED else None
+        reason = reason or why_not(agent, contact, cost_of, open_queues)
+        if reason is None:
+            eligible[contact.contact_id] = (policy.contact_key(agent, contact, now), contact)
+        else:
+            skipped[contact.contact_id] = reason
+    ordered = sorted(eligible.values(), key=lambda pair: pair[0])
+    return Ranking(
+        chosen=ordered[0][1] if ordered else None,
+        policy=policy.name,
+        ranked=tuple((c.contact_id, k) for k, c in ordered),
+        skipped=tuple(sorted(skipped.items())),
+    )
+
+
+def choose_agent(
+    contact: Contact,
+    agents: Iterable[Agent],
+    cost_of: CostOf,
+    open_queues: Collection[str] | None = None,
+    policy: Policy = DEFAULT_POLICY,
+    now: str = "",
+) -> Agent | None:
+    return rank_agents(contact, agents, cost_of, open_queues, policy, now).chosen
 
 
 def choose_contact(
-    agent: Agent, contacts: Iterable[Contact], cost_of: CostOf, open_queues: Collection[str] | None = None
+    agent: Agent,
+    contacts: Iterable[Contact],
+    cost_of: CostOf,
+    open_queues: Collection[str] | None = None,
+    policy: Policy = DEFAULT_POLICY,
+    now: str = "",
 ) -> Contact | None:
-    eligible = {
-        c.contact_id: c for c in contacts if c.state is ContactState.QUEUED and can_take(agent, c, cost_of, open_queues)
-    }
-    if not eligible:
-        return None
-    return min(
-        eligible.values(),
-        key=lambda c: (-c.priority, c.sla_deadline, c.preferred_agent != agent.agent_id, c.enqueued_at, c.contact_id),
-    )
+    return rank_contacts(agent, contacts, cost_of, open_queues, policy, now).chosen

@@ -80,6 +80,8 @@ class Router:
     new_id: IdSource
     config: ConfigSource
     settings: Settings = field(default_factory=Settings)
+    # How eligible candidates are ordered; the simulator swaps in its baselines (longest idle, round robin).
+    policy: matching.Policy = matching.DEFAULT_POLICY
 
     # --- events ---------------------------------------------------------------------------------
 
@@ -222,7 +224,7 @@ class Router:
                 found = self.store.get_agent(wanted)  # may be past the first page of the index
                 if found:
                     candidates[found.agent_id] = found
-        agent = matching.choose_agent(contact, candidates.values(), config.cost, open_now)
+        agent = matching.choose_agent(contact, candidates.values(), config.cost, open_now, self.policy, now)
         if agent is None:
             return None
         return self._offer(contact, agent, now, config)
@@ -244,7 +246,7 @@ class Router:
             for skills in needs
             for c in self.store.contacts_needing(q, skills)
         }
-        contact = matching.choose_contact(agent, waiting.values(), config.cost, open_now)
+        contact = matching.choose_contact(agent, waiting.values(), config.cost, open_now, self.policy, now)
         if contact is None:
             return None
         return self._offer(contact, agent, now, config)
