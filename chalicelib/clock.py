@@ -11,7 +11,12 @@ def now_iso() -> str:
 
 
 def to_iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = moment.astimezone(UTC)
+    # As strftime("%Y-%m-%dT%H:%M:%S.%fZ"), at a fraction of its cost (the simulator writes millions of these).
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}"
+        f".{utc.microsecond:06d}Z"
+    )
 
 
 def parse_iso(value: str) -> datetime:

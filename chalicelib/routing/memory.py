@@ -99,12 +99,18 @@ class MemoryStore:
 
     def work_of(self, agent_id: str) -> list[Contact]:
         self.reads += 1
-        return sorted((self.contacts[c] for c in self._work.get(agent_id, ())), key=lambda c: c.enqueued_at)
+        # The contact id breaks ties: a set's order changes with the process's hash seed, a simulation must not.
+        return sorted(
+            (self.contacts[c] for c in self._work.get(agent_id, ())), key=lambda c: (c.enqueued_at, c.contact_id)
+        )
 
     def expired_offers(self, now: str) -> list[Contact]:
         self.reads += 1
         found = [self.contacts[c] for c in self._offered]
-        return sorted((c for c in found if (c.offer_expires_at or "") < now), key=lambda c: c.offer_expires_at or "")
+        return sorted(
+            (c for c in found if (c.offer_expires_at or "") < now),
+            key=lambda c: (c.offer_expires_at or "", c.contact_id),
+        )
 
     def disconnected_before(self, moment: str) -> list[tuple[str, str]]:
         self.reads += 1

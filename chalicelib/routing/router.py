@@ -739,6 +739,19 @@ def preferred_agent(customer: dict[str, Any], at: str, config: RoutingConfig) ->
 
 def requirements(config: RoutingConfig) -> list[dict[str, int]]:
     """Every set of required skills a contact can have under ``config``: each rule's, after each of its steps."""
+    # A config is read once and kept (frozen), and every freed agent asks: worked out once per config object.
+    cached = _requirements_of.get(id(config))
+    if cached is None or cached[0] is not config:
+        cached = (config, _requirements(config))
+        _requirements_of.clear()  # one config is in force at a time; a replaced one is not kept alive
+        _requirements_of[id(config)] = cached
+    return [dict(skills) for skills in cached[1]]
+
+
+_requirements_of: dict[int, tuple[RoutingConfig, list[dict[str, int]]]] = {}
+
+
+def _requirements(config: RoutingConfig) -> list[dict[str, int]]:
     # Needing no skill is always possible (a rule without skills, or a step dropping the last one).
     found: dict[str, dict[str, int]] = {matching.requirement_key({}): {}}
     for rule in config.rules:
