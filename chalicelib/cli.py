@@ -389,10 +389,6 @@ def _moment(value: str | None) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def _simulate(args: argparse.Namespace) -> int:
     """Run a scenario; print the Markdown report and write it with its JSON and plots to ``--out``."""
     from chalicelib.sim import report
@@ -410,3 +406,7 @@ def _simulate(args: argparse.Namespace) -> int:
     print((out / "report.md").read_text(encoding="utf-8"))
     print("wrote " + ", ".join(str(path) for path in written))
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 
 def now_iso() -> str:
@@ -19,7 +20,9 @@ def to_iso(moment: datetime) -> str:
     )
 
 
+@lru_cache(maxsize=8192)
 def parse_iso(value: str) -> datetime:
+    # Remembered: routing parses the same few moments (a contact's arrival, deadline, offer expiry) many times.
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 

@@ -24,6 +24,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -49,11 +50,21 @@ _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 def iso_at(base: datetime, offset: float) -> str:
     """The moment ``offset`` seconds after ``base``, as the router writes moments (UTC, microseconds)."""
-    moment = base + timedelta(seconds=offset)
-    return (
-        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:"
-        f"{moment.second:02d}.{moment.microsecond:06d}Z"
-    )
+    micros = round(offset * 1_000_000) + _micros_of_day(base)
+    day, micros = divmod(micros, 86_400_000_000)
+    seconds, micros = divmod(micros, 1_000_000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    return f"{_date_of(base, day)}T{hour:02d}:{minute:02d}:{second:02d}.{micros:06d}Z"
+
+
+def _micros_of_day(base: datetime) -> int:
+    return ((base.hour * 60 + base.minute) * 60 + base.second) * 1_000_000 + base.microsecond
+
+
+@lru_cache(maxsize=4096)
+def _date_of(base: datetime, day: int) -> str:
+    return (base.date() + timedelta(days=day)).isoformat()
 
 
 def seconds_since(base: datetime, moment: str) -> float:
