@@ -76,3 +76,10 @@ def send_batch_to_outbox(bodies: list[str]) -> None:
     )
     if response.get("Failed"):
         raise RuntimeError(f"{len(response['Failed'])} outbox jobs were not queued")
+
+
+def delay_outbox_job(receipt_handle: str, seconds: int) -> None:
+    """Hide a received outbox job from the queue for ``seconds`` (the outbox's backoff after a failed send)."""
+    aws.client("sqs").change_message_visibility(
+        QueueUrl=_queue_url(outbox_queue_name()), ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+    )
