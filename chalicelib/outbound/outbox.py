@@ -161,14 +161,13 @@ def queue_reply(
         # A digest, not the text: enough to tell a retry from a different message under the same key.
         outbound.record_reply(message, agent_id, client_message_id, _digest(text))
     except ReplyKeyTaken:
-        pass  # another request with this key (the agent's earlier try, or a double click) got there first
-    else:
-        dispatch(message)
-        return view(message)
-    earlier = _earlier_reply(conversation_id, agent_id, client_message_id, text)
-    if earlier is None:  # cannot happen: the key's condition failed because its record exists
-        raise Conflict("the reply's idempotency record vanished; retry")
-    return earlier
+        # Another request with this key (the agent's earlier try, or a double click) got there first.
+        earlier = _earlier_reply(conversation_id, agent_id, client_message_id, text)
+        if earlier is None:  # cannot happen: the key's condition failed because its record exists
+            raise Conflict("the reply's idempotency record vanished; retry") from None
+        return earlier
+    dispatch(message)
+    return view(message)
 
 
 def enqueue(

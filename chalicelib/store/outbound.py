@@ -213,8 +213,7 @@ def record_reply(message: dict[str, Any], agent_id: str, client_message_id: str,
 
 
 def reply_of_key(conversation_id: str, agent_id: str, client_message_id: str) -> dict[str, Any] | None:
-    """The record of an agent's idempotency key (``message_id``, ``customer_id``, ``message_sk``,
-    ``text_sha256``), or None."""
+    """The record of an agent's idempotency key (``message_id``, ``message_sk``, ``text_sha256``...), or None."""
     k = _reply_key(conversation_id, agent_id, client_message_id)
     return get(_table(), k["pk"]["S"], k["sk"]["S"])
 
