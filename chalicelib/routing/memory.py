@@ -112,7 +112,6 @@ class MemoryStore:
 
     def work_of(self, agent_id: str) -> list[Contact]:
         self.reads += 1
-        # The contact id breaks ties: a set's order changes with the process's hash seed, a simulation must not.
         return sorted(
             (self.contacts[c] for c in self._work.get(agent_id, ())), key=lambda c: (c.enqueued_at, c.contact_id)
         )
@@ -120,15 +119,13 @@ class MemoryStore:
     def expired_offers(self, now: str) -> list[Contact]:
         self.reads += 1
         found = [self.contacts[c] for c in self._offered]
-        return sorted(
-            (c for c in found if (c.offer_expires_at or "") < now),
-            key=lambda c: (c.offer_expires_at or "", c.contact_id),
-        )
+        expired = (c for c in found if (c.offer_expires_at or "") < now)
+        return sorted(expired, key=lambda c: (c.offer_expires_at or "", c.contact_id))
 
     def disconnected_before(self, moment: str) -> list[tuple[str, str]]:
         self.reads += 1
         found = [(a.agent_id, a.disconnected_at) for a in self.agents.values() if a.disconnected_at]
-        return sorted(((a, at) for a, at in found if at < moment), key=lambda pair: pair[1])
+        return sorted(((a, at) for a, at in found if at < moment), key=lambda pair: (pair[1], pair[0]))
 
     def connections_of(self, agent_id: str) -> list[str]:
         return [] if agent_id in self.disconnected else [f"memory-{agent_id}"]
