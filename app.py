@@ -143,13 +143,26 @@ def publish_routing(principal: auth.Principal) -> dict[str, Any]:
     """Replace the routing config (YAML): checked first, then live within 60 s everywhere."""
     raw = _request().raw_body
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    current = routing_config.current_config()
     try:
         config = routing_config.publish_override(text)
     except routing_config.ConfigError as error:
         problems = [{"field": p.field, "line": p.line, "problem": p.message} for p in error.problems]
         raise InvalidPayload(str(error), problems) from None
     routing_config.forget_current_config()
-    return {"queues": sorted(config.queues), "rules": [rule.name for rule in config.rules]}
+    published: dict[str, Any] = {"queues": sorted(config.queues), "rules": [rule.name for rule in config.rules]}
+    if config.lab or current.lab:
+        # The routing lab (routing.yaml `lab:`): simulated against what was live; it warns, it never refuses.
+        from chalicelib.sim import lab
+
+        try:
+            verdict = lab.compare(current, config)
+        except Exception:  # the config is live already; a lab failure must not make its publishing look failed
+            logger.exception("routing lab check failed")
+            published["warnings"] = ["the routing lab could not simulate this config; it is published unchecked"]
+        else:
+            published |= {"lab": verdict.as_dict(), "warnings": list(verdict.warnings)}
+    return published
 
 
 @route("/agents", methods=["GET"])

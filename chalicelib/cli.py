@@ -1,6 +1,6 @@
 """The ``switchboard`` command for ops: routing configurations, dead letters, secrets, the post-deploy checklist.
 
-    switchboard rules check FILE
+    switchboard rules check FILE [--scenario NAME] [--against CURRENT_FILE]
     switchboard rules explain FILE --message JSON [--at ISO8601] [--customer JSON]
     switchboard dlq list|redrive [--queue NAME] [--stage STAGE]
     switchboard secrets status [--stage STAGE]
@@ -160,6 +160,14 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate a routing configuration file")
     check.add_argument("file", metavar="FILE")
+    check.add_argument(
+        "--scenario",
+        metavar="NAME",
+        help="also simulate this scenario with the current and these rules; warn on SL loss",
+    )
+    check.add_argument(
+        "--against", metavar="FILE", help="the current rules to compare with (default: the shipped ones)"
+    )
     check.set_defaults(run=_check)
 
     explained = commands.add_parser("explain", help="show which rule, queue, skills and SLA a message would get")
@@ -329,6 +337,18 @@ def _setup(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     config = load_file(args.file)
     print(f"{args.file}: OK ({len(config.queues)} queues, {len(config.rules)} rules)")
+    if args.scenario or args.against:
+        # The routing lab: warn (exit status stays 0) when the candidate loses SL on the scenario.
+        from chalicelib.routing.config import default_config
+        from chalicelib.sim.lab import compare
+        from chalicelib.sim.scenario import ScenarioError
+
+        current = load_file(args.against) if args.against else default_config()
+        try:
+            verdict = compare(current, config, args.scenario or (config.lab.scenario if config.lab else None))
+        except (ScenarioError, ValueError) as exc:
+            raise UsageError(f"--scenario: {exc}") from None
+        print("\n".join(verdict.lines()))
     return 0
 
 
