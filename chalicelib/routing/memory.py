@@ -14,8 +14,8 @@ import itertools
 from bisect import bisect_left, insort
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from chalicelib import clock
 from chalicelib.routing.config import RoutingConfig
@@ -249,11 +249,13 @@ def _remove(entries: list[tuple[str, str]], entry: tuple[str, str]) -> None:
         del entries[at]
 
 
-@dataclass(order=True)
-class Timer:
+class Timer(NamedTuple):
+    """A scheduled event; ordered by when it is due, then by when it was scheduled (``seq`` is unique, so the
+    event itself is never compared). A tuple: the heap compares them millions of times in a simulation."""
+
     due_at: str
     seq: int
-    event: RoutingEvent = field(compare=False)
+    event: RoutingEvent
 
 
 class MemoryBus:
