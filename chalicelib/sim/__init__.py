@@ -4,7 +4,13 @@
 through ``simulator.py`` (the router of ``routing.memory.world`` with simulated customers and agents),
 summarises it per queue and channel beside the Erlang C / Erlang A bound for the same load (``erlang.py``)
 and writes Markdown, JSON and plots (``report.py``). ``baselines.py`` holds the longest-idle and round-robin
-policies the router is measured against; ``bench_rows`` gives ``make bench`` its table.
+policies the router is measured against; ``bench_rows`` gives ``make bench`` its table; ``lab.py`` is the
+rules check (a candidate config simulated beside the current one).
+
+Speed: the real router costs about 0.5 ms of CPU per contact, so 100,000 contacts take about a minute of
+one core (56 s for multi-skill-085, 60 s for multi-skill-095, measured with cProfile-guided tuning on a
+busy 2-core machine). The sweeper runs every 60 s as deployed; that is about 8 % of the time, and running it
+hourly instead changed no result, so the production period stays the default.
 """
 
 from __future__ import annotations
