@@ -172,7 +172,7 @@ def probe(package: Path, function: str, attribute: str, kind: str) -> dict[str, 
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    runs = 1 if quick else 5
+    runs = 1 if quick else 3
     functions = ["api_handler"] if quick else list(HANDLERS)
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as where:
         packages = build_packages(Path(where))

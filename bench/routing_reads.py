@@ -4,12 +4,14 @@ With N agents and N waiting contacts in the routing table, three decisions are m
 DynamoDB client (requests, items read and read units):
 
 - offer a new contact (``engine.offer_contact``) while agents have room: the first page of the pool will do;
-- offer a new contact while nobody in the pool has room for it: the router reads its bounded pages, gives up;
+- offer a new contact while nobody in its queue's pool has room for it: the router reads its bounded pages and
+  gives up;
 - give a freed agent work (``engine.on_agent_freed``) with N contacts waiting.
 
-The table is bulk-loaded with the items the store itself writes (``store.routing.agent_actions`` and
-``contact_actions``, written with BatchWriteItem, their counter updates summed per shard), because creating
-10,000 agents through one transaction each in moto takes minutes and measures moto, not the router.
+The table holds N agents with room in ``default``, the N contacts waiting there, and N agents in ``billing``
+with no room for a web chat. It is bulk-loaded with the items the store itself writes (``bulk_load``), because
+creating 10,000 agents through one transaction each in moto takes many minutes and measures moto, not the
+router; transactions run with the local stack's item-by-item rollback instead of moto's table copies.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from typing import Any
 
 QUEUE = "default"
+FULL_QUEUE = "billing"  # a queue of the shipped config with no opening hours, like default
 SIZES = (10, 100, 1000, 10000)
 QUICK_SIZES = (10, 100)
 FULL_PAGES_FROM = 100
@@ -32,19 +35,19 @@ def _stamp(base: float, offset_seconds: float) -> str:
     return clock.to_iso(datetime.fromtimestamp(base + offset_seconds, UTC))
 
 
-def _agents(n: int, room: bool, base: float) -> list[Any]:
+def _agents(n: int, queue: str, room: bool, base: float) -> list[Any]:
     from chalicelib.routing.model import Agent, Presence
 
-    # Two chats each (40 of 60 units); with room they may take a third, without it webchat is capped at two.
-    cap = {} if room else {"webchat": 2}
+    # Two chats each (40 of 60 units); with room they may take a third, without it webchat is capped at two
+    # (still in the pool index, as they have capacity units left, but no use to a web chat).
     return [
         Agent(
-            agent_id=f"agent{i:05d}",
+            agent_id=f"{queue}{i:05d}",
             name=f"Agent {i}",
             presence=Presence.AVAILABLE,
-            skills={"billing": 1 + i % 5} if i % 2 else {},
-            queues=(QUEUE,),
-            max_per_channel=cap,
+            skills={"billing": 1 + i % 5} if room and i % 2 else {},
+            queues=(queue,),
+            max_per_channel={} if room else {"webchat": 2},
             load={"webchat": 2},
             used=40,
             idle_since=_stamp(base, -3600 + i),
@@ -71,33 +74,30 @@ def _contacts(n: int, base: float) -> list[Any]:
 
 
 def bulk_load(agents: list[Any], contacts: list[Any]) -> float:
-    """Write ``agents`` and ``contacts`` as the store would, batched; returns the seconds it took."""
+    """Store ``agents`` and ``contacts`` as the store writes them; returns the seconds it took.
+
+    The items are the store's own (``agent_actions``, ``contact_actions``; the counters' ADD updates summed per
+    shard as ``presence_count_actions`` and ``waiting_count_actions`` write them), put straight into moto's
+    backend: through BatchWriteItem, 90,000 items take minutes of request (de)serialisation, none of it the
+    router's.
+    """
     import boto3
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
 
     from chalicelib.store import routing as store
 
     started = time.perf_counter()
-    dynamodb = boto3.client("dynamodb", region_name="us-east-1")  # the bench's own client: not metered
-    puts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    actions = [a for agent in agents for a in store.agent_actions((None, agent))]
-    actions += [a for contact in contacts for a in store.contact_actions((None, contact))]
-    # Counter updates summed over everything, one ADD per (queue, shard), as the store writes them.
-    actions = [a for a in actions if "Update" not in a]
-    actions += store.presence_count_actions([(None, agent) for agent in agents])
-    actions += store.waiting_count_actions([(None, contact) for contact in contacts])
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    actions = [a for agent in agents for a in store.agent_actions((None, agent)) if "Put" in a]
+    actions += [a for contact in contacts for a in store.contact_actions((None, contact)) if "Put" in a]
     for action in actions:
-        if "Put" in action:
-            puts.append({"PutRequest": {"Item": action["Put"]["Item"]}})
-            table = action["Put"]["TableName"]
-        elif "Update" in action:
-            updates.append(action["Update"])
-    for start in range(0, len(puts), 25):
-        pending = {table: puts[start : start + 25]}
-        while pending:
-            pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-    for update in updates:
-        dynamodb.update_item(**update)
+        backend.put_item(action["Put"]["TableName"], action["Put"]["Item"])
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")  # the bench's own client: not metered
+    for action in store.presence_count_actions([(None, agent) for agent in agents]) + store.waiting_count_actions(
+        [(None, contact) for contact in contacts]
+    ):
+        dynamodb.update_item(**action["Update"])
     return time.perf_counter() - started
 
 
@@ -119,6 +119,8 @@ def _measure(meter: Any, decide: Any) -> dict[str, Any]:
 
 
 def run_one(n: int) -> list[dict[str, Any]]:
+    """The three decisions on one table: N agents with room in ``default``, N waiting contacts there, and N
+    agents in ``billing`` with no room for a web chat."""
     from bench.harness import app_on_moto, transactions_without_table_copies
     from bench.meter import Meter
     from chalicelib import clock
@@ -126,48 +128,45 @@ def run_one(n: int) -> list[dict[str, Any]]:
     from chalicelib.routing.model import Contact
     from chalicelib.store import routing as store
 
-    rows: list[dict[str, Any]] = []
     base = time.time()
-    for room in (True, False):
-        with app_on_moto(), transactions_without_table_copies():
-            load_seconds = bulk_load(_agents(n, room, base), _contacts(n, base))
-            meter = Meter()
-            # Warm, as a Lambda that has already routed: the client made and the routing config read.
-            engine.current_config()
-            store.get_agent("agent00000")
+    with app_on_moto(), transactions_without_table_copies():
+        agents = _agents(n, QUEUE, True, base) + _agents(n, FULL_QUEUE, False, base)
+        load_seconds = round(bulk_load(agents, _contacts(n, base)), 1)
+        meter = Meter()
+
+        def new_contact(name: str, queue: str) -> str:
             now = clock.now_iso()
-
-            def new_contact(name: str, now: str = now) -> str:
-                contact = Contact(
-                    contact_id=name,
-                    customer_id=f"cust-{name}",
-                    channel="webchat",
-                    enqueued_at=now,
-                    queues=(QUEUE,),
-                    sla_deadline=clock.plus_seconds(now, 60),
-                    rule="everything else",
-                )
-                store.create_contact(None, contact)
-                return name
-
-            contact_id = new_contact("new-contact")
-            decision = "offer a new contact" + ("" if room else " (nobody has room)")
-            measured = _measure(
-                meter,
-                lambda contact_id=contact_id: (
-                    "offered" if engine.offer_contact(contact_id, clock.now_iso()) else "stays queued"
-                ),
+            contact = Contact(
+                contact_id=name,
+                customer_id=f"cust-{name}",
+                channel="webchat",
+                enqueued_at=now,
+                queues=(queue,),
+                sla_deadline=clock.plus_seconds(now, 60),
+                rule="everything else",
             )
-            rows.append({"decision": decision, "n": n, "load_seconds": round(load_seconds, 1), **measured})
-            if room:
-                freed = "agent00002"  # no skills; room for one more chat
-                measured = _measure(
-                    meter, lambda freed=freed: f"{len(engine.on_agent_freed(freed, clock.now_iso()).offers)} offer(s)"
-                )
-                rows.append(
-                    {"decision": "give a freed agent work", "n": n, "load_seconds": round(load_seconds, 1), **measured}
-                )
-    return rows
+            store.create_contact(None, contact)
+            return name
+
+        def offer(contact_id: str) -> str:
+            return "offered" if engine.offer_contact(contact_id, clock.now_iso()) else "stays queued"
+
+        def free(agent_id: str) -> str:
+            return f"{len(engine.on_agent_freed(agent_id, clock.now_iso()).offers)} offer(s)"
+
+        # Warm, as a Lambda that has already routed: one offer made unmetered (the client made, the routing
+        # config read, the timer queue's URL cached).
+        offer(new_contact("warm-up", QUEUE))
+        arrived, unlucky = new_contact("new-contact", QUEUE), new_contact("no-room", FULL_QUEUE)  # not metered
+        decisions = [
+            ("offer a new contact", lambda: offer(arrived)),
+            ("give a freed agent work", lambda: free(f"{QUEUE}00008")),  # no skills; room for one more chat
+            ("offer a new contact (nobody has room)", lambda: offer(unlucky)),
+        ]
+        rows = []
+        for decision, decide in decisions:
+            rows.append({"decision": decision, "n": n, "load_seconds": load_seconds, **_measure(meter, decide)})
+        return rows
 
 
 def run(quick: bool = False) -> dict[str, Any]:
