@@ -144,7 +144,7 @@ def render_cold_import(data: dict[str, Any]) -> str:
             "runs",
             "import ms (median)",
             "import + first client ms",
-            "ratio to bare",
+            "ratio to bare (median per round)",
             "modules",
             "peak RSS MB",
         ],
@@ -161,7 +161,11 @@ def render_cold_import(data: dict[str, Any]) -> str:
             for r in data["rows"]
         ],
     )
-    note = f"Every function imports the same app.py, so their rows differ by noise only (Python {data['python']})."
+    note = (
+        f"Every function imports the same app.py, so their rows differ by noise only; pooled over all "
+        f"{data.get('pooled_samples', '?')} function-rounds the median ratio to the bare app is "
+        f"**{data.get('pooled_ratio_to_bare', '?')}** (Python {data['python']})."
+    )
     return f"{body}\n\n{note}"
 
 
