@@ -18,7 +18,7 @@ import importlib
 import inspect
 from typing import Any
 
-SIMULATOR_ENTRY = "chalicelib.sim:run_standard_scenarios"
+SIMULATOR_ENTRY = "chalicelib.sim:bench_rows"
 
 
 class NotAvailable(Exception):
