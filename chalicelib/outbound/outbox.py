@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -110,6 +110,7 @@ def queue_reply(
     *,
     channel: str | None = None,
     client_message_id: str | None = None,
+    also: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """Queue an agent's reply to the conversation's customer; returns the queued message.
 
@@ -124,6 +125,9 @@ def queue_reply(
     ``client_message_id`` (the client's idempotency key for this message): the same key from the same
     agent on the same conversation returns the first reply and stores nothing; with another text it
     raises ``IdempotencyKeyReused``.
+
+    ``also``: transaction actions recorded with the reply, all or nothing (the contact's first response);
+    their failed condition raises ``TransactionConflict``.
     """
     if client_message_id is not None:
         earlier = _earlier_reply(conversation_id, agent_id, client_message_id, text)
@@ -158,11 +162,11 @@ def queue_reply(
         conversation_id, customer_id, channel, text, REPLY, now, author=agent_id, identity=destination.identity
     )
     if client_message_id is None:
-        return _record_and_dispatch(message)
+        return _record_and_dispatch(message, *also)
     message["client_message_id"] = client_message_id
     key_record = _reply_key_put(conversation_id, agent_id, client_message_id, message)
     try:
-        return _record_and_dispatch(message, key_record)
+        return _record_and_dispatch(message, key_record, *also)
     except TransactionConflict as conflict:
         if not conflict.failed(1):
             raise

@@ -8,7 +8,7 @@ The same router code runs in all three places.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chalicelib.routing.config import RoutingConfig
@@ -41,7 +41,51 @@ class CustomerMessage:
     message: dict[str, Any]
 
 
-Effect = Assigned | Closed | CustomerMessage
+@dataclass(frozen=True)
+class OfferDecision:
+    """Saved with an offer: why this agent got this contact. ``chosen_for`` "contact": the agents considered
+    for the contact; "agent": the waiting contacts a freed agent considered. Each ranked candidate has its
+    rank and its ordering key by name, each skipped one the reason; at most ``records.MAX_LISTED`` of each are
+    listed, the totals count them all."""
+
+    contact_id: str
+    offer_id: str
+    agent_id: str
+    made_at: str
+    chosen_for: str
+    policy: str
+    ranked: tuple[dict[str, Any], ...]
+    skipped: tuple[dict[str, Any], ...]
+    ranked_total: int
+    skipped_total: int
+
+    def as_item(self) -> dict[str, Any]:
+        """The decision as stored and shown (plain values)."""
+        return {
+            "contact_id": self.contact_id,
+            "offer_id": self.offer_id,
+            "agent_id": self.agent_id,
+            "made_at": self.made_at,
+            "chosen_for": self.chosen_for,
+            "policy": self.policy,
+            "ranked": [dict(r) for r in self.ranked],
+            "skipped": [dict(s) for s in self.skipped],
+            "ranked_total": self.ranked_total,
+            "skipped_total": self.skipped_total,
+        }
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """Saved with a change of a contact: what happened to it, appended to its contact record (one per arrival,
+    ``contact.arrived_at``), and the record's summary fields it sets (accepted_at, sla_met, wrap_up...)."""
+
+    contact: Contact
+    events: tuple[dict[str, Any], ...]
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+Effect = Assigned | Closed | CustomerMessage | OfferDecision | Lifecycle
 
 
 class RoutingStore(Protocol):
@@ -76,7 +120,7 @@ class RoutingStore(Protocol):
 
     def queue_stats(self, queue: str) -> dict[str, Any]: ...
 
-    def create_contact(self, before: Contact | None, contact: Contact) -> None: ...
+    def create_contact(self, before: Contact | None, contact: Contact, effects: Sequence[Effect] = ()) -> None: ...
 
     def save(
         self, contacts: Sequence[Change] = (), agents: Sequence[Change] = (), effects: Sequence[Effect] = ()
