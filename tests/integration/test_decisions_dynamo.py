@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from chalicelib import clock
+from chalicelib import cli, clock
 from chalicelib.routing import records
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
@@ -56,7 +56,8 @@ def test_an_offer_s_decision_is_stored_with_it_and_shown_to_supervisors(client):
 def test_a_contact_record_keeps_offers_accept_first_response_transfer_and_close(client):
     create_agent(client, "ada", capacity=2)
     create_agent(client, "bob", capacity=2)
-    ada, bob = connect_agent(client, "ada"), connect_agent(client, "bob")
+    ada = connect_agent(client, "ada")
+    connect_agent(client, "bob")
     conversation = visitor_conversation(client, 1)
     drain(client)
     first = "ada" if offers_to(ada) else "bob"
@@ -132,3 +133,34 @@ def test_a_period_is_read_from_the_index_without_a_scan(client):
         dynamodb.meta.events.unregister("before-call.dynamodb.*", note)
     assert sorted(r["contact_id"] for r in found) == sorted(conversations)
     assert "Scan" not in calls and set(calls) == {"Query"}
+
+
+def test_explain_contact_names_every_candidate_and_who_got_it(client, capsys):
+    create_agent(client, "ada", capacity=2)
+    create_agent(client, "bob", capacity=2)
+    create_agent(client, "cyd", capacity=2)
+    connect_agent(client, "ada")
+    connect_agent(client, "bob")
+    connect_agent(client, "cyd")
+    conversation = visitor_conversation(client, 1)
+    drain(client)
+    first = routing_store.get_contact(conversation).offered_to
+    client.http.post(f"/conversations/{conversation}/decline", headers=as_agent(first))
+    drain(client)
+    second = routing_store.get_contact(conversation).offered_to
+    client.http.post(f"/conversations/{conversation}/accept", headers=as_agent(second))
+
+    assert cli.main(["explain-contact", conversation]) == 0
+    out = capsys.readouterr().out
+    for name in ("ada", "bob", "cyd"):
+        assert f". {name}  preferred=False" in out, out
+    assert f"{first}: declined it before" in out
+    assert f"offer 1 ({routing_store.decisions_of(conversation)[0]['offer_id']}) to {first}" in out
+    assert f"to {second} at" in out and ": accepted" in out
+    assert "SLA met" in out
+
+    assert cli.main(["explain-contact", conversation, "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [d["agent_id"] for d in document["decisions"]] == [first, second]
+    assert cli.main(["explain-contact", "nope"]) == 1
+    assert "no contact nope" in capsys.readouterr().err
