@@ -1,1 +1,3 @@
-"""Routing: who answers which contact. ``model`` and ``matching`` are pure; ``engine`` does the I/O."""
+"""Routing: who answers which contact. ``model``, ``matching``, ``rules``, ``hours`` and ``router`` are pure;
+``router.Router`` works over the ports of ``ports``; ``engine`` wires the AWS adapters, ``memory`` the in-memory
+ones."""

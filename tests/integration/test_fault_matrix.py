@@ -71,30 +71,30 @@ FLOW_SITES = [
     "webhook_twilio_messaging > inbox.deliver > inbox.receive > conversations.ingest > conversations._plan > conversations.customers_of > conversations._batch_get > dynamodb.GetItem",  # noqa: E501
     "webhook_twilio_messaging > inbox.deliver > inbox.receive > conversations.ingest > dynamodb.TransactWriteItems",
     "webhook_twilio_messaging > inbox.deliver > inbox.receive > queue.publish > sqs.SendMessage",
-    "on_routing_event > engine.handle > engine.on_conversation_message > routing.get_contact > dynamodb.GetItem",
-    "on_routing_event > engine.handle > engine.on_conversation_message > engine._open_contact > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_conversation_message > engine._open_contact > routing.create_contact > dynamodb.TransactWriteItems",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_conversation_message > engine.offer_contact > engine.plan_offer > engine._pool > routing.pool > dynamodb.Query",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_conversation_message > engine.offer_contact > engine.commit_offer > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_conversation_message > engine.offer_contact > engine._announce > queue.publish_timer > queue._queue_url > sqs.GetQueueUrl",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_conversation_message > engine.offer_contact > engine._announce > queue.publish_timer > sqs.SendMessage",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_conversation_message > engine.offer_contact > engine._announce > push.to_agent > routing.connections_of > dynamodb.Query",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_conversation_message > engine.offer_contact > engine._announce > push.to_agent > push.to_connection > apigatewaymanagementapi.PostToConnection",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_conversation_message > engine.acknowledge > routing.get_contact > dynamodb.GetItem",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_conversation_message > engine.acknowledge > routing.position_in_queue > routing.waiting_counts > routing._queue_items > dynamodb.Query",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_conversation_message > engine.acknowledge > routing.position_in_queue > routing._band_keys > dynamodb.Query",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_conversation_message > engine.acknowledge > routing.queue_stats > dynamodb.GetItem",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_conversation_message > engine.acknowledge > engine._mark_acknowledged > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_conversation_message > engine.acknowledge > engine._mark_acknowledged > system_messages.dispatch > outbox.dispatch > queue.send_to_outbox > queue._queue_url > sqs.GetQueueUrl",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_conversation_message > engine.acknowledge > engine._mark_acknowledged > system_messages.dispatch > outbox.dispatch > queue.send_to_outbox > sqs.SendMessage",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router_store.get_contact > routing.get_contact > dynamodb.GetItem",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router._open_contact > router_store.get_customer > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router._open_contact > router_store.create_contact > routing.create_contact > dynamodb.TransactWriteItems",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.offer_contact > router.plan_offer > router._pool > router_store.pool > routing.pool > dynamodb.Query",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.offer_contact > router.commit_offer > router_store.save > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.offer_contact > router._announce > queue.schedule > queue.publish_timer > queue._queue_url > sqs.GetQueueUrl",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.offer_contact > router._announce > queue.schedule > queue.publish_timer > sqs.SendMessage",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.offer_contact > router._announce > engine.to_agent > push.to_agent > routing.connections_of > dynamodb.Query",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.offer_contact > router._announce > engine.to_agent > push.to_agent > push.to_connection > apigatewaymanagementapi.PostToConnection",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router_store.get_contact > routing.get_contact > dynamodb.GetItem",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router_store.position_in_queue > routing.position_in_queue > routing.waiting_counts > routing._queue_items > dynamodb.Query",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router_store.position_in_queue > routing.position_in_queue > routing._band_keys > dynamodb.Query",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router_store.queue_stats > routing.queue_stats > dynamodb.GetItem",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router._mark_acknowledged > router_store.save > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router._mark_acknowledged > engine.dispatch > system_messages.dispatch > outbox.dispatch > queue.send_to_outbox > queue._queue_url > sqs.GetQueueUrl",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router._mark_acknowledged > engine.dispatch > system_messages.dispatch > outbox.dispatch > queue.send_to_outbox > sqs.SendMessage",  # noqa: E501
     "on_outbox > outbox.process_record > outbox.handle_outbox_record > outbox._claim > dynamodb.UpdateItem",
     "on_outbox > outbox.process_record > outbox.handle_outbox_record > destinations.for_message > destinations.resolve > destinations.__init__ > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
     "on_outbox > outbox.process_record > outbox.handle_outbox_record > destinations.for_message > destinations.resolve > destinations.newest > destinations._items > destinations._fetch > dynamodb.Query",  # noqa: E501
     "on_outbox > outbox.process_record > outbox.handle_outbox_record > outbox._commit > dynamodb.TransactWriteItems",
-    "accept > service.accept > service._contact > routing.get_contact > dynamodb.GetItem",
-    "accept > service.accept > service.get_agent > routing.get_agent > dynamodb.GetItem",
-    "accept > service.accept > routing.save > dynamodb.TransactWriteItems",
-    "accept > service.accept > routing.record_started > dynamodb.UpdateItem",
+    "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router._contact > router_store.get_contact > routing.get_contact > dynamodb.GetItem",  # noqa: E501
+    "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router._agent > router_store.get_agent > routing.get_agent > dynamodb.GetItem",  # noqa: E501
+    "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router_store.save > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
+    "accept > service.accept > router.accept > router_store.record_started > routing.record_started > dynamodb.UpdateItem",  # noqa: E501
     "reply > work.reply > work._contact_of > routing.get_contact > dynamodb.GetItem",
     "reply > work.reply > outbox.queue_reply > outbox._earlier_reply > dynamodb.GetItem",
     "reply > work.reply > outbox.queue_reply > conversations.get_conversation > dynamodb.GetItem",
@@ -103,24 +103,24 @@ FLOW_SITES = [
     "reply > work.reply > outbox.queue_reply > destinations.resolve > destinations.newest > destinations._items > destinations._fetch > dynamodb.Query",  # noqa: E501
     "reply > work.reply > outbox.queue_reply > outbox._record_and_dispatch > dynamodb.TransactWriteItems",
     "reply > work.reply > outbox.queue_reply > outbox._record_and_dispatch > outbox.dispatch > queue.send_to_outbox > sqs.SendMessage",  # noqa: E501
-    "close > service.close > service._contact > routing.get_contact > dynamodb.GetItem",
-    "close > service.close > service.get_agent > routing.get_agent > dynamodb.GetItem",
-    "close > service.close > conversations.get_conversation > dynamodb.GetItem",
-    "close > service.close > routing.save > dynamodb.TransactWriteItems",
-    "close > service.close > conversations.forget_open_conversation > dynamodb.UpdateItem",
-    "close > service.close > routing.record_handled > routing.queue_stats > dynamodb.GetItem",
-    "close > service.close > routing.record_handled > dynamodb.UpdateItem",
-    "close > service.close > queue.publish > sqs.SendMessage",
-    "on_routing_event > engine.handle > engine.on_agent_freed > engine.plan_for_agent > routing.get_agent > dynamodb.GetItem",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_agent_freed > engine.plan_for_agent > routing.contacts_needing > routing._index_page > dynamodb.Query",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_agent_freed > engine.commit_offer > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_agent_freed > engine._announce > queue.publish_timer > sqs.SendMessage",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_agent_freed > engine._announce > push.to_agent > routing.connections_of > dynamodb.Query",  # noqa: E501
-    "on_routing_event > engine.handle > engine.on_agent_freed > engine._announce > push.to_agent > push.to_connection > apigatewaymanagementapi.PostToConnection",  # noqa: E501
+    "close > service.close > router.close > router._retrying > retry.on_conflict > router.step > router._contact > router_store.get_contact > routing.get_contact > dynamodb.GetItem",  # noqa: E501
+    "close > service.close > router.close > router._retrying > retry.on_conflict > router.step > router._agent > router_store.get_agent > routing.get_agent > dynamodb.GetItem",  # noqa: E501
+    "close > service.close > router.close > router._retrying > retry.on_conflict > router.step > router_store.customer_of_conversation > conversations.get_conversation > dynamodb.GetItem",  # noqa: E501
+    "close > service.close > router.close > router._retrying > retry.on_conflict > router.step > router_store.save > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
+    "close > service.close > router.close > router_store.forget_open_conversation > conversations.forget_open_conversation > dynamodb.UpdateItem",  # noqa: E501
+    "close > service.close > router.close > router_store.record_handled > routing.record_handled > routing.queue_stats > dynamodb.GetItem",  # noqa: E501
+    "close > service.close > router.close > router_store.record_handled > routing.record_handled > dynamodb.UpdateItem",
+    "close > service.close > router.close > queue.publish > queue.publish > sqs.SendMessage",
+    "on_routing_event > engine.handle > router.handle > router.on_agent_freed > router.plan_for_agent > router_store.get_agent > routing.get_agent > dynamodb.GetItem",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_agent_freed > router.plan_for_agent > router_store.contacts_needing > routing.contacts_needing > routing._index_page > dynamodb.Query",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_agent_freed > router.commit_offer > router_store.save > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_agent_freed > router._announce > queue.schedule > queue.publish_timer > sqs.SendMessage",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_agent_freed > router._announce > engine.to_agent > push.to_agent > routing.connections_of > dynamodb.Query",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_agent_freed > router._announce > engine.to_agent > push.to_agent > push.to_connection > apigatewaymanagementapi.PostToConnection",  # noqa: E501
     "sweep_offers > outbox.requeue_pending > dynamodb.Query",
-    "sweep_offers > engine.sweep > routing.expired_offers > routing._index_before > dynamodb.Query",
-    "sweep_offers > engine.sweep > routing.disconnected_before > routing._index_before > dynamodb.Query",
-    "sweep_offers > engine.sweep > routing.waiting_contacts > routing._index_page > dynamodb.Query",
+    "sweep_offers > engine.sweep > router.sweep > router_store.expired_offers > routing.expired_offers > routing._index_before > dynamodb.Query",  # noqa: E501
+    "sweep_offers > engine.sweep > router.sweep > router_store.disconnected_before > routing.disconnected_before > routing._index_before > dynamodb.Query",  # noqa: E501
+    "sweep_offers > engine.sweep > router.sweep > router_store.waiting_contacts > routing.waiting_contacts > routing._index_page > dynamodb.Query",  # noqa: E501
 ]
 
 
