@@ -62,7 +62,7 @@ class MemoryStore:
         self._offered: set[str] = set()
         # Contact records by (contact id, arrival), and each contact's decision records, in the order made.
         self.records: dict[tuple[str, str], dict[str, Any]] = {}
-        self.decisions: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.decisions: defaultdict[str, list[OfferDecision]] = defaultdict(list)
         self.reads = 0  # how many reads routing made (a page counts as one), as the DynamoDB store's requests
 
     # --- setting up a world -----------------------------------------------------------------------
@@ -186,7 +186,7 @@ class MemoryStore:
                 if value is not None and not (name in SET_ONCE and name in record):
                     record[name] = value
         elif isinstance(effect, OfferDecision):
-            self.decisions[effect.contact_id].append(effect.as_item())
+            self.decisions[effect.contact_id].append(effect)  # named when read: a simulation seldom reads it
         elif not isinstance(effect, Assigned):
             raise TypeError(f"unknown effect {type(effect).__name__}")
 
@@ -246,7 +246,8 @@ class MemoryStore:
 
     def decisions_of(self, contact_id: str) -> list[dict[str, Any]]:
         """The contact's decision records, oldest first."""
-        return sorted(self.decisions.get(contact_id, ()), key=lambda d: (d["made_at"], d["offer_id"]))
+        found = sorted(self.decisions.get(contact_id, ()), key=lambda d: (d.made_at, d.offer_id))
+        return [d.as_item() for d in found]
 
     def records_of(self, contact_id: str) -> list[dict[str, Any]]:
         """The contact records of a conversation (one per arrival), oldest first."""

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from chalicelib.routing.config import RoutingConfig
 from chalicelib.routing.events import RoutingEvent
+from chalicelib.routing.matching import named_key
 from chalicelib.routing.model import Agent, Contact
 
 Change = tuple[Any, Any]  # (as read, or None when new; as it should become)
@@ -44,9 +45,9 @@ class CustomerMessage:
 @dataclass(frozen=True)
 class OfferDecision:
     """Saved with an offer: why this agent got this contact. ``chosen_for`` "contact": the agents considered
-    for the contact; "agent": the waiting contacts a freed agent considered. Each ranked candidate has its
-    rank and its ordering key by name, each skipped one the reason; at most ``records.MAX_LISTED`` of each are
-    listed, the totals count them all."""
+    for the contact; "agent": the waiting contacts a freed agent considered. ``ranked``: the first eligible
+    candidates with their ordering keys, best first; ``skipped``: the first others with the reason; the totals
+    count them all. Kept as the matcher gave them (cheap in a simulation); ``as_item`` names the keys."""
 
     contact_id: str
     offer_id: str
@@ -54,13 +55,15 @@ class OfferDecision:
     made_at: str
     chosen_for: str
     policy: str
-    ranked: tuple[dict[str, Any], ...]
-    skipped: tuple[dict[str, Any], ...]
+    key_names: tuple[str, ...]
+    ranked: tuple[tuple[str, tuple[Any, ...]], ...]
+    skipped: tuple[tuple[str, str], ...]
     ranked_total: int
     skipped_total: int
 
     def as_item(self) -> dict[str, Any]:
-        """The decision as stored and shown (plain values)."""
+        """The decision as stored and shown: each ranked candidate with its rank and its key by name
+        (``matching.named_key``), each skipped one with the reason."""
         return {
             "contact_id": self.contact_id,
             "offer_id": self.offer_id,
@@ -68,11 +71,27 @@ class OfferDecision:
             "made_at": self.made_at,
             "chosen_for": self.chosen_for,
             "policy": self.policy,
-            "ranked": [dict(r) for r in self.ranked],
-            "skipped": [dict(s) for s in self.skipped],
+            "ranked": [
+                {
+                    "id": candidate,
+                    "rank": place,
+                    "key": {k: _plain(v) for k, v in named_key(self.key_names, key).items()},
+                }
+                for place, (candidate, key) in enumerate(self.ranked, start=1)
+            ],
+            "skipped": [{"id": candidate, "reason": reason} for candidate, reason in self.skipped],
             "ranked_total": self.ranked_total,
             "skipped_total": self.skipped_total,
         }
+
+
+def _plain(value: Any) -> Any:
+    """A key's value as a record can hold it (bool, int, str, a rounded float; anything else as text)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return round(value, 6)
+    return str(value)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from chalicelib import clock
-from chalicelib.routing.matching import Ranking, named_key
+from chalicelib.routing.matching import Ranking
 from chalicelib.routing.model import Contact, ContactState
 from chalicelib.routing.ports import Lifecycle, OfferDecision
 
@@ -52,15 +52,6 @@ SET_ONCE = frozenset(
 )
 
 
-def _plain(value: Any) -> Any:
-    """A key's value as a record can hold it (bool, int, str, a rounded float; anything else as text)."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return round(value, 6)
-    return str(value)
-
-
 def offer_decision(
     ranking: Ranking[Any],
     *,
@@ -78,11 +69,6 @@ def offer_decision(
     """
     if agent_id is None:
         agent_id = str(getattr(ranking.chosen, "agent_id", ""))
-    ranked = tuple(
-        {"id": candidate, "rank": place, "key": {k: _plain(v) for k, v in named_key(key_names, key).items()}}
-        for place, (candidate, key) in enumerate(ranking.ranked[:MAX_LISTED], start=1)
-    )
-    skipped = tuple({"id": candidate, "reason": reason} for candidate, reason in ranking.skipped[:MAX_LISTED])
     return OfferDecision(
         contact_id=contact_id,
         offer_id=offer_id,
@@ -90,8 +76,9 @@ def offer_decision(
         made_at=made_at,
         chosen_for=chosen_for,
         policy=ranking.policy,
-        ranked=ranked,
-        skipped=skipped,
+        key_names=tuple(key_names),
+        ranked=ranking.ranked[:MAX_LISTED],
+        skipped=ranking.skipped[:MAX_LISTED],
         ranked_total=len(ranking.ranked),
         skipped_total=len(ranking.skipped),
     )
