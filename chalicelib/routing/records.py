@@ -20,6 +20,7 @@ from chalicelib import clock
 from chalicelib.routing.matching import Ranking
 from chalicelib.routing.model import Contact, ContactState
 from chalicelib.routing.ports import Lifecycle, OfferDecision
+from chalicelib.routing.rules import ContactFacts
 
 # Candidates listed per decision, ranked and skipped each (the totals count them all): a decision stays a few
 # kilobytes, far under DynamoDB's 400 KB item limit.
@@ -44,6 +45,8 @@ SET_ONCE = frozenset(
         "required_skills",
         "sla_deadline",
         "preferred_agent",
+        "message_id",
+        "facts",
         "accepted_at",
         "accepted_by",
         "sla_met",
@@ -91,8 +94,14 @@ def event(kind: str, at: str, **detail: Any) -> dict[str, Any]:
     return {"kind": kind, "at": at, **{name: value for name, value in detail.items() if value is not None}}
 
 
-def arrived(contact: Contact, now: str, queue_open: bool = True) -> Lifecycle:
-    """A new contact: the customer's message came, the rules queued it."""
+def arrived(
+    contact: Contact, now: str, queue_open: bool = True, facts: ContactFacts | None = None, message_id: str = ""
+) -> Lifecycle:
+    """A new contact: the customer's message came, the rules queued it.
+
+    The record keeps what the rules saw of the customer (language, tier, tags) and which message opened the
+    contact, never its text: a replay under other rules reads the text from the conversation's timeline.
+    """
     return Lifecycle(
         contact,
         (
@@ -121,6 +130,14 @@ def arrived(contact: Contact, now: str, queue_open: bool = True) -> Lifecycle:
             "sla_deadline": contact.sla_deadline,
             "preferred_agent": contact.preferred_agent,
             "state": contact.state.value,
+            "message_id": message_id or None,
+            "facts": {
+                "language": facts.language,
+                "customer_tier": facts.customer_tier,
+                "customer_tags": sorted(facts.customer_tags),
+            }
+            if facts
+            else None,
         },
     )
 
@@ -261,6 +278,8 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
         "required_skills": record.get("required_skills", {}),
         "sla_deadline": record.get("sla_deadline"),
         "preferred_agent": record.get("preferred_agent"),
+        "message_id": record.get("message_id"),
+        "facts": record.get("facts"),
         "state": record.get("state"),
         "lifecycle": events,
         "offers": list(offers.values()),

@@ -177,7 +177,8 @@ class Router:
             arrived_at=event.received_at,
         )
         try:
-            self.store.create_contact(reopening, contact, effects=[records.arrived(contact, now, decision.queue_open)])
+            arrival = records.arrived(contact, now, decision.queue_open, facts, event.message_id)
+            self.store.create_contact(reopening, contact, effects=[arrival])
         except TransactionConflict:
             found = self.store.get_contact(event.conversation_id)
             if found is None:

@@ -132,6 +132,8 @@ def test_a_contact_record_keeps_its_lifecycle_offer_outcomes_and_sla(world: Worl
         {"billing": 3, "english": 2},
     )
     assert (found["accepted_by"], found["wait_seconds"], found["handle_seconds"]) == ("dan", 8, 192)
+    assert found["message_id"] == f"m_{T0}", "which message opened it (its text stays in the timeline)"
+    assert found["facts"] == {"language": None, "customer_tier": None, "customer_tags": []}
     assert (found["sla_met"], found["wrap_up"], found["abandoned"], found["state"]) == (
         True,
         "resolved",
