@@ -8,6 +8,7 @@
     switchboard setup --stage STAGE --outputs FILE    (after `make deploy`: the post-deploy checklist)
     switchboard agents create AGENT_ID [--name NAME] [--queue Q] [--stage STAGE]
     switchboard explain-contact CONTACT_ID [--json] [--stage STAGE]   (why each offer went where it went)
+    switchboard replay --from ISO8601 --to ISO8601 [--rules NEW.yaml] [--json] [--stage STAGE]
     switchboard simulate SCENARIO.yaml [--rules FILE] [--seed N] [--out DIR] [--policy classic|longest-idle|round-robin]
 
 ``--message`` is ``{"channel": ..., "text": ..., "subject": ..., "language": ...}`` (only ``channel`` is
@@ -78,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # --- AWS failures as one line ------------------------------------------------------------------------
 
-_AWS_COMMANDS = ("dlq", "secrets", "agents", "setup", "explain-contact")
+_AWS_COMMANDS = ("dlq", "secrets", "agents", "setup", "explain-contact", "replay")
 _touched = threading.local()  # the resource the last AWS request named, for "not found" and "access denied"
 _RESOURCE_PARAMETERS = (("QueueName", "queue"), ("QueueUrl", "queue"), ("TableName", "table"), ("Name", "parameter"))
 _NOT_FOUND = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "ParameterNotFound"}
@@ -213,6 +214,16 @@ def _parser() -> argparse.ArgumentParser:
     explain_contact.add_argument("--json", action="store_true", help="the document GET /contacts/{id}/decisions gives")
     _stage_option(explain_contact)
     explain_contact.set_defaults(run=_explain_contact)
+
+    replayed = groups.add_parser(
+        "replay", help="run a period's stored contacts again with the rules in force and a candidate"
+    )
+    replayed.add_argument("--from", dest="start", required=True, metavar="ISO8601", help="first arrival (UTC)")
+    replayed.add_argument("--to", dest="end", required=True, metavar="ISO8601", help="arrivals before this (UTC)")
+    replayed.add_argument("--rules", metavar="NEW.yaml", help="a candidate routing configuration to compare")
+    replayed.add_argument("--json", action="store_true", help="the comparison as JSON")
+    _stage_option(replayed)
+    replayed.set_defaults(run=_replay)
 
     setup = groups.add_parser("setup", help="after `make deploy`: what is left to do, with this deployment's URLs")
     setup.add_argument("--stage", metavar="STAGE", required=True)
@@ -390,6 +401,47 @@ def _decision_lines(decision: dict[str, Any], contact_id: str) -> list[str]:
         if decision["skipped_total"] > len(decision["skipped"]):
             lines.append(f"      ... and {decision['skipped_total'] - len(decision['skipped'])} more skipped")
     return lines
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """Read the period's contact records (no scan: by day of arrival) and replay them through the simulator."""
+    import tempfile
+
+    from chalicelib import clock
+    from chalicelib.settings import get_settings
+    from chalicelib.sim.replay import render, replay
+    from chalicelib.store import conversations, parameters
+    from chalicelib.store import routing as routing_store
+
+    start, end = (clock.to_iso(_moment(value).astimezone(UTC)) for value in (args.start, args.end))
+    if end <= start:
+        raise UsageError("--to must be after --from")
+    if args.rules:
+        load_file(args.rules)  # an invalid candidate is reported like `rules check` (exit 1)
+    stored = list(routing_store.records_between(start, end))
+    working = sorted({str(e.get("agent_id")) for r in stored for e in r.get("events", []) if e.get("agent_id")})
+    agents = [a for a in (routing_store.get_agent(agent_id) for agent_id in working) if a is not None]
+    parameter = get_settings().routing_config_parameter
+    in_force = None
+    if parameter:
+        try:
+            in_force = parameters.read_routing_config(parameter)
+        except parameters.ParameterMissing:
+            in_force = None  # nobody published an override: the shipped rules are in force
+
+    def text_of(summary: dict[str, Any]) -> str:
+        if not summary.get("message_id"):
+            return ""
+        return conversations.opening_text(summary["customer_id"], summary["arrived_at"], summary["message_id"])
+
+    with tempfile.TemporaryDirectory(prefix="switchboard-rules-") as folder:
+        current = None
+        if in_force is not None:
+            current = Path(folder) / "routing.yaml"
+            current.write_text(in_force, encoding="utf-8")
+        document = replay(stored, agents, start, end, current=current, candidate=args.rules, text_of=text_of)
+    print(json.dumps(document, indent=2) if args.json else "\n".join(render(document)))
+    return 0
 
 
 def _setup(args: argparse.Namespace) -> int:
