@@ -29,7 +29,7 @@ from chalicelib.notify import push
 from chalicelib.observability import correlate, logger, middleware
 from chalicelib.outbound import outbox
 from chalicelib.routing import config as routing_config
-from chalicelib.routing import engine
+from chalicelib.routing import engine, records
 from chalicelib.routing.events import (
     EscalationDue,
     OfferTimeout,
@@ -273,6 +273,19 @@ def get_contact(contact_id: str, principal: auth.Principal) -> dict[str, Any]:
         "declined_by": list(contact.declined_by),
         "offer_count": contact.offer_count,
         "wrap_up": contact.wrap_up,
+    }
+
+
+@route("/contacts/{contact_id}/decisions", methods=["GET"])
+@signed_in(auth.SUPERVISOR)
+def contact_decisions(contact_id: str, principal: auth.Principal) -> dict[str, Any]:
+    """Why each offer of the contact went where it went, and the contact's records (its lifecycle)."""
+    if routing_store.get_contact(contact_id) is None:
+        raise NotFound(f"no contact {contact_id}")
+    return {
+        "contact_id": contact_id,
+        "decisions": routing_store.decisions_of(contact_id),
+        "records": [records.summary(r) for r in routing_store.records_of(contact_id)],
     }
 
 
