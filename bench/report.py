@@ -176,7 +176,26 @@ def render_time_to_offer(data: dict[str, Any]) -> str:
     )
 
 
+def render_simulator(data: dict[str, Any]) -> str:
+    """The issue's routing targets first (required, measured, holds), then every scenario, queue and policy."""
+    parts = []
+    if data.get("targets"):
+        marks = {True: "holds", False: "**missed**", None: "not measured"}
+        parts.append(
+            table(
+                ["target", "scenario", "required", "measured", "result"],
+                [
+                    [t["target"], t["scenario"], t["required"], t["measured"], marks[t["holds"]]]
+                    for t in data["targets"]
+                ],
+            )
+        )
+    parts.append(generic(data))
+    return "\n\n".join(parts)
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "simulator": render_simulator,
     "cost": render_cost,
     "routing_reads": render_routing_reads,
     "cold_import": render_cold_import,

@@ -41,4 +41,6 @@ def run(quick: bool = False) -> dict[str, Any]:
     function = entry_point()
     kwargs = {"quick": quick} if "quick" in inspect.signature(function).parameters else {}
     rows = [dict(row) for row in function(**kwargs)]
-    return {"entry": SIMULATOR_ENTRY, "rows": rows}
+    from chalicelib.sim import targets
+
+    return {"entry": SIMULATOR_ENTRY, "targets": targets.check(rows), "rows": rows}
