@@ -43,6 +43,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from chalicelib import clock
 from chalicelib.routing.config import CHANNELS, ConfigError, load_file
 from chalicelib.routing.rules import ContactFacts, explain
 
@@ -413,19 +414,28 @@ def _decision_lines(decision: dict[str, Any], contact_id: str) -> list[str]:
 
 def _replay(args: argparse.Namespace) -> int:
     """Read the period's contact records (no scan: by day of arrival) and replay them through the simulator."""
-    import tempfile
-
-    from chalicelib import clock
-    from chalicelib.settings import get_settings
-    from chalicelib.sim.replay import render, replay
-    from chalicelib.store import conversations, parameters
-    from chalicelib.store import routing as routing_store
-
     start, end = (clock.to_iso(_moment(value).astimezone(UTC)) for value in (args.start, args.end))
     if end <= start:
         raise UsageError("--to must be after --from")
     if args.rules:
         load_file(args.rules)  # an invalid candidate is reported like `rules check` (exit 1)
+    from chalicelib.sim.replay import render
+
+    document = replay_period(start, end, args.rules)
+    print(json.dumps(document, indent=2) if args.json else "\n".join(render(document)))
+    return 0
+
+
+def replay_period(start: str, end: str, candidate: str | Path | None = None) -> dict[str, Any]:
+    """Replay the stored contacts that arrived from ``start`` to ``end`` with the rules in force (the published
+    override, else the shipped rules) and, if given, a candidate routing file; ``sim.replay.replay``'s document."""
+    import tempfile
+
+    from chalicelib.settings import get_settings
+    from chalicelib.sim.replay import replay
+    from chalicelib.store import conversations, parameters
+    from chalicelib.store import routing as routing_store
+
     stored = list(routing_store.records_between(start, end))
     working = sorted({str(e.get("agent_id")) for r in stored for e in r.get("events", []) if e.get("agent_id")})
     agents = [a for a in (routing_store.get_agent(agent_id) for agent_id in working) if a is not None]
@@ -447,9 +457,7 @@ def _replay(args: argparse.Namespace) -> int:
         if in_force is not None:
             current = Path(folder) / "routing.yaml"
             current.write_text(in_force, encoding="utf-8")
-        document = replay(stored, agents, start, end, current=current, candidate=args.rules, text_of=text_of)
-    print(json.dumps(document, indent=2) if args.json else "\n".join(render(document)))
-    return 0
+        return replay(stored, agents, start, end, current=current, candidate=candidate, text_of=text_of)
 
 
 def _setup(args: argparse.Namespace) -> int:

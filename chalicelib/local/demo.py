@@ -493,6 +493,37 @@ def _always_open_routing() -> str:
     return yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
 
 
+def replay_table(start: str, end: str) -> Table:
+    """``switchboard replay`` of the demo's own contacts: their recorded waits per queue, the same contacts
+    replayed through the simulator with the rules in force, and replayed under a stricter candidate rule
+    (refunds need billing 5, which no agent has: they wait for the rule's first escalation step)."""
+    import tempfile
+
+    from chalicelib.cli import replay_period
+
+    config = yaml.safe_load(_always_open_routing())
+    for rule in config["rules"]:
+        if "billing" in rule.get("skills", {}):
+            rule["skills"]["billing"] = 5
+    with tempfile.TemporaryDirectory(prefix="switchboard-demo-") as folder:
+        candidate = Path(folder) / "refunds-need-billing-5.yaml"
+        candidate.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        document = replay_period(start, end, candidate)
+    table = Table(title="Replay of this run (switchboard replay): mean wait to accept")
+    for column in ("queue", "contacts", "recorded", "replayed", "if refunds needed billing 5"):
+        table.add_column(column)
+
+    def wait(run: str, queue: str) -> str:
+        found = document.get(run, {}).get(queue)
+        return "-" if not found or found["mean_wait"] is None else f"{found['mean_wait']:.1f} s"
+
+    for queue, recorded in sorted(document.get("recorded", {}).items()):
+        table.add_row(
+            queue, str(recorded["contacts"]), wait("recorded", queue), wait("current", queue), wait("candidate", queue)
+        )
+    return table
+
+
 def _configure_demo_aws() -> None:
     """Runs once the stack points at moto: the routing override and SES's verified sender."""
     import boto3
@@ -545,11 +576,13 @@ def main() -> int:
                     "and a call, in English and Spanish ..."
                 )
                 demo = Demo(stack.api_url, stack.ws_url, get_settings().public_base_url, console)
+                began = clock.now_iso()
                 asyncio.run(demo.run())
                 stack.pump.wait_idle(timeout=20)  # the replies leave the outbox
                 rows = demo.records()
                 for table in demo.tables(rows):
                     console.print(table)
+                console.print(replay_table(began, clock.plus_seconds(clock.now_iso(), 1)))
             contacts = demo.board.contacts.values()
             offered = sum(c.offered for c in contacts)
             accepted = sum(c.accepted for c in contacts)

@@ -65,12 +65,31 @@ def recorded_stats(summaries: Sequence[dict[str, Any]]) -> dict[str, dict[str, A
     return queue_stats(rows)
 
 
-def replayed_stats(result: Result) -> dict[str, dict[str, Any]]:
+def replayed_stats(result: Result, lag: float = 0.0) -> dict[str, dict[str, Any]]:
+    """What the simulator made of the same contacts; ``lag``: the recorded time from arrival until the router
+    saw a contact (webhook, queue, cold start), which the simulated arrivals start after."""
     rows = [
-        (r.queue, (r.accepted - r.arrival.at) if r.accepted is not None else None, r.target, r.abandoned is not None)
+        (
+            r.queue,
+            (r.accepted - r.arrival.at + lag) if r.accepted is not None else None,
+            r.target,
+            r.abandoned is not None,
+        )
         for r in result.records
     ]
     return queue_stats(rows)
+
+
+def routed_at(summary: dict[str, Any]) -> str:
+    """When the router queued the contact (its lifecycle's ``queued``), else when it arrived."""
+    queued = [e["at"] for e in summary.get("lifecycle", []) if e.get("kind") == "queued" and e.get("at")]
+    return min(queued) if queued else str(summary["arrived_at"])
+
+
+def routing_lag(summaries: Sequence[dict[str, Any]]) -> float:
+    """The mean time from a contact's arrival until the router queued it, over ``summaries``."""
+    lags = [max(0.0, clock.seconds_between(s["arrived_at"], routed_at(s))) for s in summaries]
+    return statistics.fmean(lags) if lags else 0.0
 
 
 def scenario_of(
@@ -106,7 +125,7 @@ def scenario_of(
             patience = max(0.001, clock.seconds_between(s["arrived_at"], s["closed_at"]))
         rows.append(
             {
-                "at": s["arrived_at"],
+                "at": routed_at(s),
                 "channel": s["channel"],
                 "text": text_of(s),
                 "language": facts.get("language") or "",
@@ -169,7 +188,8 @@ def replay(
         "contacts": len(summaries),
         "agents": [g.name for g in scenario.agents],
         "recorded": recorded_stats(summaries),
-        **{name: replayed_stats(result) for name, result in runs.items()},
+        "routing_lag_seconds": round(routing_lag(summaries), 3),
+        **{name: replayed_stats(result, routing_lag(summaries)) for name, result in runs.items()},
     }
     if "candidate" in runs:
         now_by = {r.arrival.at: r.agent for r in runs["current"].records}

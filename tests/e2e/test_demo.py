@@ -58,6 +58,16 @@ def test_demo_plays_every_channel_and_prints_sla_per_queue_and_channel() -> None
         assert re.fullmatch(r"\d+ % \(\d+/\d+\)", cells[2]), cells  # the SLA attainment column
 
     assert not [line for line in out.splitlines() if line.lstrip().startswith("{")], "JSON log lines on stdout"
+
+    # switchboard replay of the run's own stored contacts: the simulator reproduces the recorded waits with the
+    # same rules (within a second or half the wait), and shows what a stricter rule would have done.
+    replayed = _table_rows(out, "Replay of this run")
+    assert set(QUEUES) <= set(replayed), replayed
+    seconds = {q: [float(c.removesuffix(" s")) for c in cells[1:]] for q, cells in replayed.items()}
+    for queue, (recorded, same_rules, _) in seconds.items():
+        assert abs(same_rules - recorded) <= max(1.0, recorded / 2), (queue, seconds)
+    assert seconds["billing"][2] > seconds["billing"][1] + 60, "refunds needing billing 5 wait for escalation"
+    assert seconds["default"][2] == pytest.approx(seconds["default"][1], abs=1.0), "other queues are unchanged"
     assert "Traceback" not in out and "Traceback" not in finished.stderr
     log = re.search(r"^logs: (\S+)$", out, flags=re.MULTILINE)
     assert log, out[-500:]
