@@ -20,6 +20,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+from chalicelib import clock
 from chalicelib.routing.model import Agent, Contact, ContactState, Presence
 
 CostOf = Callable[[str], int]  # a channel's cost in capacity units, from the routing config
@@ -128,7 +129,112 @@ class Classic:
         )
 
 
-DEFAULT_POLICY: Policy = Classic()
+# --- the default policy: scarce skills kept free, priorities that age -------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueRouting:
+    """How one queue's contacts are routed (``queues.<name>.routing`` in routing.yaml).
+
+    ``policy``: ``balanced`` (the default: ``Balanced``) or ``classic`` (strict priority, then the earliest
+    deadline; the most proficient agent). ``aging_seconds``: each this many seconds waited add one priority
+    level; None: one level per ``AGING_SHARE`` of the contact's own SLA target, so a call ages in seconds and
+    an e-mail in minutes. ``keep_scarce_skills``: offer a contact to the agent whose skills other work needs
+    least, and let a freed agent take the work only they can do first. ``sla_clock``: ``arrival`` (the SLA
+    runs from arrival) or ``business_hours`` (it runs only while the queue is open). ``reply_window_margin_seconds``:
+    a WhatsApp or Messenger contact is due this long before the customer's 24-hour reply window closes.
+    """
+
+    policy: str = "balanced"
+    aging_seconds: float | None = None
+    keep_scarce_skills: bool = True
+    sla_clock: str = "arrival"
+    reply_window_margin_seconds: int = 3600
+
+
+POLICIES = ("balanced", "classic")
+SLA_CLOCKS = ("arrival", "business_hours")
+DEFAULT_QUEUE_ROUTING = QueueRouting()
+# Without aging_seconds a contact gains one priority level per quarter of its SLA target: one waiting through
+# its whole target is four levels up, and a contact past it keeps climbing, so no class starves.
+AGING_SHARE = 0.25
+# What needing a skill that others lack is worth when a freed agent chooses, in priority levels: the work only
+# they can do goes first among equals, but a contact anyone could take that has waited longer still wins.
+SCARCE_WORK_LEVELS = 1.0
+
+
+def sla_target_seconds(contact: Contact) -> float:
+    """The contact's first-response budget as queued: from queueing to its deadline (at least one second)."""
+    if not contact.sla_deadline or not contact.enqueued_at:
+        return 300.0
+    return max(1.0, clock.seconds_between(contact.enqueued_at, contact.sla_deadline))
+
+
+@dataclass(frozen=True)
+class Balanced:
+    """Routing that keeps scarce skills free and lets no class starve (Wallace and Whitt's limited cross-training:
+    priority to the least flexible server; an aging priority for the contact choice).
+
+    - Agent for a contact: the preferred agent, then the *least flexible* one (who meets the fewest of the
+      other skill sets the rules ask for, so the agent who alone can take the next refund or Spanish chat
+      stays free), then proficiency, the least loaded, the longest idle.
+    - Contact for a freed agent: the highest *effective priority* = priority + waited / aging (+ one level for
+      work that needs a skill, which fewer agents can do), then the earliest deadline, their own returning
+      customers, the longest waiting.
+
+    ``queues`` holds each queue's ``QueueRouting`` (a contact is routed by its first queue's); ``needs`` the
+    skill sets the rules can ask for (``router.requirements``). ``bound(config)`` makes one for a config.
+    """
+
+    queues: Mapping[str, QueueRouting] = field(default_factory=dict)
+    needs: tuple[Mapping[str, int], ...] = ()
+    name: str = "balanced"
+
+    def settings(self, contact: Contact) -> QueueRouting:
+        return self.queues.get(contact.queues[0] if contact.queues else "", DEFAULT_QUEUE_ROUTING)
+
+    def flexibility(self, agent: Agent, contact: Contact) -> int:
+        """How many skill sets other than this contact's the agent could serve (0: only work like this one)."""
+        own = requirement_key(contact.required_skills)
+        return sum(1 for need in self.needs if need and requirement_key(need) != own and meets(agent, need))
+
+    def effective_priority(self, contact: Contact, now: str, scarce: bool = False) -> float:
+        """Priority plus what waiting has earned; ``scarce``: plus the level of work few agents can do."""
+        settings = self.settings(contact)
+        if settings.policy == "classic" or not now:
+            return float(contact.priority)
+        aging = settings.aging_seconds or AGING_SHARE * sla_target_seconds(contact)
+        waited = max(0.0, clock.seconds_between(contact.enqueued_at, now))
+        bonus = SCARCE_WORK_LEVELS if scarce and settings.keep_scarce_skills and contact.required_skills else 0.0
+        return contact.priority + waited / aging + bonus
+
+    def agent_key(self, contact: Contact, agent: Agent, now: str) -> tuple[Any, ...]:
+        settings = self.settings(contact)
+        spare = settings.policy == "balanced" and settings.keep_scarce_skills
+        return (
+            agent.agent_id != contact.preferred_agent,
+            self.flexibility(agent, contact) if spare else 0,
+            -proficiency(agent, contact),
+            agent.load_permille,
+            agent.idle_since,
+            agent.agent_id,
+        )
+
+    def contact_key(self, agent: Agent, contact: Contact, now: str) -> tuple[Any, ...]:
+        return (
+            -round(self.effective_priority(contact, now, scarce=True), 6),
+            contact.sla_deadline,
+            contact.preferred_agent != agent.agent_id,
+            contact.enqueued_at,
+            contact.contact_id,
+        )
+
+    def bound(self, queues: Mapping[str, QueueRouting], needs: Iterable[Mapping[str, int]]) -> Balanced:
+        """This policy for one config: each queue's settings and every skill set its rules can ask for."""
+        return Balanced(queues=dict(queues), needs=tuple(needs), name=self.name)
+
+
+DEFAULT_POLICY: Policy = Balanced()
 
 T = TypeVar("T")
 

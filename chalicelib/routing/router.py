@@ -224,7 +224,7 @@ class Router:
                 found = self.store.get_agent(wanted)  # may be past the first page of the index
                 if found:
                     candidates[found.agent_id] = found
-        agent = matching.choose_agent(contact, candidates.values(), config.cost, open_now, self.policy, now)
+        agent = matching.choose_agent(contact, candidates.values(), config.cost, open_now, self._policy(config), now)
         if agent is None:
             return None
         return self._offer(contact, agent, now, config)
@@ -246,10 +246,17 @@ class Router:
             for skills in needs
             for c in self.store.contacts_needing(q, skills)
         }
-        contact = matching.choose_contact(agent, waiting.values(), config.cost, open_now, self.policy, now)
+        contact = matching.choose_contact(agent, waiting.values(), config.cost, open_now, self._policy(config), now)
         if contact is None:
             return None
         return self._offer(contact, agent, now, config)
+
+    def _policy(self, config: RoutingConfig) -> matching.Policy:
+        """``policy`` for ``config``: the default one learns each queue's routing settings and the rules' skill sets."""
+        if isinstance(self.policy, matching.Balanced):
+            routing = {name: getattr(q, "routing", matching.DEFAULT_QUEUE_ROUTING) for name, q in config.queues.items()}
+            return self.policy.bound(routing, requirements(config))
+        return self.policy
 
     def _pool(self, contact: Contact, queue: str, config: RoutingConfig) -> list[Agent]:
         """Agents of ``queue`` who may take ``contact``: the pool of its most demanding skill, in bounded pages.
