@@ -34,6 +34,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StringConstraints,
     ValidationError,
@@ -41,6 +42,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from chalicelib.routing.matching import QueueRouting
 from chalicelib.settings import MissingSetting, get_settings
 
 logger = Logger(service="switchboard", child=True)
@@ -130,6 +132,7 @@ class QueueConfig:
     name: str
     hours: Hours | None = None  # None: always open
     out_of_hours: OutOfHours | None = None
+    routing: QueueRouting = field(default_factory=QueueRouting)  # how its contacts are routed and timed
 
 
 @dataclass(frozen=True)
@@ -751,9 +754,21 @@ def _none_is_empty(value: Any) -> Any:
     return {} if value is None else value
 
 
+class _QueueRoutingIn(_Strict):
+    """``queues.<name>.routing``: see ``matching.QueueRouting``."""
+
+    policy: Literal["balanced", "classic"] = "balanced"
+    aging_seconds: Duration | None = None
+    keep_scarce_skills: StrictBool = True
+    sla_clock: Literal["arrival", "business_hours"] = "arrival"
+    # Due this long before a WhatsApp or Messenger reply window (24 h) closes; at most 23 h.
+    reply_window_margin: Annotated[int, BeforeValidator(parse_duration), Field(ge=0, le=23 * 3600)] = 3600
+
+
 class _QueueIn(_Strict):
     hours: _HoursIn | None = None
     out_of_hours: _OutOfHoursIn | None = None
+    routing: _QueueRoutingIn = Field(default_factory=_QueueRoutingIn)
 
 
 class _CustomerIn(_Strict):
@@ -858,6 +873,9 @@ def _cross_checks(raw: _ConfigIn) -> list[Found]:
             if not queue.hours:
                 found.append(((*path, "out_of_hours"), "the queue has no hours, so it is never out of hours"))
             queue_exists((*path, "out_of_hours", "overflow_to"), queue.out_of_hours.overflow_to)
+        if queue.routing.sla_clock == "business_hours" and not queue.hours:
+            problem = "business_hours needs the queue's hours (without them it is always open)"
+            found.append(((*path, "routing", "sla_clock"), problem))
     found.extend(_overflow_cycles(raw))
 
     names: dict[str, int] = {}
@@ -1009,6 +1027,13 @@ def _build_queue(name: str, raw: _QueueIn) -> QueueConfig:
         out_of_hours=OutOfHours(action=ooh.action, message=ooh.message.strip(), overflow_to=ooh.overflow_to)
         if ooh
         else None,
+        routing=QueueRouting(
+            policy=raw.routing.policy,
+            aging_seconds=raw.routing.aging_seconds,
+            keep_scarce_skills=raw.routing.keep_scarce_skills,
+            sla_clock=raw.routing.sla_clock,
+            reply_window_margin_seconds=raw.routing.reply_window_margin,
+        ),
     )
 
 

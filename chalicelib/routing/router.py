@@ -254,7 +254,7 @@ class Router:
     def _policy(self, config: RoutingConfig) -> matching.Policy:
         """``policy`` for ``config``: the default one learns each queue's routing settings and the rules' skill sets."""
         if isinstance(self.policy, matching.Balanced):
-            routing = {name: getattr(q, "routing", matching.DEFAULT_QUEUE_ROUTING) for name, q in config.queues.items()}
+            routing = {name: q.routing for name, q in config.queues.items()}
             return self.policy.bound(routing, requirements(config))
         return self.policy
 
