@@ -158,9 +158,12 @@ DEFAULT_QUEUE_ROUTING = QueueRouting()
 # Without aging_seconds a contact gains one priority level per quarter of its SLA target: one waiting through
 # its whole target is four levels up, and a contact past it keeps climbing, so no class starves.
 AGING_SHARE = 0.25
-# What needing a skill that others lack is worth when a freed agent chooses, in priority levels: the work only
-# they can do goes first among equals, but a contact anyone could take that has waited longer still wins.
-SCARCE_WORK_LEVELS = 1.0
+# When a freed agent chooses, work that needs a skill counts as if it had waited this many of its SLA targets
+# longer (with the default aging: 10 priority levels). Agents with skills then do first what only they can do,
+# and the contacts anyone could take go to those without (measured in the simulator: a head start of a quarter
+# target won 1.7 SL points over longest-idle on the multi-skill mix, 2.5 targets 3.5; beyond that, no more).
+# No class starves: a contact anyone could take that has waited that much longer still goes first.
+SCARCE_HEAD_START = 2.5
 
 
 def sla_target_seconds(contact: Contact) -> float:
@@ -178,9 +181,9 @@ class Balanced:
     - Agent for a contact: the preferred agent, then the *least flexible* one (who meets the fewest of the
       other skill sets the rules ask for, so the agent who alone can take the next refund or Spanish chat
       stays free), then proficiency, the least loaded, the longest idle.
-    - Contact for a freed agent: the highest *effective priority* = priority + waited / aging (+ one level for
-      work that needs a skill, which fewer agents can do), then the earliest deadline, their own returning
-      customers, the longest waiting.
+    - Contact for a freed agent: the highest *effective priority* = priority + waited / aging, where work that
+      needs a skill (which fewer agents can do) counts as having waited ``SCARCE_HEAD_START`` SLA targets
+      longer; then the earliest deadline, their own returning customers, the longest waiting.
 
     ``queues`` holds each queue's ``QueueRouting`` (a contact is routed by its first queue's); ``needs`` the
     skill sets the rules can ask for (``router.requirements``). ``bound(config)`` makes one for a config.
@@ -199,14 +202,16 @@ class Balanced:
         return sum(1 for need in self.needs if need and requirement_key(need) != own and meets(agent, need))
 
     def effective_priority(self, contact: Contact, now: str, scarce: bool = False) -> float:
-        """Priority plus what waiting has earned; ``scarce``: plus the level of work few agents can do."""
+        """Priority plus what waiting has earned; ``scarce``: with the head start of work that needs a skill."""
         settings = self.settings(contact)
         if settings.policy == "classic" or not now:
             return float(contact.priority)
-        aging = settings.aging_seconds or AGING_SHARE * sla_target_seconds(contact)
+        target = sla_target_seconds(contact)
+        aging = settings.aging_seconds or AGING_SHARE * target
         waited = max(0.0, clock.seconds_between(contact.enqueued_at, now))
-        bonus = SCARCE_WORK_LEVELS if scarce and settings.keep_scarce_skills and contact.required_skills else 0.0
-        return contact.priority + waited / aging + bonus
+        if scarce and settings.keep_scarce_skills and contact.required_skills:
+            waited += SCARCE_HEAD_START * target
+        return contact.priority + waited / aging
 
     def agent_key(self, contact: Contact, agent: Agent, now: str) -> tuple[Any, ...]:
         settings = self.settings(contact)

@@ -87,14 +87,14 @@ def test_a_refund_goes_to_the_billing_agent_who_speaks_no_spanish() -> None:
     assert offered_to(world, "both") == ["hola"]
 
 
-def test_a_freed_billing_agent_takes_the_refund_before_a_plain_chat_that_waited_a_little_longer() -> None:
+def test_a_freed_billing_agent_takes_the_refund_before_a_plain_chat_that_waited_longer() -> None:
     world = new_world()
     add_agent(world, "bea", idle_for=0, billing=4)
     write(world, "first", "refund please")  # keeps bea busy
     write(world, "plain")  # anyone could take this one
-    world.clock.set(clock.plus_seconds(T0, 5))
-    write(world, "refund", "refund please")  # only bea can
-    free(world, "bea", "first", at_seconds=20)
+    world.clock.set(clock.plus_seconds(T0, 100))
+    write(world, "refund", "refund please")  # only bea can; plain has waited 100 s longer
+    free(world, "bea", "first", at_seconds=101)
     assert offered_to(world, "bea") == ["first", "refund"]
 
 
@@ -103,9 +103,10 @@ def test_a_plain_chat_that_waited_much_longer_is_not_passed_over_for_ever() -> N
     add_agent(world, "bea", idle_for=0, billing=4)
     write(world, "first", "refund please")
     write(world, "plain")
-    world.clock.set(clock.plus_seconds(T0, 40))  # plain has waited 40 s of its 60 s target
+    # A refund's head start is 2.5 targets (150 s for a chat): plain has waited 160 s longer.
+    world.clock.set(clock.plus_seconds(T0, 160))
     write(world, "refund", "refund please")
-    free(world, "bea", "first", at_seconds=45)
+    free(world, "bea", "first", at_seconds=161)
     assert offered_to(world, "bea") == ["first", "plain"]
 
 
