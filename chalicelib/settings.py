@@ -189,10 +189,9 @@ def get_secret(name: str) -> str:
     """A secret by its name: from SSM (cached by Powertools) when a prefix is configured, else the environment."""
     prefix = get_settings().ssm_prefix
     if prefix:
-        from chalicelib.store import aws  # the store's clients read these settings: import it when first used
+        from chalicelib.store import parameters  # the store's clients read these settings: import it when first used
 
-        value = aws.parameters().get(f"{prefix}/{name}", decrypt=True, max_age=SECRETS_MAX_AGE)
-        return str(value)
+        return parameters.read_secret(f"{prefix}/{name}", max_age=SECRETS_MAX_AGE)
     value = os.environ.get(name, "")
     if not value:
         raise MissingSecret(name)

@@ -19,13 +19,10 @@ from chalicelib.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from chalicelib.routing.config import current_config
 from chalicelib.routing.events import AgentFreed, ContactRequeued
 from chalicelib.routing.model import Contact, ContactState
-from chalicelib.settings import get_settings
-from chalicelib.store import aws, queue
 from chalicelib.store import conversations as conversation_store
+from chalicelib.store import queue, retry
 from chalicelib.store import routing as store
-from chalicelib.store.dynamo import TransactionConflict, to_item
 
-_ATTEMPTS = 5
 NoteText = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 ClientMessageId = Annotated[str, StringConstraints(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -98,20 +95,7 @@ def add_note(agent_id: str, conversation_id: str, document: Any) -> dict[str, An
     contact = _contact_of(agent_id, conversation_id)
     now = clock.now_iso()
     note_id = "note_" + uuid.uuid4().hex[:20]
-    item = {
-        "pk": conversation_store.customer_key(contact.customer_id),
-        "sk": f"MESSAGE#{now}#{note_id}",
-        "type": "message",
-        "message_id": note_id,
-        "customer_id": contact.customer_id,
-        "conversation_id": conversation_id,
-        "direction": "internal",
-        "kind": "note",
-        "author": agent_id,
-        "text": note.text,
-        "received_at": now,
-    }
-    aws.client("dynamodb").put_item(TableName=get_settings().data_table, Item=to_item(item))
+    conversation_store.add_note(contact.customer_id, conversation_id, note_id, agent_id, note.text, now)
     return {"message_id": note_id, "conversation_id": conversation_id, "received_at": now}
 
 
@@ -133,30 +117,30 @@ def transfer(agent_id: str, conversation_id: str, document: Any) -> dict[str, An
     target: Transfer = validate(Transfer, document)
     if target.queue and target.queue not in current_config().queues:
         raise InvalidPayload(f"no queue {target.queue}", [{"field": "queue", "problem": "unknown queue"}])
-    if target.agent_id:
-        if target.agent_id == agent_id:
-            raise InvalidPayload("transfer to someone else", [{"field": "agent_id", "problem": "that is you"}])
-        colleague = get_agent(target.agent_id)
-    for _ in range(_ATTEMPTS):
+    if target.agent_id == agent_id:
+        raise InvalidPayload("transfer to someone else", [{"field": "agent_id", "problem": "that is you"}])
+    # To an agent: it waits in the colleague's queues, reserved for them.
+    queues = (target.queue,) if target.queue else get_agent(str(target.agent_id)).queues
+
+    def hand_over() -> Contact:
         contact = _contact_of(agent_id, conversation_id)
         if contact.state is not ContactState.ASSIGNED or contact.assigned_to != agent_id:
             raise Conflict("only a conversation assigned to you can be transferred")
         now = clock.now_iso()
-        queues = (target.queue,) if target.queue else colleague.queues
         moved = contact.transferred(queues=queues, to_agent=target.agent_id, now=now)
         agent = get_agent(agent_id)
-        try:
-            store.save(
-                contacts=[(contact, moved)], agents=[(agent, agent.released(contact.channel, contact.cost, now))]
-            )
-        except TransactionConflict:
-            continue
-        queue.publish(
-            ContactRequeued(conversation_id, f"transfer-{moved.version}"),
-            AgentFreed(agent_id, cause=f"transferred-{conversation_id}-{moved.version}"),
-        )
-        return {"conversation_id": conversation_id, "queues": list(queues), "reserved_for": target.agent_id}
-    raise Conflict("the conversation changed too often; retry")
+        store.save(contacts=[(contact, moved)], agents=[(agent, agent.released(contact.channel, contact.cost, now))])
+        return moved
+
+    try:
+        moved = retry.on_conflict(hand_over)
+    except retry.StillConflicting:
+        raise Conflict("the conversation changed too often; retry") from None
+    queue.publish(
+        ContactRequeued(conversation_id, f"transfer-{moved.version}"),
+        AgentFreed(agent_id, cause=f"transferred-{conversation_id}-{moved.version}"),
+    )
+    return {"conversation_id": conversation_id, "queues": list(queues), "reserved_for": target.agent_id}
 
 
 def agents_cursor(value: str | None) -> str | None:

@@ -53,7 +53,7 @@ from chalicelib.channels.fields import load_json
 from chalicelib.conversations.models import Identity, InboundMessage, StoredMessage
 from chalicelib.errors import Forbidden, InvalidJson, InvalidPayload, PayloadTooLarge, SwitchboardError, Unauthenticated
 from chalicelib.settings import get_settings
-from chalicelib.store import aws
+from chalicelib.store import subscriptions
 
 logger = Logger(service="switchboard", child=True)
 
@@ -383,10 +383,8 @@ def confirm_subscription(sns: SnsMessage) -> None:
     topic's own region (from its ARN, one of ``SNS_TOPIC_ARNS``): SES needs the topic in its receiving region,
     which need not be this deployment's.
     """
-    region = topic_region(sns.topic_arn)
-    aws.client("sns", region).confirm_subscription(
-        TopicArn=sns.topic_arn, Token=sns.token, AuthenticateOnUnsubscribe="true"
-    )
+    token = str(sns.token)  # signed, so present: verify_sns_message requires it of a SubscriptionConfirmation
+    subscriptions.confirm(sns.topic_arn, token, topic_region(sns.topic_arn))
     logger.info("SNS subscription confirmed", extra={"topic_arn": sns.topic_arn})
 
 

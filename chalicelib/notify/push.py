@@ -1,8 +1,6 @@
-"""Push JSON to an agent's open WebSocket connections through the API Gateway management API.
+"""Push JSON to an agent's open WebSocket connections (``store.connections``, API Gateway's management API).
 
-The same code runs in AWS and locally: ``WEBSOCKET_MANAGEMENT_ENDPOINT`` points
-the client at API Gateway or at the local gateway. A connection API Gateway
-reports gone is forgotten.
+A connection API Gateway reports gone is forgotten.
 """
 
 from __future__ import annotations
@@ -12,7 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from chalicelib.store import aws
+from chalicelib.store import connections
 from chalicelib.store import routing as routing_store
 
 logger = Logger(service="switchboard", child=True)
@@ -20,12 +18,7 @@ logger = Logger(service="switchboard", child=True)
 
 def to_connection(connection_id: str, payload: dict[str, Any]) -> bool:
     """Send to one connection; False when it is gone."""
-    client = aws.client("apigatewaymanagementapi")
-    try:
-        client.post_to_connection(ConnectionId=connection_id, Data=json.dumps(payload).encode())
-    except client.exceptions.GoneException:
-        return False
-    return True
+    return connections.post(connection_id, json.dumps(payload).encode())
 
 
 def to_agent(agent_id: str, payload: dict[str, Any]) -> int:

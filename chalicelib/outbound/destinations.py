@@ -33,9 +33,7 @@ from typing import Any
 from chalicelib import clock
 from chalicelib.errors import InvalidPayload
 from chalicelib.settings import get_settings
-from chalicelib.store import aws, conversations
-from chalicelib.store.conversations import customer_key
-from chalicelib.store.dynamo import from_item, to_values
+from chalicelib.store import conversations
 
 # Channels we can send text on, and the identity kind each one sends to.
 IDENTITY_KIND = {
@@ -311,50 +309,15 @@ class _Inbound:
             self._fetch(partition)
 
     def _fetch(self, partition: str) -> None:
-        kwargs: dict[str, Any] = {
-            "TableName": get_settings().data_table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "FilterExpression": "direction = :inbound",
-            "ExpressionAttributeValues": to_values(
-                {":pk": customer_key(partition), ":prefix": "MESSAGE#", ":inbound": "inbound"}
-            ),
-            "ScanIndexForward": False,
-            "Limit": _PAGE,
-        }
-        if self._next.get(partition):
-            kwargs["ExclusiveStartKey"] = self._next[partition]
-        page = aws.client("dynamodb").query(**kwargs)
-        self._read[partition].extend(from_item(i) for i in page["Items"])
-        self._next[partition] = page.get("LastEvaluatedKey")
+        items, self._next[partition] = conversations.inbound_page(partition, _PAGE, self._next.get(partition))
+        self._read[partition].extend(items)
 
 
 def _conversation_email_ids(customer_id: str, conversation_id: str, since: str) -> tuple[str, ...]:
     """Message-IDs of the conversation's e-mails, both ways, oldest first (the nearest ``MAX_REFERENCES``)."""
     profile = conversations.get_customer(customer_id) or {}
-    found: list[tuple[str, str]] = []
-    client = aws.client("dynamodb")
-    for partition in [customer_id, *sorted(profile.get("merged_from", ()))]:
-        kwargs: dict[str, Any] = {
-            "TableName": get_settings().data_table,
-            # "MESSAGE$" sorts right after every "MESSAGE#...": the conversation's messages and nothing else.
-            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :from AND :to",
-            "FilterExpression": "conversation_id = :conversation AND attribute_exists(email_message_id)",
-            "ExpressionAttributeValues": to_values(
-                {
-                    ":pk": customer_key(partition),
-                    ":from": f"MESSAGE#{since}",
-                    ":to": "MESSAGE$",
-                    ":conversation": conversation_id,
-                }
-            ),
-            "ProjectionExpression": "sk, email_message_id",
-        }
-        while True:
-            page = client.query(**kwargs)
-            found.extend((str(i["sk"]), str(i["email_message_id"])) for i in map(from_item, page["Items"]))
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    partitions = [customer_id, *sorted(profile.get("merged_from", ()))]
+    found = conversations.email_message_ids(partitions, conversation_id, since)
     ordered = [message_id for _, message_id in sorted(found)]
     return tuple(dict.fromkeys(ordered))[-MAX_REFERENCES:]
 

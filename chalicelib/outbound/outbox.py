@@ -44,7 +44,7 @@ through the widget's live connection, which reads the timeline.
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -60,11 +60,9 @@ from chalicelib.observability import redact
 from chalicelib.outbound import destinations, meta, ses, telegram, twilio
 from chalicelib.outbound.destinations import Destination, NoRoute, OutsideMessagingWindow
 from chalicelib.outbound.senders import MAX_TEXT, ProviderRejected, ProviderUnavailable, SendResult
-from chalicelib.settings import get_settings, outbox_queue_name
-from chalicelib.store import aws, conversations, outbound, queue
-from chalicelib.store.conversations import customer_key, thread_key
-from chalicelib.store.dynamo import TransactionConflict, from_item, get, key, to_item, to_values, transact
-from chalicelib.store.resources import MAX_RECEIVES, OUTBOX_INDEX
+from chalicelib.store import conversations, outbound, queue
+from chalicelib.store.outbound import MessageKey, ReplyKeyTaken, Sent
+from chalicelib.store.resources import MAX_RECEIVES
 
 logger = Logger(service="switchboard", child=True)
 
@@ -83,8 +81,7 @@ _SENDERS: dict[str, Sender] = {
     "ses": ses.send,
 }
 _DONE = frozenset({"sent", "delivered", "read", "failed"})
-# The pending-send mark: the outbox index's partition and sort key on a recorded, not yet claimed message.
-PENDING = "outbox"
+PENDING = outbound.PENDING  # the pending-send mark of a recorded, not yet claimed message
 # A pending message younger than this may still have its own job on the way: the sweeper leaves it alone.
 PENDING_GRACE_SECONDS = 60
 _REQUEUE_PAGE = 100  # pending messages one sweep queues at most (bounded work per minute)
@@ -160,17 +157,17 @@ def queue_reply(
     if client_message_id is None:
         return _record_and_dispatch(message)
     message["client_message_id"] = client_message_id
-    key_record = _reply_key_put(conversation_id, agent_id, client_message_id, message)
     try:
-        return _record_and_dispatch(message, key_record)
-    except TransactionConflict as conflict:
-        if not conflict.failed(1):
-            raise
-    # Another request with this key (the agent's earlier try, or a double click) got there first.
-    earlier = _earlier_reply(conversation_id, agent_id, client_message_id, text)
-    if earlier is None:  # cannot happen: the key's condition failed because its record exists
-        raise Conflict("the reply's idempotency record vanished; retry")
-    return earlier
+        # A digest, not the text: enough to tell a retry from a different message under the same key.
+        outbound.record_reply(message, agent_id, client_message_id, _digest(text))
+    except ReplyKeyTaken:
+        # Another request with this key (the agent's earlier try, or a double click) got there first.
+        earlier = _earlier_reply(conversation_id, agent_id, client_message_id, text)
+        if earlier is None:  # cannot happen: the key's condition failed because its record exists
+            raise Conflict("the reply's idempotency record vanished; retry") from None
+        return earlier
+    dispatch(message)
+    return view(message)
 
 
 def enqueue(
@@ -208,30 +205,14 @@ def _outbound_message(
 ) -> dict[str, Any]:
     """A new outbound timeline message, queued and marked pending-send (not written yet)."""
     message_id = "out_" + conversations.new_id("m").removeprefix("m_")
-    return {
-        "pk": customer_key(customer_id),
-        "sk": f"MESSAGE#{now}#{message_id}",
-        "type": "message",
-        "message_id": message_id,
-        "customer_id": customer_id,
-        "conversation_id": conversation_id,
-        "direction": "outbound",
-        "author": author,
-        "kind": kind,
-        "channel": channel,
-        "identity": identity,
-        "text": text,
-        "status": "queued",
-        "status_rank": outbound.MESSAGE_STATUS_RANK["queued"],
-        "received_at": now,
-        "pending_send": PENDING,
-        "pending_since": now,
-    }
+    return outbound.new_message(
+        conversation_id, customer_id, message_id, channel, text, kind, now, author=author, identity=identity
+    )
 
 
 def record_action(message: dict[str, Any]) -> dict[str, Any]:
     """The transaction action that records an outbound message (for writes that must go with another one)."""
-    return {"Put": {"TableName": _table(), "Item": to_item(message), "ConditionExpression": "attribute_not_exists(pk)"}}
+    return outbound.record_message_action(message)
 
 
 def new_system_message(
@@ -241,11 +222,8 @@ def new_system_message(
     return _outbound_message(conversation_id, customer_id, channel, text, kind, now)
 
 
-def _record_and_dispatch(message: dict[str, Any], *also: dict[str, Any]) -> dict[str, Any]:
-    if also:
-        transact([record_action(message), *also])
-    else:
-        aws.client("dynamodb").put_item(TableName=_table(), Item=to_item(message))
+def _record_and_dispatch(message: dict[str, Any]) -> dict[str, Any]:
+    outbound.record_message(message)
     dispatch(message)
     return view(message)
 
@@ -274,33 +252,13 @@ def _job_of(message: dict[str, Any]) -> dict[str, Any]:
 # --- the client's idempotency key -----------------------------------------------------------------
 
 
-def _reply_key(conversation_id: str, agent_id: str, client_message_id: str) -> dict[str, Any]:
-    return key(f"REPLYKEY#{conversation_id}#{agent_id}#{client_message_id}", "REPLYKEY")
-
-
-def _reply_key_put(conversation_id: str, agent_id: str, client_message_id: str, message: dict[str, Any]) -> dict:
-    record = {
-        **{k: v["S"] for k, v in _reply_key(conversation_id, agent_id, client_message_id).items()},
-        "message_id": message["message_id"],
-        "customer_id": message["customer_id"],
-        "message_sk": message["sk"],
-        # A digest, not the text: enough to tell a retry from a different message under the same key.
-        "text_sha256": _digest(str(message["text"])),
-        "created_at": message["received_at"],
-    }
-    return {"Put": {"TableName": _table(), "Item": to_item(record), "ConditionExpression": "attribute_not_exists(pk)"}}
-
-
 def _digest(text: str) -> str:
-    import hashlib
-
     return hashlib.sha256(text.strip().encode()).hexdigest()
 
 
 def _earlier_reply(conversation_id: str, agent_id: str, client_message_id: str, text: str) -> dict[str, Any] | None:
     """The reply this key already made (its job queued again if it is still pending), or None."""
-    k = _reply_key(conversation_id, agent_id, client_message_id)
-    record = get(_table(), k["pk"]["S"], k["sk"]["S"])
+    record = outbound.reply_of_key(conversation_id, agent_id, client_message_id)
     if record is None:
         return None
     if record.get("text_sha256") != _digest(text if isinstance(text, str) else ""):
@@ -308,7 +266,7 @@ def _earlier_reply(conversation_id: str, agent_id: str, client_message_id: str, 
             f"client_message_id {client_message_id} was already used for another message; "
             "use a new key for each message you compose"
         )
-    message = get(_table(), customer_key(str(record["customer_id"])), str(record["message_sk"]))
+    message = outbound.get_message(MessageKey(str(record["customer_id"]), str(record["message_sk"])))
     if message is None:  # cannot happen: both were written in one transaction
         raise Conflict("the reply recorded under this key is gone")
     if message.get("pending_send"):
@@ -325,16 +283,8 @@ def requeue_pending(now: str, limit: int = _REQUEUE_PAGE) -> int:
     One bounded query of the sparse outbox index (only pending messages are in it), oldest first. A
     job queued twice is harmless: the claim sends each message once.
     """
-    page = aws.client("dynamodb").query(
-        TableName=_table(),
-        IndexName=OUTBOX_INDEX,
-        KeyConditionExpression="pending_send = :pending AND pending_since < :cutoff",
-        ExpressionAttributeValues=to_values(
-            {":pending": PENDING, ":cutoff": clock.plus_seconds(now, -PENDING_GRACE_SECONDS)}
-        ),
-        Limit=limit,
-    )
-    jobs = [json.dumps(_job_of(from_item(i))) for i in page["Items"]]
+    pending = outbound.pending_messages(clock.plus_seconds(now, -PENDING_GRACE_SECONDS), limit)
+    jobs = [json.dumps(_job_of(message)) for message in pending]
     for start in range(0, len(jobs), 10):
         queue.send_batch_to_outbox(jobs[start : start + 10])
     if jobs:
@@ -396,9 +346,7 @@ def process_record(record: SQSRecord) -> None:
 def back_off(receipt_handle: str, attempt: int, at_least: int = 0) -> int:
     """Hide a failed outbox message from the queue for ``backoff_seconds``; returns how long."""
     delay = backoff_seconds(attempt, at_least)
-    sqs = aws.client("sqs")
-    url = sqs.get_queue_url(QueueName=outbox_queue_name())["QueueUrl"]
-    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay)
+    queue.delay_outbox_job(receipt_handle, delay)
     return delay
 
 
@@ -430,7 +378,7 @@ def handle_outbox_record(body: str, now: str, attempt: int) -> None:
     except (NoRoute, ProviderRejected) as exc:
         error = exc.error if isinstance(exc, ProviderRejected) else exc.message
         logger.warning("outbound message failed", extra={**log, "error": redact(error)})
-        _fail(message_key, error, now)
+        outbound.mark_failed(message_key, error, now)
         return
     except Exception as exc:
         error = exc.error if isinstance(exc, ProviderUnavailable) else f"{type(exc).__name__}: {exc}"
@@ -461,69 +409,24 @@ def _job(body: str) -> dict[str, Any] | None:
     return job
 
 
-def _message_key(job: dict[str, Any]) -> dict[str, Any] | None:
+def _message_key(job: dict[str, Any]) -> MessageKey | None:
     """The timeline key: built from the job, or (jobs without ``received_at``) found newest first."""
-    pk = customer_key(str(job["customer_id"]))
     if isinstance(job.get("received_at"), str):
-        return key(pk, f"MESSAGE#{job['received_at']}#{job['message_id']}")
-    kwargs: dict[str, Any] = {
-        "TableName": _table(),
-        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-        "FilterExpression": "message_id = :id",
-        "ExpressionAttributeValues": to_values({":pk": pk, ":prefix": "MESSAGE#", ":id": job["message_id"]}),
-        "ProjectionExpression": "pk, sk",
-        "ScanIndexForward": False,
-    }
-    client = aws.client("dynamodb")
-    while True:
-        page = client.query(**kwargs)
-        if page["Items"]:
-            found = from_item(page["Items"][0])
-            return key(found["pk"], found["sk"])
-        if "LastEvaluatedKey" not in page:
-            return None
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return MessageKey.of(str(job["customer_id"]), job["received_at"], str(job["message_id"]))
+    return outbound.find_message(str(job["customer_id"]), str(job["message_id"]))
 
 
-def _claim(message_key: dict[str, Any], message_id: str, now: str) -> dict[str, Any] | None:
+def _claim(message_key: MessageKey, message_id: str, now: str) -> dict[str, Any] | None:
     """Lease the message to this attempt; None when there is nothing to send (sent, failed, gone)."""
-    client = aws.client("dynamodb")
-    try:
-        response = client.update_item(
-            TableName=_table(),
-            Key=message_key,
-            UpdateExpression=(
-                "SET #status = :sending, status_rank = :rank, lease_until = :until, "
-                "attempts = if_not_exists(attempts, :zero) + :one REMOVE gave_up_at, pending_send, pending_since"
-            ),
-            ConditionExpression=(
-                "attribute_exists(pk) AND attribute_not_exists(provider_message_id) "
-                "AND (#status IN (:queued, :sending) OR attribute_exists(gave_up_at)) "
-                "AND (attribute_not_exists(lease_until) OR lease_until < :now)"
-            ),
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues=to_values(
-                {
-                    ":sending": "sending",
-                    ":queued": "queued",
-                    ":rank": outbound.MESSAGE_STATUS_RANK["sending"],
-                    ":until": clock.plus_seconds(now, LEASE_SECONDS),
-                    ":zero": 0,
-                    ":one": 1,
-                    ":now": now,
-                }
-            ),
-            ReturnValues="ALL_NEW",
-        )
-    except client.exceptions.ConditionalCheckFailedException:
+    claimed = outbound.claim(message_key, now, clock.plus_seconds(now, LEASE_SECONDS))
+    if claimed is None:
         _raise_if_in_progress(message_key, message_id, now)
-        return None
-    return from_item(response["Attributes"])
+    return claimed
 
 
-def _raise_if_in_progress(message_key: dict[str, Any], message_id: str, now: str) -> None:
+def _raise_if_in_progress(message_key: MessageKey, message_id: str, now: str) -> None:
     """After a lost claim: ``SendInProgress`` if another attempt holds the lease; else there is nothing to do."""
-    current = get(_table(), message_key["pk"]["S"], message_key["sk"]["S"])
+    current = outbound.get_message(message_key)
     if current is None:
         logger.error("outbox message not in the timeline; dropped", extra={"message_id": message_id})
         return
@@ -535,64 +438,22 @@ def _raise_if_in_progress(message_key: dict[str, Any], message_id: str, now: str
 
 
 def _commit(
-    message_key: dict[str, Any], message: dict[str, Any], destination: Destination, result: SendResult, now: str
+    message_key: MessageKey, message: dict[str, Any], destination: Destination, result: SendResult, now: str
 ) -> None:
-    sets = {
-        ":provider": result.provider,
-        ":pmid": result.provider_message_id,
-        ":sent": "sent",
-        ":rank": outbound.MESSAGE_STATUS_RANK["sent"],
-        ":now": now,
-        ":to": destination.to,
-        ":identity": destination.identity,
-    }
-    expression = (
-        "SET provider = :provider, provider_message_id = :pmid, #status = :sent, status_rank = :rank, "
-        "sent_at = :now, status_updated_at = :now, sent_to = :to, #identity = :identity"
-    )
-    if destination.sender:
-        expression += ", sent_from = :from"
-        sets[":from"] = destination.sender
-    if result.email_message_id:
-        expression += ", email_message_id = :email_id"
-        sets[":email_id"] = result.email_message_id
+    subject = None
     if destination.channel == "email":
-        expression += ", subject = :subject"
-        sets[":subject"] = destination.subject or destinations.subject_from_text(str(message["text"]))
-    actions: list[dict[str, Any]] = [
-        {
-            "Update": {
-                "TableName": _table(),
-                "Key": message_key,
-                "UpdateExpression": expression + " REMOVE lease_until, last_error",
-                "ConditionExpression": "attribute_not_exists(provider_message_id)",
-                "ExpressionAttributeNames": {"#status": "status", "#identity": "identity"},
-                "ExpressionAttributeValues": to_values(sets),
-            }
-        },
-        {"Put": {"TableName": _table(), "Item": to_item(_outbound_item(message, message_key, result, now))}},
-        *(
-            {
-                "Put": {
-                    "TableName": _table(),
-                    "Item": to_item(
-                        {
-                            "pk": thread_key(thread_id),
-                            "sk": "EMAILTHREAD",
-                            "conversation_id": message["conversation_id"],
-                            "customer_id": message["customer_id"],
-                        }
-                    ),
-                }
-            }
-            for thread_id in result.thread_ids
-        ),
-    ]
-    try:
-        transact(actions)
-    except TransactionConflict as conflict:
-        if not conflict.failed(0):
-            raise
+        subject = destination.subject or destinations.subject_from_text(str(message["text"]))
+    sent = Sent(
+        provider=result.provider,
+        provider_message_id=result.provider_message_id,
+        to=destination.to,
+        identity=destination.identity,
+        sender=destination.sender,
+        email_message_id=result.email_message_id,
+        subject=subject,
+        thread_ids=result.thread_ids,
+    )
+    if not outbound.record_sent(message_key, message, sent, now):
         # Another attempt committed first: its lease ran out while ours was in flight, so both sent.
         logger.warning(
             "outbound message was sent twice; the first send is recorded",
@@ -600,66 +461,10 @@ def _commit(
         )
 
 
-def _outbound_item(
-    message: dict[str, Any], message_key: dict[str, Any], result: SendResult, now: str
-) -> dict[str, Any]:
-    """``store.outbound.record``'s item, plus where its timeline message is (for ``apply_status``)."""
-    return {
-        "pk": f"OUTBOUND#{result.provider}#{result.provider_message_id}",
-        "sk": "OUTBOUND",
-        "provider": result.provider,
-        "provider_message_id": result.provider_message_id,
-        "conversation_id": message["conversation_id"],
-        "status": "sent",
-        "status_rank": outbound.MESSAGE_STATUS_RANK["sent"],
-        "created_at": now,
-        "updated_at": now,
-        "message_id": message["message_id"],
-        "customer_id": message["customer_id"],
-        "message_sk": message_key["sk"]["S"],
-    }
-
-
-def _fail(message_key: dict[str, Any], error: str, now: str) -> None:
-    aws.client("dynamodb").update_item(
-        TableName=_table(),
-        Key=message_key,
-        UpdateExpression=(
-            "SET #status = :failed, status_rank = :rank, #error = :error, status_updated_at = :now "
-            "REMOVE lease_until, gave_up_at"
-        ),
-        ExpressionAttributeNames={"#status": "status", "#error": "error"},
-        ExpressionAttributeValues=to_values(
-            {":failed": "failed", ":rank": outbound.MESSAGE_STATUS_RANK["failed"], ":error": error, ":now": now}
-        ),
-    )
-
-
-def _release(message_key: dict[str, Any], error: str, now: str, gave_up: bool) -> None:
+def _release(message_key: MessageKey, error: str, now: str, gave_up: bool) -> None:
     """Let the next attempt claim at once; after the last attempt, show the message as failed."""
-    values: dict[str, Any] = {":error": error[:500], ":now": now}
-    expression = "SET last_error = :error, status_updated_at = :now"
-    if gave_up:
-        expression += ", #status = :failed, status_rank = :rank, #error = :final, gave_up_at = :now"
-        values.update(
-            {
-                ":failed": "failed",
-                ":rank": outbound.MESSAGE_STATUS_RANK["failed"],
-                ":final": f"gave up after {MAX_RECEIVES} attempts: {error[:400]}",
-            }
-        )
-    update: dict[str, Any] = {
-        "TableName": _table(),
-        "Key": message_key,
-        "UpdateExpression": expression + " REMOVE lease_until",
-        "ConditionExpression": "attribute_not_exists(provider_message_id)",
-        "ExpressionAttributeValues": to_values(values),
-    }
-    if gave_up:
-        update["ExpressionAttributeNames"] = {"#status": "status", "#error": "error"}
-    client = aws.client("dynamodb")
-    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):  # another attempt committed
-        client.update_item(**update)
+    final = f"gave up after {MAX_RECEIVES} attempts: {error[:400]}" if gave_up else None
+    outbound.release(message_key, error[:500], now, gave_up_with=final)
 
 
 # --- statuses --------------------------------------------------------------------------------------
@@ -677,26 +482,5 @@ def apply_status(update: StatusUpdate, now: str) -> bool:
     sent = outbound.get_status(update.provider, update.provider_message_id) or {}
     if not sent.get("customer_id") or not sent.get("message_sk"):
         return applied  # recorded by something other than the outbox: no timeline message to update
-    rank = outbound.MESSAGE_STATUS_RANK[update.status]
-    values: dict[str, Any] = {":status": update.status, ":rank": rank, ":now": now}
-    expression = "SET #status = :status, status_rank = :rank, status_updated_at = :now"
-    names = {"#status": "status"}
-    if update.error:
-        expression += ", #error = :error"
-        names["#error"] = "error"
-        values[":error"] = update.error
-    client = aws.client("dynamodb")
-    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):  # the timeline is further along
-        client.update_item(
-            TableName=_table(),
-            Key=key(customer_key(str(sent["customer_id"])), str(sent["message_sk"])),
-            UpdateExpression=expression,
-            ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(status_rank) OR status_rank < :rank)",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=to_values(values),
-        )
+    outbound.apply_to_timeline(str(sent["customer_id"]), str(sent["message_sk"]), update, now)
     return applied
-
-
-def _table() -> str:
-    return get_settings().data_table

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from chalicelib import clock
+from chalicelib.routing.config.values import DEFAULT_QUEUE_ROUTING, QueueRouting
 from chalicelib.routing.model import Agent, Contact, ContactState, Presence
 
 CostOf = Callable[[str], int]  # a channel's cost in capacity units, from the routing config
@@ -132,29 +133,6 @@ class Classic:
 # --- the default policy: scarce skills kept free, priorities that age -------------------------------------------
 
 
-@dataclass(frozen=True)
-class QueueRouting:
-    """How one queue's contacts are routed (``queues.<name>.routing`` in routing.yaml).
-
-    ``policy``: ``balanced`` (the default: ``Balanced``) or ``classic`` (strict priority, then the earliest
-    deadline; the most proficient agent). ``aging_seconds``: each this many seconds waited add one priority
-    level; None: one level per ``AGING_SHARE`` of the contact's own SLA target, so a call ages in seconds and
-    an e-mail in minutes. ``keep_scarce_skills``: offer a contact to the agent whose skills other work needs
-    least, and let a freed agent take the work only they can do first. ``sla_clock``: ``arrival`` (the SLA
-    runs from arrival) or ``business_hours`` (it runs only while the queue is open). ``reply_window_margin_seconds``:
-    a WhatsApp or Messenger contact is due this long before the customer's 24-hour reply window closes.
-    """
-
-    policy: str = "balanced"
-    aging_seconds: float | None = None
-    keep_scarce_skills: bool = True
-    sla_clock: str = "arrival"
-    reply_window_margin_seconds: int = 3600
-
-
-POLICIES = ("balanced", "classic")
-SLA_CLOCKS = ("arrival", "business_hours")
-DEFAULT_QUEUE_ROUTING = QueueRouting()
 # Without aging_seconds a contact gains one priority level per quarter of its SLA target: one waiting through
 # its whole target is four levels up, and a contact past it keeps climbing, so no class starves.
 AGING_SHARE = 0.25

@@ -53,7 +53,6 @@ logger = Logger(service="switchboard", child=True)
 
 # How many contacts a freed agent may take in one event (bounded work per event).
 MAX_OFFERS_PER_AGENT_EVENT = 10
-_ATTEMPTS = 5
 SWEEP_PAGE = 50
 # Pages of an agent pool read for one contact while none of them can take it (bounded work per decision).
 POOL_PAGES = 2
@@ -293,32 +292,37 @@ class Router:
 
     def offer_contact(self, contact_id: str, now: str, known: Contact | None = None) -> Offer | None:
         """Offer a queued contact to the best agent, planning again whenever another router got there first."""
-        for attempt in range(_ATTEMPTS):
-            offer = self.plan_offer(contact_id, now, known if attempt == 0 else None)
-            if offer is None:
-                return None
-            try:
+        unread = [known]  # the contact as the caller wrote it serves the first plan only
+
+        def step() -> Offer | None:
+            offer = self.plan_offer(contact_id, now, unread.pop() if unread else None)
+            if offer is not None:
                 self.commit_offer(offer)
-            except TransactionConflict:
-                continue
-            self._announce(offer, now)
             return offer
-        logger.warning("contact stays queued after repeated conflicts", extra={"contact_id": contact_id})
-        return None
+
+        try:
+            offer = on_conflict(step)
+        except StillConflicting:
+            logger.warning("contact stays queued after repeated conflicts", extra={"contact_id": contact_id})
+            return None
+        if offer is not None:
+            self._announce(offer, now)
+        return offer
 
     def on_agent_freed(self, agent_id: str, now: str) -> Outcome:
         """Give a freed agent the best waiting contacts while they have room."""
-        offers: list[Offer] = []
-        conflicts = 0
-        while len(offers) < MAX_OFFERS_PER_AGENT_EVENT and conflicts < _ATTEMPTS:
+
+        def step() -> Offer | None:
             offer = self.plan_for_agent(agent_id, now)
+            if offer is not None:
+                self.commit_offer(offer)
+            return offer
+
+        offers: list[Offer] = []
+        while len(offers) < MAX_OFFERS_PER_AGENT_EVENT:
+            offer = or_else(step, None)
             if offer is None:
                 break
-            try:
-                self.commit_offer(offer)
-            except TransactionConflict:
-                conflicts += 1
-                continue
             self._announce(offer, now)
             offers.append(offer)
         return Outcome(offers=tuple(offers), note="agent freed")

@@ -14,9 +14,9 @@ from functools import lru_cache
 
 from chalicelib.clock import parse_iso, to_iso
 from chalicelib.conversations.models import InboundMessage
-from chalicelib.routing.config import DAYS, EscalationStep, OutOfHours, RoutingConfig, Rule, TimeWindow
+from chalicelib.routing.config import DAYS, EscalationStep, OutOfHours, QueueRouting, RoutingConfig, Rule, TimeWindow
 from chalicelib.routing.hours import after_open_seconds, is_open, local_time, minute_of_day, next_opening
-from chalicelib.routing.matching import AGING_SHARE, QueueRouting
+from chalicelib.routing.matching import AGING_SHARE
 
 # Patterns are searched in at most this much text, so one huge message costs no more than a long one.
 MAX_TEXT = 10_000

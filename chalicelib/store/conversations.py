@@ -27,11 +27,10 @@ from aws_lambda_powertools import Logger
 from chalicelib.conversations.models import Identity, InboundMessage, StoredMessage
 from chalicelib.errors import Conflict, InvalidPayload, NotFound
 from chalicelib.settings import get_settings
-from chalicelib.store import aws
+from chalicelib.store import aws, retry
 from chalicelib.store.dynamo import TransactionConflict, from_item, get, key, to_item, to_values, transact
 
 logger = Logger(service="switchboard", child=True)
-_ATTEMPTS = 5
 _THREAD_LOOKUPS = 5
 
 
@@ -80,8 +79,9 @@ class _Plan:
 
 def ingest(message: InboundMessage, now: str) -> StoredMessage:
     """Store one inbound message exactly once: resolve the customer, join or open their conversation."""
-    stale: set[str] = set()
-    for _ in range(_ATTEMPTS):
+    stale: set[str] = set()  # conversations found closed meanwhile: the next plan does not join them
+
+    def store_once() -> StoredMessage:
         plan = _plan(message, stale)
         dedupes = [_dedupe_put(k, message, plan, now) for k in message.dedupe_keys]
         conversation_action = _conversation_action(message, plan, now)
@@ -101,11 +101,15 @@ def ingest(message: InboundMessage, now: str) -> StoredMessage:
                     return _stored_duplicate(dedupe_key)
             if plan.mode == "join" and conflict.failed(actions.index(conversation_action)):
                 stale.add(plan.conversation_id)  # closed meanwhile, or a pointer left behind by a close or merge
-            continue  # another delivery changed the customer or conversation first: plan again
+            raise  # another delivery changed the customer or conversation first: plan again
         return StoredMessage(
             message.message_id, plan.customer_id, plan.conversation_id, now, False, plan.mode != "join"
         )
-    raise Conflict("the conversation changed too often while storing this message; retry")
+
+    try:
+        return retry.on_conflict(store_once)
+    except retry.StillConflicting:
+        raise Conflict("the conversation changed too often while storing this message; retry") from None
 
 
 def _plan(message: InboundMessage, stale: set[str]) -> _Plan:
@@ -375,6 +379,80 @@ def messages_since(customer_ids: list[str], since: str) -> list[dict[str, Any]]:
     return sorted(items, key=lambda m: m["sk"])
 
 
+def inbound_page(
+    customer_id: str, limit: int, after: dict[str, Any] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """One page of the customer's inbound messages (this partition only), newest first, and where the next starts.
+
+    ``after`` is the cursor the page before returned (opaque; None for the first page); the cursor returned is
+    None on the last page. A page may hold fewer than ``limit`` messages: ``limit`` bounds what is read.
+    """
+    kwargs: dict[str, Any] = {
+        "TableName": _table(),
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+        "FilterExpression": "direction = :inbound",
+        "ExpressionAttributeValues": to_values(
+            {":pk": customer_key(customer_id), ":prefix": "MESSAGE#", ":inbound": "inbound"}
+        ),
+        "ScanIndexForward": False,
+        "Limit": limit,
+    }
+    if after:
+        kwargs["ExclusiveStartKey"] = after
+    page = aws.client("dynamodb").query(**kwargs)
+    return [from_item(i) for i in page["Items"]], page.get("LastEvaluatedKey")
+
+
+def email_message_ids(customer_ids: list[str], conversation_id: str, since: str) -> list[tuple[str, str]]:
+    """``(sort key, Message-ID)`` of every e-mail of the conversation, both ways, in these customers' timelines.
+
+    Read from ``since`` (the conversation's start) on, so an old customer's long history is not read.
+    """
+    found: list[tuple[str, str]] = []
+    client = aws.client("dynamodb")
+    for partition in customer_ids:
+        kwargs: dict[str, Any] = {
+            "TableName": _table(),
+            # "MESSAGE$" sorts right after every "MESSAGE#...": the conversation's messages and nothing else.
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :from AND :to",
+            "FilterExpression": "conversation_id = :conversation AND attribute_exists(email_message_id)",
+            "ExpressionAttributeValues": to_values(
+                {
+                    ":pk": customer_key(partition),
+                    ":from": f"MESSAGE#{since}",
+                    ":to": "MESSAGE$",
+                    ":conversation": conversation_id,
+                }
+            ),
+            "ProjectionExpression": "sk, email_message_id",
+        }
+        while True:
+            page = client.query(**kwargs)
+            found.extend((str(i["sk"]), str(i["email_message_id"])) for i in map(from_item, page["Items"]))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return found
+
+
+def add_note(customer_id: str, conversation_id: str, note_id: str, author: str, text: str, now: str) -> None:
+    """An agent's internal note in the customer's timeline: agents see it, it is never sent to the customer."""
+    item = {
+        "pk": customer_key(customer_id),
+        "sk": f"MESSAGE#{now}#{note_id}",
+        "type": "message",
+        "message_id": note_id,
+        "customer_id": customer_id,
+        "conversation_id": conversation_id,
+        "direction": "internal",
+        "kind": "note",
+        "author": author,
+        "text": text,
+        "received_at": now,
+    }
+    aws.client("dynamodb").put_item(TableName=_table(), Item=to_item(item))
+
+
 def set_attributes(customer_id: str, tier: str | None, tags: list[str]) -> None:
     """The customer's tier and tags, which routing rules match on."""
     client = aws.client("dynamodb")
@@ -411,7 +489,8 @@ def merge_customers(source_id: str, target_id: str) -> dict[str, Any]:
     """Fold ``source`` into ``target``: its identities now resolve to target; both histories stay. Idempotent."""
     if source_id == target_id:
         raise InvalidPayload("a customer cannot be merged into itself")
-    for _ in range(_ATTEMPTS):
+
+    def merge_once() -> dict[str, Any]:
         source, target = get_customer(source_id), get_customer(target_id)
         if source is None or target is None:
             raise NotFound(f"no customer {source_id if source is None else target_id}")
@@ -420,12 +499,13 @@ def merge_customers(source_id: str, target_id: str) -> dict[str, Any]:
         if source.get("merged_into") or target.get("merged_into"):
             merged = source_id if source.get("merged_into") else target_id
             raise Conflict(f"customer {merged} was already merged into another customer")
-        try:
-            transact(_merge_actions(source, target))
-        except TransactionConflict:
-            continue
+        transact(_merge_actions(source, target))
         return {"customer_id": target_id, "merged": [source_id], "changed": True}
-    raise Conflict("the customers changed too often while merging; retry")
+
+    try:
+        return retry.on_conflict(merge_once)
+    except retry.StillConflicting:
+        raise Conflict("the customers changed too often while merging; retry") from None
 
 
 def _merge_actions(source: dict[str, Any], target: dict[str, Any]) -> list[dict[str, Any]]:

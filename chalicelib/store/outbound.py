@@ -1,22 +1,34 @@
-"""Our outbound messages and calls, and the provider status updates that follow them.
+"""Our outbound messages and calls: the timeline copy the outbox sends, and the provider status updates after.
 
 Keys in the data table::
 
+    CUSTOMER#<id>                               MESSAGE#<received_at>#<message_id>   the message in the
+                                                customer's timeline (``direction: outbound``), pending-send
+                                                (``pending_send``/``pending_since``: the sparse ``outbox``
+                                                index) until its first claim, then leased while it is sent
+    REPLYKEY#<conversation>#<agent>#<key>       REPLYKEY   an agent's client idempotency key -> the message
     OUTBOUND#<provider>#<provider message id>   OUTBOUND   status, status_rank, conversation_id
     CALL#<provider>#<call id>                   CALL       status, conversation_id
+    EMAILTHREAD#<Message-ID>                    EMAILTHREAD  the conversation an e-mail we sent belongs to
 
 Statuses only move forward: providers deliver callbacks out of order and
 more than once, and ``delivered`` arriving after ``read`` must not undo it.
+The outbox (``chalicelib.outbound.outbox``) decides when to claim, send, commit or give up;
+this module keeps what it decided.
 """
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.channels.base import StatusUpdate
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
-from chalicelib.store.dynamo import get, key, to_item, to_values
+from chalicelib.store.conversations import customer_key, thread_key
+from chalicelib.store.dynamo import TransactionConflict, from_item, get, key, to_item, to_values, transact
+from chalicelib.store.resources import OUTBOX_INDEX
 
 # How far along a message is. A failure outranks sending but not delivery: a late "failed" after
 # "delivered" is noise, while "failed" after "sent" is the news.
@@ -92,3 +104,346 @@ def apply(update: StatusUpdate, now: str) -> bool:
 
 def get_status(provider: str, provider_message_id: str, kind: str = "message") -> dict[str, Any] | None:
     return get(_table(), *_pk(kind, provider, provider_message_id))
+
+
+# --- the outbox's messages in the customer's timeline --------------------------------------------------
+
+# The pending-send mark: the outbox index's partition key on a recorded, not yet claimed message.
+PENDING = "outbox"
+
+
+@dataclass(frozen=True)
+class MessageKey:
+    """Where an outbound message sits in its customer's timeline."""
+
+    customer_id: str
+    sort_key: str  # MESSAGE#<received_at>#<message_id>
+
+    @classmethod
+    def of(cls, customer_id: str, received_at: str, message_id: str) -> MessageKey:
+        return cls(customer_id, f"MESSAGE#{received_at}#{message_id}")
+
+    def _key(self) -> dict[str, Any]:
+        return key(customer_key(self.customer_id), self.sort_key)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What the outbox learnt sending a message: the provider's id, where it went, and e-mail threading."""
+
+    provider: str
+    provider_message_id: str
+    to: str
+    identity: str
+    sender: str | None = None
+    email_message_id: str | None = None
+    subject: str | None = None  # e-mail only
+    thread_ids: tuple[str, ...] = field(default_factory=tuple)  # our Message-IDs an answer may refer to
+
+
+class ReplyKeyTaken(Exception):
+    """An agent's client idempotency key is recorded already: an earlier request with it got there first."""
+
+
+def new_message(
+    conversation_id: str,
+    customer_id: str,
+    message_id: str,
+    channel: str,
+    text: str,
+    kind: str,
+    now: str,
+    *,
+    author: str,
+    identity: str | None,
+) -> dict[str, Any]:
+    """A new outbound timeline message, queued and marked pending-send (not written yet)."""
+    return {
+        "pk": customer_key(customer_id),
+        "sk": MessageKey.of(customer_id, now, message_id).sort_key,
+        "type": "message",
+        "message_id": message_id,
+        "customer_id": customer_id,
+        "conversation_id": conversation_id,
+        "direction": "outbound",
+        "author": author,
+        "kind": kind,
+        "channel": channel,
+        "identity": identity,
+        "text": text,
+        "status": "queued",
+        "status_rank": MESSAGE_STATUS_RANK["queued"],
+        "received_at": now,
+        "pending_send": PENDING,
+        "pending_since": now,
+    }
+
+
+def record_message_action(message: dict[str, Any]) -> dict[str, Any]:
+    """The transaction action that records a new message (for writes that must go with another one)."""
+    return {"Put": {"TableName": _table(), "Item": to_item(message), "ConditionExpression": "attribute_not_exists(pk)"}}
+
+
+def record_message(message: dict[str, Any]) -> None:
+    """Write a new message to the timeline."""
+    aws.client("dynamodb").put_item(TableName=_table(), Item=to_item(message))
+
+
+def record_reply(message: dict[str, Any], agent_id: str, client_message_id: str, text_sha256: str) -> None:
+    """Write an agent's reply with its idempotency key's record, in one transaction.
+
+    ``ReplyKeyTaken`` when the key is recorded already (nothing is written then).
+    """
+    reply_key = _reply_key(str(message["conversation_id"]), agent_id, client_message_id)
+    record = {
+        **{k: v["S"] for k, v in reply_key.items()},
+        "message_id": message["message_id"],
+        "customer_id": message["customer_id"],
+        "message_sk": message["sk"],
+        "text_sha256": text_sha256,
+        "created_at": message["received_at"],
+    }
+    key_put = {"TableName": _table(), "Item": to_item(record), "ConditionExpression": "attribute_not_exists(pk)"}
+    try:
+        transact([record_message_action(message), {"Put": key_put}])
+    except TransactionConflict as conflict:
+        if conflict.failed(1):
+            raise ReplyKeyTaken(client_message_id) from None
+        raise
+
+
+def reply_of_key(conversation_id: str, agent_id: str, client_message_id: str) -> dict[str, Any] | None:
+    """The record of an agent's idempotency key (``message_id``, ``message_sk``, ``text_sha256``...), or None."""
+    k = _reply_key(conversation_id, agent_id, client_message_id)
+    return get(_table(), k["pk"]["S"], k["sk"]["S"])
+
+
+def _reply_key(conversation_id: str, agent_id: str, client_message_id: str) -> dict[str, Any]:
+    return key(f"REPLYKEY#{conversation_id}#{agent_id}#{client_message_id}", "REPLYKEY")
+
+
+def get_message(message_key: MessageKey) -> dict[str, Any] | None:
+    """The message as stored now (read consistently)."""
+    return get(_table(), customer_key(message_key.customer_id), message_key.sort_key)
+
+
+def find_message(customer_id: str, message_id: str) -> MessageKey | None:
+    """Where a message is in the customer's timeline, looked for newest first (jobs that do not say when)."""
+    kwargs: dict[str, Any] = {
+        "TableName": _table(),
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+        "FilterExpression": "message_id = :id",
+        "ExpressionAttributeValues": to_values(
+            {":pk": customer_key(customer_id), ":prefix": "MESSAGE#", ":id": message_id}
+        ),
+        "ProjectionExpression": "pk, sk",
+        "ScanIndexForward": False,
+    }
+    client = aws.client("dynamodb")
+    while True:
+        page = client.query(**kwargs)
+        if page["Items"]:
+            return MessageKey(customer_id, str(from_item(page["Items"][0])["sk"]))
+        if "LastEvaluatedKey" not in page:
+            return None
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def pending_messages(recorded_before: str, limit: int) -> list[dict[str, Any]]:
+    """Messages recorded before ``recorded_before`` and never claimed, oldest first: one bounded index query.
+
+    Only the index's attributes (``resources.OUTBOX_INDEX_ATTRIBUTES``: enough to queue the message's job).
+    """
+    page = aws.client("dynamodb").query(
+        TableName=_table(),
+        IndexName=OUTBOX_INDEX,
+        KeyConditionExpression="pending_send = :pending AND pending_since < :cutoff",
+        ExpressionAttributeValues=to_values({":pending": PENDING, ":cutoff": recorded_before}),
+        Limit=limit,
+    )
+    return [from_item(i) for i in page["Items"]]
+
+
+def claim(message_key: MessageKey, now: str, lease_until: str) -> dict[str, Any] | None:
+    """Lease the message to one sending attempt until ``lease_until``; returns it as claimed.
+
+    Only a message with no provider id yet, ``queued``/``sending`` (or given up and redriven) and not leased
+    to another attempt now; the claim counts the attempt and takes the pending-send mark off. None when the
+    condition fails: the caller reads the message to tell done from in progress.
+    """
+    client = aws.client("dynamodb")
+    try:
+        response = client.update_item(
+            TableName=_table(),
+            Key=message_key._key(),
+            UpdateExpression=(
+                "SET #status = :sending, status_rank = :rank, lease_until = :until, "
+                "attempts = if_not_exists(attempts, :zero) + :one REMOVE gave_up_at, pending_send, pending_since"
+            ),
+            ConditionExpression=(
+                "attribute_exists(pk) AND attribute_not_exists(provider_message_id) "
+                "AND (#status IN (:queued, :sending) OR attribute_exists(gave_up_at)) "
+                "AND (attribute_not_exists(lease_until) OR lease_until < :now)"
+            ),
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=to_values(
+                {
+                    ":sending": "sending",
+                    ":queued": "queued",
+                    ":rank": MESSAGE_STATUS_RANK["sending"],
+                    ":until": lease_until,
+                    ":zero": 0,
+                    ":one": 1,
+                    ":now": now,
+                }
+            ),
+            ReturnValues="ALL_NEW",
+        )
+    except client.exceptions.ConditionalCheckFailedException:
+        return None
+    return from_item(response["Attributes"])
+
+
+def record_sent(message_key: MessageKey, message: dict[str, Any], sent: Sent, now: str) -> bool:
+    """In one transaction: the message is ``sent`` with the provider's id, its ``OUTBOUND`` item lets the status
+    callbacks find it, and each of ``sent.thread_ids`` threads the customer's answer back to the conversation.
+
+    False when another attempt recorded the message as sent first (nothing is written then).
+    """
+    sets = {
+        ":provider": sent.provider,
+        ":pmid": sent.provider_message_id,
+        ":sent": "sent",
+        ":rank": MESSAGE_STATUS_RANK["sent"],
+        ":now": now,
+        ":to": sent.to,
+        ":identity": sent.identity,
+    }
+    expression = (
+        "SET provider = :provider, provider_message_id = :pmid, #status = :sent, status_rank = :rank, "
+        "sent_at = :now, status_updated_at = :now, sent_to = :to, #identity = :identity"
+    )
+    if sent.sender:
+        expression += ", sent_from = :from"
+        sets[":from"] = sent.sender
+    if sent.email_message_id:
+        expression += ", email_message_id = :email_id"
+        sets[":email_id"] = sent.email_message_id
+    if sent.subject is not None:
+        expression += ", subject = :subject"
+        sets[":subject"] = sent.subject
+    outbound_item = {
+        "pk": f"OUTBOUND#{sent.provider}#{sent.provider_message_id}",
+        "sk": "OUTBOUND",
+        "provider": sent.provider,
+        "provider_message_id": sent.provider_message_id,
+        "conversation_id": message["conversation_id"],
+        "status": "sent",
+        "status_rank": MESSAGE_STATUS_RANK["sent"],
+        "created_at": now,
+        "updated_at": now,
+        # Where its timeline message is, for apply_to_timeline.
+        "message_id": message["message_id"],
+        "customer_id": message["customer_id"],
+        "message_sk": message_key.sort_key,
+    }
+    actions: list[dict[str, Any]] = [
+        {
+            "Update": {
+                "TableName": _table(),
+                "Key": message_key._key(),
+                "UpdateExpression": expression + " REMOVE lease_until, last_error",
+                "ConditionExpression": "attribute_not_exists(provider_message_id)",
+                "ExpressionAttributeNames": {"#status": "status", "#identity": "identity"},
+                "ExpressionAttributeValues": to_values(sets),
+            }
+        },
+        {"Put": {"TableName": _table(), "Item": to_item(outbound_item)}},
+        *(
+            {
+                "Put": {
+                    "TableName": _table(),
+                    "Item": to_item(
+                        {
+                            "pk": thread_key(thread_id),
+                            "sk": "EMAILTHREAD",
+                            "conversation_id": message["conversation_id"],
+                            "customer_id": message["customer_id"],
+                        }
+                    ),
+                }
+            }
+            for thread_id in sent.thread_ids
+        ),
+    ]
+    try:
+        transact(actions)
+    except TransactionConflict as conflict:
+        if not conflict.failed(0):
+            raise
+        return False
+    return True
+
+
+def mark_failed(message_key: MessageKey, error: str, now: str) -> None:
+    """The message will not be sent: ``failed`` with the reason, lease and give-up mark gone."""
+    aws.client("dynamodb").update_item(
+        TableName=_table(),
+        Key=message_key._key(),
+        UpdateExpression=(
+            "SET #status = :failed, status_rank = :rank, #error = :error, status_updated_at = :now "
+            "REMOVE lease_until, gave_up_at"
+        ),
+        ExpressionAttributeNames={"#status": "status", "#error": "error"},
+        ExpressionAttributeValues=to_values(
+            {":failed": "failed", ":rank": MESSAGE_STATUS_RANK["failed"], ":error": error, ":now": now}
+        ),
+    )
+
+
+def release(message_key: MessageKey, error: str, now: str, gave_up_with: str | None = None) -> None:
+    """Drop this attempt's lease (the next may claim at once), noting ``error``.
+
+    ``gave_up_with``: the attempts are used up; the message shows ``failed`` with that error, marked given up
+    (a redrive from the dead-letter queue may claim it again). Nothing changes if another attempt recorded
+    it as sent meanwhile.
+    """
+    values: dict[str, Any] = {":error": error, ":now": now}
+    expression = "SET last_error = :error, status_updated_at = :now"
+    if gave_up_with is not None:
+        expression += ", #status = :failed, status_rank = :rank, #error = :final, gave_up_at = :now"
+        values.update({":failed": "failed", ":rank": MESSAGE_STATUS_RANK["failed"], ":final": gave_up_with})
+    update: dict[str, Any] = {
+        "TableName": _table(),
+        "Key": message_key._key(),
+        "UpdateExpression": expression + " REMOVE lease_until",
+        "ConditionExpression": "attribute_not_exists(provider_message_id)",
+        "ExpressionAttributeValues": to_values(values),
+    }
+    if gave_up_with is not None:
+        update["ExpressionAttributeNames"] = {"#status": "status", "#error": "error"}
+    client = aws.client("dynamodb")
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):  # another attempt committed
+        client.update_item(**update)
+
+
+def apply_to_timeline(customer_id: str, message_sk: str, update: StatusUpdate, now: str) -> None:
+    """``apply``'s forward-only move on the message in the customer's timeline (a no-op when it is further)."""
+    rank = MESSAGE_STATUS_RANK[update.status]
+    values: dict[str, Any] = {":status": update.status, ":rank": rank, ":now": now}
+    expression = "SET #status = :status, status_rank = :rank, status_updated_at = :now"
+    names = {"#status": "status"}
+    if update.error:
+        expression += ", #error = :error"
+        names["#error"] = "error"
+        values[":error"] = update.error
+    client = aws.client("dynamodb")
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):  # the timeline is further along
+        client.update_item(
+            TableName=_table(),
+            Key=key(customer_key(customer_id), message_sk),
+            UpdateExpression=expression,
+            ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(status_rank) OR status_rank < :rank)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_values(values),
+        )

@@ -78,6 +78,13 @@ def send_batch_to_outbox(bodies: list[str]) -> None:
         raise RuntimeError(f"{len(response['Failed'])} outbox jobs were not queued")
 
 
+def delay_outbox_job(receipt_handle: str, seconds: int) -> None:
+    """Hide a received outbox job from the queue for ``seconds`` (the outbox's backoff after a failed send)."""
+    aws.client("sqs").change_message_visibility(
+        QueueUrl=_queue_url(outbox_queue_name()), ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+    )
+
+
 class SqsBus:
     """The router's bus port on SQS: events on the FIFO routing queue, timers as delayed timer-queue messages."""
 

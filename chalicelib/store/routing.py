@@ -261,26 +261,30 @@ def index_agents() -> int:
     listed = 0
     while True:
         page = client.scan(**kwargs)
-        for agent in (_agent_from(from_item(i)) for i in page["Items"]):
-            listing = {
-                "Update": {
-                    "TableName": _table(),
-                    "Key": key(f"AGENT#{agent.agent_id}", "AGENT"),
-                    "UpdateExpression": "SET gsi1pk = :pk, gsi1sk = :id",
-                    "ConditionExpression": "version = :version AND attribute_not_exists(gsi1pk)",
-                    "ExpressionAttributeValues": to_values(
-                        {":pk": AGENTS_INDEX_KEY, ":id": agent.agent_id, ":version": agent.version}
-                    ),
-                }
-            }
-            try:
-                transact([listing, *presence_count_actions([(None, agent)])])
-            except TransactionConflict:
-                continue  # saved meanwhile by the new version: listed by that save
-            listed += 1
+        listed += sum(_list_agent(_agent_from(from_item(i))) for i in page["Items"])
         if "LastEvaluatedKey" not in page:
             return listed
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _list_agent(agent: Agent) -> bool:
+    """Put one agent of an older version in the ``AGENTS`` index and its queues' counts; False if saved meanwhile."""
+    listing = {
+        "Update": {
+            "TableName": _table(),
+            "Key": key(f"AGENT#{agent.agent_id}", "AGENT"),
+            "UpdateExpression": "SET gsi1pk = :pk, gsi1sk = :id",
+            "ConditionExpression": "version = :version AND attribute_not_exists(gsi1pk)",
+            "ExpressionAttributeValues": to_values(
+                {":pk": AGENTS_INDEX_KEY, ":id": agent.agent_id, ":version": agent.version}
+            ),
+        }
+    }
+    try:
+        transact([listing, *presence_count_actions([(None, agent)])])
+    except TransactionConflict:
+        return False  # saved meanwhile by the new version: listed by that save
+    return True
 
 
 def agents_page(after: str | None = None, limit: int = SUPERVISOR_AGENTS_PAGE) -> tuple[list[Agent], str | None]:

@@ -17,8 +17,9 @@ it (it took effect, its answer was lost), and everyone retries as they do in lif
 The end state must equal the fault-free one: each customer message stored once, one offer per
 contact, one assignment, each reply and position message delivered once at the provider, nothing
 left ``queued``/``sending`` or pending. The one documented exception (README, Guarantees): when the
-provider took a message and the outbox died before recording it (``outbox._commit``
-failing before its request), the message is sent again: at least once, asserted for those sites only.
+provider took a message and the outbox died before recording it (``outbox._commit``'s
+``outbound.record_sent`` failing before its request), the message is sent again: at least once,
+asserted for those sites only.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ FIRST = ("+14155550123", "SM9f2e4d6c8b0a1f3e5d7c9b1a3f5e7d9c")
 SECOND = ("+14155550177", "SM00000000000000000000000000000177")
 REPLY = "Your order ships today."
 # The documented at-least-once window: the provider took the message, the outbox died before recording it.
-AT_LEAST_ONCE = {("outbox._commit", "dynamodb.TransactWriteItems", BEFORE)}  # (site, call, when)
+AT_LEAST_ONCE = {("outbound.record_sent", "dynamodb.TransactWriteItems", BEFORE)}  # (site, call, when)
 _ATTEMPTS = 4  # how often a provider, an agent or SQS tries one thing before the test calls it stuck
 
 # Every call site of the flow in the order the fault-free run first reaches it (handler > our functions on the
@@ -68,18 +69,18 @@ _ATTEMPTS = 4  # how often a provider, an agent or SQS tries one thing before th
 # test_the_flow_without_faults_makes_exactly_these_calls keeps this list true: when the flow's calls change,
 # it prints the new list to paste here.
 FLOW_SITES = [
-    "webhook_twilio_messaging > inbox.deliver > inbox.receive > conversations.ingest > conversations._plan > conversations.customers_of > conversations._batch_get > dynamodb.GetItem",  # noqa: E501
-    "webhook_twilio_messaging > inbox.deliver > inbox.receive > conversations.ingest > dynamodb.TransactWriteItems",
+    "webhook_twilio_messaging > inbox.deliver > inbox.receive > conversations.ingest > retry.on_conflict > conversations.store_once > conversations._plan > conversations.customers_of > conversations._batch_get > dynamodb.GetItem",  # noqa: E501
+    "webhook_twilio_messaging > inbox.deliver > inbox.receive > conversations.ingest > retry.on_conflict > conversations.store_once > dynamodb.TransactWriteItems",  # noqa: E501
     "webhook_twilio_messaging > inbox.deliver > inbox.receive > queue.publish > sqs.SendMessage",
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router_store.get_contact > routing.get_contact > dynamodb.GetItem",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router._open_contact > router_store.get_customer > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router._open_contact > router_store.create_contact > routing.create_contact > dynamodb.TransactWriteItems",  # noqa: E501
-    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.offer_contact > router.plan_offer > router._pool > router_store.pool > routing.pool > dynamodb.Query",  # noqa: E501
-    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.offer_contact > router.commit_offer > router_store.save > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.offer_contact > retry.on_conflict > router.step > router.plan_offer > router._pool > router_store.pool > routing.pool > dynamodb.Query",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.offer_contact > retry.on_conflict > router.step > router.commit_offer > router_store.save > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.offer_contact > router._announce > queue.schedule > queue.publish_timer > queue._queue_url > sqs.GetQueueUrl",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.offer_contact > router._announce > queue.schedule > queue.publish_timer > sqs.SendMessage",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.offer_contact > router._announce > engine.to_agent > push.to_agent > routing.connections_of > dynamodb.Query",  # noqa: E501
-    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.offer_contact > router._announce > engine.to_agent > push.to_agent > push.to_connection > apigatewaymanagementapi.PostToConnection",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.offer_contact > router._announce > engine.to_agent > push.to_agent > push.to_connection > connections.post > apigatewaymanagementapi.PostToConnection",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router_store.get_contact > routing.get_contact > dynamodb.GetItem",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router_store.position_in_queue > routing.position_in_queue > routing.waiting_counts > routing._queue_items > dynamodb.Query",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router_store.position_in_queue > routing.position_in_queue > routing._band_keys > dynamodb.Query",  # noqa: E501
@@ -87,22 +88,22 @@ FLOW_SITES = [
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router._mark_acknowledged > router_store.save > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router._mark_acknowledged > engine.dispatch > system_messages.dispatch > outbox.dispatch > queue.send_to_outbox > queue._queue_url > sqs.GetQueueUrl",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router._mark_acknowledged > engine.dispatch > system_messages.dispatch > outbox.dispatch > queue.send_to_outbox > sqs.SendMessage",  # noqa: E501
-    "on_outbox > outbox.process_record > outbox.handle_outbox_record > outbox._claim > dynamodb.UpdateItem",
+    "on_outbox > outbox.process_record > outbox.handle_outbox_record > outbox._claim > outbound.claim > dynamodb.UpdateItem",  # noqa: E501
     "on_outbox > outbox.process_record > outbox.handle_outbox_record > destinations.for_message > destinations.resolve > destinations.__init__ > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
-    "on_outbox > outbox.process_record > outbox.handle_outbox_record > destinations.for_message > destinations.resolve > destinations.newest > destinations._items > destinations._fetch > dynamodb.Query",  # noqa: E501
-    "on_outbox > outbox.process_record > outbox.handle_outbox_record > outbox._commit > dynamodb.TransactWriteItems",
+    "on_outbox > outbox.process_record > outbox.handle_outbox_record > destinations.for_message > destinations.resolve > destinations.newest > destinations._items > destinations._fetch > conversations.inbound_page > dynamodb.Query",  # noqa: E501
+    "on_outbox > outbox.process_record > outbox.handle_outbox_record > outbox._commit > outbound.record_sent > dynamodb.TransactWriteItems",  # noqa: E501
     "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router._contact > router_store.get_contact > routing.get_contact > dynamodb.GetItem",  # noqa: E501
     "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router._agent > router_store.get_agent > routing.get_agent > dynamodb.GetItem",  # noqa: E501
     "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router_store.save > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
     "accept > service.accept > router.accept > router_store.record_started > routing.record_started > dynamodb.UpdateItem",  # noqa: E501
     "reply > work.reply > work._contact_of > routing.get_contact > dynamodb.GetItem",
-    "reply > work.reply > outbox.queue_reply > outbox._earlier_reply > dynamodb.GetItem",
+    "reply > work.reply > outbox.queue_reply > outbox._earlier_reply > outbound.reply_of_key > dynamodb.GetItem",
     "reply > work.reply > outbox.queue_reply > conversations.get_conversation > dynamodb.GetItem",
     "reply > work.reply > outbox.queue_reply > outbox._surviving_customer > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
     "reply > work.reply > outbox.queue_reply > destinations.resolve > destinations.__init__ > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
-    "reply > work.reply > outbox.queue_reply > destinations.resolve > destinations.newest > destinations._items > destinations._fetch > dynamodb.Query",  # noqa: E501
-    "reply > work.reply > outbox.queue_reply > outbox._record_and_dispatch > dynamodb.TransactWriteItems",
-    "reply > work.reply > outbox.queue_reply > outbox._record_and_dispatch > outbox.dispatch > queue.send_to_outbox > sqs.SendMessage",  # noqa: E501
+    "reply > work.reply > outbox.queue_reply > destinations.resolve > destinations.newest > destinations._items > destinations._fetch > conversations.inbound_page > dynamodb.Query",  # noqa: E501
+    "reply > work.reply > outbox.queue_reply > outbound.record_reply > dynamodb.TransactWriteItems",
+    "reply > work.reply > outbox.queue_reply > outbox.dispatch > queue.send_to_outbox > sqs.SendMessage",
     "close > service.close > router.close > router._retrying > retry.on_conflict > router.step > router._contact > router_store.get_contact > routing.get_contact > dynamodb.GetItem",  # noqa: E501
     "close > service.close > router.close > router._retrying > retry.on_conflict > router.step > router._agent > router_store.get_agent > routing.get_agent > dynamodb.GetItem",  # noqa: E501
     "close > service.close > router.close > router._retrying > retry.on_conflict > router.step > router_store.customer_of_conversation > conversations.get_conversation > dynamodb.GetItem",  # noqa: E501
@@ -111,13 +112,13 @@ FLOW_SITES = [
     "close > service.close > router.close > router_store.record_handled > routing.record_handled > routing.queue_stats > dynamodb.GetItem",  # noqa: E501
     "close > service.close > router.close > router_store.record_handled > routing.record_handled > dynamodb.UpdateItem",
     "close > service.close > router.close > queue.publish > queue.publish > sqs.SendMessage",
-    "on_routing_event > engine.handle > router.handle > router.on_agent_freed > router.plan_for_agent > router_store.get_agent > routing.get_agent > dynamodb.GetItem",  # noqa: E501
-    "on_routing_event > engine.handle > router.handle > router.on_agent_freed > router.plan_for_agent > router_store.contacts_needing > routing.contacts_needing > routing._index_page > dynamodb.Query",  # noqa: E501
-    "on_routing_event > engine.handle > router.handle > router.on_agent_freed > router.commit_offer > router_store.save > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_agent_freed > retry.or_else > retry.on_conflict > router.step > router.plan_for_agent > router_store.get_agent > routing.get_agent > dynamodb.GetItem",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_agent_freed > retry.or_else > retry.on_conflict > router.step > router.plan_for_agent > router_store.contacts_needing > routing.contacts_needing > routing._index_page > dynamodb.Query",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_agent_freed > retry.or_else > retry.on_conflict > router.step > router.commit_offer > router_store.save > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_agent_freed > router._announce > queue.schedule > queue.publish_timer > sqs.SendMessage",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_agent_freed > router._announce > engine.to_agent > push.to_agent > routing.connections_of > dynamodb.Query",  # noqa: E501
-    "on_routing_event > engine.handle > router.handle > router.on_agent_freed > router._announce > engine.to_agent > push.to_agent > push.to_connection > apigatewaymanagementapi.PostToConnection",  # noqa: E501
-    "sweep_offers > outbox.requeue_pending > dynamodb.Query",
+    "on_routing_event > engine.handle > router.handle > router.on_agent_freed > router._announce > engine.to_agent > push.to_agent > push.to_connection > connections.post > apigatewaymanagementapi.PostToConnection",  # noqa: E501
+    "sweep_offers > outbox.requeue_pending > outbound.pending_messages > dynamodb.Query",
     "sweep_offers > engine.sweep > router.sweep > router_store.expired_offers > routing.expired_offers > routing._index_before > dynamodb.Query",  # noqa: E501
     "sweep_offers > engine.sweep > router.sweep > router_store.disconnected_before > routing.disconnected_before > routing._index_before > dynamodb.Query",  # noqa: E501
     "sweep_offers > engine.sweep > router.sweep > router_store.waiting_contacts > routing.waiting_contacts > routing._index_page > dynamodb.Query",  # noqa: E501

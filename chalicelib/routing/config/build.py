@@ -1,0 +1,106 @@
+"""From the validated document (``schema``) to the frozen values the rest of Switchboard reads (``values``).
+
+Day ranges become each day, opening hours are sorted, labels case-folded, and a rule's time condition takes
+the config's time zone unless it names its own.
+"""
+
+from __future__ import annotations
+
+from chalicelib.routing.config.schema import ConfigIn, CustomerIn, QueueIn, RuleIn, parse_days, parse_window
+from chalicelib.routing.config.values import (
+    DAYS,
+    Conditions,
+    EscalationStep,
+    Hours,
+    OutOfHours,
+    QueueConfig,
+    QueueRouting,
+    RoutingConfig,
+    Rule,
+    TimeWindow,
+)
+
+
+def build_config(raw: ConfigIn) -> RoutingConfig:
+    """The values of a document that passed the schema and the checks."""
+    return RoutingConfig(
+        queues={name: _build_queue(name, queue) for name, queue in raw.queues.items()},
+        rules=tuple(_build_rule(rule, raw.timezone) for rule in raw.rules),
+        default_capacity=raw.capacity.per_agent,
+        channel_costs=dict(raw.capacity.costs),
+        default_channel_cost=raw.capacity.default_cost,
+        sla_seconds=dict(raw.sla.channels),
+        default_sla_seconds=raw.sla.default,
+        offer_timeout_seconds=dict(raw.offers.timeouts),
+        default_offer_timeout_seconds=raw.offers.timeout,
+        max_consecutive_expired_offers=raw.offers.max_consecutive_expired,
+        preferred_agent_window_seconds=raw.preferred_agent_window,
+        acknowledgement_interval_seconds=raw.acknowledgement.interval,
+        acknowledgement_message=raw.acknowledgement.message,
+    )
+
+
+def _build_queue(name: str, raw: QueueIn) -> QueueConfig:
+    hours = None
+    if raw.hours:
+        weekly: dict[str, list[tuple[str, str]]] = {day: [] for day in DAYS}
+        for spec, windows in raw.hours.weekly.items():
+            for day in parse_days(spec):
+                weekly[day] = sorted(parse_window(w) for w in windows)
+        hours = Hours(timezone=raw.hours.timezone, weekly=weekly, holidays=tuple(sorted(raw.hours.holidays)))
+    ooh = raw.out_of_hours
+    return QueueConfig(
+        name=name,
+        hours=hours,
+        out_of_hours=OutOfHours(action=ooh.action, message=ooh.message.strip(), overflow_to=ooh.overflow_to)
+        if ooh
+        else None,
+        routing=QueueRouting(
+            policy=raw.routing.policy,
+            aging_seconds=raw.routing.aging_seconds,
+            keep_scarce_skills=raw.routing.keep_scarce_skills,
+            sla_clock=raw.routing.sla_clock,
+            reply_window_margin_seconds=raw.routing.reply_window_margin,
+        ),
+    )
+
+
+def _build_rule(raw: RuleIn, timezone: str) -> Rule:
+    when = raw.when
+    customer = when.customer or CustomerIn()
+    time_window = None
+    if when.time:
+        days = {day for spec in when.time.days for day in parse_days(spec)}
+        time_window = TimeWindow(
+            timezone=when.time.timezone or timezone,
+            days=tuple(day for day in DAYS if day in days),
+            between=when.time.between,
+        )
+    return Rule(
+        name=raw.name,
+        conditions=Conditions(
+            channels=tuple(when.channel),
+            text_matches=when.text_matches,
+            languages=tuple(when.language),
+            tiers=tuple(t.casefold() for t in customer.tier),
+            tags_any=tuple(t.casefold() for t in customer.tags_any),
+            tags_all=tuple(t.casefold() for t in customer.tags_all),
+            time=time_window,
+        ),
+        queue=raw.queue,
+        skills=dict(raw.skills),
+        priority=raw.priority,
+        sla_seconds=raw.sla,
+        escalation=tuple(
+            EscalationStep(
+                after_seconds=step.after,
+                before_breach_seconds=step.before_breach,
+                set_skills=dict(step.set_skills),
+                drop_skills=tuple(step.drop_skills),
+                add_queues=tuple(step.add_queues),
+                overflow_to=step.overflow_to,
+                raise_priority=step.raise_priority,
+            )
+            for step in raw.escalation
+        ),
+    )

@@ -1,0 +1,199 @@
+"""What the rest of Switchboard reads of the routing configuration: plain frozen values, and their defaults.
+
+Nothing here knows YAML, pydantic or AWS: the router, the simulator and the tests build and read these
+directly. ``schema`` describes the document ops write, ``build`` turns a validated one into these values.
+
+A new setting is added in three places: its field here (on ``RoutingConfig`` for a global one, on
+``QueueConfig`` for one per queue, with the default that holds when the document leaves it out), its shape
+in ``schema`` (``ConfigIn`` / ``QueueIn``), and one line in ``build`` that copies it across; checks that span
+fields go to ``checks``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+# Every channel an adapter delivers (``InboundMessage.channel``). Config keys naming another channel are typos.
+_MESSAGING = ("sms", "whatsapp", "telegram", "app", "in_store", "voice_assistant")
+_SOCIAL = ("messenger", "instagram")
+CHANNELS: tuple[str, ...] = ("voice", "webchat", *_MESSAGING, *_SOCIAL, "email")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+# Defaults for what a config leaves out; routing.yaml spells the same values out, with the reasons, for ops.
+DEFAULT_SLA_SECONDS = {
+    "voice": 20,
+    "webchat": 60,
+    **dict.fromkeys(_MESSAGING, 300),
+    **dict.fromkeys(_SOCIAL, 900),
+    "email": 3600,
+}
+# A call takes a whole agent (60 units), a chat or message a third, an e-mail a fifth.
+DEFAULT_CHANNEL_COSTS = {"voice": 60, "webchat": 20, **dict.fromkeys((*_MESSAGING, *_SOCIAL), 20), "email": 12}
+DEFAULT_ACKNOWLEDGEMENT = (
+    "Thanks for waiting. You are number {position} in the queue; the expected wait is about {wait_minutes} minutes."
+)
+
+
+@dataclass(frozen=True)
+class Hours:
+    """Opening hours in ``timezone``: windows per day ("mon".."sun", every day present) and closed dates."""
+
+    timezone: str
+    weekly: dict[str, list[tuple[str, str]]]  # "mon" -> [("08:00", "18:00")]; "24:00" ends a day
+    holidays: tuple[date, ...] = ()
+
+
+@dataclass(frozen=True)
+class OutOfHours:
+    """What happens to a contact while its queue is closed: ``reply`` (and keep it queued) or ``overflow``."""
+
+    action: Literal["reply", "overflow"]
+    message: str = ""
+    overflow_to: str | None = None
+
+
+@dataclass(frozen=True)
+class QueueRouting:
+    """How one queue's contacts are routed (``queues.<name>.routing`` in routing.yaml).
+
+    ``policy``: ``balanced`` (the default: ``matching.Balanced``) or ``classic`` (strict priority, then the earliest
+    deadline; the most proficient agent). ``aging_seconds``: each this many seconds waited add one priority
+    level; None: one level per ``matching.AGING_SHARE`` of the contact's own SLA target, so a call ages in seconds and
+    an e-mail in minutes. ``keep_scarce_skills``: offer a contact to the agent whose skills other work needs
+    least, and let a freed agent take the work only they can do first. ``sla_clock``: ``arrival`` (the SLA
+    runs from arrival) or ``business_hours`` (it runs only while the queue is open). ``reply_window_margin_seconds``:
+    a WhatsApp or Messenger contact is due this long before the customer's 24-hour reply window closes.
+    """
+
+    policy: str = "balanced"
+    aging_seconds: float | None = None
+    keep_scarce_skills: bool = True
+    sla_clock: str = "arrival"
+    reply_window_margin_seconds: int = 3600
+
+
+DEFAULT_QUEUE_ROUTING = QueueRouting()
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    name: str
+    hours: Hours | None = None  # None: always open
+    out_of_hours: OutOfHours | None = None
+    routing: QueueRouting = field(default_factory=QueueRouting)  # how its contacts are routed and timed
+
+
+@dataclass(frozen=True)
+class EscalationStep:
+    """One step that relaxes or widens a waiting contact's requirements; exactly one of the two times is set."""
+
+    after_seconds: int | None = None  # fires this long after the contact was queued
+    before_breach_seconds: int | None = None  # or this long before the SLA deadline
+    set_skills: dict[str, int] = field(default_factory=dict)  # lower the minimum proficiency of these skills
+    drop_skills: tuple[str, ...] = ()  # stop requiring these skills
+    add_queues: tuple[str, ...] = ()  # also wait in these queues
+    overflow_to: str | None = None  # move to this queue, replacing the current ones
+    raise_priority: int = 0  # add to the priority (the result is capped at 9)
+
+    def delay_seconds(self, sla_seconds: int) -> int:
+        """Seconds after queueing at which this step fires, for a contact with ``sla_seconds`` to first response."""
+        if self.after_seconds is not None:
+            return self.after_seconds
+        return max(0, sla_seconds - (self.before_breach_seconds or 0))
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (stored with a queued contact); ``from_dict`` reads it back."""
+        return {
+            "after_seconds": self.after_seconds,
+            "before_breach_seconds": self.before_breach_seconds,
+            "set_skills": dict(self.set_skills),
+            "drop_skills": list(self.drop_skills),
+            "add_queues": list(self.add_queues),
+            "overflow_to": self.overflow_to,
+            "raise_priority": self.raise_priority,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EscalationStep:
+        return cls(
+            after_seconds=_int_or_none(data.get("after_seconds")),
+            before_breach_seconds=_int_or_none(data.get("before_breach_seconds")),
+            set_skills={str(k): int(v) for k, v in (data.get("set_skills") or {}).items()},
+            drop_skills=tuple(data.get("drop_skills") or ()),
+            add_queues=tuple(data.get("add_queues") or ()),
+            overflow_to=data.get("overflow_to"),
+            raise_priority=int(data.get("raise_priority") or 0),
+        )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """A rule's time condition: on these days (empty: every day) and between these local times (None: all day)."""
+
+    timezone: str
+    days: tuple[str, ...] = ()
+    between: tuple[str, str] | None = None  # start inclusive, end exclusive; start > end spans midnight
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """What a contact must look like for a rule to match; every condition given must hold, none given matches all."""
+
+    channels: tuple[str, ...] = ()
+    text_matches: str | None = None  # regular expression, searched case-insensitively
+    languages: tuple[str, ...] = ()  # language prefixes: "es" matches "es" and "es-MX"
+    tiers: tuple[str, ...] = ()
+    tags_any: tuple[str, ...] = ()
+    tags_all: tuple[str, ...] = ()
+    time: TimeWindow | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return self == Conditions()
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    conditions: Conditions
+    queue: str
+    skills: dict[str, int] = field(default_factory=dict)  # skill -> minimum proficiency 1..5
+    priority: int = 0  # 0..9, higher first
+    sla_seconds: int | None = None  # None: the channel's default
+    escalation: tuple[EscalationStep, ...] = ()
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    queues: dict[str, QueueConfig]
+    rules: tuple[Rule, ...]
+    default_capacity: int = 60
+    channel_costs: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CHANNEL_COSTS))
+    default_channel_cost: int = 20
+    sla_seconds: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SLA_SECONDS))
+    default_sla_seconds: int = 300
+    offer_timeout_seconds: dict[str, int] = field(default_factory=lambda: {"webchat": 30, "voice": 20})
+    default_offer_timeout_seconds: int = 30
+    max_consecutive_expired_offers: int = 3
+    preferred_agent_window_seconds: int = 7 * 24 * 3600
+    acknowledgement_interval_seconds: int = 120
+    acknowledgement_message: str = DEFAULT_ACKNOWLEDGEMENT
+
+    def cost(self, channel: str) -> int:
+        """Capacity units one contact of ``channel`` takes from an agent."""
+        return self.channel_costs.get(channel, self.default_channel_cost)
+
+    def sla_for(self, channel: str) -> int:
+        """First-response target for ``channel``, in seconds."""
+        return self.sla_seconds.get(channel, self.default_sla_seconds)
+
+    def offer_timeout(self, channel: str) -> int:
+        """Seconds an agent has to accept an offer on ``channel``."""
+        return self.offer_timeout_seconds.get(channel, self.default_offer_timeout_seconds)
