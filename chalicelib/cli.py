@@ -7,6 +7,7 @@
     switchboard secrets set NAME [--stage STAGE]      (the value from stdin, never from the command line)
     switchboard setup --stage STAGE --outputs FILE    (after `make deploy`: the post-deploy checklist)
     switchboard agents create AGENT_ID [--name NAME] [--queue Q] [--stage STAGE]
+    switchboard simulate SCENARIO.yaml [--rules FILE] [--seed N] [--out DIR] [--policy classic|longest-idle|round-robin]
 
 ``--message`` is ``{"channel": ..., "text": ..., "subject": ..., "language": ...}`` (only ``channel`` is
 required); ``--customer`` is ``{"tier": ..., "tags": [...]}``. Either may be ``@path`` to read a JSON file.
@@ -208,6 +209,14 @@ def _parser() -> argparse.ArgumentParser:
     setup.add_argument("--stage", metavar="STAGE", required=True)
     setup.add_argument("--outputs", metavar="FILE", required=True, help="cdk deploy --outputs-file")
     setup.set_defaults(run=_setup)
+
+    simulate = groups.add_parser("simulate", help="run a scenario through the real router on a virtual clock")
+    simulate.add_argument("scenario", metavar="SCENARIO", help="a scenario YAML file, or a standard scenario's name")
+    simulate.add_argument("--rules", metavar="FILE", help="routing rules to use (default: the scenario's, or shipped)")
+    simulate.add_argument("--seed", type=int, metavar="N", help="random seed (default: the scenario's)")
+    simulate.add_argument("--out", metavar="DIR", help="where report.json, report.md and the plots go")
+    simulate.add_argument("--policy", choices=("classic", "longest-idle", "round-robin"), default="classic")
+    simulate.set_defaults(run=_simulate)
     return parser
 
 
@@ -378,6 +387,25 @@ def _moment(value: str | None) -> datetime:
     except ValueError:
         raise UsageError(f"--at: not an ISO-8601 date and time: {value!r}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    """Run a scenario; print the Markdown report and write it with its JSON and plots to ``--out``."""
+    from chalicelib.sim import report
+    from chalicelib.sim.scenario import ScenarioError, load_scenario, scenario_path
+    from chalicelib.sim.simulator import simulate
+
+    try:
+        scenario, folder = load_scenario(scenario_path(args.scenario))
+        result = simulate(scenario, folder, rules=args.rules, seed=args.seed, policy=args.policy)
+    except ScenarioError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    out = Path(args.out or f"simulations/{scenario.name}-{args.policy}")
+    written = report.write(result, out)
+    print((out / "report.md").read_text(encoding="utf-8"))
+    print("wrote " + ", ".join(str(path) for path in written))
+    return 0
 
 
 if __name__ == "__main__":

@@ -20,13 +20,26 @@ from typing import Any
 from chalicelib import clock
 from chalicelib.routing.config import RoutingConfig
 from chalicelib.routing.events import RoutingEvent
-from chalicelib.routing.matching import requirement_key, waiting_sort_key
+from chalicelib.routing.matching import requirement_key as _requirement_key
+from chalicelib.routing.matching import waiting_sort_key
 from chalicelib.routing.model import Agent, Contact, ContactState
 from chalicelib.routing.ports import Assigned, Change, Closed, Cursor, CustomerMessage, Effect, Settings
 from chalicelib.routing.router import Router
 from chalicelib.store.retry import TransactionConflict
 
 PAGE = 25  # as the DynamoDB store's index pages
+
+
+_requirement_keys: dict[tuple[tuple[str, int], ...], str] = {}
+
+
+def requirement_key(skills: Mapping[str, int]) -> str:
+    """``matching.requirement_key``, remembered: a world has a handful of skill sets and asks millions of times."""
+    items = tuple(skills.items())
+    found = _requirement_keys.get(items)
+    if found is None:
+        found = _requirement_keys[items] = _requirement_key(skills)
+    return found
 
 
 def _pool_order(agent: Agent, skill: str | None) -> tuple[Any, ...]:
@@ -137,9 +150,12 @@ class MemoryStore:
         self, contacts: Sequence[Change] = (), agents: Sequence[Change] = (), effects: Sequence[Effect] = ()
     ) -> None:
         """All or nothing, each against the version read; ``TransactionConflict`` names the stale ones."""
-        reasons = [self._check(self.contacts.get(b.contact_id if b else a.contact_id), b) for b, a in contacts]
-        reasons += [self._check(self.agents.get(b.agent_id if b else a.agent_id), b) for b, a in agents]
-        if any(r != "None" for r in reasons):
+        stale = any(self._stale(self.contacts.get(after.contact_id), before) for before, after in contacts) or any(
+            self._stale(self.agents.get(after.agent_id), before) for before, after in agents
+        )
+        if stale:  # only then are the reasons worked out (the simulator saves millions of times)
+            reasons = [self._check(self.contacts.get(b.contact_id if b else a.contact_id), b) for b, a in contacts]
+            reasons += [self._check(self.agents.get(b.agent_id if b else a.agent_id), b) for b, a in agents]
             raise TransactionConflict(reasons)
         for _, after in contacts:
             self._unindex_contact(self.contacts.get(after.contact_id))
@@ -151,6 +167,12 @@ class MemoryStore:
             self._index_agent(after)
         for effect in effects:
             self._apply(effect)
+
+    @staticmethod
+    def _stale(stored: Any, read: Any) -> bool:
+        if read is None:
+            return stored is not None
+        return stored is None or stored.version != read.version
 
     @staticmethod
     def _check(stored: Any, read: Any) -> str:

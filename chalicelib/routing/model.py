@@ -14,11 +14,23 @@ remembers what it reserved, so closing it gives back exactly that.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 DEFAULT_QUEUE = "default"
+
+
+def replace(value: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` for these plain frozen dataclasses (no ``__post_init__``, no ``InitVar``), without
+    running ``__init__`` again: each transition copies a record of some thirty fields, and the simulator makes
+    millions of them."""
+    unknown = changes.keys() - value.__dataclass_fields__.keys()
+    if unknown:
+        raise TypeError(f"{type(value).__name__} has no field {', '.join(sorted(unknown))}")
+    copied = object.__new__(type(value))
+    copied.__dict__.update(value.__dict__, **changes)
+    return copied
 
 
 class Presence(StrEnum):
@@ -145,6 +157,7 @@ class Contact:
     wrap_up: str | None = None
     acknowledged_at: str | None = None
     version: int = 0
+    abandoned_at: str | None = None  # the customer left (hung up, closed the chat) before an agent accepted
 
     def offered(self, agent_id: str, offer_id: str, now: str, expires_at: str, cost: int) -> Contact:
         return replace(
@@ -184,6 +197,21 @@ class Contact:
 
     def closed(self, now: str, wrap_up: str | None = None) -> Contact:
         return replace(self, state=ContactState.CLOSED, closed_at=now, wrap_up=wrap_up, version=self.version + 1)
+
+    def abandoned(self, now: str) -> Contact:
+        """The customer left while it waited or was offered: closed unanswered, any open offer withdrawn."""
+        return replace(
+            self,
+            state=ContactState.CLOSED,
+            closed_at=now,
+            abandoned_at=now,
+            wrap_up="abandoned",
+            offer_id=None,
+            offered_to=None,
+            offer_expires_at=None,
+            cost=0,
+            version=self.version + 1,
+        )
 
     def transferred(self, *, queues: tuple[str, ...], to_agent: str | None, now: str) -> Contact:
         """Back to waiting, in other queues or for one agent; whoever it was with may get it again."""

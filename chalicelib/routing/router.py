@@ -455,6 +455,37 @@ class Router:
         if or_else(step, False):
             self.bus.publish(ContactRequeued(contact_id, offer_id))
 
+    def abandon(self, contact_id: str, now: str) -> Contact | None:
+        """The customer left before an agent accepted (hung up, closed the chat window): the contact is closed
+        with wrap-up ``abandoned``; an open offer is withdrawn and its agent's capacity released. None when it
+        was no longer waiting (accepted, closed, unknown)."""
+
+        def step() -> tuple[Contact, Contact] | None:
+            contact = self.store.get_contact(contact_id)
+            if contact is None or contact.state not in (ContactState.QUEUED, ContactState.OFFERED):
+                return None
+            agents: list[tuple[Agent, Agent]] = []
+            if contact.state is ContactState.OFFERED and contact.offered_to:
+                agent = self.store.get_agent(contact.offered_to)
+                if agent is not None:
+                    agents = [(agent, agent.released(contact.channel, contact.cost, now))]
+            abandoned = contact.abandoned(now)
+            self.store.save(contacts=[(contact, abandoned)], agents=agents)
+            return abandoned, contact
+
+        done = or_else(step, None)
+        if done is None:
+            return None
+        abandoned, before = done
+        logger.info("abandoned", extra={"contact_id": contact_id, "rule": before.rule})
+        self.store.forget_open_conversation(before.customer_id, contact_id)
+        if before.state is ContactState.OFFERED and before.offered_to:
+            self.notifier.to_agent(
+                before.offered_to, {"type": "offer_withdrawn", "offer_id": before.offer_id, "reason": "abandoned"}
+            )
+            self.bus.publish(AgentFreed(before.offered_to, cause=f"abandoned-{before.offer_id}"))
+        return abandoned
+
     @staticmethod
     def _retrying(step: Any, contact_id: str) -> Any:
         try:
@@ -719,6 +750,19 @@ def preferred_agent(customer: dict[str, Any], at: str, config: RoutingConfig) ->
 
 def requirements(config: RoutingConfig) -> list[dict[str, int]]:
     """Every set of required skills a contact can have under ``config``: each rule's, after each of its steps."""
+    # A config is read once and kept (frozen), and every freed agent asks: worked out once per config object.
+    cached = _requirements_of.get(id(config))
+    if cached is None or cached[0] is not config:
+        cached = (config, _requirements(config))
+        _requirements_of.clear()  # one config is in force at a time; a replaced one is not kept alive
+        _requirements_of[id(config)] = cached
+    return [dict(skills) for skills in cached[1]]
+
+
+_requirements_of: dict[int, tuple[RoutingConfig, list[dict[str, int]]]] = {}
+
+
+def _requirements(config: RoutingConfig) -> list[dict[str, int]]:
     # Needing no skill is always possible (a rule without skills, or a step dropping the last one).
     found: dict[str, dict[str, int]] = {matching.requirement_key({}): {}}
     for rule in config.rules:
