@@ -78,6 +78,11 @@ deploy: $(STAMP) $(CDK_STAMP)
 		--outputs-file cdk.out/outputs-$(STAGE).json
 	$(VENV)/bin/switchboard setup --stage $(STAGE) --outputs infra/cdk.out/outputs-$(STAGE).json
 
+## bench: cost per flow, routing reads per decision, cold imports, time to offer: bench/RESULTS.md, bench/results.json
+.PHONY: bench
+bench: $(STAMP)
+	$(PY) -m bench
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

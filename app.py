@@ -29,7 +29,7 @@ from chalicelib.notify import push
 from chalicelib.observability import correlate, logger, middleware
 from chalicelib.outbound import outbox
 from chalicelib.routing import config as routing_config
-from chalicelib.routing import engine
+from chalicelib.routing import engine, records
 from chalicelib.routing.events import (
     EscalationDue,
     OfferTimeout,
@@ -143,13 +143,26 @@ def publish_routing(principal: auth.Principal) -> dict[str, Any]:
     """Replace the routing config (YAML): checked first, then live within 60 s everywhere."""
     raw = _request().raw_body
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    current = routing_config.current_config()
     try:
         config = routing_config.publish_override(text)
     except routing_config.ConfigError as error:
         problems = [{"field": p.field, "line": p.line, "problem": p.message} for p in error.problems]
         raise InvalidPayload(str(error), problems) from None
     routing_config.forget_current_config()
-    return {"queues": sorted(config.queues), "rules": [rule.name for rule in config.rules]}
+    published: dict[str, Any] = {"queues": sorted(config.queues), "rules": [rule.name for rule in config.rules]}
+    if config.lab or current.lab:
+        # The routing lab (routing.yaml `lab:`): simulated against what was live; it warns, it never refuses.
+        from chalicelib.sim import lab
+
+        try:
+            verdict = lab.compare(current, config)
+        except Exception:  # the config is live already; a lab failure must not make its publishing look failed
+            logger.exception("routing lab check failed")
+            published["warnings"] = ["the routing lab could not simulate this config; it is published unchecked"]
+        else:
+            published |= {"lab": verdict.as_dict(), "warnings": list(verdict.warnings)}
+    return published
 
 
 @route("/agents", methods=["GET"])
@@ -260,6 +273,19 @@ def get_contact(contact_id: str, principal: auth.Principal) -> dict[str, Any]:
         "declined_by": list(contact.declined_by),
         "offer_count": contact.offer_count,
         "wrap_up": contact.wrap_up,
+    }
+
+
+@route("/contacts/{contact_id}/decisions", methods=["GET"])
+@signed_in(auth.SUPERVISOR)
+def contact_decisions(contact_id: str, principal: auth.Principal) -> dict[str, Any]:
+    """Why each offer of the contact went where it went, and the contact's records (its lifecycle)."""
+    if routing_store.get_contact(contact_id) is None:
+        raise NotFound(f"no contact {contact_id}")
+    return {
+        "contact_id": contact_id,
+        "decisions": routing_store.decisions_of(contact_id),
+        "records": [records.summary(r) for r in routing_store.records_of(contact_id)],
     }
 
 

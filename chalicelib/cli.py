@@ -1,19 +1,21 @@
 """The ``switchboard`` command for ops: routing configurations, dead letters, secrets, the post-deploy checklist.
 
-    switchboard rules check FILE
+    switchboard rules check FILE [--scenario NAME] [--against CURRENT_FILE]
     switchboard rules explain FILE --message JSON [--at ISO8601] [--customer JSON]
     switchboard dlq list|redrive [--queue NAME] [--stage STAGE]
     switchboard secrets status [--stage STAGE]
     switchboard secrets set NAME [--stage STAGE]      (the value from stdin, never from the command line)
     switchboard setup --stage STAGE --outputs FILE    (after `make deploy`: the post-deploy checklist)
     switchboard agents create AGENT_ID [--name NAME] [--queue Q] [--stage STAGE]
+    switchboard explain-contact CONTACT_ID [--json] [--stage STAGE]   (why each offer went where it went)
+    switchboard replay --from ISO8601 --to ISO8601 [--rules NEW.yaml] [--json] [--stage STAGE]
     switchboard simulate SCENARIO.yaml [--rules FILE] [--seed N] [--out DIR] [--policy classic|longest-idle|round-robin]
 
 ``--message`` is ``{"channel": ..., "text": ..., "subject": ..., "language": ...}`` (only ``channel`` is
 required); ``--customer`` is ``{"tier": ..., "tags": [...]}``. Either may be ``@path`` to read a JSON file.
-Exit status: 0 fine, 1 the configuration is invalid, 2 the command line is wrong, 3 AWS could not be used
-(no credentials, endpoint unreachable, access denied, a queue, parameter or table not found): one line on
-stderr says which, never a traceback.
+Exit status: 0 fine, 1 the configuration is invalid (or no such contact), 2 the command line is wrong, 3 AWS
+could not be used (no credentials, endpoint unreachable, access denied, a queue, parameter or table not
+found): one line on stderr says which, never a traceback.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # --- AWS failures as one line ------------------------------------------------------------------------
 
-_AWS_COMMANDS = ("dlq", "secrets", "agents", "setup")
+_AWS_COMMANDS = ("dlq", "secrets", "agents", "setup", "explain-contact", "replay")
 _touched = threading.local()  # the resource the last AWS request named, for "not found" and "access denied"
 _RESOURCE_PARAMETERS = (("QueueName", "queue"), ("QueueUrl", "queue"), ("TableName", "table"), ("Name", "parameter"))
 _NOT_FOUND = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "ParameterNotFound"}
@@ -160,6 +162,14 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate a routing configuration file")
     check.add_argument("file", metavar="FILE")
+    check.add_argument(
+        "--scenario",
+        metavar="NAME",
+        help="also simulate this scenario with the current and these rules; warn on SL loss",
+    )
+    check.add_argument(
+        "--against", metavar="FILE", help="the current rules to compare with (default: the shipped ones)"
+    )
     check.set_defaults(run=_check)
 
     explained = commands.add_parser("explain", help="show which rule, queue, skills and SLA a message would get")
@@ -204,6 +214,24 @@ def _parser() -> argparse.ArgumentParser:
     created.add_argument("--queue", action="append", metavar="QUEUE", help="a queue to work (repeatable)")
     _stage_option(created)
     created.set_defaults(run=_agents_create)
+
+    explain_contact = groups.add_parser(
+        "explain-contact", help="why each offer of a contact went where it went, and the contact's lifecycle"
+    )
+    explain_contact.add_argument("contact_id", metavar="CONTACT_ID", help="the contact (= conversation) id")
+    explain_contact.add_argument("--json", action="store_true", help="the document GET /contacts/{id}/decisions gives")
+    _stage_option(explain_contact)
+    explain_contact.set_defaults(run=_explain_contact)
+
+    replayed = groups.add_parser(
+        "replay", help="run a period's stored contacts again with the rules in force and a candidate"
+    )
+    replayed.add_argument("--from", dest="start", required=True, metavar="ISO8601", help="first arrival (UTC)")
+    replayed.add_argument("--to", dest="end", required=True, metavar="ISO8601", help="arrivals before this (UTC)")
+    replayed.add_argument("--rules", metavar="NEW.yaml", help="a candidate routing configuration to compare")
+    replayed.add_argument("--json", action="store_true", help="the comparison as JSON")
+    _stage_option(replayed)
+    replayed.set_defaults(run=_replay)
 
     setup = groups.add_parser("setup", help="after `make deploy`: what is left to do, with this deployment's URLs")
     setup.add_argument("--stage", metavar="STAGE", required=True)
@@ -311,6 +339,119 @@ def _agents_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain_contact(args: argparse.Namespace) -> int:
+    """Every candidate the router looked at for each offer of the contact: where each ranked and on which
+    key, why each other was skipped, who got it and what came of it. Reads the routing table (the local stack's
+    with AWS_ENDPOINT_URL, a deployed stage's with --stage)."""
+    from chalicelib.routing import records
+    from chalicelib.store import routing as routing_store
+
+    if routing_store.get_contact(args.contact_id) is None:
+        print(f"switchboard: no contact {args.contact_id}", file=sys.stderr)
+        return 1
+    decisions = routing_store.decisions_of(args.contact_id)
+    summaries = [records.summary(r) for r in routing_store.records_of(args.contact_id)]
+    if args.json:
+        print(json.dumps({"contact_id": args.contact_id, "decisions": decisions, "records": summaries}, indent=2))
+        return 0
+    print("\n".join(explain_lines(args.contact_id, decisions, summaries)))
+    return 0
+
+
+def explain_lines(contact_id: str, decisions: list[dict[str, Any]], summaries: list[dict[str, Any]]) -> list[str]:
+    """``explain-contact`` as text: per arrival its lifecycle, per offer its decision."""
+    lines: list[str] = []
+    by_offer = {d["offer_id"]: d for d in decisions}
+    for summary in summaries or [{"arrived_at": "?", "lifecycle": [], "offers": []}]:
+        lines.append(
+            f"contact {contact_id}: {summary.get('channel')} in {summary.get('queue')} "
+            f"(rule {summary.get('rule')!r}), arrived {summary.get('arrived_at')}, now {summary.get('state')}"
+        )
+        for happened in summary["lifecycle"]:
+            detail = " ".join(f"{k}={v}" for k, v in happened.items() if k not in ("kind", "at"))
+            lines.append(f"  {happened['at']}  {happened['kind']:<15} {detail}".rstrip())
+        if summary.get("sla_met") is not None:
+            lines.append(f"  SLA {'met' if summary['sla_met'] else 'missed'} (deadline {summary.get('sla_deadline')})")
+        for number, offer in enumerate(summary["offers"], start=1):
+            lines.append(
+                f"  offer {number} ({offer['offer_id']}) to {offer['agent_id']} at {offer['offered_at']}: "
+                f"{offer['outcome'] or 'open'}"
+            )
+            decision = by_offer.pop(offer["offer_id"], None)
+            lines += _decision_lines(decision, contact_id) if decision else ["    (no decision recorded)"]
+    for decision in by_offer.values():  # an offer past the record's listed ones
+        lines.append(f"  offer {decision['offer_id']} to {decision['agent_id']} at {decision['made_at']}")
+        lines += _decision_lines(decision, contact_id)
+    if not decisions:
+        lines.append("  no decision recorded: the contact was never offered (or its records expired)")
+    return lines
+
+
+def _decision_lines(decision: dict[str, Any], contact_id: str) -> list[str]:
+    if decision["chosen_for"] == "agent":
+        head = (
+            f"    {decision['agent_id']} was free and chose among {decision['ranked_total']} waiting contacts "
+            f"(policy {decision['policy']}):"
+        )
+    else:
+        head = f"    {decision['ranked_total']} agents could take it (policy {decision['policy']}):"
+    lines = [head]
+    chosen = decision["agent_id"] if decision["chosen_for"] == "contact" else contact_id
+    for ranked in decision["ranked"]:
+        key = ", ".join(f"{k}={v}" for k, v in ranked["key"].items())
+        mark = "  <- chosen" if ranked["id"] == chosen else ""
+        lines.append(f"      {ranked['rank']:>2}. {ranked['id']}  {key}{mark}")
+    if decision["ranked_total"] > len(decision["ranked"]):
+        lines.append(f"      ... and {decision['ranked_total'] - len(decision['ranked'])} more ranked")
+    if decision["skipped_total"]:
+        lines.append(f"    skipped {decision['skipped_total']}:")
+        lines += [f"      {s['id']}: {s['reason']}" for s in decision["skipped"]]
+        if decision["skipped_total"] > len(decision["skipped"]):
+            lines.append(f"      ... and {decision['skipped_total'] - len(decision['skipped'])} more skipped")
+    return lines
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """Read the period's contact records (no scan: by day of arrival) and replay them through the simulator."""
+    import tempfile
+
+    from chalicelib import clock
+    from chalicelib.settings import get_settings
+    from chalicelib.sim.replay import render, replay
+    from chalicelib.store import conversations, parameters
+    from chalicelib.store import routing as routing_store
+
+    start, end = (clock.to_iso(_moment(value).astimezone(UTC)) for value in (args.start, args.end))
+    if end <= start:
+        raise UsageError("--to must be after --from")
+    if args.rules:
+        load_file(args.rules)  # an invalid candidate is reported like `rules check` (exit 1)
+    stored = list(routing_store.records_between(start, end))
+    working = sorted({str(e.get("agent_id")) for r in stored for e in r.get("events", []) if e.get("agent_id")})
+    agents = [a for a in (routing_store.get_agent(agent_id) for agent_id in working) if a is not None]
+    parameter = get_settings().routing_config_parameter
+    in_force = None
+    if parameter:
+        try:
+            in_force = parameters.read_routing_config(parameter)
+        except parameters.ParameterMissing:
+            in_force = None  # nobody published an override: the shipped rules are in force
+
+    def text_of(summary: dict[str, Any]) -> str:
+        if not summary.get("message_id"):
+            return ""
+        return conversations.opening_text(summary["customer_id"], summary["arrived_at"], summary["message_id"])
+
+    with tempfile.TemporaryDirectory(prefix="switchboard-rules-") as folder:
+        current = None
+        if in_force is not None:
+            current = Path(folder) / "routing.yaml"
+            current.write_text(in_force, encoding="utf-8")
+        document = replay(stored, agents, start, end, current=current, candidate=args.rules, text_of=text_of)
+    print(json.dumps(document, indent=2) if args.json else "\n".join(render(document)))
+    return 0
+
+
 def _setup(args: argparse.Namespace) -> int:
     from chalicelib import operate, stages
 
@@ -329,6 +470,18 @@ def _setup(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     config = load_file(args.file)
     print(f"{args.file}: OK ({len(config.queues)} queues, {len(config.rules)} rules)")
+    if args.scenario or args.against:
+        # The routing lab: warn (exit status stays 0) when the candidate loses SL on the scenario.
+        from chalicelib.routing.config import default_config
+        from chalicelib.sim.lab import compare
+        from chalicelib.sim.scenario import ScenarioError
+
+        current = load_file(args.against) if args.against else default_config()
+        try:
+            verdict = compare(current, config, args.scenario or (config.lab.scenario if config.lab else None))
+        except (ScenarioError, ValueError) as exc:
+            raise UsageError(f"--scenario: {exc}") from None
+        print("\n".join(verdict.lines()))
     return 0
 
 

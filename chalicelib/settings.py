@@ -57,6 +57,8 @@ DEPLOYED_SECRETS = tuple(name for name in SECRET_NAMES if name != DEV_SIGNING_KE
 SECRETS_MAX_AGE = 300
 DEFAULT_RECONNECT_GRACE_SECONDS = 120
 DEFAULT_HEARTBEAT_SECONDS = 240.0
+DEFAULT_DECISION_RETENTION_DAYS = 90
+DEFAULT_CONTACT_RECORD_RETENTION_DAYS = 400
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,10 @@ class Settings:
     websocket_url: str | None = None
     # Further WebSocket URLs a console may be pointed at with ?ws= (a custom domain, say); any other ?ws= is ignored.
     websocket_allowed_urls: tuple[str, ...] = ()
+    # How long the routing table keeps an offer's decision record (why that agent), and a contact record (its
+    # lifecycle, read by reports and replay); DynamoDB's TTL deletes them afterwards.
+    decision_retention_days: int = DEFAULT_DECISION_RETENTION_DAYS
+    contact_record_retention_days: int = DEFAULT_CONTACT_RECORD_RETENTION_DAYS
 
 
 def _env(name: str, default: str) -> str:
@@ -156,6 +162,12 @@ def get_settings() -> Settings:
         websocket_url=os.environ.get("WEBSOCKET_URL") or None,
         websocket_allowed_urls=tuple(
             u.strip() for u in os.environ.get("WEBSOCKET_ALLOWED_URLS", "").split(",") if u.strip()
+        ),
+        decision_retention_days=max(
+            1, int(_env("SWITCHBOARD_DECISION_RETENTION_DAYS", str(DEFAULT_DECISION_RETENTION_DAYS)))
+        ),
+        contact_record_retention_days=max(
+            1, int(_env("SWITCHBOARD_CONTACT_RECORD_RETENTION_DAYS", str(DEFAULT_CONTACT_RECORD_RETENTION_DAYS)))
         ),
     )
 

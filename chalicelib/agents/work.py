@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 from chalicelib import clock
 from chalicelib.agents.service import get_agent, validate
 from chalicelib.errors import Conflict, Forbidden, InvalidPayload, NotFound
+from chalicelib.routing import records
 from chalicelib.routing.config import current_config
 from chalicelib.routing.events import AgentFreed, ContactRequeued
 from chalicelib.routing.model import Contact, ContactState
@@ -129,7 +130,11 @@ def transfer(agent_id: str, conversation_id: str, document: Any) -> dict[str, An
         now = clock.now_iso()
         moved = contact.transferred(queues=queues, to_agent=target.agent_id, now=now)
         agent = get_agent(agent_id)
-        store.save(contacts=[(contact, moved)], agents=[(agent, agent.released(contact.channel, contact.cost, now))])
+        store.save(
+            contacts=[(contact, moved)],
+            agents=[(agent, agent.released(contact.channel, contact.cost, now))],
+            extra=store.lifecycle_actions([records.transferred(contact, moved, now)]),
+        )
         return moved
 
     try:
@@ -206,17 +211,29 @@ class Reply(BaseModel):
 def reply(agent_id: str, conversation_id: str, document: Any) -> dict[str, Any]:
     """Only the agent the conversation is assigned to answers the customer."""
     message: Reply = validate(Reply, document)
-    contact = _contact_of(agent_id, conversation_id)
-    if contact.state is not ContactState.ASSIGNED or contact.assigned_to != agent_id:
-        raise Conflict("accept the conversation before replying")
     from chalicelib.outbound import outbox
 
-    return outbox.queue_reply(
-        conversation_id,
-        agent_id,
-        message.text,
-        message.identity,
-        clock.now_iso(),
-        channel=message.channel,
-        client_message_id=message.client_message_id,
-    )
+    def send() -> dict[str, Any]:
+        contact = _contact_of(agent_id, conversation_id)
+        if contact.state is not ContactState.ASSIGNED or contact.assigned_to != agent_id:
+            raise Conflict("accept the conversation before replying")
+        now = clock.now_iso()
+        # The first reply is the contact's first agent response: marked on the contact and its contact record
+        # in the reply's own transaction (conditioned on the contact's version: one first response). A lost
+        # race (another first reply, a transfer) raises TransactionConflict: look again.
+        first = store.first_response_actions(contact, agent_id, now) if contact.first_response_at is None else []
+        return outbox.queue_reply(
+            conversation_id,
+            agent_id,
+            message.text,
+            message.identity,
+            now,
+            channel=message.channel,
+            client_message_id=message.client_message_id,
+            also=first,
+        )
+
+    try:
+        return retry.on_conflict(send)
+    except retry.StillConflicting:
+        raise Conflict("the conversation changed too often; retry") from None

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -107,6 +107,7 @@ def queue_reply(
     *,
     channel: str | None = None,
     client_message_id: str | None = None,
+    also: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """Queue an agent's reply to the conversation's customer; returns the queued message.
 
@@ -121,6 +122,9 @@ def queue_reply(
     ``client_message_id`` (the client's idempotency key for this message): the same key from the same
     agent on the same conversation returns the first reply and stores nothing; with another text it
     raises ``IdempotencyKeyReused``.
+
+    ``also``: transaction actions recorded with the reply, all or nothing (the contact's first response);
+    their failed condition raises ``TransactionConflict``.
     """
     if client_message_id is not None:
         earlier = _earlier_reply(conversation_id, agent_id, client_message_id, text)
@@ -155,11 +159,11 @@ def queue_reply(
         conversation_id, customer_id, channel, text, REPLY, now, author=agent_id, identity=destination.identity
     )
     if client_message_id is None:
-        return _record_and_dispatch(message)
+        return _record_and_dispatch(message, also)
     message["client_message_id"] = client_message_id
     try:
         # A digest, not the text: enough to tell a retry from a different message under the same key.
-        outbound.record_reply(message, agent_id, client_message_id, _digest(text))
+        outbound.record_reply(message, agent_id, client_message_id, _digest(text), also)
     except ReplyKeyTaken:
         # Another request with this key (the agent's earlier try, or a double click) got there first.
         earlier = _earlier_reply(conversation_id, agent_id, client_message_id, text)
@@ -222,8 +226,8 @@ def new_system_message(
     return _outbound_message(conversation_id, customer_id, channel, text, kind, now)
 
 
-def _record_and_dispatch(message: dict[str, Any]) -> dict[str, Any]:
-    outbound.record_message(message)
+def _record_and_dispatch(message: dict[str, Any], also: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    outbound.record_message(message, also)
     dispatch(message)
     return view(message)
 

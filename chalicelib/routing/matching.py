@@ -16,7 +16,7 @@ considered with which ordering key, and who was skipped and why (the decision re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -110,6 +110,9 @@ class Classic:
     then the earliest SLA deadline."""
 
     name: str = "classic"
+    # What each place of the keys means (``named_key``): "!x" holds not-x, "-x" holds minus x.
+    agent_key_names: tuple[str, ...] = ("!preferred", "-proficiency", "load_permille", "idle_since", "agent_id")
+    contact_key_names: tuple[str, ...] = ("-priority", "sla_deadline", "!returning", "enqueued_at", "contact_id")
 
     def agent_key(self, contact: Contact, agent: Agent, now: str) -> tuple[Any, ...]:
         return (
@@ -218,6 +221,28 @@ class Balanced:
 
 
 DEFAULT_POLICY: Policy = Balanced()
+
+
+def key_names(policy: Policy, direction: str) -> tuple[str, ...]:
+    """The names a policy gives the places of its ``agent`` or ``contact`` keys (optional: ``agent_key_names``,
+    ``contact_key_names``); none named: ``named_key`` calls them by position."""
+    return tuple(getattr(policy, f"{direction}_key_names", ()))
+
+
+def named_key(names: Sequence[str], key: Sequence[Any]) -> dict[str, Any]:
+    """An ordering key as a reader wants it: each place by name, ``!x`` and ``-x`` turned back into x (so
+    ``(True, -7)`` named ``("!preferred", "-proficiency")`` reads ``{"preferred": False, "proficiency": 7}``).
+    Places without a name are ``key<n>``."""
+    named: dict[str, Any] = {}
+    for place, value in enumerate(key):
+        name = names[place] if place < len(names) else f"key{place}"
+        if name.startswith("!") and isinstance(value, bool):
+            name, value = name[1:], not value
+        elif name.startswith("-") and isinstance(value, int | float) and not isinstance(value, bool):
+            name, value = name[1:], -value
+        named[name.lstrip("!-")] = value
+    return named
+
 
 T = TypeVar("T")
 

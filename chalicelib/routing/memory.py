@@ -14,8 +14,8 @@ import itertools
 from bisect import bisect_left, insort
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from chalicelib import clock
 from chalicelib.routing.config import RoutingConfig
@@ -23,7 +23,18 @@ from chalicelib.routing.events import RoutingEvent
 from chalicelib.routing.matching import requirement_key as _requirement_key
 from chalicelib.routing.matching import waiting_sort_key
 from chalicelib.routing.model import Agent, Contact, ContactState
-from chalicelib.routing.ports import Assigned, Change, Closed, Cursor, CustomerMessage, Effect, Settings
+from chalicelib.routing.ports import (
+    Assigned,
+    Change,
+    Closed,
+    Cursor,
+    CustomerMessage,
+    Effect,
+    Lifecycle,
+    OfferDecision,
+    Settings,
+)
+from chalicelib.routing.records import SET_ONCE
 from chalicelib.routing.router import Router
 from chalicelib.store.retry import TransactionConflict
 
@@ -62,6 +73,9 @@ class MemoryStore:
         self._needing: defaultdict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
         self._work: defaultdict[str, set[str]] = defaultdict(set)  # agent -> contact ids offered/assigned
         self._offered: set[str] = set()
+        # Contact records by (contact id, arrival), and each contact's decision records, in the order made.
+        self.records: dict[tuple[str, str], dict[str, Any]] = {}
+        self.decisions: defaultdict[str, list[OfferDecision]] = defaultdict(list)
         self.reads = 0  # how many reads routing made (a page counts as one), as the DynamoDB store's requests
 
     # --- setting up a world -----------------------------------------------------------------------
@@ -143,8 +157,8 @@ class MemoryStore:
 
     # --- writes -----------------------------------------------------------------------------------
 
-    def create_contact(self, before: Contact | None, contact: Contact) -> None:
-        self.save(contacts=[(before, contact)])
+    def create_contact(self, before: Contact | None, contact: Contact, effects: Sequence[Effect] = ()) -> None:
+        self.save(contacts=[(before, contact)], effects=effects)
 
     def save(
         self, contacts: Sequence[Change] = (), agents: Sequence[Change] = (), effects: Sequence[Effect] = ()
@@ -187,6 +201,14 @@ class MemoryStore:
             profile["last_served_at"] = effect.contact.closed_at
         elif isinstance(effect, CustomerMessage):
             self.messages.append(effect.message)
+        elif isinstance(effect, Lifecycle):
+            record = self.records.setdefault((effect.contact.contact_id, effect.contact.record_key), {"events": []})
+            record["events"].extend(dict(e) for e in effect.events)
+            for name, value in effect.fields.items():
+                if value is not None and not (name in SET_ONCE and name in record):
+                    record[name] = value
+        elif isinstance(effect, OfferDecision):
+            self.decisions[effect.contact_id].append(effect)  # named when read: a simulation seldom reads it
         elif not isinstance(effect, Assigned):
             raise TypeError(f"unknown effect {type(effect).__name__}")
 
@@ -242,6 +264,22 @@ class MemoryStore:
     def forget_open_conversation(self, customer_id: str, contact_id: str) -> None:
         """The conversation pointer lives with the message history, which a routing world does not keep."""
 
+    # --- what was recorded (reports, replay, explain-contact) --------------------------------------------
+
+    def decisions_of(self, contact_id: str) -> list[dict[str, Any]]:
+        """The contact's decision records, oldest first."""
+        found = sorted(self.decisions.get(contact_id, ()), key=lambda d: (d.made_at, d.offer_id))
+        return [d.as_item() for d in found]
+
+    def records_of(self, contact_id: str) -> list[dict[str, Any]]:
+        """The contact records of a conversation (one per arrival), oldest first."""
+        return [dict(r) for (c, _), r in sorted(self.records.items()) if c == contact_id]
+
+    def records_between(self, start: str, end: str) -> list[dict[str, Any]]:
+        """Contact records that arrived from ``start`` up to (not including) ``end``, by arrival."""
+        found = [r for r in self.records.values() if start <= r.get("arrived_at", "") < end]
+        return sorted((dict(r) for r in found), key=lambda r: (r["arrived_at"], r["contact_id"]))
+
 
 def _remove(entries: list[tuple[str, str]], entry: tuple[str, str]) -> None:
     at = bisect_left(entries, entry)
@@ -249,11 +287,13 @@ def _remove(entries: list[tuple[str, str]], entry: tuple[str, str]) -> None:
         del entries[at]
 
 
-@dataclass(order=True)
-class Timer:
+class Timer(NamedTuple):
+    """A scheduled event; ordered by when it is due, then by when it was scheduled (``seq`` is unique, so the
+    event itself is never compared). A tuple: the heap compares them millions of times in a simulation."""
+
     due_at: str
     seq: int
-    event: RoutingEvent = field(compare=False)
+    event: RoutingEvent
 
 
 class MemoryBus:

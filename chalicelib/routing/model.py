@@ -158,6 +158,9 @@ class Contact:
     acknowledged_at: str | None = None
     version: int = 0
     abandoned_at: str | None = None  # the customer left (hung up, closed the chat) before an agent accepted
+    # When the customer's message that opened this contact came (a transfer keeps it): its contact record's key.
+    arrived_at: str = ""
+    first_response_at: str | None = None  # the first agent reply (``responded``)
 
     def offered(self, agent_id: str, offer_id: str, now: str, expires_at: str, cost: int) -> Contact:
         return replace(
@@ -254,6 +257,15 @@ class Contact:
     def acknowledged(self, now: str) -> Contact:
         return replace(self, acknowledged_at=now, version=self.version + 1)
 
+    def responded(self, now: str) -> Contact:
+        """The assigned agent replied for the first time."""
+        return replace(self, first_response_at=now, version=self.version + 1)
+
+    @property
+    def record_key(self) -> str:
+        """Which contact record (one per arrival of this conversation) its lifecycle goes to."""
+        return self.arrived_at or self.enqueued_at
+
 
 @dataclass(frozen=True)
 class Offer:
@@ -265,3 +277,8 @@ class Offer:
     expires_at: str
     contact_before: Contact
     agent_before: Agent
+    # Why: the matching's ranking of candidates this offer came from (``matching.Ranking``), and for whom
+    # ("contact": agents ranked for it; "agent": a freed agent's waiting contacts). Saved with the offer.
+    ranking: Any = None
+    chosen_for: str = "contact"
+    made_at: str = ""  # when it was planned (the router's now)

@@ -8,11 +8,12 @@ The same router code runs in all three places.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chalicelib.routing.config import RoutingConfig
 from chalicelib.routing.events import RoutingEvent
+from chalicelib.routing.matching import named_key
 from chalicelib.routing.model import Agent, Contact
 
 Change = tuple[Any, Any]  # (as read, or None when new; as it should become)
@@ -41,7 +42,69 @@ class CustomerMessage:
     message: dict[str, Any]
 
 
-Effect = Assigned | Closed | CustomerMessage
+@dataclass(frozen=True)
+class OfferDecision:
+    """Saved with an offer: why this agent got this contact. ``chosen_for`` "contact": the agents considered
+    for the contact; "agent": the waiting contacts a freed agent considered. ``ranked``: the first eligible
+    candidates with their ordering keys, best first; ``skipped``: the first others with the reason; the totals
+    count them all. Kept as the matcher gave them (cheap in a simulation); ``as_item`` names the keys."""
+
+    contact_id: str
+    offer_id: str
+    agent_id: str
+    made_at: str
+    chosen_for: str
+    policy: str
+    key_names: tuple[str, ...]
+    ranked: tuple[tuple[str, tuple[Any, ...]], ...]
+    skipped: tuple[tuple[str, str], ...]
+    ranked_total: int
+    skipped_total: int
+
+    def as_item(self) -> dict[str, Any]:
+        """The decision as stored and shown: each ranked candidate with its rank and its key by name
+        (``matching.named_key``), each skipped one with the reason."""
+        return {
+            "contact_id": self.contact_id,
+            "offer_id": self.offer_id,
+            "agent_id": self.agent_id,
+            "made_at": self.made_at,
+            "chosen_for": self.chosen_for,
+            "policy": self.policy,
+            "ranked": [
+                {
+                    "id": candidate,
+                    "rank": place,
+                    "key": {k: _plain(v) for k, v in named_key(self.key_names, key).items()},
+                }
+                for place, (candidate, key) in enumerate(self.ranked, start=1)
+            ],
+            "skipped": [{"id": candidate, "reason": reason} for candidate, reason in self.skipped],
+            "ranked_total": self.ranked_total,
+            "skipped_total": self.skipped_total,
+        }
+
+
+def _plain(value: Any) -> Any:
+    """A key's value as a record can hold it (bool, int, str, a rounded float; anything else as text)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return round(value, 6)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """Saved with a change of a contact: what happened to it, appended to its contact record (one per arrival,
+    ``contact.arrived_at``), and the record's summary fields it sets (accepted_at, sla_met, wrap_up...)."""
+
+    contact: Contact
+    events: tuple[dict[str, Any], ...]
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+Effect = Assigned | Closed | CustomerMessage | OfferDecision | Lifecycle
 
 
 class RoutingStore(Protocol):
@@ -76,7 +139,7 @@ class RoutingStore(Protocol):
 
     def queue_stats(self, queue: str) -> dict[str, Any]: ...
 
-    def create_contact(self, before: Contact | None, contact: Contact) -> None: ...
+    def create_contact(self, before: Contact | None, contact: Contact, effects: Sequence[Effect] = ()) -> None: ...
 
     def save(
         self, contacts: Sequence[Change] = (), agents: Sequence[Change] = (), effects: Sequence[Effect] = ()

@@ -19,7 +19,7 @@ from aws_lambda_powertools import Logger
 
 from chalicelib import clock
 from chalicelib.errors import Conflict, Forbidden, NotFound
-from chalicelib.routing import hours, matching
+from chalicelib.routing import hours, matching, records
 from chalicelib.routing.config import RoutingConfig
 from chalicelib.routing.events import (
     AgentFreed,
@@ -40,9 +40,11 @@ from chalicelib.routing.ports import (
     Cursor,
     CustomerMessage,
     CustomerMessages,
+    Effect,
     IdSource,
     Metrics,
     Notifier,
+    OfferDecision,
     RoutingStore,
     Settings,
 )
@@ -171,9 +173,11 @@ class Router:
             preferred_agent=preferred_agent(customer, event.received_at, config),
             customer_name=customer.get("name"),
             version=reopening.version + 1 if reopening else 0,
+            arrived_at=event.received_at,
         )
         try:
-            self.store.create_contact(reopening, contact)
+            arrival = records.arrived(contact, now, decision.queue_open, facts, event.message_id)
+            self.store.create_contact(reopening, contact, effects=[arrival])
         except TransactionConflict:
             found = self.store.get_contact(event.conversation_id)
             if found is None:
@@ -223,10 +227,10 @@ class Router:
                 found = self.store.get_agent(wanted)  # may be past the first page of the index
                 if found:
                     candidates[found.agent_id] = found
-        agent = matching.choose_agent(contact, candidates.values(), config.cost, open_now, self._policy(config), now)
-        if agent is None:
+        ranking = matching.rank_agents(contact, candidates.values(), config.cost, open_now, self._policy(config), now)
+        if ranking.chosen is None:
             return None
-        return self._offer(contact, agent, now, config)
+        return self._offer(contact, ranking.chosen, now, config, ranking, "contact")
 
     def plan_for_agent(self, agent_id: str, now: str) -> Offer | None:
         """Decide which waiting contact a freed agent takes, from fresh reads; None if none fits or they are busy."""
@@ -245,10 +249,10 @@ class Router:
             for skills in needs
             for c in self.store.contacts_needing(q, skills)
         }
-        contact = matching.choose_contact(agent, waiting.values(), config.cost, open_now, self._policy(config), now)
-        if contact is None:
+        ranking = matching.rank_contacts(agent, waiting.values(), config.cost, open_now, self._policy(config), now)
+        if ranking.chosen is None:
             return None
-        return self._offer(contact, agent, now, config)
+        return self._offer(ranking.chosen, agent, now, config, ranking, "agent")
 
     def _policy(self, config: RoutingConfig) -> matching.Policy:
         """``policy`` for ``config``: the default one learns each queue's routing settings and the rules' skill sets."""
@@ -273,7 +277,15 @@ class Router:
                 break
         return found
 
-    def _offer(self, contact: Contact, agent: Agent, now: str, config: RoutingConfig) -> Offer:
+    def _offer(
+        self,
+        contact: Contact,
+        agent: Agent,
+        now: str,
+        config: RoutingConfig,
+        ranking: matching.Ranking[Any] | None = None,
+        chosen_for: str = "contact",
+    ) -> Offer:
         offer_id = self.new_id()
         expires_at = clock.plus_seconds(now, config.offer_timeout(contact.channel))
         cost = matching.cost_for(agent, contact.channel, config.cost)
@@ -284,11 +296,36 @@ class Router:
             expires_at=expires_at,
             contact_before=contact,
             agent_before=agent,
+            ranking=ranking,
+            chosen_for=chosen_for,
+            made_at=now,
         )
 
     def commit_offer(self, offer: Offer) -> None:
-        """Reserve the agent's capacity and mark the contact offered, atomically; ``TransactionConflict`` if stale."""
-        self.store.save(contacts=[(offer.contact_before, offer.contact)], agents=[(offer.agent_before, offer.agent)])
+        """Reserve the agent's capacity and mark the contact offered, atomically, with the contact record's
+        event and the decision record (why this agent); ``TransactionConflict`` if stale."""
+        effects: list[Effect] = [records.offered(offer.contact, offer.made_at or offer.contact.offered_at or "")]
+        if offer.ranking is not None:
+            effects.append(self._decision(offer))
+        self.store.save(
+            contacts=[(offer.contact_before, offer.contact)],
+            agents=[(offer.agent_before, offer.agent)],
+            effects=effects,
+        )
+
+    def _decision(self, offer: Offer) -> OfferDecision:
+        """Why this offer: the ranking it came from, its keys named by the policy."""
+        return records.offer_decision(
+            offer.ranking,
+            chosen_for=offer.chosen_for,
+            contact_id=offer.contact.contact_id,
+            offer_id=offer.offer_id,
+            made_at=offer.made_at,
+            # Agents ranked for a contact are ordered by the policy's agent key, a freed agent's contacts by its
+            # contact key.
+            key_names=matching.key_names(self.policy, "agent" if offer.chosen_for == "contact" else "contact"),
+            agent_id=offer.agent.agent_id,
+        )
 
     def offer_contact(self, contact_id: str, now: str, known: Contact | None = None) -> Offer | None:
         """Offer a queued contact to the best agent, planning again whenever another router got there first."""
@@ -374,17 +411,22 @@ class Router:
                 raise Conflict(f"contact {contact_id} is not offered to you (any more)")
             if offer_id is not None and contact.offer_id != offer_id:
                 raise Conflict(f"offer {offer_id} is no longer open")
-            assigned = contact.assigned(self.clock.now())
+            now = self.clock.now()
+            assigned = contact.assigned(now)
             agent = self._agent(agent_id)
             agents = [(agent, agent.answered())] if agent.consecutive_expired else []
-            self.store.save(contacts=[(contact, assigned)], agents=agents, effects=[Assigned(assigned)])
+            self.store.save(
+                contacts=[(contact, assigned)],
+                agents=agents,
+                effects=[Assigned(assigned), records.answered(contact, assigned, "accepted", now)],
+            )
             return assigned, True
 
         assigned, changed = self._retrying(step, contact_id)
         if changed:
             now = assigned.accepted_at or self.clock.now()
             home = assigned.queues[0]
-            met = now <= assigned.sla_deadline if assigned.sla_deadline else True
+            met = records.sla_met(assigned, now)
             self.store.record_started(home, met)
             self.metrics.wait_until_accept(clock.seconds_between(assigned.enqueued_at, now), home, assigned.channel)
             self.metrics.sla(met, home, assigned.channel)
@@ -401,8 +443,13 @@ class Router:
                 raise Conflict(f"offer {offer_id} is no longer open")
             agent = self._agent(agent_id)
             requeued = contact.requeued(agent_id)
-            released = agent.released(contact.channel, contact.cost, self.clock.now())
-            self.store.save(contacts=[(contact, requeued)], agents=[(agent, released)])
+            now = self.clock.now()
+            released = agent.released(contact.channel, contact.cost, now)
+            self.store.save(
+                contacts=[(contact, requeued)],
+                agents=[(agent, released)],
+                effects=[records.answered(contact, requeued, "declined", now)],
+            )
             return requeued, contact.offer_id or ""
 
         requeued, declined_offer = self._retrying(step, contact_id)
@@ -427,7 +474,7 @@ class Router:
             self.store.save(
                 contacts=[(contact, closed)],
                 agents=[(agent, agent.released(contact.channel, contact.cost, now))],
-                effects=[Closed(closed, customer_id)],
+                effects=[Closed(closed, customer_id), records.closed(contact, closed, now)],
             )
             return closed, contact, customer_id
 
@@ -448,8 +495,14 @@ class Router:
             if contact is None or contact.state is not ContactState.OFFERED or contact.offer_id != offer_id:
                 return False
             agent = self._agent(agent_id)
-            released = agent.released(contact.channel, contact.cost, self.clock.now())
-            self.store.save(contacts=[(contact, contact.requeued(agent_id))], agents=[(agent, released)])
+            now = self.clock.now()
+            released = agent.released(contact.channel, contact.cost, now)
+            requeued = contact.requeued(agent_id)
+            self.store.save(
+                contacts=[(contact, requeued)],
+                agents=[(agent, released)],
+                effects=[records.answered(contact, requeued, "withdrawn", now)],
+            )
             return True
 
         if or_else(step, False):
@@ -470,7 +523,10 @@ class Router:
                 if agent is not None:
                     agents = [(agent, agent.released(contact.channel, contact.cost, now))]
             abandoned = contact.abandoned(now)
-            self.store.save(contacts=[(contact, abandoned)], agents=agents)
+            effects: list[Effect] = [records.abandoned(contact, abandoned, now)]
+            if contact.state is ContactState.OFFERED:
+                effects.insert(0, records.answered(contact, abandoned, "withdrawn", now))
+            self.store.save(contacts=[(contact, abandoned)], agents=agents, effects=effects)
             return abandoned, contact
 
         done = or_else(step, None)
@@ -600,9 +656,11 @@ class Router:
                 if agent
                 else None
             )
+            requeued = contact.requeued(agent_id)
             self.store.save(
-                contacts=[(contact, contact.requeued(agent_id))],
+                contacts=[(contact, requeued)],
                 agents=[(agent, changed)] if agent and changed else [],
+                effects=[records.answered(contact, requeued, "expired", now)],
             )
             return agent_id, agent, changed
 
@@ -632,7 +690,7 @@ class Router:
             if contact.next_step != step or step >= len(contact.escalation) or step_due(contact, step) > now:
                 return None
             changed = apply_step(contact, contact.escalation[step])
-            self.store.save(contacts=[(contact, changed)])
+            self.store.save(contacts=[(contact, changed)], effects=[records.escalated(changed, step, now)])
             return changed
 
         changed = or_else(attempt, None)
@@ -661,7 +719,7 @@ class Router:
             return contact
         moved = contact.overflowed(queues)
         try:
-            self.store.save(contacts=[(contact, moved)])
+            self.store.save(contacts=[(contact, moved)], effects=[records.overflowed(moved, now)])
         except TransactionConflict:
             return contact  # changed meanwhile (offered, escalated): the next sweep looks again
         logger.info("overflowed out of hours", extra={"contact_id": contact.contact_id, "queues": list(queues)})

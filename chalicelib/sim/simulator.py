@@ -150,10 +150,13 @@ class Result:
     events: int = 0
 
 
-def routing_config(scenario: Scenario, folder: Path, rules: str | Path | None = None) -> RoutingConfig:
-    """The rules a run uses: ``rules`` (the command line), the scenario's, or the shipped ones."""
+def routing_config(
+    scenario: Scenario, folder: Path, rules: str | Path | None = None, given: RoutingConfig | None = None
+) -> RoutingConfig:
+    """The rules a run uses: ``given`` (already parsed), ``rules`` (the command line), the scenario's, or the
+    shipped ones; without business hours if the scenario says ``always_open``."""
     chosen = rules or (folder / scenario.rules if scenario.rules else None)
-    config = load_file(chosen) if chosen else default_config()
+    config = given or (load_file(chosen) if chosen else default_config())
     if scenario.always_open:
         config = replace(
             config, queues={name: replace(q, hours=None, out_of_hours=None) for name, q in config.queues.items()}
@@ -341,11 +344,12 @@ class Simulation:
         rules: str | Path | None = None,
         seed: int | None = None,
         policy: str = "classic",
+        config: RoutingConfig | None = None,
     ) -> None:
         self.scenario = scenario
         self.seed = scenario.seed if seed is None else seed
         self.policy_name = policy
-        self.config = routing_config(scenario, folder, rules)
+        self.config = routing_config(scenario, folder, rules, config)
         self.start = scenario.start.astimezone(UTC)
         self.start_iso = iso_at(self.start, 0.0)
         self.arrivals = arrivals(scenario, folder, self.config, self.seed)
@@ -616,6 +620,7 @@ def simulate(
     rules: str | Path | None = None,
     seed: int | None = None,
     policy: str = "classic",
+    config: RoutingConfig | None = None,
 ) -> Result:
-    """Run ``scenario`` once with ``policy`` (and ``rules``, ``seed`` if given)."""
-    return Simulation(scenario, folder, rules=rules, seed=seed, policy=policy).run()
+    """Run ``scenario`` once with ``policy`` (and the rules of ``config`` or ``rules``, and ``seed``, if given)."""
+    return Simulation(scenario, folder, rules=rules, seed=seed, policy=policy, config=config).run()

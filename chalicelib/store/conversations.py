@@ -609,3 +609,10 @@ def link_identities(identities: list[Identity], now: str) -> dict[str, Any]:
         except TransactionConflict:
             raise Conflict("an identity was claimed meanwhile; retry") from None
     return {"customer_id": survivor, "merged": merged, "linked": [i.key for i in linked]}
+
+
+def opening_text(customer_id: str, received_at: str, message_id: str) -> str:
+    """The text of the message that opened a contact (``""`` if it is gone, or the customer was merged away):
+    what ``switchboard replay`` shows the rules again. One item, by key."""
+    found = get(_table(), customer_key(customer_id), f"MESSAGE#{received_at}#{message_id}")
+    return str((found or {}).get("text") or "")

@@ -20,6 +20,7 @@ this module keeps what it decided.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,15 +185,26 @@ def record_message_action(message: dict[str, Any]) -> dict[str, Any]:
     return {"Put": {"TableName": _table(), "Item": to_item(message), "ConditionExpression": "attribute_not_exists(pk)"}}
 
 
-def record_message(message: dict[str, Any]) -> None:
-    """Write a new message to the timeline."""
+def record_message(message: dict[str, Any], also: Sequence[dict[str, Any]] = ()) -> None:
+    """Write a new message to the timeline (with ``also``: in one transaction with those actions, whose failed
+    condition raises ``TransactionConflict``)."""
+    if also:
+        transact([record_message_action(message), *also])
+        return
     aws.client("dynamodb").put_item(TableName=_table(), Item=to_item(message))
 
 
-def record_reply(message: dict[str, Any], agent_id: str, client_message_id: str, text_sha256: str) -> None:
-    """Write an agent's reply with its idempotency key's record, in one transaction.
+def record_reply(
+    message: dict[str, Any],
+    agent_id: str,
+    client_message_id: str,
+    text_sha256: str,
+    also: Sequence[dict[str, Any]] = (),
+) -> None:
+    """Write an agent's reply with its idempotency key's record (and ``also``), in one transaction.
 
-    ``ReplyKeyTaken`` when the key is recorded already (nothing is written then).
+    ``ReplyKeyTaken`` when the key is recorded already (nothing is written then); another failed condition
+    (of ``also``) raises ``TransactionConflict``.
     """
     reply_key = _reply_key(str(message["conversation_id"]), agent_id, client_message_id)
     record = {
@@ -205,7 +217,7 @@ def record_reply(message: dict[str, Any], agent_id: str, client_message_id: str,
     }
     key_put = {"TableName": _table(), "Item": to_item(record), "ConditionExpression": "attribute_not_exists(pk)"}
     try:
-        transact([record_message_action(message), {"Put": key_put}])
+        transact([record_message_action(message), {"Put": key_put}, *also])
     except TransactionConflict as conflict:
         if conflict.failed(1):
             raise ReplyKeyTaken(client_message_id) from None

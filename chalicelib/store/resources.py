@@ -16,7 +16,7 @@ from chalicelib.settings import Settings, get_settings, outbox_queue_name, timer
 from chalicelib.store import aws
 
 # Sparse index over the routing table: only items waiting for something
-# (available agents, queued contacts, open offers) carry gsi1 attributes.
+# (available agents, queued contacts, open offers) carry gsi1 attributes, and contact records by day of arrival.
 ROUTING_INDEX = "gsi1"
 # Sparse index over the data table: only outbound messages recorded but not yet claimed by the outbox
 # (``pending_send``/``pending_since``), so the sweeper finds what was never queued in one bounded query.

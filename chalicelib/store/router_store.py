@@ -7,9 +7,25 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chalicelib.routing.model import Agent, Contact
-from chalicelib.routing.ports import Assigned, Change, Closed, Cursor, CustomerMessage, Effect
+from chalicelib.routing.ports import (
+    Assigned,
+    Change,
+    Closed,
+    Cursor,
+    CustomerMessage,
+    Effect,
+    Lifecycle,
+    OfferDecision,
+)
 from chalicelib.store import conversations, system_messages
 from chalicelib.store import routing as store
+
+
+def effects_actions(effects: Sequence[Effect]) -> list[dict[str, Any]]:
+    """The actions of every effect of one save: a contact record's events merged into one update."""
+    lifecycles = [e for e in effects if isinstance(e, Lifecycle)]
+    others = [a for e in effects if not isinstance(e, Lifecycle) for a in effect_actions(e)]
+    return [*others, *store.lifecycle_actions(lifecycles)]
 
 
 def effect_actions(effect: Effect) -> list[dict[str, Any]]:
@@ -20,6 +36,10 @@ def effect_actions(effect: Effect) -> list[dict[str, Any]]:
         return store.closing_actions(effect.contact, effect.customer_id)
     if isinstance(effect, CustomerMessage):
         return [system_messages.record_action(effect.message)]
+    if isinstance(effect, OfferDecision):
+        return [store.decision_action(effect)]
+    if isinstance(effect, Lifecycle):
+        return store.lifecycle_actions([effect])
     raise TypeError(f"unknown effect {type(effect).__name__}")
 
 
@@ -68,13 +88,13 @@ class DynamoRoutingStore:
     def queue_stats(self, queue: str) -> dict[str, Any]:
         return store.queue_stats(queue)
 
-    def create_contact(self, before: Contact | None, contact: Contact) -> None:
-        store.create_contact(before, contact)
+    def create_contact(self, before: Contact | None, contact: Contact, effects: Sequence[Effect] = ()) -> None:
+        store.create_contact(before, contact, effects_actions(effects))
 
     def save(
         self, contacts: Sequence[Change] = (), agents: Sequence[Change] = (), effects: Sequence[Effect] = ()
     ) -> None:
-        store.save(contacts=contacts, agents=agents, extra=[a for e in effects for a in effect_actions(e)])
+        store.save(contacts=contacts, agents=agents, extra=effects_actions(effects))
 
     def record_started(self, queue: str, sla_met: bool) -> None:
         store.record_started(queue, sla_met)
@@ -84,3 +104,14 @@ class DynamoRoutingStore:
 
     def forget_open_conversation(self, customer_id: str, contact_id: str) -> None:
         conversations.forget_open_conversation(customer_id, contact_id)
+
+    # --- what was recorded (reports, replay, explain-contact) --------------------------------------------
+
+    def decisions_of(self, contact_id: str) -> list[dict[str, Any]]:
+        return store.decisions_of(contact_id)
+
+    def records_of(self, contact_id: str) -> list[dict[str, Any]]:
+        return store.records_of(contact_id)
+
+    def records_between(self, start: str, end: str) -> list[dict[str, Any]]:
+        return list(store.records_between(start, end))

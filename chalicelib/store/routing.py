@@ -21,6 +21,10 @@ Keys (``pk``/``sk``) and the sparse index ``gsi1`` (``gsi1pk``/``gsi1sk``)::
                                  longest waiting first (the supervisor's oldest wait: one item)
     CONTACT#<id>  OFFER          a copy in gsi1 under OFFERED while an offer is open, by expiry
     CONTACT#<id>  WORK           a copy in gsi1 under WORK#<agent> while offered to or assigned to them
+    CONTACT#<id>  RECORD#<arrived at>  the contact record of one arrival of the conversation (its lifecycle:
+                                 ``routing.records``), in gsi1 under CONTACTS#<yyyy-mm-dd of arrival> by
+                                 arrival: a period is read back by day, without a scan
+    CONTACT#<id>  DECISION#<at>#<offer>  why an offer went to its agent (``ports.OfferDecision``)
     QUEUESTATS#<queue> STATS     recent handle time and how many contacts are being worked
     QUEUESTATS#<queue> WAITING#<n>  how many contacts wait in the queue per priority (``waiting_p<0..9>``),
                                  one of ``COUNT_SHARDS`` shards, kept by ADD in the transactions
@@ -47,13 +51,17 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Any
 
 from chalicelib import clock
+from chalicelib.routing import records
 from chalicelib.routing.matching import requirement_key, waiting_sort_key
 from chalicelib.routing.model import Agent, Contact, ContactState, Presence
+from chalicelib.routing.ports import Lifecycle, OfferDecision
+from chalicelib.routing.records import SET_ONCE, merged
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
 from chalicelib.store.conversations import conversation_key, customer_key
@@ -607,9 +615,10 @@ def get_contact(contact_id: str) -> Contact | None:
     return _contact_from(found) if found else None
 
 
-def create_contact(before: Contact | None, contact: Contact) -> None:
-    """Store a new (or reopened) queued contact; ``TransactionConflict`` if it changed meanwhile."""
-    transact(contact_actions((before, contact)))
+def create_contact(before: Contact | None, contact: Contact, extra: Sequence[dict[str, Any]] = ()) -> None:
+    """Store a new (or reopened) queued contact (with ``extra`` actions); ``TransactionConflict`` if it changed
+    meanwhile."""
+    transact([*contact_actions((before, contact)), *extra])
 
 
 def work_of(agent_id: str, limit: int = 100) -> list[Contact]:
@@ -804,3 +813,144 @@ def record_handled(queue: str, handle_seconds: float) -> None:
         UpdateExpression="SET avg_handle_seconds = :average ADD working :minus",
         ExpressionAttributeValues=to_values({":average": round(average, 1), ":minus": -1}),
     )
+
+
+# --- contact records and decision records -----------------------------------------------------
+
+RECORDS_INDEX_PREFIX = "CONTACTS#"
+DECISIONS_PAGE = 100  # decision records returned per contact (the newest kept when there are more)
+
+
+def _expires_at(moment: str, days: int) -> int:
+    """The TTL (epoch seconds) ``days`` after ``moment``; the table's TTL attribute deletes the item then."""
+    return int(clock.parse_iso(moment).timestamp()) + days * 86400
+
+
+def record_partition(arrived_at: str) -> str:
+    """The gsi1 partition of the contact records that arrived on that UTC day."""
+    return f"{RECORDS_INDEX_PREFIX}{arrived_at[:10]}"
+
+
+def lifecycle_action(change: Lifecycle) -> dict[str, Any]:
+    """Append events to a contact record and set its summary fields; creates the record on first use.
+
+    An update without a condition: it never cancels the transaction of the change it goes with, and that
+    transaction (conditioned on the contact's version) commits it at most once.
+    """
+    contact = change.contact
+    arrived = contact.record_key
+    names: dict[str, str] = {"#events": "events"}
+    values: dict[str, Any] = {
+        ":events": [dict(e) for e in change.events],
+        ":none": [],
+        ":gpk": record_partition(arrived),
+        ":gsk": f"{arrived}#{contact.contact_id}",
+        ":ttl": _expires_at(arrived, get_settings().contact_record_retention_days),
+    }
+    sets = [
+        "#events = list_append(if_not_exists(#events, :none), :events)",
+        "gsi1pk = :gpk",
+        "gsi1sk = :gsk",
+        "expires_at = :ttl",
+    ]
+    for place, (name, value) in enumerate(sorted(change.fields.items())):
+        if value is None:
+            continue
+        names[f"#f{place}"], values[f":f{place}"] = name, value
+        if name in SET_ONCE:
+            sets.append(f"#f{place} = if_not_exists(#f{place}, :f{place})")
+        else:
+            sets.append(f"#f{place} = :f{place}")
+    return {
+        "Update": {
+            "TableName": _table(),
+            "Key": key(f"CONTACT#{contact.contact_id}", f"RECORD#{arrived}"),
+            "UpdateExpression": "SET " + ", ".join(sets),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": to_values(values),
+        }
+    }
+
+
+def lifecycle_actions(changes: Sequence[Lifecycle]) -> list[dict[str, Any]]:
+    """One update per contact record (a transaction may not touch an item twice)."""
+    return [lifecycle_action(change) for change in merged(changes)]
+
+
+def decision_action(decision: OfferDecision) -> dict[str, Any]:
+    """Store a decision record under its contact; a new item per offer, a few kilobytes at most."""
+    item = {
+        "pk": f"CONTACT#{decision.contact_id}",
+        "sk": f"DECISION#{decision.made_at}#{decision.offer_id}",
+        **decision.as_item(),
+        "expires_at": _expires_at(decision.made_at, get_settings().decision_retention_days),
+    }
+    return {"Put": {"TableName": _table(), "Item": to_item(item)}}
+
+
+def _under_contact(contact_id: str, prefix: str, limit: int | None = None, newest: bool = False) -> list[dict]:
+    kwargs: dict[str, Any] = {
+        "TableName": _table(),
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+        "ExpressionAttributeValues": to_values({":pk": f"CONTACT#{contact_id}", ":prefix": prefix}),
+        "ScanIndexForward": not newest,
+    }
+    found: list[dict[str, Any]] = []
+    while True:
+        if limit is not None:
+            kwargs["Limit"] = limit - len(found)
+        page = aws.client("dynamodb").query(**kwargs)
+        found += [from_item(i) for i in page["Items"]]
+        if "LastEvaluatedKey" not in page or (limit is not None and len(found) >= limit):
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return found[::-1] if newest else found
+
+
+def _without_keys(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k not in ("pk", "sk", "gsi1pk", "gsi1sk", "expires_at")}
+
+
+def decisions_of(contact_id: str, limit: int = DECISIONS_PAGE) -> list[dict[str, Any]]:
+    """The contact's decision records, oldest first (the newest ``limit`` of them)."""
+    return [_without_keys(i) for i in _under_contact(contact_id, "DECISION#", limit, newest=True)]
+
+
+def records_of(contact_id: str) -> list[dict[str, Any]]:
+    """The contact records of a conversation (one per arrival), oldest first."""
+    return [_without_keys(i) for i in _under_contact(contact_id, "RECORD#")]
+
+
+def records_between(start: str, end: str) -> Iterator[dict[str, Any]]:
+    """Contact records that arrived from ``start`` up to (not including) ``end``, by arrival: one query per
+    day of the period (pages followed), never a scan."""
+    day = clock.parse_iso(start).date()
+    last = clock.parse_iso(end).date()
+    client = aws.client("dynamodb")
+    while day <= last:
+        kwargs: dict[str, Any] = {
+            "TableName": _table(),
+            "IndexName": ROUTING_INDEX,
+            "KeyConditionExpression": "gsi1pk = :pk AND gsi1sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": to_values(
+                {":pk": f"{RECORDS_INDEX_PREFIX}{day.isoformat()}", ":low": start, ":high": end}
+            ),
+        }
+        while True:
+            page = client.query(**kwargs)
+            for item in (from_item(i) for i in page["Items"]):
+                if start <= str(item.get("arrived_at", "")) < end:
+                    yield _without_keys(item)
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        day += timedelta(days=1)
+
+
+def first_response_actions(contact: Contact, agent_id: str, now: str) -> list[dict[str, Any]]:
+    """Mark the contact's first agent response (versioned: only one reply is the first) and record it."""
+    responded = contact.responded(now)
+    return [
+        *_contact_item_actions((contact, responded)),
+        *lifecycle_actions([records.responded(responded, agent_id, now)]),
+    ]

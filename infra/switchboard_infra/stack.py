@@ -81,7 +81,7 @@ class SwitchboardStack(Stack):
             non_key_attributes=list(OUTBOX_INDEX_ATTRIBUTES),
         )
         self.routing_table = self._table(
-            "RoutingTable", stage.environment["SWITCHBOARD_ROUTING_TABLE"], retain, ttl=False
+            "RoutingTable", stage.environment["SWITCHBOARD_ROUTING_TABLE"], retain, ttl=True
         )
         self.routing_table.add_global_secondary_index(
             index_name=ROUTING_INDEX,

@@ -103,9 +103,9 @@ def test_every_table_has_point_in_time_recovery_and_encryption(template):
             assert sorted(got["Projection"].get("NonKeyAttributes", [])) == sorted(
                 want["Projection"].get("NonKeyAttributes", [])
             ), names
-    # Replay guards expire by TTL (store/replay.py); the routing table keeps nothing that expires.
+    # Replay guards expire by TTL (store/replay.py), and so do the routing table's decision and contact records.
     ttl = [t["Properties"].get("TimeToLiveSpecification") for t in tables.values()]
-    assert sorted(ttl, key=str) == [None, {"AttributeName": "expires_at", "Enabled": True}]
+    assert ttl == [{"AttributeName": "expires_at", "Enabled": True}] * 2
 
 
 def test_every_sqs_event_source_reports_batch_item_failures(template):

@@ -33,6 +33,8 @@ AWS_COMMANDS = {
     "secrets set": ["secrets", "set", "TWILIO_AUTH_TOKEN", "--stage", "prod"],
     "setup": ["setup", "--stage", "prod", "--outputs", "OUTPUTS"],
     "agents create": ["agents", "create", "ada", "--stage", "prod"],
+    "explain-contact": ["explain-contact", "c_1", "--stage", "prod"],
+    "replay": ["replay", "--from", "2026-11-24T00:00:00Z", "--to", "2026-11-25T00:00:00Z", "--stage", "prod"],
 }
 SECRET_VALUE = "a3f1c2d4e5b6a7980f1e2d3c4b5a6978"
 _CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
@@ -123,6 +125,8 @@ def test_refused_credentials_and_missing_permissions_are_one_line_each(shell, mo
         ("dlq list", "queue switchboard-prod-routing-dlq.fifo"),
         ("dlq redrive", "queue switchboard-prod-routing-dlq.fifo"),
         ("agents create", "table switchboard-prod-routing"),
+        ("explain-contact", "table switchboard-prod-routing"),
+        ("replay", "table switchboard-prod-routing"),
     ],
 )
 def test_a_stage_not_deployed_is_one_line_naming_what_is_missing(shell, capsys, command, named):

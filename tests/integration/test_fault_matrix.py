@@ -96,14 +96,14 @@ FLOW_SITES = [
     "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router._agent > router_store.get_agent > routing.get_agent > dynamodb.GetItem",  # noqa: E501
     "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router_store.save > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
     "accept > service.accept > router.accept > router_store.record_started > routing.record_started > dynamodb.UpdateItem",  # noqa: E501
-    "reply > work.reply > work._contact_of > routing.get_contact > dynamodb.GetItem",
-    "reply > work.reply > outbox.queue_reply > outbox._earlier_reply > outbound.reply_of_key > dynamodb.GetItem",
-    "reply > work.reply > outbox.queue_reply > conversations.get_conversation > dynamodb.GetItem",
-    "reply > work.reply > outbox.queue_reply > outbox._surviving_customer > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
-    "reply > work.reply > outbox.queue_reply > destinations.resolve > destinations.__init__ > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
-    "reply > work.reply > outbox.queue_reply > destinations.resolve > destinations.newest > destinations._items > destinations._fetch > conversations.inbound_page > dynamodb.Query",  # noqa: E501
-    "reply > work.reply > outbox.queue_reply > outbound.record_reply > dynamodb.TransactWriteItems",
-    "reply > work.reply > outbox.queue_reply > outbox.dispatch > queue.send_to_outbox > sqs.SendMessage",
+    "reply > work.reply > retry.on_conflict > work.send > work._contact_of > routing.get_contact > dynamodb.GetItem",
+    "reply > work.reply > retry.on_conflict > work.send > outbox.queue_reply > outbox._earlier_reply > outbound.reply_of_key > dynamodb.GetItem",  # noqa: E501
+    "reply > work.reply > retry.on_conflict > work.send > outbox.queue_reply > conversations.get_conversation > dynamodb.GetItem",  # noqa: E501
+    "reply > work.reply > retry.on_conflict > work.send > outbox.queue_reply > outbox._surviving_customer > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
+    "reply > work.reply > retry.on_conflict > work.send > outbox.queue_reply > destinations.resolve > destinations.__init__ > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
+    "reply > work.reply > retry.on_conflict > work.send > outbox.queue_reply > destinations.resolve > destinations.newest > destinations._items > destinations._fetch > conversations.inbound_page > dynamodb.Query",  # noqa: E501
+    "reply > work.reply > retry.on_conflict > work.send > outbox.queue_reply > outbound.record_reply > dynamodb.TransactWriteItems",  # noqa: E501
+    "reply > work.reply > retry.on_conflict > work.send > outbox.queue_reply > outbox.dispatch > queue.send_to_outbox > sqs.SendMessage",  # noqa: E501
     "close > service.close > router.close > router._retrying > retry.on_conflict > router.step > router._contact > router_store.get_contact > routing.get_contact > dynamodb.GetItem",  # noqa: E501
     "close > service.close > router.close > router._retrying > retry.on_conflict > router.step > router._agent > router_store.get_agent > routing.get_agent > dynamodb.GetItem",  # noqa: E501
     "close > service.close > router.close > router._retrying > retry.on_conflict > router.step > router_store.customer_of_conversation > conversations.get_conversation > dynamodb.GetItem",  # noqa: E501

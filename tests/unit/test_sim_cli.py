@@ -71,3 +71,17 @@ def test_simulate_refuses_a_bad_scenario_naming_the_field(tmp_path: Path, capsys
 
 def test_simulate_takes_a_standard_scenario_by_name_and_rejects_an_unknown_policy() -> None:
     assert main(["simulate", "single-queue", "--policy", "fastest"]) == 2
+
+
+def test_simulate_uses_the_rules_given(tmp_path: Path) -> None:
+    from chalicelib.routing.config import DEFAULT_FILE
+
+    scenario = tmp_path / "small.yaml"
+    scenario.write_text(SMALL)
+    rules = tmp_path / "routing.yaml"
+    rules.write_text(Path(DEFAULT_FILE).read_text().replace('"refund|invoice|billing"', '"no such words"'))
+
+    assert main(["simulate", str(scenario), "--rules", str(rules), "--out", str(tmp_path / "out")]) == 0
+
+    document = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert {row["queue"] for row in document["queues"]} == {"default"}  # no rule sends refunds to billing now

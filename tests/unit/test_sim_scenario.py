@@ -62,3 +62,46 @@ def test_a_stream_needs_a_handle_time_for_its_channel() -> None:
 def test_not_a_mapping_is_refused() -> None:
     with pytest.raises(ScenarioError, match="a scenario is a mapping"):
         parse_scenario("- just a list")
+
+
+CSV_SCENARIO = """
+name: from-csv
+start: 2026-04-07T09:00:00Z
+duration: 1h
+arrivals_csv: arrivals.csv
+always_open: true
+handle_time:
+  webchat: {distribution: fixed, mean: 60s}
+agents:
+  - {name: agent, count: 1, skills: {billing: 3}, queues: [default, billing], capacity: 20}
+"""
+
+
+def test_arrivals_can_come_from_a_csv(tmp_path) -> None:
+    from chalicelib.sim.simulator import simulate
+
+    (tmp_path / "lab.yaml").write_text(CSV_SCENARIO)
+    (tmp_path / "arrivals.csv").write_text(
+        "at,channel,text,language,tier,customer_id,handle_seconds,patience_seconds\n"
+        "2026-04-07T09:00:10Z,webchat,Where is my order?,,,ann,,\n"
+        "2026-04-07T09:00:20Z,webchat,I want a refund,,,bob,300,\n"
+        "2026-04-07T09:00:30Z,webchat,Hola,es,,cat,,5\n"
+        "2026-04-07T11:00:00Z,webchat,after the period,,,dan,,\n"
+    )
+    scenario, folder = load_scenario(tmp_path / "lab.yaml")
+    result = simulate(scenario, folder)
+
+    ann, bob, cat = result.records  # the fourth arrives after the hour
+    assert (ann.customer_id, ann.queue, ann.accepted) == ("ann", "default", 10.0)
+    assert (bob.queue, bob.arrival.handle) == ("billing", 300.0)  # the rules saw the text
+    assert cat.abandoned == 35.0 and cat.accepted is None  # one agent, busy: Cat left after 5 s
+
+
+def test_a_bad_csv_row_is_named_by_line(tmp_path) -> None:
+    from chalicelib.sim.simulator import simulate
+
+    (tmp_path / "lab.yaml").write_text(CSV_SCENARIO)
+    (tmp_path / "arrivals.csv").write_text("at,channel,text\n2026-04-07T09:00:10Z,webchat,hi\nsoon,webchat,hi\n")
+    scenario, folder = load_scenario(tmp_path / "lab.yaml")
+    with pytest.raises(ScenarioError, match=r"arrivals.csv line 3: at: "):
+        simulate(scenario, folder)

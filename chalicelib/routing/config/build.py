@@ -12,6 +12,7 @@ from chalicelib.routing.config.values import (
     Conditions,
     EscalationStep,
     Hours,
+    LabCheck,
     OutOfHours,
     QueueConfig,
     QueueRouting,
@@ -37,6 +38,7 @@ def build_config(raw: ConfigIn) -> RoutingConfig:
         preferred_agent_window_seconds=raw.preferred_agent_window,
         acknowledgement_interval_seconds=raw.acknowledgement.interval,
         acknowledgement_message=raw.acknowledgement.message,
+        lab=LabCheck(raw.lab.scenario, raw.lab.max_sl_loss_points) if raw.lab else None,
     )
 
 

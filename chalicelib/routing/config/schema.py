@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import string
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -209,6 +210,21 @@ class AcknowledgementIn(Strict):
     )
 
 
+LAB_SCENARIOS = Path(__file__).resolve().parents[2] / "sim" / "scenarios"
+
+
+def _check_lab_scenario(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or not (LAB_SCENARIOS / f"{name}.yaml").is_file():
+        known = ", ".join(sorted(path.stem for path in LAB_SCENARIOS.glob("*.yaml")))
+        raise _custom("lab_scenario", f"unknown simulator scenario (scenarios: {known})")
+    return name
+
+
+class LabIn(Strict):
+    scenario: Annotated[str, AfterValidator(_check_lab_scenario)]
+    max_sl_loss_points: float = Field(default=2.0, ge=0, le=100)
+
+
 class HoursIn(Strict):
     timezone: TimeZoneName
     weekly: dict[DaySpec, Windows]
@@ -320,3 +336,4 @@ class ConfigIn(Strict):
     acknowledgement: AcknowledgementIn = Field(default_factory=AcknowledgementIn)
     queues: dict[Name, Annotated[QueueIn, BeforeValidator(_none_is_empty)]] = Field(min_length=1)
     rules: list[RuleIn] = Field(min_length=1)
+    lab: LabIn | None = None

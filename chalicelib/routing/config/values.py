@@ -171,6 +171,16 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class LabCheck:
+    """Before a rules change is published, the routing lab runs ``scenario`` (a standard simulator scenario)
+    with the current and the candidate rules, and warns when the candidate loses more than
+    ``max_sl_loss_points`` points of service level, in total or on a queue and channel."""
+
+    scenario: str
+    max_sl_loss_points: float = 2.0
+
+
+@dataclass(frozen=True)
 class RoutingConfig:
     queues: dict[str, QueueConfig]
     rules: tuple[Rule, ...]
@@ -185,6 +195,7 @@ class RoutingConfig:
     preferred_agent_window_seconds: int = 7 * 24 * 3600
     acknowledgement_interval_seconds: int = 120
     acknowledgement_message: str = DEFAULT_ACKNOWLEDGEMENT
+    lab: LabCheck | None = None  # simulate rule changes before publishing them (None: not checked)
 
     def cost(self, channel: str) -> int:
         """Capacity units one contact of ``channel`` takes from an agent."""

@@ -1,0 +1,67 @@
+"""The benchmark's CI smoke: ``python -m bench --quick`` runs and writes every section with numbers.
+
+The full run is ``make bench`` (minutes); this one uses small sizes and skips the local-stack section, and
+asserts on what ran: counts that must hold whatever the machine (requests per flow, reads per decision), never
+timings.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_bench_writes_every_section_with_numbers(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    sections = results["sections"]
+    assert set(sections) == {"cost", "routing_reads", "cold_import", "time_to_offer", "simulator"}
+    assert results["machine"]["nproc"] >= 1 and results["machine"]["commit"]
+
+    cost = sections["cost"]
+    assert cost["status"] == "ok", cost
+    flows = {(row["flow"], row["channel"]): row for row in cost["data"]["flows"]}
+    for channel in ("webchat", "sms", "email"):
+        for flow in ("first message", "follow-up", "accept", "reply", "close"):
+            row = flows[(flow, channel)]
+            assert row["aws_requests"] > 0 and row["usd"]["total"] > 0, (flow, channel, row)
+    first = flows[("first message", "webchat")]
+    # The webhook's transaction and the router's two (contact, offer) are billed twice per item.
+    assert first["by_operation"]["dynamodb.TransactWriteItems"] == 3 and first["wru"] >= 6
+    assert first["aws_requests"] <= 11, "the request budget of tests/integration/test_request_budget.py"
+    assert flows[("status callback", "sms")]["aws_requests"] > 0
+    assert flows[("first message, queued (queue position)", "webchat")]["by_operation"]["sqs.SendMessage"] >= 1
+    mixed = cost["data"]["conversations"][-1]
+    assert mixed["conversation"].startswith("mixed") and mixed["per_1000_inbound"]["usd"]["total"] > 0
+
+    reads = sections["routing_reads"]
+    assert reads["status"] == "ok", reads
+    assert {row["n"] for row in reads["data"]["rows"]} == {10, 100}
+    assert all(reads["data"]["flat"].values()), reads["data"]["rows"]
+    assert all(0 < row["read_requests"] <= 5 for row in reads["data"]["rows"]), reads["data"]["rows"]
+
+    cold = sections["cold_import"]
+    assert cold["status"] == "ok", cold
+    [bare, api] = cold["data"]["rows"]
+    assert bare["import_ms"] > 0 and api["import_ms"] > 0 and api["peak_rss_mb"] > 0
+    assert api["modules"] > bare["modules"]
+
+    assert sections["time_to_offer"]["status"] == "skipped"
+    assert sections["simulator"]["status"] in ("ok", "not available")
+    if sections["simulator"]["status"] == "ok":
+        assert sections["simulator"]["data"]["rows"]
+
+    report = (tmp_path / "RESULTS.md").read_text()
+    assert "## Cost per flow and per conversation" in report and "| first message | webchat |" in report
