@@ -105,3 +105,32 @@ def _instant(day: date, minute: int, hours: Hours) -> datetime:
     """
     wall = datetime.combine(day, time(0), tzinfo=zone(hours.timezone)) + timedelta(minutes=minute)
     return wall.astimezone(UTC)
+
+
+def after_open_seconds(queue: QueueConfig, at: datetime, seconds: float) -> datetime | None:
+    """The moment ``queue`` has been open for ``seconds`` counted from ``at`` (a business-hours SLA clock).
+
+    The clock starts at ``at`` if the queue is open then, else when it opens, and stands still while it is
+    closed (nights, closed days, holidays). Always-open queues: ``at + seconds``. ``None`` when the queue does
+    not stay open that long within the search horizon (hours with no windows at all).
+    """
+    if queue.hours is None:
+        return at + timedelta(seconds=seconds)
+    hours = queue.hours
+    local = local_time(at, hours.timezone)
+    now = at.astimezone(UTC)
+    left = timedelta(seconds=seconds)
+    for offset in range(_SEARCH_DAYS):
+        day = local.date() + timedelta(days=offset)
+        if day in hours.holidays:
+            continue
+        for start, end in sorted(_windows(hours, day), key=lambda window: minute_of_day(window[0])):
+            opens, closes = _instant(day, minute_of_day(start), hours), _instant(day, minute_of_day(end), hours)
+            if closes <= now:
+                continue
+            begin = max(opens, now)
+            if begin + left <= closes:
+                return (begin + left).astimezone(zone(hours.timezone))
+            left -= closes - begin
+            now = closes
+    return None

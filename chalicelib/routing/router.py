@@ -227,7 +227,7 @@ class Router:
                 found = self.store.get_agent(wanted)  # may be past the first page of the index
                 if found:
                     candidates[found.agent_id] = found
-        ranking = matching.rank_agents(contact, candidates.values(), config.cost, open_now, self.policy, now)
+        ranking = matching.rank_agents(contact, candidates.values(), config.cost, open_now, self._policy(config), now)
         if ranking.chosen is None:
             return None
         return self._offer(contact, ranking.chosen, now, config, ranking, "contact")
@@ -249,10 +249,17 @@ class Router:
             for skills in needs
             for c in self.store.contacts_needing(q, skills)
         }
-        ranking = matching.rank_contacts(agent, waiting.values(), config.cost, open_now, self.policy, now)
+        ranking = matching.rank_contacts(agent, waiting.values(), config.cost, open_now, self._policy(config), now)
         if ranking.chosen is None:
             return None
         return self._offer(ranking.chosen, agent, now, config, ranking, "agent")
+
+    def _policy(self, config: RoutingConfig) -> matching.Policy:
+        """``policy`` for ``config``: the default one learns each queue's routing settings and the rules' skill sets."""
+        if isinstance(self.policy, matching.Balanced):
+            routing = {name: q.routing for name, q in config.queues.items()}
+            return self.policy.bound(routing, requirements(config))
+        return self.policy
 
     def _pool(self, contact: Contact, queue: str, config: RoutingConfig) -> list[Agent]:
         """Agents of ``queue`` who may take ``contact``: the pool of its most demanding skill, in bounded pages.

@@ -12,14 +12,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from chalicelib.clock import to_iso
+from chalicelib.clock import parse_iso, to_iso
 from chalicelib.conversations.models import InboundMessage
-from chalicelib.routing.config import DAYS, EscalationStep, OutOfHours, RoutingConfig, Rule, TimeWindow
-from chalicelib.routing.hours import is_open, local_time, minute_of_day, next_opening
+from chalicelib.routing.config import DAYS, EscalationStep, OutOfHours, QueueRouting, RoutingConfig, Rule, TimeWindow
+from chalicelib.routing.hours import after_open_seconds, is_open, local_time, minute_of_day, next_opening
+from chalicelib.routing.matching import AGING_SHARE
 
 # Patterns are searched in at most this much text, so one huge message costs no more than a long one.
 MAX_TEXT = 10_000
 MAX_PRIORITY = 9
+# Channels whose provider lets an agent reply freely only within a window after the customer's last message:
+# WhatsApp's 24-hour customer service window, Meta's 24-hour standard messaging window (Messenger, Instagram).
+REPLY_WINDOW_SECONDS = {"whatsapp": 24 * 3600, "messenger": 24 * 3600, "instagram": 24 * 3600}
 
 
 @dataclass(frozen=True)
@@ -72,11 +76,14 @@ class Decision:
     skills: dict[str, int]
     priority: int
     sla_seconds: int
-    deadline: str  # ISO-8601 UTC, = at + sla_seconds
+    deadline: str  # ISO-8601 UTC: at + sla_seconds (of open time with a business-hours clock), or earlier
     escalation: tuple[EscalationStep, ...]
     queue_open: bool
     out_of_hours: OutOfHours | None  # set only when the queue is closed at the moment of the decision
     reasons: tuple[str, ...]
+    sla_clock: str = "arrival"  # how the deadline was counted: "arrival" or "business_hours"
+    reply_window_closes: str | None = None  # when the channel's reply window closes, if it has one
+    due_by_window: bool = False  # the deadline is the reply window's closing less the queue's margin
 
 
 @dataclass(frozen=True)
@@ -200,17 +207,39 @@ def _decide(config: RoutingConfig, rule: Rule, facts: ContactFacts, at: datetime
     if queue_open:
         reasons.append(f"queue {queue.name} is open")
     sla = rule.sla_seconds if rule.sla_seconds is not None else config.sla_for(facts.channel)
+    routing = queue.routing
+    due, clock_kind = at + timedelta(seconds=sla), "arrival"
+    if routing.sla_clock == "business_hours" and queue.hours is not None:
+        counted = after_open_seconds(queue, at, sla)
+        if counted is not None:  # a queue that never opens keeps the arrival clock
+            due, clock_kind = counted, "business_hours"
+            reasons.append(f"the SLA clock of queue {queue.name} runs only while it is open")
+    window = REPLY_WINDOW_SECONDS.get(facts.channel)
+    closes = at + timedelta(seconds=window) if window else None
+    by_window = False
+    if closes is not None:
+        latest = max(at, closes - timedelta(seconds=routing.reply_window_margin_seconds))
+        if latest < due:
+            # An answer after the window closes needs a paid template (or is not allowed): due before it does.
+            due, by_window = latest, True
+            reasons.append(
+                f"the {facts.channel} reply window closes at {to_iso(closes)}: due "
+                f"{format_duration(routing.reply_window_margin_seconds)} before"
+            )
     return Decision(
         rule=rule.name,
         queue=queue.name,
         skills=dict(rule.skills),
         priority=rule.priority,
         sla_seconds=sla,
-        deadline=to_iso(at + timedelta(seconds=sla)),
+        deadline=to_iso(due),
         escalation=rule.escalation,
         queue_open=queue_open,
         out_of_hours=out_of_hours,
         reasons=tuple(reasons),
+        sla_clock=clock_kind,
+        reply_window_closes=to_iso(closes) if closes else None,
+        due_by_window=by_window,
     )
 
 
@@ -257,6 +286,7 @@ def explain(config: RoutingConfig, facts: ContactFacts, at: datetime) -> str:
     rule = next(r for r in config.rules if r.name == decision.rule)
     source = "the rule's" if rule.sla_seconds is not None else f"the {facts.channel} default"
     lines.append(f"SLA:          {format_duration(decision.sla_seconds)} ({source}); deadline {decision.deadline}")
+    lines.extend(_describe_clock(config, decision))
     if decision.escalation:
         lines.append("Escalation:")
         priority = decision.priority
@@ -266,7 +296,10 @@ def explain(config: RoutingConfig, facts: ContactFacts, at: datetime) -> str:
                 if step.after_seconds is not None
                 else f"{format_duration(step.before_breach_seconds or 0)} before the deadline"
             )
-            moment = to_iso(at + timedelta(seconds=step.delay_seconds(decision.sla_seconds)))
+            if step.after_seconds is not None:
+                moment = to_iso(at + timedelta(seconds=step.after_seconds))
+            else:  # relative to the deadline, which business hours or a reply window may have moved
+                moment = to_iso(parse_iso(decision.deadline) - timedelta(seconds=step.before_breach_seconds or 0))
             priority = min(MAX_PRIORITY, priority + step.raise_priority)
             lines.append(f"  {when}, at {moment}: {_describe_step(step, priority)}")
     else:
@@ -302,6 +335,42 @@ def _describe_queue(config: RoutingConfig, decision: Decision, at: datetime) -> 
     else:
         result.append("Out of hours: keep the contact queued until the queue opens")
     return result
+
+
+def _describe_clock(config: RoutingConfig, decision: Decision) -> list[str]:
+    """How the deadline was counted and how the queue orders its work (its ``routing`` settings)."""
+    routing = config.queues[decision.queue].routing
+    if decision.sla_clock == "business_hours":
+        lines = [f"SLA clock:    business hours of queue {decision.queue} (stands still while it is closed)"]
+    elif routing.sla_clock == "business_hours":
+        lines = ["SLA clock:    from arrival (the queue has no opening hours to count)"]
+    else:
+        lines = ["SLA clock:    from arrival"]
+    if decision.reply_window_closes:
+        margin = format_duration(routing.reply_window_margin_seconds)
+        lines.append(
+            f"Reply window: closes {decision.reply_window_closes}; "
+            + (f"due {margin} before it (earlier than the SLA)" if decision.due_by_window else "the SLA is earlier")
+        )
+    lines.append(f"Routing:      {describe_routing(routing)}")
+    return lines
+
+
+def describe_routing(routing: QueueRouting) -> str:
+    """A queue's routing settings as one line for a person."""
+    if routing.policy == "classic":
+        return "classic: strict priority, then the earliest deadline; the most proficient agent"
+    aging = (
+        f"one priority level per {format_duration(round(routing.aging_seconds))} waited"
+        if routing.aging_seconds
+        else f"one priority level per {round(AGING_SHARE * 100)} % of the SLA waited"
+    )
+    spare = (
+        "the least flexible agent first (scarce skills kept free)"
+        if routing.keep_scarce_skills
+        else "the most proficient agent first"
+    )
+    return f"balanced: {aging}; {spare}"
 
 
 def _describe_step(step: EscalationStep, priority: int) -> str:

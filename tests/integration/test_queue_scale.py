@@ -227,7 +227,9 @@ def test_counts_follow_a_contact_through_every_move_in_and_out_of_waiting(routed
     create_agent(routed, "ada", presence="Away", queues=queues, skills={"billing": 3})
     ada = connect_agent(routed, "ada")
     first = write("my invoice is wrong", visitor="c1", when=T0)  # billing, then escalated
-    write("hello", visitor="c2", when=at(1))  # default
+    # default; written just before Ada frees up: the default (balanced) policy ages priority by the fraction of
+    # the SLA waited, and a chat waiting 10 minutes (ten times its 60 s target) would go before ``first``.
+    write("hello", visitor="c2", when=at(590))
     write("refund please", visitor="c3", when=at(2))  # billing
     _counts_match_the_index(*queues)
     assert routing_store.waiting_counts("billing") == {0: 2}

@@ -144,7 +144,10 @@ def test_freed_agent_takes_highest_priority_then_earliest_deadline(routed):
         agent_says(routed, ada, action="close", contact_id=offer["contact_id"])
         drain(routed)
 
-    assert served == [vip, slow, sooner], "priority first; then the earliest deadline (slow's came first)"
+    # Under the default (balanced) policy priority ages, one level per quarter of the SLA waited (15 s for a
+    # chat): slow waited 10 minutes longer than the others (+40 levels, more than the VIP's 7), while the VIP's 7
+    # levels still beat the 20 s (+1.3 levels) that sooner waited longer. Classic order: strict priority.
+    assert served == [slow, vip, sooner], "aged priority first; the VIP before a chat 20 s older"
 
 
 # --- the preferred agent ---------------------------------------------------------------------------------

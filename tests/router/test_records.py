@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import clock
-from chalicelib.routing import records
+from chalicelib.routing import matching, records
 from chalicelib.routing.events import ConversationMessage
 from chalicelib.routing.model import ContactState, Presence
 from tests.router.conftest import T0, World
@@ -45,6 +45,7 @@ def summary(world: World, contact_id: str) -> dict[str, Any]:
 
 
 def test_an_offer_records_every_candidate_its_ordering_key_and_why_others_were_skipped(world: World) -> None:
+    world.router.policy = matching.Classic()  # these records are written against the classic order's keys
     agent(world, "ann", {"billing": 4, "english": 3})
     agent(world, "bob", {"billing": 5, "english": 1})  # lacks english at 2
     agent(world, "cat", {"billing": 3, "english": 2}, used=50)  # no room for a chat (20 of 60)
@@ -86,6 +87,7 @@ def test_the_next_offer_after_a_decline_says_who_declined(world: World) -> None:
 
 
 def test_a_freed_agent_s_choice_of_contact_is_recorded_with_the_contacts_it_considered(world: World) -> None:
+    world.router.policy = matching.Classic()  # these records are written against the classic order's keys
     write(world, "c1", "hello")  # default queue, no skills, 60 s SLA
     write(world, "c2", "refund", when=at(5))  # billing: needs billing 3 and english 2, 10 min SLA
     write(world, "c3", "hola", when=at(10))

@@ -72,7 +72,9 @@ def test_replay_reproduces_the_recorded_waits_and_shows_a_changed_rule(world: Wo
     for queue in recorded:
         assert current[queue]["contacts"] == recorded[queue]["contacts"]
         assert abs(current[queue]["mean_wait"] - recorded[queue]["mean_wait"]) <= 2.0, (queue, recorded, current)
-    assert candidate["billing"]["mean_wait"] < current["billing"]["mean_wait"] - 30, (current, candidate)
+    # 26 s -> 4 s under the default (balanced) policy (it already serves ann's billing work first: the classic
+    # order waited longer, so the margin was 30 s).
+    assert candidate["billing"]["mean_wait"] < current["billing"]["mean_wait"] - 15, (current, candidate)
     assert candidate["billing"]["service_level"] >= current["billing"]["service_level"]
     assert "billing" in "\n".join(render(document))
 

@@ -70,7 +70,9 @@ def test_explain_a_vip_out_of_hours_with_a_customer_and_a_local_time(capsys):
     assert "(queue vip is closed (Wed 21:00 Europe/London); out of hours it overflows to support)" in out
     assert "Out of hours: reply" in out
     assert "Priority:     7" in out
-    assert "deadline 2026-06-10T20:01:00.000000Z" in out
+    # The shipped support queue counts its SLA in business hours: 60 s from Thursday's 08:00 BST opening.
+    assert "deadline 2026-06-11T07:01:00.000000Z" in out
+    assert "SLA clock:    business hours of queue support" in out
 
 
 def test_explain_reads_the_message_from_a_file(capsys, tmp_path):

@@ -16,7 +16,8 @@ def test_a_decision_lists_at_most_25_ranked_and_25_skipped_but_counts_them_all()
     agents = [
         Agent(f"a{n:02d}", "A", Presence.AVAILABLE, {"billing": 3 if n % 2 else 1}, idle_since=T0) for n in range(70)
     ]
-    ranking = matching.rank_agents(contact, agents, lambda channel: 20)
+    # The classic order's keys (preferred, proficiency, load, idle, id); the default policy's differ.
+    ranking = matching.rank_agents(contact, agents, lambda channel: 20, policy=matching.Classic())
 
     decision = records.offer_decision(
         ranking, chosen_for="contact", contact_id="c1", offer_id="off_1", made_at=T0, key_names=("a", "b")

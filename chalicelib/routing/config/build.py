@@ -15,6 +15,7 @@ from chalicelib.routing.config.values import (
     LabCheck,
     OutOfHours,
     QueueConfig,
+    QueueRouting,
     RoutingConfig,
     Rule,
     TimeWindow,
@@ -56,6 +57,13 @@ def _build_queue(name: str, raw: QueueIn) -> QueueConfig:
         out_of_hours=OutOfHours(action=ooh.action, message=ooh.message.strip(), overflow_to=ooh.overflow_to)
         if ooh
         else None,
+        routing=QueueRouting(
+            policy=raw.routing.policy,
+            aging_seconds=raw.routing.aging_seconds,
+            keep_scarce_skills=raw.routing.keep_scarce_skills,
+            sla_clock=raw.routing.sla_clock,
+            reply_window_margin_seconds=raw.routing.reply_window_margin,
+        ),
     )
 
 

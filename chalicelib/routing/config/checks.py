@@ -42,6 +42,9 @@ def cross_checks(raw: ConfigIn) -> list[Found]:
             if not queue.hours:
                 found.append(((*path, "out_of_hours"), "the queue has no hours, so it is never out of hours"))
             queue_exists((*path, "out_of_hours", "overflow_to"), queue.out_of_hours.overflow_to)
+        if queue.routing.sla_clock == "business_hours" and not queue.hours:
+            problem = "business_hours needs the queue's hours (without them it is always open)"
+            found.append(((*path, "routing", "sla_clock"), problem))
     found.extend(_overflow_cycles(raw))
 
     names: dict[str, int] = {}

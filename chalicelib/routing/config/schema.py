@@ -21,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StringConstraints,
     model_validator,
@@ -248,9 +249,21 @@ def _none_is_empty(value: Any) -> Any:
     return {} if value is None else value
 
 
+class QueueRoutingIn(Strict):
+    """``queues.<name>.routing``: see ``values.QueueRouting``."""
+
+    policy: Literal["balanced", "classic"] = "balanced"
+    aging_seconds: Duration | None = None
+    keep_scarce_skills: StrictBool = True
+    sla_clock: Literal["arrival", "business_hours"] = "arrival"
+    # Due this long before a WhatsApp or Messenger reply window (24 h) closes; at most 23 h.
+    reply_window_margin: Annotated[int, BeforeValidator(parse_duration), Field(ge=0, le=23 * 3600)] = 3600
+
+
 class QueueIn(Strict):
     hours: HoursIn | None = None
     out_of_hours: OutOfHoursIn | None = None
+    routing: QueueRoutingIn = Field(default_factory=QueueRoutingIn)
 
 
 class CustomerIn(Strict):

@@ -56,10 +56,34 @@ class OutOfHours:
 
 
 @dataclass(frozen=True)
+class QueueRouting:
+    """How one queue's contacts are routed (``queues.<name>.routing`` in routing.yaml).
+
+    ``policy``: ``balanced`` (the default: ``matching.Balanced``) or ``classic`` (strict priority, then the earliest
+    deadline; the most proficient agent). ``aging_seconds``: each this many seconds waited add one priority
+    level; None: one level per ``matching.AGING_SHARE`` of the contact's own SLA target, so a call ages in seconds and
+    an e-mail in minutes. ``keep_scarce_skills``: offer a contact to the agent whose skills other work needs
+    least, and let a freed agent take the work only they can do first. ``sla_clock``: ``arrival`` (the SLA
+    runs from arrival) or ``business_hours`` (it runs only while the queue is open). ``reply_window_margin_seconds``:
+    a WhatsApp or Messenger contact is due this long before the customer's 24-hour reply window closes.
+    """
+
+    policy: str = "balanced"
+    aging_seconds: float | None = None
+    keep_scarce_skills: bool = True
+    sla_clock: str = "arrival"
+    reply_window_margin_seconds: int = 3600
+
+
+DEFAULT_QUEUE_ROUTING = QueueRouting()
+
+
+@dataclass(frozen=True)
 class QueueConfig:
     name: str
     hours: Hours | None = None  # None: always open
     out_of_hours: OutOfHours | None = None
+    routing: QueueRouting = field(default_factory=QueueRouting)  # how its contacts are routed and timed
 
 
 @dataclass(frozen=True)
