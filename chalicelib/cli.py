@@ -9,7 +9,7 @@
     switchboard agents create AGENT_ID [--name NAME] [--queue Q] [--stage STAGE]
     switchboard explain-contact CONTACT_ID [--json] [--stage STAGE]   (why each offer went where it went)
     switchboard replay --from ISO8601 --to ISO8601 [--rules NEW.yaml] [--json] [--stage STAGE]
-    switchboard simulate SCENARIO.yaml [--rules FILE] [--seed N] [--out DIR] [--policy classic|longest-idle|round-robin]
+    switchboard simulate SCENARIO.yaml [--rules FILE] [--seed N] [--out DIR] [--policy NAME]   (the routing lab)
 
 ``--message`` is ``{"channel": ..., "text": ..., "subject": ..., "language": ...}`` (only ``channel`` is
 required); ``--customer`` is ``{"tier": ..., "tags": [...]}``. Either may be ``@path`` to read a JSON file.
@@ -244,7 +244,9 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--rules", metavar="FILE", help="routing rules to use (default: the scenario's, or shipped)")
     simulate.add_argument("--seed", type=int, metavar="N", help="random seed (default: the scenario's)")
     simulate.add_argument("--out", metavar="DIR", help="where report.json, report.md and the plots go")
-    simulate.add_argument("--policy", choices=("classic", "longest-idle", "round-robin"), default="classic")
+    simulate.add_argument(
+        "--policy", choices=("switchboard", "classic", "longest-idle", "round-robin"), default="switchboard"
+    )
     simulate.set_defaults(run=_simulate)
     return parser
 

@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 BENCH_SCENARIOS = ("single-queue", "multi-skill-085", "multi-skill-095", "voice-priority-085", "mixed-day")
-BENCH_POLICIES = ("classic", "longest-idle", "round-robin")
+BENCH_POLICIES = ("switchboard", "longest-idle", "round-robin")
 QUICK_CONTACTS = 2_000  # the CI smoke of make bench runs every section in under a minute or so
 
 

@@ -53,4 +53,4 @@ class RoundRobin:
         self._turns[agent_id] = self._clock
 
 
-POLICIES = ("classic", "longest-idle", "round-robin")
+POLICIES = ("switchboard", "classic", "longest-idle", "round-robin")

@@ -72,14 +72,17 @@ def seconds_since(base: datetime, moment: str) -> float:
 
 
 def policy_named(name: str) -> matching.Policy:
-    """The routing policy ``classic`` (the router's own) or a baseline (``longest-idle``, ``round-robin``)."""
-    if name == "classic":
+    """The router's own policy (``switchboard``: its default, each queue as routing.yaml says), the order before
+    issue 11 (``classic``), or a baseline (``longest-idle``, ``round-robin``)."""
+    if name == "switchboard":
         return matching.DEFAULT_POLICY
+    if name == "classic":
+        return matching.Classic()
     if name == "longest-idle":
         return LongestIdle()
     if name == "round-robin":
         return RoundRobin()
-    raise ValueError(f"unknown policy {name!r} (classic, longest-idle, round-robin)")
+    raise ValueError(f"unknown policy {name!r} (switchboard, classic, longest-idle, round-robin)")
 
 
 def draw(rng: random.Random, distribution: Distribution) -> float:
@@ -343,7 +346,7 @@ class Simulation:
         *,
         rules: str | Path | None = None,
         seed: int | None = None,
-        policy: str = "classic",
+        policy: str = "switchboard",
         config: RoutingConfig | None = None,
     ) -> None:
         self.scenario = scenario
@@ -619,7 +622,7 @@ def simulate(
     *,
     rules: str | Path | None = None,
     seed: int | None = None,
-    policy: str = "classic",
+    policy: str = "switchboard",
     config: RoutingConfig | None = None,
 ) -> Result:
     """Run ``scenario`` once with ``policy`` (and the rules of ``config`` or ``rules``, and ``seed``, if given)."""
