@@ -490,6 +490,7 @@ def _always_open_routing() -> str:
     for queue in config["queues"].values():
         queue.pop("hours", None)
         queue.pop("out_of_hours", None)
+        (queue.get("routing") or {}).pop("sla_clock", None)  # a business-hours clock needs the hours
     return yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
 
 

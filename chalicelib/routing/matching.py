@@ -173,6 +173,22 @@ class Balanced:
     queues: Mapping[str, QueueRouting] = field(default_factory=dict)
     needs: tuple[Mapping[str, int], ...] = ()
     name: str = "balanced"
+    # What each place of the keys means, for decision records (``named_key``: ``!`` not, ``-`` minus).
+    agent_key_names: tuple[str, ...] = (
+        "!preferred",
+        "flexibility",
+        "-proficiency",
+        "load_permille",
+        "idle_since",
+        "agent_id",
+    )
+    contact_key_names: tuple[str, ...] = (
+        "-effective_priority",
+        "sla_deadline",
+        "!returning",
+        "enqueued_at",
+        "contact_id",
+    )
 
     def settings(self, contact: Contact) -> QueueRouting:
         return self.queues.get(contact.queues[0] if contact.queues else "", DEFAULT_QUEUE_ROUTING)

@@ -38,7 +38,14 @@ def test_an_offer_s_decision_is_stored_with_it_and_shown_to_supervisors(client):
     assert decision["offer_id"] == contact.offer_id
     assert decision["agent_id"] == contact.offered_to
     assert {r["id"] for r in decision["ranked"]} == {"ada", "cyd"}, "bob is Away: not in the pool"
-    assert set(decision["ranked"][0]["key"]) == {"preferred", "proficiency", "load_permille", "idle_since", "agent_id"}
+    assert set(decision["ranked"][0]["key"]) == {
+        "preferred",
+        "flexibility",
+        "proficiency",
+        "load_permille",
+        "idle_since",
+        "agent_id",
+    }, "the default (balanced) policy's keys, by name"
     stored = _raw(conversation, f"DECISION#{decision['made_at']}#{decision['offer_id']}")
     retention = get_settings().decision_retention_days * 86400
     assert stored["expires_at"] == int(clock.parse_iso(decision["made_at"]).timestamp()) + retention
