@@ -283,19 +283,29 @@ def rank_agents(
     now: str = "",
 ) -> Ranking[Agent]:
     """The agents for ``contact`` in the policy's order (the first is chosen), and those who may not take it."""
-    eligible: dict[str, tuple[tuple[Any, ...], Agent]] = {}
+    return _ranking(
+        policy,
+        ((a.agent_id, a, why_not(a, contact, cost_of, open_queues)) for a in agents),
+        lambda a: policy.agent_key(contact, a, now),
+    )
+
+
+def _ranking(
+    policy: Policy, judged: Iterable[tuple[str, T, str | None]], key: Callable[[T], tuple[Any, ...]]
+) -> Ranking[T]:
+    """Order the candidates that may be chosen (reason None) by ``key``; list the others with their reason."""
+    eligible: dict[str, tuple[tuple[Any, ...], T]] = {}
     skipped: dict[str, str] = {}
-    for agent in agents:
-        reason = why_not(agent, contact, cost_of, open_queues)
+    for identity, candidate, reason in judged:
         if reason is None:
-            eligible[agent.agent_id] = (policy.agent_key(contact, agent, now), agent)
+            eligible[identity] = (key(candidate), candidate)
         else:
-            skipped[agent.agent_id] = reason
-    ordered = sorted(eligible.values(), key=lambda pair: pair[0])
+            skipped[identity] = reason
+    ordered = sorted(eligible.items(), key=lambda item: item[1][0])
     return Ranking(
-        chosen=ordered[0][1] if ordered else None,
+        chosen=ordered[0][1][1] if ordered else None,
         policy=policy.name,
-        ranked=tuple((a.agent_id, k) for k, a in ordered),
+        ranked=tuple((identity, k) for identity, (k, _) in ordered),
         skipped=tuple(sorted(skipped.items())),
     )
 
@@ -310,21 +320,17 @@ def rank_contacts(
 ) -> Ranking[Contact]:
     """The waiting contacts for a freed ``agent`` in the policy's order (the first is chosen), and those they
     may not take."""
-    eligible: dict[str, tuple[tuple[Any, ...], Contact]] = {}
-    skipped: dict[str, str] = {}
-    for contact in contacts:
-        reason = "not queued" if contact.state is not ContactState.QUEUED else None
-        reason = reason or why_not(agent, contact, cost_of, open_queues)
-        if reason is None:
-            eligible[contact.contact_id] = (policy.contact_key(agent, contact, now), contact)
-        else:
-            skipped[contact.contact_id] = reason
-    ordered = sorted(eligible.values(), key=lambda pair: pair[0])
-    return Ranking(
-        chosen=ordered[0][1] if ordered else None,
-        policy=policy.name,
-        ranked=tuple((c.contact_id, k) for k, c in ordered),
-        skipped=tuple(sorted(skipped.items())),
+    return _ranking(
+        policy,
+        (
+            (
+                c.contact_id,
+                c,
+                "not queued" if c.state is not ContactState.QUEUED else why_not(agent, c, cost_of, open_queues),
+            )
+            for c in contacts
+        ),
+        lambda c: policy.contact_key(agent, c, now),
     )
 
 
