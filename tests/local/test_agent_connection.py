@@ -51,8 +51,27 @@ def stack() -> Iterator[LocalStack]:
         ws_idle_timeout_seconds=MINUTES_10,
         ws_max_connection_seconds=HOURS_2,
     ) as running:
+        _warm_up(running)
         yield running
     monkeypatch.undo()
+
+
+def _warm_up(stack: LocalStack) -> None:
+    """One heartbeat answered before the tests start. A fresh stack's first WebSocket message runs cold (imports,
+    first clients); on a loaded two-core CI machine that took longer than the scaled 2-hour life of the socket,
+    so the first connection of a test was closed before its answer came. Retried on a new socket until answered."""
+    _create_agent(stack, "warm-up", "Offline")
+    deadline = time.monotonic() + 60
+    while True:
+        with connect(f"{stack.ws_url}?token={_token(stack, 'warm-up')}", open_timeout=10) as ws:
+            ws.send(json.dumps({"action": "heartbeat"}))
+            try:
+                if json.loads(ws.recv(timeout=HOURS_2)).get("type") == "presence":
+                    return
+            except (TimeoutError, ConnectionClosed):
+                pass
+        if time.monotonic() > deadline:
+            raise AssertionError("the local WebSocket never answered a heartbeat")
 
 
 def wait_for(condition: Callable[[], T], timeout: float = 20.0, what: str = "condition") -> T:
