@@ -1,0 +1,75 @@
+"""Request-count budgets for every flow, and the modelled cost of a typical conversation.
+
+The flows are driven exactly as ``make bench`` drives them (``bench.cost``: the app in one process against moto,
+every AWS request our code makes counted with botocore hooks, DynamoDB write and read units computed from the
+items' sizes): first message, follow-up, accept, the offer's timer, reply, SMS status callback, close, a first
+message that waits and is told its place in the queue, the agent who frees up and gets it, and an idle sweep.
+Each flow's requests and write units stay at or below the numbers written here; the typical conversation
+(4 customer messages, accept, 3 replies, close, mixed evenly over web chat, SMS and e-mail) stays at or below
+its dollars per 1,000 inbound messages, at the list prices of ``bench/prices.json``.
+
+These are counts, not timings: they hold on any machine. Lower a number when a change makes a flow cheaper
+(README, "Cost budget").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bench import cost
+
+# (flow, channel): (AWS requests, DynamoDB write request units), each at most.
+BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
+    ("first message", "webchat"): (11, 57),
+    ("first message", "sms"): (11, 57),
+    ("first message", "email"): (13, 63),
+    ("follow-up", "webchat"): (7, 8),
+    ("follow-up", "sms"): (7, 8),
+    ("follow-up", "email"): (9, 14),
+    ("accept", "webchat"): (6, 17),
+    ("accept", "sms"): (6, 17),
+    ("accept", "email"): (6, 17),
+    ("offer timer", "webchat"): (1, 0),
+    ("offer timer", "sms"): (1, 0),
+    ("offer timer", "email"): (1, 0),
+    ("reply", "webchat"): (11, 12),
+    ("reply", "sms"): (11, 12),
+    ("reply", "email"): (18, 18),
+    ("status callback", "sms"): (7, 2),
+    ("close", "webchat"): (12, 24),
+    ("close", "sms"): (12, 24),
+    ("close", "email"): (12, 24),
+    ("first message, queued (queue position)", "webchat"): (17, 46),
+    ("agent available, offered", "webchat"): (13, 39),
+    ("sweep (idle, one run)", "-"): (7, 0),
+}
+# The typical conversation, mixed over the three channels: modelled dollars per 1,000 inbound messages.
+USD_PER_1000_INBOUND = 0.061
+
+
+@pytest.fixture(scope="module")
+def measured() -> Iterator[dict[str, Any]]:
+    yield cost.run(quick=True)
+
+
+def test_every_flow_is_measured_and_budgeted(measured: dict[str, Any]) -> None:
+    flows = {(row["flow"], row["channel"]) for row in measured["flows"]}
+    assert flows == set(BUDGETS), "a flow without a budget, or a budget for a flow that no longer runs"
+
+
+@pytest.mark.parametrize("flow", sorted(BUDGETS), ids=lambda f: f"{f[0]}/{f[1]}")
+def test_flow_stays_within_its_request_budget(measured: dict[str, Any], flow: tuple[str, str]) -> None:
+    [row] = [r for r in measured["flows"] if (r["flow"], r["channel"]) == flow]
+    requests, wru = BUDGETS[flow]
+    assert row["aws_requests"] <= requests, f"{row['aws_requests']} requests: {row['by_operation']}"
+    assert row["wru"] <= wru, f"{row['wru']} write units: {row['by_operation']}"
+
+
+def test_a_typical_conversation_stays_within_its_cost(measured: dict[str, Any]) -> None:
+    mixed = measured["conversations"][-1]
+    assert mixed["conversation"].startswith("mixed")
+    usd = mixed["per_1000_inbound"]["usd"]
+    assert usd["total"] <= USD_PER_1000_INBOUND, f"${usd['total']} per 1,000 inbound messages: {usd}"
