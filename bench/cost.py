@@ -47,6 +47,7 @@ class Usage:
 
     tally: Tally = field(default_factory=Tally)
     rest_requests: int = 0
+    webhook_requests: int = 0  # of the REST requests, those a provider posts (messages, status callbacks)
     websocket_in: int = 0  # messages agents send (accept, close)
     invocations: Counter[str] = field(default_factory=Counter)  # Lambda invocations per function
     sqs_records: Counter[str] = field(default_factory=Counter)  # records Lambda's poller took off each queue
@@ -57,6 +58,7 @@ class Usage:
     def add(self, other: Usage, times: float = 1.0) -> None:
         self.tally.add(_scaled_tally(other.tally, times))
         self.rest_requests += other.rest_requests * times  # type: ignore[assignment]
+        self.webhook_requests += other.webhook_requests * times  # type: ignore[assignment]
         self.websocket_in += other.websocket_in * times  # type: ignore[assignment]
         for name, count in other.invocations.items():
             self.invocations[name] += count * times  # type: ignore[assignment]
@@ -97,6 +99,7 @@ def dollars(usage: Usage, prices: dict[str, Any]) -> dict[str, float]:
         + poller_standard * p["sqs_standard_request"],
         "api_gateway": usage.rest_requests * p["apigw_rest_request"]
         + (usage.websocket_in + usage.tally.websocket_messages) * p["apigw_websocket_message"],
+        "waf": usage.rest_requests * p["waf_request"],  # the web ACL in front of the REST API inspects each
         "lambda": invocations * p["lambda_request"] + gb_seconds * p["lambda_gb_second"],
         "xray": usage.traces * a["xray_traced_fraction"] * p["xray_trace_recorded"],
         "cloudwatch_logs": log_gb * p["cloudwatch_logs_ingestion_gb"],
@@ -119,6 +122,7 @@ def usage_row(usage: Usage, prices: dict[str, Any]) -> dict[str, Any]:
         "websocket_messages_out": tally["websocket_messages"],
         "websocket_messages_in": usage.websocket_in,
         "rest_requests": usage.rest_requests,
+        "webhook_requests": usage.webhook_requests,
         "lambda_invocations": dict(usage.invocations),
         "log_bytes": usage.log_bytes,
         "by_operation": tally["by_operation"],
@@ -262,6 +266,7 @@ class Conversations:
             response = post_mailgun(self.client, fields)
         assert response.status_code == 200, response.body
         usage.rest_requests += 1
+        usage.webhook_requests += 0 if channel == "webchat" else 1  # the widget's post is not a provider's
         usage.invocations["api_handler"] += 1
         usage.traces += 1
         self._drain_routing(usage)
@@ -305,6 +310,7 @@ class Conversations:
         response = post_twilio(self.client, "/webhooks/twilio/status", urlencode(form).encode())
         assert response.status_code == 200, response.body
         usage.rest_requests += 1
+        usage.webhook_requests += 1
         usage.invocations["api_handler"] += 1
         usage.traces += 1
 
@@ -436,6 +442,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         ),
     }
     return {
+        "front_door": front_door(typical[-1], prices),
         "units_source": UNITS_SOURCE,
         "typical_conversation": TYPICAL,
         "flows": rows,
@@ -444,3 +451,49 @@ def run(quick: bool = False) -> dict[str, Any]:
         "assumptions": prices["assumptions"],
         "prices_file": "bench/prices.json",
     }
+
+
+FRONT_DOORS = (
+    # (name, who carries provider webhooks, who carries the rest, what it keeps and loses)
+    (
+        "REST API + WAF (deployed)",
+        ("apigw_rest_request", "waf_request"),
+        ("apigw_rest_request", "waf_request"),
+        "WAF (managed rules, per-IP rate rules), per-route throttling, access logs",
+    ),
+    (
+        "provider webhooks on an HTTP API, the rest on REST + WAF",
+        ("apigw_http_request",),
+        ("apigw_rest_request", "waf_request"),
+        "webhooks: throttling and access logs, no WAF (none exists for HTTP APIs); the signature check is their gate",
+    ),
+    (
+        "everything on an HTTP API",
+        ("apigw_http_request",),
+        ("apigw_http_request",),
+        "no WAF anywhere: the widget's per-IP rate rule and the managed rules are gone",
+    ),
+    (
+        "CloudFront + WAF + Lambda function URLs",
+        ("cloudfront_https_request", "waf_request"),
+        ("cloudfront_https_request", "waf_request"),
+        "WAF stays, but the function URLs are public (CloudFront's origin access control cannot sign a "
+        "provider's POST), so WAF can be walked around; no API throttling, only reserved concurrency",
+    ),
+)
+
+
+def front_door(mixed: dict[str, Any], prices: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the typical conversation's HTTP requests would cost at each front door, per 1,000 inbound messages."""
+    p = {name: entry["usd"] / entry["per"] for name, entry in prices["prices"].items()}
+    per = 1000 / INBOUND_PER_CONVERSATION
+    rest = mixed["per_conversation"]["rest_requests"] * per
+    webhooks = mixed["per_conversation"]["webhook_requests"] * per
+    rows = []
+    for name, for_webhooks, for_the_rest, protections in FRONT_DOORS:
+        usd = webhooks * sum(p[k] for k in for_webhooks) + (rest - webhooks) * sum(p[k] for k in for_the_rest)
+        rows.append({"front_door": name, "usd_per_1000_inbound": round(usd, 6), "protections": protections})
+    deployed = rows[0]["usd_per_1000_inbound"]
+    for row in rows:
+        row["saving_vs_deployed"] = round(deployed - row["usd_per_1000_inbound"], 6)
+    return [{"requests_per_1000_inbound": round(rest, 1), "webhooks_per_1000_inbound": round(webhooks, 1)}, *rows]

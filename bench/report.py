@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bench.sections import SECTIONS
@@ -72,7 +74,7 @@ def render_cost(data: dict[str, Any]) -> str:
             for r in sorted(data["flows"], key=_flow_order)
         ],
     )
-    services = ["dynamodb", "sqs", "api_gateway", "lambda", "xray", "cloudwatch_logs"]
+    services = ["dynamodb", "sqs", "api_gateway", "waf", "lambda", "xray", "cloudwatch_logs"]
     conversations = table(
         ["conversation", "AWS requests", "WRU", "RRU", "$ per conversation", "$ per 1,000 inbound", *services],
         [
@@ -83,7 +85,7 @@ def render_cost(data: dict[str, Any]) -> str:
                 c["per_conversation"]["rru"],
                 _usd(c["per_conversation"]["usd"]["total"]),
                 _usd(c["per_1000_inbound"]["usd"]["total"]),
-                *[_usd(c["per_1000_inbound"]["usd"][s]) for s in services],
+                *[_usd(c["per_1000_inbound"]["usd"].get(s, 0.0)) for s in services],
             ]
             for c in data["conversations"]
         ],
@@ -93,10 +95,11 @@ def render_cost(data: dict[str, Any]) -> str:
     return "\n\n".join(
         [
             f"DynamoDB units: {data['units_source']}. Dollars: the app's own requests as counted, plus what the "
-            "services bill around them, modelled (API Gateway per request and WebSocket message, Lambda per "
-            f"invocation at {assumptions['lambda_memory_mb']} MB and an assumed {assumptions['lambda_duration_ms']} "
-            "ms, the Lambda poller's receive and delete per SQS record, one X-Ray trace per entry request, log "
-            "bytes as written plus Lambda's own lines); assumptions in bench/prices.json.",
+            "services bill around them, modelled (API Gateway per request and WebSocket message, WAF per REST "
+            f"request, Lambda per invocation at {assumptions['lambda_memory_mb']} MB and an assumed "
+            f"{assumptions['lambda_duration_ms']} ms, the Lambda poller's receive and delete per SQS record, "
+            "one X-Ray trace per entry request, log bytes as written plus Lambda's own lines); assumptions in "
+            "bench/prices.json.",
             "Per flow (mean of the measured runs; `$ per 1,000` is per 1,000 runs of that flow):",
             flows,
             "A typical conversation (counts per flow: "
@@ -104,11 +107,32 @@ def render_cost(data: dict[str, Any]) -> str:
             + "; status callbacks only where the channel has them, SMS; one WebSocket connection-minute) and per "
             "1,000 inbound messages (250 conversations), with the per-1,000 split by service:",
             conversations,
+            *_front_door(data.get("front_door")),
             f"Fixed, whatever the traffic: the sweeper every minute about {_usd(fixed['sweep_usd_per_month'] or 0)} "
             f"a month; Lambda's idle polling of the three queues about {_usd(fixed['idle_sqs_polling_usd_per_month'])}"
             " a month.",
         ]
     )
+
+
+def _front_door(rows: list[dict[str, Any]] | None) -> list[str]:
+    """The front-door comparison: the typical conversation's HTTP requests priced at each way in."""
+    if not rows:
+        return []
+    counts, doors = rows[0], rows[1:]
+    return [
+        "The front door: per 1,000 inbound messages the typical conversation makes "
+        f"{counts['requests_per_1000_inbound']:,} HTTP requests, {counts['webhooks_per_1000_inbound']:,} of them "
+        'providers\' webhooks. What they cost at each way in (request fees only; README, "The front door", says '
+        "which one ships and why):",
+        table(
+            ["front door", "$ per 1,000 inbound", "saving vs deployed", "what it keeps and loses"],
+            [
+                [d["front_door"], _usd(d["usd_per_1000_inbound"]), _usd(d["saving_vs_deployed"]), d["protections"]]
+                for d in doors
+            ],
+        ),
+    ]
 
 
 def render_routing_reads(data: dict[str, Any]) -> str:
@@ -203,6 +227,84 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
+BASELINE_FILE = Path(__file__).with_name("baseline.json")
+
+
+def _mixed_per_1000(results: dict[str, Any]) -> dict[str, float] | None:
+    entry = results["sections"].get("cost")
+    if not entry or entry["status"] != "ok":
+        return None
+    mixed = [c for c in entry["data"]["conversations"] if c["conversation"].startswith("mixed")]
+    return dict(mixed[0]["per_1000_inbound"]["usd"]) if mixed else None
+
+
+def _cold_ratio(results: dict[str, Any]) -> float | None:
+    entry = results["sections"].get("cold_import")
+    if not entry or entry["status"] != "ok":
+        return None
+    data = entry["data"]
+    value = data.get("pooled_ratio_with_client", data.get("pooled_ratio_to_bare"))
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _ships_tooling(results: dict[str, Any]) -> bool | None:
+    entry = results["sections"].get("cold_import")
+    if not entry or entry["status"] != "ok" or "ships_tooling" not in entry["data"]:
+        return None
+    return bool(entry["data"]["ships_tooling"])
+
+
+def before_after(results: dict[str, Any]) -> str:
+    """The cost and cold-start targets: the numbers before the work on them (bench/baseline.json), now, and whether
+    each target holds."""
+    baseline = json.loads(BASELINE_FILE.read_text())
+    targets = baseline["targets"]
+    before_usd = baseline["cost_usd_per_1000_inbound"]
+    now_usd = _mixed_per_1000(results)
+    ratio = _cold_ratio(results)
+    ships = _ships_tooling(results)
+
+    def verdict(holds: bool | None) -> str:
+        return "not measured" if holds is None else ("holds" if holds else "**missed**")
+
+    rows = [
+        [
+            "$ per 1,000 inbound messages (typical conversation, mixed)",
+            _usd(before_usd["total"]),
+            _usd(now_usd["total"]) if now_usd else "not measured",
+            f"<= {_usd(targets['cost_usd_per_1000_inbound'])}",
+            verdict(now_usd["total"] <= targets["cost_usd_per_1000_inbound"] if now_usd else None),
+        ],
+        [
+            "cold import, ratio to a bare Chalice app + one boto3 client",
+            f"{baseline['cold_import_ratio_to_bare']}x",
+            f"{ratio}x" if ratio is not None else "not measured",
+            f"<= {targets['cold_import_ratio_to_bare']}x",
+            verdict(ratio <= targets["cold_import_ratio_to_bare"] if ratio is not None else None),
+        ],
+        [
+            "the package ships the local stack, the CLI or the demo",
+            "yes" if baseline["package_ships_local_stack_cli_demo"] else "no",
+            "not measured" if ships is None else ("yes" if ships else "no"),
+            "no",
+            verdict(None if ships is None else not ships),
+        ],
+    ]
+    parts = [table(["what", f"before (`{baseline['commit']}`)", "now", "target", "result"], rows)]
+    if now_usd:
+        services = [k for k in before_usd if k != "total"]
+        parts.append(
+            table(
+                ["$ per 1,000 inbound, by service", *services, "total"],
+                [
+                    ["before", *[_usd(before_usd[k]) for k in services], _usd(before_usd["total"])],
+                    ["now", *[_usd(now_usd.get(k, 0.0)) for k in services], _usd(now_usd["total"])],
+                ],
+            )
+        )
+    return "\n\n".join(parts)
+
+
 def render(results: dict[str, Any]) -> str:
     machine = results["machine"]
     parts = [
@@ -211,6 +313,10 @@ def render(results: dict[str, Any]) -> str:
         "See bench/README.md for what each section does.",
         f"Machine: {machine['nproc']} cores (`nproc`), Python {machine['python']}, {machine['platform']}; "
         f"run {machine['date']}, commit `{machine['commit']}`" + (" (quick run)" if results.get("quick") else "") + ".",
+        "## Cost and cold start: before and now",
+        "The targets of the work on cost per message and cold start, against the numbers before it "
+        "(bench/baseline.json) and this run's (the sections below).",
+        before_after(results),
     ]
     for name, section in SECTIONS.items():
         entry = results["sections"].get(name)
