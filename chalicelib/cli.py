@@ -245,7 +245,11 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, metavar="N", help="random seed (default: the scenario's)")
     simulate.add_argument("--out", metavar="DIR", help="where report.json, report.md and the plots go")
     simulate.add_argument(
-        "--policy", choices=("switchboard", "classic", "longest-idle", "round-robin"), default="switchboard"
+        "--policy",
+        choices=("switchboard", "classic", "longest-idle", "round-robin", "pooled"),
+        default="switchboard",
+        help="the router's own (switchboard), the order before the routing lab (classic), a baseline, or "
+        "pooled: every agent given every skill and queue, the cross-trained pool Erlang C assumes",
     )
     simulate.set_defaults(run=_simulate)
     return parser

@@ -71,18 +71,26 @@ def seconds_since(base: datetime, moment: str) -> float:
     return (datetime.fromisoformat(moment.replace("Z", "+00:00")) - base).total_seconds()
 
 
+POOLED = "pooled"
+POLICIES = ("switchboard", "classic", "longest-idle", "round-robin", POOLED)
+
+
 def policy_named(name: str) -> matching.Policy:
     """The router's own policy (``switchboard``: its default, each queue as routing.yaml says), the order before
-    issue 11 (``classic``), or a baseline (``longest-idle``, ``round-robin``)."""
+    issue 11 (``classic``), or a baseline (``longest-idle``, ``round-robin``; ``pooled``: longest idle, first
+    come first served, with every agent given every group's skills and queues, the cross-trained pool that
+    Erlang C assumes, on the same arrivals)."""
     if name == "switchboard":
         return matching.DEFAULT_POLICY
     if name == "classic":
         return matching.Classic()
     if name == "longest-idle":
         return LongestIdle()
+    if name == POOLED:
+        return LongestIdle(name=POOLED)
     if name == "round-robin":
         return RoundRobin()
-    raise ValueError(f"unknown policy {name!r} (switchboard, classic, longest-idle, round-robin)")
+    raise ValueError(f"unknown policy {name!r} ({', '.join(POLICIES)})")
 
 
 def draw(rng: random.Random, distribution: Distribution) -> float:
@@ -445,6 +453,12 @@ class Simulation:
     # --- agents -----------------------------------------------------------------------------------
 
     def _staff(self, horizon: float) -> None:
+        everything: dict[str, int] = {}  # the pooled baseline: every group's skills at their highest level
+        for group in self.scenario.agents:
+            for skill, level in group.skills.items():
+                everything[skill] = max(level, everything.get(skill, 0))
+        all_queues = tuple(dict.fromkeys(q for group in self.scenario.agents for q in group.queues))
+        pooled = self.policy_name == POOLED
         for group in self.scenario.agents:
             intervals = shift_intervals(group, self.start, horizon)
             for number in range(1, group.count + 1):
@@ -455,9 +469,9 @@ class Simulation:
                         agent_id=agent_id,
                         name=agent_id,
                         presence=Presence.AVAILABLE if on_now else Presence.OFFLINE,
-                        skills=dict(group.skills),
+                        skills=dict(everything) if pooled else dict(group.skills),
                         capacity=group.capacity or self.config.default_capacity,
-                        queues=tuple(group.queues),
+                        queues=all_queues if pooled else tuple(group.queues),
                         channel_costs=dict(group.channel_costs),
                         max_per_channel=dict(group.max_per_channel),
                         idle_since=self.start_iso,

@@ -66,3 +66,25 @@ def test_baselines_take_waiting_contacts_first_come_first_served_within_priority
     for policy in (LongestIdle(), RoundRobin()):
         ordered = sorted([early, late_urgent, vip], key=lambda c: policy.contact_key(agent, c, START))
         assert [c.contact_id for c in ordered] == ["c3", "c1", "c2"]  # deadlines do not matter to a plain ACD
+
+
+def test_the_pooled_baseline_gives_every_agent_every_skill_and_queue_on_the_same_arrivals() -> None:
+    from chalicelib.sim.scenario import load_scenario, scenario_path
+    from chalicelib.sim.simulator import simulate
+
+    scenario, folder = load_scenario(scenario_path("multi-skill-085"))
+    scenario = scenario.model_copy(update={"contacts": 600})
+    pooled = simulate(scenario, folder, policy="pooled")
+    skilled = simulate(scenario, folder, policy="switchboard")
+
+    assert pooled.policy == "pooled"
+    assert {a.agent_id for a in pooled.agents.values()} == {a.agent_id for a in skilled.agents.values()}
+    for agent in pooled.agents.values():  # generalists too: the cross-trained pool Erlang C assumes
+        assert agent.skills == {"billing": 4, "spanish": 3}
+        assert set(agent.queues) == {"default", "billing", "support"}
+    assert any(a.skills == {} for a in skilled.agents.values()), "the skilled run keeps its generalists"
+    # The same customers arrive at the same moments whoever serves them.
+    assert [r.arrival.at for r in pooled.records] == [r.arrival.at for r in skilled.records]
+    assert {r.agent for r in pooled.records if r.queue == "billing"} & {
+        a for a, g in pooled.group_of.items() if g == "generalist"
+    }, "refunds reach generalists only when everyone is cross-trained"

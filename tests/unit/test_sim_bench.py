@@ -27,4 +27,4 @@ def test_a_bench_run_gives_flat_rows_with_sl_waits_and_the_erlang_bound() -> Non
 
 def test_the_bench_covers_every_standard_scenario_but_the_quick_lab_check_under_every_policy() -> None:
     assert set(BENCH_SCENARIOS) == set(standard_scenarios()) - {"lab-check"}
-    assert BENCH_POLICIES == ("switchboard", "longest-idle", "round-robin")
+    assert BENCH_POLICIES == ("switchboard", "longest-idle", "round-robin", "pooled")
