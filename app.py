@@ -89,7 +89,8 @@ def _public_base_url(request: Request) -> str:
     context = request.context or {}
     domain, stage = context.get("domainName"), context.get("stage")
     if not settings.public_base_url_set and domain and stage:
-        return f"https://{domain}/{stage}"
+        # An HTTP API's $default stage (the webhooks' front door) is served at the root: no stage in the URL.
+        return f"https://{domain}" if stage == "$default" else f"https://{domain}/{stage}"
     return settings.public_base_url
 
 

@@ -126,9 +126,9 @@ def _front_door(rows: list[dict[str, Any]] | None) -> list[str]:
         'providers\' webhooks. What they cost at each way in (request fees only; README, "The front door", says '
         "which one ships and why):",
         table(
-            ["front door", "$ per 1,000 inbound", "saving vs deployed", "what it keeps and loses"],
+            ["front door", "$ per 1,000 inbound", "saving vs REST for everything", "what it keeps and loses"],
             [
-                [d["front_door"], _usd(d["usd_per_1000_inbound"]), _usd(d["saving_vs_deployed"]), d["protections"]]
+                [d["front_door"], _usd(d["usd_per_1000_inbound"]), _usd(d["saving_vs_rest"]), d["protections"]]
                 for d in doors
             ],
         ),

@@ -102,7 +102,20 @@ def add(stack: SwitchboardStack) -> sns.Topic:
             f"{name} was throttled: raise the account's Lambda concurrency or look for a flood.",
         )
     api_5xx = _api_metric(stage, "5XXError", "Sum")
-    alarm("api-5xx", api_5xx, API_5XX_PER_5_MINUTES, "The REST API answers 5xx: webhooks are being lost or retried.")
+    alarm("api-5xx", api_5xx, API_5XX_PER_5_MINUTES, "The REST API answers 5xx: agents' calls or widget posts fail.")
+    webhooks_5xx = cloudwatch.Metric(
+        namespace="AWS/ApiGateway",
+        metric_name="5xx",  # an HTTP API's name for it
+        dimensions_map={"ApiId": stack.webhook_api.api_id, "Stage": "$default"},
+        period=FIVE_MINUTES,
+        statistic="Sum",
+    )
+    alarm(
+        "webhooks-5xx",
+        webhooks_5xx,
+        API_5XX_PER_5_MINUTES,
+        "The webhooks' HTTP API answers 5xx: providers retry, and messages wait or are lost.",
+    )
 
     _dashboard(stack, sla_rate, functions, api_5xx, alarms)
     return topic

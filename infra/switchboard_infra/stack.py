@@ -33,7 +33,7 @@ from chalicelib.store.resources import (
     ROUTING_INDEX,
     dead_letter_queue_name,
 )
-from switchboard_infra import monitoring
+from switchboard_infra import monitoring, webhooks
 from switchboard_infra.functions import (
     CONSUME_ACTIONS,
     EVENT_SOURCES,
@@ -108,6 +108,15 @@ class SwitchboardStack(Stack):
         }
         self.roles = {f.name: self._role(f) for f in FUNCTIONS}
         self.app = Chalice(self, "App", source_dir=str(ROOT), stage_config=self._chalice_config())
+        self.webhook_api = webhooks.add(
+            self,
+            name=f"{stage.prefix}-webhooks",
+            function_arn=self.app.get_resource("APIHandler").get_att("Arn").to_string(),
+            rate=stage.api_rate,
+            burst=stage.api_burst,
+            log_retention=LOG_RETENTION,
+        )
+        self.webhook_url = self.webhook_api.url
         self._wire_functions()
         self._harden_apis()
         self.alarm_topic = monitoring.add(self)
@@ -336,7 +345,6 @@ class SwitchboardStack(Stack):
     def _wire_functions(self) -> None:
         """What `chalice package` cannot say: our queues, partial batch responses, log groups, pushing."""
         websocket_endpoint = self._api_url("https", WEBSOCKET_API)
-        rest_url = self._api_url("https", REST_API)
         for function in FUNCTIONS:
             resource = self.app.get_resource(function.logical_id)
             resource.add_override("Properties.Role", self.roles[function.name].role_arn)
@@ -348,9 +356,9 @@ class SwitchboardStack(Stack):
                 # WebSocket API names only the WebSocket handlers, not this function).
                 resource.add_override(f"{variables}.WEBSOCKET_URL", self._api_url("wss", WEBSOCKET_API))
             if not self.stage.public_base_url and function.name != "api_handler":
-                # The outbox names its status callback URL; the API handler takes the URL a request came in on
-                # (it cannot name its own API: the API's definition names the function).
-                resource.add_override(f"{variables}.PUBLIC_BASE_URL", rest_url)
+                # The outbox names its status callback URL (on the webhooks' HTTP API); the API handler takes the
+                # URL a request came in on (it cannot name its own APIs: their definitions name the function).
+                resource.add_override(f"{variables}.PUBLIC_BASE_URL", self.webhook_url)
             resource.add_override(
                 "Properties.LoggingConfig",
                 {"LogGroup": self.log_groups[function.name].log_group_name, "LogFormat": "Text"},
@@ -507,7 +515,10 @@ class SwitchboardStack(Stack):
 
     def _outputs(self) -> None:
         base = self.stage.public_base_url or self._api_url("https", REST_API)
-        CfnOutput(self, "ApiUrl", value=base, description="REST API: webhooks, agent API, console")
+        # Providers get the webhooks' HTTP API, unless a custom domain (PUBLIC_BASE_URL) fronts the REST API.
+        hooks = self.stage.public_base_url or self.webhook_url
+        CfnOutput(self, "ApiUrl", value=base, description="REST API: agent API, console, widget")
+        CfnOutput(self, "WebhookApiUrl", value=hooks, description="Where providers post (HTTP API, signed webhooks)")
         CfnOutput(self, "ConsoleUrl", value=Fn.join("", [base, "/console"]), description="The agent console")
         CfnOutput(
             self,
@@ -519,7 +530,7 @@ class SwitchboardStack(Stack):
             CfnOutput(
                 self,
                 output_key(adapter.name),
-                value=Fn.join("", [base, adapter.path]),
+                value=Fn.join("", [hooks, adapter.path]),
                 description=f"Webhook URL to give {adapter.name}",
             )
         CfnOutput(self, "UserPoolId", value=self.user_pool.user_pool_id)

@@ -254,8 +254,9 @@ def test_functions_know_their_queues_websocket_and_user_pool(template):
     assert api_handler["WEBSOCKET_URL"]["Fn::Sub"].startswith("wss://${WebsocketAPI}.execute-api."), api_handler
     # The API handler takes its public URL from the request; the outbox names it for Twilio's status callbacks.
     assert "PUBLIC_BASE_URL" not in functions(template)["APIHandler"]["Properties"]["Environment"]["Variables"]
+    # Twilio's status callbacks are webhooks: they come in through the webhooks' HTTP API.
     outbox = functions(template)["OnOutbox"]["Properties"]["Environment"]["Variables"]
-    assert "${RestAPI}" in outbox["PUBLIC_BASE_URL"]["Fn::Sub"]
+    assert outbox["PUBLIC_BASE_URL"]["Fn::Sub"][1] == {"Api": {"Ref": "WebhooksHttpApi"}}, outbox["PUBLIC_BASE_URL"]
 
 
 def test_user_pool_has_the_three_role_groups_and_no_self_sign_up(template):
@@ -397,6 +398,7 @@ def test_outputs_name_every_webhook_url(template):
     for adapter in registry.CHANNELS:
         key = output_key(adapter.name)
         assert adapter.path in json.dumps(outputs[key]["Value"]), key
+        assert '"Ref": "WebhooksHttpApi"' in json.dumps(outputs[key]["Value"]), (key, "providers post to the HTTP API")
     for key in ("ApiUrl", "ConsoleUrl", "WebSocketUrl", "UserPoolId", "UserPoolClientId", "DashboardUrl"):
         assert key in outputs
 
@@ -471,3 +473,47 @@ def test_the_cycle_check_catches_what_it_must(template):
     variables = looped["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
     variables["REST_URL"] = {"Fn::Sub": "https://${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api"}
     assert "APIHandler" in _cycle(looped) and "RestAPI" in _cycle(looped)
+
+
+def test_providers_post_to_an_http_api_that_carries_only_the_signed_webhooks(template):
+    """The front door of README's "The front door": webhooks on an HTTP API ($1.00 a million, throttled, access
+    logs), everything else on the REST API behind WAF."""
+    (api_id, api), *others = resources(template, "AWS::ApiGatewayV2::Api").items()
+    webhook_apis = [(i, a) for i, a in [(api_id, api), *others] if a["Properties"]["ProtocolType"] == "HTTP"]
+    assert [i for i, _ in webhook_apis] == ["WebhooksHttpApi"]
+    routes = {
+        r["Properties"]["RouteKey"]: r["Properties"]
+        for r in resources(template, "AWS::ApiGatewayV2::Route").values()
+        if r["Properties"]["ApiId"] == {"Ref": "WebhooksHttpApi"}
+    }
+    expected = {f"{m} {a.path}" for a in registry.CHANNELS for m in a.methods}
+    assert set(routes) == expected, "every webhook and nothing else: the widget and agents stay behind WAF"
+    (integration_id, integration), *_ = [
+        (i, r)
+        for i, r in resources(template, "AWS::ApiGatewayV2::Integration").items()
+        if r["Properties"]["ApiId"] == {"Ref": "WebhooksHttpApi"}
+    ]
+    assert integration["Properties"]["IntegrationType"] == "AWS_PROXY"
+    # 1.0 is the REST API's event shape, which Chalice routes (tests/integration/test_public_url.py).
+    assert integration["Properties"]["PayloadFormatVersion"] == "1.0"
+    assert integration["Properties"]["IntegrationUri"] == {"Fn::GetAtt": ["APIHandler", "Arn"]}
+    for route in routes.values():
+        assert route["Target"] == {"Fn::Join": ["/", ["integrations", {"Ref": integration_id}]]}
+    (stage,) = [
+        s["Properties"]
+        for s in resources(template, "AWS::ApiGatewayV2::Stage").values()
+        if s["Properties"]["ApiId"] == {"Ref": "WebhooksHttpApi"}
+    ]
+    assert stage["StageName"] == "$default" and stage["AutoDeploy"] is True
+    throttling = stage["DefaultRouteSettings"]
+    assert throttling["ThrottlingRateLimit"] > 0 and throttling["ThrottlingBurstLimit"] > 0
+    log_format = stage["AccessLogSettings"]["Format"]
+    assert "$context.requestId" in log_format and "$context.status" in log_format
+    assert "querystring" not in log_format.lower() and "$context.path" not in log_format, "Meta's token is in the query"
+    permissions = [
+        p["Properties"]
+        for p in resources(template, "AWS::Lambda::Permission").values()
+        if "WebhooksHttpApi" in json.dumps(p["Properties"].get("SourceArn"))
+    ]
+    assert [p["FunctionName"] for p in permissions] == [{"Fn::GetAtt": ["APIHandler", "Arn"]}]
+    assert permissions[0]["Principal"] == "apigateway.amazonaws.com"

@@ -91,3 +91,55 @@ def test_a_configured_public_url_wins(client, monkeypatch):
     assert app(api_gateway_event(body, headers), LambdaContext())["statusCode"] == 401
     headers = twilio_headers(PATH, body)
     assert app(api_gateway_event(body, headers), LambdaContext())["statusCode"] == 200
+
+
+HTTP_API_DOMAIN = "f6g7h8i9j0.execute-api.eu-west-1.amazonaws.com"
+
+
+def http_api_event(body: str, headers: dict[str, str]) -> dict[str, Any]:
+    """An HTTP API proxy event in payload format 1.0 (the webhooks' front door, infra/switchboard_infra/webhooks.py)
+    for POST /webhooks/twilio/messaging on the $default stage: header names lowercased, a form body as text,
+    ``requestContext.stage`` "$default" and no stage in the URL the provider called."""
+    lowered = {k.lower(): v for k, v in {**headers, "Host": HTTP_API_DOMAIN}.items()}
+    return {
+        "version": "1.0",
+        "resource": PATH,
+        "path": PATH,
+        "httpMethod": "POST",
+        "headers": {**lowered, "x-forwarded-proto": "https", "x-forwarded-port": "443"},
+        "multiValueHeaders": {k: [v] for k, v in lowered.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": HTTP_API_DOMAIN.split(".")[0],
+            "domainName": HTTP_API_DOMAIN,
+            "domainPrefix": HTTP_API_DOMAIN.split(".")[0],
+            "extendedRequestId": "JxGxOgEfoAMEbUw=",
+            "httpMethod": "POST",
+            "identity": {"sourceIp": "54.172.60.0", "userAgent": "TwilioProxy/1.1"},
+            "path": PATH,
+            "protocol": "HTTP/1.1",
+            "requestId": "JxGxOgEfoAMEbUw=",
+            "requestTime": "02/Dec/2026:09:00:00 +0000",
+            "requestTimeEpoch": 1796202000000,
+            "resourceId": "POST /webhooks/twilio/messaging",
+            "resourcePath": PATH,
+            "stage": "$default",
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+def test_webhook_through_the_http_api_is_checked_against_its_url_without_a_stage(behind_api_gateway):
+    body = fixture("twilio/inbound_sms.txt")
+    headers = twilio_headers(PATH, body, base_url=f"https://{HTTP_API_DOMAIN}")
+    response = behind_api_gateway(http_api_event(body.decode(), headers), LambdaContext())
+    assert response["statusCode"] == 200, response["body"]
+    assert "<Response" in response["body"]
+
+    forged = twilio_headers(PATH, body, base_url=f"https://{HTTP_API_DOMAIN}/$default")
+    assert behind_api_gateway(http_api_event(body.decode(), forged), LambdaContext())["statusCode"] == 401
