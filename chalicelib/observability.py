@@ -92,7 +92,10 @@ def sampled() -> bool:
         return False
     if os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() in ("1", "true", "yes", "on"):
         return False
-    return trace_percent() > 0
+    try:
+        return trace_percent() > 0
+    except ValueError:  # the stack checks the setting; a broken one by hand turns tracing off, not the app
+        return False
 
 
 def _traced(handler: Any) -> Any:

@@ -192,7 +192,10 @@ def trace_percent(environment: Mapping[str, str] | None = None) -> float:
     ``environment``: a stage's variables (the CDK app, the cost model); default: this process's. README, "Traces".
     """
     raw = (os.environ if environment is None else environment).get(TRACE_PERCENT) or "0"
-    value = float(raw)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
     if not 0 <= value <= 100:
         raise ValueError(f"{TRACE_PERCENT}={raw!r}: a percent from 0 to 100")
     return value

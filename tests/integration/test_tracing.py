@@ -159,3 +159,9 @@ def test_provider_calls_are_not_traced_with_their_urls() -> None:
     documents = run["documents"]
     assert [d for d in documents if d["name"] == "provider call"], "the probe's own subsegment was not sent"
     assert secret not in json.dumps(documents)
+
+
+def test_a_broken_trace_setting_never_breaks_an_invocation() -> None:
+    run = invoke_sweep(SAMPLED, "five")
+    assert run["answer"] == {"offers": 0, "outbox_requeued": 0}
+    assert not run["sdk_loaded"]
