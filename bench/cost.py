@@ -4,7 +4,9 @@ Every flow runs through the app's real handlers on moto (HTTP routes through ``c
 queues pumped into their Lambda handlers as the event sources would); the meter's botocore hooks count what
 the app asks AWS for. What the AWS services do for us around that (API Gateway taking the request, Lambda
 invocations, the Lambda poller receiving and deleting SQS messages, X-Ray, log ingestion) is counted from how
-the flow was driven and priced with ``bench/prices.json`` and its stated assumptions.
+the flow was driven and priced with ``bench/prices.json`` and its stated assumptions. The share of them X-Ray
+records is the prod stage's own setting (``SWITCHBOARD_TRACE_PERCENT`` in `.chalice/config.json`,
+``chalicelib.stages.traced_fractions``), not a number of the bench's.
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from bench.meter import UNITS_SOURCE, Meter, Tally
+from chalicelib import stages
 
 PRICES_FILE = Path(__file__).with_name("prices.json")
+# The stage whose settings the model prices (its X-Ray sampling).
+PRICED_STAGE = "prod"
 CHANNELS = ("webchat", "sms", "email")
 # The typical conversation of the issue: 4 customer messages, 3 agent replies, accept, close.
 TYPICAL = {
@@ -53,7 +58,8 @@ class Usage:
     websocket_in: int = 0  # messages agents send (accept, close)
     invocations: Counter[str] = field(default_factory=Counter)  # Lambda invocations per function
     sqs_records: Counter[str] = field(default_factory=Counter)  # records Lambda's poller took off each queue
-    traces: int = 0
+    traces: int = 0  # REST requests: API Gateway's sampling rule decides (SQS carries it to the queues' functions)
+    direct_traces: int = 0  # WebSocket messages and schedule runs: no sampler in front, the function's mode decides
     log_bytes: int = 0
     seconds: float = 0.0
 
@@ -67,6 +73,7 @@ class Usage:
         for name, count in other.sqs_records.items():
             self.sqs_records[name] += count * times  # type: ignore[assignment]
         self.traces += other.traces * times  # type: ignore[assignment]
+        self.direct_traces += other.direct_traces * times  # type: ignore[assignment]
         self.log_bytes += other.log_bytes * times  # type: ignore[assignment]
 
 
@@ -83,6 +90,7 @@ def dollars(usage: Usage, prices: dict[str, Any]) -> dict[str, float]:
     """The modelled bill of ``usage``, per service."""
     p = {name: entry["usd"] / entry["per"] for name, entry in prices["prices"].items()}
     a = prices["assumptions"]
+    traced = stages.traced_fractions(PRICED_STAGE)
     invocations = sum(usage.invocations.values())
     fifo_records = usage.sqs_records.get("routing", 0)
     standard_records = sum(n for q, n in usage.sqs_records.items() if q != "routing")
@@ -106,7 +114,7 @@ def dollars(usage: Usage, prices: dict[str, Any]) -> dict[str, float]:
         + (usage.websocket_in + usage.tally.websocket_messages) * p["apigw_websocket_message"],
         "waf": (usage.rest_requests - usage.webhook_requests) * p["waf_request"],
         "lambda": invocations * p["lambda_request"] + gb_seconds * p["lambda_gb_second"],
-        "xray": usage.traces * a["xray_traced_fraction"] * p["xray_trace_recorded"],
+        "xray": (usage.traces * traced["rest"] + usage.direct_traces * traced["direct"]) * p["xray_trace_recorded"],
         "cloudwatch_logs": log_gb * p["cloudwatch_logs_ingestion_gb"],
     }
     bill["total"] = sum(bill.values())
@@ -289,7 +297,7 @@ class Conversations:
         reply = agent_says(self.client, self.connection, **command)
         usage.websocket_in += 1
         usage.invocations["websocket_message"] += 1
-        usage.traces += 1
+        usage.direct_traces += 1
         self._drain_routing(usage)
         return reply
 
@@ -375,7 +383,7 @@ class Conversations:
         with self.step("sweep (idle, one run)", "-") as usage:
             self.client.lambda_.invoke("sweep_offers", tick)
             usage.invocations["sweep_offers"] += 1
-            usage.traces += 1
+            usage.direct_traces += 1
 
 
 def _mean(usages: list[Usage]) -> Usage:
@@ -453,7 +461,11 @@ def run(quick: bool = False) -> dict[str, Any]:
         "flows": rows,
         "conversations": typical,
         "fixed_monthly": fixed,
-        "assumptions": prices["assumptions"],
+        "assumptions": {
+            **prices["assumptions"],
+            "xray_traced_fraction": stages.traced_fractions(PRICED_STAGE),
+            "xray_traced_fraction_source": f".chalice/config.json, stage {PRICED_STAGE}: SWITCHBOARD_TRACE_PERCENT",
+        },
         "prices_file": "bench/prices.json",
     }
 

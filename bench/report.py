@@ -24,6 +24,17 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
+def _traced(assumptions: dict[str, Any]) -> str:
+    """The traced shares the cost model used (``chalicelib.stages.traced_fractions`` of prod)."""
+    traced = assumptions.get("xray_traced_fraction")
+    if not isinstance(traced, dict):
+        return f"{traced:.0%} of them" if isinstance(traced, (int, float)) else "as bench/prices.json says"
+    return (
+        f"{traced['rest']:.0%} of REST requests, {traced['direct']:.0%} of WebSocket messages and schedule runs; "
+        "SWITCHBOARD_TRACE_PERCENT in .chalice/config.json"
+    )
+
+
 def _usd(value: float) -> str:
     return f"${value:.6f}" if value < 0.01 else f"${value:.4f}"
 
@@ -98,7 +109,8 @@ def render_cost(data: dict[str, Any]) -> str:
             "services bill around them, modelled (API Gateway per request and WebSocket message, WAF per REST "
             f"request, Lambda per invocation at {assumptions['lambda_memory_mb']} MB and an assumed "
             f"{assumptions['lambda_duration_ms']} ms, the Lambda poller's receive and delete per SQS record, "
-            "one X-Ray trace per entry request, log bytes as written plus Lambda's own lines); assumptions in "
+            "one X-Ray trace per entry request recorded at the prod stage's sampling "
+            f"({_traced(assumptions)}), log bytes as written plus Lambda's own lines); assumptions in "
             "bench/prices.json.",
             "Per flow (mean of the measured runs; `$ per 1,000` is per 1,000 runs of that flow):",
             flows,

@@ -5,10 +5,14 @@ Every Lambda entry point (REST, WebSocket, SQS, schedule) runs through ``middlew
 - ``logger.inject_lambda_context(clear_state=True)``: the Lambda context keys on every line, and
   nothing appended during one invocation (a ``conversation_id``...) leaks into the next.
   ``log_event`` stays off: events carry message bodies, phone numbers, e-mail addresses and tokens.
-- ``tracer.capture_lambda_handler`` without ``capture_response``: responses carry sign-in tokens
-  and message texts, which do not belong in X-Ray metadata either. Outside Lambda (tests, the local
-  stack, ``chalice local``) Powertools disables tracing by itself; ``POWERTOOLS_TRACE_DISABLED=true``
-  does it explicitly.
+- ``tracer().capture_lambda_handler`` without ``capture_response``, in sampled invocations only:
+  responses carry sign-in tokens and message texts, which do not belong in X-Ray metadata either.
+  The tracer is made lazily (``tracer``): ``aws_xray_sdk`` costs ~0.2 s of a cold start (it builds
+  botocore clients at import), so an invocation Lambda's trace header does not mark ``Sampled=1`` never
+  imports it, nor does any invocation of a stage whose ``SWITCHBOARD_TRACE_PERCENT`` is 0 (README,
+  "Traces"). Only botocore is patched: the SDK's HTTP patches would record provider URLs, and
+  Telegram's carries the bot token in its path. Outside Lambda (tests, the local stack, ``chalice
+  local``) nothing is sampled; ``POWERTOOLS_TRACE_DISABLED=true`` turns tracing off everywhere.
 - ``metrics.log_metrics`` with the cold-start metric: EMF flushed at the end of every invocation (the
   routing metrics themselves are ``single_metric`` lines, see ``chalicelib.metrics``, because one batch
   spans several queues and channels).
@@ -26,19 +30,26 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from chalice.app import Request
 
-from chalicelib.settings import metrics_namespace
+from chalicelib.settings import metrics_namespace, trace_percent
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
 
 SERVICE = "switchboard"
+# What a traced invocation instruments: the AWS calls (names of tables, queues and operations only).
+TRACED_MODULES = ("botocore",)
+# The trace header Lambda sets for each invocation (Root=...;Parent=...;Sampled=1).
+TRACE_HEADER = "_X_AMZN_TRACE_ID"
 
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
 metrics = Metrics(service=SERVICE, namespace=metrics_namespace())
 # Most invocations publish no metric of their own (they come as single_metric lines); that is not news.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -66,6 +77,31 @@ def correlate(conversation_id: str | None) -> None:
         logger.append_keys(**{CORRELATION_KEY: conversation_id})
 
 
+@functools.cache
+def tracer() -> Tracer:
+    """The Powertools Tracer, made (and botocore patched) at the first sampled invocation of the container."""
+    from aws_lambda_powertools import Tracer
+
+    return Tracer(service=SERVICE, patch_modules=TRACED_MODULES)
+
+
+def sampled() -> bool:
+    """Whether X-Ray records this invocation: Lambda's trace header says ``Sampled=1`` and the stage traces."""
+    fields = dict(part.partition("=")[::2] for part in os.environ.get(TRACE_HEADER, "").split(";"))
+    if fields.get("Sampled") != "1":
+        return False
+    if os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    try:
+        return trace_percent() > 0
+    except ValueError:  # the stack checks the setting; a broken one by hand turns tracing off, not the app
+        return False
+
+
+def _traced(handler: Any) -> Any:
+    return tracer().capture_lambda_handler(handler, capture_response=False) if sampled() else handler
+
+
 def middleware(event: Any, get_response: Any) -> Any:
     """Chalice middleware for every event type; the handler's response passes through unchanged."""
     original_event, context = _original(event)
@@ -77,10 +113,10 @@ def middleware(event: Any, get_response: Any) -> Any:
 
     if context is None or not hasattr(context, "aws_request_id"):  # invoked by hand, without a Lambda context
         logger.clear_state()
-        return tracer.capture_lambda_handler(handler, capture_response=False)(original_event, context)
+        return _traced(handler)(original_event, context)
     logged = logger.inject_lambda_context(handler, log_event=False, clear_state=True)
     measured = metrics.log_metrics(logged, capture_cold_start_metric=True)
-    return tracer.capture_lambda_handler(measured, capture_response=False)(original_event, context)
+    return _traced(measured)(original_event, context)
 
 
 def _original(event: Any) -> tuple[Any, Any]:

@@ -10,6 +10,7 @@ parameters, cached for ``SECRETS_MAX_AGE`` seconds.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -180,6 +181,24 @@ def routing_queue_name() -> str:
 def metrics_namespace() -> str:
     """CloudWatch namespace of the EMF metrics (Switchboard/<stage> in AWS); read at import by the Metrics object."""
     return _env("POWERTOOLS_METRICS_NAMESPACE", "Switchboard")
+
+
+TRACE_PERCENT = "SWITCHBOARD_TRACE_PERCENT"
+
+
+def trace_percent(environment: Mapping[str, str] | None = None) -> float:
+    """Percent of REST requests X-Ray traces (0 to 100), per stage in `.chalice/config.json`; unset: 0, no traces.
+
+    ``environment``: a stage's variables (the CDK app, the cost model); default: this process's. README, "Traces".
+    """
+    raw = (os.environ if environment is None else environment).get(TRACE_PERCENT) or "0"
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100:
+        raise ValueError(f"{TRACE_PERCENT}={raw!r}: a percent from 0 to 100")
+    return value
 
 
 def timer_queue_name() -> str:

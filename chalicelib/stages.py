@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from chalicelib import settings
 from chalicelib.settings import reload_settings
 
 CHALICE_CONFIG = Path(__file__).resolve().parents[1] / ".chalice" / "config.json"
@@ -49,6 +50,35 @@ def environment(stage: str) -> dict[str, str]:
 def api_gateway_stage(stage: str) -> str:
     environment(stage)  # the stage exists
     return str(_config()["stages"][stage].get("api_gateway_stage", "api"))
+
+
+def app_name() -> str:
+    """The Chalice app's name: the REST API's name too (X-Ray names its segments ``<app name>/<API stage>``)."""
+    return str(_config()["app_name"])
+
+
+def trace_percent(stage: str) -> float:
+    """The percent of the stage's REST requests X-Ray traces (``SWITCHBOARD_TRACE_PERCENT``)."""
+    return settings.trace_percent(environment(stage))
+
+
+def tracing_mode(percent: float) -> str:
+    """The functions' X-Ray mode in a stage tracing ``percent`` % (README, "Traces").
+
+    API Gateway's sampling rule decides for REST requests; SQS carries the decision on to the queues' functions
+    (AWSTraceHeader). Below 100 % every function is PassThrough: it traces only what arrives sampled, so
+    WebSocket messages and schedule runs, which have no sampler in front of them, are not traced. Active would
+    have Lambda sample those itself at a fixed rate (the first request of each second and 5 % of the rest:
+    nearly all of them at a contact centre's volume), so only a stage tracing everything runs Active.
+    """
+    return "Active" if percent >= 100 else "PassThrough"
+
+
+def traced_fractions(stage: str) -> dict[str, float]:
+    """Fraction of entry requests X-Ray records in ``stage`` (the cost model's): ``rest``, REST requests (and
+    what they queue); ``direct``, WebSocket messages and schedule runs (and what they queue)."""
+    percent = trace_percent(stage)
+    return {"rest": percent / 100, "direct": 1.0 if tracing_mode(percent) == "Active" else 0.0}
 
 
 def use(stage: str) -> None:

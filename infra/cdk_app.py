@@ -35,6 +35,7 @@ def main() -> None:
             "apiBurst",
             "widgetRate",
             "widgetPostsPerIp",
+            "tracePercent",
             *CONTEXT_SETTINGS,
         )
     }

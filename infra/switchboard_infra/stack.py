@@ -19,6 +19,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_wafv2 as wafv2
+from aws_cdk import aws_xray as xray
 from chalice.cdk import Chalice
 from constructs import Construct
 
@@ -337,7 +338,8 @@ class SwitchboardStack(Stack):
             # Chalice wants one role here; _wire_functions gives each function its own (Chalice reads per-function
             # settings only from .chalice/config.json, not from this configuration).
             "iam_role_arn": self.roles["api_handler"].role_arn,
-            "xray": True,
+            # Active (every function) only when the stage traces everything; else PassThrough (see _trace_sampling).
+            "xray": stage.tracing_mode == "Active",
             "lambda_memory_size": 512,
             "environment_variables": environment,
         }
@@ -385,7 +387,9 @@ class SwitchboardStack(Stack):
         """Access logs without query strings, throttling, tracing, and WAF in front of the REST API."""
         rest_logs = logs.LogGroup(self, "RestApiAccessLogs", retention=LOG_RETENTION)
         rest = self.app.get_resource(REST_API)
-        rest.add_override("Properties.TracingEnabled", True)
+        rest.add_override("Properties.TracingEnabled", self.stage.trace_percent > 0)
+        if self.stage.trace_percent > 0:
+            self._trace_sampling()
         rest.add_override(
             "Properties.AccessLogSetting",
             {
@@ -508,6 +512,35 @@ class SwitchboardStack(Stack):
             resource_arn=Fn.sub(
                 f"arn:${{AWS::Partition}}:apigateway:${{AWS::Region}}::/restapis/${{{REST_API}}}/stages/"
                 f"${{{REST_API}.Stage}}"
+            ),
+        )
+
+    def _trace_sampling(self) -> None:
+        """The share of REST requests X-Ray traces: API Gateway samples by this rule, and the functions follow.
+
+        No reservoir: X-Ray's default rule traces the first request of every second before its rate, which at a
+        contact centre's volume is nearly every request. API Gateway names the stage ``<API name>/<stage>``; dev's
+        and prod's APIs share that name, so the rule also names this API's stage by its ARN.
+        """
+        stage = self.stage
+        xray.CfnSamplingRule(
+            self,
+            "RestApiTraceSampling",
+            sampling_rule=xray.CfnSamplingRule.SamplingRuleProperty(
+                rule_name=f"{stage.prefix}-api",
+                priority=1000,  # before the account's Default (10000)
+                fixed_rate=stage.trace_percent / 100,
+                reservoir_size=0,
+                service_name=stage.rest_api_service_name,
+                service_type="AWS::ApiGateway::Stage",
+                resource_arn=Fn.sub(
+                    f"arn:${{AWS::Partition}}:apigateway:${{AWS::Region}}::/restapis/${{{REST_API}}}/stages/"
+                    f"{stage.api_gateway_stage}"
+                ),
+                host="*",
+                http_method="*",
+                url_path="*",
+                version=1,
             ),
         )
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chalicelib import stages
+from chalicelib import settings, stages
 
 ROOT = Path(__file__).resolve().parents[2]
 # CDK context keys that become the functions' plain settings (never secrets: those are SSM parameters).
@@ -43,6 +43,8 @@ class Stage:
     widget_posts_per_ip: int = 600
     # Plain settings for replies: TWILIO_ACCOUNT_SID, EMAIL_FROM_ADDRESS (from CONTEXT_SETTINGS).
     settings: tuple[tuple[str, str], ...] = ()
+    # Percent of REST requests X-Ray traces: SWITCHBOARD_TRACE_PERCENT of the environment (README, "Traces").
+    trace_percent: float = 0.0
 
     @property
     def prefix(self) -> str:
@@ -61,14 +63,27 @@ class Stage:
     def production(self) -> bool:
         return self.name == "prod"
 
+    @property
+    def tracing_mode(self) -> str:
+        """Every function's X-Ray mode: Active only when the stage traces everything."""
+        return stages.tracing_mode(self.trace_percent)
+
+    @property
+    def rest_api_service_name(self) -> str:
+        """What X-Ray calls the REST API's stage in its segments and sampling rules: ``<API name>/<stage>``."""
+        return f"{stages.app_name()}/{self.api_gateway_stage}"
+
 
 def load_stage(name: str, context: dict[str, Any] | None = None) -> Stage:
     """The stage ``name`` of `.chalice/config.json`, with the operator's CDK context values (``-c alarmEmail=...``)."""
     context = context or {}
     topics = context.get("snsTopicArns") or ""
+    environment = stages.environment(name)
+    if context.get("tracePercent") not in (None, ""):
+        environment[settings.TRACE_PERCENT] = str(context["tracePercent"])
     return Stage(
         name=name,
-        environment=stages.environment(name),
+        environment=environment,
         api_gateway_stage=stages.api_gateway_stage(name),
         public_base_url=(context.get("publicBaseUrl") or "").rstrip("/") or None,
         alarm_email=context.get("alarmEmail") or None,
@@ -80,4 +95,5 @@ def load_stage(name: str, context: dict[str, Any] | None = None) -> Stage:
         widget_rate=int(context.get("widgetRate") or 20),
         widget_posts_per_ip=int(context.get("widgetPostsPerIp") or 600),
         settings=tuple((name, str(context[key])) for key, name in CONTEXT_SETTINGS.items() if context.get(key)),
+        trace_percent=settings.trace_percent(environment),
     )

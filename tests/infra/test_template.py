@@ -11,7 +11,8 @@ import pytest
 from chalicelib.auth.principal import ROLES
 from chalicelib.channels import registry
 from chalicelib.operate import output_key
-from chalicelib.settings import DEPLOYED_SECRETS, SECRET_NAMES, get_settings
+from chalicelib.settings import DEPLOYED_SECRETS, SECRET_NAMES, get_settings, trace_percent
+from chalicelib.stages import tracing_mode
 from chalicelib.store.resources import MAX_RECEIVES, OUTBOX_INDEX, ROUTING_INDEX, table_definitions
 from tests.infra.conftest import ROOT
 from tests.infra.template import actions_of, ref, resources, wildcard_grants
@@ -153,7 +154,8 @@ def test_each_function_has_its_own_role_log_group_timeout_and_tracing(template):
     assert len(set(log_groups)) == len(FUNCTIONS)
     for name, function in found.items():
         properties = function["Properties"]
-        assert properties["Tracing"] == "Active", name
+        # The mode follows the stage's trace percent, which the function reads too (tests/infra/test_tracing.py).
+        assert properties["Tracing"] == tracing_mode(trace_percent(properties["Environment"]["Variables"])), name
         assert properties["Timeout"] <= 30, name  # under API Gateway's 29 s and the queues' visibility
     groups = resources(template, "AWS::Logs::LogGroup")
     assert all(groups[g]["Properties"]["RetentionInDays"] == 30 for g in log_groups)

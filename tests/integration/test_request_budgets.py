@@ -47,7 +47,7 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("sweep (idle, one run)", "-"): (7, 0),
 }
 # The typical conversation, mixed over the three channels: modelled dollars per 1,000 inbound messages.
-USD_PER_1000_INBOUND = 0.059
+USD_PER_1000_INBOUND = 0.047
 
 
 @pytest.fixture(scope="module")
