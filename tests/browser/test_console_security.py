@@ -4,7 +4,7 @@
   connects to the deployment's URL from ``/auth/options`` and says it ignored the parameter.
 - The console works under its own CSP (no violation reported while an agent signs in and connects).
 - The widget works inside a host page with a strict nonce-based CSP, keeps a failed message's ``message_id``
-  for the retry, and stops polling while its panel is closed.
+  for the retry, and holds no socket and asks nothing while its panel is closed.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -151,7 +152,7 @@ def strict_site(stack: LocalStack) -> Iterator[str]:
     ).encode()
     policy = (
         f"default-src 'none'; script-src 'nonce-{NONCE}' 'strict-dynamic'; style-src 'nonce-{NONCE}'; "
-        f"connect-src {stack.api_url}; base-uri 'none'; object-src 'none'"
+        f"connect-src {stack.api_url} {stack.ws_url}; base-uri 'none'; object-src 'none'"
     )
 
     yield from serve_page(page, "strict-site", {"Content-Security-Policy": policy})
@@ -206,32 +207,51 @@ def test_a_retry_after_a_lost_answer_keeps_the_message_id_and_is_stored_once(
         page.reload()  # everything the server holds for this visitor, read afresh: the message once
         page.get_by_test_id("widget-bubble").click()
         expect(mine).to_have_count(1, timeout=WAIT_MS)
-        page.wait_for_timeout(2500)  # one more poll
+        page.wait_for_timeout(2500)  # the socket's read of what it missed has come back too
         expect(mine).to_have_count(1)
     finally:
         context.close()
 
 
-def test_the_widget_polls_only_while_its_panel_is_open(browser, stack: LocalStack, site_server: str):
+def test_the_widget_holds_a_socket_and_asks_nothing_while_its_panel_is_closed(
+    browser, stack: LocalStack, site_server: str
+):
     context = browser.new_context()
     try:
         page = context.new_page()
-        polls: list[str] = []
-        page.on("request", lambda r: polls.append(r.url) if "/widget/conversations/" in r.url else None)
+        made: list[str] = []
+        page.on("request", lambda r: made.append(r.url))
+        sockets: list[Any] = []
+        page.on("websocket", lambda ws: sockets.append(ws))
         page.goto(site_server)
         page.get_by_test_id("widget-bubble").click()
         page.get_by_test_id("widget-input").fill("Just browsing")
-        page.get_by_test_id("widget-send").click()
+        with page.expect_response(lambda r: "/widget/conversations/" in r.url, timeout=WAIT_MS):
+            page.get_by_test_id("widget-send").click()  # sent; the socket opens and reads what it missed
         expect(page.locator('[data-testid="widget-message"][data-from="visitor"]')).to_have_count(1, timeout=WAIT_MS)
+        assert len(sockets) == 1 and not sockets[0].is_closed()
 
         page.get_by_test_id("widget-bubble").click()  # closed
         expect(page.get_by_test_id("widget-panel")).to_be_hidden()
-        page.wait_for_timeout(500)  # a poll already on its way may finish
-        closed_at = len(polls)
-        page.wait_for_timeout(5000)  # two and a half poll intervals
-        assert len(polls) == closed_at, polls[closed_at:]
+        _until(page, lambda: sockets[0].is_closed(), "the socket to close with the panel")
+        closed_at = len(made)
+        page.wait_for_timeout(5000)  # what used to be two and a half poll intervals
+        assert made[closed_at:] == [] and len(sockets) == 1
 
         with page.expect_request(lambda r: "/widget/conversations/" in r.url, timeout=WAIT_MS):
-            page.get_by_test_id("widget-bubble").click()  # open again: it catches up at once
+            page.get_by_test_id("widget-bubble").click()  # open again: a socket again, and what it missed, once
+        assert len(sockets) == 2 and not sockets[1].is_closed()
+        page.wait_for_timeout(3000)
+        reads = [u for u in made[closed_at:] if "/widget/conversations/" in u]
+        assert len(reads) == 1, made[closed_at:]
     finally:
         context.close()
+
+
+def _until(page: Any, condition: Any, what: str, timeout: float = WAIT_MS / 1000) -> None:
+    """Wait for ``condition``, letting Playwright deliver the page's events meanwhile (a sleep would not)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        page.wait_for_timeout(50)

@@ -64,7 +64,10 @@ def test_a_message_id_another_visitor_used_reveals_nothing_of_theirs(client):
     assert second.status_code == 200, second.body
     mine = second.json_body["conversation_id"]
     assert mine != theirs, "the answer named another visitor's conversation"
-    assert {k: second.json_body[k] for k in ("conversation_id", "message_id")} == {"conversation_id": mine, "message_id": "m_1"}
+    assert {k: second.json_body[k] for k in ("conversation_id", "message_id")} == {
+        "conversation_id": mine,
+        "message_id": "m_1",
+    }
     # Mallory's message was stored as her own, not dropped as a duplicate of Grace's.
     assert sorted(m["text"] for m in stored_messages()) == ["My card was charged twice", "Who wrote m_1?"]
     assert [m["text"] for m in _poll(client, mine, "v_mallory").json_body["messages"]] == ["Who wrote m_1?"]
