@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
+from chalicelib import clock
 from chalicelib.local.stack import LocalStack
 from tests.browser.conftest import SITE, Admin, serve_page
 
@@ -205,7 +206,7 @@ def test_a_retry_after_a_lost_answer_keeps_the_message_id_and_is_stored_once(
         expect(page.get_by_test_id("widget-error")).to_have_text("")
         assert len(sent) == 2 and sent[0] == sent[1], sent
         page.reload()  # everything the server holds for this visitor, read afresh: the message once
-        page.get_by_test_id("widget-bubble").click()
+        expect(page.get_by_test_id("widget-panel")).to_be_visible()  # it was open: it opens again by itself
         expect(mine).to_have_count(1, timeout=WAIT_MS)
         page.wait_for_timeout(2500)  # the socket's read of what it missed has come back too
         expect(mine).to_have_count(1)
@@ -255,3 +256,53 @@ def _until(page: Any, condition: Any, what: str, timeout: float = WAIT_MS / 1000
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         page.wait_for_timeout(50)
+
+
+def test_after_its_socket_drops_the_widget_reconnects_and_reads_what_it_missed_once(
+    browser, stack: LocalStack, site_server: str
+):
+    """As when a mobile network drops or API Gateway closes an idle socket: the widget connects again, reads
+    what came meanwhile (here a message the site's backend signed for the visitor, which is never pushed) once,
+    and then only waits."""
+    import boto3
+
+    from chalicelib.channels.signing import sign_sha256
+    from chalicelib.store import visitor_connections
+    from tests.support import WEBCHAT_SECRET
+
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        made: list[str] = []
+        page.on("request", lambda r: made.append(r.url))
+        sockets: list[Any] = []
+        page.on("websocket", lambda ws: sockets.append(ws))
+        page.goto(site_server)
+        page.get_by_test_id("widget-bubble").click()
+        page.get_by_test_id("widget-input").fill("Do you have it in blue?")
+        with page.expect_response(lambda r: "/widget/conversations/" in r.url, timeout=WAIT_MS):
+            page.get_by_test_id("widget-send").click()
+        saved = page.evaluate(f"() => JSON.parse(localStorage.getItem('switchboard.widget.{SITE}'))")
+        conversation = saved["conversation_id"]
+        [connection] = visitor_connections.of(conversation, clock.now_iso())
+
+        body = json.dumps(
+            {"site": SITE, "visitor_id": saved["visitor_id"], "message_id": "backend-1", "text": "(from the shop app)"}
+        ).encode()
+        signed = {"Content-Type": "application/json", "X-Switchboard-Signature": sign_sha256(WEBCHAT_SECRET, body)}
+        assert requests.post(f"{stack.api_url}/webhooks/webchat", data=body, headers=signed, timeout=10).ok
+        page.wait_for_timeout(1000)
+        shown = page.locator('[data-testid="widget-message"][data-from="visitor"]')
+        expect(shown).to_have_count(1)  # not pushed: the widget has no way to know yet
+
+        before = len(made)
+        management = boto3.client("apigatewaymanagementapi", endpoint_url=stack.management_url)
+        management.delete_connection(ConnectionId=connection)  # the gateway drops the socket
+        expect(shown).to_have_count(2, timeout=WAIT_MS)
+        expect(shown.last).to_have_text("(from the shop app)")
+        page.wait_for_timeout(3000)
+        reads = [u for u in made[before:] if "/widget/conversations/" in u]
+        assert len(reads) == 1 and not reads[0].endswith("after="), made[before:]  # from its cursor
+        assert len(sockets) == 2 and sockets[0].is_closed() and not sockets[1].is_closed()
+    finally:
+        context.close()
