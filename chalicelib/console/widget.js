@@ -134,10 +134,12 @@
     log.scrollTop = log.scrollHeight;
   }
 
+  var endedShownFor = null;  // the conversation whose end the log shows
   function ended() {
     // The agent closed the conversation: nothing more comes on it. Writing again starts a new one.
     if (!visitor.ended) { visitor.ended = true; save(); }
-    if (!log.querySelector('[data-testid="widget-status"]')) {
+    if (endedShownFor !== visitor.conversation) {
+      endedShownFor = visitor.conversation;
       var line = node("div", "sbw-status", "This chat has ended. Write again to start a new one.");
       line.setAttribute("data-testid", "widget-status");
       log.appendChild(line);
