@@ -37,7 +37,7 @@ from chalicelib.store import conversations, visitor_connections
 
 VISITOR_FIELDS = frozenset({"site", "visitor_id", "message_id", "text", "name"})
 _ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
-# A poll's cursor is a received_at the API gave out (ISO-8601); anything longer is not one.
+# A read's cursor is a received_at the API gave out (ISO-8601); anything longer is not one.
 _MAX_CURSOR = 64
 _CONVERSATION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
