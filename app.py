@@ -388,7 +388,7 @@ def widget_message() -> dict[str, Any]:
 
 @route("/widget/conversations/{conversation_id}/messages", methods=["GET"], cors=True)
 def widget_messages(conversation_id: str) -> dict[str, Any]:
-    """What the widget polls: ``?site=&visitor_id=&after=<received_at>``."""
+    """What the widget reads when its WebSocket (re)opens: ``?site=&visitor_id=&after=<received_at>``."""
     return visitors.messages(conversation_id, dict(_request().query_params or {}))
 
 
@@ -397,9 +397,13 @@ def widget_messages(conversation_id: str) -> dict[str, Any]:
 
 @app.on_ws_connect()
 def ws_connect(event: WebsocketEvent) -> Response:
-    """Agents connect with ``?token=<their sign-in token>`` (browsers cannot send headers on a WebSocket)."""
+    """Agents connect with ``?token=<their sign-in token>`` (browsers cannot send headers on a WebSocket), the
+    widget with ``?site=&visitor_id=&conversation_id=`` (``visitors.connect``: only that conversation's visitor)."""
     query = event.to_dict().get("queryStringParameters") or {}
     try:
+        if visitors.is_visitor(query):
+            visitors.connect(event.connection_id, query)
+            return Response(body="", status_code=200)
         principal = auth.from_query(query)
         auth.require(principal, auth.AGENT)
         agents.connect(principal.agent_id, event.connection_id)

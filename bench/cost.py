@@ -38,8 +38,14 @@ TYPICAL = {
     "reply": 3,
     "status callback": 3,
     "close": 1,
+    # Web chat only: the visitor's widget opens its WebSocket twice (at the first message and once more after a
+    # drop or the gateway's idle timeout), reading what it missed each time; replies and the close are pushed.
+    "widget connect": 2,
+    "widget catch-up read": 2,
+    "widget disconnect": 2,
 }
 INBOUND_PER_CONVERSATION = 4
+POLL_SECONDS_BEFORE = 2  # the widget before issue 12: one read every 2 s while its panel was open
 
 
 def load_prices() -> dict[str, Any]:
@@ -347,6 +353,8 @@ class Conversations:
             self.customer_writes(channel, who, usage)
         offer = self.last_offer()
         conversation = offer["contact_id"]
+        if channel == "webchat":
+            self.widget_listens(who, conversation, measured)
         with self.step("accept", channel, measured) as usage:
             self.agent_action(usage, action="accept", contact_id=conversation, offer_id=offer["offer_id"])
         with self.step("offer timer", channel, measured) as usage:
@@ -361,6 +369,31 @@ class Conversations:
                     self.provider_reports(usage)
         with self.step("close", channel, measured) as usage:
             self.agent_action(usage, action="close", contact_id=conversation, wrap_up="resolved")
+        if channel == "webchat":
+            from tests.support import ws_event
+
+            with self.step("widget disconnect", channel, measured) as usage:
+                self.client.lambda_.invoke("ws_disconnect", ws_event("$disconnect", self._widget))
+                usage.invocations["websocket_disconnect"] += 1
+                usage.traces += 1
+
+    def widget_listens(self, who: str, conversation: str, measured: bool) -> None:
+        """The visitor's widget opens its WebSocket (pushes reach it from now on) and reads what it missed, once."""
+        from tests.support import ws_event
+
+        self._widget = f"w{uuid.uuid4().hex[:11]}="
+        query = {"site": "acme-shop", "visitor_id": f"v_{who}", "conversation_id": conversation}
+        with self.step("widget connect", "webchat", measured) as usage:
+            answer = self.client.lambda_.invoke("ws_connect", ws_event("$connect", self._widget, query=query))
+            assert answer.payload["statusCode"] == 200, answer.payload
+            usage.invocations["websocket_connect"] += 1
+            usage.traces += 1
+        with self.step("widget catch-up read", "webchat", measured) as usage:
+            read = self.client.http.get(f"/widget/conversations/{conversation}/messages?{urlencode(query)}&after=")
+            assert read.status_code == 200, read.body
+            usage.rest_requests += 1
+            usage.invocations["api_handler"] += 1
+            usage.traces += 1
 
     def queue_position(self, channel: str) -> None:
         """A first message while nobody is free: queued, and told their place in the queue (then cleaned up)."""
@@ -391,6 +424,33 @@ def _mean(usages: list[Usage]) -> Usage:
     for usage in usages:
         total.add(usage, 1 / len(usages))
     return total
+
+
+def _widget_before_after(
+    flows: dict[tuple[str, str], list[Usage]], prices: dict[str, Any], per_1000: float, minutes_usd: float
+) -> dict[str, Any]:
+    """What the widget costs per 1,000 web-chat messages: polling every 2 s while open (before issue 12) against
+    pushes on its WebSocket (after). A poll was the very request of the catch-up read (``?after=`` the cursor)."""
+    if ("widget catch-up read", "webchat") not in flows:
+        return {}
+    open_minutes = prices["assumptions"]["widget_open_minutes_per_conversation"]
+    read = dollars(_mean(flows[("widget catch-up read", "webchat")]), prices)["total"]
+    polls = open_minutes * 60 / POLL_SECONDS_BEFORE
+    socket = sum(
+        TYPICAL[name] * dollars(_mean(flows[(name, "webchat")]), prices)["total"]
+        for name in ("widget connect", "widget catch-up read", "widget disconnect")
+    )
+    # Each reply and the close: one consistent Query of the conversation's connections (1 RRU: the items are tiny)
+    # and one WebSocket message per open connection.
+    p = {name: entry["usd"] / entry["per"] for name, entry in prices["prices"].items()}
+    pushes = (TYPICAL["reply"] + TYPICAL["close"]) * (p["dynamodb_rru"] + p["apigw_websocket_message"])
+    after = socket + pushes + minutes_usd
+    return {
+        "open_minutes_per_conversation": open_minutes,
+        "polls_per_conversation_before": polls,
+        "usd_per_1000_webchat_messages_before": round(polls * read * per_1000, 6),
+        "usd_per_1000_webchat_messages_after": round(after * per_1000, 6),
+    }
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -425,11 +485,16 @@ def run(quick: bool = False) -> dict[str, Any]:
     minutes = prices["assumptions"]["websocket_connection_minutes_per_conversation"]
     minute_price = prices["prices"]["apigw_websocket_connection_minute"]
     connection_usd = minutes * minute_price["usd"] / minute_price["per"]
+    # The visitor's widget is connected while its panel is open: web chat's own connection minutes.
+    widget_minutes = prices["assumptions"]["widget_open_minutes_per_conversation"]
+    widget_minutes_usd = widget_minutes * minute_price["usd"] / minute_price["per"]
+    extra_minutes = {"webchat": widget_minutes_usd, "mixed (1/3 each)": widget_minutes_usd / len(per_channel)}
 
     def conversation_row(name: str, usage: Usage, per: float) -> dict[str, Any]:
         row = usage_row(usage, prices)
-        row["usd"]["api_gateway"] = round(row["usd"]["api_gateway"] + connection_usd, 9)
-        row["usd"]["total"] = round(row["usd"]["total"] + connection_usd, 9)
+        minutes_usd = connection_usd + extra_minutes.get(name, 0.0)
+        row["usd"]["api_gateway"] = round(row["usd"]["api_gateway"] + minutes_usd, 9)
+        row["usd"]["total"] = round(row["usd"]["total"] + minutes_usd, 9)
         scaled = {
             "aws_requests": round(row["aws_requests"] * per, 1),
             "wru": round(row["wru"] * per, 1),
@@ -458,6 +523,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "front_door": front_door(typical[-1], prices),
         "units_source": UNITS_SOURCE,
         "typical_conversation": TYPICAL,
+        "widget": _widget_before_after(flows, prices, per_1000, widget_minutes_usd),
         "flows": rows,
         "conversations": typical,
         "fixed_monthly": fixed,

@@ -103,6 +103,16 @@ def render_cost(data: dict[str, Any]) -> str:
     )
     fixed = data["fixed_monthly"]
     assumptions = data["assumptions"]
+    widget = data.get("widget") or {}
+    widget_line = (
+        f"The widget, per 1,000 web-chat messages with its panel open {widget['open_minutes_per_conversation']} "
+        f"minutes a conversation: polling every 2 s ({widget['polls_per_conversation_before']:.0f} reads) cost "
+        f"{_usd(widget['usd_per_1000_webchat_messages_before'])}; pushed on its WebSocket (2 connections, each "
+        f"with one catch-up read, its connection minutes, and the pushes of the replies and the close) "
+        f"{_usd(widget['usd_per_1000_webchat_messages_after'])}, included in the web-chat row above."
+        if widget
+        else ""
+    )
     return "\n\n".join(
         [
             f"DynamoDB units: {data['units_source']}. Dollars: the app's own requests as counted, plus what the "
@@ -123,6 +133,7 @@ def render_cost(data: dict[str, Any]) -> str:
             f"Fixed, whatever the traffic: the sweeper every minute about {_usd(fixed['sweep_usd_per_month'] or 0)} "
             f"a month; Lambda's idle polling of the three queues about {_usd(fixed['idle_sqs_polling_usd_per_month'])}"
             " a month.",
+            *([widget_line] if widget_line else []),
         ]
     )
 

@@ -30,6 +30,7 @@ from chalicelib.store.dynamo import TransactionConflict
 from chalicelib.store.retry import StillConflicting, on_conflict, or_else
 
 logger = Logger(service="switchboard", child=True)
+WEBCHAT = "webchat"
 
 T = TypeVar("T")
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -270,8 +271,20 @@ def decline(agent_id: str, contact_id: str, offer_id: str | None = None) -> Cont
 
 
 def close(agent_id: str, contact_id: str, wrap_up: str | None = None) -> Contact:
-    """Close an assigned contact and its conversation with a wrap-up code; the agent's capacity is freed."""
-    return _router().close(agent_id, contact_id, wrap_up)
+    """Close an assigned contact and its conversation with a wrap-up code; the agent's capacity is freed.
+
+    A web-chat visitor's open widget is told at once (best effort: a widget that missed it reads the status
+    when it reconnects).
+    """
+    closed = _router().close(agent_id, contact_id, wrap_up)
+    if closed.channel == WEBCHAT:
+        from chalicelib.notify import visitors  # only web-chat closes need it
+
+        try:
+            visitors.status(contact_id, "closed")  # a contact's id is its conversation's
+        except Exception:  # the close stands; the widget learns it from its next read
+            logger.warning("could not tell the visitor the conversation closed", exc_info=True)
+    return closed
 
 
 def _router() -> Router:

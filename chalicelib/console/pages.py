@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from chalicelib.settings import get_settings
 
 _HERE = Path(__file__).parent
 # The page's own inline blocks (no attributes): each is allowed by its hash, so nothing injected can run.
+_WIDGET_WS = '"__SWITCHBOARD_WEBSOCKET_URL__"'  # where the served script names the deployment's WebSocket URL
 _INLINE = {"script": re.compile(r"<script>(.*?)</script>", re.S), "style": re.compile(r"<style>(.*?)</style>", re.S)}
 
 
@@ -35,8 +37,9 @@ def console_html() -> str:
 
 
 def widget_js() -> str:
-    """The script a business pastes into its site to give visitors a chat bubble."""
-    return _read("widget.js")
+    """The script a business pastes into its site to give visitors a chat bubble, naming the WebSocket URL its
+    replies are pushed on (``WEBSOCKET_URL``; a ``data-ws`` on the script tag names another)."""
+    return _read("widget.js").replace(_WIDGET_WS, json.dumps(get_settings().websocket_url or ""), 1)
 
 
 def websocket_options() -> dict[str, Any]:

@@ -23,6 +23,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from chalicelib import clock
 from chalicelib.channels import webchat
 from chalicelib.channels.base import WebhookRequest
 from chalicelib.channels.fields import load_json
@@ -30,13 +31,15 @@ from chalicelib.channels.signing import sign_sha256
 from chalicelib.conversations import inbox
 from chalicelib.conversations.models import Identity
 from chalicelib.errors import Conflict, InvalidPayload, NotFound, PayloadTooLarge
+from chalicelib.notify.visitors import visible
 from chalicelib.settings import WEBCHAT_SECRET, get_secret, get_settings
-from chalicelib.store import conversations
+from chalicelib.store import conversations, visitor_connections
 
 VISITOR_FIELDS = frozenset({"site", "visitor_id", "message_id", "text", "name"})
 _ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
-# A poll's cursor is a received_at the API gave out (ISO-8601); anything longer is not one.
+# A read's cursor is a received_at the API gave out (ISO-8601); anything longer is not one.
 _MAX_CURSOR = 64
+_CONVERSATION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def scoped_message_id(visitor_id: str, message_id: str) -> str:
@@ -49,7 +52,7 @@ def scoped_message_id(visitor_id: str, message_id: str) -> str:
 
 
 def post_message(raw_body: bytes) -> dict[str, Any]:
-    """Take one visitor message; answers ``{"conversation_id", "message_id"}``."""
+    """Take one visitor message; answers ``{"conversation_id", "message_id", "message"}`` (the last as shown)."""
     if len(raw_body) > get_settings().max_body_bytes:
         # Checked before parsing; the adapter checks the re-signed body again.
         raise PayloadTooLarge(f"body is {len(raw_body)} bytes; the limit is {get_settings().max_body_bytes}")
@@ -85,7 +88,9 @@ def post_message(raw_body: bytes) -> dict[str, Any]:
     if answer.get("status") == "duplicate" and not _is_visitors(document.get("site", ""), visitor_id, answer):
         # Only the same visitor's retry can repeat a scoped id; anything else must not learn whose message it is.
         raise Conflict("this message_id is already taken: send the message with a new message_id")
-    return {"conversation_id": answer.get("conversation_id"), "message_id": message_id}
+    # The message as the widget's read would show it, so the widget shows it without reading it back.
+    shown = {"message_id": answer.get("message_id"), "from": "visitor", "text": document["text"]}
+    return {"conversation_id": answer.get("conversation_id"), "message_id": message_id, "message": shown}
 
 
 def _is_visitors(site: str, visitor_id: str, answer: Mapping[str, Any]) -> bool:
@@ -98,23 +103,63 @@ def _is_visitors(site: str, visitor_id: str, answer: Mapping[str, Any]) -> bool:
 def messages(conversation_id: str, query: Mapping[str, str]) -> dict[str, Any]:
     """The visitor's conversation as the visitor sees it: their messages and the answers, from ``after`` on.
 
-    What the widget polls every few seconds, so it reads only what was received at or after the cursor (a key
-    condition on the timeline's sort key), never the customer's whole history.
+    What the widget reads once whenever its WebSocket (re)opens, so it reads only what was received at or
+    after the cursor (a key condition on the timeline's sort key), never the customer's whole history; read
+    consistently, so a message recorded just before the socket was registered (its push found no connection)
+    is in the answer.
     """
-    site, visitor_id, after = query.get("site", ""), query.get("visitor_id", ""), query.get("after", "")
-    bad = [
-        {"field": name, "problem": "required: 1-128 of A-Z a-z 0-9 . _ : @ -"}
-        for name, value in (("site", site), ("visitor_id", visitor_id))
-        if not _ID.match(value)
+    after = query.get("after", "")
+    bad = [] if len(after) <= _MAX_CURSOR else [{"field": "after", "problem": "a received_at from an earlier answer"}]
+    conversation, partitions, visitor_key = _visitors_conversation(conversation_id, query, bad)
+    shown = [
+        visible(m)
+        for m in conversations.messages_since(partitions, after, consistent=True)
+        if m.get("conversation_id") == conversation_id and _for_the_visitor(m, visitor_key)
     ]
-    if len(after) > _MAX_CURSOR:
-        bad.append({"field": "after", "problem": "a received_at from an earlier answer"})
+    return {"conversation_id": conversation_id, "status": conversation.get("status"), "messages": shown}
+
+
+def connect(connection_id: str, query: Mapping[str, str]) -> None:
+    """A widget's WebSocket ``$connect``: ``?site=&visitor_id=&conversation_id=``, the credentials of the read.
+
+    Only the conversation's own visitor may listen to it (anyone else's attempt is refused exactly as a
+    missing conversation is); the connection is then registered for the pushes of ``notify.visitors``.
+    """
+    conversation_id = query.get("conversation_id", "")
+    bad = []
+    if not _CONVERSATION.match(conversation_id):
+        bad.append({"field": "conversation_id", "problem": "required: the conversation_id the widget was given"})
+    _visitors_conversation(conversation_id, query, bad)
+    visitor_connections.add(conversation_id, connection_id, clock.now_iso())
+
+
+def is_visitor(query: Mapping[str, str]) -> bool:
+    """Whether a WebSocket ``$connect`` is a widget's (it names a visitor) rather than an agent's (a token)."""
+    return "visitor_id" in query and "token" not in query
+
+
+def _visitors_conversation(
+    conversation_id: str, query: Mapping[str, str], bad: list[dict[str, str]]
+) -> tuple[dict[str, Any], list[str], str]:
+    """The conversation, the customer partitions its visitor's timeline is in and the visitor's identity key.
+
+    ``InvalidPayload`` for malformed credentials (with ``bad``, problems found by the caller); ``NotFound`` for a
+    conversation that is not this visitor's: the answer never tells whether an id exists.
+    """
+    site, visitor_id = query.get("site", ""), query.get("visitor_id", "")
+    bad = [
+        *(
+            {"field": name, "problem": "required: 1-128 of A-Z a-z 0-9 . _ : @ -"}
+            for name, value in (("site", site), ("visitor_id", visitor_id))
+            if not _ID.match(value)
+        ),
+        *bad,
+    ]
     if bad:
         raise InvalidPayload("send ?site=...&visitor_id=...", bad)
     visitor = Identity(webchat.CHANNEL, f"{site}/{visitor_id}")
     customer_id = conversations.customers_of([visitor]).get(visitor.key)
     conversation = conversations.get_conversation(conversation_id) if customer_id else None
-    # Someone else's conversation reads as missing: the answer never tells whether an id exists.
     missing = NotFound(f"no conversation {conversation_id} for this visitor")
     if customer_id is None or conversation is None:
         raise missing
@@ -122,12 +167,7 @@ def messages(conversation_id: str, query: Mapping[str, str]) -> dict[str, Any]:
     partitions = [customer_id, *sorted(profile.get("merged_from", ()))]
     if str(conversation["customer_id"]) not in partitions:
         raise missing
-    shown = [
-        _visible(m)
-        for m in conversations.messages_since(partitions, after)
-        if m.get("conversation_id") == conversation_id and _for_the_visitor(m, visitor.key)
-    ]
-    return {"conversation_id": conversation_id, "status": conversation.get("status"), "messages": shown}
+    return conversation, partitions, visitor.key
 
 
 def _owns(customer_id: str, conversation_customer: str) -> bool:
@@ -142,16 +182,3 @@ def _for_the_visitor(message: Mapping[str, Any], visitor_key: str) -> bool:
     if message.get("direction") == "inbound":
         return message.get("identity") == visitor_key
     return message.get("direction") == "outbound" and message.get("channel") == webchat.CHANNEL
-
-
-def _visible(message: Mapping[str, Any]) -> dict[str, Any]:
-    if message.get("direction") == "inbound":
-        author = "visitor"
-    else:
-        author = "system" if message.get("author", "system") == "system" else "agent"
-    return {
-        "message_id": message.get("message_id"),
-        "from": author,
-        "text": message.get("text"),
-        "received_at": message.get("received_at"),
-    }

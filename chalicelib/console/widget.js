@@ -1,15 +1,20 @@
 /*
  * Switchboard web-chat widget. Paste into a site:
  *   <script src="https://API/widget.js" data-site="acme" data-api="https://API"></script>
- * data-api defaults to where this script came from. Optional: data-title, data-name (the visitor's name).
+ * data-api defaults to where this script came from. Optional: data-title, data-name (the visitor's name),
+ * data-ws (the WebSocket URL; the script as the API serves it names the deployment's).
  * Messages go to POST {api}/widget/messages; a message that failed to send keeps its message_id, so
- * sending it again cannot store it twice. Replies are polled every 2 s from
- * GET {api}/widget/conversations/{id}/messages?after=<cursor> while the panel is open and the page visible
- * (a closed widget costs nothing). The visitor id (a random id, the visitor's only credential), the open
- * conversation and whether the panel is open are kept in localStorage. Text is only set with textContent.
- * Under a host page's Content-Security-Policy: allow this script (its origin, or a nonce on the tag) and
- * connect-src to {api}; the widget's <style> carries the script tag's nonce, so a nonce-based style-src
- * works too (otherwise style-src needs 'unsafe-inline' for the widget to look right).
+ * sending it again cannot store it twice. Replies are pushed: while the panel is open and the page visible,
+ * the widget holds a WebSocket to {ws}?site=&visitor_id=&conversation_id= and shows what arrives on it. Each
+ * time the socket opens (and again after it dropped: mobile networks, API Gateway's 10-minute idle and 2-hour
+ * limits) it reads what it missed once, from GET {api}/widget/conversations/{id}/messages?after=<cursor>, then
+ * only waits. A closed panel or a background tab holds no socket and makes no request. If the socket cannot
+ * open (a proxy or the host's CSP blocks it) it retries with backoff up to 30 s, reading what it missed each
+ * time, so the visitor still gets every answer. The visitor id (a random id, the visitor's only credential),
+ * the open conversation and whether the panel is open are kept in localStorage. Text is only set with
+ * textContent. Under a host page's Content-Security-Policy: allow this script (its origin, or a nonce on the
+ * tag) and connect-src to {api} and {ws}; the widget's <style> carries the script tag's nonce, so a
+ * nonce-based style-src works too (otherwise style-src needs 'unsafe-inline' for the widget to look right).
  */
 (function () {
   "use strict";
@@ -19,7 +24,10 @@
   var api = (script.getAttribute("data-api") || script.src.replace(/\/widget\.js(\?.*)?$/, "")).replace(/\/+$/, "");
   var title = script.getAttribute("data-title") || "Chat with us";
   var visitorName = script.getAttribute("data-name") || "";
-  var POLL_MS = 2000;
+  var ws = script.getAttribute("data-ws") || "__SWITCHBOARD_WEBSOCKET_URL__";
+  if (ws.indexOf("__") === 0) ws = "";  // a copy of the script not served by the API: no socket without data-ws
+  var RETRY_MIN_MS = 1000;
+  var RETRY_MAX_MS = 30000;
   var storeKey = "switchboard.widget." + site;
 
   function randomId(prefix) {
@@ -31,11 +39,12 @@
     try { return JSON.parse(localStorage.getItem(storeKey)) || {}; } catch (_) { return {}; }
   }
   var saved = load();
-  var visitor = { id: saved.visitor_id || randomId("v_"), conversation: saved.conversation_id || null };
+  var visitor = { id: saved.visitor_id || randomId("v_"), conversation: saved.conversation_id || null,
+    ended: !!saved.ended };
   function save() {
     try {
       localStorage.setItem(storeKey, JSON.stringify({ visitor_id: visitor.id, conversation_id: visitor.conversation,
-        open: !panel.hidden }));
+        ended: visitor.ended, open: !panel.hidden }));
     } catch (_) { /* private mode: the chat lasts as long as the page */ }
   }
 
@@ -51,7 +60,8 @@
     ".sbw-msg{max-width:80%;padding:6px 10px;border-radius:10px;white-space:pre-wrap;word-wrap:break-word}" +
     ".sbw-visitor{align-self:flex-end;background:#2457d6;color:#fff}" +
     ".sbw-agent{align-self:flex-start;background:#f1f5f9}" +
-    ".sbw-system{align-self:center;background:#fffbeb;font-size:12px}" +
+    ".sbw-system,.sbw-status{align-self:center;background:#fffbeb;font-size:12px}" +
+    ".sbw-status{padding:4px 10px;border-radius:10px;color:#6b7280;background:none}" +
     ".sbw-form{display:flex;border-top:1px solid #e5e7eb}" +
     ".sbw-form input{flex:1;border:0;padding:10px;font:inherit;outline:none}" +
     ".sbw-form button{border:0;background:none;color:#2457d6;font:inherit;font-weight:600;padding:0 12px;cursor:pointer}" +
@@ -124,10 +134,26 @@
     log.scrollTop = log.scrollHeight;
   }
 
+  var endedShownFor = null;  // the conversation whose end the log shows
+  function ended() {
+    // The agent closed the conversation: nothing more comes on it. Writing again starts a new one.
+    if (!visitor.ended) { visitor.ended = true; save(); }
+    if (endedShownFor !== visitor.conversation) {
+      endedShownFor = visitor.conversation;
+      var line = node("div", "sbw-status", "This chat has ended. Write again to start a new one.");
+      line.setAttribute("data-testid", "widget-status");
+      log.appendChild(line);
+      log.scrollTop = log.scrollHeight;
+    }
+    hangUp();
+  }
+
   bubble.addEventListener("click", function () {
     panel.hidden = !panel.hidden;
     save();
-    if (!panel.hidden) { input.focus(); poll(); }
+    if (!panel.hidden) input.focus();
+    if (!panel.hidden && visitor.ended && !readOnce) catchUp();  // the ended chat's history, once
+    listen();
   });
 
   var pending = null;  // the message being sent: { text, message_id } until the server took it
@@ -153,39 +179,113 @@
         input.value = "";
         error.textContent = "";
         if (data.conversation_id !== visitor.conversation) {
+          hangUp();  // the socket listened to the old conversation
           visitor.conversation = data.conversation_id;
+          visitor.ended = false;
           after = "";
           save();
         }
-        poll();
+        if (data.message) show(data.message);  // as the server stored it: no read back
+        listen();
       })
       .catch(function (err) { error.textContent = "Not sent: " + err.message; })
       .then(function () { send.disabled = false; });
   });
 
-  var polling = false;
-  function poll() {
-    // Only while someone can see it: the panel is open and the page is not in a background tab.
-    if (!visitor.conversation || polling || panel.hidden || document.visibilityState === "hidden") return;
-    polling = true;
-    var url = api + "/widget/conversations/" + encodeURIComponent(visitor.conversation) + "/messages?" +
+  // --- replies: pushed on a WebSocket while someone can see the widget; what was missed is read once -------
+  var socket = null;
+  var retryTimer = null;
+  var retryMs = RETRY_MIN_MS;
+  var failedOpens = 0;
+
+  function wanted() {
+    return !!visitor.conversation && !visitor.ended && !panel.hidden && document.visibilityState !== "hidden";
+  }
+
+  function listen() {
+    if (!wanted()) { hangUp(); return; }
+    if (socket || retryTimer) return;
+    if (!ws) { catchUp(); later(); return; }  // no WebSocket URL: read now and then (degraded)
+    var query = new URLSearchParams({ site: site, visitor_id: visitor.id, conversation_id: visitor.conversation });
+    var me;
+    try { me = new WebSocket(ws + (ws.indexOf("?") < 0 ? "?" : "&") + query.toString()); } catch (_) { me = null; }
+    if (!me) { failedOpen(); return; }
+    socket = me;
+    var opened = false;
+    me.onopen = function () {
+      opened = true;
+      retryMs = RETRY_MIN_MS;
+      failedOpens = 0;
+      catchUp();  // registered now: whatever came before this is in the read, whatever comes after is pushed
+    };
+    me.onmessage = function (event) {
+      var frame;
+      try { frame = JSON.parse(event.data); } catch (_) { return; }
+      if (!frame || frame.conversation_id !== visitor.conversation) return;
+      if (frame.type === "message" && frame.message) show(frame.message);
+      else if (frame.type === "status" && frame.status === "closed") ended();
+    };
+    me.onclose = function () {
+      if (socket !== me) return;  // hung up on purpose
+      socket = null;
+      if (opened) later(); else failedOpen();
+    };
+  }
+
+  function failedOpen() {
+    // Refused or blocked before it opened: after the first miss, the read says why (404: not this visitor's;
+    // ended) and serves the visitor meanwhile.
+    failedOpens += 1;
+    if (failedOpens >= 2) catchUp();
+    later();
+  }
+
+  function later() {
+    if (!wanted() || retryTimer) return;
+    var wait = retryMs * (0.5 + Math.random() / 2);  // jitter: a gateway restart must not reconnect everyone at once
+    retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+    retryTimer = setTimeout(function () { retryTimer = null; listen(); }, wait);
+  }
+
+  function hangUp() {
+    if (retryTimer) { clearTimeout(retryTimer); retryTimer = null; }
+    var was = socket;
+    socket = null;
+    if (was) was.close(1000);
+  }
+
+  var reading = false;
+  var readOnce = false;
+  function catchUp() {
+    if (!visitor.conversation || reading) return;
+    reading = true;
+    var conversation = visitor.conversation;
+    var url = api + "/widget/conversations/" + encodeURIComponent(conversation) + "/messages?" +
       new URLSearchParams({ site: site, visitor_id: visitor.id, after: after }).toString();
     fetch(url)
       .then(function (r) {
-        if (r.status === 404) { visitor.conversation = null; save(); return null; }
+        if (r.status === 404 && conversation === visitor.conversation) {
+          visitor.conversation = null;
+          save();
+          hangUp();
+          return null;
+        }
         return r.ok ? r.json() : null;
       })
       .then(function (data) {
-        if (!data) return;
+        if (!data || data.conversation_id !== visitor.conversation) return;
+        readOnce = true;
         data.messages.forEach(function (m) {
           show(m);
           if (m.received_at > after) after = m.received_at;
         });
+        if (data.status === "closed") ended();
       })
-      .catch(function () { /* offline for a moment: the next poll catches up */ })
-      .then(function () { polling = false; });
+      .catch(function () { /* offline for a moment: the next (re)connect reads it */ })
+      .then(function () { reading = false; });
   }
-  setInterval(poll, POLL_MS);
-  document.addEventListener("visibilitychange", poll);
-  poll();
+
+  document.addEventListener("visibilitychange", listen);
+  if (visitor.ended && visitor.conversation && !panel.hidden) catchUp();  // the history, and that it ended
+  listen();
 })();

@@ -38,8 +38,10 @@ died between the provider's answer and the commit), the next attempt after the l
 again. The window is the provider call plus one DynamoDB transaction; the claim makes sure it is
 never wider, and that two deliveries of one job never send concurrently.
 
-Web chat messages are marked ``sent`` (provider ``webchat``) at once: they reach the visitor
-through the widget's live connection, which reads the timeline.
+Web chat messages have no provider: "sending" one pushes it to the visitor's open widget connections
+(``notify.visitors``), then it is marked ``sent`` (provider ``webchat``). A widget that was not connected reads
+it from the timeline when it connects again. A failed push (other than a connection gone) is retried like a
+provider's failure; the widget shows a message id once, however often it arrives.
 """
 
 from __future__ import annotations
@@ -395,7 +397,10 @@ def handle_outbox_record(body: str, now: str, attempt: int) -> None:
 
 def _send(destination: Destination, message: dict[str, Any]) -> SendResult:
     if destination.provider == "webchat":
-        # Delivered by the widget's live connection from the timeline: nothing to call.
+        # No provider: pushed to the visitor's open widgets (none open: the widget reads it when it reconnects).
+        from chalicelib.notify import visitors  # only the web-chat sends need it
+
+        visitors.message(str(message["conversation_id"]), message)
         return SendResult("webchat", str(message["message_id"]))
     return _SENDERS[destination.provider](destination, str(message["text"]), str(message["message_id"]))
 

@@ -353,11 +353,11 @@ def timeline(customer_id: str) -> list[dict[str, Any]]:
     return messages_since([customer_id, *sorted(profile.get("merged_from", ()))], "")
 
 
-def messages_since(customer_ids: list[str], since: str) -> list[dict[str, Any]]:
+def messages_since(customer_ids: list[str], since: str, *, consistent: bool = False) -> list[dict[str, Any]]:
     """The messages in these customers' timelines received at or after ``since`` (ISO time; "" for all), oldest first.
 
     A key condition on the sort key (``MESSAGE#<received_at>#<message_id>``), so a caller that keeps a cursor
-    (the widget's poll) reads what is new, not the whole history.
+    (the widget's catch-up) reads what is new, not the whole history; ``consistent`` reads strongly consistently.
     """
     client = aws.client("dynamodb")
     items: list[dict[str, Any]] = []
@@ -369,6 +369,7 @@ def messages_since(customer_ids: list[str], since: str) -> list[dict[str, Any]]:
             "ExpressionAttributeValues": to_values(
                 {":pk": customer_key(partition), ":from": f"MESSAGE#{since}", ":to": "MESSAGE$"}
             ),
+            "ConsistentRead": consistent,
         }
         while True:
             page = client.query(**kwargs)

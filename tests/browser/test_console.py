@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import re
 import time
 from typing import TYPE_CHECKING, Any
@@ -180,6 +181,7 @@ def test_a_reply_whose_answer_was_lost_is_sent_again_with_its_key_and_reaches_th
 def test_widget_visitor_and_agent_chat(
     browser: Any, stack: LocalStack, admin: Admin, site_server: str, screenshot: Any
 ) -> None:
+    """The agent's reply and the close are pushed to the open widget: nothing is polled while the visitor waits."""
     admin.create_agent("lin", "webchat")
     agent_context, visitor_context = browser.new_context(), browser.new_context()
     try:
@@ -188,14 +190,21 @@ def test_widget_visitor_and_agent_chat(
         _go_available(console)
 
         widget = visitor_context.new_page()
+        requests_made: list[str] = []
+        widget.on("request", lambda r: requests_made.append(f"{r.method} {r.url}"))
+        frames: list[dict[str, Any]] = []
+        widget.on("websocket", lambda ws: ws.on("framereceived", lambda data: frames.append(json.loads(data))))
         widget.goto(site_server)
         widget.get_by_test_id("widget-bubble").click()
         expect(widget.get_by_test_id("widget-panel")).to_be_visible()
         question = "Do you ship to Norway? <img src=x onerror=alert(1)>"
         widget.get_by_test_id("widget-input").fill(question)
-        widget.get_by_test_id("widget-send").click()
+        # Sent, then (once the socket is open) what was missed is read, once.
+        with widget.expect_response(lambda r: "/widget/conversations/" in r.url, timeout=WAIT_MS):
+            widget.get_by_test_id("widget-send").click()
         mine = widget.locator('[data-testid="widget-message"][data-from="visitor"]')
         expect(mine).to_have_text(question, timeout=WAIT_MS)
+        waiting_since = len(requests_made)
 
         _accept_offer(console, "webchat")
         expect(console.get_by_test_id("message-text").filter(has_text=question)).to_be_visible(timeout=WAIT_MS)
@@ -206,12 +215,31 @@ def test_widget_visitor_and_agent_chat(
         theirs = widget.locator('[data-testid="widget-message"][data-from="agent"]')
         expect(theirs).to_have_text(answer, timeout=WAIT_MS)
         assert widget.locator('[data-testid="widget-log"] img').count() == 0
+        assert [f["message"]["text"] for f in frames if f.get("type") == "message"] == [answer], frames
+
+        conversation = widget.evaluate("() => JSON.parse(localStorage.getItem('switchboard.widget.acme'))")
+        closed = requests.post(
+            f"{stack.api_url}/conversations/{conversation['conversation_id']}/close",
+            json={"wrap_up": "resolved"},
+            headers={"Authorization": f"Bearer {_token(stack, 'lin')}"},
+            timeout=10,
+        )
+        assert closed.status_code == 200, closed.text
+        expect(widget.get_by_test_id("widget-status")).to_contain_text("ended", timeout=WAIT_MS)
+        # However long the visitor waited (the offer, the accept, the reply, the close), the page asked nothing.
+        assert requests_made[waiting_since:] == []
         screenshot(widget, "widget_visitor")
         screenshot(console, "console_webchat")
     finally:
         agent_context.close()
         visitor_context.close()
         admin.set_presence("lin", "Offline")
+
+
+def _token(stack: LocalStack, agent_id: str) -> str:
+    answer = requests.post(f"{stack.api_url}/dev/tokens", json={"agent_id": agent_id, "roles": ["agent"]}, timeout=10)
+    answer.raise_for_status()
+    return str(answer.json()["token"])
 
 
 def test_supervisor_tab_shows_queues_and_agents_live(

@@ -4,7 +4,7 @@
   connects to the deployment's URL from ``/auth/options`` and says it ignored the parameter.
 - The console works under its own CSP (no violation reported while an agent signs in and connects).
 - The widget works inside a host page with a strict nonce-based CSP, keeps a failed message's ``message_id``
-  for the retry, and stops polling while its panel is closed.
+  for the retry, and holds no socket and asks nothing while its panel is closed.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
 
+from chalicelib import clock
 from chalicelib.local.stack import LocalStack
 from tests.browser.conftest import SITE, Admin, serve_page
 
@@ -151,7 +153,7 @@ def strict_site(stack: LocalStack) -> Iterator[str]:
     ).encode()
     policy = (
         f"default-src 'none'; script-src 'nonce-{NONCE}' 'strict-dynamic'; style-src 'nonce-{NONCE}'; "
-        f"connect-src {stack.api_url}; base-uri 'none'; object-src 'none'"
+        f"connect-src {stack.api_url} {stack.ws_url}; base-uri 'none'; object-src 'none'"
     )
 
     yield from serve_page(page, "strict-site", {"Content-Security-Policy": policy})
@@ -204,34 +206,103 @@ def test_a_retry_after_a_lost_answer_keeps_the_message_id_and_is_stored_once(
         expect(page.get_by_test_id("widget-error")).to_have_text("")
         assert len(sent) == 2 and sent[0] == sent[1], sent
         page.reload()  # everything the server holds for this visitor, read afresh: the message once
-        page.get_by_test_id("widget-bubble").click()
+        expect(page.get_by_test_id("widget-panel")).to_be_visible()  # it was open: it opens again by itself
         expect(mine).to_have_count(1, timeout=WAIT_MS)
-        page.wait_for_timeout(2500)  # one more poll
+        page.wait_for_timeout(2500)  # the socket's read of what it missed has come back too
         expect(mine).to_have_count(1)
     finally:
         context.close()
 
 
-def test_the_widget_polls_only_while_its_panel_is_open(browser, stack: LocalStack, site_server: str):
+def test_the_widget_holds_a_socket_and_asks_nothing_while_its_panel_is_closed(
+    browser, stack: LocalStack, site_server: str
+):
     context = browser.new_context()
     try:
         page = context.new_page()
-        polls: list[str] = []
-        page.on("request", lambda r: polls.append(r.url) if "/widget/conversations/" in r.url else None)
+        made: list[str] = []
+        page.on("request", lambda r: made.append(r.url))
+        sockets: list[Any] = []
+        page.on("websocket", lambda ws: sockets.append(ws))
         page.goto(site_server)
         page.get_by_test_id("widget-bubble").click()
         page.get_by_test_id("widget-input").fill("Just browsing")
-        page.get_by_test_id("widget-send").click()
+        with page.expect_response(lambda r: "/widget/conversations/" in r.url, timeout=WAIT_MS):
+            page.get_by_test_id("widget-send").click()  # sent; the socket opens and reads what it missed
         expect(page.locator('[data-testid="widget-message"][data-from="visitor"]')).to_have_count(1, timeout=WAIT_MS)
+        assert len(sockets) == 1 and not sockets[0].is_closed()
 
         page.get_by_test_id("widget-bubble").click()  # closed
         expect(page.get_by_test_id("widget-panel")).to_be_hidden()
-        page.wait_for_timeout(500)  # a poll already on its way may finish
-        closed_at = len(polls)
-        page.wait_for_timeout(5000)  # two and a half poll intervals
-        assert len(polls) == closed_at, polls[closed_at:]
+        _until(page, lambda: sockets[0].is_closed(), "the socket to close with the panel")
+        closed_at = len(made)
+        page.wait_for_timeout(5000)  # what used to be two and a half poll intervals
+        assert made[closed_at:] == [] and len(sockets) == 1
 
         with page.expect_request(lambda r: "/widget/conversations/" in r.url, timeout=WAIT_MS):
-            page.get_by_test_id("widget-bubble").click()  # open again: it catches up at once
+            page.get_by_test_id("widget-bubble").click()  # open again: a socket again, and what it missed, once
+        assert len(sockets) == 2 and not sockets[1].is_closed()
+        page.wait_for_timeout(3000)
+        reads = [u for u in made[closed_at:] if "/widget/conversations/" in u]
+        assert len(reads) == 1, made[closed_at:]
+    finally:
+        context.close()
+
+
+def _until(page: Any, condition: Any, what: str, timeout: float = WAIT_MS / 1000) -> None:
+    """Wait for ``condition``, letting Playwright deliver the page's events meanwhile (a sleep would not)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        page.wait_for_timeout(50)
+
+
+def test_after_its_socket_drops_the_widget_reconnects_and_reads_what_it_missed_once(
+    browser, stack: LocalStack, site_server: str
+):
+    """As when a mobile network drops or API Gateway closes an idle socket: the widget connects again, reads
+    what came meanwhile (here a message the site's backend signed for the visitor, which is never pushed) once,
+    and then only waits."""
+    import boto3
+
+    from chalicelib.channels.signing import sign_sha256
+    from chalicelib.store import visitor_connections
+    from tests.support import WEBCHAT_SECRET
+
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        made: list[str] = []
+        page.on("request", lambda r: made.append(r.url))
+        sockets: list[Any] = []
+        page.on("websocket", lambda ws: sockets.append(ws))
+        page.goto(site_server)
+        page.get_by_test_id("widget-bubble").click()
+        page.get_by_test_id("widget-input").fill("Do you have it in blue?")
+        with page.expect_response(lambda r: "/widget/conversations/" in r.url, timeout=WAIT_MS):
+            page.get_by_test_id("widget-send").click()
+        saved = page.evaluate(f"() => JSON.parse(localStorage.getItem('switchboard.widget.{SITE}'))")
+        conversation = saved["conversation_id"]
+        [connection] = visitor_connections.of(conversation, clock.now_iso())
+
+        body = json.dumps(
+            {"site": SITE, "visitor_id": saved["visitor_id"], "message_id": "backend-1", "text": "(from the shop app)"}
+        ).encode()
+        signed = {"Content-Type": "application/json", "X-Switchboard-Signature": sign_sha256(WEBCHAT_SECRET, body)}
+        assert requests.post(f"{stack.api_url}/webhooks/webchat", data=body, headers=signed, timeout=10).ok
+        page.wait_for_timeout(1000)
+        shown = page.locator('[data-testid="widget-message"][data-from="visitor"]')
+        expect(shown).to_have_count(1)  # not pushed: the widget has no way to know yet
+
+        before = len(made)
+        management = boto3.client("apigatewaymanagementapi", endpoint_url=stack.management_url)
+        management.delete_connection(ConnectionId=connection)  # the gateway drops the socket
+        expect(shown).to_have_count(2, timeout=WAIT_MS)
+        expect(shown.last).to_have_text("(from the shop app)")
+        page.wait_for_timeout(3000)
+        reads = [u for u in made[before:] if "/widget/conversations/" in u]
+        assert len(reads) == 1 and not reads[0].endswith("after="), made[before:]  # from its cursor
+        assert len(sockets) == 2 and sockets[0].is_closed() and not sockets[1].is_closed()
     finally:
         context.close()

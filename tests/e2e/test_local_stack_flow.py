@@ -99,3 +99,60 @@ def test_websocket_needs_a_token_of_a_known_agent(stack: LocalStack) -> None:
     with pytest.raises(InvalidStatus) as unsigned, connect(f"{stack.ws_url}?agent_id=e2e-ada"):
         pass
     assert unsigned.value.response.status_code == 401
+
+
+def test_a_visitors_widget_socket_gets_the_agents_reply_pushed_and_a_gone_one_is_forgotten(stack: LocalStack) -> None:
+    """Issue 12: the local gateway carries the widget's WebSocket as API Gateway does: only the conversation's
+    visitor may connect, the agent's reply is pushed to it, and once it is closed the next push forgets it."""
+    from websockets.exceptions import InvalidStatus
+
+    from chalicelib import clock
+    from chalicelib.store import visitor_connections
+
+    admin = {"Authorization": f"Bearer {_token(stack, 'e2e-admin', 'admin')}"}
+    # Earlier tests' agents must not take this visitor's offer.
+    requests.put(f"{stack.api_url}/agents/e2e-ada/presence", headers=admin, json={"presence": "Offline"}, timeout=10)
+    body = {"agent_id": "e2e-wen", "name": "Wen", "max_per_channel": {"webchat": 2}, "presence": "Available"}
+    assert requests.post(f"{stack.api_url}/agents", headers=admin, json=body, timeout=10).status_code == 201
+    agent_token = _token(stack, "e2e-wen", "agent")
+
+    with connect(f"{stack.ws_url}?token={agent_token}") as agent:
+        written = requests.post(
+            f"{stack.api_url}/widget/messages",
+            json={"site": "acme", "visitor_id": "e2e-grace", "message_id": "m-1", "text": "Is it in stock?"},
+            timeout=10,
+        )
+        assert written.status_code == 200, written.text
+        conversation = written.json()["conversation_id"]
+        offer = _next(agent, "offer")
+        agent.send(json.dumps({"action": "accept", "contact_id": conversation, "offer_id": offer["offer_id"]}))
+        _next(agent, "accepted")
+
+    def widget(visitor: str) -> str:
+        return f"{stack.ws_url}?site=acme&visitor_id={visitor}&conversation_id={conversation}"
+
+    with pytest.raises(InvalidStatus) as refused, connect(widget("e2e-mallory")):
+        pass
+    assert refused.value.response.status_code == 403
+
+    def reply(text: str) -> None:
+        answer = requests.post(
+            f"{stack.api_url}/conversations/{conversation}/messages",
+            headers={"Authorization": f"Bearer {agent_token}"},
+            json={"text": text},
+            timeout=10,
+        )
+        assert answer.status_code == 202, answer.text
+
+    with connect(widget("e2e-grace")) as visitor:
+        reply("Yes, two left.")
+        frame = _next(visitor, "message")
+        assert frame["conversation_id"] == conversation
+        assert frame["message"]["from"] == "agent" and frame["message"]["text"] == "Yes, two left."
+        assert len(visitor_connections.of(conversation, clock.now_iso())) == 1
+
+    reply("Shall I reserve one?")  # nobody listens: the push finds the connection gone and forgets it
+    deadline = time.monotonic() + 15
+    while visitor_connections.of(conversation, clock.now_iso()):
+        assert time.monotonic() < deadline, "the gone widget connection was never forgotten"
+        time.sleep(0.1)

@@ -317,7 +317,7 @@ def test_firewall_guards_the_rest_api_and_rate_limits_the_widget(template):
     rules = {r["Name"]: r for r in acl["Properties"]["Rules"]}
     widget = rules["WidgetPostsPerIp"]["Statement"]["RateBasedStatement"]
     assert widget["AggregateKeyType"] == "IP"
-    # Posts only: the widget's polls (GET) behind one office IP must never get that IP blocked.
+    # Posts only: the widgets' reads (GET) behind one office IP must never get that IP blocked.
     matches = [s["ByteMatchStatement"] for s in widget["ScopeDownStatement"]["AndStatement"]["Statements"]]
     method = next(m for m in matches if "Method" in m["FieldToMatch"])
     path = next(m for m in matches if "UriPath" in m["FieldToMatch"])

@@ -77,3 +77,9 @@ def test_widget_script_is_served_as_what_it_is(client):
     assert script.headers["Content-Type"].startswith("application/javascript")
     assert script.headers["X-Content-Type-Options"] == "nosniff"
     assert script.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+
+
+def test_the_served_widget_names_the_deployments_websocket_url(deployed):
+    """The widget's replies come on the deployment's WebSocket: the script as served says where (issue 12)."""
+    script = deployed.http.get("/widget.js").body.decode()
+    assert f'var ws = script.getAttribute("data-ws") || "{WS_URL}";' in script

@@ -35,19 +35,24 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("offer timer", "webchat"): (1, 0),
     ("offer timer", "sms"): (1, 0),
     ("offer timer", "email"): (1, 0),
-    ("reply", "webchat"): (11, 12),
+    ("reply", "webchat"): (13, 12),  # + the push: the conversation's widget connections, one message
     ("reply", "sms"): (11, 12),
     ("reply", "email"): (18, 18),
     ("status callback", "sms"): (7, 2),
-    ("close", "webchat"): (12, 24),
+    ("close", "webchat"): (14, 24),  # + the push of the status
     ("close", "sms"): (12, 24),
     ("close", "email"): (12, 24),
-    ("first message, queued (queue position)", "webchat"): (17, 46),
+    ("first message, queued (queue position)", "webchat"): (18, 46),  # + the push's query (no widget open)
     ("agent available, offered", "webchat"): (13, 39),
     ("sweep (idle, one run)", "-"): (7, 0),
+    # The widget's WebSocket (issue 12): each (re)connect proves the visitor (3 reads) and is remembered (1 put),
+    # then reads what it missed once; $disconnect finds no agent behind it.
+    ("widget connect", "webchat"): (4, 1),
+    ("widget catch-up read", "webchat"): (4, 0),
+    ("widget disconnect", "webchat"): (1, 0),
 }
 # The typical conversation, mixed over the three channels: modelled dollars per 1,000 inbound messages.
-USD_PER_1000_INBOUND = 0.047
+USD_PER_1000_INBOUND = 0.049  # the web-chat conversation includes the widget's WebSocket
 
 
 @pytest.fixture(scope="module")

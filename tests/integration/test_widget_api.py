@@ -8,15 +8,35 @@ counted in DynamoDB items. Absurdly nested JSON is a 400, never a 500, here and 
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 from typing import Any
 from urllib.parse import urlencode
 
 from chalice.test import Client
+from moto.core import DEFAULT_ACCOUNT_ID
 
 from chalicelib.console import visitors
+from chalicelib.settings import outbox_queue_name
 from chalicelib.store import aws
-from tests.support import as_admin, post_webchat, stored_messages, webchat_payload
+from tests.support import (
+    REGION,
+    agent_says,
+    as_admin,
+    as_agent,
+    connect_agent,
+    create_agent,
+    data_items,
+    drain,
+    lambda_service_sqs,
+    offers_to,
+    post_webchat,
+    pushed,
+    sqs_event,
+    stored_messages,
+    webchat_payload,
+    ws_event,
+)
 
 SITE = "acme-shop"
 JSON = {"Content-Type": "application/json"}
@@ -44,7 +64,10 @@ def test_a_message_id_another_visitor_used_reveals_nothing_of_theirs(client):
     assert second.status_code == 200, second.body
     mine = second.json_body["conversation_id"]
     assert mine != theirs, "the answer named another visitor's conversation"
-    assert second.json_body == {"conversation_id": mine, "message_id": "m_1"}
+    assert {k: second.json_body[k] for k in ("conversation_id", "message_id")} == {
+        "conversation_id": mine,
+        "message_id": "m_1",
+    }
     # Mallory's message was stored as her own, not dropped as a duplicate of Grace's.
     assert sorted(m["text"] for m in stored_messages()) == ["My card was charged twice", "Who wrote m_1?"]
     assert [m["text"] for m in _poll(client, mine, "v_mallory").json_body["messages"]] == ["Who wrote m_1?"]
@@ -144,3 +167,128 @@ def test_deeply_nested_json_to_a_rest_route_is_a_400(client):
     answer = client.http.post("/agents", headers=as_admin(), body=("[" * 2000 + "]" * 2000).encode())
     assert answer.status_code == 400, answer.body
     assert answer.json_body["error"] == "invalid_json"
+
+
+# --- issue 12: replies pushed to the visitor's open widget, not polled ------------------------------------------
+
+
+def _widget_connects(client: Client, query: dict[str, str]) -> tuple[str, int]:
+    """A widget's WebSocket $connect as API Gateway hands it over; (connection id, the status answered)."""
+    connection_id = uuid.uuid4().hex[:12] + "="
+    answer = client.lambda_.invoke("ws_connect", ws_event("$connect", connection_id, query=query))
+    return connection_id, int(answer.payload["statusCode"])
+
+
+def _visitor_query(visitor: str, conversation: str, site: str = SITE) -> dict[str, str]:
+    return {"site": site, "visitor_id": visitor, "conversation_id": conversation}
+
+
+def _deliver_outbox(client: Client) -> int:
+    """The outbox queue into its Lambda, as its event source would; returns how many jobs it took."""
+    sqs = lambda_service_sqs()
+    url = sqs.get_queue_url(QueueName=outbox_queue_name())["QueueUrl"]
+    taken = 0
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get(
+        "Messages", []
+    ):
+        client.lambda_.invoke("on_outbox", sqs_event(messages, f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT_ID}:outbox"))
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        taken += len(messages)
+    return taken
+
+
+def _accepted_by_ada(client: Client, visitor: str, text: str) -> tuple[str, str]:
+    """The visitor writes in the widget and Ada accepts the offer; (conversation id, Ada's connection)."""
+    create_agent(client, "ada", capacity=3)
+    agent = connect_agent(client, "ada")
+    conversation = _post(client, visitor, "m_1", text).json_body["conversation_id"]
+    drain(client)
+    offer = offers_to(agent)[-1]
+    assert offer["contact_id"] == conversation
+    agent_says(client, agent, action="accept", contact_id=conversation, offer_id=offer["offer_id"])
+    return conversation, agent
+
+
+def _frames(connection_id: str, kind: str) -> list[dict[str, Any]]:
+    return [frame for frame in pushed(connection_id) if frame.get("type") == kind]
+
+
+def test_a_widget_connection_is_refused_without_the_conversations_visitor_credentials(client):
+    graces = _post(client, "v_grace", "m_1", "My card was charged twice").json_body["conversation_id"]
+    _post(client, "v_mallory", "m_1", "Hello?")
+
+    refused = {
+        "another visitor": _visitor_query("v_mallory", graces),
+        "the visitor id on another site": _visitor_query("v_grace", graces, site="other-shop"),
+        "an unknown visitor": _visitor_query("v_nobody", graces),
+        "no such conversation": _visitor_query("v_grace", "conv_0000000000000000000a"),
+    }
+    for what, query in refused.items():
+        _, status = _widget_connects(client, query)
+        assert status == 403, what
+    for what, query in {
+        "no conversation named": {"site": SITE, "visitor_id": "v_grace"},
+        "no site": {"visitor_id": "v_grace", "conversation_id": graces},
+        "a malformed visitor id": _visitor_query("v grace<script>", graces),
+    }.items():
+        _, status = _widget_connects(client, query)
+        assert status == 422, what
+    _, status = _widget_connects(client, _visitor_query("v_grace", graces))
+    assert status == 200
+    # Only the accepted connection is remembered (refusals write nothing).
+    assert len([i for i in data_items() if i["pk"].startswith("WIDGET#")]) == 1
+
+
+def test_the_agents_reply_is_pushed_to_the_visitors_open_widget_and_no_other(client):
+    conversation, _ = _accepted_by_ada(client, "v_grace", "My card was charged twice")
+    mallorys = _post(client, "v_mallory", "m_1", "Hello?").json_body["conversation_id"]
+    graces_widget, status = _widget_connects(client, _visitor_query("v_grace", conversation))
+    assert status == 200
+    graces_other_tab, _ = _widget_connects(client, _visitor_query("v_grace", conversation))
+    mallorys_widget, _ = _widget_connects(client, _visitor_query("v_mallory", mallorys))
+    eavesdropper, status = _widget_connects(client, _visitor_query("v_mallory", conversation))
+    assert status == 403
+
+    answer = client.http.post(
+        f"/conversations/{conversation}/messages", headers=as_agent("ada"), body=json.dumps({"text": "Refunded!"})
+    )
+    assert answer.status_code == 202, answer.body
+    assert _deliver_outbox(client) >= 1
+
+    [frame] = _frames(graces_widget, "message")
+    assert frame["conversation_id"] == conversation
+    assert frame["message"]["from"] == "agent" and frame["message"]["text"] == "Refunded!"
+    # Exactly what the widget's own read shows for that message.
+    read = _poll(client, conversation, "v_grace").json_body["messages"]
+    assert frame["message"] == next(m for m in read if m["text"] == "Refunded!")
+    assert _frames(graces_other_tab, "message") == [frame]
+    assert pushed(mallorys_widget) == [] and pushed(eavesdropper) == []
+
+
+def test_closing_the_conversation_tells_the_open_widget(client):
+    conversation, agent = _accepted_by_ada(client, "v_grace", "Thanks, that is all")
+    widget, _ = _widget_connects(client, _visitor_query("v_grace", conversation))
+
+    agent_says(client, agent, action="close", contact_id=conversation, wrap_up="resolved")
+
+    assert _frames(widget, "status") == [{"type": "status", "status": "closed", "conversation_id": conversation}]
+    assert _poll(client, conversation, "v_grace").json_body["status"] == "closed"
+
+
+def test_the_queue_position_message_is_pushed_to_the_waiting_visitors_widget(client):
+    create_agent(client, "ada", capacity=1, presence="Away")
+    conversation = _post(client, "v_grace", "m_1", "Anyone there?").json_body["conversation_id"]
+    widget, _ = _widget_connects(client, _visitor_query("v_grace", conversation))
+    drain(client)
+    _deliver_outbox(client)
+
+    [frame] = _frames(widget, "message")
+    assert frame["message"]["from"] == "system" and frame["message"]["text"]
+
+
+def test_a_visitors_message_is_answered_as_the_widget_shows_it(client):
+    """The widget shows the visitor's own message from the answer: no read back after sending."""
+    answer = _post(client, "v_grace", "m_1", "Is the blue kettle in stock?").json_body
+    read = _poll(client, answer["conversation_id"], "v_grace").json_body["messages"]
+    assert answer["message"] == {k: v for k, v in read[0].items() if k != "received_at"}

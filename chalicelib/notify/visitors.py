@@ -1,0 +1,57 @@
+"""Push to the web-chat widgets listening to a conversation (``store.visitor_connections``).
+
+What reaches a visitor this way is exactly what ``GET /widget/conversations/{id}/messages`` would show them
+(``visible``): answers sent on web chat and the conversation's status, never notes or other channels' messages.
+A widget connects only after proving it is the conversation's visitor (``console.visitors.connect``), so a
+conversation's connections are its own visitor's. A push is a fast path, not the record: the widget reads what
+it missed (``?after=``) whenever its socket (re)opens. A connection API Gateway reports gone is forgotten.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from chalicelib import clock
+from chalicelib.store import connections, visitor_connections
+
+logger = Logger(service="switchboard", child=True)
+
+
+def visible(message: Mapping[str, Any]) -> dict[str, Any]:
+    """A timeline message as the visitor sees it: who wrote it (visitor, agent or system), text and cursor."""
+    if message.get("direction") == "inbound":
+        author = "visitor"
+    else:
+        author = "system" if message.get("author", "system") == "system" else "agent"
+    return {
+        "message_id": message.get("message_id"),
+        "from": author,
+        "text": message.get("text"),
+        "received_at": message.get("received_at"),
+    }
+
+
+def message(conversation_id: str, stored: Mapping[str, Any]) -> int:
+    """Push one outbound web-chat message to the conversation's open widgets; returns how many received it."""
+    return _to_conversation(conversation_id, {"type": "message", "message": visible(stored)})
+
+
+def status(conversation_id: str, new_status: str) -> int:
+    """Tell the conversation's open widgets its status changed (``closed``)."""
+    return _to_conversation(conversation_id, {"type": "status", "status": new_status})
+
+
+def _to_conversation(conversation_id: str, frame: dict[str, Any]) -> int:
+    data = json.dumps({**frame, "conversation_id": conversation_id}).encode()
+    delivered = 0
+    for connection_id in visitor_connections.of(conversation_id, clock.now_iso()):
+        if connections.post(connection_id, data):
+            delivered += 1
+        else:
+            visitor_connections.forget(conversation_id, connection_id)
+            logger.info("forgot a gone widget connection", extra={"connection_id": connection_id})
+    return delivered
