@@ -474,17 +474,16 @@ def _release(message_key: MessageKey, error: str, now: str, gave_up: bool) -> No
 # --- statuses --------------------------------------------------------------------------------------
 
 
-def apply_status(update: StatusUpdate, now: str) -> bool:
-    """``store.outbound.apply``, and the same forward-only move on the message in the customer's timeline.
+def apply_status(update: StatusUpdate, now: str) -> dict[str, Any] | None:
+    """``store.outbound.advance`` (one conditional update), and the same forward-only move on the message in the
+    customer's timeline, found from the record that update returned (nothing is read).
 
-    Call it wherever ``outbound.apply`` is called for provider status callbacks; returns what
-    ``outbound.apply`` returns.
+    Call it wherever provider status callbacks are applied; returns the ``OUTBOUND`` record as it now is, or None
+    when the status changed nothing (an unknown message, or one already further along).
     """
-    applied = outbound.apply(update, now)
-    if not applied or update.kind != "message":
-        return applied
-    sent = outbound.get_status(update.provider, update.provider_message_id) or {}
-    if not sent.get("customer_id") or not sent.get("message_sk"):
-        return applied  # recorded by something other than the outbox: no timeline message to update
-    outbound.apply_to_timeline(str(sent["customer_id"]), str(sent["message_sk"]), update, now)
-    return applied
+    sent = outbound.advance(update, now)
+    if sent is None or update.kind != "message":
+        return sent
+    if sent.get("customer_id") and sent.get("message_sk"):  # else recorded by something other than the outbox
+        outbound.apply_to_timeline(str(sent["customer_id"]), str(sent["message_sk"]), update, now)
+    return sent

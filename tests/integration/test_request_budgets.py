@@ -38,7 +38,7 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("reply", "webchat"): (11, 12),
     ("reply", "sms"): (11, 12),
     ("reply", "email"): (18, 18),
-    ("status callback", "sms"): (7, 2),
+    ("status callback", "sms"): (5, 2),
     ("close", "webchat"): (12, 24),
     ("close", "sms"): (12, 24),
     ("close", "email"): (12, 24),
