@@ -443,6 +443,32 @@ def _aws_requests() -> list[str]:
     return sent
 
 
+@pytest.mark.parametrize("channel", ["sms", "email"])
+def test_a_reply_reads_the_profile_once_and_is_sent_without_reading_the_timeline_again(app, fake, channel):
+    inbound = sms_from(app) if channel == "sms" else email_from(app)
+    requests = _aws_requests()
+    queued = outbox.queue_reply(inbound["conversation_id"], "ada", "Your order ships today.", None, clock.now_iso())
+    reads = [r for r in requests if r in ("dynamodb.GetItem", "dynamodb.Query")]
+    # The conversation, the customer's profile (merged?), their newest inbound messages (where it goes); an
+    # e-mail also its conversation's Message-IDs (References).
+    assert reads == ["dynamodb.GetItem", "dynamodb.GetItem", "dynamodb.Query"] + ["dynamodb.Query"] * (
+        channel == "email"
+    )
+    requests.clear()
+    assert pump(app).received == 1
+    assert [r for r in requests if r.startswith("dynamodb.")] == [
+        "dynamodb.UpdateItem",  # the claim
+        "dynamodb.TransactWriteItems",  # sent, with its OUTBOUND record
+    ], "the job carries where the reply goes: neither the profile nor the timeline is read to send it"
+    sent = _message(queued["message_id"])
+    assert sent["status"] == "sent"
+    if channel == "sms":
+        [request] = fake.sent(TWILIO)
+        assert (request.form["To"], request.form["From"]) == (CUSTOMER_NUMBER, OUR_NUMBER)
+    else:
+        assert sent["sent_to"] == "ada.lovelace@example.com" and sent["subject"] == "Re: Order 4417 has not arrived"
+
+
 def test_a_twilio_status_is_applied_with_one_update_and_a_late_sent_touches_nothing(app, fake):
     inbound = sms_from(app)
     queued = outbox.queue_reply(inbound["conversation_id"], "ada", "Your order ships today.", None, clock.now_iso())
@@ -621,7 +647,10 @@ def test_a_redelivered_job_sends_nothing_twice(app, fake):
 
 def test_losing_aws_before_the_send_costs_a_retry_and_nothing_more(app, fake):
     inbound = sms_from(app)
-    queued = outbox.queue_reply(inbound["conversation_id"], "ada", "Ships today.", None, clock.now_iso())
+    # A system message: its job carries no destination (an agent's reply does), so it is resolved after the claim.
+    queued = outbox.enqueue(
+        inbound["conversation_id"], inbound["customer_id"], "sms", "Ships today.", "queue_position", clock.now_iso()
+    )
 
     with fails_once("dynamodb", "Query") as fired:  # reading where to send, after the claim
         pumped = pump(app)
