@@ -413,11 +413,10 @@ class Router:
                 raise Conflict(f"offer {offer_id} is no longer open")
             now = self.clock.now()
             assigned = contact.assigned(now)
-            agent = self._agent(agent_id)
-            agents = [(agent, agent.answered())] if agent.consecutive_expired else []
+            # The agent is not read: their capacity was reserved with the offer, and the offers expired in a row
+            # start again from this accept when the next one expires (``Agent.answered_since``).
             self.store.save(
                 contacts=[(contact, assigned)],
-                agents=agents,
                 effects=[Assigned(assigned), records.answered(contact, assigned, "accepted", now)],
             )
             return assigned, True
@@ -471,9 +470,10 @@ class Router:
             agent = self._agent(agent_id)
             closed = contact.closed(now, wrap_up)
             customer_id = self.store.customer_of_conversation(contact)
+            released = agent.answered_since(contact.accepted_at).released(contact.channel, contact.cost, now)
             self.store.save(
                 contacts=[(contact, closed)],
-                agents=[(agent, agent.released(contact.channel, contact.cost, now))],
+                agents=[(agent, released)],
                 effects=[Closed(closed, customer_id), records.closed(contact, closed, now)],
             )
             return closed, contact, customer_id
@@ -650,9 +650,9 @@ class Router:
             agent_id = contact.offered_to or ""
             agent = self.store.get_agent(agent_id)
             changed = (
-                agent.released(contact.channel, contact.cost, now).let_offer_expire(
-                    config.max_consecutive_expired_offers, now
-                )
+                self._answered_since_last_expiry(agent)
+                .released(contact.channel, contact.cost, now)
+                .let_offer_expire(config.max_consecutive_expired_offers, now)
                 if agent
                 else None
             )
@@ -674,6 +674,16 @@ class Router:
             self.notifier.to_agent(agent_id, {"type": "presence", "presence": "Away", "reason": "offers expired"})
         self.bus.publish(ContactRequeued(contact_id, offer_id), AgentFreed(agent_id, cause=f"expired-{offer_id}"))
         return True
+
+    def _answered_since_last_expiry(self, agent: Agent) -> Agent:
+        """The agent with their count of offers expired in a row started again if they accepted one of the
+        contacts they hold after the last expired (contacts they closed since started it again then)."""
+        if not agent.consecutive_expired:
+            return agent  # nothing to start again: no read
+        for contact in self.store.work_of(agent.agent_id):
+            if contact.assigned_to == agent.agent_id:
+                agent = agent.answered_since(contact.accepted_at)
+        return agent
 
     def _arm_next_step(self, contact: Contact, now: str) -> None:
         if contact.next_step < len(contact.escalation):

@@ -3,7 +3,7 @@
 The flow: a customer's SMS (Twilio webhook) is routed and offered to Ada; a second customer's SMS
 waits (Ada is full) and is told their place in the queue; Ada accepts the first, replies, closes;
 the second is offered to her. Every AWS call the app makes on the way is recorded in a run without
-faults (``FLOW_SITES`` below names the 52 call sites: handler, the path through our functions,
+faults (``FLOW_SITES`` below names the 51 call sites: handler, the path through our functions,
 operation; see ``tests/faults.py``). Then, for each site in turn, the flow runs again from a clean
 moto state with the site's first call failing *before* the request (it never happened) or *after*
 it (it took effect, its answer was lost), and everyone retries as they do in life:
@@ -93,7 +93,6 @@ FLOW_SITES = [
     "on_outbox > outbox.process_record > outbox.handle_outbox_record > outbox._destination > destinations.for_message > destinations.resolve > destinations.newest > destinations._items > destinations._fetch > conversations.inbound_page > dynamodb.Query",  # noqa: E501
     "on_outbox > outbox.process_record > outbox.handle_outbox_record > outbox._commit > outbound.record_sent > dynamodb.TransactWriteItems",  # noqa: E501
     "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router._contact > router_store.get_contact > routing.get_contact > dynamodb.GetItem",  # noqa: E501
-    "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router._agent > router_store.get_agent > routing.get_agent > dynamodb.GetItem",  # noqa: E501
     "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router_store.save > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
     "accept > service.accept > router.accept > router_store.record_started > routing.record_started > dynamodb.UpdateItem",  # noqa: E501
     "reply > work.reply > retry.on_conflict > work.send > work._contact_of > routing.get_contact > dynamodb.GetItem",
@@ -303,7 +302,7 @@ def test_the_flow_without_faults_makes_exactly_these_calls(flow, fake):  # noqa:
     sites = list(dict.fromkeys(c.label for c in faults.calls))
     assert sites == FLOW_SITES, "the flow's AWS call sites changed; FLOW_SITES = " + json.dumps(sites, indent=4)
     assert end_state(flow, fake) == EXPECTED
-    assert len(FLOW_SITES) == 52
+    assert len(FLOW_SITES) == 51
 
 
 def _case_id(index: int, site: str, when: str) -> str:
