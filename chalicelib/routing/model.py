@@ -14,7 +14,8 @@ remembers what it reserved, so closing it gives back exactly that.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -69,6 +70,18 @@ class Agent:
     # presence, offers and work, but get no new offer they could not see.
     disconnected_at: str | None = None
     version: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The agent as plain values (``from_dict`` reads it back)."""
+        return {**asdict(self), "presence": self.presence.value, "queues": list(self.queues)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Agent:
+        """An agent from ``as_dict``'s values; ``ValueError``/``TypeError`` when they are not one."""
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        known["presence"] = Presence(values["presence"])
+        known["queues"] = tuple(values.get("queues", ()))
+        return cls(**known)
 
     def has_room(self, channel: str, cost: int) -> bool:
         """Whether a contact of ``channel`` costing ``cost`` units still fits."""

@@ -121,6 +121,27 @@ def test_offers_expire_in_a_row_only_until_the_agent_accepts_one(world: World, a
         assert ann.presence is Presence.AVAILABLE, "she accepted one in between: only one in a row"
 
 
+@pytest.mark.parametrize("meanwhile", [None, "went away"])
+def test_a_close_frees_the_agent_with_their_copy_and_a_stale_copy_never_wins(world: World, meanwhile: str) -> None:
+    """The close's AgentFreed carries the agent as the close saved them, so their next offer is planned without
+    reading them; if they changed before it is handled, the offer's save conflicts and they are read afresh."""
+    world.add_agent("ann", {}, capacity=20)  # one chat at a time
+    write(world, "c1")
+    world.router.accept("ann", "c1")
+    write(world, "c2")
+    assert world.offers_to("ann") == ["c1"] and state(world, "c2") is ContactState.QUEUED
+    world.router.close("ann", "c1", "resolved")
+    [freed] = [e for e in world.bus.events if isinstance(e, AgentFreed)]
+    assert freed.agent is not None and freed.agent["used"] == 0 and freed.agent["presence"] == "Available"
+    if meanwhile == "went away":
+        world.router.set_presence("ann", Presence.AWAY)
+    world.run()
+    if meanwhile is None:
+        assert world.offers_to("ann") == ["c1", "c2"] and state(world, "c2") is ContactState.OFFERED
+    else:
+        assert world.offers_to("ann") == ["c1"] and state(world, "c2") is ContactState.QUEUED
+
+
 def test_an_escalation_step_relaxes_the_skill_so_a_less_skilled_agent_gets_it(world: World) -> None:
     world.add_agent("junior", {"billing": 2, "english": 2}, queues=("billing",))
     write(world, "c1", "where is my invoice")
