@@ -132,7 +132,7 @@ def transfer(agent_id: str, conversation_id: str, document: Any) -> dict[str, An
         agent = get_agent(agent_id)
         store.save(
             contacts=[(contact, moved)],
-            agents=[(agent, agent.released(contact.channel, contact.cost, now))],
+            agents=[(agent, agent.answered_since(contact.accepted_at).released(contact.channel, contact.cost, now))],
             extra=store.lifecycle_actions([records.transferred(contact, moved, now)]),
         )
         return moved

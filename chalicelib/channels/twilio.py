@@ -118,6 +118,12 @@ MESSAGE_STATUSES = {
     "failed": "failed",
     "canceled": "failed",
 }
+# What a message callback can tell us that we do not hold already. Twilio calls a message's StatusCallback on
+# every status change after its creation and takes no list of the ones wanted (only calls have
+# ``StatusCallbackEvent``), while the outbox records a message ``sent`` as soon as Twilio accepts it: a
+# ``queued``/``sending`` or ``sent`` callback can never move it forward, so it is answered without reading or
+# writing anything.
+NEWS = frozenset({"delivered", "read", "failed"})
 
 
 # --- shared: size, signature, form ---------------------------------------------------------
@@ -425,7 +431,7 @@ class TwilioStatus:
 
     def handle(self, request: WebhookRequest) -> Webhook:
         update = _parse_status(_verified_form(request))
-        if update is None:
+        if update is None or (update.kind == "message" and update.status not in NEWS):
             return Webhook(immediate=_empty_twiml())
         return Webhook(statuses=(update,))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_lambda_powertools import Logger
 
 from chalicelib import clock
@@ -38,19 +40,23 @@ def deliver(adapter: ChannelAdapter, request: WebhookRequest) -> Reply:
         applied = outbox.apply_status(update, now)
         logger.info(
             "status update",
-            extra={"provider": update.provider, "kind": update.kind, "status": update.status, "applied": applied},
+            extra={
+                "provider": update.provider,
+                "kind": update.kind,
+                "status": update.status,
+                "applied": applied is not None,
+            },
         )
-        if applied and update.kind == "message":
-            _tell_the_agent(update)
+        if applied is not None and update.kind == "message":
+            _tell_the_agent(update, applied)
     if token is not None:
         # Used up only once everything is stored: until then the same request, retried, may still complete.
         replay.use_up(token)
     return adapter.respond(webhook, stored)
 
 
-def _tell_the_agent(update: StatusUpdate) -> None:
-    """The agent who has the conversation sees their reply's delivery status live."""
-    sent = outbound.get_status(update.provider, update.provider_message_id) or {}
+def _tell_the_agent(update: StatusUpdate, sent: dict[str, Any]) -> None:
+    """The agent who has the conversation sees their reply's delivery status live (``sent``: its record)."""
     conversation = conversations.get_conversation(str(sent.get("conversation_id", ""))) or {}
     if conversation.get("agent_id") and conversation.get("status") == "open":
         push.to_agent(

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from chalicelib import clock
@@ -124,16 +124,27 @@ def default_channel(identity_key: str) -> str | None:
     return next((channel for channel, k in IDENTITY_KIND.items() if k == kind), None)
 
 
-def resolve(customer_id: str, conversation_id: str, channel: str, identity_key: str | None = None) -> Destination:
+def resolve(
+    customer_id: str,
+    conversation_id: str,
+    channel: str,
+    identity_key: str | None = None,
+    *,
+    profile: dict[str, Any] | None = None,
+    conversation: dict[str, Any] | None = None,
+) -> Destination:
     """Where a message on ``channel`` to this customer goes; ``NoRoute`` when nothing says how to reach them.
 
     Without ``identity_key`` it goes to whoever last wrote in the conversation from an identity of
-    the channel's kind (else in any of the customer's conversations).
+    the channel's kind (else in any of the customer's conversations). ``profile`` (the customer's) and
+    ``conversation`` (its META item), when the caller has just read them, are not read again.
     """
     kind = IDENTITY_KIND.get(channel)
     if kind is None:
         raise NoRoute(f"messages cannot be sent to a customer on {channel}")
-    inbound = _Inbound(customer_id)
+    if profile is None:
+        profile = conversations.get_customer(customer_id) or {}
+    inbound = _Inbound(customer_id, profile)
     if identity_key is None:
         found = inbound.newest(lambda m: _kind(m) == kind and m.get("conversation_id") == conversation_id)
         found = found or inbound.newest(lambda m: _kind(m) == kind)
@@ -150,7 +161,7 @@ def resolve(customer_id: str, conversation_id: str, channel: str, identity_key: 
     if channel == "whatsapp":
         return _whatsapp(base, last)
     if channel == "email":
-        return _email(base, customer_id, conversation_id, inbound)
+        return _email(base, customer_id, conversation_id, inbound, profile, conversation)
     metadata = _metadata(last)
     if channel == "telegram":
         return replace(base, to=str(metadata.get("telegram_chat_id") or value))
@@ -159,6 +170,28 @@ def resolve(customer_id: str, conversation_id: str, channel: str, identity_key: 
     if channel == "instagram":
         return replace(base, sender=_text(metadata.get("instagram_account_id")))
     return base  # webchat: the visitor
+
+
+def as_job(destination: Destination) -> dict[str, Any]:
+    """The destination as an outbox job carries it (``from_job`` reads it back)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(destination).items() if v not in (None, ())}
+
+
+def from_job(carried: object, message: dict[str, Any]) -> Destination | None:
+    """The destination an outbox job carries for ``message``; None when it carries none, or none that fits."""
+    if not isinstance(carried, dict):
+        return None
+    names = {f.name for f in fields(Destination)}
+    try:
+        found = Destination(**{k: v for k, v in carried.items() if k in names})
+        found = replace(found, references=tuple(str(r) for r in found.references))
+    except TypeError:
+        return None
+    if found.channel != message.get("channel") or found.identity != message.get("identity"):
+        return None
+    if not all(isinstance(v, str) for v in (found.provider, found.to)):
+        return None
+    return found
 
 
 def for_message(message: dict[str, Any]) -> Destination:
@@ -205,7 +238,14 @@ def _whatsapp(base: Destination, last: dict[str, Any] | None) -> Destination:
     return replace(base, provider="whatsapp", to=base.to.removeprefix("+"), sender=str(phone_number_id))
 
 
-def _email(base: Destination, customer_id: str, conversation_id: str, inbound: _Inbound) -> Destination:
+def _email(
+    base: Destination,
+    customer_id: str,
+    conversation_id: str,
+    inbound: _Inbound,
+    profile: dict[str, Any],
+    conversation: dict[str, Any] | None,
+) -> Destination:
     answered = inbound.newest(
         lambda m: (
             m.get("channel") == "email"
@@ -219,10 +259,13 @@ def _email(base: Destination, customer_id: str, conversation_id: str, inbound: _
     sender = get_settings().email_from_address or _text(_metadata(latest_from_them).get("recipient"))
     if not sender:
         raise NoRoute("no address to send e-mail from: set EMAIL_FROM_ADDRESS")
-    conversation = conversations.get_conversation(conversation_id) or {}
+    if conversation is None:
+        conversation = conversations.get_conversation(conversation_id) or {}
     subject = (answered or {}).get("subject") or conversation.get("subject")
     in_reply_to = _text((answered or {}).get("email_message_id"))
-    references = _conversation_email_ids(customer_id, conversation_id, str(conversation.get("created_at") or ""))
+    references = _conversation_email_ids(
+        customer_id, conversation_id, str(conversation.get("created_at") or ""), profile
+    )
     if in_reply_to and (not references or references[-1] != in_reply_to):
         references = (*(r for r in references if r != in_reply_to), in_reply_to)[-MAX_REFERENCES:]
     return replace(
@@ -286,8 +329,7 @@ class _Inbound:
     nearly always one of the last few.
     """
 
-    def __init__(self, customer_id: str) -> None:
-        profile = conversations.get_customer(customer_id) or {}
+    def __init__(self, customer_id: str, profile: dict[str, Any]) -> None:
         self._partitions = [customer_id, *sorted(profile.get("merged_from", ()))]
         self._read: dict[str, list[dict[str, Any]]] = {p: [] for p in self._partitions}
         self._next: dict[str, dict[str, Any] | None] = {}
@@ -313,9 +355,10 @@ class _Inbound:
         self._read[partition].extend(items)
 
 
-def _conversation_email_ids(customer_id: str, conversation_id: str, since: str) -> tuple[str, ...]:
+def _conversation_email_ids(
+    customer_id: str, conversation_id: str, since: str, profile: dict[str, Any]
+) -> tuple[str, ...]:
     """Message-IDs of the conversation's e-mails, both ways, oldest first (the nearest ``MAX_REFERENCES``)."""
-    profile = conversations.get_customer(customer_id) or {}
     partitions = [customer_id, *sorted(profile.get("merged_from", ()))]
     found = conversations.email_message_ids(partitions, conversation_id, since)
     ordered = [message_id for _, message_id in sorted(found)]

@@ -4,10 +4,12 @@ Queueing (``queue_reply`` for an agent's reply, ``enqueue`` for any message): th
 written to the customer's timeline (``direction: outbound``, ``status: queued``) marked pending-send
 (``pending_send``/``pending_since``, which put it in the data table's sparse ``outbox`` index), and
 then a small job ``{"message_id", "conversation_id", "customer_id", "channel", "kind", "received_at"}``
-goes on the ``switchboard-outbox`` queue (standard, with a dead-letter queue after ``MAX_RECEIVES``
-receives). This is a transactional outbox: the record is the promise, the job only a fast path. If
-the job's send fails or the Lambda dies before it, ``requeue_pending`` (run by the minute sweeper)
-finds the message in the index once it is ``PENDING_GRACE_SECONDS`` old and queues its job again.
+(an agent's reply adds the ``destination`` it was resolved to, so sending does not read the customer's
+profile and timeline again) goes on the ``switchboard-outbox`` queue (standard, with a dead-letter
+queue after ``MAX_RECEIVES`` receives). This is a transactional outbox: the record is the promise, the
+job only a fast path. If the job's send fails or the Lambda dies before it, ``requeue_pending`` (run
+by the minute sweeper) finds the message in the index once it is ``PENDING_GRACE_SECONDS`` old and
+queues its job again.
 The first claim removes the mark: from then on SQS redelivers the job until it is done.
 
 An agent's reply may carry a client idempotency key (``client_message_id``): its record
@@ -138,7 +140,7 @@ def queue_reply(
     conversation = conversations.get_conversation(conversation_id)
     if conversation is None:
         raise NotFound(f"no conversation {conversation_id}")
-    customer_id = _surviving_customer(str(conversation["customer_id"]))
+    customer_id, profile = _surviving_customer(str(conversation["customer_id"]))
     target = _own_identity(identity_key, customer_id) if identity_key else None
     if channel is None:
         channel = destinations.default_channel(target) if target else conversation.get("channel")
@@ -153,7 +155,9 @@ def queue_reply(
             [{"field": "text", "problem": f"longer than {limit} characters"}],
         )
     try:
-        destination = destinations.resolve(customer_id, conversation_id, channel, target)
+        destination = destinations.resolve(
+            customer_id, conversation_id, channel, target, profile=profile, conversation=conversation
+        )
         destinations.within_window(destination, now)  # WhatsApp's, Messenger's and Instagram's windows
     except OutsideMessagingWindow as exc:
         raise Conflict(exc.message) from None
@@ -161,7 +165,7 @@ def queue_reply(
         conversation_id, customer_id, channel, text, REPLY, now, author=agent_id, identity=destination.identity
     )
     if client_message_id is None:
-        return _record_and_dispatch(message, also)
+        return _record_and_dispatch(message, also, destination)
     message["client_message_id"] = client_message_id
     try:
         # A digest, not the text: enough to tell a retry from a different message under the same key.
@@ -172,7 +176,7 @@ def queue_reply(
         if earlier is None:  # cannot happen: the key's condition failed because its record exists
             raise Conflict("the reply's idempotency record vanished; retry") from None
         return earlier
-    dispatch(message)
+    dispatch(message, destination)
     return view(message)
 
 
@@ -228,16 +232,25 @@ def new_system_message(
     return _outbound_message(conversation_id, customer_id, channel, text, kind, now)
 
 
-def _record_and_dispatch(message: dict[str, Any], also: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+def _record_and_dispatch(
+    message: dict[str, Any], also: Sequence[dict[str, Any]] = (), destination: Destination | None = None
+) -> dict[str, Any]:
     outbound.record_message(message, also)
-    dispatch(message)
+    dispatch(message, destination)
     return view(message)
 
 
-def dispatch(message: dict[str, Any]) -> bool:
-    """Put a recorded message's job on the outbox queue; False (logged) when SQS failed: the sweeper sends it."""
+def dispatch(message: dict[str, Any], destination: Destination | None = None) -> bool:
+    """Put a recorded message's job on the outbox queue; False (logged) when SQS failed: the sweeper sends it.
+
+    ``destination``, resolved already (an agent's reply): the job carries it, so sending reads neither the
+    customer's profile nor their timeline again.
+    """
+    job = _job_of(message)
+    if destination is not None:
+        job["destination"] = destinations.as_job(destination)
     try:
-        queue.send_to_outbox(json.dumps(_job_of(message)))
+        queue.send_to_outbox(json.dumps(job))
     except Exception:
         # Recorded and pending: requeue_pending picks it up within a minute or two. The reply stands.
         logger.warning("outbox job not queued; the sweeper will queue it", extra={"message_id": message["message_id"]})
@@ -298,14 +311,15 @@ def requeue_pending(now: str, limit: int = _REQUEUE_PAGE) -> int:
     return len(jobs)
 
 
-def _surviving_customer(customer_id: str) -> str:
-    """The customer a merged one lives on as (a closed conversation keeps the id it had)."""
+def _surviving_customer(customer_id: str) -> tuple[str, dict[str, Any] | None]:
+    """The customer a merged one lives on as (a closed conversation keeps the id it had), and their profile
+    as read (None past the hops)."""
     for _ in range(_MERGE_HOPS):
         profile = conversations.get_customer(customer_id) or {}
         if not profile.get("merged_into"):
-            return customer_id
+            return customer_id, profile
         customer_id = str(profile["merged_into"])
-    return customer_id
+    return customer_id, None
 
 
 def _own_identity(identity_key: str, customer_id: str) -> str:
@@ -323,7 +337,7 @@ def _own_identity(identity_key: str, customer_id: str) -> str:
     else:
         normalised = identities.Identity(kind, value.strip())
     owner = conversations.customers_of([normalised]).get(normalised.key)
-    if owner is None or _surviving_customer(owner) != customer_id:
+    if owner is None or _surviving_customer(owner)[0] != customer_id:
         raise Forbidden(f"{normalised.key} is not an identity of this conversation's customer")
     return normalised.key
 
@@ -376,10 +390,7 @@ def handle_outbox_record(body: str, now: str, attempt: int) -> None:
         return
     log = {"message_id": message["message_id"], "channel": message.get("channel"), "attempt": attempt}
     try:
-        # A late retry or a system message outside the provider's window: no pointless provider call.
-        destination = destinations.within_window(
-            destinations.for_message(message), now, by_agent=message.get("kind") == REPLY
-        )
+        destination = _destination(job, message, now)
         result = _send(destination, message)
     except (NoRoute, ProviderRejected) as exc:
         error = exc.error if isinstance(exc, ProviderRejected) else exc.message
@@ -393,6 +404,23 @@ def handle_outbox_record(body: str, now: str, attempt: int) -> None:
         raise
     _commit(message_key, message, destination, result, now)
     logger.info("outbound message sent", extra={**log, "provider": result.provider})
+
+
+def _destination(job: dict[str, Any], message: dict[str, Any], now: str) -> Destination:
+    """Where the claimed message goes, as it may be sent now: the destination the job carries (resolved when the
+    reply was queued) or, for a job without one (system messages, the sweeper's), resolved from the timeline.
+
+    A late retry or a system message outside the provider's window: no pointless provider call. A carried
+    destination outside the window is resolved again first: the customer may have written since.
+    """
+    by_agent = message.get("kind") == REPLY
+    carried = destinations.from_job(job.get("destination"), message)
+    if carried is not None:
+        try:
+            return destinations.within_window(carried, now, by_agent=by_agent)
+        except OutsideMessagingWindow:
+            pass
+    return destinations.within_window(destinations.for_message(message), now, by_agent=by_agent)
 
 
 def _send(destination: Destination, message: dict[str, Any]) -> SendResult:
@@ -479,17 +507,16 @@ def _release(message_key: MessageKey, error: str, now: str, gave_up: bool) -> No
 # --- statuses --------------------------------------------------------------------------------------
 
 
-def apply_status(update: StatusUpdate, now: str) -> bool:
-    """``store.outbound.apply``, and the same forward-only move on the message in the customer's timeline.
+def apply_status(update: StatusUpdate, now: str) -> dict[str, Any] | None:
+    """``store.outbound.advance`` (one conditional update), and the same forward-only move on the message in the
+    customer's timeline, found from the record that update returned (nothing is read).
 
-    Call it wherever ``outbound.apply`` is called for provider status callbacks; returns what
-    ``outbound.apply`` returns.
+    Call it wherever provider status callbacks are applied; returns the ``OUTBOUND`` record as it now is, or None
+    when the status changed nothing (an unknown message, or one already further along).
     """
-    applied = outbound.apply(update, now)
-    if not applied or update.kind != "message":
-        return applied
-    sent = outbound.get_status(update.provider, update.provider_message_id) or {}
-    if not sent.get("customer_id") or not sent.get("message_sk"):
-        return applied  # recorded by something other than the outbox: no timeline message to update
-    outbound.apply_to_timeline(str(sent["customer_id"]), str(sent["message_sk"]), update, now)
-    return applied
+    sent = outbound.advance(update, now)
+    if sent is None or update.kind != "message":
+        return sent
+    if sent.get("customer_id") and sent.get("message_sk"):  # else recorded by something other than the outbox
+        outbound.apply_to_timeline(str(sent["customer_id"]), str(sent["message_sk"]), update, now)
+    return sent

@@ -77,6 +77,10 @@ class AgentFreed(RoutingEvent):
     kind: ClassVar[str] = "AgentFreed"
     agent_id: str
     cause: str
+    # The agent as the publisher saved them (``Agent.as_dict``), when it did: the first plan takes this copy
+    # instead of reading them. A copy gone stale costs the offer's conditioned save a conflict and a fresh read;
+    # whatever gives them room later publishes its own AgentFreed, after this one in their message group.
+    agent: dict[str, Any] | None = None
 
     @property
     def group_id(self) -> str:

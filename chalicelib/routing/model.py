@@ -14,7 +14,8 @@ remembers what it reserved, so closing it gives back exactly that.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -62,10 +63,25 @@ class Agent:
     used: int = 0  # capacity units reserved
     idle_since: str = ""
     consecutive_expired: int = 0
+    # When the last of them expired. An accept does not write the agent: an offer accepted after this moment
+    # starts the count again, found when it matters (the next expiry, or a close: ``answered_since``).
+    last_expired_at: str = ""
     # Set while the agent's last WebSocket is closed and the reconnect grace period runs: they keep their
     # presence, offers and work, but get no new offer they could not see.
     disconnected_at: str | None = None
     version: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The agent as plain values (``from_dict`` reads it back)."""
+        return {**asdict(self), "presence": self.presence.value, "queues": list(self.queues)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Agent:
+        """An agent from ``as_dict``'s values; ``ValueError``/``TypeError`` when they are not one."""
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        known["presence"] = Presence(values["presence"])
+        known["queues"] = tuple(values.get("queues", ()))
+        return cls(**known)
 
     def has_room(self, channel: str, cost: int) -> bool:
         """Whether a contact of ``channel`` costing ``cost`` units still fits."""
@@ -108,10 +124,19 @@ class Agent:
         """One more offer ignored; after ``limit`` in a row the agent is set Away (they are not there)."""
         expired = self.consecutive_expired + 1
         presence = Presence.AWAY if expired >= limit else self.presence
-        return replace(self, consecutive_expired=expired, presence=presence, version=self.version + 1)
+        return replace(
+            self, consecutive_expired=expired, presence=presence, last_expired_at=now, version=self.version + 1
+        )
 
     def answered(self) -> Agent:
         return replace(self, consecutive_expired=0, version=self.version + 1)
+
+    def answered_since(self, accepted_at: str | None) -> Agent:
+        """The count of offers expired in a row, started again if an offer accepted at ``accepted_at`` came
+        after the last of them (unchanged otherwise: the same agent, not a new version)."""
+        if self.consecutive_expired and accepted_at and accepted_at > self.last_expired_at:
+            return self.answered()
+        return self
 
     def disconnected(self, now: str) -> Agent:
         """Their last connection closed at ``now``: the reconnect grace period starts."""

@@ -102,7 +102,7 @@ class Router:
                 self._push_open_offers([self.store.get_contact(event.contact_id)])
             return Outcome(offers=(offer,) if offer else (), note="requeued")
         if isinstance(event, AgentFreed):
-            outcome = self.on_agent_freed(event.agent_id, now)
+            outcome = self.on_agent_freed(event.agent_id, now, _carried_agent(event))
             if redelivered:
                 made = {o.offer_id for o in outcome.offers}
                 self._push_open_offers([c for c in self.store.work_of(event.agent_id) if c.offer_id not in made])
@@ -232,9 +232,10 @@ class Router:
             return None
         return self._offer(contact, ranking.chosen, now, config, ranking, "contact")
 
-    def plan_for_agent(self, agent_id: str, now: str) -> Offer | None:
-        """Decide which waiting contact a freed agent takes, from fresh reads; None if none fits or they are busy."""
-        agent = self.store.get_agent(agent_id)
+    def plan_for_agent(self, agent_id: str, now: str, known: Agent | None = None) -> Offer | None:
+        """Decide which waiting contact a freed agent takes, from fresh reads (the agent: ``known`` when given);
+        None if none fits or they are busy."""
+        agent = known if known is not None and known.agent_id == agent_id else self.store.get_agent(agent_id)
         if agent is None or not agent.takes_work:
             return None
         config = self.config()
@@ -346,11 +347,13 @@ class Router:
             self._announce(offer, now)
         return offer
 
-    def on_agent_freed(self, agent_id: str, now: str) -> Outcome:
-        """Give a freed agent the best waiting contacts while they have room."""
+    def on_agent_freed(self, agent_id: str, now: str, known: Agent | None = None) -> Outcome:
+        """Give a freed agent the best waiting contacts while they have room (``known``: the agent as the event
+        carried them, for the first plan; each later one starts from the agent as the offer before saved them)."""
+        unread = [known]
 
         def step() -> Offer | None:
-            offer = self.plan_for_agent(agent_id, now)
+            offer = self.plan_for_agent(agent_id, now, unread.pop() if unread else None)
             if offer is not None:
                 self.commit_offer(offer)
             return offer
@@ -360,6 +363,7 @@ class Router:
             offer = or_else(step, None)
             if offer is None:
                 break
+            unread.append(offer.agent)  # as the offer saved them: the next plan reads them only if that went stale
             self._announce(offer, now)
             offers.append(offer)
         return Outcome(offers=tuple(offers), note="agent freed")
@@ -413,11 +417,10 @@ class Router:
                 raise Conflict(f"offer {offer_id} is no longer open")
             now = self.clock.now()
             assigned = contact.assigned(now)
-            agent = self._agent(agent_id)
-            agents = [(agent, agent.answered())] if agent.consecutive_expired else []
+            # The agent is not read: their capacity was reserved with the offer, and the offers expired in a row
+            # start again from this accept when the next one expires (``Agent.answered_since``).
             self.store.save(
                 contacts=[(contact, assigned)],
-                agents=agents,
                 effects=[Assigned(assigned), records.answered(contact, assigned, "accepted", now)],
             )
             return assigned, True
@@ -461,30 +464,33 @@ class Router:
     def close(self, agent_id: str, contact_id: str, wrap_up: str | None = None) -> Contact:
         """Close an assigned contact and its conversation with a wrap-up code; the agent's capacity is freed."""
 
-        def step() -> tuple[Contact, Contact | None, str]:
+        def step() -> tuple[Contact, Contact | None, str, Agent | None]:
             contact = self._contact(contact_id, agent_id)
             if contact.state is ContactState.CLOSED and contact.assigned_to == agent_id:
-                return contact, None, ""
+                return contact, None, "", None
             if contact.state is not ContactState.ASSIGNED or contact.assigned_to != agent_id:
                 raise Conflict(f"contact {contact_id} is not assigned to you")
             now = self.clock.now()
             agent = self._agent(agent_id)
             closed = contact.closed(now, wrap_up)
             customer_id = self.store.customer_of_conversation(contact)
+            released = agent.answered_since(contact.accepted_at).released(contact.channel, contact.cost, now)
             self.store.save(
                 contacts=[(contact, closed)],
-                agents=[(agent, agent.released(contact.channel, contact.cost, now))],
+                agents=[(agent, released)],
                 effects=[Closed(closed, customer_id), records.closed(contact, closed, now)],
             )
-            return closed, contact, customer_id
+            return closed, contact, customer_id, released
 
-        closed, before, customer_id = self._retrying(step, contact_id)
+        closed, before, customer_id, released = self._retrying(step, contact_id)
         if before is None:
             return closed
         self.store.forget_open_conversation(customer_id, contact_id)
         if before.accepted_at and closed.closed_at:
             self.store.record_handled(before.queues[0], clock.seconds_between(before.accepted_at, closed.closed_at))
-        self.bus.publish(AgentFreed(agent_id, cause=f"closed-{contact_id}"))
+        self.bus.publish(
+            AgentFreed(agent_id, cause=f"closed-{contact_id}", agent=released.as_dict() if released else None)
+        )
         return closed
 
     def withdraw_offer(self, agent_id: str, contact_id: str, offer_id: str) -> None:
@@ -650,9 +656,9 @@ class Router:
             agent_id = contact.offered_to or ""
             agent = self.store.get_agent(agent_id)
             changed = (
-                agent.released(contact.channel, contact.cost, now).let_offer_expire(
-                    config.max_consecutive_expired_offers, now
-                )
+                self._answered_since_last_expiry(agent)
+                .released(contact.channel, contact.cost, now)
+                .let_offer_expire(config.max_consecutive_expired_offers, now)
                 if agent
                 else None
             )
@@ -674,6 +680,16 @@ class Router:
             self.notifier.to_agent(agent_id, {"type": "presence", "presence": "Away", "reason": "offers expired"})
         self.bus.publish(ContactRequeued(contact_id, offer_id), AgentFreed(agent_id, cause=f"expired-{offer_id}"))
         return True
+
+    def _answered_since_last_expiry(self, agent: Agent) -> Agent:
+        """The agent with their count of offers expired in a row started again if they accepted one of the
+        contacts they hold after the last expired (contacts they closed since started it again then)."""
+        if not agent.consecutive_expired:
+            return agent  # nothing to start again: no read
+        for contact in self.store.work_of(agent.agent_id):
+            if contact.assigned_to == agent.agent_id:
+                agent = agent.answered_since(contact.accepted_at)
+        return agent
 
     def _arm_next_step(self, contact: Contact, now: str) -> None:
         if contact.next_step < len(contact.escalation):
@@ -887,3 +903,13 @@ def expected_wait_seconds(position: int, stats: dict[str, Any]) -> float:
     average = float(stats.get("avg_handle_seconds") or 300)
     working = max(1, int(stats.get("working") or 0))
     return math.ceil((position + 1) / working) * average
+
+
+def _carried_agent(event: AgentFreed) -> Agent | None:
+    """The agent an ``AgentFreed`` carries, or None (none, or not readable: they are read instead)."""
+    if event.agent is None:
+        return None
+    try:
+        return Agent.from_dict(event.agent)
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -79,9 +79,15 @@ def record(
 
 def apply(update: StatusUpdate, now: str) -> bool:
     """Move a message or call to a later status; False when it is unknown or already further along."""
+    return advance(update, now) is not None
+
+
+def advance(update: StatusUpdate, now: str) -> dict[str, Any] | None:
+    """``apply`` in one conditional update, returning the record as it now is (where its timeline message is,
+    its conversation); None when it is unknown or already further along (nothing is read then)."""
     ranks = CALL_STATUS_RANK if update.kind == "call" else MESSAGE_STATUS_RANK
     if update.status not in ranks:
-        return False
+        return None
     pk, sk = _pk(update.kind, update.provider, update.provider_message_id)
     values: dict[str, Any] = {":status": update.status, ":rank": ranks[update.status], ":now": now}
     expression = "SET #status = :status, status_rank = :rank, updated_at = :now"
@@ -90,17 +96,18 @@ def apply(update: StatusUpdate, now: str) -> bool:
         values[":error"] = update.error
     client = aws.client("dynamodb")
     try:
-        client.update_item(
+        response = client.update_item(
             TableName=_table(),
             Key=key(pk, sk),
             UpdateExpression=expression,
             ConditionExpression="attribute_exists(pk) AND status_rank < :rank",
             ExpressionAttributeNames={"#status": "status", **({"#error": "error"} if update.error else {})},
             ExpressionAttributeValues=to_values(values),
+            ReturnValues="ALL_NEW",
         )
     except client.exceptions.ConditionalCheckFailedException:
-        return False
-    return True
+        return None
+    return from_item(response["Attributes"])
 
 
 def get_status(provider: str, provider_message_id: str, kind: str = "message") -> dict[str, Any] | None:

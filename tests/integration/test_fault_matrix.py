@@ -3,7 +3,7 @@
 The flow: a customer's SMS (Twilio webhook) is routed and offered to Ada; a second customer's SMS
 waits (Ada is full) and is told their place in the queue; Ada accepts the first, replies, closes;
 the second is offered to her. Every AWS call the app makes on the way is recorded in a run without
-faults (``FLOW_SITES`` below names the 53 call sites: handler, the path through our functions,
+faults (``FLOW_SITES`` below names the 50 call sites: handler, the path through our functions,
 operation; see ``tests/faults.py``). Then, for each site in turn, the flow runs again from a clean
 moto state with the site's first call failing *before* the request (it never happened) or *after*
 it (it took effect, its answer was lost), and everyone retries as they do in life:
@@ -89,18 +89,16 @@ FLOW_SITES = [
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router._mark_acknowledged > engine.dispatch > system_messages.dispatch > outbox.dispatch > queue.send_to_outbox > queue._queue_url > sqs.GetQueueUrl",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router._mark_acknowledged > engine.dispatch > system_messages.dispatch > outbox.dispatch > queue.send_to_outbox > sqs.SendMessage",  # noqa: E501
     "on_outbox > outbox.process_record > outbox.handle_outbox_record > outbox._claim > outbound.claim > dynamodb.UpdateItem",  # noqa: E501
-    "on_outbox > outbox.process_record > outbox.handle_outbox_record > destinations.for_message > destinations.resolve > destinations.__init__ > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
-    "on_outbox > outbox.process_record > outbox.handle_outbox_record > destinations.for_message > destinations.resolve > destinations.newest > destinations._items > destinations._fetch > conversations.inbound_page > dynamodb.Query",  # noqa: E501
+    "on_outbox > outbox.process_record > outbox.handle_outbox_record > outbox._destination > destinations.for_message > destinations.resolve > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
+    "on_outbox > outbox.process_record > outbox.handle_outbox_record > outbox._destination > destinations.for_message > destinations.resolve > destinations.newest > destinations._items > destinations._fetch > conversations.inbound_page > dynamodb.Query",  # noqa: E501
     "on_outbox > outbox.process_record > outbox.handle_outbox_record > outbox._commit > outbound.record_sent > dynamodb.TransactWriteItems",  # noqa: E501
     "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router._contact > router_store.get_contact > routing.get_contact > dynamodb.GetItem",  # noqa: E501
-    "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router._agent > router_store.get_agent > routing.get_agent > dynamodb.GetItem",  # noqa: E501
     "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router_store.save > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
     "accept > service.accept > router.accept > router_store.record_started > routing.record_started > dynamodb.UpdateItem",  # noqa: E501
     "reply > work.reply > retry.on_conflict > work.send > work._contact_of > routing.get_contact > dynamodb.GetItem",
     "reply > work.reply > retry.on_conflict > work.send > outbox.queue_reply > outbox._earlier_reply > outbound.reply_of_key > dynamodb.GetItem",  # noqa: E501
     "reply > work.reply > retry.on_conflict > work.send > outbox.queue_reply > conversations.get_conversation > dynamodb.GetItem",  # noqa: E501
     "reply > work.reply > retry.on_conflict > work.send > outbox.queue_reply > outbox._surviving_customer > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
-    "reply > work.reply > retry.on_conflict > work.send > outbox.queue_reply > destinations.resolve > destinations.__init__ > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
     "reply > work.reply > retry.on_conflict > work.send > outbox.queue_reply > destinations.resolve > destinations.newest > destinations._items > destinations._fetch > conversations.inbound_page > dynamodb.Query",  # noqa: E501
     "reply > work.reply > retry.on_conflict > work.send > outbox.queue_reply > outbound.record_reply > dynamodb.TransactWriteItems",  # noqa: E501
     "reply > work.reply > retry.on_conflict > work.send > outbox.queue_reply > outbox.dispatch > queue.send_to_outbox > sqs.SendMessage",  # noqa: E501
@@ -112,7 +110,6 @@ FLOW_SITES = [
     "close > service.close > router.close > router_store.record_handled > routing.record_handled > routing.queue_stats > dynamodb.GetItem",  # noqa: E501
     "close > service.close > router.close > router_store.record_handled > routing.record_handled > dynamodb.UpdateItem",
     "close > service.close > router.close > queue.publish > queue.publish > sqs.SendMessage",
-    "on_routing_event > engine.handle > router.handle > router.on_agent_freed > retry.or_else > retry.on_conflict > router.step > router.plan_for_agent > router_store.get_agent > routing.get_agent > dynamodb.GetItem",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_agent_freed > retry.or_else > retry.on_conflict > router.step > router.plan_for_agent > router_store.contacts_needing > routing.contacts_needing > routing._index_page > dynamodb.Query",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_agent_freed > retry.or_else > retry.on_conflict > router.step > router.commit_offer > router_store.save > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_agent_freed > router._announce > queue.schedule > queue.publish_timer > sqs.SendMessage",  # noqa: E501
@@ -304,7 +301,7 @@ def test_the_flow_without_faults_makes_exactly_these_calls(flow, fake):  # noqa:
     sites = list(dict.fromkeys(c.label for c in faults.calls))
     assert sites == FLOW_SITES, "the flow's AWS call sites changed; FLOW_SITES = " + json.dumps(sites, indent=4)
     assert end_state(flow, fake) == EXPECTED
-    assert len(FLOW_SITES) == 53
+    assert len(FLOW_SITES) == 50
 
 
 def _case_id(index: int, site: str, when: str) -> str:

@@ -10,6 +10,7 @@ The Graph API is the loopback fake in ``tests/fakes/providers.py``, which checks
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -116,3 +117,19 @@ def test_a_reply_queued_in_the_window_but_sent_after_it_fails_without_a_provider
     failed = _message(queued["message_id"])
     assert failed["status"] == "failed" and "24-hour standard messaging window" in failed["error"]
     assert fake.sent(MESSAGING) == []
+
+
+def test_a_late_reply_goes_out_when_the_customer_wrote_again_after_it_was_queued(app, fake):  # noqa: F811
+    """The job carries where the reply goes as it was resolved when queued; outside the window by then, it is
+    resolved again from the timeline, where the customer's newer message opens the window anew."""
+    conversation = wrote(app, "messenger_text.json", hours_ago=25)
+    queued_then = clock.plus_seconds(clock.now_iso(), -2 * HOUR)  # queued while the window was still open
+    queued = outbox.queue_reply(conversation, "ada", "Here is your tracking link.", None, queued_then)
+    document = json.loads(meta_sent("messenger_text.json"))
+    document["entry"][0]["messaging"][0]["message"]["mid"] += "-again"
+    assert post_meta(app, json.dumps(document).encode()).status_code == 200  # they write again, now
+
+    pump(app)
+
+    assert _message(queued["message_id"])["status"] == "sent"
+    assert len(fake.sent(MESSAGING)) == 1

@@ -433,6 +433,75 @@ def test_twilio_status_callback_moves_the_timeline_message_forward(app, fake):
     assert _message(queued["message_id"])["status"] == "delivered"
 
 
+def _aws_requests() -> list[str]:
+    """Every request the app's clients send from now on, as ``service.Operation``."""
+    from chalicelib.store import aws
+
+    sent: list[str] = []
+    for client in aws.created_clients():
+        client.meta.events.register_first("before-send", lambda event_name, **_: sent.append(event_name[12:]))
+    return sent
+
+
+@pytest.mark.parametrize("channel", ["sms", "email"])
+def test_a_reply_reads_the_profile_once_and_is_sent_without_reading_the_timeline_again(app, fake, channel):
+    inbound = sms_from(app) if channel == "sms" else email_from(app)
+    requests = _aws_requests()
+    queued = outbox.queue_reply(inbound["conversation_id"], "ada", "Your order ships today.", None, clock.now_iso())
+    reads = [r for r in requests if r in ("dynamodb.GetItem", "dynamodb.Query")]
+    # The conversation, the customer's profile (merged?), their newest inbound messages (where it goes); an
+    # e-mail also its conversation's Message-IDs (References).
+    assert reads == ["dynamodb.GetItem", "dynamodb.GetItem", "dynamodb.Query"] + ["dynamodb.Query"] * (
+        channel == "email"
+    )
+    requests.clear()
+    assert pump(app).received == 1
+    assert [r for r in requests if r.startswith("dynamodb.")] == [
+        "dynamodb.UpdateItem",  # the claim
+        "dynamodb.TransactWriteItems",  # sent, with its OUTBOUND record
+    ], "the job carries where the reply goes: neither the profile nor the timeline is read to send it"
+    sent = _message(queued["message_id"])
+    assert sent["status"] == "sent"
+    if channel == "sms":
+        [request] = fake.sent(TWILIO)
+        assert (request.form["To"], request.form["From"]) == (CUSTOMER_NUMBER, OUR_NUMBER)
+    else:
+        assert sent["sent_to"] == "ada.lovelace@example.com" and sent["subject"] == "Re: Order 4417 has not arrived"
+
+
+def test_a_twilio_status_is_applied_with_one_update_and_a_late_sent_touches_nothing(app, fake):
+    inbound = sms_from(app)
+    queued = outbox.queue_reply(inbound["conversation_id"], "ada", "Your order ships today.", None, clock.now_iso())
+    pump(app)
+    sid = fake.sent(TWILIO)[0].answer["sid"]
+    form = dict(parse_qsl(fixture("twilio/message_status_delivered_sms.txt").decode()))
+    form.update(MessageSid=sid, SmsSid=sid, To=CUSTOMER_NUMBER, From=OUR_NUMBER)
+
+    requests = _aws_requests()
+    assert post_twilio(app, "/webhooks/twilio/status", urlencode(form).encode()).status_code == 200
+    # The record's forward-only update returns where its timeline message is: nothing is read to apply it.
+    assert [r for r in requests if r.startswith("dynamodb.")] == [
+        "dynamodb.UpdateItem",  # the OUTBOUND record, conditioned on its rank
+        "dynamodb.UpdateItem",  # its timeline message, likewise
+        "dynamodb.GetItem",  # the conversation: whose agent to tell (none has it here)
+    ]
+    requests.clear()
+    for late in ("sent", "queued", "sending"):
+        answer = post_twilio(app, "/webhooks/twilio/status", urlencode({**form, "MessageStatus": late}).encode())
+        assert answer.status_code == 200
+    assert requests == [], "a status the outbox already recorded (sent) or an earlier one is answered at once"
+    assert (outbound.get_status("twilio", sid) or {}).get("status") == "delivered"
+    assert _message(queued["message_id"])["status"] == "delivered"
+    requests.clear()
+    failed = {**form, "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    assert post_twilio(app, "/webhooks/twilio/status", urlencode(failed).encode()).status_code == 200
+    assert requests == ["dynamodb.UpdateItem"], "a late failure after delivery: one failed conditional update"
+    assert _message(queued["message_id"])["status"] == "delivered"
+    unknown = {**form, "MessageSid": "SM" + "0" * 32, "SmsSid": "SM" + "0" * 32}
+    assert post_twilio(app, "/webhooks/twilio/status", urlencode(unknown).encode()).status_code == 200
+    assert outbound.get_status("twilio", "SM" + "0" * 32) is None, "a callback for a message we never sent"
+
+
 def test_whatsapp_statuses_move_the_timeline_message_forward_and_never_back(app, fake):
     inbound = cloud_whatsapp_from(app)
     queued = outbox.queue_reply(inbound["conversation_id"], "ada", "On its way.", None, clock.now_iso())
@@ -578,7 +647,10 @@ def test_a_redelivered_job_sends_nothing_twice(app, fake):
 
 def test_losing_aws_before_the_send_costs_a_retry_and_nothing_more(app, fake):
     inbound = sms_from(app)
-    queued = outbox.queue_reply(inbound["conversation_id"], "ada", "Ships today.", None, clock.now_iso())
+    # A system message: its job carries no destination (an agent's reply does), so it is resolved after the claim.
+    queued = outbox.enqueue(
+        inbound["conversation_id"], inbound["customer_id"], "sms", "Ships today.", "queue_position", clock.now_iso()
+    )
 
     with fails_once("dynamodb", "Query") as fired:  # reading where to send, after the claim
         pumped = pump(app)

@@ -29,21 +29,21 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("follow-up", "webchat"): (7, 8),
     ("follow-up", "sms"): (7, 8),
     ("follow-up", "email"): (9, 14),
-    ("accept", "webchat"): (6, 17),
-    ("accept", "sms"): (6, 17),
-    ("accept", "email"): (6, 17),
+    ("accept", "webchat"): (5, 17),
+    ("accept", "sms"): (5, 17),
+    ("accept", "email"): (5, 17),
     ("offer timer", "webchat"): (1, 0),
     ("offer timer", "sms"): (1, 0),
     ("offer timer", "email"): (1, 0),
-    ("reply", "webchat"): (13, 12),  # + the push: the conversation's widget connections, one message
-    ("reply", "sms"): (11, 12),
-    ("reply", "email"): (18, 18),
-    ("status callback", "sms"): (7, 2),
-    ("close", "webchat"): (14, 24),  # + the push of the status
-    ("close", "sms"): (12, 24),
-    ("close", "email"): (12, 24),
+    ("reply", "webchat"): (10, 12),  # + the push: the conversation's widget connections, one message
+    ("reply", "sms"): (8, 12),
+    ("reply", "email"): (10, 18),
+    ("status callback", "sms"): (5, 2),
+    ("close", "webchat"): (13, 24),  # + the push of the status
+    ("close", "sms"): (11, 24),
+    ("close", "email"): (11, 24),
     ("first message, queued (queue position)", "webchat"): (18, 46),  # + the push's query (no widget open)
-    ("agent available, offered", "webchat"): (13, 39),
+    ("agent available, offered", "webchat"): (12, 39),
     ("sweep (idle, one run)", "-"): (7, 0),
     # The widget's WebSocket (issue 12): each (re)connect proves the visitor (3 reads) and is remembered (1 put),
     # then reads what it missed once; $disconnect finds no agent behind it.

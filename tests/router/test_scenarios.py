@@ -89,6 +89,59 @@ def test_unanswered_offers_expire_to_the_next_agent_and_the_absent_agent_goes_aw
     assert {state(world, "c1"), state(world, "c2")} == {ContactState.QUEUED}
 
 
+@pytest.mark.parametrize("answered", ["accepted", "accepted and closed", "before the first expired"])
+def test_offers_expire_in_a_row_only_until_the_agent_accepts_one(world: World, answered: str) -> None:
+    """Two offers unanswered in a row set an agent Away (the fixture's limit); an accept in between starts
+    the count again, whether the accepted contact is still open or already closed at the next expiry."""
+    world.add_agent("ann", {}, idle_since="2026-11-24T09:00:00.000000Z")
+    if answered == "before the first expired":
+        write(world, "kept")
+        world.router.accept("ann", "kept")
+    write(world, "c1")
+    world.at(31)  # c1's offer expires: one in a row
+    ann = world.router.store.get_agent("ann")
+    assert ann is not None and ann.presence is Presence.AVAILABLE and ann.consecutive_expired == 1
+    if answered != "before the first expired":
+        world.at(35)
+        write(world, "kept")
+        world.router.accept("ann", "kept")
+        if answered == "accepted and closed":
+            world.at(38)
+            world.router.close("ann", "kept", "resolved")
+            world.run()
+    world.at(40)
+    write(world, "c3")
+    assert world.offers_to("ann")[-1] == "c3"
+    world.at(71)  # c3's offer expires too
+    ann = world.router.store.get_agent("ann")
+    assert ann is not None
+    if answered == "before the first expired":
+        assert ann.presence is Presence.AWAY, "two offers in a row unanswered since her last accept"
+    else:
+        assert ann.presence is Presence.AVAILABLE, "she accepted one in between: only one in a row"
+
+
+@pytest.mark.parametrize("meanwhile", [None, "went away"])
+def test_a_close_frees_the_agent_with_their_copy_and_a_stale_copy_never_wins(world: World, meanwhile: str) -> None:
+    """The close's AgentFreed carries the agent as the close saved them, so their next offer is planned without
+    reading them; if they changed before it is handled, the offer's save conflicts and they are read afresh."""
+    world.add_agent("ann", {}, capacity=20)  # one chat at a time
+    write(world, "c1")
+    world.router.accept("ann", "c1")
+    write(world, "c2")
+    assert world.offers_to("ann") == ["c1"] and state(world, "c2") is ContactState.QUEUED
+    world.router.close("ann", "c1", "resolved")
+    [freed] = [e for e in world.bus.events if isinstance(e, AgentFreed)]
+    assert freed.agent is not None and freed.agent["used"] == 0 and freed.agent["presence"] == "Available"
+    if meanwhile == "went away":
+        world.router.set_presence("ann", Presence.AWAY)
+    world.run()
+    if meanwhile is None:
+        assert world.offers_to("ann") == ["c1", "c2"] and state(world, "c2") is ContactState.OFFERED
+    else:
+        assert world.offers_to("ann") == ["c1"] and state(world, "c2") is ContactState.QUEUED
+
+
 def test_an_escalation_step_relaxes_the_skill_so_a_less_skilled_agent_gets_it(world: World) -> None:
     world.add_agent("junior", {"billing": 2, "english": 2}, queues=("billing",))
     write(world, "c1", "where is my invoice")

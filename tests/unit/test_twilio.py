@@ -460,7 +460,12 @@ def test_a_status_callback_is_a_status_update_and_never_a_message(name: str, exp
 )
 def test_message_statuses_are_normalised(twilio_status: str, ours: str):
     body = reencoded(fixture("message_status_delivered_sms.txt"), MessageStatus=twilio_status, SmsStatus=twilio_status)
-    [update] = twilio.STATUS.handle(request(twilio.STATUS, body)).statuses
+    webhook = twilio.STATUS.handle(request(twilio.STATUS, body))
+    if ours in ("queued", "sent"):
+        # The outbox records a message sent when Twilio accepts it: these can never move it forward.
+        assert webhook.statuses == () and webhook.immediate is not None and webhook.immediate.status == 200
+        return
+    [update] = webhook.statuses
     assert update.status == ours
 
 
