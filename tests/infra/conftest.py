@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "infra"))  # switchboard_infra.package: what ships (no CDK import in it)
 STAGES = ("dev", "prod")
 # What an operator passes to `make deploy` (README, Deploy); prod is synthesized with them, dev without.
 PROD_CONTEXT = {
