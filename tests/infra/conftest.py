@@ -29,8 +29,13 @@ PROD_CONTEXT = {
 }
 
 
+# Where each stage's synthesis went (its assets: the Lambda package's zip), filled by ``synthesize``.
+OUTDIRS: dict[str, Path] = {}
+
+
 def synthesize(stage: str, outdir: Path, context: dict[str, str] | None = None) -> dict[str, Any]:
     outdir.mkdir(parents=True, exist_ok=True)
+    OUTDIRS[stage] = outdir
     env = {
         **os.environ,
         "CDK_OUTDIR": str(outdir),

@@ -19,6 +19,7 @@ import pytest
 from switchboard_infra.package import RuntimeMismatch, lean_zip, runtime_tag
 
 from bench import cold_import
+from tests.infra.conftest import OUTDIRS
 
 # Modules no function may carry: the local stack, the demo, the CLI, and the dev-only (numpy) Erlang report.
 NEVER_SHIPPED = ("chalicelib/local", "chalicelib/cli.py", "chalicelib/sim/report.py", "chalicelib/sim/erlang.py")
@@ -200,3 +201,13 @@ def test_a_build_python_that_is_not_the_runtime_ships_no_bytecode_and_says_so(tm
         names = archive.namelist()
     assert not any(n.endswith(".pyc") for n in names)
     assert "chalicelib/cli.py" not in names and "chalicelib/core.py" in names
+
+
+def test_the_synthesized_stack_deploys_the_lean_package(templates: dict[str, dict[str, object]]) -> None:
+    """The asset the functions' code comes from is Chalice's zip made what ships (stack.LeanChalice)."""
+    for stage in templates:
+        [package_zip] = [z for z in OUTDIRS[stage].glob("asset.*.zip") if "app.py" in zipfile.ZipFile(z).namelist()]
+        names = zipfile.ZipFile(package_zip).namelist()
+        assert not [n for n in names if any(n == x or n.startswith(x + "/") for x in NEVER_SHIPPED)]
+        tag = sys.implementation.cache_tag
+        assert f"__pycache__/app.{tag}.pyc" in names and f"chalicelib/routing/__pycache__/router.{tag}.pyc" in names
