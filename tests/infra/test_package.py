@@ -144,6 +144,20 @@ def test_the_routing_lab_runs_in_the_package_without_numpy(package: Path) -> Non
     assert not (package / "numpy").exists()
 
 
+def test_phone_numbers_normalise_in_the_package_without_the_geocoder_data(package: Path) -> None:
+    """phonenumberslite: parsing and formatting as before, without 40 MB of geocoder, carrier and time-zone data."""
+    loaded = _loaded(
+        package,
+        "api_handler",
+        "from chalicelib.conversations import identity\n"
+        "numbers = [identity.phone('whatsapp:447700900123').value, identity.phone('07700 900123', 'GB').value]\n"
+        "print(json.dumps({'e164': numbers}))",
+    )
+    assert loaded == {"e164": ["+447700900123", "+447700900123"]}
+    assert (package / "phonenumbers" / "data").is_dir()
+    assert not any((package / "phonenumbers" / data).exists() for data in ("geodata", "carrierdata", "tzdata"))
+
+
 def _chalice_like_zip(path: Path) -> None:
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("app.py", "import chalicelib.core\nANSWER = chalicelib.core.ANSWER\n")
