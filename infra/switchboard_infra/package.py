@@ -112,8 +112,8 @@ def lean_directory(root: Path, runtime: str | None = None) -> None:
 def lean_zip(zip_path: Path, runtime: str) -> None:
     """Rewrite the zip ``chalice package`` made (deployment.zip) as what ships, in place.
 
-    Entries keep Chalice's order and attributes; each module's ``.pyc`` follows it, stamped with a fixed time
-    so the same sources make the same zip (and the same CDK asset hash).
+    Entries keep Chalice's order and attributes; each module's ``.pyc`` follows it, stamped with a fixed time:
+    the bytecode adds no timestamp of its own to the zip (whose hash names the CDK asset).
     """
     compile_here = _compile_here(runtime)
     handle, temporary = tempfile.mkstemp(dir=zip_path.parent, suffix=".zip")

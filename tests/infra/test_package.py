@@ -201,7 +201,7 @@ def test_the_stack_leans_chalices_zip_the_same_way(tmp_path: Path) -> None:
 
     _chalice_like_zip(deployment)
     lean_zip(deployment, runtime_tag())
-    assert deployment.read_bytes() == first  # the same sources, the same zip: the CDK asset hash holds
+    assert deployment.read_bytes() == first  # the bytecode adds no timestamp: same input zip, same output
 
 
 def test_a_build_python_that_is_not_the_runtime_ships_no_bytecode_and_says_so(tmp_path: Path) -> None:
