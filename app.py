@@ -4,30 +4,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    SqsFifoPartialProcessor,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice.app import Chalice, Request, Response, WebsocketEvent
 
 from chalicelib import auth, clock
 from chalicelib.agents import service as agents
 from chalicelib.agents import work
 from chalicelib.channels import registry
-from chalicelib.channels.base import ChannelAdapter, WebhookRequest
+from chalicelib.channels.base import WebhookRequest
 from chalicelib.channels.fields import load_json
 from chalicelib.channels.webhook_url import called_urls
-from chalicelib.console import pages, visitors
-from chalicelib.conversations import customers, inbox
 from chalicelib.errors import InvalidPayload, NotFound, SwitchboardError
 from chalicelib.notify import push
 from chalicelib.observability import correlate, logger, middleware
-from chalicelib.outbound import outbox
 from chalicelib.routing import config as routing_config
 from chalicelib.routing import engine, records
 from chalicelib.routing.events import (
@@ -46,6 +36,13 @@ from chalicelib.settings import (
     timer_queue_name,
 )
 from chalicelib.store import routing as routing_store
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+# Every function imports this module, so what only some of them need is imported where it is used: channel
+# adapters (registry.Endpoint), sign-in tokens (chalicelib.auth), the console and widget, customers, the inbox
+# and outbox, Powertools' batch utility. The README's "What ships" tells what that saves at cold start.
 
 app = Chalice(app_name="switchboard", configure_logs=False)  # Powertools owns logging
 app.experimental_feature_flags.update(["WEBSOCKETS"])
@@ -94,8 +91,11 @@ def _public_base_url(request: Request) -> str:
     return settings.public_base_url
 
 
-def _webhook_view(adapter: ChannelAdapter) -> Callable[..., Response]:
+def _webhook_view(endpoint: registry.Endpoint) -> Callable[..., Response]:
     def view() -> Response:
+        from chalicelib.conversations import inbox
+
+        adapter = endpoint.adapter()
         request = _request()
         raw = request.raw_body if request.method != "GET" else b""
         body = raw if isinstance(raw, bytes) else raw.encode()
@@ -110,13 +110,13 @@ def _webhook_view(adapter: ChannelAdapter) -> Callable[..., Response]:
             return Response(body=reply.body, status_code=reply.status)
         return Response(body=reply.body, status_code=reply.status, headers={"Content-Type": reply.content_type})
 
-    view.__name__ = f"webhook_{adapter.name}"
+    view.__name__ = f"webhook_{endpoint.name}"
     return view
 
 
-for _adapter in registry.CHANNELS:
-    route(_adapter.path, methods=list(_adapter.methods), content_types=list(_adapter.content_types))(
-        _webhook_view(_adapter)
+for _endpoint in registry.ENDPOINTS:
+    route(_endpoint.path, methods=list(_endpoint.methods), content_types=list(_endpoint.content_types))(
+        _webhook_view(_endpoint)
     )
 
 
@@ -294,6 +294,8 @@ def contact_decisions(contact_id: str, principal: auth.Principal) -> dict[str, A
 def sign_in_options() -> dict[str, Any]:
     """What the console's sign-in offers here: Cognito (endpoint, app client id) in AWS, dev tokens locally;
     and the WebSocket URL it connects to (``?ws=`` may name only one of ``websocket.allowed``)."""
+    from chalicelib.console import pages
+
     return {**auth.sign_in_options(), "websocket": pages.websocket_options()}
 
 
@@ -344,24 +346,32 @@ def _json_body() -> Any:
 @route("/customers/{customer_id}", methods=["GET"])
 @signed_in(auth.SUPERVISOR)
 def get_customer(customer_id: str, principal: auth.Principal) -> dict[str, Any]:
+    from chalicelib.conversations import customers
+
     return customers.profile_with_timeline(customer_id)
 
 
 @route("/customers/{customer_id}/attributes", methods=["PUT"], content_types=["application/json"])
 @signed_in(auth.ADMIN)
 def set_customer_attributes(customer_id: str, principal: auth.Principal) -> dict[str, Any]:
+    from chalicelib.conversations import customers
+
     return customers.set_attributes(customer_id, _json_body())
 
 
 @route("/admin/identities/link", methods=["POST"], content_types=["application/json"])
 @signed_in(auth.ADMIN)
 def link_identities(principal: auth.Principal) -> dict[str, Any]:
+    from chalicelib.conversations import customers
+
     return customers.link(_json_body())
 
 
 @route("/admin/customers/merge", methods=["POST"], content_types=["application/json"])
 @signed_in(auth.ADMIN)
 def merge_customers(principal: auth.Principal) -> dict[str, Any]:
+    from chalicelib.conversations import customers
+
     return customers.merge(_json_body())
 
 
@@ -371,17 +381,23 @@ def merge_customers(principal: auth.Principal) -> dict[str, Any]:
 @route("/console", methods=["GET"])
 def console_page() -> Response:
     """The agent and supervisor console (its WebSocket URL comes from ``/auth/options``), under a strict CSP."""
+    from chalicelib.console import pages
+
     return Response(body=pages.console_html(), headers=pages.console_headers())
 
 
 @route("/widget.js", methods=["GET"])
 def widget_script() -> Response:
+    from chalicelib.console import pages
+
     return Response(body=pages.widget_js(), headers=pages.widget_headers())
 
 
 @route("/widget/messages", methods=["POST"], content_types=["application/json"], cors=True)
 def widget_message() -> dict[str, Any]:
     """A visitor's message from the widget: unsigned, so it is checked and signed server-side."""
+    from chalicelib.console import visitors
+
     raw = _request().raw_body
     return visitors.post_message(raw if isinstance(raw, bytes) else raw.encode())
 
@@ -389,6 +405,8 @@ def widget_message() -> dict[str, Any]:
 @route("/widget/conversations/{conversation_id}/messages", methods=["GET"], cors=True)
 def widget_messages(conversation_id: str) -> dict[str, Any]:
     """What the widget reads when its WebSocket (re)opens: ``?site=&visitor_id=&after=<received_at>``."""
+    from chalicelib.console import visitors
+
     return visitors.messages(conversation_id, dict(_request().query_params or {}))
 
 
@@ -399,6 +417,8 @@ def widget_messages(conversation_id: str) -> dict[str, Any]:
 def ws_connect(event: WebsocketEvent) -> Response:
     """Agents connect with ``?token=<their sign-in token>`` (browsers cannot send headers on a WebSocket), the
     widget with ``?site=&visitor_id=&conversation_id=`` (``visitors.connect``: only that conversation's visitor)."""
+    from chalicelib.console import visitors
+
     query = event.to_dict().get("queryStringParameters") or {}
     try:
         if visitors.is_visitor(query):
@@ -473,6 +493,8 @@ def _route_record(record: SQSRecord) -> None:
 @app.on_sqs_message(queue=routing_queue_name(), batch_size=10)
 def on_routing_event(event: Any) -> dict[str, Any]:
     """Routing events in FIFO batches; a failed record fails only the rest of its own message group."""
+    from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+
     processor = SqsFifoPartialProcessor(skip_group_on_error=True)
     response = process_partial_response(
         event=event.to_dict(), record_handler=_route_record, processor=processor, context=event.context
@@ -490,6 +512,8 @@ def _timer_record(record: SQSRecord) -> None:
 @app.on_sqs_message(queue=timer_queue_name(), batch_size=10)
 def on_timer(event: Any) -> dict[str, Any]:
     """Offer timeouts, escalation steps and reconnect grace periods, delivered by SQS when they are due."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
     processor = BatchProcessor(event_type=EventType.SQS)
     response = process_partial_response(
         event=event.to_dict(), record_handler=_timer_record, processor=processor, context=event.context
@@ -500,6 +524,10 @@ def on_timer(event: Any) -> dict[str, Any]:
 @app.on_sqs_message(queue=outbox_queue_name(), batch_size=10)
 def on_outbox(event: Any) -> dict[str, Any]:
     """Messages to customers: each sent once per claim; a failed one comes back after its backoff."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    from chalicelib.outbound import outbox
+
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     response = process_partial_response(
         event=event.to_dict(), record_handler=outbox.process_record, processor=processor, context=event.context
@@ -511,6 +539,8 @@ def on_outbox(event: Any) -> dict[str, Any]:
 def sweep_offers(event: Any) -> dict[str, Any]:
     """Safety net: expire stale offers, fire escalation steps past due, offer whatever waits; and queue the
     outbox jobs of messages recorded but never queued (the transactional outbox)."""
+    from chalicelib.outbound import outbox
+
     requeued = outbox.requeue_pending(clock.now_iso())
     outcome = engine.sweep()
     return {"offers": len(outcome.offers), "outbox_requeued": requeued}

@@ -69,8 +69,9 @@ def routing_reads(quick: bool) -> dict[str, Any]:
 @section(
     "cold_import",
     "Cold import of each function's handler",
-    "Import time of each Lambda function's handler from a package directory without .pyc, beside a bare "
-    "Chalice app that creates one boto3 client, medians of interleaved runs; the ratio is what to read on a "
+    "Import time of each Lambda function's handler from the package as the stack ships it "
+    "(infra/switchboard_infra/package.py), beside a bare Chalice app that creates one boto3 client as "
+    "`chalice package` leaves it (no .pyc), medians of interleaved runs; the ratio is what to read on a "
     "noisy machine.",
 )
 def cold_import(quick: bool) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.auth.principal import ROLES, require
-from chalicelib.auth.tokens import from_headers
 
 View = Callable[..., Any]
 
@@ -40,6 +39,8 @@ def authorized(current_request: Callable[[], Any]) -> Callable[..., Callable[[Vi
                 request = current_request()
                 if request is None:
                     raise RuntimeError(f"{view.__name__} ran outside a request")
+                from chalicelib.auth.tokens import from_headers  # JWT and crypto: only where a view signs in
+
                 principal = from_headers(request.headers)
                 if roles:
                     require(principal, *roles)

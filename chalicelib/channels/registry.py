@@ -1,16 +1,68 @@
-"""Every channel endpoint the API serves. Adding a channel: its module, and one line here."""
+"""Every channel endpoint the API serves. Adding a channel: its module, and one line here.
+
+``ENDPOINTS`` says what app.py registers as routes without importing a channel module: every function imports
+app.py, and the router's need no channel parser (their pydantic models and crypto cost most of a cold start).
+An endpoint loads its adapter on its first request. ``CHANNELS`` (the adapters themselves) loads them all; a
+test keeps both saying the same.
+"""
 
 from __future__ import annotations
 
-from chalicelib.channels import api, mailgun, meta, ses, telegram, twilio, webchat
-from chalicelib.channels.base import ChannelAdapter
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-CHANNELS: tuple[ChannelAdapter, ...] = (
-    webchat.ADAPTER,
-    api.ADAPTER,
-    *twilio.ADAPTERS,
-    meta.ADAPTER,
-    telegram.ADAPTER,
-    ses.ADAPTER,
-    mailgun.ADAPTER,
+if TYPE_CHECKING:
+    from chalicelib.channels.base import ChannelAdapter
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A channel adapter's route, and where the adapter lives (``module:attribute`` in chalicelib.channels)."""
+
+    name: str
+    path: str
+    methods: tuple[str, ...]
+    content_types: tuple[str, ...]
+    adapter_at: str
+
+    def adapter(self) -> ChannelAdapter:
+        module, attribute = self.adapter_at.split(":")
+        adapter: ChannelAdapter = getattr(importlib.import_module(f"chalicelib.channels.{module}"), attribute)
+        return adapter
+
+
+_JSON = ("application/json",)
+_FORM = ("application/x-www-form-urlencoded",)
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("webchat", "/webhooks/webchat", ("POST",), _JSON, "webchat:ADAPTER"),
+    Endpoint("api", "/webhooks/api", ("POST",), _JSON, "api:ADAPTER"),
+    Endpoint("twilio_messaging", "/webhooks/twilio/messaging", ("POST",), _FORM, "twilio:MESSAGING"),
+    Endpoint("twilio_voice", "/webhooks/twilio/voice", ("POST",), _FORM, "twilio:VOICE"),
+    Endpoint("twilio_status", "/webhooks/twilio/status", ("POST",), _FORM, "twilio:STATUS"),
+    Endpoint("meta", "/webhooks/meta", ("GET", "POST"), _JSON, "meta:ADAPTER"),
+    Endpoint("telegram", "/webhooks/telegram", ("POST",), _JSON, "telegram:ADAPTER"),
+    Endpoint(
+        "email_ses",
+        "/webhooks/email/ses",
+        ("POST",),
+        ("text/plain", "application/json"),
+        "ses:ADAPTER",
+    ),
+    Endpoint(
+        "email_mailgun",
+        "/webhooks/email/mailgun",
+        ("POST",),
+        (*_FORM, "multipart/form-data"),
+        "mailgun:ADAPTER",
+    ),
 )
+
+if TYPE_CHECKING:
+    CHANNELS: tuple[ChannelAdapter, ...]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CHANNELS":  # the adapters, each module imported
+        return tuple(endpoint.adapter() for endpoint in ENDPOINTS)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from aws_cdk import (
@@ -44,6 +45,7 @@ from switchboard_infra.functions import (
     VISIBILITY_TIMEOUT,
     Function,
 )
+from switchboard_infra.package import lean_sam_package
 from switchboard_infra.scans import skip
 from switchboard_infra.stages import ROOT, Stage
 
@@ -62,6 +64,15 @@ SECRET_FREE_ACCESS_LOG = {
     "status": "$context.status",
     "responseLength": "$context.responseLength",
 }
+
+
+class LeanChalice(Chalice):
+    """chalice.cdk's construct, its package made what ships (switchboard_infra/package.py) before it becomes
+    the functions' code asset: no local stack, CLI or demo; compiled bytecode."""
+
+    def _package_app(self) -> None:
+        super()._package_app()
+        lean_sam_package(Path(self._sam_package_dir))
 
 
 class SwitchboardStack(Stack):
@@ -108,7 +119,7 @@ class SwitchboardStack(Stack):
             for f in FUNCTIONS
         }
         self.roles = {f.name: self._role(f) for f in FUNCTIONS}
-        self.app = Chalice(self, "App", source_dir=str(ROOT), stage_config=self._chalice_config())
+        self.app = LeanChalice(self, "App", source_dir=str(ROOT), stage_config=self._chalice_config())
         self.webhook_api = webhooks.add(
             self,
             name=f"{stage.prefix}-webhooks",

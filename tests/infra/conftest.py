@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "infra"))  # switchboard_infra.package: what ships (no CDK import in it)
 STAGES = ("dev", "prod")
 # What an operator passes to `make deploy` (README, Deploy); prod is synthesized with them, dev without.
 PROD_CONTEXT = {
@@ -28,8 +29,13 @@ PROD_CONTEXT = {
 }
 
 
+# Where each stage's synthesis went (its assets: the Lambda package's zip), filled by ``synthesize``.
+OUTDIRS: dict[str, Path] = {}
+
+
 def synthesize(stage: str, outdir: Path, context: dict[str, str] | None = None) -> dict[str, Any]:
     outdir.mkdir(parents=True, exist_ok=True)
+    OUTDIRS[stage] = outdir
     env = {
         **os.environ,
         "CDK_OUTDIR": str(outdir),
