@@ -55,9 +55,20 @@ def _message(n: int) -> InboundMessage:
 
 
 def _open_conversation_elsewhere(customer_id: str, conversation_id: str) -> None:
-    """What a concurrent delivery does: opens a conversation for the customer and points the profile at it."""
+    """What an agent's close and a concurrent delivery do: the customer's conversation is closed, and another is
+    opened for them, the profile pointing at it. (The pointer leaves an open conversation only so: the join is
+    guarded by the conversation it joins.)"""
     dynamodb = boto3.client("dynamodb", region_name=REGION)  # not the app's client: no rival hook on it
     table = get_settings().data_table
+    profile = dynamodb.get_item(TableName=table, Key={"pk": {"S": f"CUSTOMER#{customer_id}"}, "sk": {"S": "PROFILE"}})
+    current = profile["Item"]["open_conversation_id"]["S"]
+    dynamodb.update_item(
+        TableName=table,
+        Key={"pk": {"S": f"CONVERSATION#{current}"}, "sk": {"S": "META"}},
+        UpdateExpression="SET #s = :closed",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":closed": {"S": "closed"}},
+    )
     dynamodb.put_item(
         TableName=table,
         Item={

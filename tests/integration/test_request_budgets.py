@@ -23,12 +23,12 @@ from bench import cost
 
 # (flow, channel): (AWS requests, DynamoDB write request units), each at most.
 BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
-    ("first message", "webchat"): (11, 57),
-    ("first message", "sms"): (11, 57),
-    ("first message", "email"): (13, 63),
-    ("follow-up", "webchat"): (7, 8),
-    ("follow-up", "sms"): (7, 8),
-    ("follow-up", "email"): (9, 14),
+    ("first message", "webchat"): (14, 54),
+    ("first message", "sms"): (14, 54),
+    ("first message", "email"): (17, 57),
+    ("follow-up", "webchat"): (8, 5),
+    ("follow-up", "sms"): (8, 5),
+    ("follow-up", "email"): (11, 8),
     ("accept", "webchat"): (6, 17),
     ("accept", "sms"): (6, 17),
     ("accept", "email"): (6, 17),
