@@ -106,12 +106,8 @@ def ingest(message: InboundMessage, now: str) -> StoredMessage:
         actions = [_dedupe_put(message.claim_key, message, plan, now), conversation_action]
         if plan.mode == "reopen":  # pointer and conversation move together: a reopen cut in two would not resume
             actions += [*claims, *([profile] if profile else [])]
-        elif plan.new_customer and len(claims) == 1:
-            # The identity first: a death before the profile leaves a customer the next attempt completes.
-            for action in [*claims, *([profile] if profile else [])]:
-                write([action])
-        elif claims or profile:
-            write([*claims, *([profile] if profile else [])])
+        else:
+            _write_customer(claims, profile, plan.new_customer)
         try:
             write(actions)
         except TransactionConflict as conflict:
@@ -129,6 +125,30 @@ def ingest(message: InboundMessage, now: str) -> StoredMessage:
         return retry.on_conflict(store_once)
     except retry.StillConflicting:
         raise Conflict("the conversation changed too often while storing this message; retry") from None
+
+
+def _write_customer(claims: list[dict[str, Any]], profile: dict[str, Any] | None, new_customer: bool) -> None:
+    """A new customer's identity, then their profile; identities claimed for a known customer with its profile."""
+    if new_customer and len(claims) == 1:
+        # The identity first: a death before the profile leaves a customer the next attempt completes.
+        _claim_identity(claims[0])
+        claims = []
+    if claims:
+        _claim_identities_with_profile([*claims, *([profile] if profile else [])])
+    elif profile:
+        _write_profile(profile)
+
+
+def _claim_identity(action: dict[str, Any]) -> None:
+    write([action])
+
+
+def _claim_identities_with_profile(actions: list[dict[str, Any]]) -> None:
+    write(actions)  # each identity claimed and listed on the profile, or none
+
+
+def _write_profile(action: dict[str, Any]) -> None:
+    write([action])
 
 
 def _plan(message: InboundMessage, stale: set[str]) -> _Plan:
@@ -237,7 +257,11 @@ def _store_message(
             "conversation_id": conversation_id,
             "customer_id": customer_id,
         }
-        write([{"Put": {"TableName": _table(), "Item": to_item(thread)}}])
+        _put_thread(thread)
+
+
+def _put_thread(thread: dict[str, Any]) -> None:
+    write([{"Put": {"TableName": _table(), "Item": to_item(thread)}}])
 
 
 def _identity_put(identity: Identity, customer_id: str, now: str) -> dict[str, Any]:
