@@ -42,7 +42,7 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("close", "webchat"): (12, 24),
     ("close", "sms"): (12, 24),
     ("close", "email"): (12, 24),
-    ("first message, queued (queue position)", "webchat"): (17, 46),
+    ("first message, queued (queue position)", "webchat"): (20, 43),
     ("agent available, offered", "webchat"): (13, 39),
     ("sweep (idle, one run)", "-"): (7, 0),
 }
