@@ -139,3 +139,29 @@ def test_a_merge_that_keeps_losing_is_refused_with_409_and_changes_nothing(aws):
     profile = conversation_store.get_customer(source.customer_id) or {}
     assert "merged_into" not in profile
     assert "merged_from" not in (conversation_store.get_customer(target.customer_id) or {})
+
+
+def test_one_conditional_write_is_a_plain_request_that_loses_as_a_transaction_does(aws):
+    """``dynamo.write``: one action is a plain PutItem (half a transaction's write units), and a failed
+    condition raises the same ``TransactionConflict`` a transaction raises, so ``retry.on_conflict`` plans again."""
+    from chalicelib.store.dynamo import TransactionConflict, write
+
+    calls: list[str] = []
+    client = app_clients.client("dynamodb")
+
+    def seen(event_name: str, **_: Any) -> None:
+        calls.append(event_name.rsplit(".", 1)[-1])
+
+    item = {"pk": {"S": "TEST#one"}, "sk": {"S": "TEST"}}
+    put = {
+        "Put": {"TableName": get_settings().data_table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
+    }
+    client.meta.events.register("before-call.dynamodb", seen)
+    try:
+        write([put])
+        with pytest.raises(TransactionConflict) as lost:
+            write([put])
+    finally:
+        client.meta.events.unregister("before-call.dynamodb", seen)
+    assert calls == ["PutItem", "PutItem"]
+    assert lost.value.failed(0)
