@@ -7,7 +7,8 @@ Keys (single table, ``pk``/``sk``)::
                                             merged_into / merged_from
     CUSTOMER#<id>                MESSAGE#<received_at>#<message_id>   one timeline per customer
     CONVERSATION#<id>            META       status, channel (latest), customer_id, agent_id, message_count
-    INBOUND#<provider>#<id>      INBOUND    dedupe record: this delivery is stored
+    INBOUND#<claim key>          INBOUND    dedupe record: this delivery is stored, and where (``claim_key``:
+                                            <provider>#<id>, or an e-mail's email-message-id#<Message-ID>)
     EMAILTHREAD#<Message-ID>     EMAILTHREAD  which conversation an e-mail belongs to
 
 An inbound message is claimed by one two-item transaction: its dedupe record
