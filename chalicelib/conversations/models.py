@@ -87,6 +87,16 @@ class InboundMessage:
         return (self.dedupe_key, *self.extra_dedupe_keys)
 
     @property
+    def claim_key(self) -> str:
+        """The one dedupe key a stored delivery is recorded under: the widest, which channels put last.
+
+        Every delivery that shares any of ``dedupe_keys`` with another shares this one too: an e-mail's
+        ``email-message-id#`` key comes from the mail itself, so every provider and every retry that carries the
+        mail carries it (SES's ``ses-mail#`` likewise covers each SNS notification of one mail).
+        """
+        return self.dedupe_keys[-1]
+
+    @property
     def identities(self) -> tuple[Identity, ...]:
         return (self.identity, *(i for i in self.also_known_as if i != self.identity))
 

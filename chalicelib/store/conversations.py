@@ -7,12 +7,16 @@ Keys (single table, ``pk``/``sk``)::
                                             merged_into / merged_from
     CUSTOMER#<id>                MESSAGE#<received_at>#<message_id>   one timeline per customer
     CONVERSATION#<id>            META       status, channel (latest), customer_id, agent_id, message_count
-    INBOUND#<provider>#<id>      INBOUND    dedupe record: this delivery is stored
+    INBOUND#<claim key>          INBOUND    dedupe record: this delivery is stored, and where (``claim_key``:
+                                            <provider>#<id>, or an e-mail's email-message-id#<Message-ID>)
     EMAILTHREAD#<Message-ID>     EMAILTHREAD  which conversation an e-mail belongs to
 
-Every inbound message is written in one transaction with its dedupe
-records, its new identities and its conversation, so a provider's retry can
-never store it twice and a crash never leaves half of it behind.
+An inbound message is claimed by one two-item transaction: its dedupe record
+(under ``InboundMessage.claim_key``) and its conversation's count. The
+customer's identities and profile are written before it, the message and
+its e-mail thread record after it, each as a plain (conditional or
+idempotent) write: a provider's retry never stores it twice, and one that
+finds a half-done first attempt completes it (``ingest``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from chalicelib.conversations.models import Identity, InboundMessage, StoredMess
 from chalicelib.errors import Conflict, InvalidPayload, NotFound
 from chalicelib.settings import get_settings
 from chalicelib.store import aws, retry
-from chalicelib.store.dynamo import TransactionConflict, from_item, get, key, to_item, to_values, transact
+from chalicelib.store.dynamo import TransactionConflict, from_item, get, key, to_item, to_values, transact, write
 
 logger = Logger(service="switchboard", child=True)
 _THREAD_LOOKUPS = 5
@@ -72,36 +76,48 @@ class _Plan:
     customer_id: str
     conversation_id: str
     mode: str  # "new" conversation, "join" the open one, "reopen" the e-mail thread's closed one
-    new_customer: bool = False
+    new_customer: bool = False  # no profile yet: it is put (with ``known`` and ``missing`` as its identities)
     pointer: str | None = None  # the customer's open_conversation_id this plan was made against
-    missing: list[Identity] = field(default_factory=list)
+    missing: list[Identity] = field(default_factory=list)  # identities of the message nobody has claimed
+    known: list[str] = field(default_factory=list)  # identity keys already this customer's (a profile to complete)
+    profile: dict[str, Any] = field(default_factory=dict)  # the profile as read
 
 
 def ingest(message: InboundMessage, now: str) -> StoredMessage:
-    """Store one inbound message exactly once: resolve the customer, join or open their conversation."""
+    """Store one inbound message exactly once: resolve the customer, join or open their conversation.
+
+    The writes, in order (each conditional where it decides something; any of them may be the last one a dying
+    Lambda made, and the provider's retry, or the customer's next message, completes from there):
+
+    1. the customer: new identities claimed and the profile written (its pointer to the open conversation) when
+       they change; one plain write each, a transaction only when several identities come at once;
+    2. the claim: the delivery's dedupe record and its conversation's update (opened, joined, reopened: the
+       message counted), one two-item transaction, the only place two items must change together. The
+       conversation's update is an upsert: a pointer left by a death before it still works;
+    3. the message in the customer's timeline (and an e-mail's thread record), idempotent puts that a retry
+       finding the claim repeats.
+    """
     stale: set[str] = set()  # conversations found closed meanwhile: the next plan does not join them
 
     def store_once() -> StoredMessage:
         plan = _plan(message, stale)
-        dedupes = [_dedupe_put(k, message, plan, now) for k in message.dedupe_keys]
+        claims = [_identity_put(i, plan.customer_id, now) for i in plan.missing]
+        profile = _profile_action(message, plan, now)
         conversation_action = _conversation_action(message, plan, now)
-        actions = [
-            *dedupes,
-            _message_put(message, plan, now),
-            *(_identity_put(i, plan.customer_id, now) for i in plan.missing),
-            _customer_action(message, plan, now),
-            conversation_action,
-            *_thread_puts(message, plan),
-        ]
+        actions = [_dedupe_put(message.claim_key, message, plan, now), conversation_action]
+        if plan.mode == "reopen":  # pointer and conversation move together: a reopen cut in two would not resume
+            actions += [*claims, *([profile] if profile else [])]
+        else:
+            _write_customer(claims, profile, plan.new_customer)
         try:
-            transact(actions)
+            write(actions)
         except TransactionConflict as conflict:
-            for index, dedupe_key in enumerate(message.dedupe_keys):
-                if conflict.failed(index):
-                    return _stored_duplicate(dedupe_key)
-            if plan.mode == "join" and conflict.failed(actions.index(conversation_action)):
-                stale.add(plan.conversation_id)  # closed meanwhile, or a pointer left behind by a close or merge
+            if conflict.failed(0):
+                return _stored_duplicate(message)
+            if plan.mode != "reopen" and conflict.failed(1):
+                stale.add(plan.conversation_id)  # closed meanwhile, or moved to another customer by a merge
             raise  # another delivery changed the customer or conversation first: plan again
+        _store_message(message, plan.customer_id, plan.conversation_id, now)
         return StoredMessage(
             message.message_id, plan.customer_id, plan.conversation_id, now, False, plan.mode != "join"
         )
@@ -112,15 +128,39 @@ def ingest(message: InboundMessage, now: str) -> StoredMessage:
         raise Conflict("the conversation changed too often while storing this message; retry") from None
 
 
+def _write_customer(claims: list[dict[str, Any]], profile: dict[str, Any] | None, new_customer: bool) -> None:
+    """A new customer's identity, then their profile; identities claimed for a known customer with its profile."""
+    if new_customer and len(claims) == 1:
+        # The identity first: a death before the profile leaves a customer the next attempt completes.
+        _claim_identity(claims[0])
+        claims = []
+    if claims:
+        _claim_identities_with_profile([*claims, *([profile] if profile else [])])
+    elif profile:
+        _write_profile(profile)
+
+
+def _claim_identity(action: dict[str, Any]) -> None:
+    write([action])
+
+
+def _claim_identities_with_profile(actions: list[dict[str, Any]]) -> None:
+    write(actions)  # each identity claimed and listed on the profile, or none
+
+
+def _write_profile(action: dict[str, Any]) -> None:
+    write([action])
+
+
 def _plan(message: InboundMessage, stale: set[str]) -> _Plan:
     found = customers_of(message.identities)
     customer_id = found.get(message.identity.key) or next(iter(found.values()), None)
     if customer_id is None:
         return _Plan(new_id("cus"), new_id("conv"), "new", new_customer=True, missing=list(message.identities))
-    profile = get_customer(customer_id) or {}
-    if profile.get("merged_into"):  # read between a merge's identity moves and our read
+    profile = get_customer(customer_id)
+    if profile is not None and profile.get("merged_into"):  # read between a merge's identity moves and our read
         customer_id = profile["merged_into"]
-        profile = get_customer(customer_id) or {}
+        profile = get_customer(customer_id)
     others = {k: c for k, c in found.items() if c != customer_id}
     if others:
         logger.warning(
@@ -128,13 +168,16 @@ def _plan(message: InboundMessage, stale: set[str]) -> _Plan:
             extra={"customer_id": customer_id, "others": sorted(set(others.values()))},
         )
     missing = [i for i in message.identities if i.key not in found]
+    if profile is None:  # its identity was claimed by an ingest that died before writing the profile
+        known = [k for k, c in found.items() if c == customer_id]
+        return _Plan(customer_id, new_id("conv"), "new", new_customer=True, missing=missing, known=known)
     pointer = profile.get("open_conversation_id")
     if pointer and pointer not in stale:
-        return _Plan(customer_id, pointer, "join", pointer=pointer, missing=missing)
+        return _Plan(customer_id, pointer, "join", pointer=pointer, missing=missing, profile=profile)
     reopen = _thread_conversation(message, customer_id)
     if reopen and reopen not in stale:
-        return _Plan(customer_id, reopen, "reopen", pointer=pointer, missing=missing)
-    return _Plan(customer_id, new_id("conv"), "new", pointer=pointer, missing=missing)
+        return _Plan(customer_id, reopen, "reopen", pointer=pointer, missing=missing, profile=profile)
+    return _Plan(customer_id, new_id("conv"), "new", pointer=pointer, missing=missing, profile=profile)
 
 
 def _thread_conversation(message: InboundMessage, customer_id: str) -> str | None:
@@ -150,10 +193,15 @@ def _thread_conversation(message: InboundMessage, customer_id: str) -> str | Non
     return None
 
 
-def _stored_duplicate(dedupe_key: str) -> StoredMessage:
-    seen = get(_table(), inbound_key(dedupe_key), "INBOUND")
+def _stored_duplicate(message: InboundMessage) -> StoredMessage:
+    """A delivery stored before (a provider's retry): what it was stored as, its message put again if missing.
+
+    The claim is written before the message: a first attempt that died between the two left the claim alone,
+    and this is what completes it."""
+    seen = get(_table(), inbound_key(message.claim_key), "INBOUND")
     if seen is None:  # cannot happen: the condition failed because it exists
         raise Conflict("duplicate delivery record vanished; retry")
+    _store_message(message, seen["customer_id"], seen["conversation_id"], seen["received_at"], seen["message_id"])
     return StoredMessage(
         seen["message_id"], seen["customer_id"], seen["conversation_id"], seen["received_at"], True, False
     )
@@ -171,14 +219,19 @@ def _dedupe_put(dedupe_key: str, message: InboundMessage, plan: _Plan, now: str)
     return {"Put": {"TableName": _table(), "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}}
 
 
-def _message_put(message: InboundMessage, plan: _Plan, now: str) -> dict[str, Any]:
+def _store_message(
+    message: InboundMessage, customer_id: str, conversation_id: str, received_at: str, message_id: str | None = None
+) -> None:
+    """The message in the customer's timeline, unless it is there already (its key is the claim's), and the
+    e-mail's thread record. Both idempotent: a retry that finds the claim written puts them again."""
+    message_id = message_id or message.message_id
     item = {
-        "pk": customer_key(plan.customer_id),
-        "sk": f"MESSAGE#{now}#{message.message_id}",
+        "pk": customer_key(customer_id),
+        "sk": f"MESSAGE#{received_at}#{message_id}",
         "type": "message",
-        "message_id": message.message_id,
-        "customer_id": plan.customer_id,
-        "conversation_id": plan.conversation_id,
+        "message_id": message_id,
+        "customer_id": customer_id,
+        "conversation_id": conversation_id,
         "direction": "inbound",
         "channel": message.channel,
         "provider": message.provider,
@@ -189,11 +242,27 @@ def _message_put(message: InboundMessage, plan: _Plan, now: str) -> dict[str, An
         "attachments": [{k: v for k, v in vars(a).items() if v is not None} for a in message.attachments] or None,
         "language": message.language,
         "sent_at": message.sent_at,
-        "received_at": now,
+        "received_at": received_at,
         "email_message_id": message.thread.message_id if message.thread else None,
         "metadata": message.metadata or None,
     }
-    return {"Put": {"TableName": _table(), "Item": to_item(item)}}
+    # Conditional: a retry through another provider (the same e-mail from SES and Mailgun) keeps the first copy.
+    with contextlib.suppress(TransactionConflict):
+        write(
+            [{"Put": {"TableName": _table(), "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}}]
+        )
+    if message.thread is not None and message.thread.message_id:
+        thread = {
+            "pk": thread_key(message.thread.message_id),
+            "sk": "EMAILTHREAD",
+            "conversation_id": conversation_id,
+            "customer_id": customer_id,
+        }
+        _put_thread(thread)
+
+
+def _put_thread(thread: dict[str, Any]) -> None:
+    write([{"Put": {"TableName": _table(), "Item": to_item(thread)}}])
 
 
 def _identity_put(identity: Identity, customer_id: str, now: str) -> dict[str, Any]:
@@ -207,48 +276,47 @@ def _identity_put(identity: Identity, customer_id: str, now: str) -> dict[str, A
     return {"Put": {"TableName": _table(), "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}}
 
 
-def _customer_action(message: InboundMessage, plan: _Plan, now: str) -> dict[str, Any]:
+def _told(message: InboundMessage) -> dict[str, Any]:
+    """What the message says about the customer (it fills gaps in their profile, never overwrites it)."""
+    told = {"name": message.name, "email": message.email, "phone": message.phone, "language": message.language}
+    return {k: v for k, v in told.items() if v is not None}
+
+
+def _profile_action(message: InboundMessage, plan: _Plan, now: str) -> dict[str, Any] | None:
+    """The profile's write, or None when the message changes nothing in it (a follow-up, as a rule)."""
     if plan.new_customer:
         profile = {
             "pk": customer_key(plan.customer_id),
             "sk": "PROFILE",
             "customer_id": plan.customer_id,
-            "name": message.name,
-            "email": message.email,
-            "phone": message.phone,
-            "language": message.language,
+            **_told(message),
             "created_at": now,
             "last_seen_at": now,
             "open_conversation_id": plan.conversation_id,
-            "identities": {i.key for i in message.identities},
+            "identities": {*plan.known, *(i.key for i in plan.missing)},
         }
         return {
             "Put": {"TableName": _table(), "Item": to_item(profile), "ConditionExpression": "attribute_not_exists(pk)"}
         }
+    gaps = {k: v for k, v in _told(message).items() if plan.profile.get(k) is None}
+    if plan.mode == "join" and not gaps and not plan.missing:
+        return None  # the conversation's last_message_at says when the customer last wrote
     sets = ["last_seen_at = :now"]
     names: dict[str, str] = {}
     values: dict[str, Any] = {":now": now}
-    # What the customer tells us fills gaps in their profile, never overwrites it.
-    for attribute, value in (
-        ("name", message.name),
-        ("email", message.email),
-        ("phone", message.phone),
-        ("language", message.language),
-    ):
-        if value is not None:
-            sets.append(f"#{attribute} = if_not_exists(#{attribute}, :{attribute})")
-            names[f"#{attribute}"] = attribute
-            values[f":{attribute}"] = value
-    if plan.mode == "join":
-        condition = "open_conversation_id = :conversation"
-    else:
+    for attribute, value in gaps.items():
+        sets.append(f"#{attribute} = if_not_exists(#{attribute}, :{attribute})")
+        names[f"#{attribute}"] = attribute
+        values[f":{attribute}"] = value
+    condition = "attribute_exists(pk) AND attribute_not_exists(merged_into)"
+    if plan.mode != "join":
         sets.append("open_conversation_id = :conversation")
-        condition = (
-            "attribute_not_exists(open_conversation_id)" if plan.pointer is None else "open_conversation_id = :pointer"
-        )
-        if plan.pointer is not None:
+        values[":conversation"] = plan.conversation_id
+        if plan.pointer is None:
+            condition += " AND attribute_not_exists(open_conversation_id)"
+        else:
+            condition += " AND open_conversation_id = :pointer"
             values[":pointer"] = plan.pointer
-    values[":conversation"] = plan.conversation_id
     expression = "SET " + ", ".join(sets)
     if plan.missing:
         expression += " ADD identities :identities"
@@ -257,7 +325,7 @@ def _customer_action(message: InboundMessage, plan: _Plan, now: str) -> dict[str
         "TableName": _table(),
         "Key": key(customer_key(plan.customer_id), "PROFILE"),
         "UpdateExpression": expression,
-        "ConditionExpression": f"attribute_exists(pk) AND attribute_not_exists(merged_into) AND {condition}",
+        "ConditionExpression": condition,
         "ExpressionAttributeValues": to_values(values),
     }
     if names:
@@ -266,50 +334,36 @@ def _customer_action(message: InboundMessage, plan: _Plan, now: str) -> dict[str
 
 
 def _conversation_action(message: InboundMessage, plan: _Plan, now: str) -> dict[str, Any]:
-    if plan.mode == "new":
-        item = {
-            "pk": conversation_key(plan.conversation_id),
-            "sk": "META",
-            "conversation_id": plan.conversation_id,
-            "customer_id": plan.customer_id,
-            "status": "open",
-            "channel": message.channel,
-            "subject": message.subject,
-            "created_at": now,
-            "last_message_at": now,
-            "message_count": 1,
-        }
-        return {
-            "Put": {"TableName": _table(), "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}
-        }
-    condition = "#status = :open" if plan.mode == "join" else "customer_id = :customer"
+    """The conversation counts the message: reopened (e-mail thread), or joined and created if it is not there.
+
+    Joining creates the conversation when the profile points at one that was never written (an ingest that
+    died between the profile and the claim): the message is counted once either way, with its claim."""
     values: dict[str, Any] = {":now": now, ":channel": message.channel, ":one": 1, ":open": "open"}
+    values[":customer"] = plan.customer_id
     if plan.mode == "reopen":
-        values[":customer"] = plan.customer_id
+        expression = "SET last_message_at = :now, channel = :channel, #status = :open ADD message_count :one"
+        condition = "customer_id = :customer"
+    else:
+        expression = (
+            "SET conversation_id = :conversation, customer_id = :customer, #status = :open, channel = :channel,"
+            " last_message_at = :now, created_at = if_not_exists(created_at, :now)"
+        )
+        values[":conversation"] = plan.conversation_id
+        if plan.mode == "new" and message.subject is not None:
+            expression += ", subject = :subject"
+            values[":subject"] = message.subject
+        expression += " ADD message_count :one"
+        condition = "attribute_not_exists(pk) OR (#status = :open AND customer_id = :customer)"
     return {
         "Update": {
             "TableName": _table(),
             "Key": key(conversation_key(plan.conversation_id), "META"),
-            "UpdateExpression": (
-                "SET last_message_at = :now, channel = :channel, #status = :open ADD message_count :one"
-            ),
+            "UpdateExpression": expression,
             "ConditionExpression": condition,
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": to_values(values),
         }
     }
-
-
-def _thread_puts(message: InboundMessage, plan: _Plan) -> list[dict[str, Any]]:
-    if message.thread is None or not message.thread.message_id:
-        return []
-    item = {
-        "pk": thread_key(message.thread.message_id),
-        "sk": "EMAILTHREAD",
-        "conversation_id": plan.conversation_id,
-        "customer_id": plan.customer_id,
-    }
-    return [{"Put": {"TableName": _table(), "Item": to_item(item)}}]
 
 
 # --- reads ----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from chalicelib.store.retry import TransactionConflict
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
-__all__ = ["TransactionConflict", "from_item", "get", "key", "to_item", "to_values", "transact"]
+__all__ = ["TransactionConflict", "from_item", "get", "key", "to_item", "to_values", "transact", "write"]
 
 
 def to_item(values: dict[str, Any]) -> dict[str, Any]:
@@ -50,6 +50,27 @@ def transact(actions: list[dict[str, Any]]) -> None:
     except client.exceptions.TransactionCanceledException as exc:
         reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
         raise TransactionConflict(reasons) from None
+
+
+_SINGLE = {"Put": "put_item", "Update": "update_item", "Delete": "delete_item"}
+
+
+def write(actions: list[dict[str, Any]]) -> None:
+    """Writes that happen together or not at all, at the lowest price.
+
+    One action (``{"Put": ...}``, ``{"Update": ...}``, ``{"Delete": ...}``) is a plain conditional write: atomic
+    by itself, and half the write units of the same item in a transaction. More actions are one transaction.
+    A failed condition raises ``TransactionConflict`` either way.
+    """
+    if len(actions) != 1 or next(iter(actions[0])) not in _SINGLE:
+        transact(actions)
+        return
+    [(kind, params)] = actions[0].items()
+    client = aws.client("dynamodb")
+    try:
+        getattr(client, _SINGLE[kind])(**params)
+    except client.exceptions.ConditionalCheckFailedException:
+        raise TransactionConflict(["ConditionalCheckFailed"]) from None
 
 
 def _to_dynamo(value: Any) -> Any:

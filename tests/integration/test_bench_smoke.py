@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.integration.test_request_budget import REQUESTS_PER_MESSAGE
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -40,7 +42,7 @@ def test_quick_bench_writes_every_section_with_numbers(tmp_path: Path) -> None:
     first = flows[("first message", "webchat")]
     # The webhook's transaction and the router's two (contact, offer) are billed twice per item.
     assert first["by_operation"]["dynamodb.TransactWriteItems"] == 3 and first["wru"] >= 6
-    assert first["aws_requests"] <= 11, "the request budget of tests/integration/test_request_budget.py"
+    assert first["aws_requests"] <= REQUESTS_PER_MESSAGE, "the request budget of test_request_budget.py"
     assert flows[("status callback", "sms")]["aws_requests"] > 0
     assert flows[("first message, queued (queue position)", "webchat")]["by_operation"]["sqs.SendMessage"] >= 1
     mixed = cost["data"]["conversations"][-1]

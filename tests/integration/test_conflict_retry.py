@@ -55,9 +55,20 @@ def _message(n: int) -> InboundMessage:
 
 
 def _open_conversation_elsewhere(customer_id: str, conversation_id: str) -> None:
-    """What a concurrent delivery does: opens a conversation for the customer and points the profile at it."""
+    """What an agent's close and a concurrent delivery do: the customer's conversation is closed, and another is
+    opened for them, the profile pointing at it. (The pointer leaves an open conversation only so: the join is
+    guarded by the conversation it joins.)"""
     dynamodb = boto3.client("dynamodb", region_name=REGION)  # not the app's client: no rival hook on it
     table = get_settings().data_table
+    profile = dynamodb.get_item(TableName=table, Key={"pk": {"S": f"CUSTOMER#{customer_id}"}, "sk": {"S": "PROFILE"}})
+    current = profile["Item"]["open_conversation_id"]["S"]
+    dynamodb.update_item(
+        TableName=table,
+        Key={"pk": {"S": f"CONVERSATION#{current}"}, "sk": {"S": "META"}},
+        UpdateExpression="SET #s = :closed",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":closed": {"S": "closed"}},
+    )
     dynamodb.put_item(
         TableName=table,
         Item={
@@ -128,3 +139,29 @@ def test_a_merge_that_keeps_losing_is_refused_with_409_and_changes_nothing(aws):
     profile = conversation_store.get_customer(source.customer_id) or {}
     assert "merged_into" not in profile
     assert "merged_from" not in (conversation_store.get_customer(target.customer_id) or {})
+
+
+def test_one_conditional_write_is_a_plain_request_that_loses_as_a_transaction_does(aws):
+    """``dynamo.write``: one action is a plain PutItem (half a transaction's write units), and a failed
+    condition raises the same ``TransactionConflict`` a transaction raises, so ``retry.on_conflict`` plans again."""
+    from chalicelib.store.dynamo import TransactionConflict, write
+
+    calls: list[str] = []
+    client = app_clients.client("dynamodb")
+
+    def seen(event_name: str, **_: Any) -> None:
+        calls.append(event_name.rsplit(".", 1)[-1])
+
+    item = {"pk": {"S": "TEST#one"}, "sk": {"S": "TEST"}}
+    put = {
+        "Put": {"TableName": get_settings().data_table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
+    }
+    client.meta.events.register("before-call.dynamodb", seen)
+    try:
+        write([put])
+        with pytest.raises(TransactionConflict) as lost:
+            write([put])
+    finally:
+        client.meta.events.unregister("before-call.dynamodb", seen)
+    assert calls == ["PutItem", "PutItem"]
+    assert lost.value.failed(0)

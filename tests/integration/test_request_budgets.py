@@ -23,12 +23,12 @@ from bench import cost
 
 # (flow, channel): (AWS requests, DynamoDB write request units), each at most.
 BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
-    ("first message", "webchat"): (11, 57),
-    ("first message", "sms"): (11, 57),
-    ("first message", "email"): (13, 63),
-    ("follow-up", "webchat"): (7, 8),
-    ("follow-up", "sms"): (7, 8),
-    ("follow-up", "email"): (9, 14),
+    ("first message", "webchat"): (14, 54),
+    ("first message", "sms"): (14, 54),
+    ("first message", "email"): (17, 57),
+    ("follow-up", "webchat"): (8, 5),
+    ("follow-up", "sms"): (8, 5),
+    ("follow-up", "email"): (11, 8),
     ("accept", "webchat"): (5, 17),
     ("accept", "sms"): (5, 17),
     ("accept", "email"): (5, 17),
@@ -42,7 +42,7 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("close", "webchat"): (13, 24),  # + the push of the status
     ("close", "sms"): (11, 24),
     ("close", "email"): (11, 24),
-    ("first message, queued (queue position)", "webchat"): (18, 46),  # + the push's query (no widget open)
+    ("first message, queued (queue position)", "webchat"): (21, 43),  # + the push's query (no widget open)
     ("agent available, offered", "webchat"): (12, 39),
     ("sweep (idle, one run)", "-"): (7, 0),
     # The widget's WebSocket (issue 12): each (re)connect proves the visitor (3 reads) and is remembered (1 put),
