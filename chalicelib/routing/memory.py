@@ -157,8 +157,14 @@ class MemoryStore:
 
     # --- writes -----------------------------------------------------------------------------------
 
-    def create_contact(self, before: Contact | None, contact: Contact, effects: Sequence[Effect] = ()) -> None:
-        self.save(contacts=[(before, contact)], effects=effects)
+    def create_contact(
+        self,
+        before: Contact | None,
+        contact: Contact,
+        effects: Sequence[Effect] = (),
+        agents: Sequence[Change] = (),
+    ) -> None:
+        self.save(contacts=[(before, contact)], agents=agents, effects=effects)
 
     def save(
         self, contacts: Sequence[Change] = (), agents: Sequence[Change] = (), effects: Sequence[Effect] = ()

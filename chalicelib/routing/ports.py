@@ -139,7 +139,16 @@ class RoutingStore(Protocol):
 
     def queue_stats(self, queue: str) -> dict[str, Any]: ...
 
-    def create_contact(self, before: Contact | None, contact: Contact, effects: Sequence[Effect] = ()) -> None: ...
+    def create_contact(
+        self,
+        before: Contact | None,
+        contact: Contact,
+        effects: Sequence[Effect] = (),
+        agents: Sequence[Change] = (),
+    ) -> None:
+        """Store a new (or reopened) contact, queued or already offered: with an offer, ``agents`` holds the
+        agent's reservation, saved in the same all-or-nothing write."""
+        ...
 
     def save(
         self, contacts: Sequence[Change] = (), agents: Sequence[Change] = (), effects: Sequence[Effect] = ()

@@ -88,8 +88,14 @@ class DynamoRoutingStore:
     def queue_stats(self, queue: str) -> dict[str, Any]:
         return store.queue_stats(queue)
 
-    def create_contact(self, before: Contact | None, contact: Contact, effects: Sequence[Effect] = ()) -> None:
-        store.create_contact(before, contact, effects_actions(effects))
+    def create_contact(
+        self,
+        before: Contact | None,
+        contact: Contact,
+        effects: Sequence[Effect] = (),
+        agents: Sequence[Change] = (),
+    ) -> None:
+        store.create_contact(before, contact, effects_actions(effects), agents=agents)
 
     def save(
         self, contacts: Sequence[Change] = (), agents: Sequence[Change] = (), effects: Sequence[Effect] = ()

@@ -615,10 +615,12 @@ def get_contact(contact_id: str) -> Contact | None:
     return _contact_from(found) if found else None
 
 
-def create_contact(before: Contact | None, contact: Contact, extra: Sequence[dict[str, Any]] = ()) -> None:
-    """Store a new (or reopened) queued contact (with ``extra`` actions); ``TransactionConflict`` if it changed
-    meanwhile."""
-    transact([*contact_actions((before, contact)), *extra])
+def create_contact(
+    before: Contact | None, contact: Contact, extra: Sequence[dict[str, Any]] = (), agents: Sequence[Change] = ()
+) -> None:
+    """Store a new (or reopened) contact, queued or offered with its agent's reservation in ``agents`` (with
+    ``extra`` actions), in one transaction; ``TransactionConflict`` if any of them changed meanwhile."""
+    save(contacts=[(before, contact)], agents=agents, extra=extra)
 
 
 def work_of(agent_id: str, limit: int = 100) -> list[Contact]:
