@@ -14,9 +14,9 @@ from chalicelib.store import aws
 from tests.support import connect_agent, create_agent, drain, offers_to, post_webchat, webchat_payload
 
 # Documented in README.md ("Cost budget"). Webhook: 3 (identity read, one transaction, queue send).
-# Router: 8 (contact read, customer read, contact create, agents query, reserve transaction,
-# the offer's timeout timer, connections query, push).
-REQUESTS_PER_MESSAGE = 11
+# Router: 7 (contact read, customer read, agents query, one transaction creating the contact offered with
+# the agent's reservation, the offer's timeout timer, connections query, push).
+REQUESTS_PER_MESSAGE = 10
 
 
 def _count_requests() -> Counter[str]:

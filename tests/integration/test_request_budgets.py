@@ -23,31 +23,31 @@ from bench import cost
 
 # (flow, channel): (AWS requests, DynamoDB write request units), each at most.
 BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
-    ("first message", "webchat"): (11, 57),
-    ("first message", "sms"): (11, 57),
-    ("first message", "email"): (13, 63),
+    ("first message", "webchat"): (10, 28),
+    ("first message", "sms"): (10, 28),
+    ("first message", "email"): (12, 34),
     ("follow-up", "webchat"): (7, 8),
     ("follow-up", "sms"): (7, 8),
     ("follow-up", "email"): (9, 14),
-    ("accept", "webchat"): (6, 17),
-    ("accept", "sms"): (6, 17),
-    ("accept", "email"): (6, 17),
+    ("accept", "webchat"): (6, 15),
+    ("accept", "sms"): (6, 15),
+    ("accept", "email"): (6, 15),
     ("offer timer", "webchat"): (1, 0),
     ("offer timer", "sms"): (1, 0),
     ("offer timer", "email"): (1, 0),
-    ("reply", "webchat"): (11, 12),
-    ("reply", "sms"): (11, 12),
-    ("reply", "email"): (18, 18),
+    ("reply", "webchat"): (11, 11.5),
+    ("reply", "sms"): (11, 11.5),
+    ("reply", "email"): (18, 17.5),
     ("status callback", "sms"): (7, 2),
-    ("close", "webchat"): (12, 24),
-    ("close", "sms"): (12, 24),
-    ("close", "email"): (12, 24),
-    ("first message, queued (queue position)", "webchat"): (17, 46),
-    ("agent available, offered", "webchat"): (13, 39),
+    ("close", "webchat"): (12, 22),
+    ("close", "sms"): (12, 22),
+    ("close", "email"): (12, 22),
+    ("first message, queued (queue position)", "webchat"): (16, 39),
+    ("agent available, offered", "webchat"): (13, 35),
     ("sweep (idle, one run)", "-"): (7, 0),
 }
 # The typical conversation, mixed over the three channels: modelled dollars per 1,000 inbound messages.
-USD_PER_1000_INBOUND = 0.061
+USD_PER_1000_INBOUND = 0.056
 
 
 @pytest.fixture(scope="module")
