@@ -805,8 +805,8 @@ class Router:
         ):
             return False
         home = contact.queues[0]
-        position = self.store.position_in_queue(contact, home)
-        wait = expected_wait_seconds(position, self.store.queue_stats(home))
+        position, stats = self.store.place_in_queue(contact, home)
+        wait = expected_wait_seconds(position, stats)
         text = config.acknowledgement_message.format(position=position + 1, wait_minutes=max(1, round(wait / 60)))
         return self._mark_acknowledged(contact, now, text, "queue_position")
 

@@ -82,8 +82,8 @@ class DynamoRoutingStore:
     def connections_of(self, agent_id: str) -> list[str]:
         return store.connections_of(agent_id)
 
-    def position_in_queue(self, contact: Contact, queue: str) -> int:
-        return store.position_in_queue(contact, queue)
+    def place_in_queue(self, contact: Contact, queue: str) -> tuple[int, dict[str, Any]]:
+        return store.place_in_queue(contact, queue)
 
     def queue_stats(self, queue: str) -> dict[str, Any]:
         return store.queue_stats(queue)

@@ -699,6 +699,12 @@ def contacts_needing(queue: str, skills: Mapping[str, int], limit: int = PAGE) -
     return [_contact_from(i) for i in _index_page(f"NEEDS#{queue}#{requirement_key(skills)}", limit)]
 
 
+def place_in_queue(contact: Contact, queue: str) -> tuple[int, dict[str, Any]]:
+    """``position_in_queue`` and the queue's statistics (``queue_stats``), read with the counts it starts from."""
+    stats, counts, _ = _queue_items(queue)
+    return _position(contact, queue, counts), stats
+
+
 def position_in_queue(contact: Contact, queue: str) -> int:
     """How many contacts wait ahead of this one in ``queue`` (0: next), from a bounded read.
 
@@ -708,7 +714,10 @@ def position_in_queue(contact: Contact, queue: str) -> int:
     proportion to the stretch of SLA deadlines on each side, and the place (ahead + 1) is rounded to two
     significant figures, at least to ten: an honest estimate, shown as one.
     """
-    counts = waiting_counts(queue)
+    return _position(contact, queue, waiting_counts(queue))
+
+
+def _position(contact: Contact, queue: str, counts: dict[int, int]) -> int:
     higher = sum(n for priority, n in counts.items() if priority > contact.priority)
     in_band = counts.get(contact.priority, 0)
     mine = waiting_sort_key(contact)

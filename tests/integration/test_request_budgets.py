@@ -42,7 +42,7 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("close", "webchat"): (12, 22),
     ("close", "sms"): (12, 22),
     ("close", "email"): (12, 22),
-    ("first message, queued (queue position)", "webchat"): (16, 39),
+    ("first message, queued (queue position)", "webchat"): (15, 39),
     ("agent available, offered", "webchat"): (13, 35),
     ("sweep (idle, one run)", "-"): (7, 0),
 }
