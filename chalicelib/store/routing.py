@@ -12,15 +12,17 @@ Keys (``pk``/``sk``) and the sparse index ``gsi1`` (``gsi1pk``/``gsi1sk``)::
     AGENT#<id>    GRACE          a copy in gsi1 under DISCONNECTED while the agent's reconnect grace
                                  period runs, by when their last connection closed
     CONN#<conn>   CONN           which agent a connection belongs to
-    CONTACT#<id>  CONTACT        the contact
-    CONTACT#<id>  WAIT#<queue>   a copy in gsi1 under WAITING#<queue> while queued there,
-                                 highest priority then earliest SLA deadline first
+    CONTACT#<id>  CONTACT        the contact, itself in gsi1 (``layout`` 2): under WAITING#<first queue>
+                                 while queued, under WORK#<agent> while offered to or assigned to them
+    CONTACT#<id>  WAIT#<queue>   a copy in gsi1 under WAITING#<queue> while queued there (its other
+                                 queues), highest priority then earliest SLA deadline first
     CONTACT#<id>  NEED#<queue>   and one under NEEDS#<queue>#<its required skills> (billing=3+english=2,
                                  or - for none), in the same order: what a freed agent reads
     CONTACT#<id>  AGE#<queue>    a small entry in gsi1 under WAITSINCE#<queue> while queued there,
                                  longest waiting first (the supervisor's oldest wait: one item)
     CONTACT#<id>  OFFER          a copy in gsi1 under OFFERED while an offer is open, by expiry
-    CONTACT#<id>  WORK           a copy in gsi1 under WORK#<agent> while offered to or assigned to them
+    CONTACT#<id>  WORK           (written by the previous layout, whose contact item was in no index, beside
+                                 WAIT# of the first queue: deleted by the contact's next save)
     CONTACT#<id>  RECORD#<arrived at>  the contact record of one arrival of the conversation (its lifecycle:
                                  ``routing.records``), in gsi1 under CONTACTS#<yyyy-mm-dd of arrival> by
                                  arrival: a period is read back by day, without a scan
