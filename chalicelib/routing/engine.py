@@ -122,7 +122,9 @@ def on_conversation_message(event: ConversationMessage, now: str) -> Outcome:
     return router().on_conversation_message(event, now)
 
 
-def _open_contact(event: ConversationMessage, now: str, reopening: Contact | None = None) -> Contact:
+def _open_contact(
+    event: ConversationMessage, now: str, reopening: Contact | None = None
+) -> tuple[Contact, Offer | None, bool]:
     return router()._open_contact(event, now, reopening)
 
 

@@ -144,9 +144,10 @@ class MemoryStore:
     def connections_of(self, agent_id: str) -> list[str]:
         return [] if agent_id in self.disconnected else [f"memory-{agent_id}"]
 
-    def position_in_queue(self, contact: Contact, queue: str) -> int:
+    def place_in_queue(self, contact: Contact, queue: str) -> tuple[int, dict[str, Any]]:
         self.reads += 1
-        return bisect_left(self._waiting.get(queue, []), (waiting_sort_key(contact), contact.contact_id))
+        ahead = bisect_left(self._waiting.get(queue, []), (waiting_sort_key(contact), contact.contact_id))
+        return ahead, dict(self.stats[queue])
 
     def queue_stats(self, queue: str) -> dict[str, Any]:
         self.reads += 1
@@ -157,8 +158,14 @@ class MemoryStore:
 
     # --- writes -----------------------------------------------------------------------------------
 
-    def create_contact(self, before: Contact | None, contact: Contact, effects: Sequence[Effect] = ()) -> None:
-        self.save(contacts=[(before, contact)], effects=effects)
+    def create_contact(
+        self,
+        before: Contact | None,
+        contact: Contact,
+        effects: Sequence[Effect] = (),
+        agents: Sequence[Change] = (),
+    ) -> None:
+        self.save(contacts=[(before, contact)], agents=agents, effects=effects)
 
     def save(
         self, contacts: Sequence[Change] = (), agents: Sequence[Change] = (), effects: Sequence[Effect] = ()

@@ -135,11 +135,22 @@ class RoutingStore(Protocol):
 
     def connections_of(self, agent_id: str) -> list[str]: ...
 
-    def position_in_queue(self, contact: Contact, queue: str) -> int: ...
+    def place_in_queue(self, contact: Contact, queue: str) -> tuple[int, dict[str, Any]]:
+        """How many wait ahead of ``contact`` in ``queue`` (0: next), and the queue's statistics."""
+        ...
 
     def queue_stats(self, queue: str) -> dict[str, Any]: ...
 
-    def create_contact(self, before: Contact | None, contact: Contact, effects: Sequence[Effect] = ()) -> None: ...
+    def create_contact(
+        self,
+        before: Contact | None,
+        contact: Contact,
+        effects: Sequence[Effect] = (),
+        agents: Sequence[Change] = (),
+    ) -> None:
+        """Store a new (or reopened) contact, queued or already offered: with an offer, ``agents`` holds the
+        agent's reservation, saved in the same all-or-nothing write."""
+        ...
 
     def save(
         self, contacts: Sequence[Change] = (), agents: Sequence[Change] = (), effects: Sequence[Effect] = ()

@@ -60,6 +60,14 @@ SWEEP_PAGE = 50
 POOL_PAGES = 2
 
 
+class _OpenedMeanwhile(Exception):
+    """Another delivery of the same message opened the contact first: ``contact`` as it stored it."""
+
+    def __init__(self, contact: Contact) -> None:
+        super().__init__(contact.contact_id)
+        self.contact = contact
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What handling one event did (for logs and tests)."""
@@ -115,15 +123,19 @@ class Router:
 
     def on_conversation_message(self, event: ConversationMessage, now: str) -> Outcome:
         contact = self.store.get_contact(event.conversation_id)
+        tried = False  # whether opening the contact looked for an agent already
         if contact is None or (
             contact.state is ContactState.CLOSED and contact.closed_at and event.received_at > contact.closed_at
         ):
-            contact = self._open_contact(event, now, reopening=contact)
+            contact, opened_with, tried = self._open_contact(event, now, reopening=contact)
+            if opened_with is not None:
+                self._announce(opened_with, now)
+                return Outcome(offers=(opened_with,), note="offered")
         if contact.state is ContactState.QUEUED:
-            offer = self.offer_contact(contact.contact_id, now, known=contact)
+            offer = None if tried else self.offer_contact(contact.contact_id, now, known=contact)
             if offer is None and hours.open_queues(self.config(), contact.queues, clock.parse_iso(now)):
                 # While its queues are closed the customer has had the out-of-hours reply, not a place in line.
-                self.acknowledge(contact.contact_id, now)
+                self.acknowledge(contact.contact_id, now, known=contact if tried else None)
             return Outcome(offers=(offer,) if offer else (), note="queued")
         if contact.state is ContactState.OFFERED and contact.offered_to:
             if event.received_at == contact.enqueued_at:
@@ -146,8 +158,16 @@ class Router:
             return Outcome(note="told the assigned agent")
         return Outcome(note=f"contact is {contact.state.value}")
 
-    def _open_contact(self, event: ConversationMessage, now: str, reopening: Contact | None = None) -> Contact:
-        """Classify with the routing rules and queue a contact (new, or a closed one written to again)."""
+    def _open_contact(
+        self, event: ConversationMessage, now: str, reopening: Contact | None = None
+    ) -> tuple[Contact, Offer | None, bool]:
+        """Classify with the routing rules and open a contact (new, or a closed one written to again).
+
+        When an agent can take it now, the contact is created offered to them in one save with the agent's
+        reservation (``_create``): it is never written queued and then offered within the same event. Otherwise
+        it is created queued. Returns the contact as it is now, the offer made if any (to announce), and whether
+        this call looked for an agent (False when another delivery opened the contact meanwhile).
+        """
         config = self.config()
         customer = self.store.get_customer(event.customer_id) or {}
         facts = ContactFacts.of(
@@ -175,14 +195,11 @@ class Router:
             version=reopening.version + 1 if reopening else 0,
             arrived_at=event.received_at,
         )
+        arrival = records.arrived(contact, now, decision.queue_open, facts, event.message_id)
         try:
-            arrival = records.arrived(contact, now, decision.queue_open, facts, event.message_id)
-            self.store.create_contact(reopening, contact, effects=[arrival])
-        except TransactionConflict:
-            found = self.store.get_contact(event.conversation_id)
-            if found is None:
-                raise
-            return found
+            offer = self._create(reopening, contact, arrival, now)
+        except _OpenedMeanwhile as meanwhile:
+            return meanwhile.contact, None, False
         logger.info(
             "queued",
             extra={
@@ -194,6 +211,8 @@ class Router:
             },
         )
         self._arm_next_step(contact, now)
+        if offer is not None:
+            return offer.contact, offer, True
         if (
             not decision.queue_open
             and decision.out_of_hours
@@ -201,8 +220,46 @@ class Router:
             and self.messages.reaches(contact.channel)
         ):
             self._mark_acknowledged(contact, now, decision.out_of_hours.message, "out_of_hours")
-            return self.store.get_contact(contact.contact_id) or contact
-        return contact
+            return self.store.get_contact(contact.contact_id) or contact, None, True
+        return contact, None, True
+
+    def _create(self, reopening: Contact | None, contact: Contact, arrival: Effect, now: str) -> Offer | None:
+        """Store the new ``contact``: offered to the best agent free now, with their reservation, in one save;
+        queued when nobody can take it (or the agents changed under every attempt).
+
+        ``_OpenedMeanwhile`` when another delivery of the same message opened the contact first.
+        """
+
+        def opened_meanwhile() -> None:
+            found = self.store.get_contact(contact.contact_id)
+            if found is not None and (reopening is None or found.version != reopening.version):
+                raise _OpenedMeanwhile(found)
+
+        def offered() -> Offer | None:
+            offer = self.plan_offer(contact.contact_id, now, known=contact)
+            if offer is None:
+                return None
+            try:
+                self.store.create_contact(
+                    reopening,
+                    offer.contact,
+                    effects=[arrival, *self._offer_effects(offer)],
+                    agents=[(offer.agent_before, offer.agent)],
+                )
+            except TransactionConflict:
+                opened_meanwhile()
+                raise  # the agent changed: plan again from fresh reads
+            return offer
+
+        offer = or_else(offered, None)
+        if offer is not None:
+            return offer
+        try:
+            self.store.create_contact(reopening, contact, effects=[arrival])
+        except TransactionConflict:
+            opened_meanwhile()
+            raise
+        return None
 
     # --- offering -------------------------------------------------------------------------------
 
@@ -305,14 +362,18 @@ class Router:
     def commit_offer(self, offer: Offer) -> None:
         """Reserve the agent's capacity and mark the contact offered, atomically, with the contact record's
         event and the decision record (why this agent); ``TransactionConflict`` if stale."""
-        effects: list[Effect] = [records.offered(offer.contact, offer.made_at or offer.contact.offered_at or "")]
-        if offer.ranking is not None:
-            effects.append(self._decision(offer))
         self.store.save(
             contacts=[(offer.contact_before, offer.contact)],
             agents=[(offer.agent_before, offer.agent)],
-            effects=effects,
+            effects=self._offer_effects(offer),
         )
+
+    def _offer_effects(self, offer: Offer) -> list[Effect]:
+        """What an offer saves beside the contact and the agent: its contact-record event and its decision."""
+        effects: list[Effect] = [records.offered(offer.contact, offer.made_at or offer.contact.offered_at or "")]
+        if offer.ranking is not None:
+            effects.append(self._decision(offer))
+        return effects
 
     def _decision(self, offer: Offer) -> OfferDecision:
         """Why this offer: the ranking it came from, its keys named by the policy."""
@@ -743,10 +804,13 @@ class Router:
 
     # --- telling the customer where they stand --------------------------------------------------
 
-    def acknowledge(self, contact_id: str, now: str) -> bool:
-        """Tell a waiting customer their place in the queue and the expected wait, at most once per interval."""
+    def acknowledge(self, contact_id: str, now: str, known: Contact | None = None) -> bool:
+        """Tell a waiting customer their place in the queue and the expected wait, at most once per interval.
+
+        ``known``: the contact as the caller just wrote it, saving a read (a stale one only loses the save).
+        """
         config = self.config()
-        contact = self.store.get_contact(contact_id)
+        contact = known or self.store.get_contact(contact_id)
         if contact is None or contact.state is not ContactState.QUEUED:
             return False
         if not self.messages.reaches(contact.channel):
@@ -757,8 +821,8 @@ class Router:
         ):
             return False
         home = contact.queues[0]
-        position = self.store.position_in_queue(contact, home)
-        wait = expected_wait_seconds(position, self.store.queue_stats(home))
+        position, stats = self.store.place_in_queue(contact, home)
+        wait = expected_wait_seconds(position, stats)
         text = config.acknowledgement_message.format(position=position + 1, wait_minutes=max(1, round(wait / 60)))
         return self._mark_acknowledged(contact, now, text, "queue_position")
 

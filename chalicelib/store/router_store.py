@@ -82,14 +82,20 @@ class DynamoRoutingStore:
     def connections_of(self, agent_id: str) -> list[str]:
         return store.connections_of(agent_id)
 
-    def position_in_queue(self, contact: Contact, queue: str) -> int:
-        return store.position_in_queue(contact, queue)
+    def place_in_queue(self, contact: Contact, queue: str) -> tuple[int, dict[str, Any]]:
+        return store.place_in_queue(contact, queue)
 
     def queue_stats(self, queue: str) -> dict[str, Any]:
         return store.queue_stats(queue)
 
-    def create_contact(self, before: Contact | None, contact: Contact, effects: Sequence[Effect] = ()) -> None:
-        store.create_contact(before, contact, effects_actions(effects))
+    def create_contact(
+        self,
+        before: Contact | None,
+        contact: Contact,
+        effects: Sequence[Effect] = (),
+        agents: Sequence[Change] = (),
+    ) -> None:
+        store.create_contact(before, contact, effects_actions(effects), agents=agents)
 
     def save(
         self, contacts: Sequence[Change] = (), agents: Sequence[Change] = (), effects: Sequence[Effect] = ()

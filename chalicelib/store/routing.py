@@ -12,15 +12,17 @@ Keys (``pk``/``sk``) and the sparse index ``gsi1`` (``gsi1pk``/``gsi1sk``)::
     AGENT#<id>    GRACE          a copy in gsi1 under DISCONNECTED while the agent's reconnect grace
                                  period runs, by when their last connection closed
     CONN#<conn>   CONN           which agent a connection belongs to
-    CONTACT#<id>  CONTACT        the contact
-    CONTACT#<id>  WAIT#<queue>   a copy in gsi1 under WAITING#<queue> while queued there,
-                                 highest priority then earliest SLA deadline first
+    CONTACT#<id>  CONTACT        the contact, itself in gsi1 (``layout`` 2): under WAITING#<first queue>
+                                 while queued, under WORK#<agent> while offered to or assigned to them
+    CONTACT#<id>  WAIT#<queue>   a copy in gsi1 under WAITING#<queue> while queued there (its other
+                                 queues), highest priority then earliest SLA deadline first
     CONTACT#<id>  NEED#<queue>   and one under NEEDS#<queue>#<its required skills> (billing=3+english=2,
                                  or - for none), in the same order: what a freed agent reads
     CONTACT#<id>  AGE#<queue>    a small entry in gsi1 under WAITSINCE#<queue> while queued there,
                                  longest waiting first (the supervisor's oldest wait: one item)
     CONTACT#<id>  OFFER          a copy in gsi1 under OFFERED while an offer is open, by expiry
-    CONTACT#<id>  WORK           a copy in gsi1 under WORK#<agent> while offered to or assigned to them
+    CONTACT#<id>  WORK           (written by the previous layout, whose contact item was in no index, beside
+                                 WAIT# of the first queue: deleted by the contact's next save)
     CONTACT#<id>  RECORD#<arrived at>  the contact record of one arrival of the conversation (its lifecycle:
                                  ``routing.records``), in gsi1 under CONTACTS#<yyyy-mm-dd of arrival> by
                                  arrival: a period is read back by day, without a scan
@@ -430,20 +432,39 @@ def _contact_values(contact: Contact) -> dict[str, Any]:
     }
 
 
+LAYOUT = 2  # how contacts are indexed (on every item this version writes): see ``_contact_index``
+_LEGACY_READ_LIMIT = 10_000
+
+
+def _main_index_key(contact: Contact) -> dict[str, Any]:
+    """Where the contact's own item sits in gsi1: what a waiting contact is read by in its first queue, what an
+    offered or assigned one is read by for its agent; nowhere once closed."""
+    if contact.state is ContactState.QUEUED:
+        return {"gsi1pk": f"WAITING#{contact.queues[0]}", "gsi1sk": waiting_sort_key(contact)}
+    agent = contact.offered_to if contact.state is ContactState.OFFERED else contact.assigned_to
+    if contact.state in (ContactState.OFFERED, ContactState.ASSIGNED) and agent:
+        return {"gsi1pk": f"WORK#{agent}", "gsi1sk": contact.enqueued_at}
+    return {}
+
+
 def _contact_index(contact: Contact | None) -> dict[str, dict[str, Any]]:
+    """The contact's index copies beside its own item (``_main_index_key``): a queued one's under its other
+    queues (``WAIT#``), its required skills (``NEED#``) and its waiting time (``AGE#``); an offered one's by
+    the offer's expiry (``OFFER``)."""
     if contact is None:
         return {}
-    values = _contact_values(contact)
+    values = {**_contact_values(contact), "layout": LAYOUT}
     if contact.state is ContactState.QUEUED:
         needs = requirement_key(contact.required_skills)
         entries = {}
-        for queue in contact.queues:
-            entries[f"WAIT#{queue}"] = {
-                **values,
-                "sk": f"WAIT#{queue}",
-                "gsi1pk": f"WAITING#{queue}",
-                "gsi1sk": waiting_sort_key(contact),
-            }
+        for place, queue in enumerate(contact.queues):
+            if place:
+                entries[f"WAIT#{queue}"] = {
+                    **values,
+                    "sk": f"WAIT#{queue}",
+                    "gsi1pk": f"WAITING#{queue}",
+                    "gsi1sk": waiting_sort_key(contact),
+                }
             entries[f"NEED#{queue}"] = {
                 **values,
                 "sk": f"NEED#{queue}",
@@ -459,14 +480,41 @@ def _contact_index(contact: Contact | None) -> dict[str, dict[str, Any]]:
                 "sk": "OFFER",
                 "gsi1pk": OFFERED_INDEX_KEY,
                 "gsi1sk": f"{contact.offer_expires_at}#{contact.contact_id}",
-            },
-            "WORK": {**values, "sk": "WORK", "gsi1pk": f"WORK#{contact.offered_to}", "gsi1sk": contact.enqueued_at},
-        }
-    if contact.state is ContactState.ASSIGNED:
-        return {
-            "WORK": {**values, "sk": "WORK", "gsi1pk": f"WORK#{contact.assigned_to}", "gsi1sk": contact.enqueued_at},
+            }
         }
     return {}
+
+
+def _legacy_contact_index(contact: Contact) -> dict[str, dict[str, Any]]:
+    """The index copies an earlier version kept (its contact item was in no index): one waiting copy per queue,
+    and a ``WORK`` copy while offered or assigned. Only their keys matter: they are deleted."""
+    pk = f"CONTACT#{contact.contact_id}"
+    if contact.state is ContactState.QUEUED:
+        return {sk: {"pk": pk, "sk": sk} for q in contact.queues for sk in (f"WAIT#{q}", f"NEED#{q}", f"AGE#{q}")}
+    if contact.state is ContactState.OFFERED:
+        return {"OFFER": {"pk": pk, "sk": "OFFER"}, "WORK": {"pk": pk, "sk": "WORK"}}
+    if contact.state is ContactState.ASSIGNED:
+        return {"WORK": {"pk": pk, "sk": "WORK"}}
+    return {}
+
+
+# Contacts read (id, version) from items an earlier version wrote: their next save deletes that version's copies.
+# A save always follows its read in the same process, so this process-wide note is enough; bounded.
+_legacy_read: set[tuple[str, int]] = set()
+
+
+def _note_layout(values: dict[str, Any], contact: Contact) -> None:
+    if values.get("layout") != LAYOUT and contact.state is not ContactState.CLOSED:
+        if len(_legacy_read) >= _LEGACY_READ_LIMIT:
+            _legacy_read.clear()
+        _legacy_read.add((contact.contact_id, contact.version))
+
+
+def _stored_index(contact: Contact | None) -> dict[str, dict[str, Any]]:
+    """The index copies ``contact`` (as read) has in the table, in whichever layout wrote it."""
+    if contact is not None and (contact.contact_id, contact.version) in _legacy_read:
+        return _legacy_contact_index(contact)
+    return _contact_index(contact)
 
 
 def _age_entry(contact: Contact, queue: str) -> dict[str, Any]:
@@ -486,7 +534,9 @@ def _contact_from(values: dict[str, Any]) -> Contact:
     fields["declined_by"] = tuple(values.get("declined_by", ()))
     fields["required_skills"] = dict(values.get("required_skills", {}))
     fields["escalation"] = tuple(dict(step) for step in values.get("escalation", ()))
-    return Contact(**fields)
+    contact = Contact(**fields)
+    _note_layout(values, contact)
+    return contact
 
 
 def contact_actions(change: Change) -> list[dict[str, Any]]:
@@ -495,10 +545,17 @@ def contact_actions(change: Change) -> list[dict[str, Any]]:
 
 
 def _contact_item_actions(change: Change) -> list[dict[str, Any]]:
+    """The contact's own item (versioned, carrying its main index key) and its index copies: those it leaves
+    are deleted, those that change are put; one whose content stays the same (``AGE#``) is left alone."""
     before, after = change
+    stored, wanted = _stored_index(before), _contact_index(after)
+    pk = f"CONTACT#{after.contact_id}"
     return [
-        _versioned_put(_contact_values(after), before.version if before else None),
-        *_index_actions(f"CONTACT#{after.contact_id}", _contact_index(before), _contact_index(after)),
+        _versioned_put(
+            {**_contact_values(after), "layout": LAYOUT, **_main_index_key(after)}, before.version if before else None
+        ),
+        *[{"Put": {"TableName": _table(), "Item": to_item(i)}} for sk, i in wanted.items() if stored.get(sk) != i],
+        *[{"Delete": {"TableName": _table(), "Key": key(pk, sk)}} for sk in stored if sk not in wanted],
     ]
 
 
@@ -615,15 +672,23 @@ def get_contact(contact_id: str) -> Contact | None:
     return _contact_from(found) if found else None
 
 
-def create_contact(before: Contact | None, contact: Contact, extra: Sequence[dict[str, Any]] = ()) -> None:
-    """Store a new (or reopened) queued contact (with ``extra`` actions); ``TransactionConflict`` if it changed
-    meanwhile."""
-    transact([*contact_actions((before, contact)), *extra])
+def create_contact(
+    before: Contact | None, contact: Contact, extra: Sequence[dict[str, Any]] = (), agents: Sequence[Change] = ()
+) -> None:
+    """Store a new (or reopened) contact, queued or offered with its agent's reservation in ``agents`` (with
+    ``extra`` actions), in one transaction; ``TransactionConflict`` if any of them changed meanwhile."""
+    save(contacts=[(before, contact)], agents=agents, extra=extra)
 
 
 def work_of(agent_id: str, limit: int = 100) -> list[Contact]:
-    """What is offered to or assigned to an agent now, oldest first."""
-    return [_contact_from(i) for i in _index_page(f"WORK#{agent_id}", limit)]
+    """What is offered to or assigned to an agent now, oldest first (contacts' own items, or the ``WORK``
+    copies of an earlier version's)."""
+    found: dict[str, Contact] = {}
+    for item in _index_page(f"WORK#{agent_id}", limit):
+        contact = _contact_from(item)
+        if contact.contact_id not in found or item["sk"] == "CONTACT":
+            found[contact.contact_id] = contact
+    return list(found.values())
 
 
 def waiting_contacts(queue: str, limit: int = PAGE) -> list[Contact]:
@@ -636,6 +701,12 @@ def contacts_needing(queue: str, skills: Mapping[str, int], limit: int = PAGE) -
     return [_contact_from(i) for i in _index_page(f"NEEDS#{queue}#{requirement_key(skills)}", limit)]
 
 
+def place_in_queue(contact: Contact, queue: str) -> tuple[int, dict[str, Any]]:
+    """``position_in_queue`` and the queue's statistics (``queue_stats``), read with the counts it starts from."""
+    stats, counts, _ = _queue_items(queue)
+    return _position(contact, queue, counts), stats
+
+
 def position_in_queue(contact: Contact, queue: str) -> int:
     """How many contacts wait ahead of this one in ``queue`` (0: next), from a bounded read.
 
@@ -645,7 +716,10 @@ def position_in_queue(contact: Contact, queue: str) -> int:
     proportion to the stretch of SLA deadlines on each side, and the place (ahead + 1) is rounded to two
     significant figures, at least to ten: an honest estimate, shown as one.
     """
-    counts = waiting_counts(queue)
+    return _position(contact, queue, waiting_counts(queue))
+
+
+def _position(contact: Contact, queue: str, counts: dict[int, int]) -> int:
     higher = sum(n for priority, n in counts.items() if priority > contact.priority)
     in_band = counts.get(contact.priority, 0)
     mine = waiting_sort_key(contact)

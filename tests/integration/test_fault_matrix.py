@@ -3,7 +3,7 @@
 The flow: a customer's SMS (Twilio webhook) is routed and offered to Ada; a second customer's SMS
 waits (Ada is full) and is told their place in the queue; Ada accepts the first, replies, closes;
 the second is offered to her. Every AWS call the app makes on the way is recorded in a run without
-faults (``FLOW_SITES`` below names the 53 call sites: handler, the path through our functions,
+faults (``FLOW_SITES`` below names the 51 call sites: handler, the path through our functions,
 operation; see ``tests/faults.py``). Then, for each site in turn, the flow runs again from a clean
 moto state with the site's first call failing *before* the request (it never happened) or *after*
 it (it took effect, its answer was lost), and everyone retries as they do in life:
@@ -77,17 +77,15 @@ FLOW_SITES = [
     "webhook_twilio_messaging > inbox.deliver > inbox.receive > queue.publish > sqs.SendMessage",
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router_store.get_contact > routing.get_contact > dynamodb.GetItem",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router._open_contact > router_store.get_customer > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
-    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router._open_contact > router_store.create_contact > routing.create_contact > dynamodb.TransactWriteItems",  # noqa: E501
-    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.offer_contact > retry.on_conflict > router.step > router.plan_offer > router._pool > router_store.pool > routing.pool > dynamodb.Query",  # noqa: E501
-    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.offer_contact > retry.on_conflict > router.step > router.commit_offer > router_store.save > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
-    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.offer_contact > router._announce > queue.schedule > queue.publish_timer > queue._queue_url > sqs.GetQueueUrl",  # noqa: E501
-    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.offer_contact > router._announce > queue.schedule > queue.publish_timer > sqs.SendMessage",  # noqa: E501
-    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.offer_contact > router._announce > engine.to_agent > push.to_agent > routing.connections_of > dynamodb.Query",  # noqa: E501
-    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.offer_contact > router._announce > engine.to_agent > push.to_agent > push.to_connection > connections.post > apigatewaymanagementapi.PostToConnection",  # noqa: E501
-    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router_store.get_contact > routing.get_contact > dynamodb.GetItem",  # noqa: E501
-    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router_store.position_in_queue > routing.position_in_queue > routing.waiting_counts > routing._queue_items > dynamodb.Query",  # noqa: E501
-    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router_store.position_in_queue > routing.position_in_queue > routing._band_keys > dynamodb.Query",  # noqa: E501
-    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router_store.queue_stats > routing.queue_stats > dynamodb.GetItem",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router._open_contact > router._create > retry.or_else > retry.on_conflict > router.offered > router.plan_offer > router._pool > router_store.pool > routing.pool > dynamodb.Query",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router._open_contact > router._create > retry.or_else > retry.on_conflict > router.offered > router_store.create_contact > routing.create_contact > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router._announce > queue.schedule > queue.publish_timer > queue._queue_url > sqs.GetQueueUrl",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router._announce > queue.schedule > queue.publish_timer > sqs.SendMessage",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router._announce > engine.to_agent > push.to_agent > routing.connections_of > dynamodb.Query",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router._announce > engine.to_agent > push.to_agent > push.to_connection > connections.post > apigatewaymanagementapi.PostToConnection",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router._open_contact > router._create > router_store.create_contact > routing.create_contact > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router_store.place_in_queue > routing.place_in_queue > routing._queue_items > dynamodb.Query",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router_store.place_in_queue > routing.place_in_queue > routing._position > routing._band_keys > dynamodb.Query",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router._mark_acknowledged > router_store.save > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router._mark_acknowledged > engine.dispatch > system_messages.dispatch > outbox.dispatch > queue.send_to_outbox > queue._queue_url > sqs.GetQueueUrl",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router.acknowledge > router._mark_acknowledged > engine.dispatch > system_messages.dispatch > outbox.dispatch > queue.send_to_outbox > sqs.SendMessage",  # noqa: E501
@@ -304,7 +302,7 @@ def test_the_flow_without_faults_makes_exactly_these_calls(flow, fake):  # noqa:
     sites = list(dict.fromkeys(c.label for c in faults.calls))
     assert sites == FLOW_SITES, "the flow's AWS call sites changed; FLOW_SITES = " + json.dumps(sites, indent=4)
     assert end_state(flow, fake) == EXPECTED
-    assert len(FLOW_SITES) == 53
+    assert len(FLOW_SITES) == 51
 
 
 def _case_id(index: int, site: str, when: str) -> str:

@@ -15,9 +15,9 @@ from tests.support import connect_agent, create_agent, drain, offers_to, post_we
 
 # Documented in README.md ("Cost budget"). Webhook: 6 (identity read, identity put, profile put, the claim's
 # two-item transaction, message put, queue send: plain writes cost half a transaction's write units).
-# Router: 8 (contact read, customer read, contact create, agents query, reserve transaction,
-# the offer's timeout timer, connections query, push).
-REQUESTS_PER_MESSAGE = 14
+# Router: 7 (contact read, customer read, agents query, one transaction creating the contact offered with
+# the agent's reservation, the offer's timeout timer, connections query, push).
+REQUESTS_PER_MESSAGE = 13
 
 
 def _count_requests() -> Counter[str]:

@@ -23,27 +23,27 @@ from bench import cost
 
 # (flow, channel): (AWS requests, DynamoDB write request units), each at most.
 BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
-    ("first message", "webchat"): (14, 54),
-    ("first message", "sms"): (14, 54),
-    ("first message", "email"): (17, 57),
+    ("first message", "webchat"): (13, 25),
+    ("first message", "sms"): (13, 25),
+    ("first message", "email"): (16, 28),
     ("follow-up", "webchat"): (8, 5),
     ("follow-up", "sms"): (8, 5),
     ("follow-up", "email"): (11, 8),
-    ("accept", "webchat"): (5, 17),
-    ("accept", "sms"): (5, 17),
-    ("accept", "email"): (5, 17),
+    ("accept", "webchat"): (5, 15),
+    ("accept", "sms"): (5, 15),
+    ("accept", "email"): (5, 15),
     ("offer timer", "webchat"): (1, 0),
     ("offer timer", "sms"): (1, 0),
     ("offer timer", "email"): (1, 0),
-    ("reply", "webchat"): (10, 12),  # + the push: the conversation's widget connections, one message
-    ("reply", "sms"): (8, 12),
-    ("reply", "email"): (10, 18),
+    ("reply", "webchat"): (10, 11.5),  # + the push: the conversation's widget connections, one message
+    ("reply", "sms"): (8, 11.5),
+    ("reply", "email"): (10, 17.5),
     ("status callback", "sms"): (5, 2),
-    ("close", "webchat"): (13, 24),  # + the push of the status
-    ("close", "sms"): (11, 24),
-    ("close", "email"): (11, 24),
-    ("first message, queued (queue position)", "webchat"): (21, 43),  # + the push's query (no widget open)
-    ("agent available, offered", "webchat"): (12, 39),
+    ("close", "webchat"): (13, 22),  # + the push of the status
+    ("close", "sms"): (11, 22),
+    ("close", "email"): (11, 22),
+    ("first message, queued (queue position)", "webchat"): (19, 36),  # + the push's query (no widget open)
+    ("agent available, offered", "webchat"): (12, 35),
     ("sweep (idle, one run)", "-"): (7, 0),
     # The widget's WebSocket (issue 12): each (re)connect proves the visitor (3 reads) and is remembered (1 put),
     # then reads what it missed once; $disconnect finds no agent behind it.
@@ -52,7 +52,7 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("widget disconnect", "webchat"): (1, 0),
 }
 # The typical conversation, mixed over the three channels: modelled dollars per 1,000 inbound messages.
-USD_PER_1000_INBOUND = 0.049  # the web-chat conversation includes the widget's WebSocket
+USD_PER_1000_INBOUND = 0.040  # the web-chat conversation includes the widget's WebSocket
 
 
 @pytest.fixture(scope="module")
