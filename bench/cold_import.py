@@ -192,6 +192,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     functions = ["api_handler"] if quick else list(HANDLERS)
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as where:
         packages = build_packages(Path(where))
+        shipped = packages["switchboard"] / "chalicelib"
+        tooling = [p for p in ("local", "cli.py", "local/demo.py") if (shipped / p).exists()]
         variants = [("bare", "bare", "app")] + [(f, "switchboard", HANDLERS[f]) for f in functions]
         samples: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in variants}
         for _ in range(runs):  # interleaved: a noisy moment hits every variant
@@ -233,4 +235,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "pooled_ratio_to_bare_with_client": pooled("import_and_client_s"),
         "pooled_cpu_ratio_to_bare_with_client": pooled("import_and_client_cpu_s", "import_and_client_cpu_s"),
         "pooled_samples": len(functions) * runs,
+        # The local stack, the demo or the CLI in the package as it ships (infra/switchboard_infra/package.py).
+        "ships_tooling": bool(tooling),
+        "tooling_found": tooling,
     }

@@ -273,7 +273,7 @@ def _cold_ratio(results: dict[str, Any]) -> float | None:
     if not entry or entry["status"] != "ok":
         return None
     data = entry["data"]
-    value = data.get("pooled_ratio_with_client", data.get("pooled_ratio_to_bare"))
+    value = data.get("pooled_ratio_to_bare_with_client", data.get("pooled_ratio_to_bare"))
     return float(value) if isinstance(value, int | float) else None
 
 
