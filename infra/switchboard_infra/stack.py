@@ -401,6 +401,12 @@ class SwitchboardStack(Stack):
         rest.add_override("Properties.TracingEnabled", self.stage.trace_percent > 0)
         if self.stage.trace_percent > 0:
             self._trace_sampling()
+        else:
+            skip(
+                rest,
+                "CKV_AWS_73",
+                "the stage's SWITCHBOARD_TRACE_PERCENT is 0: tracing off by choice (README, Traces (X-Ray))",
+            )
         rest.add_override(
             "Properties.AccessLogSetting",
             {
