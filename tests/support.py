@@ -44,6 +44,15 @@ WS_API_ID = "a1b2c3d4e5"
 WS_STAGE = "ws"
 
 
+def record_aws_requests() -> list[str]:
+    """Every request the app's clients send from now on, as ``service.Operation``, in order (botocore's
+    ``before-send``, so retries count too). Call it once every client exists, as in a warm Lambda."""
+    sent: list[str] = []
+    for client in aws.created_clients():
+        client.meta.events.register_first("before-send", lambda event_name, **_: sent.append(event_name[12:]))
+    return sent
+
+
 def webchat_payload(visitor: str = "v_1", message: str = "m_1", text: str = "Where is my order?", **extra: Any) -> dict:
     return {"site": "acme-shop", "visitor_id": visitor, "message_id": message, "text": text, **extra}
 

@@ -214,21 +214,28 @@ def test_a_retry_after_a_lost_answer_keeps_the_message_id_and_is_stored_once(
         context.close()
 
 
+def _visitor_writes(page: Any, site_server: str, text: str) -> tuple[list[str], list[Any]]:
+    """Open the site, open the widget and send ``text``, until the socket has opened and read what it missed;
+    returns the URLs the page requests and the WebSockets it opens (both lists grow as the page goes on)."""
+    made: list[str] = []
+    page.on("request", lambda r: made.append(r.url))
+    sockets: list[Any] = []
+    page.on("websocket", lambda ws: sockets.append(ws))
+    page.goto(site_server)
+    page.get_by_test_id("widget-bubble").click()
+    page.get_by_test_id("widget-input").fill(text)
+    with page.expect_response(lambda r: "/widget/conversations/" in r.url, timeout=WAIT_MS):
+        page.get_by_test_id("widget-send").click()  # sent; the socket opens and reads what it missed
+    return made, sockets
+
+
 def test_the_widget_holds_a_socket_and_asks_nothing_while_its_panel_is_closed(
     browser, stack: LocalStack, site_server: str
 ):
     context = browser.new_context()
     try:
         page = context.new_page()
-        made: list[str] = []
-        page.on("request", lambda r: made.append(r.url))
-        sockets: list[Any] = []
-        page.on("websocket", lambda ws: sockets.append(ws))
-        page.goto(site_server)
-        page.get_by_test_id("widget-bubble").click()
-        page.get_by_test_id("widget-input").fill("Just browsing")
-        with page.expect_response(lambda r: "/widget/conversations/" in r.url, timeout=WAIT_MS):
-            page.get_by_test_id("widget-send").click()  # sent; the socket opens and reads what it missed
+        made, sockets = _visitor_writes(page, site_server, "Just browsing")
         expect(page.locator('[data-testid="widget-message"][data-from="visitor"]')).to_have_count(1, timeout=WAIT_MS)
         assert len(sockets) == 1 and not sockets[0].is_closed()
 
@@ -273,15 +280,7 @@ def test_after_its_socket_drops_the_widget_reconnects_and_reads_what_it_missed_o
     context = browser.new_context()
     try:
         page = context.new_page()
-        made: list[str] = []
-        page.on("request", lambda r: made.append(r.url))
-        sockets: list[Any] = []
-        page.on("websocket", lambda ws: sockets.append(ws))
-        page.goto(site_server)
-        page.get_by_test_id("widget-bubble").click()
-        page.get_by_test_id("widget-input").fill("Do you have it in blue?")
-        with page.expect_response(lambda r: "/widget/conversations/" in r.url, timeout=WAIT_MS):
-            page.get_by_test_id("widget-send").click()
+        made, sockets = _visitor_writes(page, site_server, "Do you have it in blue?")
         saved = page.evaluate(f"() => JSON.parse(localStorage.getItem('switchboard.widget.{SITE}'))")
         conversation = saved["conversation_id"]
         [connection] = visitor_connections.of(conversation, clock.now_iso())

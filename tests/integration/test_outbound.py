@@ -61,6 +61,7 @@ from tests.support import (
     post_meta,
     post_telegram,
     post_twilio,
+    record_aws_requests,
     sqs_event,
     stored_messages,
 )
@@ -420,33 +421,28 @@ def test_an_answer_naming_the_message_id_ses_gave_our_email_threads_back_too(app
 # --- statuses -----------------------------------------------------------------------------------------------
 
 
+def _delivered_status(sid: str) -> dict[str, str]:
+    """The form of Twilio's status callback saying the message ``sid`` was delivered."""
+    form = dict(parse_qsl(fixture("twilio/message_status_delivered_sms.txt").decode()))
+    form.update(MessageSid=sid, SmsSid=sid, To=CUSTOMER_NUMBER, From=OUR_NUMBER)
+    return form
+
+
 def test_twilio_status_callback_moves_the_timeline_message_forward(app, fake):
     inbound = sms_from(app)
     queued = outbox.queue_reply(inbound["conversation_id"], "ada", "Your order ships today.", None, clock.now_iso())
     pump(app)
     sid = fake.sent(TWILIO)[0].answer["sid"]
-    form = dict(parse_qsl(fixture("twilio/message_status_delivered_sms.txt").decode()))
-    form.update(MessageSid=sid, SmsSid=sid, To=CUSTOMER_NUMBER, From=OUR_NUMBER)
 
-    assert post_twilio(app, "/webhooks/twilio/status", urlencode(form).encode()).status_code == 200
+    assert post_twilio(app, "/webhooks/twilio/status", urlencode(_delivered_status(sid)).encode()).status_code == 200
     assert (outbound.get_status("twilio", sid) or {}).get("status") == "delivered"
     assert _message(queued["message_id"])["status"] == "delivered"
-
-
-def _aws_requests() -> list[str]:
-    """Every request the app's clients send from now on, as ``service.Operation``."""
-    from chalicelib.store import aws
-
-    sent: list[str] = []
-    for client in aws.created_clients():
-        client.meta.events.register_first("before-send", lambda event_name, **_: sent.append(event_name[12:]))
-    return sent
 
 
 @pytest.mark.parametrize("channel", ["sms", "email"])
 def test_a_reply_reads_the_profile_once_and_is_sent_without_reading_the_timeline_again(app, fake, channel):
     inbound = sms_from(app) if channel == "sms" else email_from(app)
-    requests = _aws_requests()
+    requests = record_aws_requests()
     queued = outbox.queue_reply(inbound["conversation_id"], "ada", "Your order ships today.", None, clock.now_iso())
     reads = [r for r in requests if r in ("dynamodb.GetItem", "dynamodb.Query")]
     # The conversation, the customer's profile (merged?), their newest inbound messages (where it goes); an
@@ -474,10 +470,9 @@ def test_a_twilio_status_is_applied_with_one_update_and_a_late_sent_touches_noth
     queued = outbox.queue_reply(inbound["conversation_id"], "ada", "Your order ships today.", None, clock.now_iso())
     pump(app)
     sid = fake.sent(TWILIO)[0].answer["sid"]
-    form = dict(parse_qsl(fixture("twilio/message_status_delivered_sms.txt").decode()))
-    form.update(MessageSid=sid, SmsSid=sid, To=CUSTOMER_NUMBER, From=OUR_NUMBER)
+    form = _delivered_status(sid)
 
-    requests = _aws_requests()
+    requests = record_aws_requests()
     assert post_twilio(app, "/webhooks/twilio/status", urlencode(form).encode()).status_code == 200
     # The record's forward-only update returns where its timeline message is: nothing is read to apply it.
     assert [r for r in requests if r.startswith("dynamodb.")] == [
@@ -814,10 +809,8 @@ def test_the_agent_sees_their_replys_delivery_status_live(app, fake):
     queued = outbox.queue_reply(inbound["conversation_id"], "ada", "Shipped today.", None, clock.now_iso())
     pump(app)
     sid = fake.sent(TWILIO)[0].answer["sid"]
-    form = dict(parse_qsl(fixture("twilio/message_status_delivered_sms.txt").decode()))
-    form.update(MessageSid=sid, SmsSid=sid, To=CUSTOMER_NUMBER, From=OUR_NUMBER)
 
-    post_twilio(app, "/webhooks/twilio/status", urlencode(form).encode())
+    post_twilio(app, "/webhooks/twilio/status", urlencode(_delivered_status(sid)).encode())
 
     [status] = [p for p in pushed(connection) if p.get("type") == "message_status"]
     assert (status["message_id"], status["status"]) == (queued["message_id"], "delivered")

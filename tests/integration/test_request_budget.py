@@ -8,10 +8,16 @@ Lambda service, not by our code, and are not counted.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
-from chalicelib.store import aws
-from tests.support import connect_agent, create_agent, drain, offers_to, post_webchat, webchat_payload
+from tests.support import (
+    connect_agent,
+    create_agent,
+    drain,
+    offers_to,
+    post_webchat,
+    record_aws_requests,
+    webchat_payload,
+)
 
 # Documented in README.md ("Cost budget"). Webhook: 6 (identity read, identity put, profile put, the claim's
 # two-item transaction, message put, queue send: plain writes cost half a transaction's write units).
@@ -20,29 +26,19 @@ from tests.support import connect_agent, create_agent, drain, offers_to, post_we
 REQUESTS_PER_MESSAGE = 13
 
 
-def _count_requests() -> Counter[str]:
-    counts: Counter[str] = Counter()
-
-    def count(event_name: str, **_: Any) -> None:
-        counts[event_name.removeprefix("before-send.")] += 1
-
-    for client in aws.created_clients():
-        client.meta.events.register_first("before-send", count)
-    return counts
-
-
 def test_one_message_costs_at_most_the_budget(client):
     create_agent(client, "ada", capacity=5)
     connection = connect_agent(client, "ada")
     post_webchat(client, webchat_payload(visitor="warm-up", message="warm-up"))
     drain(client)  # every client exists and the queue URL is cached, as in a warm Lambda
 
-    counts = _count_requests()
+    sent = record_aws_requests()
     post_webchat(client, webchat_payload(visitor="v_budget", message="m_budget"))
     drain(client)
 
     assert len(offers_to(connection)) == 2
-    total = sum(counts.values())
+    counts = Counter(sent)
+    total = len(sent)
     assert total <= REQUESTS_PER_MESSAGE, f"{total} requests: {dict(counts)}"
     assert counts["sqs.SendMessage"] == 2, "the routing event and the offer's timeout timer"
     assert counts["apigatewaymanagementapi.PostToConnection"] == 1
