@@ -72,12 +72,15 @@ def _tell_the_agent(update: StatusUpdate, sent: dict[str, Any]) -> None:
 
 
 def receive(message: InboundMessage) -> StoredMessage:
-    """Store the message (once, however often the provider retries) and queue its routing event.
+    """Store the message (once, however often the provider retries), then tell its agent or queue its routing event.
 
-    A retried delivery queues the routing event again: if the first attempt
-    died between storing and queueing, this is what gets the contact routed.
-    The queue drops the repeat (same deduplication id) and the router is
-    idempotent, so a healthy first attempt makes this harmless.
+    A follow-up on a contact its agent has accepted is pushed to that agent from here (``_tell_the_assigned``):
+    the router would only push it, at the price of an invocation and three FIFO requests. Everything else, and
+    every retried delivery, goes through the routing queue: if the first attempt died between storing and
+    telling (or queueing), the retry's routing event is what gets the message to its agent (or the contact
+    routed). The queue drops a repeat (same deduplication id) and the router is idempotent, so a healthy first
+    attempt makes this harmless; the console re-reads the conversation on a "message" push, so a second push
+    shows nothing twice.
     """
     stored = conversations.ingest(message, clock.now_iso())
     correlate(stored.conversation_id)  # every later line of this invocation names the conversation
@@ -90,17 +93,47 @@ def receive(message: InboundMessage) -> StoredMessage:
             "duplicate": stored.duplicate,
         },
     )
-    queue.publish(
-        ConversationMessage(
-            conversation_id=stored.conversation_id,
-            customer_id=stored.customer_id,
-            channel=message.channel,
-            message_id=stored.message_id,
-            received_at=stored.received_at,
-            # As much as the rules search (``rules.MAX_TEXT``), so live routing decides as ``rules explain`` does.
-            text=message.text[:MAX_TEXT],
-            language=message.language,
-            subject=message.subject[:MAX_TEXT] if message.subject else None,
-        )
+    event = ConversationMessage(
+        conversation_id=stored.conversation_id,
+        customer_id=stored.customer_id,
+        channel=message.channel,
+        message_id=stored.message_id,
+        received_at=stored.received_at,
+        # As much as the rules search (``rules.MAX_TEXT``), so live routing decides as ``rules explain`` does.
+        text=message.text[:MAX_TEXT],
+        language=message.language,
+        subject=message.subject[:MAX_TEXT] if message.subject else None,
     )
+    if stored.agent_id is None or stored.duplicate or not _tell_the_assigned(event):
+        queue.publish(event)
     return stored
+
+
+def _tell_the_assigned(event: ConversationMessage) -> bool:
+    """Push the message to the agent its contact is assigned to, as the router does; False (the routing queue
+    then carries it, with SQS's redelivery) when the contact is not assigned or anything on the way fails."""
+    from chalicelib.routing.model import ContactState
+    from chalicelib.store import routing as routing_store
+
+    try:
+        contact = routing_store.get_contact(event.conversation_id)
+        if contact is None or contact.state is not ContactState.ASSIGNED or not contact.assigned_to:
+            return False
+        push.to_agent(contact.assigned_to, message_frame(event))
+    except Exception:
+        logger.warning("could not tell the assigned agent; queueing the routing event", exc_info=True)
+        return False
+    return True
+
+
+def message_frame(event: ConversationMessage) -> dict[str, Any]:
+    """What an agent's console is pushed when their customer writes (``Router.on_conversation_message`` pushes
+    the same frame for an assigned contact)."""
+    return {
+        "type": "message",
+        "contact_id": event.conversation_id,
+        "message_id": event.message_id,
+        "channel": event.channel,
+        "text": event.text,
+        "received_at": event.received_at,
+    }

@@ -3,7 +3,7 @@
 The flow: a customer's SMS (Twilio webhook) is routed and offered to Ada; a second customer's SMS
 waits (Ada is full) and is told their place in the queue; Ada accepts the first, replies, closes;
 the second is offered to her. Every AWS call the app makes on the way is recorded in a run without
-faults (``FLOW_SITES`` below names the 51 call sites: handler, the path through our functions,
+faults (``FLOW_SITES`` below names the 52 call sites: handler, the path through our functions,
 operation; see ``tests/faults.py``). Then, for each site in turn, the flow runs again from a clean
 moto state with the site's first call failing *before* the request (it never happened) or *after*
 it (it took effect, its answer was lost), and everyone retries as they do in life:
@@ -72,7 +72,8 @@ FLOW_SITES = [
     "webhook_twilio_messaging > inbox.deliver > inbox.receive > conversations.ingest > retry.on_conflict > conversations.store_once > conversations._plan > conversations.customers_of > conversations._batch_get > dynamodb.GetItem",  # noqa: E501
     "webhook_twilio_messaging > inbox.deliver > inbox.receive > conversations.ingest > retry.on_conflict > conversations.store_once > conversations._write_customer > conversations._claim_identity > dynamodb.PutItem",  # noqa: E501
     "webhook_twilio_messaging > inbox.deliver > inbox.receive > conversations.ingest > retry.on_conflict > conversations.store_once > conversations._write_customer > conversations._write_profile > dynamodb.PutItem",  # noqa: E501
-    "webhook_twilio_messaging > inbox.deliver > inbox.receive > conversations.ingest > retry.on_conflict > conversations.store_once > dynamodb.TransactWriteItems",  # noqa: E501
+    "webhook_twilio_messaging > inbox.deliver > inbox.receive > conversations.ingest > retry.on_conflict > conversations.store_once > conversations._write_conversation > dynamodb.UpdateItem",  # noqa: E501
+    "webhook_twilio_messaging > inbox.deliver > inbox.receive > conversations.ingest > retry.on_conflict > conversations.store_once > conversations._claim > dynamodb.PutItem",  # noqa: E501
     "webhook_twilio_messaging > inbox.deliver > inbox.receive > conversations.ingest > retry.on_conflict > conversations.store_once > conversations._store_message > dynamodb.PutItem",  # noqa: E501
     "webhook_twilio_messaging > inbox.deliver > inbox.receive > queue.publish > sqs.SendMessage",
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router_store.get_contact > routing.get_contact > dynamodb.GetItem",  # noqa: E501
@@ -302,7 +303,7 @@ def test_the_flow_without_faults_makes_exactly_these_calls(flow, fake):  # noqa:
     sites = list(dict.fromkeys(c.label for c in faults.calls))
     assert sites == FLOW_SITES, "the flow's AWS call sites changed; FLOW_SITES = " + json.dumps(sites, indent=4)
     assert end_state(flow, fake) == EXPECTED
-    assert len(FLOW_SITES) == 51
+    assert len(FLOW_SITES) == 52
 
 
 def _case_id(index: int, site: str, when: str) -> str:
