@@ -27,9 +27,14 @@ def deliver(adapter: ChannelAdapter, request: WebhookRequest) -> Reply:
         return webhook.immediate
     token: OneTimeToken | None = webhook.context.get("replay_token")
     # Claimed before anything is stored, by one conditional write: of concurrent requests under one token, one wins.
-    if token is not None and not replay.claim(token):
+    claimed = replay.claim(token) if token is not None else None
+    if token is not None and claimed is None:
         raise Unauthenticated("this webhook token was already used (replayed request)")
     stored = [receive(message) for message in webhook.messages]
+    if claimed == replay.AGAIN and all(result.duplicate for result in stored):
+        # The very same request once more, everything in it stored before (and its routing event queued again,
+        # in case the first attempt died before queueing): a replay, or a retry of a delivery that was done.
+        raise Unauthenticated("this webhook token was already used (replayed request)")
     now = clock.now_iso()
     for message, result in zip(webhook.messages, stored, strict=True):
         if message.channel == "voice" and not result.duplicate:
@@ -49,9 +54,6 @@ def deliver(adapter: ChannelAdapter, request: WebhookRequest) -> Reply:
         )
         if applied is not None and update.kind == "message":
             _tell_the_agent(update, applied)
-    if token is not None:
-        # Used up only once everything is stored: until then the same request, retried, may still complete.
-        replay.use_up(token)
     return adapter.respond(webhook, stored)
 
 
