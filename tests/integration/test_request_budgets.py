@@ -61,7 +61,7 @@ INVOCATIONS: dict[tuple[str, str], float] = {
     ("follow-up", "email"): 1,
 }
 # The typical conversation, mixed over the three channels: modelled dollars per 1,000 inbound messages.
-USD_PER_1000_INBOUND = 0.040  # the web-chat conversation includes the widget's WebSocket
+USD_PER_1000_INBOUND = 0.036  # the web-chat conversation includes the widget's WebSocket
 
 
 @pytest.fixture(scope="module")
