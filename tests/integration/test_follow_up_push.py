@@ -161,3 +161,24 @@ def test_a_fault_anywhere_in_the_follow_up_ends_with_the_agent_told_and_the_mess
     [message] = [m for m in stored_messages() if m["text"] == "It was order 1042"]
     assert _told(connection, message["message_id"]), "the agent was never told"
     assert queued_message_count() == 0
+
+
+def test_a_follow_up_writes_its_conversation_only_when_the_customer_switched_channel(aws):
+    """Replies go to the channel the customer wrote on last (the conversation's ``channel``): a follow-up on the
+    same channel leaves the conversation unwritten, one on another channel moves it, with one plain update."""
+    from chalicelib.conversations.models import Identity, InboundMessage
+    from chalicelib.store import conversations as conversation_store
+
+    def sms(n: int, channel: str = "sms") -> InboundMessage:
+        return InboundMessage(channel, "twilio", f"SM{n:032d}", Identity("phone", NUMBER), text=f"text {n}")
+
+    first = conversation_store.ingest(sms(1), "2026-11-24T10:00:00.000000Z")
+    sent = record_aws_requests()
+    same = conversation_store.ingest(sms(2), "2026-11-24T10:01:00.000000Z")
+    assert "dynamodb.UpdateItem" not in sent and sent.count("dynamodb.PutItem") == 2  # the claim, the message
+    sent.clear()
+    switched = conversation_store.ingest(sms(3, "whatsapp"), "2026-11-24T10:02:00.000000Z")
+    assert sent.count("dynamodb.UpdateItem") == 1
+    assert first.conversation_id == same.conversation_id == switched.conversation_id
+    assert (conversation_store.get_conversation(first.conversation_id) or {})["channel"] == "whatsapp"
+    assert "message_count" not in (conversation_store.get_conversation(first.conversation_id) or {})
