@@ -107,11 +107,14 @@ def ingest(message: InboundMessage, now: str) -> StoredMessage:
 
     def store_once() -> StoredMessage:
         plan = _plan(message, stale)
-        if plan.mode == "new" and not plan.new_customer and _claimed(message):
-            return _stored_duplicate(message)  # a retry after the conversation closed: opens nothing
         claims = [_identity_put(i, plan.customer_id, now) for i in plan.missing]
         profile = _profile_action(message, plan, now)
         conversation_action = _conversation_action(message, plan, now)
+        opens = plan.mode == "new" and not plan.new_customer
+        if (opens or (plan.mode == "join" and conversation_action is not None)) and _claimed(message):
+            # A retry after the conversation closed opens nothing; one after the customer wrote on another
+            # channel does not move the conversation back to this one.
+            return _stored_duplicate(message)
         dedupe = _dedupe_put(message.claim_key, message, plan, now)
         if plan.mode == "reopen" and conversation_action is not None:
             # Pointer and conversation move together: a reopen cut in two would not resume.
@@ -184,7 +187,8 @@ def _claim(action: dict[str, Any]) -> None:
 
 
 def _claimed(message: InboundMessage) -> bool:
-    """Whether this delivery was stored already (read before a known customer's new conversation is opened)."""
+    """Whether this delivery was stored already (read before a write a retry must not make: a known customer's
+    new conversation, a joined conversation's channel)."""
     return get(_table(), inbound_key(message.claim_key), "INBOUND") is not None
 
 

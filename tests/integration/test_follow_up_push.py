@@ -182,3 +182,8 @@ def test_a_follow_up_writes_its_conversation_only_when_the_customer_switched_cha
     assert first.conversation_id == same.conversation_id == switched.conversation_id
     assert (conversation_store.get_conversation(first.conversation_id) or {})["channel"] == "whatsapp"
     assert "message_count" not in (conversation_store.get_conversation(first.conversation_id) or {})
+
+    sent.clear()
+    retried = conversation_store.ingest(sms(2), "2026-11-24T10:03:00.000000Z")  # Twilio's late retry of an SMS
+    assert retried.duplicate and "dynamodb.UpdateItem" not in sent
+    assert (conversation_store.get_conversation(first.conversation_id) or {})["channel"] == "whatsapp"
