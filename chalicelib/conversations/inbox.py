@@ -76,8 +76,9 @@ def _tell_the_agent(update: StatusUpdate, sent: dict[str, Any]) -> None:
 def receive(message: InboundMessage) -> StoredMessage:
     """Store the message (once, however often the provider retries), then tell its agent or queue its routing event.
 
-    A follow-up on a contact its agent has accepted is pushed to that agent from here (``_tell_the_assigned``):
-    the router would only push it, at the price of an invocation and three FIFO requests. Everything else, and
+    A follow-up on a contact its agent has accepted is pushed to that agent from here (``_handled_here``), and
+    one on a contact offered to an agent needs nothing: the router would do only that, at the price of an
+    invocation and three FIFO requests. Everything else (a new conversation, a queued contact), and
     every retried delivery, goes through the routing queue: if the first attempt died between storing and
     telling (or queueing), the retry's routing event is what gets the message to its agent (or the contact
     routed). The queue drops a repeat (same deduplication id) and the router is idempotent, so a healthy first
@@ -106,20 +107,26 @@ def receive(message: InboundMessage) -> StoredMessage:
         language=message.language,
         subject=message.subject[:MAX_TEXT] if message.subject else None,
     )
-    if stored.agent_id is None or stored.duplicate or not _tell_the_assigned(event):
+    if stored.duplicate or stored.new_conversation or not _handled_here(event):
         queue.publish(event)
     return stored
 
 
-def _tell_the_assigned(event: ConversationMessage) -> bool:
-    """Push the message to the agent its contact is assigned to, as the router does; False (the routing queue
-    then carries it, with SQS's redelivery) when the contact is not assigned or anything on the way fails."""
+def _handled_here(event: ConversationMessage) -> bool:
+    """What the router would do for a follow-up on an assigned or offered contact, done here: the assigned
+    agent is pushed the message (the router's very frame); an offered contact needs nothing (its agent reads
+    the whole conversation on accepting, and another agent after a decline or expiry). False (the routing queue
+    then carries it, with SQS's redelivery) for any other state, and when anything on the way fails."""
     from chalicelib.routing.model import ContactState
     from chalicelib.store import routing as routing_store
 
     try:
         contact = routing_store.get_contact(event.conversation_id)
-        if contact is None or contact.state is not ContactState.ASSIGNED or not contact.assigned_to:
+        if contact is None:
+            return False  # its first message is not routed yet: the router decides, in the conversation's order
+        if contact.state is ContactState.OFFERED and contact.offered_to:
+            return True
+        if contact.state is not ContactState.ASSIGNED or not contact.assigned_to:
             return False
         push.to_agent(contact.assigned_to, message_frame(event))
     except Exception:

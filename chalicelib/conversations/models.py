@@ -124,6 +124,3 @@ class StoredMessage:
     received_at: str
     duplicate: bool
     new_conversation: bool
-    # A joined conversation's agent, as its META said when the message joined (the one who accepted it last;
-    # they may have transferred it since): only a hint that the contact may be assigned. None otherwise.
-    agent_id: str | None = None

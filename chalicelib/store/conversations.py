@@ -137,15 +137,8 @@ def ingest(message: InboundMessage, now: str) -> StoredMessage:
             except TransactionConflict:
                 return _stored_duplicate(message)
         _store_message(message, plan.customer_id, plan.conversation_id, now)
-        agent = (plan.conversation or {}).get("agent_id") if plan.mode == "join" else None
         return StoredMessage(
-            message.message_id,
-            plan.customer_id,
-            plan.conversation_id,
-            now,
-            False,
-            plan.mode != "join",
-            str(agent) if agent else None,
+            message.message_id, plan.customer_id, plan.conversation_id, now, False, plan.mode != "join"
         )
 
     try:

@@ -105,13 +105,30 @@ def test_the_webhook_pushes_the_frame_the_router_pushes(client):
     assert len([m for m in stored_messages() if m["text"] == "Any news?"]) == 1
 
 
-def test_a_follow_up_on_a_contact_not_yet_accepted_still_goes_through_the_router(client):
-    create_agent(client, "ada", capacity=2, channels=("sms",))
+def test_a_follow_up_on_an_offered_contact_needs_no_routing_event_and_a_queued_one_goes_to_the_router(client):
+    """Offered: the router would do nothing (the agent reads the conversation on accepting). Queued: the router
+    tries to offer it again and tells the customer their place, so its event is queued."""
+    create_agent(client, "ada", capacity=1, channels=("sms",))
     connection = connect_agent(client, "ada")
     _texts(client, "SM" + "4" * 32, "Hello?")
     drain(client)
+    [offer] = offers_to(connection)
     _texts(client, "SM" + "5" * 32, "Anyone there?")
-    assert queued_message_count() == 1, "offered, not accepted: the router decides"
+    assert queued_message_count() == 0, "offered, not accepted: nothing for the router to do"
+
+    assert agent_says(client, connection, action="accept", contact_id=offer["contact_id"])["type"] == "accepted"
+    drain(client)
+    texts = [m["text"] for m in stored_messages()]
+    assert texts.count("Anyone there?") == 1
+
+    # A second customer waits (Ada is full): their follow-up goes through the router.
+    form = dict(parse_qsl(fixture("twilio/inbound_sms.txt").decode()))
+    for sid, text in (("SM" + "8" * 32, "Hi"), ("SM" + "9" * 32, "Still waiting")):
+        form.update(From="+14155550177", MessageSid=sid, SmsSid=sid, SmsMessageSid=sid, Body=text)
+        assert post_twilio(client, "/webhooks/twilio/messaging", urlencode(form).encode()).status_code == 200
+        if text == "Hi":
+            drain(client)
+    assert queued_message_count() == 1, "queued: the router decides"
     drain(client)
     assert len(offers_to(connection)) == 1
 
@@ -133,7 +150,7 @@ FOLLOW_UP_SITES = (
     "conversations._plan > conversations.get_conversation > dynamodb.GetItem",
     "conversations._claim > dynamodb.PutItem",
     "conversations._store_message > dynamodb.PutItem",
-    "inbox._tell_the_assigned > routing.get_contact > dynamodb.GetItem",
+    "inbox._handled_here > routing.get_contact > dynamodb.GetItem",
     "push.to_agent > routing.connections_of > dynamodb.Query",
     "connections.post > apigatewaymanagementapi.PostToConnection",
 )
