@@ -67,7 +67,16 @@ from chalicelib.routing.records import SET_ONCE, merged
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
 from chalicelib.store.conversations import conversation_key, customer_key
-from chalicelib.store.dynamo import TransactionConflict, from_item, get, key, to_item, to_values, transact
+from chalicelib.store.dynamo import (
+    TransactionConflict,
+    from_item,
+    get,
+    key,
+    to_item,
+    to_values,
+    transact,
+    write,
+)
 from chalicelib.store.resources import ROUTING_INDEX
 
 OFFERED_INDEX_KEY = "OFFERED"
@@ -800,50 +809,59 @@ def save(contacts: Sequence[Change] = (), agents: Sequence[Change] = (), extra: 
     for change in agents:
         actions += agent_actions(change)
     actions += presence_count_actions(agents)
-    transact([*actions, *extra])
+    write([*actions, *extra])  # one action alone: a plain conditional write, half a transaction's units
 
 
-def assignment_actions(contact: Contact) -> list[dict[str, Any]]:
-    """Record the accepting agent on the conversation."""
-    return [
-        {
-            "Update": {
-                "TableName": _data_table(),
-                "Key": key(conversation_key(contact.contact_id), "META"),
-                "UpdateExpression": "SET agent_id = :agent, assigned_at = :now",
-                "ExpressionAttributeValues": to_values({":agent": contact.assigned_to, ":now": contact.accepted_at}),
-            }
-        }
-    ]
+def record_assignment(contact: Contact) -> None:
+    """Record the accepting agent on the conversation: a plain update after the accept's save, idempotent (the
+    same values again), so an accept retried after a crash between the two writes it again."""
+    aws.client("dynamodb").update_item(
+        TableName=_data_table(),
+        Key=key(conversation_key(contact.contact_id), "META"),
+        UpdateExpression="SET agent_id = :agent, assigned_at = :now",
+        ExpressionAttributeValues=to_values({":agent": contact.assigned_to, ":now": contact.accepted_at}),
+    )
 
 
-def closing_actions(contact: Contact, customer_id: str) -> list[dict[str, Any]]:
-    """Close the conversation and remember who served the customer (their preferred agent next time).
+def record_closing(contact: Contact, customer_id: str) -> None:
+    """After a close's save: close the conversation, remember who served the customer (their preferred agent next
+    time) and clear the customer's pointer to this conversation, in one update of each item. Idempotent: a close
+    retried after a crash in between writes the same again.
 
-    The customer's pointer to their open conversation is cleared afterwards (``forget_open_conversation``);
-    if that never happens, the next message finds the conversation closed and opens a new one.
+    A message that came after the close (the customer wrote between the contact's save and these writes) keeps
+    the conversation open: the router reopens the contact for it, so neither the conversation is marked closed
+    nor the customer's pointer cleared then; the served-by fields are set either way.
     """
-    return [
-        {
-            "Update": {
-                "TableName": _data_table(),
-                "Key": key(conversation_key(contact.contact_id), "META"),
-                "UpdateExpression": "SET #status = :closed, closed_at = :now, wrap_up = :wrap_up",
-                "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": to_values(
-                    {":closed": "closed", ":now": contact.closed_at, ":wrap_up": contact.wrap_up or "none"}
-                ),
-            }
-        },
-        {
-            "Update": {
-                "TableName": _data_table(),
-                "Key": key(customer_key(customer_id), "PROFILE"),
-                "UpdateExpression": "SET last_agent_id = :agent, last_served_at = :now",
-                "ExpressionAttributeValues": to_values({":agent": contact.assigned_to, ":now": contact.closed_at}),
-            }
-        },
-    ]
+    client = aws.client("dynamodb")
+    try:
+        client.update_item(
+            TableName=_data_table(),
+            Key=key(conversation_key(contact.contact_id), "META"),
+            UpdateExpression="SET #status = :closed, closed_at = :now, wrap_up = :wrap_up",
+            ConditionExpression="attribute_not_exists(last_message_at) OR last_message_at <= :now",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=to_values(
+                {":closed": "closed", ":now": contact.closed_at, ":wrap_up": contact.wrap_up or "none"}
+            ),
+        )
+        continued = False
+    except client.exceptions.ConditionalCheckFailedException:
+        continued = True
+    served = "SET last_agent_id = :agent, last_served_at = :now"
+    values = {":agent": contact.assigned_to, ":now": contact.closed_at}
+    profile = {"TableName": _data_table(), "Key": key(customer_key(customer_id), "PROFILE")}
+    if not continued:
+        try:
+            client.update_item(
+                **profile,
+                UpdateExpression=served + " REMOVE open_conversation_id",
+                ConditionExpression="open_conversation_id = :conversation",
+                ExpressionAttributeValues=to_values({**values, ":conversation": contact.contact_id}),
+            )
+            return
+        except client.exceptions.ConditionalCheckFailedException:
+            pass  # the pointer moved on (or a retry cleared it already): the served-by fields alone
+    client.update_item(**profile, UpdateExpression=served, ExpressionAttributeValues=to_values(values))
 
 
 # --- queue statistics (for the expected wait told to customers) -------------------------------

@@ -29,9 +29,9 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("follow-up", "webchat"): (8, 5),
     ("follow-up", "sms"): (8, 5),
     ("follow-up", "email"): (11, 8),
-    ("accept", "webchat"): (5, 15),
-    ("accept", "sms"): (5, 15),
-    ("accept", "email"): (5, 15),
+    ("accept", "webchat"): (6, 14),
+    ("accept", "sms"): (6, 14),
+    ("accept", "email"): (6, 14),
     ("offer timer", "webchat"): (1, 0),
     ("offer timer", "sms"): (1, 0),
     ("offer timer", "email"): (1, 0),
@@ -39,9 +39,9 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("reply", "sms"): (8, 11.5),
     ("reply", "email"): (10, 17.5),
     ("status callback", "sms"): (5, 2),
-    ("close", "webchat"): (13, 22),  # + the push of the status
-    ("close", "sms"): (11, 22),
-    ("close", "email"): (11, 22),
+    ("close", "webchat"): (14, 19),  # + the push of the status
+    ("close", "sms"): (12, 19),
+    ("close", "email"): (12, 19),
     ("first message, queued (queue position)", "webchat"): (19, 36),  # + the push's query (no widget open)
     ("agent available, offered", "webchat"): (12, 35),
     ("sweep (idle, one run)", "-"): (7, 0),
