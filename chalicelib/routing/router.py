@@ -547,7 +547,7 @@ class Router:
             )
             return closed, contact, customer_id, released
 
-        closed, before, customer_id, released = self._retrying(step, contact_id)
+        closed, before, _customer, released = self._retrying(step, contact_id)
         if before is None:
             return closed
         if before.accepted_at and closed.closed_at:

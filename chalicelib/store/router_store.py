@@ -20,7 +20,6 @@ from chalicelib.routing.ports import (
 from chalicelib.store import conversations, system_messages
 from chalicelib.store import routing as store
 
-
 AFTER_SAVE = Assigned | Closed  # written by plain, idempotent updates once the save went through
 
 
