@@ -12,15 +12,18 @@ Keys (``pk``/``sk``) and the sparse index ``gsi1`` (``gsi1pk``/``gsi1sk``)::
     AGENT#<id>    GRACE          a copy in gsi1 under DISCONNECTED while the agent's reconnect grace
                                  period runs, by when their last connection closed
     CONN#<conn>   CONN           which agent a connection belongs to
-    CONTACT#<id>  CONTACT        the contact, itself in gsi1 (``layout`` 2): under WAITING#<first queue>
-                                 while queued, under WORK#<agent> while offered to or assigned to them
+    CONTACT#<id>  CONTACT        the contact, itself in gsi1 (``layout`` 3): under WAITING#<first queue>
+                                 while queued, under OFFERED by the offer's expiry while offered (what the
+                                 sweeper reads; an agent's open offers are that partition's of theirs), under
+                                 WORK#<agent> once assigned
     CONTACT#<id>  WAIT#<queue>   a copy in gsi1 under WAITING#<queue> while queued there (its other
                                  queues), highest priority then earliest SLA deadline first
     CONTACT#<id>  NEED#<queue>   and one under NEEDS#<queue>#<its required skills> (billing=3+english=2,
                                  or - for none), in the same order: what a freed agent reads
     CONTACT#<id>  AGE#<queue>    a small entry in gsi1 under WAITSINCE#<queue> while queued there,
                                  longest waiting first (the supervisor's oldest wait: one item)
-    CONTACT#<id>  OFFER          a copy in gsi1 under OFFERED while an offer is open, by expiry
+    CONTACT#<id>  OFFER          (written by layout 2, whose offered contact item was under WORK#<agent>: a
+                                 copy under OFFERED by expiry, deleted by the contact's next save)
     CONTACT#<id>  WORK           (written by the previous layout, whose contact item was in no index, beside
                                  WAIT# of the first queue: deleted by the contact's next save)
     CONTACT#<id>  RECORD#<arrived at>  the contact record of one arrival of the conversation (its lifecycle:
@@ -441,25 +444,31 @@ def _contact_values(contact: Contact) -> dict[str, Any]:
     }
 
 
-LAYOUT = 2  # how contacts are indexed (on every item this version writes): see ``_contact_index``
+LAYOUT = 3  # how contacts are indexed (on every item this version writes): see ``_contact_index``
 _LEGACY_READ_LIMIT = 10_000
 
 
 def _main_index_key(contact: Contact) -> dict[str, Any]:
     """Where the contact's own item sits in gsi1: what a waiting contact is read by in its first queue, what an
-    offered or assigned one is read by for its agent; nowhere once closed."""
+    offered one is found by when its offer expires (and, filtered, among its agent's work), what an assigned one
+    is read by for its agent; nowhere once closed."""
     if contact.state is ContactState.QUEUED:
         return {"gsi1pk": f"WAITING#{contact.queues[0]}", "gsi1sk": waiting_sort_key(contact)}
-    agent = contact.offered_to if contact.state is ContactState.OFFERED else contact.assigned_to
-    if contact.state in (ContactState.OFFERED, ContactState.ASSIGNED) and agent:
-        return {"gsi1pk": f"WORK#{agent}", "gsi1sk": contact.enqueued_at}
+    if contact.state is ContactState.OFFERED:
+        return _offered_index_key(contact)
+    if contact.state is ContactState.ASSIGNED and contact.assigned_to:
+        return {"gsi1pk": f"WORK#{contact.assigned_to}", "gsi1sk": contact.enqueued_at}
     return {}
+
+
+def _offered_index_key(contact: Contact) -> dict[str, Any]:
+    return {"gsi1pk": OFFERED_INDEX_KEY, "gsi1sk": f"{contact.offer_expires_at}#{contact.contact_id}"}
 
 
 def _contact_index(contact: Contact | None) -> dict[str, dict[str, Any]]:
     """The contact's index copies beside its own item (``_main_index_key``): a queued one's under its other
-    queues (``WAIT#``), its required skills (``NEED#``) and its waiting time (``AGE#``); an offered one's by
-    the offer's expiry (``OFFER``)."""
+    queues (``WAIT#``), its required skills (``NEED#``) and its waiting time (``AGE#``). An offered or assigned
+    one has none (its own item is in the index)."""
     if contact is None:
         return {}
     values = {**_contact_values(contact), "layout": LAYOUT}
@@ -482,16 +491,16 @@ def _contact_index(contact: Contact | None) -> dict[str, dict[str, Any]]:
             }
             entries[f"AGE#{queue}"] = _age_entry(contact, queue)
         return entries
-    if contact.state is ContactState.OFFERED:
-        return {
-            "OFFER": {
-                **values,
-                "sk": "OFFER",
-                "gsi1pk": OFFERED_INDEX_KEY,
-                "gsi1sk": f"{contact.offer_expires_at}#{contact.contact_id}",
-            }
-        }
     return {}
+
+
+def _layout_2_index(contact: Contact) -> dict[str, dict[str, Any]]:
+    """The copies layout 2 kept: this layout's, and an ``OFFER`` copy while offered (only its key matters: the
+    contact's next save deletes it)."""
+    entries = _contact_index(contact)
+    if contact.state is ContactState.OFFERED:
+        entries["OFFER"] = {"pk": f"CONTACT#{contact.contact_id}", "sk": "OFFER"}
+    return entries
 
 
 def _legacy_contact_index(contact: Contact) -> dict[str, dict[str, Any]]:
@@ -507,22 +516,27 @@ def _legacy_contact_index(contact: Contact) -> dict[str, dict[str, Any]]:
     return {}
 
 
-# Contacts read (id, version) from items an earlier version wrote: their next save deletes that version's copies.
-# A save always follows its read in the same process, so this process-wide note is enough; bounded.
-_legacy_read: set[tuple[str, int]] = set()
+# Contacts read (id, version) from items an earlier version wrote, with that layout (1: no ``layout``): their
+# next save deletes that version's copies. A save always follows its read in the same process, so this
+# process-wide note is enough; bounded.
+_legacy_read: dict[tuple[str, int], int] = {}
 
 
 def _note_layout(values: dict[str, Any], contact: Contact) -> None:
-    if values.get("layout") != LAYOUT and contact.state is not ContactState.CLOSED:
+    layout = int(values.get("layout") or 1)
+    if layout != LAYOUT and contact.state is not ContactState.CLOSED:
         if len(_legacy_read) >= _LEGACY_READ_LIMIT:
             _legacy_read.clear()
-        _legacy_read.add((contact.contact_id, contact.version))
+        _legacy_read[(contact.contact_id, contact.version)] = layout
 
 
 def _stored_index(contact: Contact | None) -> dict[str, dict[str, Any]]:
     """The index copies ``contact`` (as read) has in the table, in whichever layout wrote it."""
-    if contact is not None and (contact.contact_id, contact.version) in _legacy_read:
+    layout = _legacy_read.get((contact.contact_id, contact.version), LAYOUT) if contact is not None else LAYOUT
+    if contact is not None and layout == 1:
         return _legacy_contact_index(contact)
+    if contact is not None and layout == 2:
+        return _layout_2_index(contact)
     return _contact_index(contact)
 
 
@@ -690,14 +704,35 @@ def create_contact(
 
 
 def work_of(agent_id: str, limit: int = 100) -> list[Contact]:
-    """What is offered to or assigned to an agent now, oldest first (contacts' own items, or the ``WORK``
-    copies of an earlier version's)."""
+    """What is offered to or assigned to an agent now, oldest first: assigned under ``WORK#<agent>``, offered
+    among the open offers (``OFFERED``: every agent's, each open until it is answered or expires, so a few per
+    agent taking work at most) filtered to theirs. Contacts' own items, or an earlier layout's copies."""
     found: dict[str, Contact] = {}
-    for item in _index_page(f"WORK#{agent_id}", limit):
+    items = [*_index_page(f"WORK#{agent_id}", limit), *_open_offers_of(agent_id)]
+    for item in items:
         contact = _contact_from(item)
         if contact.contact_id not in found or item["sk"] == "CONTACT":
             found[contact.contact_id] = contact
-    return list(found.values())
+    live = [c for c in found.values() if agent_id in (c.offered_to, c.assigned_to)]
+    return sorted(live, key=lambda c: (c.enqueued_at, c.contact_id))
+
+
+def _open_offers_of(agent_id: str) -> list[dict[str, Any]]:
+    """The items of the ``OFFERED`` partition that are offers to ``agent_id`` (every page of it)."""
+    kwargs: dict[str, Any] = {
+        "TableName": _table(),
+        "IndexName": ROUTING_INDEX,
+        "KeyConditionExpression": "gsi1pk = :pk",
+        "FilterExpression": "offered_to = :agent",
+        "ExpressionAttributeValues": to_values({":pk": OFFERED_INDEX_KEY, ":agent": agent_id}),
+    }
+    found: list[dict[str, Any]] = []
+    while True:
+        page = aws.client("dynamodb").query(**kwargs)
+        found += [from_item(i) for i in page["Items"]]
+        if "LastEvaluatedKey" not in page:
+            return found
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def waiting_contacts(queue: str, limit: int = PAGE) -> list[Contact]:

@@ -23,15 +23,15 @@ from bench import cost
 
 # (flow, channel): (AWS requests, DynamoDB write request units), each at most.
 BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
-    ("first message", "webchat"): (13, 25),
-    ("first message", "sms"): (13, 25),
-    ("first message", "email"): (16, 28),
+    ("first message", "webchat"): (13, 22),
+    ("first message", "sms"): (13, 22),
+    ("first message", "email"): (16, 25),
     ("follow-up", "webchat"): (8, 5),
     ("follow-up", "sms"): (8, 5),
     ("follow-up", "email"): (11, 8),
-    ("accept", "webchat"): (6, 14),
-    ("accept", "sms"): (6, 14),
-    ("accept", "email"): (6, 14),
+    ("accept", "webchat"): (6, 12),
+    ("accept", "sms"): (6, 12),
+    ("accept", "email"): (6, 12),
     ("offer timer", "webchat"): (1, 0),
     ("offer timer", "sms"): (1, 0),
     ("offer timer", "email"): (1, 0),
@@ -43,7 +43,7 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("close", "sms"): (12, 19),
     ("close", "email"): (12, 19),
     ("first message, queued (queue position)", "webchat"): (19, 36),  # + the push's query (no widget open)
-    ("agent available, offered", "webchat"): (12, 35),
+    ("agent available, offered", "webchat"): (12, 32),
     ("sweep (idle, one run)", "-"): (7, 0),
     # The widget's WebSocket (issue 12): each (re)connect proves the visitor (3 reads) and is remembered (1 put),
     # then reads what it missed once; $disconnect finds no agent behind it.
