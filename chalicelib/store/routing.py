@@ -27,8 +27,11 @@ Keys (``pk``/``sk``) and the sparse index ``gsi1`` (``gsi1pk``/``gsi1sk``)::
     CONTACT#<id>  WORK           (written by the previous layout, whose contact item was in no index, beside
                                  WAIT# of the first queue: deleted by the contact's next save)
     CONTACT#<id>  RECORD#<arrived at>  the contact record of one arrival of the conversation (its lifecycle:
-                                 ``routing.records``), in gsi1 under CONTACTS#<yyyy-mm-dd of arrival> by
-                                 arrival: a period is read back by day, without a scan
+                                 ``routing.records``) as the arrival's save wrote it, in gsi1 under
+                                 CONTACTS#<yyyy-mm-dd of arrival> by arrival: a period is read back by day,
+                                 without a scan. Written once (by this version; an earlier one appended to it)
+    CONTACT#<id>  RECORDLOG#<arrived at>  what happened to that arrival afterwards (offers, answers, close...),
+                                 appended by each save: in no index, so an update pays for the item alone
     CONTACT#<id>  DECISION#<at>#<offer>  why an offer went to its agent (``ports.OfferDecision``)
     QUEUESTATS#<queue> STATS     recent handle time and how many contacts are being worked
     QUEUESTATS#<queue> WAITING#<n>  how many contacts wait in the queue per priority (``waiting_p<0..9>``),
@@ -958,28 +961,33 @@ def record_partition(arrived_at: str) -> str:
     return f"{RECORDS_INDEX_PREFIX}{arrived_at[:10]}"
 
 
+RECORD_PREFIX = "RECORD#"  # the arrival's part of a contact record, in gsi1
+RECORD_LOG_PREFIX = "RECORDLOG#"  # the rest of its lifecycle, in no index
+
+
 def lifecycle_action(change: Lifecycle) -> dict[str, Any]:
     """Append events to a contact record and set its summary fields; creates the record on first use.
+
+    The arrival's save (its events begin with ``arrived``) writes the record's indexed part (``RECORD#``); every
+    later one appends to its unindexed part (``RECORDLOG#``): the index is written once per arrival, not at
+    every offer, answer and close. Readers merge the two (``records_of``, ``records_between``).
 
     An update without a condition: it never cancels the transaction of the change it goes with, and that
     transaction (conditioned on the contact's version) commits it at most once.
     """
     contact = change.contact
     arrived = contact.record_key
+    arrival = any(e.get("kind") == "arrived" for e in change.events)
     names: dict[str, str] = {"#events": "events"}
     values: dict[str, Any] = {
         ":events": [dict(e) for e in change.events],
         ":none": [],
-        ":gpk": record_partition(arrived),
-        ":gsk": f"{arrived}#{contact.contact_id}",
         ":ttl": _expires_at(arrived, get_settings().contact_record_retention_days),
     }
-    sets = [
-        "#events = list_append(if_not_exists(#events, :none), :events)",
-        "gsi1pk = :gpk",
-        "gsi1sk = :gsk",
-        "expires_at = :ttl",
-    ]
+    sets = ["#events = list_append(if_not_exists(#events, :none), :events)", "expires_at = :ttl"]
+    if arrival:
+        values |= {":gpk": record_partition(arrived), ":gsk": f"{arrived}#{contact.contact_id}"}
+        sets += ["gsi1pk = :gpk", "gsi1sk = :gsk"]
     for place, (name, value) in enumerate(sorted(change.fields.items())):
         if value is None:
             continue
@@ -991,7 +999,7 @@ def lifecycle_action(change: Lifecycle) -> dict[str, Any]:
     return {
         "Update": {
             "TableName": _table(),
-            "Key": key(f"CONTACT#{contact.contact_id}", f"RECORD#{arrived}"),
+            "Key": key(f"CONTACT#{contact.contact_id}", f"{RECORD_PREFIX if arrival else RECORD_LOG_PREFIX}{arrived}"),
             "UpdateExpression": "SET " + ", ".join(sets),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": to_values(values),
@@ -1044,13 +1052,44 @@ def decisions_of(contact_id: str, limit: int = DECISIONS_PAGE) -> list[dict[str,
 
 
 def records_of(contact_id: str) -> list[dict[str, Any]]:
-    """The contact records of a conversation (one per arrival), oldest first."""
-    return [_without_keys(i) for i in _under_contact(contact_id, "RECORD#")]
+    """The contact records of a conversation (one per arrival), oldest first: both parts of each, merged."""
+    parts: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for item in _under_contact(contact_id, "RECORD"):  # RECORD#<arrival> and RECORDLOG#<arrival>
+        part, _, arrival = str(item["sk"]).partition("#")
+        parts[arrival][part] = item
+    return [_merged_record(p.get("RECORD"), p.get("RECORDLOG")) for _, p in sorted(parts.items())]
+
+
+def _merged_record(indexed: dict[str, Any] | None, log: dict[str, Any] | None) -> dict[str, Any]:
+    """One contact record from its indexed part and its log (either may be missing): the indexed part's events
+    then the log's, each field as its last save set it (a set-once field as its first)."""
+    first, rest = _without_keys(indexed or {}), _without_keys(log or {})
+    merged = {**first, **{k: v for k, v in rest.items() if not (k in SET_ONCE and k in first)}}
+    merged["events"] = [*first.get("events", []), *rest.get("events", [])]
+    return merged
+
+
+def _with_logs(indexed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records' indexed parts (as stored) merged with their logs, read in batches of a hundred keys."""
+    client = aws.client("dynamodb")
+    logs: dict[tuple[str, str], dict[str, Any]] = {}
+    wanted = [key(str(i["pk"]), f"{RECORD_LOG_PREFIX}{str(i['sk']).removeprefix(RECORD_PREFIX)}") for i in indexed]
+    for start in range(0, len(wanted), 100):
+        request: dict[str, Any] = {_table(): {"Keys": wanted[start : start + 100]}}
+        while request:
+            response = client.batch_get_item(RequestItems=request)
+            for item in (from_item(i) for i in response["Responses"].get(_table(), [])):
+                logs[(str(item["pk"]), str(item["sk"]))] = item
+            request = response.get("UnprocessedKeys") or {}
+    return [
+        _merged_record(i, logs.get((str(i["pk"]), f"{RECORD_LOG_PREFIX}{str(i['sk']).removeprefix(RECORD_PREFIX)}")))
+        for i in indexed
+    ]
 
 
 def records_between(start: str, end: str) -> Iterator[dict[str, Any]]:
     """Contact records that arrived from ``start`` up to (not including) ``end``, by arrival: one query per
-    day of the period (pages followed), never a scan."""
+    day of the period (pages followed), never a scan, and their logs read by key (``BatchGetItem``)."""
     day = clock.parse_iso(start).date()
     last = clock.parse_iso(end).date()
     client = aws.client("dynamodb")
@@ -1065,9 +1104,8 @@ def records_between(start: str, end: str) -> Iterator[dict[str, Any]]:
         }
         while True:
             page = client.query(**kwargs)
-            for item in (from_item(i) for i in page["Items"]):
-                if start <= str(item.get("arrived_at", "")) < end:
-                    yield _without_keys(item)
+            found = [i for i in (from_item(i) for i in page["Items"]) if start <= str(i.get("arrived_at", "")) < end]
+            yield from _with_logs(found)
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

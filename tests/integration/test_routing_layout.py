@@ -79,7 +79,7 @@ def _items_of(contact_id: str) -> set[str]:
     return {
         i["sk"]
         for i in all_items(TABLE)
-        if i["pk"] == f"CONTACT#{contact_id}" and not i["sk"].startswith(("RECORD#", "DECISION#"))
+        if i["pk"] == f"CONTACT#{contact_id}" and not i["sk"].startswith(("RECORD#", "RECORDLOG#", "DECISION#"))
     }
 
 
