@@ -105,6 +105,10 @@ class Lifecycle:
     contact: Contact
     events: tuple[dict[str, Any], ...]
     fields: Mapping[str, Any] = field(default_factory=dict)
+    # Set: written after the save's all-or-nothing write, at most once per record under this name (a retried
+    # accept or close that finds its change made saves it again, alone: written only if that attempt died
+    # before it). None: written in the save.
+    once: str | None = None
 
 
 Effect = Assigned | Closed | CustomerMessage | OfferDecision | Lifecycle
@@ -112,8 +116,9 @@ Effect = Assigned | Closed | CustomerMessage | OfferDecision | Lifecycle
 
 class RoutingStore(Protocol):
     """Agents, contacts and what routing reads of customers and queues. Every save is all-or-nothing and
-    conditioned on the versions read: a lost race raises ``TransactionConflict``. ``Assigned`` and ``Closed``
-    are written once that went through, and may be saved again alone (no contacts, no agents)."""
+    conditioned on the versions read: a lost race raises ``TransactionConflict``. ``Assigned``, ``Closed`` and a
+    ``Lifecycle`` with ``once`` are written once that went through, and may be saved again alone (no contacts,
+    no agents)."""
 
     def get_contact(self, contact_id: str) -> Contact | None: ...
 

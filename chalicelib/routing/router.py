@@ -472,7 +472,8 @@ class Router:
             contact = self._contact(contact_id, agent_id)
             if contact.state is ContactState.ASSIGNED and contact.assigned_to == agent_id:
                 # Accepted before: what is written after the save again, in case that attempt died in between.
-                self.store.save(effects=[Assigned(contact)])
+                accepted = records.answered(contact, contact, "accepted", contact.accepted_at or "")
+                self.store.save(effects=[Assigned(contact), accepted])
                 return contact, False
             if contact.state is not ContactState.OFFERED or contact.offered_to != agent_id:
                 raise Conflict(f"contact {contact_id} is not offered to you (any more)")
@@ -531,7 +532,8 @@ class Router:
             contact = self._contact(contact_id, agent_id)
             if contact.state is ContactState.CLOSED and contact.assigned_to == agent_id:
                 # Closed before: what is written after the save again, in case that attempt died in between.
-                self.store.save(effects=[Closed(contact, self.store.customer_of_conversation(contact))])
+                closing = records.closed(contact, contact, contact.closed_at or "")
+                self.store.save(effects=[Closed(contact, self.store.customer_of_conversation(contact)), closing])
                 return contact, None, "", None
             if contact.state is not ContactState.ASSIGNED or contact.assigned_to != agent_id:
                 raise Conflict(f"contact {contact_id} is not assigned to you")

@@ -23,20 +23,27 @@ from chalicelib.store import routing as store
 AFTER_SAVE = Assigned | Closed  # written by plain, idempotent updates once the save went through
 
 
+def _after_save(effect: Effect) -> bool:
+    return isinstance(effect, AFTER_SAVE) or (isinstance(effect, Lifecycle) and effect.once is not None)
+
+
 def effects_actions(effects: Sequence[Effect]) -> list[dict[str, Any]]:
     """The actions of every effect of one save: a contact record's events merged into one update."""
-    lifecycles = [e for e in effects if isinstance(e, Lifecycle)]
-    others = [a for e in effects if not isinstance(e, Lifecycle | AFTER_SAVE) for a in effect_actions(e)]
+    lifecycles = [e for e in effects if isinstance(e, Lifecycle) and not _after_save(e)]
+    others = [a for e in effects if not isinstance(e, Lifecycle) and not _after_save(e) for a in effect_actions(e)]
     return [*others, *store.lifecycle_actions(lifecycles)]
 
 
 def apply_after_save(effects: Sequence[Effect]) -> None:
-    """The effects a save writes after its all-or-nothing write (``ports.Assigned``, ``ports.Closed``)."""
+    """The effects a save writes after its all-or-nothing write (``ports.Assigned``, ``ports.Closed``, a
+    ``ports.Lifecycle`` with ``once``): plain updates, each idempotent."""
     for effect in effects:
         if isinstance(effect, Assigned):
             store.record_assignment(effect.contact)
         elif isinstance(effect, Closed):
             store.record_closing(effect.contact, effect.customer_id)
+        elif isinstance(effect, Lifecycle) and effect.once is not None:
+            store.record_once(effect)
 
 
 def effect_actions(effect: Effect) -> list[dict[str, Any]]:

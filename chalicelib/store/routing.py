@@ -57,6 +57,7 @@ touch the same counter item (DynamoDB cancels transactions that overlap on an it
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -1007,6 +1008,19 @@ def lifecycle_action(change: Lifecycle) -> dict[str, Any]:
     }
 
 
+def record_once(change: Lifecycle) -> None:
+    """Append ``change`` (``once`` set) to its record after the save it goes with, unless a save of the same
+    name did already (the record keeps the names it was written under in ``applied``)."""
+    update = lifecycle_action(change)["Update"]
+    update["UpdateExpression"] += " ADD applied :once"
+    update["ConditionExpression"] = "NOT contains(applied, :name)"
+    values = {":once": {change.once}, ":name": change.once}
+    update["ExpressionAttributeValues"] = {**update["ExpressionAttributeValues"], **to_values(values)}
+    client = aws.client("dynamodb")
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+        client.update_item(**update)  # failed: written before (the save's earlier attempt got this far)
+
+
 def lifecycle_actions(changes: Sequence[Lifecycle]) -> list[dict[str, Any]]:
     """One update per contact record (a transaction may not touch an item twice)."""
     return [lifecycle_action(change) for change in merged(changes)]
@@ -1043,7 +1057,7 @@ def _under_contact(contact_id: str, prefix: str, limit: int | None = None, newes
 
 
 def _without_keys(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k not in ("pk", "sk", "gsi1pk", "gsi1sk", "expires_at")}
+    return {k: v for k, v in item.items() if k not in ("pk", "sk", "gsi1pk", "gsi1sk", "expires_at", "applied")}
 
 
 def decisions_of(contact_id: str, limit: int = DECISIONS_PAGE) -> list[dict[str, Any]]:

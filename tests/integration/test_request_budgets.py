@@ -29,9 +29,9 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("follow-up", "webchat"): (8, 5),
     ("follow-up", "sms"): (8, 5),
     ("follow-up", "email"): (11, 8),
-    ("accept", "webchat"): (6, 8),
-    ("accept", "sms"): (6, 8),
-    ("accept", "email"): (6, 8),
+    ("accept", "webchat"): (7, 6),
+    ("accept", "sms"): (7, 6),
+    ("accept", "email"): (7, 6),
     ("offer timer", "webchat"): (1, 0),
     ("offer timer", "sms"): (1, 0),
     ("offer timer", "email"): (1, 0),
@@ -39,9 +39,9 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("reply", "sms"): (8, 11.5),
     ("reply", "email"): (10, 17.5),
     ("status callback", "sms"): (5, 2),
-    ("close", "webchat"): (14, 15),  # + the push of the status
-    ("close", "sms"): (12, 15),
-    ("close", "email"): (12, 15),
+    ("close", "webchat"): (15, 14),  # + the push of the status
+    ("close", "sms"): (13, 14),
+    ("close", "email"): (13, 14),
     ("first message, queued (queue position)", "webchat"): (19, 36),  # + the push's query (no widget open)
     ("agent available, offered", "webchat"): (12, 31),
     ("sweep (idle, one run)", "-"): (7, 0),
