@@ -205,8 +205,9 @@ class MemoryStore:
     def _apply(self, effect: Effect) -> None:
         if isinstance(effect, Closed):
             profile = self.customers.setdefault(effect.customer_id, {"customer_id": effect.customer_id})
-            profile["last_agent_id"] = effect.contact.assigned_to
-            profile["last_served_at"] = effect.contact.closed_at
+            if profile.get("last_served_at", "") <= (effect.contact.closed_at or ""):  # a later close's stays
+                profile["last_agent_id"] = effect.contact.assigned_to
+                profile["last_served_at"] = effect.contact.closed_at
         elif isinstance(effect, CustomerMessage):
             self.messages.append(effect.message)
         elif isinstance(effect, Lifecycle):

@@ -900,7 +900,13 @@ def record_closing(contact: Contact, customer_id: str) -> None:
             return
         except client.exceptions.ConditionalCheckFailedException:
             pass  # the pointer moved on (or a retry cleared it already): the served-by fields alone
-    client.update_item(**profile, UpdateExpression=served, ExpressionAttributeValues=to_values(values))
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):  # a later close's stay
+        client.update_item(
+            **profile,
+            UpdateExpression=served,
+            ConditionExpression="attribute_not_exists(last_served_at) OR last_served_at <= :now",
+            ExpressionAttributeValues=to_values(values),
+        )
 
 
 # --- queue statistics (for the expected wait told to customers) -------------------------------
