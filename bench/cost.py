@@ -106,7 +106,8 @@ def dollars(usage: Usage, prices: dict[str, Any]) -> dict[str, float]:
     poller_standard = 2 * standard_records * a["lambda_invocations_per_sqs_record"]
     sends_fifo = usage.tally.sqs_fifo_chunks
     gb_seconds = invocations * a["lambda_memory_mb"] / 1024 * a["lambda_duration_ms"] / 1000
-    log_gb = (usage.log_bytes + invocations * a["lambda_platform_log_bytes"]) / 1e9
+    platform_log_bytes = a["lambda_platform_log_bytes"][stages.system_log_level(PRICED_STAGE)]
+    log_gb = (usage.log_bytes + invocations * platform_log_bytes) / 1e9
     bill = {
         "dynamodb": usage.tally.wru * p["dynamodb_wru"] + usage.tally.rru * p["dynamodb_rru"],
         "sqs": (app_sqs - sends_fifo) * p["sqs_standard_request"]

@@ -53,6 +53,8 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
 }
 # The typical conversation, mixed over the three channels: modelled dollars per 1,000 inbound messages.
 USD_PER_1000_INBOUND = 0.040  # the web-chat conversation includes the widget's WebSocket
+# Of it, CloudWatch Logs: the app's lines at prod's level and Lambda's own at prod's SystemLogLevel (WARN: none).
+LOGS_USD_PER_1000_INBOUND = 0.0005
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +80,8 @@ def test_a_typical_conversation_stays_within_its_cost(measured: dict[str, Any]) 
     assert mixed["conversation"].startswith("mixed")
     usd = mixed["per_1000_inbound"]["usd"]
     assert usd["total"] <= USD_PER_1000_INBOUND, f"${usd['total']} per 1,000 inbound messages: {usd}"
+
+
+def test_a_typical_conversation_logs_within_its_cost(measured: dict[str, Any]) -> None:
+    usd = measured["conversations"][-1]["per_1000_inbound"]["usd"]
+    assert usd["cloudwatch_logs"] <= LOGS_USD_PER_1000_INBOUND, f"${usd['cloudwatch_logs']} of logs per 1,000 inbound"
