@@ -45,10 +45,12 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("first message, queued (queue position)", "webchat"): (19, 36),  # + the push's query (no widget open)
     ("agent available, offered", "webchat"): (12, 35),
     ("sweep (idle, one run)", "-"): (7, 0),
-    # The widget's WebSocket (issue 12): each (re)connect proves the visitor (3 reads) and is remembered (1 put),
-    # then reads what it missed once; $disconnect finds no agent behind it.
-    ("widget connect", "webchat"): (4, 1),
-    ("widget catch-up read", "webchat"): (4, 0),
+    # The widget's WebSocket (issue 12): each (re)connect proves the visitor (its identity and the conversation in
+    # one BatchGetItem; the profile only when the conversation is a merged customer's) and is remembered (1 put),
+    # then reads what it missed once (the proof, the profile for the merged partitions, the query);
+    # $disconnect finds no agent behind it.
+    ("widget connect", "webchat"): (2, 1),
+    ("widget catch-up read", "webchat"): (3, 0),
     ("widget disconnect", "webchat"): (1, 0),
 }
 # The typical conversation, mixed over the three channels: modelled dollars per 1,000 inbound messages.
