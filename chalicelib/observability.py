@@ -58,7 +58,7 @@ logger = Logger(service=SERVICE, use_rfc3339=True)
 REDUNDANT_KEYS = ("service",)
 DEVELOPER_KEYS = ("location",)
 metrics = Metrics(service=SERVICE, namespace=metrics_namespace())
-# Most invocations publish no metric of their own (they come as single_metric lines); that is not news.
+# Most invocations give Powertools no metric (the routing metrics are chalicelib.metrics' own documents).
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 # The AWS SDK's DEBUG lines dump request parameters and bodies (message texts, phone numbers, e-mail
