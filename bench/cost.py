@@ -532,6 +532,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             **prices["assumptions"],
             "xray_traced_fraction": stages.traced_fractions(PRICED_STAGE),
             "xray_traced_fraction_source": f".chalice/config.json, stage {PRICED_STAGE}: SWITCHBOARD_TRACE_PERCENT",
+            "lambda_system_log_level": stages.system_log_level(PRICED_STAGE),
         },
         "prices_file": "bench/prices.json",
     }
