@@ -161,3 +161,20 @@ def test_the_cost_model_prices_lambdas_own_lines_as_the_priced_stage_deploys_the
     gb = per_level[stages.system_log_level(cost.PRICED_STAGE)] * 1_000_000 / 1e9
     price = prices["prices"]["cloudwatch_logs_ingestion_gb"]
     assert cost.dollars(usage, prices)["cloudwatch_logs"] == pytest.approx(gb * price["usd"] / price["per"])
+
+
+def test_dev_level_lines_say_where_they_were_written(client, monkeypatch):
+    """DEBUG (dev's LOG_LEVEL) keeps ``location`` for the developer; INFO (prod's) leaves it out."""
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", UNSAMPLED)
+    logger = logging.getLogger("switchboard")
+    level = logger.level
+    try:
+        for setting, expected in ((logging.DEBUG, True), (logging.INFO, False)):
+            logger.setLevel(setting)
+            with written() as lines:
+                first_sms(client)
+            documents = [json.loads(line) for line in lines if not line.startswith('{"_aws"')]
+            inbound = [d for d in documents if d["message"] == "inbound message"]
+            assert inbound and all(("location" in d) is expected for d in inbound), (setting, inbound)
+    finally:
+        logger.setLevel(level)
