@@ -40,9 +40,10 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("reply", "sms"): (10, 11.5),
     ("reply", "email"): (12, 17.5),
     ("status callback", "sms"): (5, 2),
-    ("close", "webchat"): (13, 22),  # + the push of the status
-    ("close", "sms"): (11, 22),
-    ("close", "email"): (11, 22),
+    # A close sends no AgentFreed to the routing queue when nothing waits that the agent can take (it looks).
+    ("close", "webchat"): (12, 22),  # + the push of the status
+    ("close", "sms"): (10, 22),
+    ("close", "email"): (10, 22),
     ("first message, queued (queue position)", "webchat"): (19, 36),  # + the push's query (no widget open)
     ("agent available, offered", "webchat"): (12, 35),
     ("sweep (idle, one run)", "-"): (7, 0),
@@ -53,7 +54,9 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("widget disconnect", "webchat"): (1, 0),
 }
 # The typical conversation, mixed over the three channels: modelled dollars per 1,000 inbound messages.
-USD_PER_1000_INBOUND = 0.038  # the web-chat conversation includes the widget's WebSocket
+USD_PER_1000_INBOUND = 0.0373  # the web-chat conversation includes the widget's WebSocket
+# Lambda invocations of the typical conversation (mixed), each billed as a request and its duration.
+LAMBDA_INVOCATIONS_PER_CONVERSATION = 20
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +82,9 @@ def test_a_typical_conversation_stays_within_its_cost(measured: dict[str, Any]) 
     assert mixed["conversation"].startswith("mixed")
     usd = mixed["per_1000_inbound"]["usd"]
     assert usd["total"] <= USD_PER_1000_INBOUND, f"${usd['total']} per 1,000 inbound messages: {usd}"
+
+
+def test_a_typical_conversation_stays_within_its_lambda_invocations(measured: dict[str, Any]) -> None:
+    mixed = measured["conversations"][-1]["per_conversation"]
+    invocations = sum(mixed["lambda_invocations"].values())
+    assert invocations <= LAMBDA_INVOCATIONS_PER_CONVERSATION + 1e-9, mixed["lambda_invocations"]
