@@ -122,11 +122,20 @@ def test_sms_offer_accept_and_reply_reaches_twilio(
         assert timeline.locator("b").count() == 0, "customer text must be shown as text, not markup"
         expect(page.get_by_test_id("conversation-item")).to_have_count(1)
 
+        # From here on the console shows what its socket tells it (its reply's answer, the customer's next
+        # message) without reading the conversation again.
+        reads: list[str] = []
+        page.on("request", lambda r: reads.append(r.url) if r.method == "GET" and "/conversations/" in r.url else None)
         reply = "It left the depot this morning; you will have it by 6 pm."
         _reply(page, reply)
         sent = _sent_to_twilio(fake_providers, reply)
         assert sent.form["To"] == CUSTOMER_NUMBER
         assert sent.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+        follow_up = "Thanks! Will the driver call first?"
+        assert _twilio_sms(stack, follow_up, "SM" + "3d" * 16).status_code == 200
+        expect(timeline.get_by_test_id("message-text").filter(has_text=follow_up)).to_be_visible(timeout=WAIT_MS)
+        expect(timeline.get_by_test_id("message-text").filter(has_text=reply)).to_have_count(1)
+        assert reads == [], f"the conversation was read again: {reads}"
         screenshot(page, "console_sms_reply")
     finally:
         context.close()
