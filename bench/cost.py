@@ -61,7 +61,7 @@ class Usage:
     # Of the HTTP requests (rest_requests), those posted to /webhooks/... (messages, status callbacks), which come
     # in through the webhooks' HTTP API; the rest through the REST API and WAF.
     webhook_requests: int = 0
-    websocket_in: int = 0  # messages agents send (accept, close)
+    websocket_in: int = 0  # messages agents send (accept, reply, close)
     invocations: Counter[str] = field(default_factory=Counter)  # Lambda invocations per function
     sqs_records: Counter[str] = field(default_factory=Counter)  # records Lambda's poller took off each queue
     traces: int = 0  # REST requests: API Gateway's sampling rule decides (SQS carries it to the queues' functions)
@@ -309,14 +309,9 @@ class Conversations:
         return reply
 
     def agent_replies(self, conversation: str, usage: Usage) -> None:
-        from tests.support import as_agent
-
-        body = json.dumps({"text": "Your order ships today."})
-        response = self.client.http.post(f"/conversations/{conversation}/messages", headers=as_agent("ada"), body=body)
-        assert response.status_code == 202, response.body
-        usage.rest_requests += 1
-        usage.invocations["api_handler"] += 1
-        usage.traces += 1
+        """The console's reply: a command on its WebSocket (one message in, its answer pushed back: metered)."""
+        answer = self.agent_action(usage, action="reply", conversation_id=conversation, text="Your order ships today.")
+        assert answer["type"] == "replied", answer
         self._pump_outbox(usage)
 
     def provider_reports(self, usage: Usage) -> None:

@@ -3,7 +3,7 @@
 The flow: a customer's SMS (Twilio webhook) is routed and offered to Ada; a second customer's SMS
 waits (Ada is full) and is told their place in the queue; Ada accepts the first, replies, closes;
 the second is offered to her. Every AWS call the app makes on the way is recorded in a run without
-faults (``FLOW_SITES`` below names the 51 call sites: handler, the path through our functions,
+faults (``FLOW_SITES`` below names the 52 call sites: handler, the path through our functions,
 operation; see ``tests/faults.py``). Then, for each site in turn, the flow runs again from a clean
 moto state with the site's first call failing *before* the request (it never happened) or *after*
 it (it took effect, its answer was lost), and everyone retries as they do in life:
@@ -110,8 +110,9 @@ FLOW_SITES = [
     "close > service.close > router.close > router_store.forget_open_conversation > conversations.forget_open_conversation > dynamodb.UpdateItem",  # noqa: E501
     "close > service.close > router.close > router_store.record_handled > routing.record_handled > routing.queue_stats > dynamodb.GetItem",  # noqa: E501
     "close > service.close > router.close > router_store.record_handled > routing.record_handled > dynamodb.UpdateItem",
+    "close > service.close > router.close > router._may_have_work > router.has_work_for > router._rank_for_agent > router_store.contacts_needing > routing.contacts_needing > routing._index_page > dynamodb.Query",  # noqa: E501
     "close > service.close > router.close > queue.publish > queue.publish > sqs.SendMessage",
-    "on_routing_event > engine.handle > router.handle > router.on_agent_freed > retry.or_else > retry.on_conflict > router.step > router.plan_for_agent > router_store.contacts_needing > routing.contacts_needing > routing._index_page > dynamodb.Query",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_agent_freed > retry.or_else > retry.on_conflict > router.step > router.plan_for_agent > router._rank_for_agent > router_store.contacts_needing > routing.contacts_needing > routing._index_page > dynamodb.Query",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_agent_freed > retry.or_else > retry.on_conflict > router.step > router.commit_offer > router_store.save > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_agent_freed > router._announce > queue.schedule > queue.publish_timer > sqs.SendMessage",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_agent_freed > router._announce > engine.to_agent > push.to_agent > routing.connections_of > dynamodb.Query",  # noqa: E501
@@ -302,7 +303,7 @@ def test_the_flow_without_faults_makes_exactly_these_calls(flow, fake):  # noqa:
     sites = list(dict.fromkeys(c.label for c in faults.calls))
     assert sites == FLOW_SITES, "the flow's AWS call sites changed; FLOW_SITES = " + json.dumps(sites, indent=4)
     assert end_state(flow, fake) == EXPECTED
-    assert len(FLOW_SITES) == 51
+    assert len(FLOW_SITES) == 52
 
 
 def _case_id(index: int, site: str, when: str) -> str:

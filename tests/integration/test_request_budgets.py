@@ -35,13 +35,15 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("offer timer", "webchat"): (1, 0),
     ("offer timer", "sms"): (1, 0),
     ("offer timer", "email"): (1, 0),
-    ("reply", "webchat"): (10, 11.5),  # + the push: the conversation's widget connections, one message
-    ("reply", "sms"): (8, 11.5),
-    ("reply", "email"): (10, 17.5),
+    # The console's reply is a WebSocket command: + the read of which agent the connection is, + its answer pushed.
+    ("reply", "webchat"): (12, 11.5),  # + the push: the conversation's widget connections, one message
+    ("reply", "sms"): (10, 11.5),
+    ("reply", "email"): (12, 17.5),
     ("status callback", "sms"): (5, 2),
-    ("close", "webchat"): (13, 22),  # + the push of the status
-    ("close", "sms"): (11, 22),
-    ("close", "email"): (11, 22),
+    # A close sends no AgentFreed to the routing queue when nothing waits that the agent can take (it looks).
+    ("close", "webchat"): (12, 22),  # + the push of the status
+    ("close", "sms"): (10, 22),
+    ("close", "email"): (10, 22),
     ("first message, queued (queue position)", "webchat"): (19, 36),  # + the push's query (no widget open)
     ("agent available, offered", "webchat"): (12, 35),
     ("sweep (idle, one run)", "-"): (7, 0),
@@ -54,7 +56,9 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("widget disconnect", "webchat"): (1, 0),
 }
 # The typical conversation, mixed over the three channels: modelled dollars per 1,000 inbound messages.
-USD_PER_1000_INBOUND = 0.040  # the web-chat conversation includes the widget's WebSocket
+USD_PER_1000_INBOUND = 0.0362  # the web-chat conversation includes the widget's WebSocket
+# Lambda invocations of the typical conversation (mixed), each billed as a request and its duration.
+LAMBDA_INVOCATIONS_PER_CONVERSATION = 20
 # Of it, CloudWatch Logs: the app's lines at prod's level and Lambda's own at prod's SystemLogLevel (WARN: none).
 LOGS_USD_PER_1000_INBOUND = 0.0005
 
@@ -87,3 +91,9 @@ def test_a_typical_conversation_stays_within_its_cost(measured: dict[str, Any]) 
 def test_a_typical_conversation_logs_within_its_cost(measured: dict[str, Any]) -> None:
     usd = measured["conversations"][-1]["per_1000_inbound"]["usd"]
     assert usd["cloudwatch_logs"] <= LOGS_USD_PER_1000_INBOUND, f"${usd['cloudwatch_logs']} of logs per 1,000 inbound"
+
+
+def test_a_typical_conversation_stays_within_its_lambda_invocations(measured: dict[str, Any]) -> None:
+    mixed = measured["conversations"][-1]["per_conversation"]
+    invocations = sum(mixed["lambda_invocations"].values())
+    assert invocations <= LAMBDA_INVOCATIONS_PER_CONVERSATION + 1e-9, mixed["lambda_invocations"]
