@@ -24,20 +24,28 @@ Sending (``process_record``, the outbox Lambda's record handler) takes each job 
    not leased to another attempt right now. The claim leases it for ``LEASE_SECONDS``.
    A job for a message that was sent already does nothing: redelivery never sends twice.
 2. **Resolve** where it goes (``destinations``) and **call the provider**.
-3. **Commit** in one transaction: the timeline message gets ``provider_message_id`` and ``sent``,
-   and the ``OUTBOUND#<provider>#<id>`` item (``store.outbound``'s shape, plus where its timeline
-   message is) lets the status callbacks find it; an e-mail also records its Message-IDs as
-   ``EMAILTHREAD`` items, so the customer's answer threads back into the conversation.
+3. **Commit** in plain writes, the message's own last (``outbound.record_sent``): an e-mail records the
+   Message-ID SES gave it as an ``EMAILTHREAD`` item, so the customer's answer threads back into the
+   conversation; a provider that reports statuses (``REPORTS_STATUS``) gets the
+   ``OUTBOUND#<provider>#<id>`` item (``store.outbound``'s shape, plus where its timeline message is)
+   that lets its status callbacks find it; then one conditional update gives the timeline message
+   ``provider_message_id`` and ``sent``.
 4. **Fail or retry**: a final rejection (``ProviderRejected``: a bad number, 400) marks the message
    ``failed`` with the provider's error and returns; anything else releases the lease and raises,
    and ``process_record`` sets the job's visibility to ``min(900, 2**attempt * 5)`` seconds (or
    what the provider asked) so SQS redelivers it later. The last attempt also marks the message
    ``failed``; a redrive from the dead-letter queue may claim it again.
 
+An agent's reply skips the queue (``queue_reply(send_now=True)``, what ``agents.work.reply`` asks for): it is
+recorded already claimed by its request (``REQUEST_LEASE_SECONDS``, longer than an API function lives) and still
+pending-send, and ``send_recorded`` sends and commits it from that request. A failed send releases the lease and
+queues the job (steps 1-4 then run in the outbox Lambda); a request that dies leaves the message pending, and
+the sweeper queues it once the lease and the grace are over.
+
 What remains at-least-once (none of Twilio, the Graph API, Telegram or SES takes an idempotency
 key): if the provider took the message but we never learned it (our read timed out, or the Lambda
 died between the provider's answer and the commit), the next attempt after the lease sends it
-again. The window is the provider call plus one DynamoDB transaction; the claim makes sure it is
+again. The window is the provider call plus the commit's writes; the claim makes sure it is
 never wider, and that two deliveries of one job never send concurrently.
 
 Web chat messages have no provider: "sending" one pushes it to the visitor's open widget connections
