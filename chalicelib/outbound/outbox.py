@@ -342,7 +342,7 @@ def dispatch(message: dict[str, Any], destination: Destination | None = None) ->
 
 def view(message: dict[str, Any]) -> dict[str, Any]:
     """A stored message as the API shows it."""
-    hidden = ("pk", "sk", "type", "pending_send", "pending_since")
+    hidden = ("pk", "sk", "type", "pending_send", "pending_since", "lease_until")
     return {k: v for k, v in message.items() if k not in hidden and v is not None}
 
 

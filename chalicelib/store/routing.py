@@ -1037,12 +1037,3 @@ def record_first_response(contact: Contact, agent_id: str, now: str) -> None:
     with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):  # marked already
         client.update_item(**update)
     write(_contact_item_actions((contact, responded)))
-
-
-def first_response_actions(contact: Contact, agent_id: str, now: str) -> list[dict[str, Any]]:
-    """Mark the contact's first agent response (versioned: only one reply is the first) and record it."""
-    responded = contact.responded(now)
-    return [
-        *_contact_item_actions((contact, responded)),
-        *lifecycle_actions([records.responded(responded, agent_id, now)]),
-    ]
