@@ -35,16 +35,18 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("offer timer", "webchat"): (1, 0),
     ("offer timer", "sms"): (1, 0),
     ("offer timer", "email"): (1, 0),
-    # The console's reply is a WebSocket command: + the read of which agent the connection is, + its answer pushed.
-    ("reply", "webchat"): (12, 11.5),  # + the push: the conversation's widget connections, one message
-    ("reply", "sms"): (10, 11.5),
-    ("reply", "email"): (12, 17.5),
+    # A reply is sent from the request that makes it (the outbox queue only when that send fails or dies). The
+    # console's reply is a WebSocket command: + the read of which agent the connection is, + its answer pushed.
+    ("reply", "webchat"): (11, 6.5),  # + the push: the conversation's widget connections, one message
+    ("reply", "sms"): (10, 7.5),
+    ("reply", "email"): (12, 7.5),
     ("status callback", "sms"): (5, 2),
     # A close sends no AgentFreed to the routing queue when nothing waits that the agent can take (it looks).
     ("close", "webchat"): (12, 22),  # + the push of the status
     ("close", "sms"): (10, 22),
     ("close", "email"): (10, 22),
-    ("first message, queued (queue position)", "webchat"): (19, 36),  # + the push's query (no widget open)
+    # Its position message is sent by the outbox Lambda, whose commit writes no OUTBOUND item for web chat.
+    ("first message, queued (queue position)", "webchat"): (19, 33),  # + the push's query (no widget open)
     ("agent available, offered", "webchat"): (12, 35),
     ("sweep (idle, one run)", "-"): (7, 0),
     # The widget's WebSocket (issue 12): each (re)connect proves the visitor (its identity and the conversation in
@@ -56,9 +58,9 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("widget disconnect", "webchat"): (1, 0),
 }
 # The typical conversation, mixed over the three channels: modelled dollars per 1,000 inbound messages.
-USD_PER_1000_INBOUND = 0.0362  # the web-chat conversation includes the widget's WebSocket
+USD_PER_1000_INBOUND = 0.0313  # the web-chat conversation includes the widget's WebSocket
 # Lambda invocations of the typical conversation (mixed), each billed as a request and its duration.
-LAMBDA_INVOCATIONS_PER_CONVERSATION = 20
+LAMBDA_INVOCATIONS_PER_CONVERSATION = 17
 # Of it, CloudWatch Logs: the app's lines at prod's level and Lambda's own at prod's SystemLogLevel (WARN: none).
 LOGS_USD_PER_1000_INBOUND = 0.0005
 
