@@ -74,16 +74,7 @@ from chalicelib.routing.records import SET_ONCE, merged
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
 from chalicelib.store.conversations import conversation_key, customer_key
-from chalicelib.store.dynamo import (
-    TransactionConflict,
-    from_item,
-    get,
-    key,
-    to_item,
-    to_values,
-    transact,
-    write,
-)
+from chalicelib.store.dynamo import TransactionConflict, from_item, get, key, to_item, to_values, transact, write
 from chalicelib.store.resources import ROUTING_INDEX
 
 OFFERED_INDEX_KEY = "OFFERED"
@@ -1132,10 +1123,18 @@ def records_between(start: str, end: str) -> Iterator[dict[str, Any]]:
         day += timedelta(days=1)
 
 
-def first_response_actions(contact: Contact, agent_id: str, now: str) -> list[dict[str, Any]]:
-    """Mark the contact's first agent response (versioned: only one reply is the first) and record it."""
+def record_first_response(contact: Contact, agent_id: str, now: str) -> None:
+    """Mark the contact's first agent response, outside the reply's own write, in two idempotent steps.
+
+    First its contact record: one update conditioned on the record having no first response yet (a failed
+    condition means an earlier try of this reply, or a racing first reply, wrote it: nothing to do). Then the
+    contact, versioned: ``TransactionConflict`` when it changed since it was read (the caller reads it again).
+    The record goes first so that the contact, which says whether a reply is the first, is marked last.
+    """
     responded = contact.responded(now)
-    return [
-        *_contact_item_actions((contact, responded)),
-        *lifecycle_actions([records.responded(responded, agent_id, now)]),
-    ]
+    update = dict(lifecycle_action(records.responded(responded, agent_id, now))["Update"])
+    update["ConditionExpression"] = "attribute_not_exists(first_response_at)"
+    client = aws.client("dynamodb")
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):  # marked already
+        client.update_item(**update)
+    write(_contact_item_actions((contact, responded)))

@@ -35,24 +35,35 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("offer timer", "webchat"): (1, 0),
     ("offer timer", "sms"): (1, 0),
     ("offer timer", "email"): (1, 0),
-    ("reply", "webchat"): (10, 10),  # + the push: the conversation's widget connections, one message
-    ("reply", "sms"): (8, 10),
-    ("reply", "email"): (10, 16),
+    # A reply is sent from the request that makes it (the outbox queue only when that send fails or dies). The
+    # console's reply is a WebSocket command: + the read of which agent the connection is, + its answer pushed.
+    ("reply", "webchat"): (11, 5),  # + the push: the conversation's widget connections, one message
+    ("reply", "sms"): (10, 6),
+    ("reply", "email"): (12, 6),
     ("status callback", "sms"): (5, 2),
-    ("close", "webchat"): (15, 14),  # + the push of the status
-    ("close", "sms"): (13, 14),
-    ("close", "email"): (13, 14),
-    ("first message, queued (queue position)", "webchat"): (19, 36),  # + the push's query (no widget open)
+    # A close sends no AgentFreed to the routing queue when nothing waits that the agent can take (it looks); its
+    # conversation, profile and record events are plain idempotent writes after the contact's save.
+    ("close", "webchat"): (14, 14),  # + the push of the status
+    ("close", "sms"): (12, 14),
+    ("close", "email"): (12, 14),
+    # Its position message is sent by the outbox Lambda, whose commit writes no OUTBOUND item for web chat.
+    ("first message, queued (queue position)", "webchat"): (19, 33),  # + the push's query (no widget open)
     ("agent available, offered", "webchat"): (12, 31),
     ("sweep (idle, one run)", "-"): (7, 0),
-    # The widget's WebSocket (issue 12): each (re)connect proves the visitor (3 reads) and is remembered (1 put),
-    # then reads what it missed once; $disconnect finds no agent behind it.
-    ("widget connect", "webchat"): (4, 1),
-    ("widget catch-up read", "webchat"): (4, 0),
+    # The widget's WebSocket (issue 12): each (re)connect proves the visitor (its identity and the conversation in
+    # one BatchGetItem; the profile only when the conversation is a merged customer's) and is remembered (1 put),
+    # then reads what it missed once (the proof, the profile for the merged partitions, the query);
+    # $disconnect finds no agent behind it.
+    ("widget connect", "webchat"): (2, 1),
+    ("widget catch-up read", "webchat"): (3, 0),
     ("widget disconnect", "webchat"): (1, 0),
 }
 # The typical conversation, mixed over the three channels: modelled dollars per 1,000 inbound messages.
-USD_PER_1000_INBOUND = 0.036  # the web-chat conversation includes the widget's WebSocket
+USD_PER_1000_INBOUND = 0.0277  # the web-chat conversation includes the widget's WebSocket
+# Lambda invocations of the typical conversation (mixed), each billed as a request and its duration.
+LAMBDA_INVOCATIONS_PER_CONVERSATION = 17
+# Of it, CloudWatch Logs: the app's lines at prod's level and Lambda's own at prod's SystemLogLevel (WARN: none).
+LOGS_USD_PER_1000_INBOUND = 0.0005
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +89,14 @@ def test_a_typical_conversation_stays_within_its_cost(measured: dict[str, Any]) 
     assert mixed["conversation"].startswith("mixed")
     usd = mixed["per_1000_inbound"]["usd"]
     assert usd["total"] <= USD_PER_1000_INBOUND, f"${usd['total']} per 1,000 inbound messages: {usd}"
+
+
+def test_a_typical_conversation_logs_within_its_cost(measured: dict[str, Any]) -> None:
+    usd = measured["conversations"][-1]["per_1000_inbound"]["usd"]
+    assert usd["cloudwatch_logs"] <= LOGS_USD_PER_1000_INBOUND, f"${usd['cloudwatch_logs']} of logs per 1,000 inbound"
+
+
+def test_a_typical_conversation_stays_within_its_lambda_invocations(measured: dict[str, Any]) -> None:
+    mixed = measured["conversations"][-1]["per_conversation"]
+    invocations = sum(mixed["lambda_invocations"].values())
+    assert invocations <= LAMBDA_INVOCATIONS_PER_CONVERSATION + 1e-9, mixed["lambda_invocations"]
