@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from chalice.app import Chalice, Request, Response, WebsocketEvent
 
 from chalicelib import auth, clock
+from chalicelib.agents import commands, work
 from chalicelib.agents import service as agents
-from chalicelib.agents import work
 from chalicelib.channels import registry
 from chalicelib.channels.base import WebhookRequest
 from chalicelib.channels.fields import load_json
@@ -437,22 +437,40 @@ def ws_connect(event: WebsocketEvent) -> Response:
 
 @app.on_ws_message()
 def ws_message(event: WebsocketEvent) -> None:
-    """Agent actions: {"action": "accept" | "decline" | "close", "contact_id": ..., "offer_id": ...}, and
-    {"action": "heartbeat"}, which keeps API Gateway from closing the idle socket."""
+    """Agent actions: {"action": "accept" | "decline" | "close", "contact_id": ..., "offer_id": ...},
+    {"action": "reply", "conversation_id": ..., "text": ..., "client_message_id": ...} (the REST reply's service,
+    answered here: ``agents.commands``), and {"action": "heartbeat"}, which keeps API Gateway from closing the
+    idle socket. Errors are answered as ``{"type": "error", "status": <the REST status>, "error", "message"}``."""
+    command: Any = None
     try:
-        reply = _agent_action(event.connection_id, event.body)
+        command = load_json(event.body)  # InvalidJson (an error frame) for bad syntax and absurd nesting alike
+        reply = _agent_action(event.connection_id, command)
     except SwitchboardError as error:
-        reply = {"type": "error", **error.to_body()}
+        reply = {"type": "error", "status": error.status, **error.to_body(), **commands.about(command)}
+    except MissingSecret as error:
+        logger.error(f"{error.kind} not configured", extra={error.kind: error.name})
+        reply = {"type": "error", "status": 503, "error": "not_configured", "message": str(error)}
+        reply |= commands.about(command)
+    except Exception:
+        if commands.about(command):  # a reply: its console must hear it failed, to send it again with its key
+            failed = "the reply may not have been sent; send it again with the same client_message_id"
+            push.to_connection(
+                event.connection_id,
+                {"type": "error", "status": 500, "error": "internal_error", "message": failed}
+                | commands.about(command),
+            )
+        raise
     push.to_connection(event.connection_id, reply)
 
 
-def _agent_action(connection_id: str, body: str) -> dict[str, Any]:
-    command = load_json(body)  # InvalidJson (an error frame) for bad syntax and absurd nesting alike
+def _agent_action(connection_id: str, command: Any) -> dict[str, Any]:
     if isinstance(command, dict) and command.get("action") == "heartbeat":
         # API Gateway cannot push from $connect (the socket opens only once it returns), so a console learns its
         # true presence from the answer to the heartbeat it sends as soon as the socket is open.
         agent = agents.heartbeat(agents.agent_of_connection(connection_id))
         return agents.presence_frame(agent, "heartbeat")
+    if isinstance(command, dict) and command.get("action") == commands.REPLY:
+        return commands.reply(agents.agent_of_connection(connection_id), command)
     if not isinstance(command, dict) or not isinstance(command.get("contact_id"), str):
         raise InvalidPayload('send {"action": "accept" | "decline" | "close", "contact_id": "..."}')
     action, contact_id, offer_id = command.get("action"), command["contact_id"], command.get("offer_id")
@@ -464,9 +482,12 @@ def _agent_action(connection_id: str, body: str) -> dict[str, Any]:
         agents.decline(agent_id, contact_id, offer_id)
         return {"type": "declined", "contact_id": contact_id}
     if action == "close":
-        agents.close(agent_id, contact_id, command.get("wrap_up"))
+        wrap_up = command.get("wrap_up")  # optional here; when given, the REST close's code
+        if wrap_up is not None:
+            wrap_up = agents.validate(agents.WrapUp, {"wrap_up": wrap_up}).wrap_up
+        agents.close(agent_id, contact_id, wrap_up)
         return {"type": "closed", "contact_id": contact_id}
-    raise InvalidPayload(f"unknown action {action!r}; use accept, decline, close or heartbeat")
+    raise InvalidPayload(f"unknown action {action!r}; use accept, decline, close, reply or heartbeat")
 
 
 @app.on_ws_disconnect()

@@ -61,7 +61,7 @@ class Usage:
     # Of the HTTP requests (rest_requests), those posted to /webhooks/... (messages, status callbacks), which come
     # in through the webhooks' HTTP API; the rest through the REST API and WAF.
     webhook_requests: int = 0
-    websocket_in: int = 0  # messages agents send (accept, close)
+    websocket_in: int = 0  # messages agents send (accept, reply, close)
     invocations: Counter[str] = field(default_factory=Counter)  # Lambda invocations per function
     sqs_records: Counter[str] = field(default_factory=Counter)  # records Lambda's poller took off each queue
     traces: int = 0  # REST requests: API Gateway's sampling rule decides (SQS carries it to the queues' functions)
@@ -106,7 +106,8 @@ def dollars(usage: Usage, prices: dict[str, Any]) -> dict[str, float]:
     poller_standard = 2 * standard_records * a["lambda_invocations_per_sqs_record"]
     sends_fifo = usage.tally.sqs_fifo_chunks
     gb_seconds = invocations * a["lambda_memory_mb"] / 1024 * a["lambda_duration_ms"] / 1000
-    log_gb = (usage.log_bytes + invocations * a["lambda_platform_log_bytes"]) / 1e9
+    platform_log_bytes = a["lambda_platform_log_bytes"][stages.system_log_level(PRICED_STAGE)]
+    log_gb = (usage.log_bytes + invocations * platform_log_bytes) / 1e9
     bill = {
         "dynamodb": usage.tally.wru * p["dynamodb_wru"] + usage.tally.rru * p["dynamodb_rru"],
         "sqs": (app_sqs - sends_fifo) * p["sqs_standard_request"]
@@ -308,14 +309,9 @@ class Conversations:
         return reply
 
     def agent_replies(self, conversation: str, usage: Usage) -> None:
-        from tests.support import as_agent
-
-        body = json.dumps({"text": "Your order ships today."})
-        response = self.client.http.post(f"/conversations/{conversation}/messages", headers=as_agent("ada"), body=body)
-        assert response.status_code == 202, response.body
-        usage.rest_requests += 1
-        usage.invocations["api_handler"] += 1
-        usage.traces += 1
+        """The console's reply: a command on its WebSocket (one message in, its answer pushed back: metered)."""
+        answer = self.agent_action(usage, action="reply", conversation_id=conversation, text="Your order ships today.")
+        assert answer["type"] == "replied", answer
         self._pump_outbox(usage)
 
     def provider_reports(self, usage: Usage) -> None:
@@ -395,15 +391,15 @@ class Conversations:
             usage.invocations["api_handler"] += 1
             usage.traces += 1
 
-    def queue_position(self, channel: str) -> None:
+    def queue_position(self, channel: str, measured: bool = True) -> None:
         """A first message while nobody is free: queued, and told their place in the queue (then cleaned up)."""
         with self.step("setup", channel, measured=False) as usage:
             self.set_presence("Away", usage)
         who = f"q{uuid.uuid4().hex[:10]}"
-        with self.step("first message, queued (queue position)", channel) as usage:
+        with self.step("first message, queued (queue position)", channel, measured) as usage:
             self.customer_writes(channel, who, usage)
-            self._pump_outbox(usage)  # the queue-position message goes out like a reply
-        with self.step("agent available, offered", channel) as usage:
+            self._pump_outbox(usage)  # the queue-position message goes out through the outbox queue
+        with self.step("agent available, offered", channel, measured) as usage:
             self.set_presence("Available", usage)
         offer = self.last_offer()
         with self.step("setup", channel, measured=False) as usage:
@@ -461,6 +457,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         conversations = Conversations(running)
         # Warm, as a Lambda that has run before: the clients made, the queue URLs and the routing config cached.
         conversations.conversation("webchat", measured=False)
+        conversations.queue_position("webchat", measured=False)  # replies no longer warm the outbox queue's URL
         for _ in range(1 if quick else 2):
             for channel in CHANNELS:
                 conversations.conversation(channel)
@@ -531,6 +528,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             **prices["assumptions"],
             "xray_traced_fraction": stages.traced_fractions(PRICED_STAGE),
             "xray_traced_fraction_source": f".chalice/config.json, stage {PRICED_STAGE}: SWITCHBOARD_TRACE_PERCENT",
+            "lambda_system_log_level": stages.system_log_level(PRICED_STAGE),
         },
         "prices_file": "bench/prices.json",
     }

@@ -120,7 +120,8 @@ def render_cost(data: dict[str, Any]) -> str:
             f"request, Lambda per invocation at {assumptions['lambda_memory_mb']} MB and an assumed "
             f"{assumptions['lambda_duration_ms']} ms, the Lambda poller's receive and delete per SQS record, "
             "one X-Ray trace per entry request recorded at the prod stage's sampling "
-            f"({_traced(assumptions)}), log bytes as written plus Lambda's own lines); assumptions in "
+            f"({_traced(assumptions)}), log bytes as written plus Lambda's own lines at the prod stage's "
+            f"SystemLogLevel, {assumptions.get('lambda_system_log_level', 'INFO')}); assumptions in "
             "bench/prices.json.",
             "Per flow (mean of the measured runs; `$ per 1,000` is per 1,000 runs of that flow):",
             flows,

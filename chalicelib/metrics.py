@@ -1,35 +1,77 @@
-"""Routing metrics as CloudWatch embedded metric format (EMF) through Powertools, per queue and channel.
+"""Routing metrics as CloudWatch embedded metric format (EMF), per queue and channel: one document per invocation.
 
-The SLA outcome is also emitted once more with the service dimension alone, so that one alarm can watch the
-breach rate of the whole stage without knowing the queues (CloudWatch alarms cannot sum over a SEARCH).
+The SLA outcome is also published with the service dimension alone, so that one alarm can watch the breach rate
+of the whole stage without knowing the queues (CloudWatch alarms cannot sum over a SEARCH).
+
+What an invocation records is held until ``flush`` (the middleware calls it when the handler returns) and written
+as one document for each queue and channel it touched: every metric once in the directives, its values an array
+(EMF takes up to 100 a metric), the SLA's service-only count as a second dimension set of the same metric. A
+first message or an accept is one line instead of one to three (README, "Logs").
 """
 
 from __future__ import annotations
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+import json
+import time
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.settings import get_settings
 
+SERVICE = "switchboard"
+PER_QUEUE = ("queue", "channel", "service")
+STAGE_WIDE = ("service",)
+# EMF's limit on the values of one metric in one document; flushed before it is reached.
+MAX_VALUES = 100
 
-def _emit(name: str, unit: MetricUnit, value: float, queue: str | None = None, channel: str | None = None) -> None:
-    namespace = get_settings().metrics_namespace
-    with single_metric(name=name, unit=unit, value=value, namespace=namespace) as metric:
-        if queue is not None:
-            metric.add_dimension(name="queue", value=queue)
-        if channel is not None:
-            metric.add_dimension(name="channel", value=channel)
+# (queue, channel) -> metric name -> (unit, dimension sets, values)
+_pending: dict[tuple[str, str], dict[str, tuple[str, tuple[tuple[str, ...], ...], list[float]]]] = {}
+
+
+def _record(name: str, unit: MetricUnit, value: float, queue: str, channel: str, *sets: tuple[str, ...]) -> None:
+    metrics = _pending.setdefault((queue, channel), {})
+    _unit, _sets, values = metrics.setdefault(name, (unit.value, sets, []))
+    values.append(value)
+    if len(values) >= MAX_VALUES:
+        flush()
 
 
 def wait_until_offer(seconds: float, queue: str, channel: str) -> None:
-    _emit("WaitUntilOffer", MetricUnit.Seconds, seconds, queue, channel)
+    _record("WaitUntilOffer", MetricUnit.Seconds, seconds, queue, channel, PER_QUEUE)
 
 
 def wait_until_accept(seconds: float, queue: str, channel: str) -> None:
-    _emit("WaitUntilAccept", MetricUnit.Seconds, seconds, queue, channel)
+    _record("WaitUntilAccept", MetricUnit.Seconds, seconds, queue, channel, PER_QUEUE)
 
 
 def sla(met: bool, queue: str, channel: str) -> None:
     """First response within the SLA target (accepted before the deadline) or not: per queue and channel, and in all."""
-    name = "SLAMet" if met else "SLABreached"
-    _emit(name, MetricUnit.Count, 1, queue, channel)
-    _emit(name, MetricUnit.Count, 1)
+    _record("SLAMet" if met else "SLABreached", MetricUnit.Count, 1, queue, channel, PER_QUEUE, STAGE_WIDE)
+
+
+def flush() -> None:
+    """Write what this invocation recorded: one EMF document per queue and channel, then forget it."""
+    if not _pending:
+        return
+    namespace = get_settings().metrics_namespace
+    timestamp = int(time.time() * 1000)
+    for (queue, channel), metrics in list(_pending.items()):
+        directives: dict[tuple[tuple[str, ...], ...], list[dict[str, str]]] = {}
+        for name, (unit, dimension_sets, _values) in metrics.items():
+            directives.setdefault(dimension_sets, []).append({"Name": name, "Unit": unit})
+        document: dict[str, Any] = {
+            "_aws": {
+                "Timestamp": timestamp,
+                "CloudWatchMetrics": [
+                    {"Namespace": namespace, "Dimensions": [list(s) for s in sets], "Metrics": listed}
+                    for sets, listed in directives.items()
+                ],
+            },
+            "queue": queue,
+            "channel": channel,
+            "service": SERVICE,
+            **{name: values for name, (_unit, _sets, values) in metrics.items()},
+        }
+        print(json.dumps(document, separators=(",", ":")), flush=True)
+    _pending.clear()

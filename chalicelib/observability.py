@@ -2,9 +2,13 @@
 
 Every Lambda entry point (REST, WebSocket, SQS, schedule) runs through ``middleware``:
 
-- ``logger.inject_lambda_context(clear_state=True)``: the Lambda context keys on every line, and
-  nothing appended during one invocation (a ``conversation_id``...) leaks into the next.
-  ``log_event`` stays off: events carry message bodies, phone numbers, e-mail addresses and tokens.
+- ``_logged``: the invocation's request id (``function_request_id``) on every line, and nothing appended during
+  one invocation (a ``conversation_id``...) leaks into the next. Lean keys (every byte is billed at ingestion):
+  not the function's name, ARN or memory, nor ``service`` (the log group names the stage's function), nor
+  ``cold_start`` (the ColdStart metric counts them), nor an X-Ray trace id unless X-Ray records the invocation,
+  nor ``location`` unless the level is DEBUG (dev). The event is never logged: events carry message bodies,
+  phone numbers, e-mail addresses and tokens. Timestamps are RFC 3339, which Lambda's JSON log format reads
+  (README, "Logs").
 - ``tracer().capture_lambda_handler`` without ``capture_response``, in sampled invocations only:
   responses carry sign-in tokens and message texts, which do not belong in X-Ray metadata either.
   The tracer is made lazily (``tracer``): ``aws_xray_sdk`` costs ~0.2 s of a cold start (it builds
@@ -13,9 +17,8 @@ Every Lambda entry point (REST, WebSocket, SQS, schedule) runs through ``middlew
   "Traces"). Only botocore is patched: the SDK's HTTP patches would record provider URLs, and
   Telegram's carries the bot token in its path. Outside Lambda (tests, the local stack, ``chalice
   local``) nothing is sampled; ``POWERTOOLS_TRACE_DISABLED=true`` turns tracing off everywhere.
-- ``metrics.log_metrics`` with the cold-start metric: EMF flushed at the end of every invocation (the
-  routing metrics themselves are ``single_metric`` lines, see ``chalicelib.metrics``, because one batch
-  spans several queues and channels).
+- ``metrics.log_metrics`` with the cold-start metric, and the routing metrics (``chalicelib.metrics``) written
+  when the handler returns: one EMF document per queue and channel the invocation touched.
 - the correlation id: ``conversation_id`` where the event names one (a REST path parameter); code
   that learns it later calls ``correlate`` (``inbox.receive``, the router's record handler).
 
@@ -38,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics
 from chalice.app import Request
 
+from chalicelib import metrics as routing_metrics
 from chalicelib.settings import metrics_namespace, trace_percent
 
 if TYPE_CHECKING:
@@ -49,9 +53,12 @@ TRACED_MODULES = ("botocore",)
 # The trace header Lambda sets for each invocation (Root=...;Parent=...;Sampled=1).
 TRACE_HEADER = "_X_AMZN_TRACE_ID"
 
-logger = Logger(service=SERVICE)
+logger = Logger(service=SERVICE, use_rfc3339=True)
+# Keys the log group already says (it is the stage's function's), or that only a developer needs.
+REDUNDANT_KEYS = ("service",)
+DEVELOPER_KEYS = ("location",)
 metrics = Metrics(service=SERVICE, namespace=metrics_namespace())
-# Most invocations publish no metric of their own (they come as single_metric lines); that is not news.
+# Most invocations give Powertools no metric (the routing metrics are chalicelib.metrics' own documents).
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 # The AWS SDK's DEBUG lines dump request parameters and bodies (message texts, phone numbers, e-mail
@@ -98,25 +105,40 @@ def sampled() -> bool:
         return False
 
 
-def _traced(handler: Any) -> Any:
-    return tracer().capture_lambda_handler(handler, capture_response=False) if sampled() else handler
+def _traced(handler: Any, traced: bool) -> Any:
+    return tracer().capture_lambda_handler(handler, capture_response=False) if traced else handler
+
+
+def _fresh_keys(request_id: str | None, traced: bool) -> None:
+    """This invocation's keys only: its request id, the trace id only if X-Ray records it."""
+    logger.clear_state()
+    lean = REDUNDANT_KEYS if logger.log_level <= logging.DEBUG else (*REDUNDANT_KEYS, *DEVELOPER_KEYS)
+    logger.remove_keys(lean)
+    keys: dict[str, Any] = {} if traced else {"xray_trace_id": None}  # None: Powertools leaves the key out
+    if request_id:
+        keys["function_request_id"] = request_id
+    logger.append_keys(**keys)
 
 
 def middleware(event: Any, get_response: Any) -> Any:
     """Chalice middleware for every event type; the handler's response passes through unchanged."""
     original_event, context = _original(event)
+    traced = sampled()
 
     @functools.wraps(get_response)
     def handler(_event: Any, _context: Any) -> Any:
         correlate(_conversation_of(event))
-        return get_response(event)
+        try:
+            return get_response(event)
+        finally:
+            routing_metrics.flush()
 
     if context is None or not hasattr(context, "aws_request_id"):  # invoked by hand, without a Lambda context
-        logger.clear_state()
-        return _traced(handler)(original_event, context)
-    logged = logger.inject_lambda_context(handler, log_event=False, clear_state=True)
-    measured = metrics.log_metrics(logged, capture_cold_start_metric=True)
-    return _traced(measured)(original_event, context)
+        _fresh_keys(None, traced)
+        return _traced(handler, traced)(original_event, context)
+    _fresh_keys(context.aws_request_id, traced)
+    measured = metrics.log_metrics(handler, capture_cold_start_metric=True)
+    return _traced(measured, traced)(original_event, context)
 
 
 def _original(event: Any) -> tuple[Any, Any]:

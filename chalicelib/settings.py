@@ -201,6 +201,34 @@ def trace_percent(environment: Mapping[str, str] | None = None) -> float:
     return value
 
 
+LOG_LEVEL = "LOG_LEVEL"
+SYSTEM_LOG_LEVEL = "SWITCHBOARD_SYSTEM_LOG_LEVEL"
+# Powertools' level names (LOG_LEVEL) as Lambda's advanced logging controls spell them (ApplicationLogLevel).
+_LAMBDA_LEVELS = {"TRACE": "TRACE", "NOTSET": "TRACE", "DEBUG": "DEBUG", "INFO": "INFO"}
+
+
+def application_log_level(environment: Mapping[str, str] | None = None) -> str:
+    """The functions' ApplicationLogLevel: the stage's ``LOG_LEVEL`` (Powertools takes Lambda's level over its own).
+
+    Above INFO is refused: EMF metric lines carry no ``level``, Lambda files them as INFO and would drop them all.
+    """
+    raw = ((os.environ if environment is None else environment).get(LOG_LEVEL) or "INFO").upper()
+    if raw not in _LAMBDA_LEVELS:
+        raise ValueError(
+            f"{LOG_LEVEL}={raw!r}: DEBUG or INFO; above INFO Lambda would drop the EMF metric lines (no level in them)"
+        )
+    return _LAMBDA_LEVELS[raw]
+
+
+def system_log_level(environment: Mapping[str, str] | None = None) -> str:
+    """The functions' SystemLogLevel (``SWITCHBOARD_SYSTEM_LOG_LEVEL``): INFO keeps Lambda's START and REPORT lines
+    of every invocation, WARN drops them (README, "Logs"). Unset: INFO, Lambda's default."""
+    raw = ((os.environ if environment is None else environment).get(SYSTEM_LOG_LEVEL) or "INFO").upper()
+    if raw not in ("DEBUG", "INFO", "WARN"):
+        raise ValueError(f"{SYSTEM_LOG_LEVEL}={raw!r}: DEBUG, INFO or WARN")
+    return raw
+
+
 def timer_queue_name() -> str:
     """Standard queue for delayed timers (offer timeouts, escalation steps): FIFO queues cannot delay one message."""
     return _env("SWITCHBOARD_TIMER_QUEUE", "switchboard-timers")

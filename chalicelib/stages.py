@@ -62,6 +62,16 @@ def trace_percent(stage: str) -> float:
     return settings.trace_percent(environment(stage))
 
 
+def application_log_level(stage: str) -> str:
+    """The stage's functions' ApplicationLogLevel (its ``LOG_LEVEL``), for their LoggingConfig."""
+    return settings.application_log_level(environment(stage))
+
+
+def system_log_level(stage: str) -> str:
+    """The stage's functions' SystemLogLevel (``SWITCHBOARD_SYSTEM_LOG_LEVEL``): the cost model prices its lines."""
+    return settings.system_log_level(environment(stage))
+
+
 def tracing_mode(percent: float) -> str:
     """The functions' X-Ray mode in a stage tracing ``percent`` % (README, "Traces").
 

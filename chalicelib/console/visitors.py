@@ -129,7 +129,7 @@ def connect(connection_id: str, query: Mapping[str, str]) -> None:
     bad = []
     if not _CONVERSATION.match(conversation_id):
         bad.append({"field": "conversation_id", "problem": "required: the conversation_id the widget was given"})
-    _visitors_conversation(conversation_id, query, bad)
+    _visitors_conversation(conversation_id, query, bad, partitions=False)
     visitor_connections.add(conversation_id, connection_id, clock.now_iso())
 
 
@@ -139,12 +139,15 @@ def is_visitor(query: Mapping[str, str]) -> bool:
 
 
 def _visitors_conversation(
-    conversation_id: str, query: Mapping[str, str], bad: list[dict[str, str]]
+    conversation_id: str, query: Mapping[str, str], bad: list[dict[str, str]], *, partitions: bool = True
 ) -> tuple[dict[str, Any], list[str], str]:
     """The conversation, the customer partitions its visitor's timeline is in and the visitor's identity key.
 
     ``InvalidPayload`` for malformed credentials (with ``bad``, problems found by the caller); ``NotFound`` for a
-    conversation that is not this visitor's: the answer never tells whether an id exists.
+    conversation that is not this visitor's: the answer never tells whether an id exists. The visitor's identity
+    and the conversation are one read; the profile (merged customers) a second, which a caller that only needs
+    the proof (``partitions=False``: the WebSocket's $connect) skips when the conversation is the visitor's own
+    customer's; a read of the timeline always takes it, since merged customers' partitions hold messages too.
     """
     site, visitor_id = query.get("site", ""), query.get("visitor_id", "")
     bad = [
@@ -158,16 +161,17 @@ def _visitors_conversation(
     if bad:
         raise InvalidPayload("send ?site=...&visitor_id=...", bad)
     visitor = Identity(webchat.CHANNEL, f"{site}/{visitor_id}")
-    customer_id = conversations.customers_of([visitor]).get(visitor.key)
-    conversation = conversations.get_conversation(conversation_id) if customer_id else None
+    customer_id, conversation = conversations.owner_and_conversation(visitor, conversation_id)
     missing = NotFound(f"no conversation {conversation_id} for this visitor")
     if customer_id is None or conversation is None:
         raise missing
+    if not partitions and str(conversation["customer_id"]) == customer_id:
+        return conversation, [customer_id], visitor.key
     profile = conversations.get_customer(customer_id) or {}
-    partitions = [customer_id, *sorted(profile.get("merged_from", ()))]
-    if str(conversation["customer_id"]) not in partitions:
+    found = [customer_id, *sorted(profile.get("merged_from", ()))]
+    if str(conversation["customer_id"]) not in found:
         raise missing
-    return conversation, partitions, visitor.key
+    return conversation, found, visitor.key
 
 
 def _owns(customer_id: str, conversation_customer: str) -> bool:

@@ -292,6 +292,21 @@ class Router:
     def plan_for_agent(self, agent_id: str, now: str, known: Agent | None = None) -> Offer | None:
         """Decide which waiting contact a freed agent takes, from fresh reads (the agent: ``known`` when given);
         None if none fits or they are busy."""
+        ranked = self._rank_for_agent(agent_id, now, known)
+        if ranked is None:
+            return None
+        agent, config, ranking = ranked
+        if ranking.chosen is None:  # never: ranked only with a choice
+            return None
+        return self._offer(ranking.chosen, agent, now, config, ranking, "agent")
+
+    def has_work_for(self, agent: Agent, now: str) -> bool:
+        """Whether a waiting contact fits ``agent`` now: the reads of ``plan_for_agent``, no offer planned."""
+        return self._rank_for_agent(agent.agent_id, now, agent) is not None
+
+    def _rank_for_agent(
+        self, agent_id: str, now: str, known: Agent | None
+    ) -> tuple[Agent, RoutingConfig, matching.Ranking[Contact]] | None:
         agent = known if known is not None and known.agent_id == agent_id else self.store.get_agent(agent_id)
         if agent is None or not agent.takes_work:
             return None
@@ -310,7 +325,7 @@ class Router:
         ranking = matching.rank_contacts(agent, waiting.values(), config.cost, open_now, self._policy(config), now)
         if ranking.chosen is None:
             return None
-        return self._offer(ranking.chosen, agent, now, config, ranking, "agent")
+        return agent, config, ranking
 
     def _policy(self, config: RoutingConfig) -> matching.Policy:
         """``policy`` for ``config``: the default one learns each queue's routing settings and the rules' skill sets."""
@@ -471,6 +486,9 @@ class Router:
         def step() -> tuple[Contact, bool]:
             contact = self._contact(contact_id, agent_id)
             if contact.state is ContactState.ASSIGNED and contact.assigned_to == agent_id:
+                # Accepted before: what is written after the save again, in case that attempt died in between.
+                accepted = records.answered(contact, contact, "accepted", contact.accepted_at or "")
+                self.store.save(effects=[Assigned(contact), accepted])
                 return contact, False
             if contact.state is not ContactState.OFFERED or contact.offered_to != agent_id:
                 raise Conflict(f"contact {contact_id} is not offered to you (any more)")
@@ -528,6 +546,9 @@ class Router:
         def step() -> tuple[Contact, Contact | None, str, Agent | None]:
             contact = self._contact(contact_id, agent_id)
             if contact.state is ContactState.CLOSED and contact.assigned_to == agent_id:
+                # Closed before: what is written after the save again, in case that attempt died in between.
+                closing = records.closed(contact, contact, contact.closed_at or "")
+                self.store.save(effects=[Closed(contact, self.store.customer_of_conversation(contact)), closing])
                 return contact, None, "", None
             if contact.state is not ContactState.ASSIGNED or contact.assigned_to != agent_id:
                 raise Conflict(f"contact {contact_id} is not assigned to you")
@@ -543,16 +564,26 @@ class Router:
             )
             return closed, contact, customer_id, released
 
-        closed, before, customer_id, released = self._retrying(step, contact_id)
+        closed, before, _customer, released = self._retrying(step, contact_id)
         if before is None:
             return closed
-        self.store.forget_open_conversation(customer_id, contact_id)
         if before.accepted_at and closed.closed_at:
             self.store.record_handled(before.queues[0], clock.seconds_between(before.accepted_at, closed.closed_at))
-        self.bus.publish(
-            AgentFreed(agent_id, cause=f"closed-{contact_id}", agent=released.as_dict() if released else None)
-        )
+        # The agent's next contact comes through the routing queue (an AgentFreed, handled again if its Lambda
+        # dies) only when one waits that they can take: the same reads the event's handler would make, made here,
+        # spare the queue hop and its invocation when nothing waits (most closes). A contact queued just after
+        # this look is offered to them by the next sweep, as one the handler's index read missed would be.
+        if released is not None and self._may_have_work(released, closed.closed_at or self.clock.now()):
+            self.bus.publish(AgentFreed(agent_id, cause=f"closed-{contact_id}", agent=released.as_dict()))
         return closed
+
+    def _may_have_work(self, agent: Agent, now: str) -> bool:
+        """``has_work_for``, and True when the look itself fails: the routing event's handler looks again."""
+        try:
+            return self.has_work_for(agent, now)
+        except Exception:
+            logger.warning("could not look for waiting work: freeing the agent through the queue", exc_info=True)
+            return True
 
     def withdraw_offer(self, agent_id: str, contact_id: str, offer_id: str) -> None:
         """Take back an open offer from an agent who left: the contact goes to the next agent, never back."""

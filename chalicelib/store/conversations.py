@@ -441,6 +441,16 @@ def customers_of(identities: tuple[Identity, ...] | list[Identity]) -> dict[str,
     return {i["pk"].removeprefix("IDENTITY#"): str(i["customer_id"]) for i in items}
 
 
+def owner_and_conversation(identity: Identity, conversation_id: str) -> tuple[str | None, dict[str, Any] | None]:
+    """The customer ``identity`` belongs to and the conversation's META, in one consistent BatchGetItem."""
+    found = {
+        (i["pk"], i["sk"]): i
+        for i in _batch_get([(identity_key(identity.key), "IDENTITY"), (conversation_key(conversation_id), "META")])
+    }
+    owner = found.get((identity_key(identity.key), "IDENTITY"))
+    return (str(owner["customer_id"]) if owner else None), found.get((conversation_key(conversation_id), "META"))
+
+
 def get_conversation(conversation_id: str) -> dict[str, Any] | None:
     """The conversation's META item."""
     return get(_table(), conversation_key(conversation_id), "META")

@@ -372,9 +372,17 @@ class SwitchboardStack(Stack):
                 # The outbox names its status callback URL (on the webhooks' HTTP API); the API handler takes the
                 # URL a request came in on (it cannot name its own APIs: their definitions name the function).
                 resource.add_override(f"{variables}.PUBLIC_BASE_URL", self.webhook_url)
+            # JSON, so Lambda filters by level (README, "Logs"): the app's lines at the stage's LOG_LEVEL (EMF lines
+            # have no level and count as INFO, so never above INFO); Lambda's START/REPORT lines at the stage's
+            # SWITCHBOARD_SYSTEM_LOG_LEVEL (WARN drops them).
             resource.add_override(
                 "Properties.LoggingConfig",
-                {"LogGroup": self.log_groups[function.name].log_group_name, "LogFormat": "Text"},
+                {
+                    "LogGroup": self.log_groups[function.name].log_group_name,
+                    "LogFormat": "JSON",
+                    "ApplicationLogLevel": self.stage.application_log_level,
+                    "SystemLogLevel": self.stage.system_log_level,
+                },
             )
             if function.consumes:
                 queue = self.queues[function.consumes]

@@ -69,6 +69,16 @@ class Stage:
         return stages.tracing_mode(self.trace_percent)
 
     @property
+    def application_log_level(self) -> str:
+        """Lambda's filter on the app's lines: the stage's LOG_LEVEL (DEBUG or INFO; above, metrics would go)."""
+        return settings.application_log_level(self.environment)
+
+    @property
+    def system_log_level(self) -> str:
+        """Lambda's filter on its own lines (SWITCHBOARD_SYSTEM_LOG_LEVEL): WARN drops START and REPORT."""
+        return settings.system_log_level(self.environment)
+
+    @property
     def rest_api_service_name(self) -> str:
         """What X-Ray calls the REST API's stage in its segments and sampling rules: ``<API name>/<stage>``."""
         return f"{stages.app_name()}/{self.api_gateway_stage}"
@@ -81,6 +91,9 @@ def load_stage(name: str, context: dict[str, Any] | None = None) -> Stage:
     environment = stages.environment(name)
     if context.get("tracePercent") not in (None, ""):
         environment[settings.TRACE_PERCENT] = str(context["tracePercent"])
+    # A level Lambda cannot take (or one that would drop the EMF metric lines) fails the synthesis here.
+    settings.application_log_level(environment)
+    settings.system_log_level(environment)
     return Stage(
         name=name,
         environment=environment,

@@ -122,56 +122,81 @@ def test_sms_offer_accept_and_reply_reaches_twilio(
         assert timeline.locator("b").count() == 0, "customer text must be shown as text, not markup"
         expect(page.get_by_test_id("conversation-item")).to_have_count(1)
 
+        # From here on the console shows what its socket tells it (its reply's answer, the customer's next
+        # message) without reading the conversation again.
+        reads: list[str] = []
+        page.on("request", lambda r: reads.append(r.url) if r.method == "GET" and "/conversations/" in r.url else None)
         reply = "It left the depot this morning; you will have it by 6 pm."
         _reply(page, reply)
         sent = _sent_to_twilio(fake_providers, reply)
         assert sent.form["To"] == CUSTOMER_NUMBER
         assert sent.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+        follow_up = "Thanks! Will the driver call first?"
+        assert _twilio_sms(stack, follow_up, "SM" + "3d" * 16).status_code == 200
+        expect(timeline.get_by_test_id("message-text").filter(has_text=follow_up)).to_be_visible(timeout=WAIT_MS)
+        expect(timeline.get_by_test_id("message-text").filter(has_text=reply)).to_have_count(1)
+        assert reads == [], f"the conversation was read again: {reads}"
         screenshot(page, "console_sms_reply")
     finally:
         context.close()
         admin.set_presence("ada", "Offline")
 
 
-def test_a_reply_whose_answer_was_lost_is_sent_again_with_its_key_and_reaches_the_customer_once(
+def test_a_reply_whose_socket_answer_was_lost_goes_again_over_rest_with_its_key_and_reaches_the_customer_once(
     browser: Any, stack: LocalStack, admin: Admin, fake_providers: FakeProviders
 ) -> None:
-    """The reply reaches the server but its answer never reaches the browser; the agent presses Send again."""
+    """The console replies on its WebSocket; the server stores and queues the reply but its answer never reaches the
+    browser. The console waits for it, then sends the reply over REST with the same key: the server answers with
+    the first reply and the customer gets it once."""
     admin.create_agent("ben", "sms")
     context = browser.new_context()
+    frames: list[dict[str, Any]] = []
     posted: list[dict[str, Any]] = []
 
-    def lose_the_first_answer(route: Any) -> None:
-        if route.request.method != "POST":
-            route.continue_()
-            return
-        posted.append(route.request.post_data_json)
-        if len(posted) == 1:
-            route.fetch()  # the server stores and queues the reply...
-            route.abort("connectionreset")  # ...and the browser never hears back
-        else:
-            route.continue_()
+    def lose_the_first_reply_answer(socket: Any) -> None:
+        server = socket.connect_to_server()
+
+        def to_server(message: str | bytes) -> None:
+            frames.append(json.loads(message))
+            server.send(message)
+
+        def to_browser(message: str | bytes) -> None:
+            answer = json.loads(message)
+            if answer.get("type") == "replied" and not any(f.get("lost") for f in frames):
+                frames.append({"lost": answer})  # the server answered; the browser never hears it
+                return
+            socket.send(message)
+
+        socket.on_message(to_server)
+        server.on_message(to_browser)
+
+    def record(route: Any) -> None:
+        if route.request.method == "POST":
+            posted.append(route.request.post_data_json)
+        route.continue_()
 
     try:
         page = context.new_page()
+        page.route_web_socket(lambda url: url.startswith(stack.ws_url), lose_the_first_reply_answer)
+        page.route("**/conversations/*/messages", record)
         _sign_in(page, stack, "ben")
         _go_available(page)
         assert _twilio_sms(stack, "Is my parcel lost?", "SM" + "2e" * 16, sender="+14155550188").status_code == 200
         _accept_offer(page, "sms")
-        page.route("**/conversations/*/messages", lose_the_first_answer)
 
         reply = "No, it is at the depot; it reaches you tomorrow."
         page.get_by_test_id("reply-input").fill(reply)
         page.get_by_test_id("reply-send").click()
-        expect(page.get_by_test_id("reply-input")).to_have_value(reply, timeout=WAIT_MS)  # kept for a retry
-        page.wait_for_timeout(200)
-        page.get_by_test_id("reply-send").click()
         timeline = page.get_by_test_id("timeline")
         expect(timeline.get_by_test_id("timeline-message").filter(has_text=reply)).to_have_count(1, timeout=WAIT_MS)
+        expect(page.get_by_test_id("reply-input")).to_have_value("", timeout=WAIT_MS)  # answered: the draft is done
 
-        assert len(posted) == 2 and posted[0] == posted[1], "the retry carries the same client_message_id"
-        assert posted[0]["client_message_id"]
+        [sent] = [f for f in frames if f.get("action") == "reply"]
+        assert sent["text"] == reply and sent["client_message_id"]
+        assert any(f.get("lost") for f in frames), "the socket's answer was the one lost"
+        assert posted == [{"text": reply, "client_message_id": sent["client_message_id"]}], "same key over REST"
         _sent_to_twilio(fake_providers, reply)
+        time.sleep(1)  # the outbox pump's next pass: nothing more may go out
         assert [r.form["Body"] for r in fake_providers.sent(TWILIO)].count(reply) == 1
     finally:
         context.close()

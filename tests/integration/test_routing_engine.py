@@ -349,12 +349,19 @@ def test_wait_and_sla_metrics_per_queue_and_channel(routed, capsys):
     agent_says(routed, ada, action="accept", contact_id=conversation)
 
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
-    by_name = {(m["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "queue" in m): m for m in emitted}
-    assert {("WaitUntilOffer", True), ("WaitUntilAccept", True), ("SLAMet", True)} <= set(by_name)
-    for (_, per_queue), metric in by_name.items():
-        assert metric["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Switchboard"
-        if per_queue:
-            assert metric["queue"] == "default" and metric["channel"] == "webchat"
+    # (metric, dimension set) of every directive of every EMF document (one per invocation, queue and channel).
+    published = {
+        (metric["Name"], tuple(dimensions)): document
+        for document in emitted
+        for directive in document["_aws"]["CloudWatchMetrics"]
+        for metric in directive["Metrics"]
+        for dimensions in directive["Dimensions"]
+    }
+    per_queue = ("queue", "channel", "service")
+    assert {("WaitUntilOffer", per_queue), ("WaitUntilAccept", per_queue), ("SLAMet", per_queue)} <= set(published)
+    for document in emitted:
+        assert {d["Namespace"] for d in document["_aws"]["CloudWatchMetrics"]} == {"Switchboard"}
+        assert document["queue"] == "default" and document["channel"] == "webchat"
     # The stage-wide SLA count the breach-rate alarm divides: the service dimension alone.
-    assert by_name[("SLAMet", False)]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
-    assert ("SLABreached", False) not in by_name
+    assert ("SLAMet", ("service",)) in published
+    assert not [key for key in published if key[0] == "SLABreached"]

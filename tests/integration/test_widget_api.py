@@ -254,7 +254,7 @@ def test_the_agents_reply_is_pushed_to_the_visitors_open_widget_and_no_other(cli
         f"/conversations/{conversation}/messages", headers=as_agent("ada"), body=json.dumps({"text": "Refunded!"})
     )
     assert answer.status_code == 202, answer.body
-    assert _deliver_outbox(client) >= 1
+    assert _deliver_outbox(client) == 0, "pushed by the reply's own request: no outbox job"
 
     [frame] = _frames(graces_widget, "message")
     assert frame["conversation_id"] == conversation
@@ -292,3 +292,26 @@ def test_a_visitors_message_is_answered_as_the_widget_shows_it(client):
     answer = _post(client, "v_grace", "m_1", "Is the blue kettle in stock?").json_body
     read = _poll(client, answer["conversation_id"], "v_grace").json_body["messages"]
     assert answer["message"] == {k: v for k, v in read[0].items() if k != "received_at"}
+
+
+def test_after_a_merge_the_visitor_still_connects_and_reads_their_whole_conversation(client):
+    """The $connect's proof skips the profile only when the conversation is the visitor's own customer's; once that
+    customer is merged into another, the profile's merged partitions prove it and hold the messages to read."""
+    from chalicelib.store import conversations as conversation_store
+
+    conversation = _post(client, "v_grace", "m_1", "My card was charged twice").json_body["conversation_id"]
+    graces = str(conversation_store.get_conversation(conversation)["customer_id"])
+    _post(client, "v_other", "m_1", "Hello?")
+    others = str(
+        conversation_store.get_conversation(_post(client, "v_other", "m_2").json_body["conversation_id"])["customer_id"]
+    )
+    conversation_store.merge_customers(graces, others)  # v_grace's identity now resolves to the other customer
+
+    _, status = _widget_connects(client, _visitor_query("v_grace", conversation))
+    assert status == 200
+    read = _poll(client, conversation, "v_grace")
+    assert read.status_code == 200, read.json_body
+    assert [m["text"] for m in read.json_body["messages"]] == ["My card was charged twice"]
+    # ... and the customer it was merged into gives no one else's visitor the conversation.
+    _, status = _widget_connects(client, _visitor_query("v_mallory", conversation))
+    assert status == 403
