@@ -440,10 +440,13 @@ def ws_message(event: WebsocketEvent) -> None:
     """Agent actions: {"action": "accept" | "decline" | "close", "contact_id": ..., "offer_id": ...},
     {"action": "reply", "conversation_id": ..., "text": ..., "client_message_id": ...} (the REST reply's service,
     answered here: ``agents.commands``), and {"action": "heartbeat"}, which keeps API Gateway from closing the
-    idle socket. Errors are answered as ``{"type": "error", "status": <the REST status>, "error", "message"}``."""
+    idle socket; the widget's {"action": "ping"} (``PING``) only keeps its socket open. Errors are answered as
+    ``{"type": "error", "status": <the REST status>, "error", "message"}``."""
     command: Any = None
     try:
         command = load_json(event.body)  # InvalidJson (an error frame) for bad syntax and absurd nesting alike
+        if command == PING:  # the widget's keep-alive: the message itself resets the idle timeout, nothing to do
+            return
         reply = _agent_action(event.connection_id, command)
     except SwitchboardError as error:
         reply = {"type": "error", "status": error.status, **error.to_body(), **commands.about(command)}
@@ -461,6 +464,11 @@ def ws_message(event: WebsocketEvent) -> None:
             )
         raise
     push.to_connection(event.connection_id, reply)
+
+
+# What the widget sends just under API Gateway's 10-minute idle timeout (widget.js, PING_MS): answered with no
+# AWS call and no frame, only the invocation API Gateway makes for any message.
+PING = {"action": "ping"}
 
 
 def _agent_action(connection_id: str, command: Any) -> dict[str, Any]:

@@ -8,7 +8,11 @@
  * the widget holds a WebSocket to {ws}?site=&visitor_id=&conversation_id= and shows what arrives on it. Each
  * time the socket opens (and again after it dropped: mobile networks, API Gateway's 10-minute idle and 2-hour
  * limits) it reads what it missed once, from GET {api}/widget/conversations/{id}/messages?after=<cursor>, then
- * only waits. A closed panel or a background tab holds no socket and makes no request. If the socket cannot
+ * only waits. While the socket is open it sends {"action": "ping"} every 9 minutes (data-keepalive-seconds,
+ * default 540): just under API Gateway's 10-minute idle timeout, so an open widget keeps one socket for up to
+ * the gateway's 2 hours; each ping is one Lambda invocation and no AWS call (at most 13 per connection). After
+ * the 2-hour cut it reconnects with backoff and reads only what it missed: from the newest message it read or
+ * was pushed, less a minute for pushes that raced each other. A closed panel or a background tab holds no socket and makes no request. If the socket cannot
  * open (a proxy or the host's CSP blocks it) it retries with backoff up to 30 s, reading what it missed each
  * time, so the visitor still gets every answer. The visitor id (a random id, the visitor's only credential),
  * the open conversation and whether the panel is open are kept in localStorage. Text is only set with
@@ -28,6 +32,9 @@
   if (ws.indexOf("__") === 0) ws = "";  // a copy of the script not served by the API: no socket without data-ws
   var RETRY_MIN_MS = 1000;
   var RETRY_MAX_MS = 30000;
+  var PING_MS = (Number(script.getAttribute("data-keepalive-seconds")) || 540) * 1000;
+  var PING = JSON.stringify({ action: "ping" });
+  var RACE_MS = 60000;  // pushes from concurrent Lambdas may arrive out of order: re-read that last minute
   var storeKey = "switchboard.widget." + site;
 
   function randomId(prefix) {
@@ -123,7 +130,8 @@
   save();
 
   var shown = {};
-  var after = "";
+  var after = "";  // the newest received_at a read gave
+  var pushedUpTo = "";  // the newest received_at pushed on the socket
   function show(message) {
     if (shown[message.message_id]) return;
     shown[message.message_id] = true;
@@ -183,6 +191,7 @@
           visitor.conversation = data.conversation_id;
           visitor.ended = false;
           after = "";
+          pushedUpTo = "";
           save();
         }
         if (data.message) show(data.message);  // as the server stored it: no read back
@@ -212,20 +221,26 @@
     if (!me) { failedOpen(); return; }
     socket = me;
     var opened = false;
+    var pinger = null;
     me.onopen = function () {
       opened = true;
       retryMs = RETRY_MIN_MS;
       failedOpens = 0;
       catchUp();  // registered now: whatever came before this is in the read, whatever comes after is pushed
+      pinger = setInterval(function () { if (socket === me) me.send(PING); }, PING_MS);
     };
     me.onmessage = function (event) {
       var frame;
       try { frame = JSON.parse(event.data); } catch (_) { return; }
       if (!frame || frame.conversation_id !== visitor.conversation) return;
-      if (frame.type === "message" && frame.message) show(frame.message);
+      if (frame.type === "message" && frame.message) {
+        show(frame.message);
+        if (frame.message.received_at > pushedUpTo) pushedUpTo = frame.message.received_at;
+      }
       else if (frame.type === "status" && frame.status === "closed") ended();
     };
     me.onclose = function () {
+      clearInterval(pinger);
       if (socket !== me) return;  // hung up on purpose
       socket = null;
       if (opened) later(); else failedOpen();
@@ -251,7 +266,7 @@
     if (retryTimer) { clearTimeout(retryTimer); retryTimer = null; }
     var was = socket;
     socket = null;
-    if (was) was.close(1000);
+    if (was) was.close(1000);  // its onclose stops its pings
   }
 
   var reading = false;
@@ -260,8 +275,14 @@
     if (!visitor.conversation || reading) return;
     reading = true;
     var conversation = visitor.conversation;
+    var cursor = after;
+    var pushedAt = Date.parse(pushedUpTo.slice(0, 23) + "Z");  // received_at has microseconds; Date takes ms
+    if (!isNaN(pushedAt)) {
+      var raced = new Date(pushedAt - RACE_MS).toISOString();
+      if (raced > cursor) cursor = raced;
+    }
     var url = api + "/widget/conversations/" + encodeURIComponent(conversation) + "/messages?" +
-      new URLSearchParams({ site: site, visitor_id: visitor.id, after: after }).toString();
+      new URLSearchParams({ site: site, visitor_id: visitor.id, after: cursor }).toString();
     fetch(url)
       .then(function (r) {
         if (r.status === 404 && conversation === visitor.conversation) {

@@ -261,6 +261,49 @@ def test_widget_visitor_and_agent_chat(
         admin.set_presence("lin", "Offline")
 
 
+def test_an_open_widget_pings_its_socket_just_under_the_idle_timeout(
+    browser: Any, stack: LocalStack, site_server: str
+) -> None:
+    """API Gateway drops a WebSocket idle for 10 minutes: the open widget sends one ping at 9 minutes (its page
+    clock run forward), answered with nothing (no error frame), so the socket stays and nothing is read again."""
+    context = browser.new_context()
+    try:
+        widget = context.new_page()
+        widget.clock.install()
+        sockets: list[Any] = []
+        sent: list[str] = []
+        received: list[dict[str, Any]] = []
+
+        def opened(ws: Any) -> None:
+            sockets.append(ws)
+            ws.on("framesent", lambda data: sent.append(data))
+            ws.on("framereceived", lambda data: received.append(json.loads(data)))
+
+        widget.on("websocket", opened)
+        requests_made: list[str] = []
+        widget.on("request", lambda r: requests_made.append(r.url))
+        widget.goto(site_server)
+        widget.get_by_test_id("widget-bubble").click()
+        widget.get_by_test_id("widget-input").fill("Is anyone there at night?")
+        with widget.expect_response(lambda r: "/widget/conversations/" in r.url, timeout=WAIT_MS):
+            widget.get_by_test_id("widget-send").click()
+        before = len(requests_made)
+        assert len(sockets) == 1 and sent == []
+
+        widget.clock.run_for(8 * 60 * 1000)
+        assert sent == [], "no ping before 9 minutes"
+        with sockets[0].expect_event("framesent") as ping:
+            widget.clock.run_for(60 * 1000 + 500)
+        assert json.loads(ping.value) == {"action": "ping"}
+        time.sleep(1)  # the local gateway hands the ping to the Lambda; an answer would arrive by now
+        widget.evaluate("() => 0")  # lets Playwright deliver any frame received meanwhile
+        assert [json.loads(frame) for frame in sent] == [{"action": "ping"}]
+        assert [frame for frame in received if frame.get("type") == "error"] == [] and not sockets[0].is_closed()
+        assert len(sockets) == 1 and requests_made[before:] == []
+    finally:
+        context.close()
+
+
 def _token(stack: LocalStack, agent_id: str) -> str:
     answer = requests.post(f"{stack.api_url}/dev/tokens", json={"agent_id": agent_id, "roles": ["agent"]}, timeout=10)
     answer.raise_for_status()

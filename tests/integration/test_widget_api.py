@@ -315,3 +315,24 @@ def test_after_a_merge_the_visitor_still_connects_and_reads_their_whole_conversa
     # ... and the customer it was merged into gives no one else's visitor the conversation.
     _, status = _widget_connects(client, _visitor_query("v_mallory", conversation))
     assert status == 403
+
+
+# --- the widget's keep-alive: API Gateway drops a WebSocket idle for 10 minutes -------------------------------
+
+
+def test_the_widgets_ping_keeps_its_socket_alive_for_no_aws_request_and_no_answer(client):
+    """A ping (sent by the widget just under the idle timeout) still invokes the Lambda, but nothing more: no
+    DynamoDB read to find whose socket it is, no frame pushed back (API Gateway counts the client's message)."""
+    from tests.support import record_aws_requests
+
+    conversation = _post(client, "v_grace", "m_1", "Hello?").json_body["conversation_id"]
+    widget, status = _widget_connects(client, _visitor_query("v_grace", conversation))
+    assert status == 200
+    client.lambda_.invoke("ws_message", ws_event("$default", widget, body=json.dumps({"action": "ping"})))  # warm
+
+    sent = record_aws_requests()
+    answer = client.lambda_.invoke("ws_message", ws_event("$default", widget, body=json.dumps({"action": "ping"})))
+
+    assert "errorType" not in (answer.payload or {}), answer.payload
+    assert sent == []
+    assert pushed(widget) == []
