@@ -14,7 +14,8 @@ Every Lambda entry point (REST, WebSocket, SQS, schedule) runs through ``middlew
   The tracer is made lazily (``tracer``): ``aws_xray_sdk`` costs ~0.2 s of a cold start (it builds
   botocore clients at import), so an invocation Lambda's trace header does not mark ``Sampled=1`` never
   imports it, nor does any invocation of a stage whose ``SWITCHBOARD_TRACE_PERCENT`` is 0 (README,
-  "Traces"). Only botocore is patched: the SDK's HTTP patches would record provider URLs, and
+  "Traces"); such an invocation passes ``Sampled=0`` on to the queues (``_not_passed_on``). Only botocore is
+  patched: the SDK's HTTP patches would record provider URLs, and
   Telegram's carries the bot token in its path. Outside Lambda (tests, the local stack, ``chalice
   local``) nothing is sampled; ``POWERTOOLS_TRACE_DISABLED=true`` turns tracing off everywhere.
 - ``metrics.log_metrics`` with the cold-start metric, and the routing metrics (``chalicelib.metrics``) written
@@ -105,6 +106,16 @@ def sampled() -> bool:
         return False
 
 
+def _not_passed_on() -> None:
+    """An invocation X-Ray does not record passes ``Sampled=0`` on, whatever its header said: botocore sends
+    ``_X_AMZN_TRACE_ID`` with every AWS request, SQS keeps it as the message's ``AWSTraceHeader``, and the queue's
+    PassThrough function would trace a message marked ``Sampled=1``: a caller's forged header at a stage tracing
+    0 % would otherwise be followed through the whole flow. Lambda sets the variable anew for each invocation."""
+    header = os.environ.get(TRACE_HEADER, "")
+    if "Sampled=1" in header:
+        os.environ[TRACE_HEADER] = header.replace("Sampled=1", "Sampled=0")
+
+
 def _traced(handler: Any, traced: bool) -> Any:
     return tracer().capture_lambda_handler(handler, capture_response=False) if traced else handler
 
@@ -124,6 +135,8 @@ def middleware(event: Any, get_response: Any) -> Any:
     """Chalice middleware for every event type; the handler's response passes through unchanged."""
     original_event, context = _original(event)
     traced = sampled()
+    if not traced:
+        _not_passed_on()
 
     @functools.wraps(get_response)
     def handler(_event: Any, _context: Any) -> Any:

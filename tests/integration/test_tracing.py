@@ -40,6 +40,13 @@ with mock_aws():
     import app
 
     imported_with_sdk = "aws_xray_sdk" in sys.modules
+    from chalicelib.store import aws
+
+    trace_headers = []  # the X-Amzn-Trace-Id botocore sends on each AWS request (SQS keeps it as AWSTraceHeader)
+    for service in ("dynamodb", "sqs"):
+        aws.client(service).meta.events.register_first(
+            "before-send", lambda request, **_: trace_headers.append(request.headers.get("X-Amzn-Trace-Id"))
+        )
 
     class Context:
         function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
@@ -80,6 +87,7 @@ print("RESULT " + json.dumps({
     "imported_with_sdk": imported_with_sdk,
     "sdk_loaded": "aws_xray_sdk" in sys.modules,
     "documents": documents,
+    "trace_headers": [h.decode() if isinstance(h, bytes) else h for h in trace_headers],
 }))
 """
 
@@ -132,6 +140,10 @@ def test_a_stage_that_traces_nothing_ignores_a_sampled_header() -> None:
     run = invoke_sweep(SAMPLED, "0")
     assert not run["sdk_loaded"]
     assert run["documents"] == []
+    # Nor is the caller's decision carried on: botocore sends the invocation's trace header with every AWS
+    # request, and a queue's PassThrough function would be traced for a message queued with Sampled=1.
+    assert run["trace_headers"], "the sweep made no AWS request"
+    assert all(h and h.endswith(";Sampled=0") for h in run["trace_headers"]), run["trace_headers"]
 
 
 def test_a_sampled_invocation_records_the_handler_and_its_aws_calls() -> None:
@@ -150,6 +162,7 @@ def test_a_sampled_invocation_records_the_handler_and_its_aws_calls() -> None:
     assert {d["parent_id"] for d in dynamodb} == {handler[0]["id"]}
     assert {d["aws"]["operation"] for d in dynamodb} == {"Query"}
     assert {d["aws"]["table_name"] for d in dynamodb} == {"switchboard-data", "switchboard-routing"}
+    assert run["trace_headers"] and all("Sampled=1" in h for h in run["trace_headers"]), "the queues follow"
 
 
 def test_provider_calls_are_not_traced_with_their_urls() -> None:
