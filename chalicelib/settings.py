@@ -60,6 +60,10 @@ DEFAULT_RECONNECT_GRACE_SECONDS = 120
 DEFAULT_HEARTBEAT_SECONDS = 240.0
 DEFAULT_DECISION_RETENTION_DAYS = 90
 DEFAULT_CONTACT_RECORD_RETENTION_DAYS = 400
+# Idempotency records (INBOUND# delivery records, REPLYKEY# reply keys): kept past any retry that could come,
+# the longest being a message waiting out SQS's 14-day retention (or a DLQ redrive); never less than that.
+DEFAULT_IDEMPOTENCY_RETENTION_DAYS = 30
+MIN_IDEMPOTENCY_RETENTION_DAYS = 15
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,7 @@ class Settings:
     # lifecycle, read by reports and replay); DynamoDB's TTL deletes them afterwards.
     decision_retention_days: int = DEFAULT_DECISION_RETENTION_DAYS
     contact_record_retention_days: int = DEFAULT_CONTACT_RECORD_RETENTION_DAYS
+    idempotency_retention_days: int = DEFAULT_IDEMPOTENCY_RETENTION_DAYS
 
 
 def _env(name: str, default: str) -> str:
@@ -169,6 +174,10 @@ def get_settings() -> Settings:
         ),
         contact_record_retention_days=max(
             1, int(_env("SWITCHBOARD_CONTACT_RECORD_RETENTION_DAYS", str(DEFAULT_CONTACT_RECORD_RETENTION_DAYS)))
+        ),
+        idempotency_retention_days=max(
+            MIN_IDEMPOTENCY_RETENTION_DAYS,
+            int(_env("SWITCHBOARD_IDEMPOTENCY_RETENTION_DAYS", str(DEFAULT_IDEMPOTENCY_RETENTION_DAYS))),
         ),
     )
 

@@ -8,7 +8,8 @@ Keys (single table, ``pk``/``sk``)::
     CUSTOMER#<id>                MESSAGE#<received_at>#<message_id>   one timeline per customer
     CONVERSATION#<id>            META       status, channel (latest), customer_id, agent_id, created_at
     INBOUND#<claim key>          INBOUND    dedupe record: this delivery is stored, and where (``claim_key``:
-                                            <provider>#<id>, or an e-mail's email-message-id#<Message-ID>)
+                                            <provider>#<id>, or an e-mail's email-message-id#<Message-ID>);
+                                            ``expires_at`` (TTL): ``idempotency_expiry``
     EMAILTHREAD#<Message-ID>     EMAILTHREAD  which conversation an e-mail belongs to
 
 An inbound message is claimed by one conditional put: its dedupe record
@@ -28,6 +29,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from chalicelib import clock
 from chalicelib.conversations.models import Identity, InboundMessage, StoredMessage
 from chalicelib.errors import Conflict, InvalidPayload, NotFound
 from chalicelib.settings import get_settings
@@ -257,8 +259,15 @@ def _dedupe_put(dedupe_key: str, message: InboundMessage, plan: _Plan, now: str)
         "customer_id": plan.customer_id,
         "conversation_id": plan.conversation_id,
         "received_at": now,
+        "expires_at": idempotency_expiry(now),
     }
     return {"Put": {"TableName": _table(), "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}}
+
+
+def idempotency_expiry(moment: str) -> int:
+    """The TTL (epoch seconds) of an idempotency record written at ``moment``: ``idempotency_retention_days``
+    on, past any retry of what it records (provider retries, SQS redelivery, console retries)."""
+    return int(clock.parse_iso(moment).timestamp()) + get_settings().idempotency_retention_days * 86400
 
 
 def _store_message(

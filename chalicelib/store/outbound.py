@@ -7,6 +7,7 @@ Keys in the data table::
                                                 (``pending_send``/``pending_since``: the sparse ``outbox``
                                                 index) until its first claim, then leased while it is sent
     REPLYKEY#<conversation>#<agent>#<key>       REPLYKEY   an agent's client idempotency key -> the message
+                                                (``expires_at``, TTL: ``conversations.idempotency_expiry``)
     OUTBOUND#<provider>#<provider message id>   OUTBOUND   status, status_rank, conversation_id
     CALL#<provider>#<call id>                   CALL       status, conversation_id
     EMAILTHREAD#<Message-ID>                    EMAILTHREAD  the conversation an e-mail we sent belongs to
@@ -27,7 +28,7 @@ from typing import Any
 from chalicelib.channels.base import StatusUpdate
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
-from chalicelib.store.conversations import customer_key, thread_key
+from chalicelib.store.conversations import customer_key, idempotency_expiry, thread_key
 from chalicelib.store.dynamo import TransactionConflict, from_item, get, key, to_item, to_values, transact
 from chalicelib.store.resources import OUTBOX_INDEX
 
@@ -223,6 +224,7 @@ def record_reply(
         "message_sk": message["sk"],
         "text_sha256": text_sha256,
         "created_at": message["received_at"],
+        "expires_at": idempotency_expiry(str(message["received_at"])),
     }
     key_put = {"TableName": _table(), "Item": to_item(record), "ConditionExpression": "attribute_not_exists(pk)"}
     try:

@@ -180,3 +180,19 @@ def test_two_composed_messages_with_their_own_keys_are_two_replies(app, fake: Fa
     assert one.json_body["message_id"] != two.json_body["message_id"]
     pump(app)
     assert len(fake.sent(TWILIO)) == 2
+
+
+def test_the_keys_record_expires_long_after_any_retry_could_come(app, fake, monkeypatch):
+    """The key's record carries the table's TTL: kept past every console retry, SQS redelivery and the sweeper's
+    passes (SWITCHBOARD_IDEMPOTENCY_RETENTION_DAYS, 30 days by default), then dropped instead of kept forever."""
+    from chalicelib.settings import reload_settings
+    from tests.support import data_items
+
+    monkeypatch.setenv("SWITCHBOARD_IDEMPOTENCY_RETENTION_DAYS", "45")
+    reload_settings()
+    conversation = _assigned_sms(app)
+    assert _reply(app, conversation, "Ships today.", str(uuid.uuid4())).status_code == 202
+
+    [record] = [item for item in data_items() if item["sk"] == "REPLYKEY"]
+    created = clock.parse_iso(record["created_at"]).timestamp()
+    assert int(record["expires_at"]) == int(created) + 45 * 86400

@@ -168,3 +168,16 @@ def test_follow_up_joins_the_open_conversation_and_close_ends_it(client):
     assert [m["conversation_id"] for m in stored_messages()] == [conversation, conversation, third["conversation_id"]]
     assert meta[conversation]["agent_id"] == "ada"
     assert meta[third["conversation_id"]]["status"] == "open"
+
+
+def test_the_delivery_record_expires_long_after_any_provider_retry_could_come(client):
+    """A provider's retry is told apart by the delivery record (INBOUND#): it carries the table's TTL, 30 days
+    by default (SWITCHBOARD_IDEMPOTENCY_RETENTION_DAYS), past any provider's retries and SQS's 14-day retention."""
+    from chalicelib import clock
+    from tests.support import data_items
+
+    assert post_webchat(client, webchat_payload()).json_body["status"] == "accepted"
+
+    [record] = [item for item in data_items() if item["sk"] == "INBOUND"]
+    received = clock.parse_iso(record["received_at"]).timestamp()
+    assert int(record["expires_at"]) == int(received) + 30 * 86400
