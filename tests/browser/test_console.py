@@ -261,49 +261,6 @@ def test_widget_visitor_and_agent_chat(
         admin.set_presence("lin", "Offline")
 
 
-def test_an_open_widget_pings_its_socket_just_under_the_idle_timeout(
-    browser: Any, stack: LocalStack, site_server: str
-) -> None:
-    """API Gateway drops a WebSocket idle for 10 minutes: the open widget sends one ping at 9 minutes (its page
-    clock run forward), answered with nothing (no error frame), so the socket stays and nothing is read again."""
-    context = browser.new_context()
-    try:
-        widget = context.new_page()
-        widget.clock.install()
-        sockets: list[Any] = []
-        sent: list[str] = []
-        received: list[dict[str, Any]] = []
-
-        def opened(ws: Any) -> None:
-            sockets.append(ws)
-            ws.on("framesent", lambda data: sent.append(data))
-            ws.on("framereceived", lambda data: received.append(json.loads(data)))
-
-        widget.on("websocket", opened)
-        requests_made: list[str] = []
-        widget.on("request", lambda r: requests_made.append(r.url))
-        widget.goto(site_server)
-        widget.get_by_test_id("widget-bubble").click()
-        widget.get_by_test_id("widget-input").fill("Is anyone there at night?")
-        with widget.expect_response(lambda r: "/widget/conversations/" in r.url, timeout=WAIT_MS):
-            widget.get_by_test_id("widget-send").click()
-        before = len(requests_made)
-        assert len(sockets) == 1 and sent == []
-
-        widget.clock.run_for(8 * 60 * 1000)
-        assert sent == [], "no ping before 9 minutes"
-        with sockets[0].expect_event("framesent") as ping:
-            widget.clock.run_for(60 * 1000 + 500)
-        assert json.loads(ping.value) == {"action": "ping"}
-        time.sleep(1)  # the local gateway hands the ping to the Lambda; an answer would arrive by now
-        widget.evaluate("() => 0")  # lets Playwright deliver any frame received meanwhile
-        assert [json.loads(frame) for frame in sent] == [{"action": "ping"}]
-        assert [frame for frame in received if frame.get("type") == "error"] == [] and not sockets[0].is_closed()
-        assert len(sockets) == 1 and requests_made[before:] == []
-    finally:
-        context.close()
-
-
 def _token(stack: LocalStack, agent_id: str) -> str:
     answer = requests.post(f"{stack.api_url}/dev/tokens", json={"agent_id": agent_id, "roles": ["agent"]}, timeout=10)
     answer.raise_for_status()
@@ -414,3 +371,89 @@ def test_an_open_offer_comes_back_after_the_console_reconnects(
     finally:
         context.close()
         admin.set_presence("kit", "Offline")
+
+
+# Last in the file: their visitors' contacts stay waiting (no agent takes them), which would be offered to the
+# agents of the tests after them.
+def test_an_open_widget_pings_its_socket_just_under_the_idle_timeout(
+    browser: Any, stack: LocalStack, site_server: str
+) -> None:
+    """API Gateway drops a WebSocket idle for 10 minutes: the open widget sends one ping at 9 minutes (its page
+    clock run forward), answered with nothing (no error frame), so the socket stays and nothing is read again."""
+    context = browser.new_context()
+    try:
+        widget = context.new_page()
+        widget.clock.install()
+        sockets: list[Any] = []
+        sent: list[str] = []
+        received: list[dict[str, Any]] = []
+
+        def opened(ws: Any) -> None:
+            sockets.append(ws)
+            ws.on("framesent", lambda data: sent.append(data))
+            ws.on("framereceived", lambda data: received.append(json.loads(data)))
+
+        widget.on("websocket", opened)
+        requests_made: list[str] = []
+        widget.on("request", lambda r: requests_made.append(r.url))
+        widget.goto(site_server)
+        widget.get_by_test_id("widget-bubble").click()
+        widget.get_by_test_id("widget-input").fill("Is anyone there at night?")
+        with widget.expect_response(lambda r: "/widget/conversations/" in r.url, timeout=WAIT_MS):
+            widget.get_by_test_id("widget-send").click()
+        before = len(requests_made)
+        assert len(sockets) == 1 and sent == []
+
+        widget.clock.run_for(8 * 60 * 1000)
+        assert sent == [], "no ping before 9 minutes"
+        with sockets[0].expect_event("framesent") as ping:
+            widget.clock.run_for(60 * 1000 + 500)
+        assert json.loads(ping.value) == {"action": "ping"}
+        time.sleep(1)  # the local gateway hands the ping to the Lambda; an answer would arrive by now
+        widget.evaluate("() => 0")  # lets Playwright deliver any frame received meanwhile
+        assert [json.loads(frame) for frame in sent] == [{"action": "ping"}]
+        assert [frame for frame in received if frame.get("type") == "error"] == [] and not sockets[0].is_closed()
+        assert len(sockets) == 1 and requests_made[before:] == []
+    finally:
+        context.close()
+
+
+def test_a_widget_cut_off_by_the_gateway_reconnects_and_reads_only_from_its_cursor(
+    browser: Any, stack: LocalStack, site_server: str
+) -> None:
+    """API Gateway ends every connection after 2 hours (here: the management API deletes it, as the cut does):
+    the widget opens a new socket after its backoff and reads once, from the newest message it has, not all."""
+    from urllib.parse import parse_qs, urlsplit
+
+    context = browser.new_context()
+    try:
+        widget = context.new_page()
+        sockets: list[Any] = []
+        widget.on("websocket", lambda ws: sockets.append(ws))
+        reads: list[dict[str, list[str]]] = []
+        widget.on(
+            "request",
+            lambda r: (
+                reads.append(parse_qs(urlsplit(r.url).query, keep_blank_values=True))
+                if "/widget/conversations/" in r.url
+                else None
+            ),
+        )
+        before = set(stack.gateway.connection_ids())
+        widget.goto(site_server)
+        widget.get_by_test_id("widget-bubble").click()
+        widget.get_by_test_id("widget-input").fill("Still there after two hours?")
+        with widget.expect_response(lambda r: "/widget/conversations/" in r.url, timeout=WAIT_MS) as first:
+            widget.get_by_test_id("widget-send").click()
+        newest = max(m["received_at"] for m in first.value.json()["messages"])
+        [connection] = set(stack.gateway.connection_ids()) - before
+        assert reads == [{**reads[0], "after": [""]}]
+
+        with widget.expect_response(lambda r: "/widget/conversations/" in r.url, timeout=WAIT_MS):
+            assert stack.gateway.delete_connection(connection)
+        assert len(sockets) == 2 and sockets[0].is_closed() and not sockets[1].is_closed()
+        assert len(reads) == 2 and reads[1]["after"] == [newest]
+        shown = widget.locator('[data-testid="widget-message"]').all_text_contents()
+        assert "Still there after two hours?" in shown and len(shown) == len(set(shown)), shown  # nothing twice
+    finally:
+        context.close()
