@@ -40,6 +40,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("twilio_messaging", "/webhooks/twilio/messaging", ("POST",), _FORM, "twilio:MESSAGING"),
     Endpoint("twilio_voice", "/webhooks/twilio/voice", ("POST",), _FORM, "twilio:VOICE"),
     Endpoint("twilio_status", "/webhooks/twilio/status", ("POST",), _FORM, "twilio:STATUS"),
+    # The console softphone's TwiML App (its Voice URL): a browser Device's call joins its contact's conference.
+    Endpoint("twilio_softphone", "/webhooks/twilio/voice/agent", ("POST",), _FORM, "twilio_softphone:ADAPTER"),
     Endpoint("meta", "/webhooks/meta", ("GET", "POST"), _JSON, "meta:ADAPTER"),
     Endpoint("telegram", "/webhooks/telegram", ("POST",), _JSON, "telegram:ADAPTER"),
     Endpoint(
