@@ -37,7 +37,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
 SITE = "acme"
 SOFTPHONE_SETTINGS = {
     "TWILIO_API_KEY_SID": "SK" + "4c" * 16,
-    "TWILIO_API_KEY_SECRET": "browser-test-api-key-secret",
+    "TWILIO_API_KEY_SECRET": "browserTestApiKeySecret0123456789",
     "TWILIO_TWIML_APP_SID": "AP" + "7a" * 16,
 }
 

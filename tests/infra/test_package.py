@@ -256,3 +256,10 @@ def test_the_synthesized_stack_deploys_the_lean_package(templates: dict[str, dic
         assert not [n for n in names if any(n == x or n.startswith(x + "/") for x in NEVER_SHIPPED)]
         tag = sys.implementation.cache_tag
         assert f"__pycache__/app.{tag}.pyc" in names and f"chalicelib/routing/__pycache__/router.{tag}.pyc" in names
+        vendored = sorted(n for n in names if n.startswith("chalicelib/console/vendor/node_modules/"))
+        assert vendored == [
+            "chalicelib/console/vendor/node_modules/@twilio/voice-sdk/LICENSE.md",
+            "chalicelib/console/vendor/node_modules/@twilio/voice-sdk/dist/twilio.min.js",
+        ]
+        assert "twilio/jwt/access_token/__init__.py" in names
+        assert not [n for n in names if n.startswith(("twilio/rest/", "aiohttp/"))]

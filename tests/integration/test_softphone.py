@@ -39,7 +39,7 @@ from tests.support import (
 
 ACCOUNT_SID = "AC7b4f2c9e1d3a5f60718293a4b5c6d7e8"  # the incoming-call fixture's account
 API_KEY_SID = "SK3f1e5d7c9b0a2f4e6d8c0b2a4f6e8d0c"
-API_KEY_SECRET = "test-api-key-secret-2c7e"
+API_KEY_SECRET = "testApiKeySecret2c7e0123456789ab"  # 32 characters, as Twilio makes them
 TWIML_APP_SID = "AP9a8b7c6d5e4f30211203f4e5d6c7b8a9"
 AGENT_URL = "/webhooks/twilio/voice/agent"
 SDK = Path(__file__).resolve().parents[2] / "chalicelib/console/vendor/node_modules/@twilio/voice-sdk"
@@ -77,7 +77,7 @@ def test_a_signed_in_agent_gets_a_voice_token_for_the_twiml_app(voice, capsys):
     assert claims["exp"] - claims["nbf"] == body["ttl_seconds"] == 3600  # Twilio allows up to 24 h
     assert body["expires_at"].startswith(time.strftime("%Y-%m-%dT", time.gmtime(claims["exp"])))
     with pytest.raises(jwt.InvalidSignatureError):
-        jwt.decode(body["token"], "another-secret", algorithms=["HS256"])
+        jwt.decode(body["token"], "anotherApiKeySecret0123456789abc", algorithms=["HS256"])
     assert API_KEY_SECRET not in capsys.readouterr().out + capsys.readouterr().err
 
 

@@ -37,3 +37,32 @@ def test_two_agents_never_share_an_identity() -> None:
 def test_what_is_not_an_encoded_agent_is_refused(identity: str) -> None:
     with pytest.raises(ValueError):
         tokens.agent_of(identity)
+
+
+def test_the_minted_token_decodes_with_the_api_key_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    import jwt
+
+    from chalicelib.settings import reload_settings
+
+    for name, value in {
+        "TWILIO_ACCOUNT_SID": "AC" + "a1" * 16,
+        "TWILIO_API_KEY_SID": "SK" + "b2" * 16,
+        "TWILIO_API_KEY_SECRET": "unitTestApiKeySecret0123456789abc",
+        "TWILIO_TWIML_APP_SID": "AP" + "c3" * 16,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SWITCHBOARD_SSM_PREFIX", raising=False)
+    reload_settings()
+    try:
+        minted = tokens.mint("ada:night-shift")
+    finally:
+        monkeypatch.undo()
+        reload_settings()
+    assert jwt.get_unverified_header(minted.token)["cty"] == "twilio-fpa;v=1"
+    claims = jwt.decode(minted.token, "unitTestApiKeySecret0123456789abc", algorithms=["HS256"])
+    assert claims["grants"]["identity"] == minted.identity == "ag_ada_cnight_hshift"
+    assert claims["grants"]["voice"] == {"outgoing": {"application_sid": "AP" + "c3" * 16}}
+    assert (claims["iss"], claims["sub"]) == ("SK" + "b2" * 16, "AC" + "a1" * 16)
+    assert claims["exp"] - claims["nbf"] == tokens.TTL_SECONDS and claims["exp"] > time.time()
