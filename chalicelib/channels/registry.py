@@ -40,6 +40,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("twilio_messaging", "/webhooks/twilio/messaging", ("POST",), _FORM, "twilio:MESSAGING"),
     Endpoint("twilio_voice", "/webhooks/twilio/voice", ("POST",), _FORM, "twilio:VOICE"),
     Endpoint("twilio_status", "/webhooks/twilio/status", ("POST",), _FORM, "twilio:STATUS"),
+    Endpoint("twilio_queue_exit", "/webhooks/twilio/voice/queue-exit", ("POST",), _FORM, "twilio:QUEUE_EXIT"),
     Endpoint("meta", "/webhooks/meta", ("GET", "POST"), _JSON, "meta:ADAPTER"),
     Endpoint("telegram", "/webhooks/telegram", ("POST",), _JSON, "telegram:ADAPTER"),
     Endpoint(

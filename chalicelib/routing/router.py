@@ -23,6 +23,7 @@ from chalicelib.routing import hours, matching, records
 from chalicelib.routing.config import RoutingConfig
 from chalicelib.routing.events import (
     AgentFreed,
+    CallerLeft,
     ContactRequeued,
     ConversationMessage,
     EscalationDue,
@@ -117,6 +118,9 @@ class Router:
             return outcome
         if isinstance(event, OfferTimeout | EscalationDue | ReconnectGraceExpired):
             return self.on_timer(event, now)
+        if isinstance(event, CallerLeft):
+            # A caller already with an agent (ASSIGNED) is not abandoned: ``abandon`` leaves it alone.
+            return Outcome(note="abandoned" if self.abandon(event.conversation_id, now) else "caller-left")
         raise TypeError(f"unhandled routing event {type(event).__name__}")
 
     # --- a customer wrote -----------------------------------------------------------------------
@@ -627,6 +631,9 @@ class Router:
             return None
         abandoned, before = done
         logger.info("abandoned", extra={"contact_id": contact_id, "rule": before.rule})
+        home = before.queues[0]
+        self.store.record_abandoned(home)
+        self.metrics.abandoned(max(0.0, clock.seconds_between(before.enqueued_at, now)), home, before.channel)
         self.store.forget_open_conversation(before.customer_id, contact_id)
         if before.state is ContactState.OFFERED and before.offered_to:
             self.notifier.to_agent(

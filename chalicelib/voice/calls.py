@@ -1,0 +1,35 @@
+"""What a call's status callbacks do to its contact.
+
+The customer's leg ending (``completed``, ``busy``, ``no-answer``, ``canceled``, ``failed``; or the Enqueue
+action's ``QueueResult=hangup``, applied as ``completed``) publishes ``CallerLeft`` on the routing queue: the
+router abandons the contact if it still waits, and leaves it alone once an agent has it. The call's record only
+moves forward (``store.outbound.advance``), so a repeated or late callback changes nothing; when the record was
+already final, the event is published again (the queue drops the repeat, the router's abandon is idempotent),
+so a Lambda that died between the update and the publish is made good by Twilio's retry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.channels.base import StatusUpdate
+from chalicelib.routing.events import CallerLeft
+from chalicelib.store import outbound, queue
+
+CUSTOMER = "customer"
+FINAL = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
+
+
+def on_call_status(update: StatusUpdate, applied: dict[str, Any] | None) -> bool:
+    """Publish ``CallerLeft`` when ``update`` ends a customer's call; True when it did."""
+    if update.status not in FINAL:
+        return False
+    record = applied
+    if record is None:  # a repeat, or one the first attempt applied before dying: was the call final already?
+        record = outbound.get_status(update.provider, update.provider_message_id, kind="call")
+        if record is None or record.get("status") not in FINAL:
+            return False
+    if record.get("role", CUSTOMER) != CUSTOMER or not record.get("conversation_id"):
+        return False
+    queue.publish(CallerLeft(str(record["conversation_id"]), update.provider_message_id))
+    return True
