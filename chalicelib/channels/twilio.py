@@ -46,6 +46,7 @@ HOLD_MESSAGE = "Thank you for calling. Please hold while we connect you to the n
 UNAVAILABLE_MESSAGE = "Sorry, we cannot take your call right now. Please try again later."
 # Twilio names a queue by up to 64 characters.
 MAX_QUEUE_NAME = 64
+WAIT_PATH = "/webhooks/twilio/voice/wait"  # chalicelib.channels.twilio_voice.TwilioWait
 
 # Identity kinds only Twilio voice produces (phones use the shared ``phone`` kind).
 TWILIO_CLIENT = "twilio_client"
@@ -329,16 +330,20 @@ def _parse_call(form: _Form) -> InboundMessage:
     )
 
 
-def hold_twiml(queue_name: str, action: str | None = None) -> str:
+def hold_twiml(queue_name: str, action: str | None = None, wait_url: str | None = None) -> str:
     """Greet the caller and hold them in the named queue until an agent dequeues them.
 
-    ``<Enqueue>`` without ``waitUrl`` plays Twilio's default hold music. ``action`` (absolute) is the URL Twilio
+    ``wait_url`` (absolute) is what the caller hears while waiting (position, expected wait, hold audio: the
+    ``/webhooks/twilio/voice/wait`` route); without it Twilio plays its default hold music. ``action`` is the URL Twilio
     asks when the caller leaves the queue (``QueueResult``: ``hangup`` when they gave up); with no verb after
     ``<Enqueue>``, the call simply ends when the caller leaves the queue otherwise.
     """
     response = ET.Element("Response")
     ET.SubElement(response, "Say").text = HOLD_MESSAGE
-    ET.SubElement(response, "Enqueue", {"action": action, "method": "POST"} if action else {}).text = queue_name
+    attributes = {"action": action, "method": "POST"} if action else {}
+    if wait_url:
+        attributes.update(waitUrl=wait_url, waitUrlMethod="POST")
+    ET.SubElement(response, "Enqueue", attributes).text = queue_name
     return XML_DECLARATION + ET.tostring(response, encoding="unicode")
 
 
@@ -370,8 +375,10 @@ class TwilioVoice:
             return Reply(200, unavailable_twiml(), TWIML)
         # The queue is named by the conversation, so whoever takes the contact can dequeue it, and a repeated
         # request for the call lands in the same queue.
-        action = str(webhook.context["callback_base"]) + QUEUE_EXIT.path
-        return Reply(200, hold_twiml(stored[0].conversation_id, action=action), TWIML)
+        base, conversation_id = str(webhook.context["callback_base"]), stored[0].conversation_id
+        # The wait document names the conversation in its query: ids are letters, digits and "_", rebuilt exactly.
+        wait_url = f"{base}{WAIT_PATH}?conversation={conversation_id}"
+        return Reply(200, hold_twiml(conversation_id, action=base + QUEUE_EXIT.path, wait_url=wait_url), TWIML)
 
 
 def callback_base(public_url: str, path: str) -> str:

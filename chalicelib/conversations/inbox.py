@@ -15,7 +15,7 @@ from chalicelib.observability import correlate
 from chalicelib.outbound import outbox
 from chalicelib.routing.events import ConversationMessage
 from chalicelib.routing.rules import MAX_TEXT
-from chalicelib.store import conversations, outbound, queue, replay
+from chalicelib.store import conversations, queue, replay
 from chalicelib.voice import calls
 
 logger = Logger(service="switchboard", child=True)
@@ -35,11 +35,7 @@ def deliver(adapter: ChannelAdapter, request: WebhookRequest) -> Reply:
     for message, result in zip(webhook.messages, stored, strict=True):
         if message.channel == "voice" and not result.duplicate:
             # A call is something we hold: its provider's status callbacks (completed, no-answer...) update it.
-            status = str(message.metadata.get("call_status", "ringing")).lower()
-            legs = {"role": "customer", **({"callback_base": b} if (b := webhook.context.get("callback_base")) else {})}
-            outbound.record(
-                message.provider, message.provider_message_id, result.conversation_id, status, now, "call", legs
-            )
+            calls.on_incoming(message, result.conversation_id, webhook.context, now)
     for update in webhook.statuses:
         applied = outbox.apply_status(update, now)
         logger.info(

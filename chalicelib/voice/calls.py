@@ -13,11 +13,25 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.channels.base import StatusUpdate
+from chalicelib.conversations.models import InboundMessage
 from chalicelib.routing.events import CallerLeft
 from chalicelib.store import outbound, queue
+from chalicelib.store import voice as voice_store
 
 CUSTOMER = "customer"
 FINAL = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
+
+
+def on_incoming(message: InboundMessage, conversation_id: str, context: dict[str, Any], now: str) -> None:
+    """A call came in (first delivery): the call we hold (its status callbacks update it) and the voice record
+    (where later callbacks are built, our number the agent's phone leg is called from)."""
+    status = str(message.metadata.get("call_status", "ringing")).lower()
+    base = context.get("callback_base")
+    extra = {"role": CUSTOMER, **({"callback_base": base} if base else {})}
+    call_sid = message.provider_message_id
+    outbound.record(message.provider, call_sid, conversation_id, status, now, "call", extra)
+    if base:
+        voice_store.open_call(conversation_id, call_sid, str(base), message.metadata.get("to"), now)
 
 
 def on_call_status(update: StatusUpdate, applied: dict[str, Any] | None) -> bool:
