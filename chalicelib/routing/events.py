@@ -141,6 +141,25 @@ class CallerLeft(RoutingEvent):
         return "caller-left-" + self.call_sid
 
 
+@dataclass(frozen=True)
+class AgentUnreachable(RoutingEvent):
+    """The call to the agent who accepted a voice contact was not answered (no-answer, busy, failed, canceled):
+    the contact moves on as an expired offer does."""
+
+    kind: ClassVar[str] = "AgentUnreachable"
+    conversation_id: str
+    agent_id: str
+    call_sid: str
+
+    @property
+    def group_id(self) -> str:
+        return self.conversation_id
+
+    @property
+    def dedupe_id(self) -> str:
+        return "agent-unreachable-" + self.call_sid
+
+
 _KINDS: dict[str, type[RoutingEvent]] = {
     cls.kind: cls
     for cls in (
@@ -151,6 +170,7 @@ _KINDS: dict[str, type[RoutingEvent]] = {
         EscalationDue,
         ReconnectGraceExpired,
         CallerLeft,
+        AgentUnreachable,
     )
 }
 

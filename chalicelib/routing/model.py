@@ -213,6 +213,10 @@ class Contact:
             version=self.version + 1,
         )
 
+    def unreachable(self, agent_id: str) -> Contact:
+        """Back to the queue from ``agent_id``, who accepted but could not be reached (their call leg rang out)."""
+        return replace(self.requeued(agent_id), assigned_to=None, accepted_at=None)
+
     def assigned(self, now: str) -> Contact:
         return replace(
             self,

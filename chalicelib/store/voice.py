@@ -132,3 +132,19 @@ def set_agent_phone(agent_id: str, phone: str | None, voice_mode: str) -> None:
 
 def agent_phone(agent_id: str) -> dict[str, Any] | None:
     return get(_table(), f"AGENTVOICE#{agent_id}", "AGENTVOICE")
+
+
+def drop_agent_leg(conversation_id: str, call_sid: str) -> bool:
+    """The agent leg ``call_sid`` failed before joining: free the claim for the next agent's accept."""
+    client = aws.client("dynamodb")
+    try:
+        client.update_item(
+            TableName=_table(),
+            Key=_key(conversation_id),
+            UpdateExpression="REMOVE agent_leg",
+            ConditionExpression="agent_leg.call_sid = :call AND attribute_not_exists(bridged_at)",
+            ExpressionAttributeValues=to_values({":call": call_sid}),
+        )
+    except client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True

@@ -14,12 +14,15 @@ from typing import Any
 
 from chalicelib.channels.base import StatusUpdate
 from chalicelib.conversations.models import InboundMessage
-from chalicelib.routing.events import CallerLeft
+from chalicelib.routing.events import AgentUnreachable, CallerLeft
 from chalicelib.store import outbound, queue
 from chalicelib.store import voice as voice_store
 
 CUSTOMER = "customer"
+AGENT = "agent"
 FINAL = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
+# An agent leg ending so never reached the agent: the contact moves on.
+UNANSWERED = frozenset({"busy", "no-answer", "canceled", "failed"})
 
 
 def on_incoming(message: InboundMessage, conversation_id: str, context: dict[str, Any], now: str) -> None:
@@ -43,7 +46,17 @@ def on_call_status(update: StatusUpdate, applied: dict[str, Any] | None) -> bool
         record = outbound.get_status(update.provider, update.provider_message_id, kind="call")
         if record is None or record.get("status") not in FINAL:
             return False
-    if record.get("role", CUSTOMER) != CUSTOMER or not record.get("conversation_id"):
+    conversation_id = str(record.get("conversation_id") or "")
+    if not conversation_id:
         return False
-    queue.publish(CallerLeft(str(record["conversation_id"]), update.provider_message_id))
+    role = record.get("role", CUSTOMER)
+    if role == AGENT:
+        if record.get("status") not in UNANSWERED or not record.get("agent_id"):
+            return False
+        voice_store.drop_agent_leg(conversation_id, update.provider_message_id)  # the next accept places a leg
+        queue.publish(AgentUnreachable(conversation_id, str(record["agent_id"]), update.provider_message_id))
+        return True
+    if role != CUSTOMER:
+        return False
+    queue.publish(CallerLeft(conversation_id, update.provider_message_id))
     return True

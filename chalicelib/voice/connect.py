@@ -73,7 +73,9 @@ def on_accept(contact: Contact) -> str | None:
     store.note_agent_call(contact.contact_id, agent_id, sid)
     from chalicelib.store import outbound  # the agent leg's status callbacks find it (role agent: no abandon)
 
-    outbound.record("twilio", sid, contact.contact_id, "queued", clock.now_iso(), "call", {"role": "agent"})
+    outbound.record(
+        "twilio", sid, contact.contact_id, "queued", clock.now_iso(), "call", {"role": "agent", "agent_id": agent_id}
+    )
     return sid
 
 

@@ -365,10 +365,14 @@ class VoiceWorld:
         }
         return sorted(form.items())
 
-    def incoming(self, url: str, caller: str = "+14155550123", number: str = "+14155550100") -> Call:
-        """A caller dials our number, whose "a call comes in" URL is ``url``."""
+    def incoming(
+        self, url: str, caller: str = "+14155550123", number: str = "+14155550100", status_url: str | None = None
+    ) -> Call:
+        """A caller dials our number, whose "a call comes in" URL is ``url`` and "call status changes" URL
+        ``status_url`` (Twilio posts the inbound call's ``completed`` there)."""
         with self.lock:
             call = Call("CA" + secrets.token_hex(16), number, caller, "inbound", url=url, status="ringing")
+            call.status_callback = status_url
             self.calls[call.sid] = call
             self.pending.append((url, self._call_form(call), twiml.CALL, call.sid))
             return call

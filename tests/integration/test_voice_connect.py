@@ -14,6 +14,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from chalicelib.channels.signing import sign_twilio
+from chalicelib.store import routing as routing_store
 from chalicelib.store import voice as voice_store
 from tests.fakes import twiml
 from tests.fakes.providers import FakeProviders, fake_providers  # noqa: F401 (a fixture)
@@ -28,10 +29,13 @@ from tests.support import (
     create_agent,
     drain,
     offers_to,
+    pushed,
 )
 
 AGENT_PHONE = "+14155550177"
 OUR_NUMBER = "+14155550100"
+VOICE_URL = PUBLIC_BASE_URL + "/webhooks/twilio/voice"  # the number's "a call comes in"
+STATUS_URL = PUBLIC_BASE_URL + "/webhooks/twilio/status"  # and its "call status changes"
 
 
 @pytest.fixture
@@ -73,7 +77,7 @@ def _members(fake: FakeProviders) -> list:
 def _offered_call(client, world: VoiceWorld, fake: FakeProviders, agent_mode: str = "phone") -> tuple[str, str, str]:
     create_agent(client, "ada", channels=("voice",), phone=AGENT_PHONE, voice_mode=agent_mode)
     connection = connect_agent(client, "ada")
-    caller = world.incoming(PUBLIC_BASE_URL + "/webhooks/twilio/voice", number=OUR_NUMBER)
+    caller = world.incoming(VOICE_URL, number=OUR_NUMBER, status_url=STATUS_URL)
     world.deliver(poster(client), base=PUBLIC_BASE_URL)
     drain(client)
     [offer] = offers_to(connection)
@@ -190,3 +194,71 @@ def test_agent_phone_setup_is_validated(client):
         "/agents", headers=as_admin(), body=json.dumps({"agent_id": "bo", "name": "Bo", "phone": "0155 5501"})
     )
     assert wrong.status_code == 422 and "phone" in wrong.body.decode()
+
+
+def test_an_agent_leg_not_answered_moves_the_call_on_like_an_expired_offer(client, world, fake):
+    connection, conversation, caller = _offered_call(client, world, fake)
+    create_agent(client, "bea", channels=("voice",), phone="+14155550188", voice_mode="phone")
+    bea = connect_agent(client, "bea")
+    drain(client)
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    [placed] = _requests(fake, "POST", "/Calls.json")
+
+    world.no_answer(placed.answer["sid"])  # ada's phone rings out: Twilio's status callback says no-answer
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    drain(client)
+
+    withdrawn = [p for p in pushed(connection) if p.get("type") == "offer_withdrawn"]
+    assert [w["reason"] for w in withdrawn] == ["agent_unreachable"]
+    [offer] = offers_to(bea)
+    assert offer["contact_id"] == conversation, "the call moves on to the next agent"
+    ada = routing_store.get_agent("ada")
+    assert ada is not None and ada.used == 0 and ada.consecutive_expired == 1
+    agent_says(client, bea, action="accept", contact_id=conversation)
+    calls = _requests(fake, "POST", "/Calls.json")
+    assert [c.form["To"] for c in calls] == [AGENT_PHONE, "+14155550188"], "bea's leg is placed: the claim was freed"
+    assert world.calls[caller].queue is not None, "the caller still waits in the queue"
+
+    # The same no-answer again (Twilio retried): nothing moves twice.
+    world.calls[placed.answer["sid"]].status = "ringing"
+    world.no_answer(placed.answer["sid"])
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    drain(client)
+    assert len(offers_to(bea)) == 1
+    assert routing_store.get_contact(conversation).assigned_to == "bea"
+
+
+def test_a_call_that_ends_after_the_agent_took_it_waits_for_wrap_up(client, world, fake):
+    connection, conversation, caller = _offered_call(client, world, fake)
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    [placed] = _requests(fake, "POST", "/Calls.json")
+    world.answer(placed.answer["sid"])
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+
+    world.hang_up(caller)
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    drain(client)
+
+    contact = routing_store.get_contact(conversation)
+    assert contact.state.value == "assigned" and contact.assigned_to == "ada", "open until the agent wraps up"
+    assert {"type": "call_ended", "conversation_id": conversation} in pushed(connection)
+    closed = client.http.post(
+        f"/conversations/{conversation}/close", headers=bearer("ada", "agent"), body=json.dumps({"wrap_up": "resolved"})
+    )
+    assert closed.status_code == 200
+
+
+def test_a_caller_hanging_up_in_the_queue_is_abandoned_once_and_nobody_is_called(client, world, fake):
+    """Twilio's two signals, as the fake sends them: the Enqueue action (QueueResult=hangup), then the status."""
+    connection, conversation, caller = _offered_call(client, world, fake)
+    world.hang_up(caller)
+    exits = world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    assert [url.rsplit("/", 1)[-1] for url, _s, _b in exits] == ["queue-exit", "status"]
+    drain(client)
+
+    contact = routing_store.get_contact(conversation)
+    assert (contact.state.value, contact.wrap_up) == ("closed", "abandoned")
+    assert routing_store.queue_stats("default")["abandoned"] == 1
+    accepted = agent_says(client, connection, action="accept", contact_id=conversation)
+    assert accepted.get("status") == 409
+    assert _requests(fake, "POST", "/Calls.json") == [], "nobody is called for the dead call"
