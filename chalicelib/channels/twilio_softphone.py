@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chalicelib import clock, settings
+from chalicelib import clock
 from chalicelib.channels.base import ChannelAdapter, Reply, Webhook, WebhookRequest
-from chalicelib.channels.twilio import FORM, TWIML, _verified_form
+from chalicelib.channels.twilio import FORM, TWIML, _verified_form, callback_base
 from chalicelib.conversations.models import StoredMessage
 
 
@@ -31,17 +31,10 @@ class TwilioSoftphone:
             application_sid=form.get("ApplicationSid"),
             contact_id=form.require("contact_id"),
             call_sid=form.require("CallSid"),
-            base_url=self._base_url(request),
+            base_url=callback_base(request.public_url, self.path),
             now=clock.now_iso(),
         )
         return Webhook(immediate=Reply(200, document, TWIML))
-
-    def _base_url(self, request: WebhookRequest) -> str:
-        """The root Twilio called this on (the webhooks' API): where the conference's callbacks go too."""
-        called = request.public_url.split("?", 1)[0]
-        if called.endswith(self.path):
-            return called[: -len(self.path)]
-        return settings.get_settings().public_base_url
 
     def respond(self, webhook: Webhook, stored: Sequence[StoredMessage]) -> Reply:
         raise AssertionError("answered in handle: a softphone call stores no message")

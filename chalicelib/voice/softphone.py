@@ -6,9 +6,11 @@ asks the TwiML App's Voice URL (``POST /webhooks/twilio/voice/agent``, signed) w
 
 - the call comes from the softphone's TwiML App (``ApplicationSid`` is ``TWILIO_TWIML_APP_SID``),
 - its identity encodes an agent, who holds the contact, a voice call, accepted (ASSIGNED to them),
-- and this call is the first to claim the agent leg of that acceptance (``store.agent_legs``): Twilio asking
-  again for the same call gets the same answer; any other call (a second tab, a double click) is told it is
-  already connected and hung up.
+- and this call is the first to claim the contact's one agent leg (``store.voice.claim_agent_leg``, the same
+  conditional write that guards the phone leg of ``voice.connect``), recording its ``CallSid`` there: Twilio
+  asking again for the same call gets the same answer; any other call (a second tab, a double click) is told it
+  is already connected and hung up. The conference's ``participant-join`` of that leg then moves the caller in
+  (``voice.connect.on_conference_event``).
 
 Anything else is refused (403) and claims nothing.
 """
@@ -21,22 +23,18 @@ from chalicelib import settings
 from chalicelib.errors import Forbidden
 from chalicelib.observability import logger
 from chalicelib.routing.model import ContactState
-from chalicelib.store import agent_legs
 from chalicelib.store import routing as routing_store
-from chalicelib.voice import tokens, twiml
+from chalicelib.store import voice as voice_store
+from chalicelib.voice import connect, tokens, twiml
 
-MODE = "softphone"
 ALREADY_CONNECTED = "You are already connected to this call on another device. Goodbye."
-# Where the contact's conference reports its events (v1-voice-core's route, built from the URL Twilio called).
-CONFERENCE_CALLBACK = "/webhooks/twilio/voice/conference/{contact_id}"
-
-
-def conference_callback(base_url: str, contact_id: str) -> str:
-    return base_url + CONFERENCE_CALLBACK.format(contact_id=contact_id)
 
 
 def admit(*, caller: str, application_sid: str | None, contact_id: str, call_sid: str, base_url: str, now: str) -> str:
-    """The TwiML for a softphone call placed for ``contact_id``; ``Forbidden`` when it may not join."""
+    """The TwiML for a softphone call placed for ``contact_id``; ``Forbidden`` when it may not join.
+
+    ``base_url``: the webhooks' root Twilio called, for the conference's callbacks when the call's own record has
+    none (it keeps the one the call came in on)."""
     app_sid = settings.get_settings().twilio_twiml_app_sid
     if not app_sid:
         raise settings.MissingSetting("TWILIO_TWIML_APP_SID")
@@ -59,11 +57,30 @@ def admit(*, caller: str, application_sid: str | None, contact_id: str, call_sid
     ):
         logger.warning("softphone leg refused", extra={"agent_id": agent_id, "contact_id": contact_id})
         raise Forbidden(f"contact {contact_id} is not a call this agent has accepted")
-    if not agent_legs.claim(contact_id, contact.offer_id, agent_id, call_sid, MODE, now):
+    call = voice_store.get_call(contact_id)
+    if call is None:
+        logger.warning("softphone leg for a call without its voice record", extra={"contact_id": contact_id})
+        raise Forbidden(f"contact {contact_id} has no call to join")
+    if not _claimed(contact_id, agent_id, call_sid, now):
         logger.info("softphone leg already claimed", extra={"agent_id": agent_id, "contact_id": contact_id})
         return already_connected()
     logger.info("softphone leg joins", extra={"agent_id": agent_id, "contact_id": contact_id})
-    return twiml.agent_joins_conference(contact_id, status_callback=conference_callback(base_url, contact_id))
+    base = str(call.get("callback_base") or base_url)
+    return twiml.agent_joins_conference(contact_id, status_callback=connect.url(base, connect.CONFERENCE, contact_id))
+
+
+def _claimed(contact_id: str, agent_id: str, call_sid: str, now: str) -> bool:
+    """Whether ``call_sid`` is (now) the contact's one agent leg: claimed here, or by this very call before."""
+    if voice_store.claim_agent_leg(contact_id, agent_id, now):
+        voice_store.note_agent_call(contact_id, agent_id, call_sid)
+        return True
+    leg = (voice_store.get_call(contact_id) or {}).get("agent_leg") or {}
+    if leg.get("agent_id") != agent_id:
+        return False
+    if leg.get("call_sid") == call_sid:
+        return True  # Twilio asking again for the same call
+    # Claimed by this agent with no call noted (an attempt that died between the two writes): this call takes it.
+    return not leg.get("call_sid") and voice_store.note_agent_call(contact_id, agent_id, call_sid)
 
 
 def already_connected() -> str:

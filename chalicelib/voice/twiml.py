@@ -96,14 +96,14 @@ def agent_joins_conference(
     return _document(response)
 
 
-def customer_joins_conference(conference_name: str, *, status_callback: str, action: str) -> str:
+def customer_joins_conference(conference_name: str, *, status_callback: str, action: str | None = None) -> str:
     """The TwiML the waiting caller is redirected to once the agent's leg has joined.
 
-    The customer ends the conference on leaving (hanging up drops the agent too). ``action`` is asked
-    what comes next when the caller's conference ends, and answers ``<Hangup/>``.
+    The customer ends the conference on leaving (hanging up drops the agent too). ``action`` (optional) is
+    asked what comes next when the caller's conference ends; without it, the call ends there.
     """
     response = ET.Element("Response")
-    dial = ET.SubElement(response, "Dial", {"action": action, "method": "POST"})
+    dial = ET.SubElement(response, "Dial", {"action": action, "method": "POST"} if action else {})
     _conference(
         dial,
         conference_name,
@@ -113,6 +113,30 @@ def customer_joins_conference(conference_name: str, *, status_callback: str, act
         end_on_exit=True,
         wait_url=None,
     )
+    return _document(response)
+
+
+def position_sentence(position: int, wait_minutes: int) -> str:
+    """What the waiting caller hears: ``position`` counts from 1."""
+    place = "You are next in line." if position <= 1 else f"You are number {position} in line."
+    minutes = "minute" if wait_minutes == 1 else "minutes"
+    return f"{place} The expected wait is about {wait_minutes} {minutes}. Thank you for holding."
+
+
+def waiting(sentence: str | None, *, interval_seconds: int, hold_audio: str | None, again: str) -> str:
+    """An ``<Enqueue waitUrl>`` document: the position said, then hold audio (or silence) for about
+    ``interval_seconds``, then ``<Redirect>`` to ``again`` (absolute) to say it anew.
+
+    Only Say, Play, Pause and Redirect: the same document would also be valid as a conference waitUrl.
+    """
+    response = ET.Element("Response")
+    if sentence:
+        ET.SubElement(response, "Say").text = sentence
+    if hold_audio:
+        ET.SubElement(response, "Play").text = hold_audio
+    else:
+        ET.SubElement(response, "Pause", {"length": str(interval_seconds)})
+    ET.SubElement(response, "Redirect", {"method": "POST"}).text = again
     return _document(response)
 
 

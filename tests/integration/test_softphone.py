@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import secrets
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -21,9 +22,15 @@ from urllib.parse import parse_qsl, urlencode
 import jwt
 import pytest
 
+from chalicelib.channels.signing import sign_twilio
 from chalicelib.settings import reload_settings
 from chalicelib.store import routing as routing_store
+from chalicelib.store import voice as voice_store
+from tests.fakes import twiml
+from tests.fakes.providers import fake_providers  # noqa: F401 (a fixture)
+from tests.fakes.twilio_voice import Call
 from tests.support import (
+    CHANNEL_SECRETS,
     PUBLIC_BASE_URL,
     agent_says,
     bearer,
@@ -183,7 +190,7 @@ def _device_connects(client, contact_id: str, identity: str, call_sid: str = "CA
 def _conference(response) -> ET.Element | None:
     assert response.status_code == 200, response.body
     assert response.headers["Content-Type"].startswith("text/xml")
-    return ET.fromstring(response.body).find("Dial/Conference")
+    return twiml.check(response.body, base=PUBLIC_BASE_URL).find("Dial/Conference")  # Twilio's verbs, absolute URLs
 
 
 def test_the_agent_holding_the_call_joins_its_conference(voice):
@@ -191,7 +198,12 @@ def test_the_agent_holding_the_call_joins_its_conference(voice):
     conference = _conference(_device_connects(voice, contact_id, "ag_ada"))
     assert conference is not None and conference.text == contact_id
     assert conference.get("participantLabel") == "agent"
-    assert conference.get("statusCallback") == f"{PUBLIC_BASE_URL}/webhooks/twilio/voice/conference/{contact_id}"
+    assert (
+        conference.get("statusCallback")
+        == f"{PUBLIC_BASE_URL}/webhooks/twilio/voice/conference?conversation={contact_id}"
+    )
+    leg = (voice_store.get_call(contact_id) or {}).get("agent_leg")
+    assert leg is not None and (leg["agent_id"], leg["call_sid"]) == ("ada", "CA" + "1d" * 16)
 
 
 def test_a_second_connect_for_the_contact_is_told_so_and_hung_up_while_twilios_retry_of_the_first_joins(voice):
@@ -201,7 +213,7 @@ def test_a_second_connect_for_the_contact_is_told_so_and_hung_up_while_twilios_r
     assert _conference(_device_connects(voice, contact_id, "ag_ada")) is not None, "the same CallSid again"
 
     second = _device_connects(voice, contact_id, "ag_ada", call_sid="CA" + "2e" * 16)
-    document = ET.fromstring(second.body)
+    document = twiml.check(second.body)
     assert second.status_code == 200 and [verb.tag for verb in document] == ["Say", "Hangup"]
     assert "already" in (document.findtext("Say") or "")
 
@@ -248,3 +260,76 @@ def test_an_unsigned_or_forged_connect_stores_nothing(voice):
     assert voice.http.post(AGENT_URL, headers=forged, body=body).status_code == 401
     assert data_items() == before
     assert _conference(_device_connects(voice, contact_id, "ag_ada")) is not None
+
+
+# --- with the fake Twilio: the softphone leg is the one agent in the caller's conference ---------------------------
+
+
+@pytest.fixture
+def world(client, fake_providers, monkeypatch):  # noqa: F811 (the imported fixture)
+    monkeypatch.setenv("TWILIO_API_KEY_SID", API_KEY_SID)
+    monkeypatch.setenv("TWILIO_API_KEY_SECRET", API_KEY_SECRET)
+    monkeypatch.setenv("TWILIO_TWIML_APP_SID", TWIML_APP_SID)
+    reload_settings()
+    return fake_providers.voice
+
+
+def _device_dials(world, identity: str, contact_id: str):
+    """Twilio's side of ``device.connect({params: {contact_id}})``: a call from ``client:<identity>`` whose TwiML it
+    asks the TwiML App's Voice URL for, with the standard call fields and the params."""
+    with world.lock:
+        call = Call("CA" + secrets.token_hex(16), "", f"client:{identity}", "inbound", status="ringing")
+        call.url = PUBLIC_BASE_URL + AGENT_URL
+        world.calls[call.sid] = call
+        form = {
+            "AccountSid": world.account_sid,
+            "ApiVersion": "2010-04-01",
+            "ApplicationSid": TWIML_APP_SID,
+            "CallSid": call.sid,
+            "CallStatus": "ringing",
+            "Direction": "inbound",
+            "From": call.from_,
+            "Caller": call.from_,
+            "contact_id": contact_id,
+        }
+        world.pending.append((call.url, sorted(form.items()), twiml.CALL, call.sid))
+    return call
+
+
+def test_a_softphone_connect_is_the_one_agent_in_the_callers_conference_and_a_second_is_hung_up(client, world):
+    post = _poster(client)
+    create_agent(client, "ada", channels=("voice",))  # a softphone agent: nothing is dialled on accept
+    connection = connect_agent(client, "ada")
+    caller = world.incoming(
+        PUBLIC_BASE_URL + "/webhooks/twilio/voice", status_url=PUBLIC_BASE_URL + "/webhooks/twilio/status"
+    )
+    world.deliver(post, base=PUBLIC_BASE_URL)
+    drain(client)
+    [offer] = offers_to(connection)
+    contact_id = offer["contact_id"]
+    accepted = agent_says(client, connection, action="accept", contact_id=contact_id, offer_id=offer["offer_id"])
+    assert accepted["type"] == "accepted", accepted
+    assert world.participants(contact_id) == [], "no leg until the console connects"
+
+    device = _device_dials(world, "ag_ada", contact_id)
+    world.deliver(post, base=PUBLIC_BASE_URL)  # our TwiML, the agent's join, the caller's dequeue and bridge
+
+    participants = world.participants(contact_id)
+    assert sorted((p.label, p.sid) for p in participants) == sorted([("agent", device.sid), ("customer", caller.sid)])
+    assert voice_store.get_call(contact_id)["bridged_at"]
+
+    second = _device_dials(world, "ag_ada", contact_id)  # another tab, or a double click
+    world.deliver(post, base=PUBLIC_BASE_URL)
+    assert world.calls[second.sid].status == "completed" and second.sid not in {p.sid for p in participants}
+    assert sorted(p.label or "" for p in world.participants(contact_id)) == ["agent", "customer"]
+
+
+def _poster(client):
+    def post(url: str, form: list[tuple[str, str]]) -> tuple[int, str]:
+        body = urlencode(form).encode()
+        signature = sign_twilio(CHANNEL_SECRETS["TWILIO_AUTH_TOKEN"], url, list(form))
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
+        answer = client.http.post(url.removeprefix(PUBLIC_BASE_URL), headers=headers, body=body)
+        return answer.status_code, answer.body.decode() if isinstance(answer.body, bytes) else str(answer.body)
+
+    return post
