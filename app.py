@@ -400,7 +400,7 @@ def voice_token(principal: auth.Principal) -> Response:
     """An access token for the agent's softphone (the Voice SDK's ``Device``), valid for an hour."""
     from chalicelib.voice import tokens
 
-    return Response(body=tokens.mint(principal.agent_id).as_dict(), headers={"Cache-Control": "no-store"})
+    return Response(body=tokens.for_agent(principal.agent_id).as_dict(), headers={"Cache-Control": "no-store"})
 
 
 @route("/widget.js", methods=["GET"])

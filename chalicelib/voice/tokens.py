@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from chalicelib import settings
+from chalicelib.errors import Conflict
 
 TTL_SECONDS = 3600  # Twilio allows up to 24 h and advises the shortest practical
 MAX_IDENTITY = 121  # the Voice SDK's limit
@@ -91,6 +92,21 @@ class VoiceToken:
             "expires_at": self.expires_at,
             "ttl_seconds": self.ttl_seconds,
         }
+
+
+class TakesCallsOnPhone(Conflict):
+    """The agent is set up with ``voice_mode: phone``: the app calls their phone, the console does not dial."""
+
+    code = "phone_mode"
+
+
+def for_agent(agent_id: str) -> VoiceToken:
+    """The token of ``GET /voice/token``: for a softphone agent (the default), not one who takes calls on a phone."""
+    from chalicelib.store import voice as voice_store
+
+    if (voice_store.agent_phone(agent_id) or {}).get("voice_mode") == "phone":
+        raise TakesCallsOnPhone(f"agent {agent_id} takes calls on their phone (voice_mode phone): no softphone token")
+    return mint(agent_id)
 
 
 def mint(agent_id: str) -> VoiceToken:

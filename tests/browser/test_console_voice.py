@@ -187,3 +187,36 @@ def test_accepting_a_call_connects_the_softphone_with_the_contact_and_shows_the_
         assert violations == [], violations
     finally:
         context.close()
+
+
+def test_an_agent_who_takes_calls_on_their_phone_is_told_so_and_the_console_does_not_dial(
+    browser: Any, stack: LocalStack, admin: Admin
+) -> None:
+    body = {
+        "agent_id": "pia",
+        "name": "Pia",
+        "max_per_channel": {"voice": 1},
+        "presence": "Offline",
+        "phone": "+14155550166",
+        "voice_mode": "phone",
+    }
+    created = requests.post(f"{admin.api}/agents", json=body, headers=admin.headers, timeout=10)
+    assert created.status_code == 201, created.text
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        _sign_in(page, stack, "pia")
+        _wait_for(page, "window.Twilio && typeof window.Twilio.Device === 'function'")
+        page.evaluate(STUB_DEVICE)
+        _go_available(page)
+        assert _incoming_call(stack, "CA" + "7d" * 16).status_code == 200
+        offer = page.get_by_test_id("offer")
+        expect(offer.get_by_test_id("offer-channel")).to_have_text("voice", timeout=WAIT_MS)
+        offer.get_by_test_id("offer-accept").click()
+
+        bar = page.get_by_test_id("call-bar")
+        expect(bar.get_by_test_id("call-state")).to_have_text("calling your phone…", timeout=WAIT_MS)
+        expect(bar.get_by_test_id("call-hangup")).to_be_disabled()
+        assert page.evaluate("window.__softphone.constructed.length + window.__softphone.connects.length") == 0
+    finally:
+        context.close()

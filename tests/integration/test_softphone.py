@@ -88,6 +88,13 @@ def test_a_signed_in_agent_gets_a_voice_token_for_the_twiml_app(voice, capsys):
     assert API_KEY_SECRET not in capsys.readouterr().out + capsys.readouterr().err
 
 
+def test_an_agent_who_takes_calls_on_their_phone_gets_no_softphone_token(voice):
+    create_agent(voice, "pat", channels=("voice",), phone="+14155550188", voice_mode="phone")
+    response = voice.http.get("/voice/token", headers=bearer("pat", "agent"))
+    assert response.status_code == 409
+    assert json.loads(response.body)["error"] == "phone_mode"
+
+
 def test_the_token_needs_a_signed_in_agent(voice):
     assert voice.http.get("/voice/token").status_code == 401
     assert voice.http.get("/voice/token", headers={"Authorization": "Bearer not-a-token"}).status_code == 401
