@@ -23,9 +23,10 @@ from chalicelib import settings
 from chalicelib.errors import Forbidden
 from chalicelib.observability import logger
 from chalicelib.routing.model import ContactState
+from chalicelib.store import outbound
 from chalicelib.store import routing as routing_store
 from chalicelib.store import voice as voice_store
-from chalicelib.voice import connect, tokens, twiml
+from chalicelib.voice import calls, connect, tokens, twiml
 
 ALREADY_CONNECTED = "You are already connected to this call on another device. Goodbye."
 
@@ -72,15 +73,25 @@ def admit(*, caller: str, application_sid: str | None, contact_id: str, call_sid
 def _claimed(contact_id: str, agent_id: str, call_sid: str, now: str) -> bool:
     """Whether ``call_sid`` is (now) the contact's one agent leg: claimed here, or by this very call before."""
     if voice_store.claim_agent_leg(contact_id, agent_id, now):
-        voice_store.note_agent_call(contact_id, agent_id, call_sid)
+        _note(contact_id, agent_id, call_sid, now)
         return True
     leg = (voice_store.get_call(contact_id) or {}).get("agent_leg") or {}
     if leg.get("agent_id") != agent_id:
         return False
     if leg.get("call_sid") == call_sid:
         return True  # Twilio asking again for the same call
-    # Claimed by this agent with no call noted (an attempt that died between the two writes): this call takes it.
-    return not leg.get("call_sid") and voice_store.note_agent_call(contact_id, agent_id, call_sid)
+    # Claimed by this agent with no call noted (an attempt that died between the writes): this call takes it.
+    return not leg.get("call_sid") and _note(contact_id, agent_id, call_sid, now)
+
+
+def _note(contact_id: str, agent_id: str, call_sid: str, now: str) -> bool:
+    """The claimed leg's call, and its record as the agent's leg: its status callbacks (the TwiML App's Status
+    Callback URL) then find it, and one that never got through frees the claim and moves the call on."""
+    noted = voice_store.note_agent_call(contact_id, agent_id, call_sid)
+    if noted:
+        extra = {"role": calls.AGENT, "agent_id": agent_id}
+        outbound.record("twilio", call_sid, contact_id, "ringing", now, "call", extra)
+    return noted
 
 
 def already_connected() -> str:

@@ -225,6 +225,24 @@ def test_a_second_connect_for_the_contact_is_told_so_and_hung_up_while_twilios_r
     assert "already" in (document.findtext("Say") or "")
 
 
+def test_a_softphone_leg_that_fails_before_joining_frees_the_claim_and_moves_the_call_on(voice):
+    """The TwiML App's Status Callback URL is the status webhook: a leg that never got through (failed,
+    canceled...) is an agent who could not be reached, as for a phone leg (``voice.calls``)."""
+    contact_id = _assigned_call(voice)
+    leg = "CA" + "4a" * 16
+    assert _conference(_device_connects(voice, contact_id, "ag_ada", call_sid=leg)) is not None
+    status = dict(parse_qsl(fixture("twilio/call_status_completed.txt").decode()))
+    status.update(CallSid=leg, CallStatus="failed", From="client:ag_ada", To="", Direction="inbound")
+    status.pop("CallDuration", None)
+    status.pop("Duration", None)
+    assert post_twilio(voice, "/webhooks/twilio/status", urlencode(status).encode()).status_code == 200
+    drain(voice)
+
+    assert "agent_leg" not in (voice_store.get_call(contact_id) or {})
+    contact = routing_store.get_contact(contact_id)
+    assert contact is not None and contact.state.value != "assigned", contact
+
+
 def test_another_agent_an_unknown_contact_or_an_unencoded_identity_is_refused(voice):
     contact_id = _assigned_call(voice)
     create_agent(voice, "bob", channels=("voice",))
