@@ -54,7 +54,6 @@ def admit(*, caller: str, application_sid: str | None, contact_id: str, call_sid
         or contact.channel != "voice"
         or contact.state is not ContactState.ASSIGNED
         or contact.assigned_to != agent_id
-        or not contact.offer_id
     ):
         logger.warning("softphone leg refused", extra={"agent_id": agent_id, "contact_id": contact_id})
         raise Forbidden(f"contact {contact_id} is not a call this agent has accepted")
@@ -95,7 +94,7 @@ def _note(contact_id: str, agent_id: str, call_sid: str, now: str) -> bool:
 
 
 def already_connected() -> str:
-    """A polite no to a second leg for the same acceptance."""
+    """A polite no to a second leg for a contact whose agent leg is another call's."""
     response = ET.Element("Response")
     ET.SubElement(response, "Say").text = ALREADY_CONNECTED
     ET.SubElement(response, "Hangup")
