@@ -79,10 +79,12 @@ def on_accept(contact: Contact) -> str | None:
     return sid
 
 
-def agent_leg_twiml(conversation_id: str, base: str) -> str:
-    """The TwiML of the agent's phone leg: into the conference, if the leg is still the contact's claimed one."""
+def agent_leg_twiml(conversation_id: str, call_sid: str | None, base: str) -> str:
+    """The TwiML of the agent's phone leg: into the conference, if the leg is still the contact's claimed one
+    (a leg placed for an earlier claim, answered late, hangs up rather than join as a second agent)."""
     call = store.get_call(conversation_id)
-    if call is None or not call.get("agent_leg"):
+    leg = (call or {}).get("agent_leg")
+    if not leg or (leg.get("call_sid") and leg.get("call_sid") != call_sid):
         return twiml.hangup()
     return twiml.agent_joins_conference(conversation_id, status_callback=url(base, CONFERENCE, conversation_id))
 

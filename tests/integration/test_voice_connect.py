@@ -173,6 +173,16 @@ def test_the_agent_leg_url_of_an_unclaimed_contact_hangs_up(client, world, fake)
     assert [e.tag for e in twiml.check(body)] == ["Hangup"]
 
 
+def test_a_stale_agent_leg_answered_late_hangs_up_instead_of_joining_as_a_second_agent(client, world, fake):
+    connection, conversation, _caller = _offered_call(client, world, fake)
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    status, body = poster(client)(
+        f"{PUBLIC_BASE_URL}/webhooks/twilio/voice/agent-leg?conversation={conversation}",
+        [("AccountSid", world.account_sid), ("CallSid", "CA" + "9" * 32), ("CallStatus", "in-progress")],
+    )
+    assert status == 200 and [e.tag for e in twiml.check(body)] == ["Hangup"]
+
+
 def test_voice_webhooks_refuse_unsigned_requests_and_bad_queries(client, world, fake):
     form = urlencode({"CallSid": "CA" + "1" * 32, "AccountSid": world.account_sid}).encode()
     headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"}
