@@ -70,6 +70,10 @@ def _requests(fake: FakeProviders, method: str, suffix: str) -> list:
     return [r for r in fake.requests if r.api == VOICE and r.method == method and r.path.split("?")[0].endswith(suffix)]
 
 
+def _emf(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"')]
+
+
 def _members(fake: FakeProviders) -> list:
     return [r for r in fake.requests if r.api == VOICE and "/Members/" in r.path and r.status == 200]
 
@@ -84,7 +88,7 @@ def _offered_call(client, world: VoiceWorld, fake: FakeProviders, agent_mode: st
     return connection, offer["contact_id"], caller.sid
 
 
-def test_an_accepted_call_rings_the_agents_phone_once_and_bridges_the_caller_once(client, world, fake):
+def test_an_accepted_call_rings_the_agents_phone_once_and_bridges_the_caller_once(client, world, fake, capsys):
     connection, conversation, caller = _offered_call(client, world, fake)
     post = poster(client)
 
@@ -112,28 +116,32 @@ def test_an_accepted_call_rings_the_agents_phone_once_and_bridges_the_caller_onc
     assert dequeue.path.endswith(f"/Members/{caller}.json")
     assert dequeue.form["Url"] == f"{PUBLIC_BASE_URL}/webhooks/twilio/voice/bridge?conversation={conversation}"
     assert voice_store.get_call(conversation)["bridged_at"]
+    waits = [d for d in _emf(capsys.readouterr().out) if "WaitUntilAgent" in d]
+    assert len(waits) == 1 and (waits[0]["queue"], waits[0]["channel"]) == ("default", "voice")
 
-    # Twilio repeats the agent's join callback: nothing moves twice.
-    world.pending.append(
-        (
-            f"{PUBLIC_BASE_URL}/webhooks/twilio/voice/conference?conversation={conversation}",
-            sorted(
-                {
-                    "AccountSid": world.account_sid,
-                    "ConferenceSid": next(iter(world.conferences)),
-                    "FriendlyName": conversation,
-                    "StatusCallbackEvent": "participant-join",
-                    "SequenceNumber": "1",
-                    "CallSid": agent_leg,
-                    "ParticipantLabel": "agent",
-                }.items()
-            ),
-            twiml.CALLBACK,
-            None,
+    # Twilio repeats both join callbacks: nothing moves twice.
+    for sequence, (sid, label) in enumerate(((agent_leg, "agent"), (caller, "customer")), start=1):
+        form = {
+            "AccountSid": world.account_sid,
+            "ConferenceSid": next(iter(world.conferences)),
+            "FriendlyName": conversation,
+            "StatusCallbackEvent": "participant-join",
+            "SequenceNumber": str(sequence),
+            "Timestamp": "Wed, 02 Dec 2026 06:20:00 +0000",
+            "CallSid": sid,
+            "ParticipantLabel": label,
+        }
+        world.pending.append(
+            (
+                f"{PUBLIC_BASE_URL}/webhooks/twilio/voice/conference?conversation={conversation}",
+                sorted(form.items()),
+                twiml.CALLBACK,
+                None,
+            )
         )
-    )
     world.deliver(post, base=PUBLIC_BASE_URL)
     assert len(_members(fake)) == 1, "one bridge"
+    assert not [d for d in _emf(capsys.readouterr().out) if "WaitUntilAgent" in d], "the wait is measured once"
     assert len(_requests(fake, "POST", "/Calls.json")) == 1, "one agent leg"
 
 
