@@ -280,3 +280,30 @@ def test_a_caller_hanging_up_in_the_queue_is_abandoned_once_and_nobody_is_called
     accepted = agent_says(client, connection, action="accept", contact_id=conversation)
     assert accepted.get("status") == 409
     assert _requests(fake, "POST", "/Calls.json") == [], "nobody is called for the dead call"
+
+
+def test_two_accepts_at_once_place_one_agent_leg(client, world, fake):
+    """The WebSocket and the REST API accept at the same moment: the claim (one conditional write) lets one
+    place the agent's call."""
+    import threading
+
+    from chalicelib.voice import connect
+
+    connection, conversation, _caller = _offered_call(client, world, fake)
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    voice_store.drop_agent_leg(conversation, _requests(fake, "POST", "/Calls.json")[0].answer["sid"])
+    fake.requests.clear()
+    contact = routing_store.get_contact(conversation)
+    barrier, placed = threading.Barrier(4), []
+
+    def accept_again() -> None:
+        barrier.wait()
+        placed.append(connect.on_accept(contact))
+
+    threads = [threading.Thread(target=accept_again) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len([sid for sid in placed if sid]) == 1
+    assert len(_requests(fake, "POST", "/Calls.json")) == 1
