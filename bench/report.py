@@ -333,7 +333,38 @@ def before_after(results: dict[str, Any]) -> str:
                 ],
             )
         )
+    if now_usd and now_usd["total"] > targets["cost_usd_per_1000_inbound"]:
+        parts.append(target_leaves(now_usd, targets["cost_usd_per_1000_inbound"]))
     return "\n\n".join(parts)
+
+
+def target_leaves(now_usd: dict[str, float], target: float) -> str:
+    """What a missed cost target leaves DynamoDB once every other service is paid as measured: its dollars and the
+    write units they buy per conversation, beside the units the conversation writes now."""
+    from bench.cost import INBOUND_PER_CONVERSATION, load_prices
+
+    prices = load_prices()["prices"]
+    per_wru = prices["dynamodb_wru"]["usd"] / prices["dynamodb_wru"]["per"]
+    conversations = 1000 / INBOUND_PER_CONVERSATION
+    others = sum(v for k, v in now_usd.items() if k not in ("total", "dynamodb"))
+    left = target - others
+    rows = [
+        [name, _usd(value), f"{value / target:.0%}"]
+        for name, value in sorted(now_usd.items(), key=lambda kv: -kv[1])
+        if name not in ("total", "dynamodb") and value > 0
+    ]
+    rows.append(["all but DynamoDB", _usd(others), f"{others / target:.0%}"])
+    if left > 0:
+        units = left / conversations / per_wru
+        rows.append(["left for DynamoDB", _usd(left), f"{left / target:.0%}: {units:.0f} write units per conversation"])
+    else:
+        rows.append(["left for DynamoDB", "nothing", "the other services alone exceed the target"])
+    intro = (
+        f"Where the target of {_usd(target)} per 1,000 inbound goes, with every service but DynamoDB at this run's "
+        f"cost ({conversations:.0f} conversations; DynamoDB now {_usd(now_usd.get('dynamodb', 0.0))}, "
+        "its write units per conversation in the typical conversation's row below):"
+    )
+    return intro + "\n\n" + table(["service", "$ per 1,000 inbound", "share of the target"], rows)
 
 
 def render(results: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ import re
 import uuid
 from typing import Annotated, Any
 
+from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
 from chalicelib import clock
@@ -23,6 +24,8 @@ from chalicelib.routing.model import Contact, ContactState
 from chalicelib.store import conversations as conversation_store
 from chalicelib.store import queue, retry
 from chalicelib.store import routing as store
+
+logger = Logger(service="switchboard", child=True)
 
 NoteText = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -214,27 +217,47 @@ def reply(agent_id: str, conversation_id: str, document: Any) -> dict[str, Any]:
     message: Reply = validate(Reply, document)
     from chalicelib.outbound import outbox
 
-    def send() -> dict[str, Any]:
-        contact = _contact_of(agent_id, conversation_id)
-        if contact.state is not ContactState.ASSIGNED or contact.assigned_to != agent_id:
-            raise Conflict("accept the conversation before replying")
-        now = clock.now_iso()
-        # The first reply is the contact's first agent response: marked on the contact and its contact record
-        # in the reply's own transaction (conditioned on the contact's version: one first response). A lost
-        # race (another first reply, a transfer) raises TransactionConflict: look again.
-        first = store.first_response_actions(contact, agent_id, now) if contact.first_response_at is None else []
-        return outbox.queue_reply(
-            conversation_id,
-            agent_id,
-            message.text,
-            message.identity,
-            now,
-            channel=message.channel,
-            client_message_id=message.client_message_id,
-            also=first,
-        )
+    contact = _contact_of(agent_id, conversation_id)
+    if contact.state is not ContactState.ASSIGNED or contact.assigned_to != agent_id:
+        raise Conflict("accept the conversation before replying")
+    now = clock.now_iso()
+    # Recorded, then sent from this request (the outbox queue is only its fallback).
+    sent = outbox.queue_reply(
+        conversation_id,
+        agent_id,
+        message.text,
+        message.identity,
+        now,
+        channel=message.channel,
+        client_message_id=message.client_message_id,
+        send_now=True,
+    )
+    if contact.first_response_at is None:
+        try:
+            _first_response(contact, agent_id, now)
+        except Exception:
+            if message.client_message_id is not None:
+                raise  # the agent's retry (same key) answers with the recorded reply and marks it then
+            # Without a key a retry would send the reply again: the reply stands, its first response unmarked.
+            logger.exception("first response not marked", extra={"conversation_id": conversation_id})
+    return sent
 
-    try:
-        return retry.on_conflict(send)
-    except retry.StillConflicting:
-        raise Conflict("the conversation changed too often; retry") from None
+
+def _first_response(contact: Contact, agent_id: str, now: str) -> None:
+    """The contact's first agent response, after its reply is recorded: its contact record first (one conditional
+    update, a no-op when an earlier try of this reply got there), then the contact (versioned).
+
+    A crash between the reply and these leaves the first response unmarked; the agent's retry (same key) answers
+    with the recorded reply and marks it. A lost race on the contact is looked at again: another first reply
+    marked it, or the contact moved on (a transfer, the close), and the reply stands either way.
+    """
+
+    read = [contact]  # the contact as the reply read it; read again after a lost race
+
+    def mark() -> None:
+        current = read.pop() if read else store.get_contact(contact.contact_id)
+        if current is None or current.first_response_at is not None or current.assigned_to != agent_id:
+            return
+        store.record_first_response(current, agent_id, now)
+
+    retry.or_else(mark, None)  # still losing after every attempt: the contact moved on, the reply stands

@@ -8,6 +8,8 @@ Three endpoints, each a URL set in the Twilio console (or per message or call):
   is answered with TwiML that holds the caller in a Twilio queue named after its conversation.
 - ``POST /webhooks/twilio/status``: ``StatusCallback`` of messages we sent and of calls.
   Status updates only: a status callback never creates a contact.
+- ``POST /webhooks/twilio/voice/queue-exit``: the ``<Enqueue action>``; ``QueueResult=hangup`` is the caller
+  giving up, applied as the call's ``completed``. The other voice routes are in ``twilio_voice``.
 
 Every request is ``application/x-www-form-urlencoded`` and signed in ``X-Twilio-Signature``:
 base64 HMAC-SHA1, keyed with the account's auth token, of the full URL Twilio called (query

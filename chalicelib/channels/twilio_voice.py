@@ -72,7 +72,7 @@ class TwilioAgentLeg(_VoiceWebhook):
     def answer(self, conversation_id: str, form: _Form, base: str) -> Webhook:
         from chalicelib.voice import connect
 
-        return _twiml(connect.agent_leg_twiml(conversation_id, base))
+        return _twiml(connect.agent_leg_twiml(conversation_id, form.get("CallSid"), base))
 
 
 class TwilioConference(_VoiceWebhook):

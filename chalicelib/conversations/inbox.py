@@ -28,9 +28,14 @@ def deliver(adapter: ChannelAdapter, request: WebhookRequest) -> Reply:
         return webhook.immediate
     token: OneTimeToken | None = webhook.context.get("replay_token")
     # Claimed before anything is stored, by one conditional write: of concurrent requests under one token, one wins.
-    if token is not None and not replay.claim(token):
+    claimed = replay.claim(token) if token is not None else None
+    if token is not None and claimed is None:
         raise Unauthenticated("this webhook token was already used (replayed request)")
     stored = [receive(message) for message in webhook.messages]
+    if claimed == replay.AGAIN and all(result.duplicate for result in stored):
+        # The very same request once more, everything in it stored before (and its routing event queued again,
+        # in case the first attempt died before queueing): a replay, or a retry of a delivery that was done.
+        raise Unauthenticated("this webhook token was already used (replayed request)")
     now = clock.now_iso()
     for message, result in zip(webhook.messages, stored, strict=True):
         if message.channel == "voice" and not result.duplicate:
@@ -51,9 +56,6 @@ def deliver(adapter: ChannelAdapter, request: WebhookRequest) -> Reply:
             _tell_the_agent(update, applied)
         if update.kind == "call":
             calls.on_call_status(update, applied)
-    if token is not None:
-        # Used up only once everything is stored: until then the same request, retried, may still complete.
-        replay.use_up(token)
     return adapter.respond(webhook, stored)
 
 
@@ -74,12 +76,16 @@ def _tell_the_agent(update: StatusUpdate, sent: dict[str, Any]) -> None:
 
 
 def receive(message: InboundMessage) -> StoredMessage:
-    """Store the message (once, however often the provider retries) and queue its routing event.
+    """Store the message (once, however often the provider retries), then tell its agent or queue its routing event.
 
-    A retried delivery queues the routing event again: if the first attempt
-    died between storing and queueing, this is what gets the contact routed.
-    The queue drops the repeat (same deduplication id) and the router is
-    idempotent, so a healthy first attempt makes this harmless.
+    A follow-up on a contact its agent has accepted is pushed to that agent from here (``_handled_here``), and
+    one on a contact offered to an agent needs nothing: the router would do only that, at the price of an
+    invocation and three FIFO requests. Everything else (a new conversation, a queued contact), and
+    every retried delivery, goes through the routing queue: if the first attempt died between storing and
+    telling (or queueing), the retry's routing event is what gets the message to its agent (or the contact
+    routed). The queue drops a repeat (same deduplication id) and the router is idempotent, so a healthy first
+    attempt makes this harmless; the console re-reads the conversation on a "message" push, so a second push
+    shows nothing twice.
     """
     stored = conversations.ingest(message, clock.now_iso())
     correlate(stored.conversation_id)  # every later line of this invocation names the conversation
@@ -92,17 +98,53 @@ def receive(message: InboundMessage) -> StoredMessage:
             "duplicate": stored.duplicate,
         },
     )
-    queue.publish(
-        ConversationMessage(
-            conversation_id=stored.conversation_id,
-            customer_id=stored.customer_id,
-            channel=message.channel,
-            message_id=stored.message_id,
-            received_at=stored.received_at,
-            # As much as the rules search (``rules.MAX_TEXT``), so live routing decides as ``rules explain`` does.
-            text=message.text[:MAX_TEXT],
-            language=message.language,
-            subject=message.subject[:MAX_TEXT] if message.subject else None,
-        )
+    event = ConversationMessage(
+        conversation_id=stored.conversation_id,
+        customer_id=stored.customer_id,
+        channel=message.channel,
+        message_id=stored.message_id,
+        received_at=stored.received_at,
+        # As much as the rules search (``rules.MAX_TEXT``), so live routing decides as ``rules explain`` does.
+        text=message.text[:MAX_TEXT],
+        language=message.language,
+        subject=message.subject[:MAX_TEXT] if message.subject else None,
     )
+    if stored.duplicate or stored.new_conversation or not _handled_here(event):
+        queue.publish(event)
     return stored
+
+
+def _handled_here(event: ConversationMessage) -> bool:
+    """What the router would do for a follow-up on an assigned or offered contact, done here: the assigned
+    agent is pushed the message (the router's very frame); an offered contact needs nothing (its agent reads
+    the whole conversation on accepting, and another agent after a decline or expiry). False (the routing queue
+    then carries it, with SQS's redelivery) for any other state, and when anything on the way fails."""
+    from chalicelib.routing.model import ContactState
+    from chalicelib.store import routing as routing_store
+
+    try:
+        contact = routing_store.get_contact(event.conversation_id)
+        if contact is None:
+            return False  # its first message is not routed yet: the router decides, in the conversation's order
+        if contact.state is ContactState.OFFERED and contact.offered_to:
+            return True
+        if contact.state is not ContactState.ASSIGNED or not contact.assigned_to:
+            return False
+        push.to_agent(contact.assigned_to, message_frame(event))
+    except Exception:
+        logger.warning("could not tell the assigned agent; queueing the routing event", exc_info=True)
+        return False
+    return True
+
+
+def message_frame(event: ConversationMessage) -> dict[str, Any]:
+    """What an agent's console is pushed when their customer writes (``Router.on_conversation_message`` pushes
+    the same frame for an assigned contact)."""
+    return {
+        "type": "message",
+        "contact_id": event.conversation_id,
+        "message_id": event.message_id,
+        "channel": event.channel,
+        "text": event.text,
+        "received_at": event.received_at,
+    }

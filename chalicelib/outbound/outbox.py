@@ -24,20 +24,28 @@ Sending (``process_record``, the outbox Lambda's record handler) takes each job 
    not leased to another attempt right now. The claim leases it for ``LEASE_SECONDS``.
    A job for a message that was sent already does nothing: redelivery never sends twice.
 2. **Resolve** where it goes (``destinations``) and **call the provider**.
-3. **Commit** in one transaction: the timeline message gets ``provider_message_id`` and ``sent``,
-   and the ``OUTBOUND#<provider>#<id>`` item (``store.outbound``'s shape, plus where its timeline
-   message is) lets the status callbacks find it; an e-mail also records its Message-IDs as
-   ``EMAILTHREAD`` items, so the customer's answer threads back into the conversation.
+3. **Commit** in plain writes, the message's own last (``outbound.record_sent``): an e-mail records the
+   Message-ID SES gave it as an ``EMAILTHREAD`` item, so the customer's answer threads back into the
+   conversation; a provider that reports statuses (``REPORTS_STATUS``) gets the
+   ``OUTBOUND#<provider>#<id>`` item (``store.outbound``'s shape, plus where its timeline message is)
+   that lets its status callbacks find it; then one conditional update gives the timeline message
+   ``provider_message_id`` and ``sent``.
 4. **Fail or retry**: a final rejection (``ProviderRejected``: a bad number, 400) marks the message
    ``failed`` with the provider's error and returns; anything else releases the lease and raises,
    and ``process_record`` sets the job's visibility to ``min(900, 2**attempt * 5)`` seconds (or
    what the provider asked) so SQS redelivers it later. The last attempt also marks the message
    ``failed``; a redrive from the dead-letter queue may claim it again.
 
+An agent's reply skips the queue (``queue_reply(send_now=True)``, what ``agents.work.reply`` asks for): it is
+recorded already claimed by its request (``REQUEST_LEASE_SECONDS``, longer than an API function lives) and still
+pending-send, and ``send_recorded`` sends and commits it from that request. A failed send releases the lease and
+queues the job (steps 1-4 then run in the outbox Lambda); a request that dies leaves the message pending, and
+the sweeper queues it once the lease and the grace are over.
+
 What remains at-least-once (none of Twilio, the Graph API, Telegram or SES takes an idempotency
 key): if the provider took the message but we never learned it (our read timed out, or the Lambda
 died between the provider's answer and the commit), the next attempt after the lease sends it
-again. The window is the provider call plus one DynamoDB transaction; the claim makes sure it is
+again. The window is the provider call plus the commit's writes; the claim makes sure it is
 never wider, and that two deliveries of one job never send concurrently.
 
 Web chat messages have no provider: "sending" one pushes it to the visitor's open widget connections
@@ -71,6 +79,9 @@ from chalicelib.store.resources import MAX_RECEIVES
 logger = Logger(service="switchboard", child=True)
 
 LEASE_SECONDS = 60  # longer than a provider call can take (connect 3 s + read 10 s) with room to commit
+# A reply sent from its own request is leased as it is recorded, for longer than that request can live (the API
+# and WebSocket functions time out after 29 s): past it, nobody is sending it and the outbox may claim it.
+REQUEST_LEASE_SECONDS = 30
 MAX_BACKOFF_SECONDS = 900  # the longest wait between two attempts: 15 minutes
 REPLY = "reply"
 _MERGE_HOPS = 5
@@ -85,6 +96,8 @@ _SENDERS: dict[str, Sender] = {
     "ses": ses.send,
 }
 _DONE = frozenset({"sent", "delivered", "read", "failed"})
+# Providers whose status callbacks name what we sent (Twilio's, Meta's): only their messages get an OUTBOUND item.
+REPORTS_STATUS = frozenset({"twilio", "whatsapp", "messenger", "instagram"})
 PENDING = outbound.PENDING  # the pending-send mark of a recorded, not yet claimed message
 # A pending message younger than this may still have its own job on the way: the sweeper leaves it alone.
 PENDING_GRACE_SECONDS = 60
@@ -112,6 +125,7 @@ def queue_reply(
     channel: str | None = None,
     client_message_id: str | None = None,
     also: Sequence[dict[str, Any]] = (),
+    send_now: bool = False,
 ) -> dict[str, Any]:
     """Queue an agent's reply to the conversation's customer; returns the queued message.
 
@@ -127,8 +141,12 @@ def queue_reply(
     agent on the same conversation returns the first reply and stores nothing; with another text it
     raises ``IdempotencyKeyReused``.
 
-    ``also``: transaction actions recorded with the reply, all or nothing (the contact's first response);
-    their failed condition raises ``TransactionConflict``.
+    ``also``: transaction actions recorded with the reply, all or nothing; their failed condition raises
+    ``TransactionConflict``.
+
+    ``send_now``: the reply is recorded already claimed by this request and sent from it (``send_recorded``),
+    without the outbox queue and its Lambda; the queue takes it only when that send fails, and the sweeper
+    when the request dies. Returns the message as it is then (``sent`` when the provider took it).
     """
     if client_message_id is not None:
         earlier = _earlier_reply(conversation_id, agent_id, client_message_id, text)
@@ -164,7 +182,12 @@ def queue_reply(
     message = _outbound_message(
         conversation_id, customer_id, channel, text, REPLY, now, author=agent_id, identity=destination.identity
     )
+    if send_now:
+        message = _leased(message, now)
     if client_message_id is None:
+        if send_now:
+            outbound.record_message(message, also)
+            return send_recorded(message, destination, now)
         return _record_and_dispatch(message, also, destination)
     message["client_message_id"] = client_message_id
     try:
@@ -176,6 +199,8 @@ def queue_reply(
         if earlier is None:  # cannot happen: the key's condition failed because its record exists
             raise Conflict("the reply's idempotency record vanished; retry") from None
         return earlier
+    if send_now:
+        return send_recorded(message, destination, now)
     dispatch(message, destination)
     return view(message)
 
@@ -220,6 +245,63 @@ def _outbound_message(
     )
 
 
+def _leased(message: dict[str, Any], now: str) -> dict[str, Any]:
+    """A new message as its first claim leaves it (``outbound.claim``), keeping its pending-send mark: recorded so,
+    it is this request's to send, and the sweeper's (after ``PENDING_GRACE_SECONDS``) if the request dies."""
+    return {
+        **message,
+        "status": "sending",
+        "status_rank": outbound.MESSAGE_STATUS_RANK["sending"],
+        "lease_until": clock.plus_seconds(now, REQUEST_LEASE_SECONDS),
+        "attempts": 1,
+    }
+
+
+def send_recorded(message: dict[str, Any], destination: Destination, now: str) -> dict[str, Any]:
+    """Send a message this request recorded leased (``_leased``), then record it sent; returns it as it is now.
+
+    Whatever fails after the record, the reply stands (the answer is the message, never an error an agent would
+    retry by writing it again): a final rejection marks it ``failed``; any other failure releases the lease and
+    queues its job (the outbox Lambda retries it with backoff); a failed job or a dead request leaves it pending
+    for the sweeper. The provider taking it and the commit failing is the documented at-least-once window: the
+    lease holds, then the queued job (or the sweeper's) sends it again.
+    """
+    message_key = MessageKey(str(message["customer_id"]), str(message["sk"]))
+    log = {"message_id": message["message_id"], "channel": message.get("channel"), "attempt": 1}
+    try:
+        result = _send(destination, message)
+    except (NoRoute, ProviderRejected) as exc:
+        error = exc.error if isinstance(exc, ProviderRejected) else exc.message
+        logger.warning("outbound message failed", extra={**log, "error": redact(error)})
+        try:
+            outbound.mark_failed(message_key, error, now)
+        except Exception:  # still leased and pending: the outbox's attempt after the lease meets the same refusal
+            logger.exception("could not mark the message failed; the outbox will", extra=log)
+            return view(message)
+        rank = outbound.MESSAGE_STATUS_RANK["failed"]
+        return view({**message, "status": "failed", "status_rank": rank, "error": error})
+    except Exception as exc:
+        error = exc.error if isinstance(exc, ProviderUnavailable) else f"{type(exc).__name__}: {exc}"
+        logger.warning("outbound message not sent; queued for the outbox", extra={**log, "error": redact(error)})
+        try:
+            _release(message_key, error, now, gave_up=False)
+        except Exception:  # the lease runs out by itself; the queued job then claims it
+            logger.exception("could not release the message's lease", extra=log)
+        dispatch(message, destination)
+        return view({**{k: v for k, v in message.items() if k != "lease_until"}, "last_error": error[:500]})
+    try:
+        committed = _commit(message_key, message, destination, result, now)
+    except Exception:
+        logger.exception("sent, but not recorded: it will be sent again after its lease", extra=log)
+        dispatch(message, destination)
+        return view(message)
+    logger.info("outbound message sent", extra={**log, "provider": result.provider})
+    if committed is None:
+        return view(message)
+    hidden = ("lease_until", "last_error", "pending_send", "pending_since")
+    return view({**{k: v for k, v in message.items() if k not in hidden}, **committed})
+
+
 def record_action(message: dict[str, Any]) -> dict[str, Any]:
     """The transaction action that records an outbound message (for writes that must go with another one)."""
     return outbound.record_message_action(message)
@@ -260,7 +342,7 @@ def dispatch(message: dict[str, Any], destination: Destination | None = None) ->
 
 def view(message: dict[str, Any]) -> dict[str, Any]:
     """A stored message as the API shows it."""
-    hidden = ("pk", "sk", "type", "pending_send", "pending_since")
+    hidden = ("pk", "sk", "type", "pending_send", "pending_since", "lease_until")
     return {k: v for k, v in message.items() if k not in hidden and v is not None}
 
 
@@ -476,7 +558,7 @@ def _raise_if_in_progress(message_key: MessageKey, message_id: str, now: str) ->
 
 def _commit(
     message_key: MessageKey, message: dict[str, Any], destination: Destination, result: SendResult, now: str
-) -> None:
+) -> dict[str, Any] | None:
     subject = None
     if destination.channel == "email":
         subject = destination.subject or destinations.subject_from_text(str(message["text"]))
@@ -489,13 +571,16 @@ def _commit(
         email_message_id=result.email_message_id,
         subject=subject,
         thread_ids=result.thread_ids,
+        reports_status=result.provider in REPORTS_STATUS,
     )
-    if not outbound.record_sent(message_key, message, sent, now):
+    committed = outbound.record_sent(message_key, message, sent, now)
+    if committed is None:
         # Another attempt committed first: its lease ran out while ours was in flight, so both sent.
         logger.warning(
             "outbound message was sent twice; the first send is recorded",
             extra={"message_id": message["message_id"], "provider_message_id": result.provider_message_id},
         )
+    return committed
 
 
 def _release(message_key: MessageKey, error: str, now: str, gave_up: bool) -> None:

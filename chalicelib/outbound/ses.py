@@ -7,8 +7,9 @@ one), ``In-Reply-To`` and ``References`` so the customer's mail client threads i
 
 SES replaces a ``Message-ID`` it is given with its own, ``<SES MessageId@email.amazonses.com>``
 (``@<region>.amazonses.com`` outside us-east-1) (Amazon SES developer guide, "Amazon SES header
-fields"), so ``thread_ids`` holds all three: whichever one the customer's reply names threads
-back into the conversation.
+fields"), so the customer's reply names that one: ``thread_ids`` holds it alone (one ``EMAILTHREAD``
+item per e-mail sent). Our own ``Message-ID`` never reaches the customer; a reply that lists the
+thread in ``References`` also finds the conversation through the customer's own earlier e-mails.
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ def send(destination: Destination, text: str, message_id: str) -> SendResult:
         raise ProviderUnavailable(PROVIDER, failure) from None
     ses_id = str(response["MessageId"])
     ours = own_message_id(str(destination.sender), message_id)
+    return SendResult(PROVIDER, ses_id, email_message_id=ours, thread_ids=(ses_message_id(ses_id),))
+
+
+def ses_message_id(ses_id: str) -> str:
+    """The ``Message-ID`` SES gives the e-mail it sends as ``ses_id``, in this stage's region."""
     region = get_settings().region
-    thread_ids = tuple(dict.fromkeys((ours, f"<{ses_id}@email.amazonses.com>", f"<{ses_id}@{region}.amazonses.com>")))
-    return SendResult(PROVIDER, ses_id, email_message_id=ours, thread_ids=thread_ids)
+    domain = "email.amazonses.com" if region == "us-east-1" else f"{region}.amazonses.com"
+    return f"<{ses_id}@{domain}>"

@@ -76,6 +76,7 @@ class MemoryStore:
         # Contact records by (contact id, arrival), and each contact's decision records, in the order made.
         self.records: dict[tuple[str, str], dict[str, Any]] = {}
         self.decisions: defaultdict[str, list[OfferDecision]] = defaultdict(list)
+        self._written_once: set[tuple[str, str, str]] = set()  # (contact, record, ``Lifecycle.once``)
         self.reads = 0  # how many reads routing made (a page counts as one), as the DynamoDB store's requests
 
     # --- setting up a world -----------------------------------------------------------------------
@@ -204,11 +205,17 @@ class MemoryStore:
     def _apply(self, effect: Effect) -> None:
         if isinstance(effect, Closed):
             profile = self.customers.setdefault(effect.customer_id, {"customer_id": effect.customer_id})
-            profile["last_agent_id"] = effect.contact.assigned_to
-            profile["last_served_at"] = effect.contact.closed_at
+            if profile.get("last_served_at", "") <= (effect.contact.closed_at or ""):  # a later close's stays
+                profile["last_agent_id"] = effect.contact.assigned_to
+                profile["last_served_at"] = effect.contact.closed_at
         elif isinstance(effect, CustomerMessage):
             self.messages.append(effect.message)
         elif isinstance(effect, Lifecycle):
+            if effect.once is not None:  # written after the save, once per name (a retry finds it written)
+                written = (effect.contact.contact_id, effect.contact.record_key, effect.once)
+                if written in self._written_once:
+                    return
+                self._written_once.add(written)
             record = self.records.setdefault((effect.contact.contact_id, effect.contact.record_key), {"events": []})
             record["events"].extend(dict(e) for e in effect.events)
             for name, value in effect.fields.items():

@@ -22,14 +22,17 @@ Cursor = Any  # where a page of agents ended; opaque to the router
 
 @dataclass(frozen=True)
 class Assigned:
-    """Saved with an accept: the conversation now has this agent."""
+    """Saved with an accept: the conversation now has this agent. Written after the save's all-or-nothing write,
+    idempotently: the router saves it again (alone) when an accept is retried and finds the contact assigned."""
 
     contact: Contact
 
 
 @dataclass(frozen=True)
 class Closed:
-    """Saved with a close: the conversation is closed, and the customer remembers who served them."""
+    """Saved with a close: the conversation is closed, the customer remembers who served them and no longer
+    points at it as their open conversation. Written after the save's all-or-nothing write, idempotently: the
+    router saves it again (alone) when a close is retried and finds the contact closed."""
 
     contact: Contact
     customer_id: str
@@ -102,6 +105,10 @@ class Lifecycle:
     contact: Contact
     events: tuple[dict[str, Any], ...]
     fields: Mapping[str, Any] = field(default_factory=dict)
+    # Set: written after the save's all-or-nothing write, at most once per record under this name (a retried
+    # accept or close that finds its change made saves it again, alone: written only if that attempt died
+    # before it). None: written in the save.
+    once: str | None = None
 
 
 Effect = Assigned | Closed | CustomerMessage | OfferDecision | Lifecycle
@@ -109,7 +116,9 @@ Effect = Assigned | Closed | CustomerMessage | OfferDecision | Lifecycle
 
 class RoutingStore(Protocol):
     """Agents, contacts and what routing reads of customers and queues. Every save is all-or-nothing and
-    conditioned on the versions read: a lost race raises ``TransactionConflict``."""
+    conditioned on the versions read: a lost race raises ``TransactionConflict``. ``Assigned``, ``Closed`` and a
+    ``Lifecycle`` with ``once`` are written once that went through, and may be saved again alone (no contacts,
+    no agents)."""
 
     def get_contact(self, contact_id: str) -> Contact | None: ...
 

@@ -163,7 +163,8 @@ def answered(before: Contact, after: Contact, outcome: str, now: str) -> Lifecyc
     if outcome == "accepted":
         fields |= {"accepted_at": now, "accepted_by": before.offered_to, "sla_met": sla_met(after, now)}
     listed = outcome == "accepted" or before.offer_count <= MAX_RECORDED_OFFERS
-    return Lifecycle(after, (detail,) if listed else (), fields)
+    once = f"accepted#{now}" if outcome == "accepted" else None  # an accept's retry writes it again, once
+    return Lifecycle(after, (detail,) if listed else (), fields, once=once)
 
 
 def sla_met(contact: Contact, accepted_at: str) -> bool:
@@ -179,7 +180,7 @@ def closed(before: Contact, after: Contact, now: str) -> Lifecycle:
     if after.wrap_up == ABANDONED:
         events.append(event(ABANDONED, now))
         fields["abandoned"] = True
-    return Lifecycle(after, tuple(events), fields)
+    return Lifecycle(after, tuple(events), fields, once=f"closed#{now}")  # a close's retry writes it again, once
 
 
 def abandoned(before: Contact, after: Contact, now: str) -> Lifecycle:
@@ -234,12 +235,15 @@ def responded(after: Contact, agent_id: str, now: str) -> Lifecycle:
 
 def merged(lifecycles: Sequence[Lifecycle]) -> list[Lifecycle]:
     """One per contact record, events in order (a save may not touch one item twice)."""
-    found: dict[tuple[str, str], Lifecycle] = {}
+    found: dict[tuple[str, str, str], Lifecycle] = {}
     for change in lifecycles:
-        where = (change.contact.contact_id, change.contact.record_key)
+        # One written after the save (``once``) stays apart from those written in it.
+        where = (change.contact.contact_id, change.contact.record_key, change.once or "")
         earlier = found.get(where)
         found[where] = (
-            Lifecycle(change.contact, (*earlier.events, *change.events), {**earlier.fields, **change.fields})
+            Lifecycle(
+                change.contact, (*earlier.events, *change.events), {**earlier.fields, **change.fields}, change.once
+            )
             if earlier
             else change
         )

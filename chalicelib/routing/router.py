@@ -497,6 +497,9 @@ class Router:
         def step() -> tuple[Contact, bool]:
             contact = self._contact(contact_id, agent_id)
             if contact.state is ContactState.ASSIGNED and contact.assigned_to == agent_id:
+                # Accepted before: what is written after the save again, in case that attempt died in between.
+                accepted = records.answered(contact, contact, "accepted", contact.accepted_at or "")
+                self.store.save(effects=[Assigned(contact), accepted])
                 return contact, False
             if contact.state is not ContactState.OFFERED or contact.offered_to != agent_id:
                 raise Conflict(f"contact {contact_id} is not offered to you (any more)")
@@ -554,6 +557,9 @@ class Router:
         def step() -> tuple[Contact, Contact | None, str, Agent | None]:
             contact = self._contact(contact_id, agent_id)
             if contact.state is ContactState.CLOSED and contact.assigned_to == agent_id:
+                # Closed before: what is written after the save again, in case that attempt died in between.
+                closing = records.closed(contact, contact, contact.closed_at or "")
+                self.store.save(effects=[Closed(contact, self.store.customer_of_conversation(contact)), closing])
                 return contact, None, "", None
             if contact.state is not ContactState.ASSIGNED or contact.assigned_to != agent_id:
                 raise Conflict(f"contact {contact_id} is not assigned to you")
@@ -569,10 +575,9 @@ class Router:
             )
             return closed, contact, customer_id, released
 
-        closed, before, customer_id, released = self._retrying(step, contact_id)
+        closed, before, _customer, released = self._retrying(step, contact_id)
         if before is None:
             return closed
-        self.store.forget_open_conversation(customer_id, contact_id)
         if before.accepted_at and closed.closed_at:
             self.store.record_handled(before.queues[0], clock.seconds_between(before.accepted_at, closed.closed_at))
         # The agent's next contact comes through the routing queue (an AgentFreed, handled again if its Lambda

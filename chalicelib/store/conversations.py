@@ -6,17 +6,17 @@ Keys (single table, ``pk``/``sk``)::
     CUSTOMER#<id>                PROFILE    name, email, phone, language, identities, open_conversation_id,
                                             merged_into / merged_from
     CUSTOMER#<id>                MESSAGE#<received_at>#<message_id>   one timeline per customer
-    CONVERSATION#<id>            META       status, channel (latest), customer_id, agent_id, message_count
+    CONVERSATION#<id>            META       status, channel (latest), customer_id, agent_id, created_at
     INBOUND#<claim key>          INBOUND    dedupe record: this delivery is stored, and where (``claim_key``:
                                             <provider>#<id>, or an e-mail's email-message-id#<Message-ID>)
     EMAILTHREAD#<Message-ID>     EMAILTHREAD  which conversation an e-mail belongs to
 
-An inbound message is claimed by one two-item transaction: its dedupe record
-(under ``InboundMessage.claim_key``) and its conversation's count. The
-customer's identities and profile are written before it, the message and
-its e-mail thread record after it, each as a plain (conditional or
-idempotent) write: a provider's retry never stores it twice, and one that
-finds a half-done first attempt completes it (``ingest``).
+An inbound message is claimed by one conditional put: its dedupe record
+(under ``InboundMessage.claim_key``). The customer's identities, profile and
+(when it is new) conversation are written before it, the message and its
+e-mail thread record after it, each as a plain (conditional or idempotent)
+write: a provider's retry never stores it twice, and one that finds a
+half-done first attempt completes it (``ingest``).
 """
 
 from __future__ import annotations
@@ -83,21 +83,27 @@ class _Plan:
     missing: list[Identity] = field(default_factory=list)  # identities of the message nobody has claimed
     known: list[str] = field(default_factory=list)  # identity keys already this customer's (a profile to complete)
     profile: dict[str, Any] = field(default_factory=dict)  # the profile as read
+    conversation: dict[str, Any] | None = None  # a joined conversation's META as read (None: never written)
 
 
 def ingest(message: InboundMessage, now: str) -> StoredMessage:
     """Store one inbound message exactly once: resolve the customer, join or open their conversation.
 
-    The writes, in order (each conditional where it decides something; any of them may be the last one a dying
-    Lambda made, and the provider's retry, or the customer's next message, completes from there):
+    Plain writes, in this order (each conditional where it decides something; any of them may be the last one a
+    dying Lambda made, and the provider's retry, or the customer's next message, completes from there):
 
     1. the customer: new identities claimed and the profile written (its pointer to the open conversation) when
        they change; one plain write each, a transaction only when several identities come at once;
-    2. the claim: the delivery's dedupe record and its conversation's update (opened, joined, reopened: the
-       message counted), one two-item transaction, the only place two items must change together. The
-       conversation's update is an upsert: a pointer left by a death before it still works;
-    3. the message in the customer's timeline (and an e-mail's thread record), idempotent puts that a retry
+    2. the conversation: opened (an upsert, so a pointer left by a death before it still works) when it is new
+       or was never written; joined, it is only read (open, this customer's) and written only when the customer
+       switched channel (replies go to the latest);
+    3. the claim: the delivery's dedupe record (``claim_key``), one conditional put: the one write that decides
+       the message is stored, and where. A retry finds it and completes what follows;
+    4. the message in the customer's timeline (and an e-mail's thread record), idempotent puts that a retry
        finding the claim repeats.
+
+    Reopening an e-mail thread's closed conversation stays one transaction (claim, conversation, pointer): a
+    reopen cut in two would not resume.
     """
     stale: set[str] = set()  # conversations found closed meanwhile: the next plan does not join them
 
@@ -106,19 +112,32 @@ def ingest(message: InboundMessage, now: str) -> StoredMessage:
         claims = [_identity_put(i, plan.customer_id, now) for i in plan.missing]
         profile = _profile_action(message, plan, now)
         conversation_action = _conversation_action(message, plan, now)
-        actions = [_dedupe_put(message.claim_key, message, plan, now), conversation_action]
-        if plan.mode == "reopen":  # pointer and conversation move together: a reopen cut in two would not resume
-            actions += [*claims, *([profile] if profile else [])]
+        opens = plan.mode == "new" and not plan.new_customer
+        if (opens or (plan.mode == "join" and conversation_action is not None)) and _claimed(message):
+            # A retry after the conversation closed opens nothing; one after the customer wrote on another
+            # channel does not move the conversation back to this one.
+            return _stored_duplicate(message)
+        dedupe = _dedupe_put(message.claim_key, message, plan, now)
+        if plan.mode == "reopen" and conversation_action is not None:
+            # Pointer and conversation move together: a reopen cut in two would not resume.
+            try:
+                write([dedupe, conversation_action, *claims, *([profile] if profile else [])])
+            except TransactionConflict as conflict:
+                if conflict.failed(0):
+                    return _stored_duplicate(message)
+                raise  # another delivery changed the customer or conversation first: plan again
         else:
             _write_customer(claims, profile, plan.new_customer)
-        try:
-            write(actions)
-        except TransactionConflict as conflict:
-            if conflict.failed(0):
+            if conversation_action is not None:
+                try:
+                    _write_conversation(conversation_action)
+                except TransactionConflict:
+                    stale.add(plan.conversation_id)  # closed meanwhile, or moved to another customer by a merge
+                    raise
+            try:
+                _claim(dedupe)
+            except TransactionConflict:
                 return _stored_duplicate(message)
-            if plan.mode != "reopen" and conflict.failed(1):
-                stale.add(plan.conversation_id)  # closed meanwhile, or moved to another customer by a merge
-            raise  # another delivery changed the customer or conversation first: plan again
         _store_message(message, plan.customer_id, plan.conversation_id, now)
         return StoredMessage(
             message.message_id, plan.customer_id, plan.conversation_id, now, False, plan.mode != "join"
@@ -154,6 +173,20 @@ def _write_profile(action: dict[str, Any]) -> None:
     write([action])
 
 
+def _write_conversation(action: dict[str, Any]) -> None:
+    write([action])
+
+
+def _claim(action: dict[str, Any]) -> None:
+    write([action])
+
+
+def _claimed(message: InboundMessage) -> bool:
+    """Whether this delivery was stored already (read before a write a retry must not make: a known customer's
+    new conversation, a joined conversation's channel)."""
+    return get(_table(), inbound_key(message.claim_key), "INBOUND") is not None
+
+
 def _plan(message: InboundMessage, stale: set[str]) -> _Plan:
     found = customers_of(message.identities)
     customer_id = found.get(message.identity.key) or next(iter(found.values()), None)
@@ -175,11 +208,20 @@ def _plan(message: InboundMessage, stale: set[str]) -> _Plan:
         return _Plan(customer_id, new_id("conv"), "new", new_customer=True, missing=missing, known=known)
     pointer = profile.get("open_conversation_id")
     if pointer and pointer not in stale and message.channel != CALLS:
-        return _Plan(customer_id, pointer, "join", pointer=pointer, missing=missing, profile=profile)
+        conversation = get_conversation(pointer)
+        if conversation is None or _joinable(conversation, customer_id):
+            joined = _Plan(customer_id, pointer, "join", pointer=pointer, missing=missing, profile=profile)
+            joined.conversation = conversation
+            return joined
+        stale.add(pointer)  # closed (its pointer not cleared yet), or moved to another customer by a merge
     reopen = _thread_conversation(message, customer_id)
     if reopen and reopen not in stale:
         return _Plan(customer_id, reopen, "reopen", pointer=pointer, missing=missing, profile=profile)
     return _Plan(customer_id, new_id("conv"), "new", pointer=pointer, missing=missing, profile=profile)
+
+
+def _joinable(conversation: dict[str, Any], customer_id: str) -> bool:
+    return conversation.get("status") == "open" and conversation.get("customer_id") == customer_id
 
 
 def _thread_conversation(message: InboundMessage, customer_id: str) -> str | None:
@@ -302,7 +344,7 @@ def _profile_action(message: InboundMessage, plan: _Plan, now: str) -> dict[str,
         }
     gaps = {k: v for k, v in _told(message).items() if plan.profile.get(k) is None}
     if plan.mode == "join" and not gaps and not plan.missing:
-        return None  # the conversation's last_message_at says when the customer last wrote
+        return None  # a follow-up that tells nothing new writes no profile
     sets = ["last_seen_at = :now"]
     names: dict[str, str] = {}
     values: dict[str, Any] = {":now": now}
@@ -337,26 +379,34 @@ def _profile_action(message: InboundMessage, plan: _Plan, now: str) -> dict[str,
     return {"Update": update}
 
 
-def _conversation_action(message: InboundMessage, plan: _Plan, now: str) -> dict[str, Any]:
-    """The conversation counts the message: reopened (e-mail thread), or joined and created if it is not there.
+def _conversation_action(message: InboundMessage, plan: _Plan, now: str) -> dict[str, Any] | None:
+    """The conversation's write: reopened (e-mail thread), opened, or for a join only what changed (None: nothing).
 
-    Joining creates the conversation when the profile points at one that was never written (an ingest that
-    died between the profile and the claim): the message is counted once either way, with its claim."""
-    values: dict[str, Any] = {":now": now, ":channel": message.channel, ":one": 1, ":open": "open"}
+    A join creates the conversation when the profile points at one that was never written (an ingest that died
+    between the profile and the conversation). No counters: nobody reads them, and a join writes nothing when
+    the customer writes on the channel they wrote on before.
+    """
+    values: dict[str, Any] = {":now": now, ":channel": message.channel, ":open": "open"}
     values[":customer"] = plan.customer_id
     if plan.mode == "reopen":
-        expression = "SET last_message_at = :now, channel = :channel, #status = :open ADD message_count :one"
+        expression = "SET channel = :channel, #status = :open"
         condition = "customer_id = :customer"
+        del values[":now"]
+    elif plan.mode == "join" and plan.conversation is not None:
+        if plan.conversation.get("channel") == message.channel:
+            return None
+        expression = "SET channel = :channel"
+        condition = "#status = :open AND customer_id = :customer"
+        del values[":now"]
     else:
         expression = (
             "SET conversation_id = :conversation, customer_id = :customer, #status = :open, channel = :channel,"
-            " last_message_at = :now, created_at = if_not_exists(created_at, :now)"
+            " created_at = if_not_exists(created_at, :now)"
         )
         values[":conversation"] = plan.conversation_id
         if plan.mode == "new" and message.subject is not None:
             expression += ", subject = :subject"
             values[":subject"] = message.subject
-        expression += " ADD message_count :one"
         condition = "attribute_not_exists(pk) OR (#status = :open AND customer_id = :customer)"
     return {
         "Update": {

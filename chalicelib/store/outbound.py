@@ -157,6 +157,8 @@ class Sent:
     email_message_id: str | None = None
     subject: str | None = None  # e-mail only
     thread_ids: tuple[str, ...] = field(default_factory=tuple)  # our Message-IDs an answer may refer to
+    # Whether the provider reports statuses (Twilio, Meta): only then is the ``OUTBOUND`` lookup item written.
+    reports_status: bool = True
 
 
 class ReplyKeyTaken(Exception):
@@ -333,95 +335,89 @@ def claim(message_key: MessageKey, now: str, lease_until: str) -> dict[str, Any]
     return from_item(response["Attributes"])
 
 
-def record_sent(message_key: MessageKey, message: dict[str, Any], sent: Sent, now: str) -> bool:
-    """In one transaction: the message is ``sent`` with the provider's id, its ``OUTBOUND`` item lets the status
-    callbacks find it, and each of ``sent.thread_ids`` threads the customer's answer back to the conversation.
+def record_sent(message_key: MessageKey, message: dict[str, Any], sent: Sent, now: str) -> dict[str, Any] | None:
+    """Record a message the provider took, in plain writes in an order where every crash point is safe:
 
-    False when another attempt recorded the message as sent first (nothing is written then).
+    1. each of ``sent.thread_ids`` (an e-mail) threads the customer's answer back to the conversation;
+    2. the ``OUTBOUND`` item lets the status callbacks find the message (only for providers that report
+       statuses: ``sent.reports_status``);
+    3. last, the commit: one conditional update makes the message ``sent`` with the provider's id and takes off
+       its lease and pending-send mark.
+
+    A crash before 3 leaves the message leased and pending: it is sent again after the lease (the documented
+    at-least-once window), and what 1 and 2 wrote points at the same message, harmlessly. Nothing is written
+    after the commit, so a committed message always has its lookup and thread items.
+
+    Returns what the commit set, or None when another attempt recorded the message as sent first.
     """
-    sets = {
-        ":provider": sent.provider,
-        ":pmid": sent.provider_message_id,
-        ":sent": "sent",
-        ":rank": MESSAGE_STATUS_RANK["sent"],
-        ":now": now,
-        ":to": sent.to,
-        ":identity": sent.identity,
-    }
-    expression = (
-        "SET provider = :provider, provider_message_id = :pmid, #status = :sent, status_rank = :rank, "
-        "sent_at = :now, status_updated_at = :now, sent_to = :to, #identity = :identity"
-    )
-    if sent.sender:
-        expression += ", sent_from = :from"
-        sets[":from"] = sent.sender
-    if sent.email_message_id:
-        expression += ", email_message_id = :email_id"
-        sets[":email_id"] = sent.email_message_id
-    if sent.subject is not None:
-        expression += ", subject = :subject"
-        sets[":subject"] = sent.subject
-    outbound_item = {
-        "pk": f"OUTBOUND#{sent.provider}#{sent.provider_message_id}",
-        "sk": "OUTBOUND",
+    client = aws.client("dynamodb")
+    for thread_id in sent.thread_ids:
+        thread = {
+            "pk": thread_key(thread_id),
+            "sk": "EMAILTHREAD",
+            "conversation_id": message["conversation_id"],
+            "customer_id": message["customer_id"],
+        }
+        client.put_item(TableName=_table(), Item=to_item(thread))
+    if sent.reports_status:
+        lookup = {
+            "pk": f"OUTBOUND#{sent.provider}#{sent.provider_message_id}",
+            "sk": "OUTBOUND",
+            "provider": sent.provider,
+            "provider_message_id": sent.provider_message_id,
+            "conversation_id": message["conversation_id"],
+            "status": "sent",
+            "status_rank": MESSAGE_STATUS_RANK["sent"],
+            "created_at": now,
+            "updated_at": now,
+            # Where its timeline message is, for apply_to_timeline.
+            "message_id": message["message_id"],
+            "customer_id": message["customer_id"],
+            "message_sk": message_key.sort_key,
+        }
+        client.put_item(TableName=_table(), Item=to_item(lookup))
+    fields: dict[str, Any] = {
         "provider": sent.provider,
         "provider_message_id": sent.provider_message_id,
-        "conversation_id": message["conversation_id"],
         "status": "sent",
         "status_rank": MESSAGE_STATUS_RANK["sent"],
-        "created_at": now,
-        "updated_at": now,
-        # Where its timeline message is, for apply_to_timeline.
-        "message_id": message["message_id"],
-        "customer_id": message["customer_id"],
-        "message_sk": message_key.sort_key,
+        "sent_at": now,
+        "status_updated_at": now,
+        "sent_to": sent.to,
+        "identity": sent.identity,
     }
-    actions: list[dict[str, Any]] = [
-        {
-            "Update": {
-                "TableName": _table(),
-                "Key": message_key._key(),
-                "UpdateExpression": expression + " REMOVE lease_until, last_error",
-                "ConditionExpression": "attribute_not_exists(provider_message_id)",
-                "ExpressionAttributeNames": {"#status": "status", "#identity": "identity"},
-                "ExpressionAttributeValues": to_values(sets),
-            }
-        },
-        {"Put": {"TableName": _table(), "Item": to_item(outbound_item)}},
-        *(
-            {
-                "Put": {
-                    "TableName": _table(),
-                    "Item": to_item(
-                        {
-                            "pk": thread_key(thread_id),
-                            "sk": "EMAILTHREAD",
-                            "conversation_id": message["conversation_id"],
-                            "customer_id": message["customer_id"],
-                        }
-                    ),
-                }
-            }
-            for thread_id in sent.thread_ids
-        ),
-    ]
+    if sent.sender:
+        fields["sent_from"] = sent.sender
+    if sent.email_message_id:
+        fields["email_message_id"] = sent.email_message_id
+    if sent.subject is not None:
+        fields["subject"] = sent.subject
+    names = {f"#f{i}": name for i, name in enumerate(fields)}
+    values = {f":f{i}": value for i, value in enumerate(fields.values())}
     try:
-        transact(actions)
-    except TransactionConflict as conflict:
-        if not conflict.failed(0):
-            raise
-        return False
-    return True
+        client.update_item(
+            TableName=_table(),
+            Key=message_key._key(),
+            UpdateExpression="SET "
+            + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields)))
+            + " REMOVE lease_until, last_error, pending_send, pending_since",
+            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(provider_message_id)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_values(values),
+        )
+    except client.exceptions.ConditionalCheckFailedException:
+        return None
+    return fields
 
 
 def mark_failed(message_key: MessageKey, error: str, now: str) -> None:
-    """The message will not be sent: ``failed`` with the reason, lease and give-up mark gone."""
+    """The message will not be sent: ``failed`` with the reason, lease, give-up and pending-send marks gone."""
     aws.client("dynamodb").update_item(
         TableName=_table(),
         Key=message_key._key(),
         UpdateExpression=(
             "SET #status = :failed, status_rank = :rank, #error = :error, status_updated_at = :now "
-            "REMOVE lease_until, gave_up_at"
+            "REMOVE lease_until, gave_up_at, pending_send, pending_since"
         ),
         ExpressionAttributeNames={"#status": "status", "#error": "error"},
         ExpressionAttributeValues=to_values(

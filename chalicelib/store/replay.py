@@ -1,14 +1,15 @@
 """One-time webhook tokens (Mailgun's): claimed once, by one conditional write, before anything is stored.
 
-A token's item moves from ``claimed`` (bound to the claiming request's body fingerprint) to ``used`` once the
-delivery is stored; the table's TTL drops it when its signature could no longer verify anyway.
+A token's item binds it to the claiming request's body fingerprint; the table's TTL drops it when its signature
+could no longer verify anyway. One write per token: it is never written again.
 
 Why a claim of its own, and not a put in the message's transaction: one request wins the claim before any of
 the storing starts, so the losers of a race store nothing and cost one write each, and the storing code knows
-nothing of tokens. What that costs is the crash in between (claimed, not yet stored): the claim stays
-``claimed`` and admits the same request again (same token, same body fingerprint), so the provider's retry of
-that very request completes it (and the message write deduplicates if the first attempt got further). A
-different request under the token, or any request once it is ``used``, is refused.
+nothing of tokens. A different request under a claimed token is refused at once. The very same request again
+(same token, same fingerprint) is told apart from a first claim (``AGAIN``): it is the provider's retry of an
+attempt that died midway, or a replay. Either way the delivery's own dedupe decides (``inbox.deliver``): what
+the first attempt did not store is stored, and a request whose every message was stored already is refused as
+used. Items an earlier version marked ``used`` are refused for every request, as before.
 """
 
 from __future__ import annotations
@@ -16,21 +17,26 @@ from __future__ import annotations
 from chalicelib.channels.base import OneTimeToken
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
-from chalicelib.store.dynamo import key, to_item, to_values
+from chalicelib.store.dynamo import to_item, to_values
 
 CLAIMED = "claimed"
-USED = "used"
+USED = "used"  # written by earlier versions once a delivery was stored; refused for every request
 
 
 def _pk(namespace: str, token: str) -> str:
     return f"REPLAY#{namespace}#{token}"
 
 
-def claim(token: OneTimeToken) -> bool:
-    """Claim ``token`` for this request; False when it is used, or claimed by another request."""
+FRESH = "fresh"  # the first claim of the token
+AGAIN = "again"  # the very same request claimed it before
+
+
+def claim(token: OneTimeToken) -> str | None:
+    """Claim ``token`` for this request: ``FRESH``, ``AGAIN`` (this very request claimed it before), or None when
+    another request claimed it (or an earlier version marked it used)."""
     client = aws.client("dynamodb")
     try:
-        client.put_item(
+        answer = client.put_item(
             TableName=get_settings().data_table,
             Item=to_item(
                 {
@@ -41,22 +47,12 @@ def claim(token: OneTimeToken) -> bool:
                     "expires_at": token.expires_epoch,
                 }
             ),
-            # A fresh token, or this very request's own claim from an attempt that died before storing.
+            # A fresh token, or this very request's own claim from an earlier attempt.
             ConditionExpression="attribute_not_exists(pk) OR (#state = :claimed AND fingerprint = :fingerprint)",
             ExpressionAttributeNames={"#state": "state"},
             ExpressionAttributeValues=to_values({":claimed": CLAIMED, ":fingerprint": token.fingerprint}),
+            ReturnValues="ALL_OLD",  # free: a put is billed by the larger of the old and new item either way
         )
     except client.exceptions.ConditionalCheckFailedException:
-        return False
-    return True
-
-
-def use_up(token: OneTimeToken) -> None:
-    """Mark a claimed token used, once its delivery is stored: from now on every request under it is refused."""
-    aws.client("dynamodb").update_item(
-        TableName=get_settings().data_table,
-        Key=key(_pk(token.namespace, token.token), "REPLAY"),
-        UpdateExpression="SET #state = :used",
-        ExpressionAttributeNames={"#state": "state"},
-        ExpressionAttributeValues=to_values({":used": USED}),
-    )
+        return None
+    return AGAIN if answer.get("Attributes") else FRESH

@@ -20,20 +20,34 @@ from chalicelib.routing.ports import (
 from chalicelib.store import conversations, system_messages
 from chalicelib.store import routing as store
 
+AFTER_SAVE = Assigned | Closed  # written by plain, idempotent updates once the save went through
+
+
+def _after_save(effect: Effect) -> bool:
+    return isinstance(effect, AFTER_SAVE) or (isinstance(effect, Lifecycle) and effect.once is not None)
+
 
 def effects_actions(effects: Sequence[Effect]) -> list[dict[str, Any]]:
     """The actions of every effect of one save: a contact record's events merged into one update."""
-    lifecycles = [e for e in effects if isinstance(e, Lifecycle)]
-    others = [a for e in effects if not isinstance(e, Lifecycle) for a in effect_actions(e)]
+    lifecycles = [e for e in effects if isinstance(e, Lifecycle) and not _after_save(e)]
+    others = [a for e in effects if not isinstance(e, Lifecycle) and not _after_save(e) for a in effect_actions(e)]
     return [*others, *store.lifecycle_actions(lifecycles)]
+
+
+def apply_after_save(effects: Sequence[Effect]) -> None:
+    """The effects a save writes after its all-or-nothing write (``ports.Assigned``, ``ports.Closed``, a
+    ``ports.Lifecycle`` with ``once``): plain updates, each idempotent."""
+    for effect in effects:
+        if isinstance(effect, Assigned):
+            store.record_assignment(effect.contact)
+        elif isinstance(effect, Closed):
+            store.record_closing(effect.contact, effect.customer_id)
+        elif isinstance(effect, Lifecycle) and effect.once is not None:
+            store.record_once(effect)
 
 
 def effect_actions(effect: Effect) -> list[dict[str, Any]]:
     """The transaction actions that write ``effect`` beside the contacts and agents it goes with."""
-    if isinstance(effect, Assigned):
-        return store.assignment_actions(effect.contact)
-    if isinstance(effect, Closed):
-        return store.closing_actions(effect.contact, effect.customer_id)
     if isinstance(effect, CustomerMessage):
         return [system_messages.record_action(effect.message)]
     if isinstance(effect, OfferDecision):
@@ -96,11 +110,15 @@ class DynamoRoutingStore:
         agents: Sequence[Change] = (),
     ) -> None:
         store.create_contact(before, contact, effects_actions(effects), agents=agents)
+        apply_after_save(effects)
 
     def save(
         self, contacts: Sequence[Change] = (), agents: Sequence[Change] = (), effects: Sequence[Effect] = ()
     ) -> None:
-        store.save(contacts=contacts, agents=agents, extra=effects_actions(effects))
+        actions = effects_actions(effects)
+        if contacts or agents or actions:
+            store.save(contacts=contacts, agents=agents, extra=actions)
+        apply_after_save(effects)
 
     def record_started(self, queue: str, sla_met: bool) -> None:
         store.record_started(queue, sla_met)

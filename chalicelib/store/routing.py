@@ -12,20 +12,26 @@ Keys (``pk``/``sk``) and the sparse index ``gsi1`` (``gsi1pk``/``gsi1sk``)::
     AGENT#<id>    GRACE          a copy in gsi1 under DISCONNECTED while the agent's reconnect grace
                                  period runs, by when their last connection closed
     CONN#<conn>   CONN           which agent a connection belongs to
-    CONTACT#<id>  CONTACT        the contact, itself in gsi1 (``layout`` 2): under WAITING#<first queue>
-                                 while queued, under WORK#<agent> while offered to or assigned to them
+    CONTACT#<id>  CONTACT        the contact, itself in gsi1 (``layout`` 3): under WAITING#<first queue>
+                                 while queued, under OFFERED by the offer's expiry while offered (what the
+                                 sweeper reads; an agent's open offers are that partition's of theirs), under
+                                 WORK#<agent> once assigned
     CONTACT#<id>  WAIT#<queue>   a copy in gsi1 under WAITING#<queue> while queued there (its other
                                  queues), highest priority then earliest SLA deadline first
     CONTACT#<id>  NEED#<queue>   and one under NEEDS#<queue>#<its required skills> (billing=3+english=2,
                                  or - for none), in the same order: what a freed agent reads
     CONTACT#<id>  AGE#<queue>    a small entry in gsi1 under WAITSINCE#<queue> while queued there,
                                  longest waiting first (the supervisor's oldest wait: one item)
-    CONTACT#<id>  OFFER          a copy in gsi1 under OFFERED while an offer is open, by expiry
+    CONTACT#<id>  OFFER          (written by layout 2, whose offered contact item was under WORK#<agent>: a
+                                 copy under OFFERED by expiry, deleted by the contact's next save)
     CONTACT#<id>  WORK           (written by the previous layout, whose contact item was in no index, beside
                                  WAIT# of the first queue: deleted by the contact's next save)
     CONTACT#<id>  RECORD#<arrived at>  the contact record of one arrival of the conversation (its lifecycle:
-                                 ``routing.records``), in gsi1 under CONTACTS#<yyyy-mm-dd of arrival> by
-                                 arrival: a period is read back by day, without a scan
+                                 ``routing.records``) as the arrival's save wrote it, in gsi1 under
+                                 CONTACTS#<yyyy-mm-dd of arrival> by arrival: a period is read back by day,
+                                 without a scan. Written once (by this version; an earlier one appended to it)
+    CONTACT#<id>  RECORDLOG#<arrived at>  what happened to that arrival afterwards (offers, answers, close...),
+                                 appended by each save: in no index, so an update pays for the item alone
     CONTACT#<id>  DECISION#<at>#<offer>  why an offer went to its agent (``ports.OfferDecision``)
     QUEUESTATS#<queue> STATS     recent handle time and how many contacts are being worked
     QUEUESTATS#<queue> WAITING#<n>  how many contacts wait in the queue per priority (``waiting_p<0..9>``),
@@ -51,6 +57,7 @@ touch the same counter item (DynamoDB cancels transactions that overlap on an it
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -67,7 +74,7 @@ from chalicelib.routing.records import SET_ONCE, merged
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
 from chalicelib.store.conversations import conversation_key, customer_key
-from chalicelib.store.dynamo import TransactionConflict, from_item, get, key, to_item, to_values, transact
+from chalicelib.store.dynamo import TransactionConflict, from_item, get, key, to_item, to_values, transact, write
 from chalicelib.store.resources import ROUTING_INDEX
 
 OFFERED_INDEX_KEY = "OFFERED"
@@ -432,25 +439,31 @@ def _contact_values(contact: Contact) -> dict[str, Any]:
     }
 
 
-LAYOUT = 2  # how contacts are indexed (on every item this version writes): see ``_contact_index``
+LAYOUT = 3  # how contacts are indexed (on every item this version writes): see ``_contact_index``
 _LEGACY_READ_LIMIT = 10_000
 
 
 def _main_index_key(contact: Contact) -> dict[str, Any]:
     """Where the contact's own item sits in gsi1: what a waiting contact is read by in its first queue, what an
-    offered or assigned one is read by for its agent; nowhere once closed."""
+    offered one is found by when its offer expires (and, filtered, among its agent's work), what an assigned one
+    is read by for its agent; nowhere once closed."""
     if contact.state is ContactState.QUEUED:
         return {"gsi1pk": f"WAITING#{contact.queues[0]}", "gsi1sk": waiting_sort_key(contact)}
-    agent = contact.offered_to if contact.state is ContactState.OFFERED else contact.assigned_to
-    if contact.state in (ContactState.OFFERED, ContactState.ASSIGNED) and agent:
-        return {"gsi1pk": f"WORK#{agent}", "gsi1sk": contact.enqueued_at}
+    if contact.state is ContactState.OFFERED:
+        return _offered_index_key(contact)
+    if contact.state is ContactState.ASSIGNED and contact.assigned_to:
+        return {"gsi1pk": f"WORK#{contact.assigned_to}", "gsi1sk": contact.enqueued_at}
     return {}
+
+
+def _offered_index_key(contact: Contact) -> dict[str, Any]:
+    return {"gsi1pk": OFFERED_INDEX_KEY, "gsi1sk": f"{contact.offer_expires_at}#{contact.contact_id}"}
 
 
 def _contact_index(contact: Contact | None) -> dict[str, dict[str, Any]]:
     """The contact's index copies beside its own item (``_main_index_key``): a queued one's under its other
-    queues (``WAIT#``), its required skills (``NEED#``) and its waiting time (``AGE#``); an offered one's by
-    the offer's expiry (``OFFER``)."""
+    queues (``WAIT#``), its required skills (``NEED#``) and its waiting time (``AGE#``). An offered or assigned
+    one has none (its own item is in the index)."""
     if contact is None:
         return {}
     values = {**_contact_values(contact), "layout": LAYOUT}
@@ -473,16 +486,16 @@ def _contact_index(contact: Contact | None) -> dict[str, dict[str, Any]]:
             }
             entries[f"AGE#{queue}"] = _age_entry(contact, queue)
         return entries
-    if contact.state is ContactState.OFFERED:
-        return {
-            "OFFER": {
-                **values,
-                "sk": "OFFER",
-                "gsi1pk": OFFERED_INDEX_KEY,
-                "gsi1sk": f"{contact.offer_expires_at}#{contact.contact_id}",
-            }
-        }
     return {}
+
+
+def _layout_2_index(contact: Contact) -> dict[str, dict[str, Any]]:
+    """The copies layout 2 kept: this layout's, and an ``OFFER`` copy while offered (only its key matters: the
+    contact's next save deletes it)."""
+    entries = _contact_index(contact)
+    if contact.state is ContactState.OFFERED:
+        entries["OFFER"] = {"pk": f"CONTACT#{contact.contact_id}", "sk": "OFFER"}
+    return entries
 
 
 def _legacy_contact_index(contact: Contact) -> dict[str, dict[str, Any]]:
@@ -498,22 +511,27 @@ def _legacy_contact_index(contact: Contact) -> dict[str, dict[str, Any]]:
     return {}
 
 
-# Contacts read (id, version) from items an earlier version wrote: their next save deletes that version's copies.
-# A save always follows its read in the same process, so this process-wide note is enough; bounded.
-_legacy_read: set[tuple[str, int]] = set()
+# Contacts read (id, version) from items an earlier version wrote, with that layout (1: no ``layout``): their
+# next save deletes that version's copies. A save always follows its read in the same process, so this
+# process-wide note is enough; bounded.
+_legacy_read: dict[tuple[str, int], int] = {}
 
 
 def _note_layout(values: dict[str, Any], contact: Contact) -> None:
-    if values.get("layout") != LAYOUT and contact.state is not ContactState.CLOSED:
+    layout = int(values.get("layout") or 1)
+    if layout != LAYOUT and contact.state is not ContactState.CLOSED:
         if len(_legacy_read) >= _LEGACY_READ_LIMIT:
             _legacy_read.clear()
-        _legacy_read.add((contact.contact_id, contact.version))
+        _legacy_read[(contact.contact_id, contact.version)] = layout
 
 
 def _stored_index(contact: Contact | None) -> dict[str, dict[str, Any]]:
     """The index copies ``contact`` (as read) has in the table, in whichever layout wrote it."""
-    if contact is not None and (contact.contact_id, contact.version) in _legacy_read:
+    layout = _legacy_read.get((contact.contact_id, contact.version), LAYOUT) if contact is not None else LAYOUT
+    if contact is not None and layout == 1:
         return _legacy_contact_index(contact)
+    if contact is not None and layout == 2:
+        return _layout_2_index(contact)
     return _contact_index(contact)
 
 
@@ -681,14 +699,35 @@ def create_contact(
 
 
 def work_of(agent_id: str, limit: int = 100) -> list[Contact]:
-    """What is offered to or assigned to an agent now, oldest first (contacts' own items, or the ``WORK``
-    copies of an earlier version's)."""
+    """What is offered to or assigned to an agent now, oldest first: assigned under ``WORK#<agent>``, offered
+    among the open offers (``OFFERED``: every agent's, each open until it is answered or expires, so a few per
+    agent taking work at most) filtered to theirs. Contacts' own items, or an earlier layout's copies."""
     found: dict[str, Contact] = {}
-    for item in _index_page(f"WORK#{agent_id}", limit):
+    items = [*_index_page(f"WORK#{agent_id}", limit), *_open_offers_of(agent_id)]
+    for item in items:
         contact = _contact_from(item)
         if contact.contact_id not in found or item["sk"] == "CONTACT":
             found[contact.contact_id] = contact
-    return list(found.values())
+    live = [c for c in found.values() if agent_id in (c.offered_to, c.assigned_to)]
+    return sorted(live, key=lambda c: (c.enqueued_at, c.contact_id))
+
+
+def _open_offers_of(agent_id: str) -> list[dict[str, Any]]:
+    """The items of the ``OFFERED`` partition that are offers to ``agent_id`` (every page of it)."""
+    kwargs: dict[str, Any] = {
+        "TableName": _table(),
+        "IndexName": ROUTING_INDEX,
+        "KeyConditionExpression": "gsi1pk = :pk",
+        "FilterExpression": "offered_to = :agent",
+        "ExpressionAttributeValues": to_values({":pk": OFFERED_INDEX_KEY, ":agent": agent_id}),
+    }
+    found: list[dict[str, Any]] = []
+    while True:
+        page = aws.client("dynamodb").query(**kwargs)
+        found += [from_item(i) for i in page["Items"]]
+        if "LastEvaluatedKey" not in page:
+            return found
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def waiting_contacts(queue: str, limit: int = PAGE) -> list[Contact]:
@@ -800,50 +839,65 @@ def save(contacts: Sequence[Change] = (), agents: Sequence[Change] = (), extra: 
     for change in agents:
         actions += agent_actions(change)
     actions += presence_count_actions(agents)
-    transact([*actions, *extra])
+    write([*actions, *extra])  # one action alone: a plain conditional write, half a transaction's units
 
 
-def assignment_actions(contact: Contact) -> list[dict[str, Any]]:
-    """Record the accepting agent on the conversation."""
-    return [
-        {
-            "Update": {
-                "TableName": _data_table(),
-                "Key": key(conversation_key(contact.contact_id), "META"),
-                "UpdateExpression": "SET agent_id = :agent, assigned_at = :now",
-                "ExpressionAttributeValues": to_values({":agent": contact.assigned_to, ":now": contact.accepted_at}),
-            }
-        }
-    ]
+def record_assignment(contact: Contact) -> None:
+    """Record the accepting agent on the conversation: a plain update after the accept's save, idempotent (the
+    same values again), so an accept retried after a crash between the two writes it again."""
+    aws.client("dynamodb").update_item(
+        TableName=_data_table(),
+        Key=key(conversation_key(contact.contact_id), "META"),
+        UpdateExpression="SET agent_id = :agent, assigned_at = :now",
+        ExpressionAttributeValues=to_values({":agent": contact.assigned_to, ":now": contact.accepted_at}),
+    )
 
 
-def closing_actions(contact: Contact, customer_id: str) -> list[dict[str, Any]]:
-    """Close the conversation and remember who served the customer (their preferred agent next time).
+def record_closing(contact: Contact, customer_id: str) -> None:
+    """After a close's save: close the conversation, remember who served the customer (their preferred agent next
+    time) and clear the customer's pointer to this conversation, in one update of each item. Idempotent: a close
+    retried after a crash in between writes the same again.
 
-    The customer's pointer to their open conversation is cleared afterwards (``forget_open_conversation``);
-    if that never happens, the next message finds the conversation closed and opens a new one.
+    A message that came after the close (the customer wrote between the contact's save and these writes) keeps
+    the conversation open: the router reopens the contact for it, so neither the conversation is marked closed
+    nor the customer's pointer cleared then; the served-by fields are set either way.
     """
-    return [
-        {
-            "Update": {
-                "TableName": _data_table(),
-                "Key": key(conversation_key(contact.contact_id), "META"),
-                "UpdateExpression": "SET #status = :closed, closed_at = :now, wrap_up = :wrap_up",
-                "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": to_values(
-                    {":closed": "closed", ":now": contact.closed_at, ":wrap_up": contact.wrap_up or "none"}
-                ),
-            }
-        },
-        {
-            "Update": {
-                "TableName": _data_table(),
-                "Key": key(customer_key(customer_id), "PROFILE"),
-                "UpdateExpression": "SET last_agent_id = :agent, last_served_at = :now",
-                "ExpressionAttributeValues": to_values({":agent": contact.assigned_to, ":now": contact.closed_at}),
-            }
-        },
-    ]
+    client = aws.client("dynamodb")
+    try:
+        client.update_item(
+            TableName=_data_table(),
+            Key=key(conversation_key(contact.contact_id), "META"),
+            UpdateExpression="SET #status = :closed, closed_at = :now, wrap_up = :wrap_up",
+            ConditionExpression="attribute_not_exists(last_message_at) OR last_message_at <= :now",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=to_values(
+                {":closed": "closed", ":now": contact.closed_at, ":wrap_up": contact.wrap_up or "none"}
+            ),
+        )
+        continued = False
+    except client.exceptions.ConditionalCheckFailedException:
+        continued = True
+    served = "SET last_agent_id = :agent, last_served_at = :now"
+    values = {":agent": contact.assigned_to, ":now": contact.closed_at}
+    profile = {"TableName": _data_table(), "Key": key(customer_key(customer_id), "PROFILE")}
+    if not continued:
+        try:
+            client.update_item(
+                **profile,
+                UpdateExpression=served + " REMOVE open_conversation_id",
+                ConditionExpression="open_conversation_id = :conversation",
+                ExpressionAttributeValues=to_values({**values, ":conversation": contact.contact_id}),
+            )
+            return
+        except client.exceptions.ConditionalCheckFailedException:
+            pass  # the pointer moved on (or a retry cleared it already): the served-by fields alone
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):  # a later close's stay
+        client.update_item(
+            **profile,
+            UpdateExpression=served,
+            ConditionExpression="attribute_not_exists(last_served_at) OR last_served_at <= :now",
+            ExpressionAttributeValues=to_values(values),
+        )
 
 
 # --- queue statistics (for the expected wait told to customers) -------------------------------
@@ -915,28 +969,33 @@ def record_partition(arrived_at: str) -> str:
     return f"{RECORDS_INDEX_PREFIX}{arrived_at[:10]}"
 
 
+RECORD_PREFIX = "RECORD#"  # the arrival's part of a contact record, in gsi1
+RECORD_LOG_PREFIX = "RECORDLOG#"  # the rest of its lifecycle, in no index
+
+
 def lifecycle_action(change: Lifecycle) -> dict[str, Any]:
     """Append events to a contact record and set its summary fields; creates the record on first use.
+
+    The arrival's save (its events begin with ``arrived``) writes the record's indexed part (``RECORD#``); every
+    later one appends to its unindexed part (``RECORDLOG#``): the index is written once per arrival, not at
+    every offer, answer and close. Readers merge the two (``records_of``, ``records_between``).
 
     An update without a condition: it never cancels the transaction of the change it goes with, and that
     transaction (conditioned on the contact's version) commits it at most once.
     """
     contact = change.contact
     arrived = contact.record_key
+    arrival = any(e.get("kind") == "arrived" for e in change.events)
     names: dict[str, str] = {"#events": "events"}
     values: dict[str, Any] = {
         ":events": [dict(e) for e in change.events],
         ":none": [],
-        ":gpk": record_partition(arrived),
-        ":gsk": f"{arrived}#{contact.contact_id}",
         ":ttl": _expires_at(arrived, get_settings().contact_record_retention_days),
     }
-    sets = [
-        "#events = list_append(if_not_exists(#events, :none), :events)",
-        "gsi1pk = :gpk",
-        "gsi1sk = :gsk",
-        "expires_at = :ttl",
-    ]
+    sets = ["#events = list_append(if_not_exists(#events, :none), :events)", "expires_at = :ttl"]
+    if arrival:
+        values |= {":gpk": record_partition(arrived), ":gsk": f"{arrived}#{contact.contact_id}"}
+        sets += ["gsi1pk = :gpk", "gsi1sk = :gsk"]
     for place, (name, value) in enumerate(sorted(change.fields.items())):
         if value is None:
             continue
@@ -948,12 +1007,25 @@ def lifecycle_action(change: Lifecycle) -> dict[str, Any]:
     return {
         "Update": {
             "TableName": _table(),
-            "Key": key(f"CONTACT#{contact.contact_id}", f"RECORD#{arrived}"),
+            "Key": key(f"CONTACT#{contact.contact_id}", f"{RECORD_PREFIX if arrival else RECORD_LOG_PREFIX}{arrived}"),
             "UpdateExpression": "SET " + ", ".join(sets),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": to_values(values),
         }
     }
+
+
+def record_once(change: Lifecycle) -> None:
+    """Append ``change`` (``once`` set) to its record after the save it goes with, unless a save of the same
+    name did already (the record keeps the names it was written under in ``applied``)."""
+    update = lifecycle_action(change)["Update"]
+    update["UpdateExpression"] += " ADD applied :once"
+    update["ConditionExpression"] = "NOT contains(applied, :name)"
+    values = {":once": {change.once}, ":name": change.once}
+    update["ExpressionAttributeValues"] = {**update["ExpressionAttributeValues"], **to_values(values)}
+    client = aws.client("dynamodb")
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+        client.update_item(**update)  # failed: written before (the save's earlier attempt got this far)
 
 
 def lifecycle_actions(changes: Sequence[Lifecycle]) -> list[dict[str, Any]]:
@@ -992,7 +1064,7 @@ def _under_contact(contact_id: str, prefix: str, limit: int | None = None, newes
 
 
 def _without_keys(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k not in ("pk", "sk", "gsi1pk", "gsi1sk", "expires_at")}
+    return {k: v for k, v in item.items() if k not in ("pk", "sk", "gsi1pk", "gsi1sk", "expires_at", "applied")}
 
 
 def decisions_of(contact_id: str, limit: int = DECISIONS_PAGE) -> list[dict[str, Any]]:
@@ -1001,13 +1073,44 @@ def decisions_of(contact_id: str, limit: int = DECISIONS_PAGE) -> list[dict[str,
 
 
 def records_of(contact_id: str) -> list[dict[str, Any]]:
-    """The contact records of a conversation (one per arrival), oldest first."""
-    return [_without_keys(i) for i in _under_contact(contact_id, "RECORD#")]
+    """The contact records of a conversation (one per arrival), oldest first: both parts of each, merged."""
+    parts: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for item in _under_contact(contact_id, "RECORD"):  # RECORD#<arrival> and RECORDLOG#<arrival>
+        part, _, arrival = str(item["sk"]).partition("#")
+        parts[arrival][part] = item
+    return [_merged_record(p.get("RECORD"), p.get("RECORDLOG")) for _, p in sorted(parts.items())]
+
+
+def _merged_record(indexed: dict[str, Any] | None, log: dict[str, Any] | None) -> dict[str, Any]:
+    """One contact record from its indexed part and its log (either may be missing): the indexed part's events
+    then the log's, each field as its last save set it (a set-once field as its first)."""
+    first, rest = _without_keys(indexed or {}), _without_keys(log or {})
+    merged = {**first, **{k: v for k, v in rest.items() if not (k in SET_ONCE and k in first)}}
+    merged["events"] = [*first.get("events", []), *rest.get("events", [])]
+    return merged
+
+
+def _with_logs(indexed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records' indexed parts (as stored) merged with their logs, read in batches of a hundred keys."""
+    client = aws.client("dynamodb")
+    logs: dict[tuple[str, str], dict[str, Any]] = {}
+    wanted = [key(str(i["pk"]), f"{RECORD_LOG_PREFIX}{str(i['sk']).removeprefix(RECORD_PREFIX)}") for i in indexed]
+    for start in range(0, len(wanted), 100):
+        request: dict[str, Any] = {_table(): {"Keys": wanted[start : start + 100]}}
+        while request:
+            response = client.batch_get_item(RequestItems=request)
+            for item in (from_item(i) for i in response["Responses"].get(_table(), [])):
+                logs[(str(item["pk"]), str(item["sk"]))] = item
+            request = response.get("UnprocessedKeys") or {}
+    return [
+        _merged_record(i, logs.get((str(i["pk"]), f"{RECORD_LOG_PREFIX}{str(i['sk']).removeprefix(RECORD_PREFIX)}")))
+        for i in indexed
+    ]
 
 
 def records_between(start: str, end: str) -> Iterator[dict[str, Any]]:
     """Contact records that arrived from ``start`` up to (not including) ``end``, by arrival: one query per
-    day of the period (pages followed), never a scan."""
+    day of the period (pages followed), never a scan, and their logs read by key (``BatchGetItem``)."""
     day = clock.parse_iso(start).date()
     last = clock.parse_iso(end).date()
     client = aws.client("dynamodb")
@@ -1022,19 +1125,26 @@ def records_between(start: str, end: str) -> Iterator[dict[str, Any]]:
         }
         while True:
             page = client.query(**kwargs)
-            for item in (from_item(i) for i in page["Items"]):
-                if start <= str(item.get("arrived_at", "")) < end:
-                    yield _without_keys(item)
+            found = [i for i in (from_item(i) for i in page["Items"]) if start <= str(i.get("arrived_at", "")) < end]
+            yield from _with_logs(found)
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         day += timedelta(days=1)
 
 
-def first_response_actions(contact: Contact, agent_id: str, now: str) -> list[dict[str, Any]]:
-    """Mark the contact's first agent response (versioned: only one reply is the first) and record it."""
+def record_first_response(contact: Contact, agent_id: str, now: str) -> None:
+    """Mark the contact's first agent response, outside the reply's own write, in two idempotent steps.
+
+    First its contact record: one update conditioned on the record having no first response yet (a failed
+    condition means an earlier try of this reply, or a racing first reply, wrote it: nothing to do). Then the
+    contact, versioned: ``TransactionConflict`` when it changed since it was read (the caller reads it again).
+    The record goes first so that the contact, which says whether a reply is the first, is marked last.
+    """
     responded = contact.responded(now)
-    return [
-        *_contact_item_actions((contact, responded)),
-        *lifecycle_actions([records.responded(responded, agent_id, now)]),
-    ]
+    update = dict(lifecycle_action(records.responded(responded, agent_id, now))["Update"])
+    update["ConditionExpression"] = "attribute_not_exists(first_response_at)"
+    client = aws.client("dynamodb")
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):  # marked already
+        client.update_item(**update)
+    write(_contact_item_actions((contact, responded)))

@@ -148,3 +148,13 @@ def drop_agent_leg(conversation_id: str, call_sid: str) -> bool:
     except client.exceptions.ConditionalCheckFailedException:
         return False
     return True
+
+
+def note_customer_joined(conversation_id: str, now: str) -> bool:
+    """The caller is in the conference with the agent: True for the first report of it."""
+    return _conditional_set(
+        conversation_id,
+        "SET customer_joined_at = :now",
+        "attribute_exists(pk) AND attribute_not_exists(customer_joined_at)",
+        {":now": now},
+    )

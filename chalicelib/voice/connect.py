@@ -79,10 +79,12 @@ def on_accept(contact: Contact) -> str | None:
     return sid
 
 
-def agent_leg_twiml(conversation_id: str, base: str) -> str:
-    """The TwiML of the agent's phone leg: into the conference, if the leg is still the contact's claimed one."""
+def agent_leg_twiml(conversation_id: str, call_sid: str | None, base: str) -> str:
+    """The TwiML of the agent's phone leg: into the conference, if the leg is still the contact's claimed one
+    (a leg placed for an earlier claim, answered late, hangs up rather than join as a second agent)."""
     call = store.get_call(conversation_id)
-    if call is None or not call.get("agent_leg"):
+    leg = (call or {}).get("agent_leg")
+    if not leg or (leg.get("call_sid") and leg.get("call_sid") != call_sid):
         return twiml.hangup()
     return twiml.agent_joins_conference(conversation_id, status_callback=url(base, CONFERENCE, conversation_id))
 
@@ -92,9 +94,28 @@ def bridge_twiml(conversation_id: str, base: str) -> str:
     return twiml.customer_joins_conference(conversation_id, status_callback=url(base, CONFERENCE, conversation_id))
 
 
+def _customer_joined(conversation_id: str) -> None:
+    """The caller's wait ends here (not at the accept): ``WaitUntilAgent``, once per call."""
+    now = clock.now_iso()
+    if not store.note_customer_joined(conversation_id, now):
+        return
+    from chalicelib import metrics
+    from chalicelib.store import routing as routing_store
+
+    contact = routing_store.get_contact(conversation_id)
+    if contact is not None:
+        waited = max(0.0, clock.seconds_between(contact.enqueued_at, now))
+        metrics.wait_until_agent(waited, contact.queues[0], contact.channel)
+
+
 def on_conference_event(conversation_id: str, form: dict[str, Any], base: str) -> bool:
     """A conference status callback; True when it moved the caller into the conference."""
-    if form.get("StatusCallbackEvent") != "participant-join" or form.get("ParticipantLabel") != twiml.AGENT_LABEL:
+    if form.get("StatusCallbackEvent") != "participant-join":
+        return False
+    if form.get("ParticipantLabel") == twiml.CUSTOMER_LABEL:
+        _customer_joined(conversation_id)
+        return False
+    if form.get("ParticipantLabel") != twiml.AGENT_LABEL:
         return False
     call = store.get_call(conversation_id)
     if call is None or call.get("bridged_at") or not call.get("agent_leg"):

@@ -37,7 +37,7 @@ class Function:
     writes_routing_config: bool = False
     # POST /webhooks/email/ses confirms the SNS subscription of the topics the operator named.
     confirms_sns: bool = False
-    # The outbox sends e-mail replies through SES.
+    # Sends e-mail replies through SES: the outbox, and the functions an agent's reply is sent from (its request).
     sends_email: bool = False
 
 
@@ -53,9 +53,10 @@ FUNCTIONS = (
         API_TIMEOUT,
         writes_routing_config=True,
         confirms_sns=True,
+        sends_email=True,
     ),
     Function("websocket_connect", "WebsocketConnect", API_TIMEOUT),
-    Function("websocket_message", "WebsocketMessage", API_TIMEOUT),
+    Function("websocket_message", "WebsocketMessage", API_TIMEOUT, sends_email=True),
     Function("websocket_disconnect", "WebsocketDisconnect", API_TIMEOUT),
     Function("on_routing_event", "OnRoutingEvent", WORKER_TIMEOUT, consumes="routing"),
     Function("on_timer", "OnTimer", WORKER_TIMEOUT, consumes="timers"),

@@ -151,7 +151,7 @@ def test_running_it_by_hand_works_as_written(ports: dict[str, int]) -> None:
     created, stored_again, reply, closed, history, routing = answers
     assert created["agent_id"] == "ada" and created["presence"] == "Available", created
     assert stored_again == stored
-    assert reply["status"] == "queued" and reply["author"] == "ada", reply  # 202: on its way to the widget
+    assert reply["status"] == "sent" and reply["author"] == "ada", reply  # 202: sent to the widget by the request
     assert closed["state"] == "closed", closed
     texts = [m["text"] for m in history["timeline"]]
     assert texts == ["Hello, where is my order?", "Hi! It left our warehouse this morning."], texts

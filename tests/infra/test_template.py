@@ -188,7 +188,12 @@ def test_per_function_extras_go_only_where_needed(template):
     # store.routing.index_agents, runs with the operator's credentials, not a function's).
     assert {n for n, granted in by_function.items() if "dynamodb:Scan" in granted} == set()
     assert {n for n, granted in by_function.items() if "ssm:PutParameter" in granted} == {"APIHandler"}
-    assert {n for n, granted in by_function.items() if "ses:SendEmail" in granted} == {"OnOutbox"}
+    # E-mail replies are sent from the agent's request (REST or WebSocket), the outbox Lambda retrying them.
+    assert {n for n, granted in by_function.items() if "ses:SendEmail" in granted} == {
+        "APIHandler",
+        "WebsocketMessage",
+        "OnOutbox",
+    }
     # Every function: item actions on both tables and the routing index, reading the stage's parameters.
     tables = set(resources(template, "AWS::DynamoDB::Table"))
     for name, granted in by_function.items():

@@ -44,6 +44,26 @@ def rival(before_each_transaction: Callable[[int], None]) -> Iterator[list[int]]
         client.meta.events.unregister(event, act)
 
 
+@contextmanager
+def rival_before_the_join(before_each_read: Callable[[int], None]) -> Iterator[list[int]]:
+    """Run ``before_each_read(n)`` before the app's n-th read of a conversation it is about to join (the join's
+    guard: the ingest joins a conversation it read open and this customer's, with no transaction)."""
+    attempts: list[int] = []
+
+    def act(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"]["pk"]["S"].startswith("CONVERSATION#"):
+            attempts.append(len(attempts) + 1)
+            before_each_read(len(attempts))
+
+    client = app_clients.client("dynamodb")
+    event = "before-parameter-build.dynamodb.GetItem"
+    client.meta.events.register(event, act)
+    try:
+        yield attempts
+    finally:
+        client.meta.events.unregister(event, act)
+
+
 def _message(n: int) -> InboundMessage:
     return InboundMessage(
         channel="webchat",
@@ -95,9 +115,9 @@ def test_a_message_that_lost_the_race_is_stored_once_in_the_conversation_that_wo
         if attempt == 1:
             _open_conversation_elsewhere(first.customer_id, "conv_rival")
 
-    with rival(once) as attempts:
+    with rival_before_the_join(once) as attempts:
         stored = conversation_store.ingest(_message(2), T1)
-    assert attempts == [1, 2]  # lost once, planned again from fresh reads, then written
+    assert attempts == [1, 2]  # found it closed, lost the profile's pointer, planned again from fresh reads
     assert stored.conversation_id == "conv_rival" and not stored.duplicate
     assert [m["text"] for m in stored_messages()] == ["m1", "m2"]
 
@@ -108,7 +128,7 @@ def test_a_message_whose_customer_changes_at_every_attempt_is_refused_with_409_a
     def every_time(attempt: int) -> None:
         _open_conversation_elsewhere(first.customer_id, f"conv_rival_{attempt}")
 
-    with rival(every_time) as attempts, pytest.raises(Conflict) as refused:
+    with rival_before_the_join(every_time) as attempts, pytest.raises(Conflict) as refused:
         conversation_store.ingest(_message(2), T1)
     assert len(attempts) == retry.ATTEMPTS
     assert refused.value.status == 409 and "retry" in refused.value.message

@@ -8,10 +8,11 @@ import json
 
 from chalicelib import cli, clock
 from chalicelib.routing import records
+from chalicelib.routing.model import Contact
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
 from chalicelib.store import routing as routing_store
-from chalicelib.store.dynamo import from_item, key
+from chalicelib.store.dynamo import from_item, key, to_item, transact
 from tests.support import as_agent, bearer, connect_agent, create_agent, drain, offers_to, visitor_conversation
 
 
@@ -115,6 +116,8 @@ def test_a_contact_record_keeps_offers_accept_first_response_transfer_and_close(
     arrived = summary["arrived_at"]
     stored = _raw(conversation, f"RECORD#{arrived}")
     assert stored["gsi1pk"] == f"CONTACTS#{arrived[:10]}"
+    assert [e["kind"] for e in stored["events"]] == ["arrived", "queued", "offered"], "the indexed part: written once"
+    assert "gsi1pk" not in _raw(conversation, f"RECORDLOG#{arrived}"), "the rest is in no index"
     day = arrived[:10] + "T00:00:00.000000Z"
     period = list(routing_store.records_between(day, clock.plus_seconds(day, 86400)))
     assert [r["contact_id"] for r in period] == [conversation]
@@ -139,7 +142,7 @@ def test_a_period_is_read_from_the_index_without_a_scan(client):
     finally:
         dynamodb.meta.events.unregister("before-call.dynamodb.*", note)
     assert sorted(r["contact_id"] for r in found) == sorted(conversations)
-    assert "Scan" not in calls and set(calls) == {"Query"}
+    assert "Scan" not in calls and set(calls) == {"Query", "BatchGetItem"}, "the records' logs are read by key"
 
 
 def test_explain_contact_names_every_candidate_and_who_got_it(client, capsys):
@@ -171,3 +174,40 @@ def test_explain_contact_names_every_candidate_and_who_got_it(client, capsys):
     assert [d["agent_id"] for d in document["decisions"]] == [first, second]
     assert cli.main(["explain-contact", "nope"]) == 1
     assert "no contact nope" in capsys.readouterr().err
+
+
+def test_a_record_an_earlier_version_kept_in_one_item_reads_whole_with_what_this_one_appends(client):
+    """An earlier version appended every event to the indexed item: at a deploy, its open contacts' later
+    events go to the log, and readers show one record, events in order, set-once fields kept."""
+    now = clock.now_iso()
+    contact = Contact("conv_up", "cus_up", "webchat", now, sla_deadline=clock.plus_seconds(now, 600), arrived_at=now)
+    offered = contact.offered("ada", "off_up", now, clock.plus_seconds(now, 30), 20)
+    assigned = offered.assigned(now)
+    earlier = {
+        "pk": "CONTACT#conv_up",
+        "sk": f"RECORD#{now}",
+        "gsi1pk": routing_store.record_partition(now),
+        "gsi1sk": f"{now}#conv_up",
+        "contact_id": "conv_up",
+        "customer_id": "cus_up",
+        "arrived_at": now,
+        "state": "assigned",
+        "accepted_at": now,
+        "accepted_by": "ada",
+        "events": [
+            records.event("arrived", now),
+            records.event("queued", now),
+            records.event("offered", now, offer_id="off_up", agent_id="ada"),
+            records.event("accepted", now, offer_id="off_up", agent_id="ada"),
+        ],
+    }
+    aws.client("dynamodb").put_item(TableName=get_settings().routing_table, Item=to_item(earlier))
+    later = clock.plus_seconds(now, 60)
+    closed = assigned.closed(later, "resolved")
+    transact(routing_store.lifecycle_actions([records.closed(assigned, closed, later)]))
+
+    [record] = routing_store.records_of("conv_up")
+    assert [e["kind"] for e in record["events"]] == ["arrived", "queued", "offered", "accepted", "closed"]
+    assert record["state"] == "closed" and record["wrap_up"] == "resolved" and record["accepted_at"] == now
+    [period] = list(routing_store.records_between(clock.plus_seconds(now, -1), clock.plus_seconds(now, 1)))
+    assert period == record

@@ -3,7 +3,7 @@
 The flow: a customer's SMS (Twilio webhook) is routed and offered to Ada; a second customer's SMS
 waits (Ada is full) and is told their place in the queue; Ada accepts the first, replies, closes;
 the second is offered to her. Every AWS call the app makes on the way is recorded in a run without
-faults (``FLOW_SITES`` below names the 52 call sites: handler, the path through our functions,
+faults (``FLOW_SITES`` below names the 60 call sites: handler, the path through our functions,
 operation; see ``tests/faults.py``). Then, for each site in turn, the flow runs again from a clean
 moto state with the site's first call failing *before* the request (it never happened) or *after*
 it (it took effect, its answer was lost), and everyone retries as they do in life:
@@ -61,7 +61,13 @@ FIRST = ("+14155550123", "SM9f2e4d6c8b0a1f3e5d7c9b1a3f5e7d9c")
 SECOND = ("+14155550177", "SM00000000000000000000000000000177")
 REPLY = "Your order ships today."
 # The documented at-least-once window: the provider took the message, the outbox died before recording it.
-AT_LEAST_ONCE = {("outbound.record_sent", "dynamodb.TransactWriteItems", BEFORE)}  # (site, call, when)
+# The commit is plain writes, the message's own update last: a fault at any write before it (or the lookup's answer
+# lost) leaves the message leased and pending, so it is sent again after its lease. (site, call, when)
+AT_LEAST_ONCE = {
+    ("outbound.record_sent", "dynamodb.PutItem", BEFORE),
+    ("outbound.record_sent", "dynamodb.PutItem", AFTER),
+    ("outbound.record_sent", "dynamodb.UpdateItem", BEFORE),
+}
 _ATTEMPTS = 4  # how often a provider, an agent or SQS tries one thing before the test calls it stuck
 
 # Every call site of the flow in the order the fault-free run first reaches it (handler > our functions on the
@@ -72,7 +78,8 @@ FLOW_SITES = [
     "webhook_twilio_messaging > inbox.deliver > inbox.receive > conversations.ingest > retry.on_conflict > conversations.store_once > conversations._plan > conversations.customers_of > conversations._batch_get > dynamodb.GetItem",  # noqa: E501
     "webhook_twilio_messaging > inbox.deliver > inbox.receive > conversations.ingest > retry.on_conflict > conversations.store_once > conversations._write_customer > conversations._claim_identity > dynamodb.PutItem",  # noqa: E501
     "webhook_twilio_messaging > inbox.deliver > inbox.receive > conversations.ingest > retry.on_conflict > conversations.store_once > conversations._write_customer > conversations._write_profile > dynamodb.PutItem",  # noqa: E501
-    "webhook_twilio_messaging > inbox.deliver > inbox.receive > conversations.ingest > retry.on_conflict > conversations.store_once > dynamodb.TransactWriteItems",  # noqa: E501
+    "webhook_twilio_messaging > inbox.deliver > inbox.receive > conversations.ingest > retry.on_conflict > conversations.store_once > conversations._write_conversation > dynamodb.UpdateItem",  # noqa: E501
+    "webhook_twilio_messaging > inbox.deliver > inbox.receive > conversations.ingest > retry.on_conflict > conversations.store_once > conversations._claim > dynamodb.PutItem",  # noqa: E501
     "webhook_twilio_messaging > inbox.deliver > inbox.receive > conversations.ingest > retry.on_conflict > conversations.store_once > conversations._store_message > dynamodb.PutItem",  # noqa: E501
     "webhook_twilio_messaging > inbox.deliver > inbox.receive > queue.publish > sqs.SendMessage",
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router_store.get_contact > routing.get_contact > dynamodb.GetItem",  # noqa: E501
@@ -92,22 +99,29 @@ FLOW_SITES = [
     "on_outbox > outbox.process_record > outbox.handle_outbox_record > outbox._claim > outbound.claim > dynamodb.UpdateItem",  # noqa: E501
     "on_outbox > outbox.process_record > outbox.handle_outbox_record > outbox._destination > destinations.for_message > destinations.resolve > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
     "on_outbox > outbox.process_record > outbox.handle_outbox_record > outbox._destination > destinations.for_message > destinations.resolve > destinations.newest > destinations._items > destinations._fetch > conversations.inbound_page > dynamodb.Query",  # noqa: E501
-    "on_outbox > outbox.process_record > outbox.handle_outbox_record > outbox._commit > outbound.record_sent > dynamodb.TransactWriteItems",  # noqa: E501
+    "on_outbox > outbox.process_record > outbox.handle_outbox_record > outbox._commit > outbound.record_sent > dynamodb.PutItem",  # noqa: E501
+    "on_outbox > outbox.process_record > outbox.handle_outbox_record > outbox._commit > outbound.record_sent > dynamodb.UpdateItem",  # noqa: E501
     "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router._contact > router_store.get_contact > routing.get_contact > dynamodb.GetItem",  # noqa: E501
-    "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router_store.save > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
+    "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router_store.save > routing.save > dynamodb.PutItem",  # noqa: E501
+    "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router_store.save > router_store.apply_after_save > routing.record_assignment > dynamodb.UpdateItem",  # noqa: E501
+    "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router_store.save > router_store.apply_after_save > routing.record_once > dynamodb.UpdateItem",  # noqa: E501
     "accept > service.accept > router.accept > router_store.record_started > routing.record_started > dynamodb.UpdateItem",  # noqa: E501
-    "reply > work.reply > retry.on_conflict > work.send > work._contact_of > routing.get_contact > dynamodb.GetItem",
-    "reply > work.reply > retry.on_conflict > work.send > outbox.queue_reply > outbox._earlier_reply > outbound.reply_of_key > dynamodb.GetItem",  # noqa: E501
-    "reply > work.reply > retry.on_conflict > work.send > outbox.queue_reply > conversations.get_conversation > dynamodb.GetItem",  # noqa: E501
-    "reply > work.reply > retry.on_conflict > work.send > outbox.queue_reply > outbox._surviving_customer > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
-    "reply > work.reply > retry.on_conflict > work.send > outbox.queue_reply > destinations.resolve > destinations.newest > destinations._items > destinations._fetch > conversations.inbound_page > dynamodb.Query",  # noqa: E501
-    "reply > work.reply > retry.on_conflict > work.send > outbox.queue_reply > outbound.record_reply > dynamodb.TransactWriteItems",  # noqa: E501
-    "reply > work.reply > retry.on_conflict > work.send > outbox.queue_reply > outbox.dispatch > queue.send_to_outbox > sqs.SendMessage",  # noqa: E501
+    "reply > work.reply > work._contact_of > routing.get_contact > dynamodb.GetItem",
+    "reply > work.reply > outbox.queue_reply > outbox._earlier_reply > outbound.reply_of_key > dynamodb.GetItem",
+    "reply > work.reply > outbox.queue_reply > conversations.get_conversation > dynamodb.GetItem",
+    "reply > work.reply > outbox.queue_reply > outbox._surviving_customer > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
+    "reply > work.reply > outbox.queue_reply > destinations.resolve > destinations.newest > destinations._items > destinations._fetch > conversations.inbound_page > dynamodb.Query",  # noqa: E501
+    "reply > work.reply > outbox.queue_reply > outbound.record_reply > dynamodb.TransactWriteItems",
+    "reply > work.reply > outbox.queue_reply > outbox.send_recorded > outbox._commit > outbound.record_sent > dynamodb.PutItem",  # noqa: E501
+    "reply > work.reply > outbox.queue_reply > outbox.send_recorded > outbox._commit > outbound.record_sent > dynamodb.UpdateItem",  # noqa: E501
+    "reply > work.reply > work._first_response > retry.or_else > retry.on_conflict > work.mark > routing.record_first_response > dynamodb.UpdateItem",  # noqa: E501
+    "reply > work.reply > work._first_response > retry.or_else > retry.on_conflict > work.mark > routing.record_first_response > dynamodb.PutItem",  # noqa: E501
     "close > service.close > router.close > router._retrying > retry.on_conflict > router.step > router._contact > router_store.get_contact > routing.get_contact > dynamodb.GetItem",  # noqa: E501
     "close > service.close > router.close > router._retrying > retry.on_conflict > router.step > router._agent > router_store.get_agent > routing.get_agent > dynamodb.GetItem",  # noqa: E501
     "close > service.close > router.close > router._retrying > retry.on_conflict > router.step > router_store.customer_of_conversation > conversations.get_conversation > dynamodb.GetItem",  # noqa: E501
     "close > service.close > router.close > router._retrying > retry.on_conflict > router.step > router_store.save > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
-    "close > service.close > router.close > router_store.forget_open_conversation > conversations.forget_open_conversation > dynamodb.UpdateItem",  # noqa: E501
+    "close > service.close > router.close > router._retrying > retry.on_conflict > router.step > router_store.save > router_store.apply_after_save > routing.record_closing > dynamodb.UpdateItem",  # noqa: E501
+    "close > service.close > router.close > router._retrying > retry.on_conflict > router.step > router_store.save > router_store.apply_after_save > routing.record_once > dynamodb.UpdateItem",  # noqa: E501
     "close > service.close > router.close > router_store.record_handled > routing.record_handled > routing.queue_stats > dynamodb.GetItem",  # noqa: E501
     "close > service.close > router.close > router_store.record_handled > routing.record_handled > dynamodb.UpdateItem",
     "close > service.close > router.close > router._may_have_work > router.has_work_for > router._rank_for_agent > router_store.contacts_needing > routing.contacts_needing > routing._index_page > dynamodb.Query",  # noqa: E501
@@ -251,7 +265,15 @@ EXPECTED: dict[str, Any] = {
     "contacts": {f"phone#{FIRST[0]}": ("closed", "ada", "ada", 1), f"phone#{SECOND[0]}": ("offered", "ada", None, 1)},
     "distinct offers per customer": {f"phone#{FIRST[0]}": 1, f"phone#{SECOND[0]}": 1},
     "agent load": {"sms": 1},
+    "conversations": {f"phone#{FIRST[0]}": ("closed", "ada"), f"phone#{SECOND[0]}": ("open", None)},
+    "customers' open conversations": [f"phone#{SECOND[0]}"],
+    "served by": {f"phone#{FIRST[0]}": "ada"},
+    "contact records": {
+        f"phone#{FIRST[0]}": ["arrived", "queued", "offered", "accepted", "first_response", "closed"],
+        f"phone#{SECOND[0]}": ["arrived", "queued", "offered"],
+    },
     "delivered": [((FIRST[0], "reply"), 1), ((SECOND[0], "queue_position"), 1)],
+    "first responses": {f"phone#{FIRST[0]}": 1, f"phone#{SECOND[0]}": 0},
     "pending": [],
     "routing events left": 0,
     "outbox jobs left": 0,
@@ -278,11 +300,38 @@ def end_state(flow: Flow, providers: FakeProviders) -> dict[str, Any]:
         "contacts": contacts,
         "distinct offers per customer": {phone_of[c]: n for c, n in offers.items()},
         "agent load": routing_store.get_agent("ada").load,  # type: ignore[union-attr]
+        # Written after the accept's and the close's saves: a retry writes them again.
+        "conversations": {
+            phone_of[i["conversation_id"]]: (i["status"], i.get("agent_id"))
+            for i in items
+            if i["sk"] == "META" and i.get("conversation_id") in phone_of
+        },
+        "customers' open conversations": sorted(
+            phone_of[i["open_conversation_id"]]
+            for i in items
+            if i["sk"] == "PROFILE" and i.get("open_conversation_id") in phone_of
+        ),
+        "contact records": {
+            phone_of[c]: [e["kind"] for r in routing_store.records_of(c) for e in r["events"]] for c in phone_of
+        },
+        "served by": {
+            phone_of[c]: i["last_agent_id"]
+            for i in items
+            if i["sk"] == "PROFILE" and i.get("last_agent_id")
+            for c in phone_of
+            if any(m["conversation_id"] == c and m["customer_id"] == i["customer_id"] for m in messages)
+        },
         "delivered": sorted(Counter((r.form["To"], kind_of.get(r.form["Body"])) for r in sent).items()),
+        "first responses": {phone_of[cid]: _first_responses(cid) for cid in set(phone_of)},
         "pending": [i["message_id"] for i in items if i.get("pending_send")],
         "routing events left": queued_message_count(),
         "outbox jobs left": queue_depth(outbox_queue_name()),
     }
+
+
+def _first_responses(contact_id: str) -> int:
+    """How many first responses the contact's records tell of (a reply marks one, once)."""
+    return [e["kind"] for r in routing_store.records_of(contact_id) for e in r["events"]].count("first_response")
 
 
 @pytest.fixture
@@ -303,7 +352,7 @@ def test_the_flow_without_faults_makes_exactly_these_calls(flow, fake):  # noqa:
     sites = list(dict.fromkeys(c.label for c in faults.calls))
     assert sites == FLOW_SITES, "the flow's AWS call sites changed; FLOW_SITES = " + json.dumps(sites, indent=4)
     assert end_state(flow, fake) == EXPECTED
-    assert len(FLOW_SITES) == 52
+    assert len(FLOW_SITES) == 60
 
 
 def _case_id(index: int, site: str, when: str) -> str:

@@ -19,6 +19,7 @@ from chalice.test import Client
 
 import tests.support as support
 from chalicelib.settings import outbox_queue_name
+from tests.fakes.providers import TWILIO, FakeProviders, fake_providers  # noqa: F401 (a fixture)
 from tests.support import (
     CHANNEL_SECRETS,
     DEV_SIGNING_KEY,
@@ -148,6 +149,7 @@ def test_a_whole_flow_logs_no_message_text_number_address_token_or_secret(
     captured: None,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
+    fake_providers: FakeProviders,  # noqa: F811
 ) -> None:
     sms_body = fixture("twilio/inbound_sms.txt")
     assert unquote_plus(sms_body.decode()).count(SMS_TEXT) == 1 and CUSTOMER_NUMBER in unquote_plus(sms_body.decode())
@@ -174,8 +176,14 @@ def test_a_whole_flow_logs_no_message_text_number_address_token_or_secret(
         headers=as_agent("ada"),
         body=json.dumps({"text": REPLY_TEXT}),
     )
+    assert response.status_code == 202, response.body  # sent from the request, to the widget
+    fake_providers.fail_next(1, status=503, api=TWILIO)  # the SMS reply's own send fails: the outbox Lambda's turn
+    response = client.http.post(
+        f"/conversations/{sms_conversation}/messages", headers=as_agent("ada"), body=json.dumps({"text": REPLY_TEXT})
+    )
     assert response.status_code == 202, response.body
     assert _pump_outbox(client) == 1
+    assert [r.form["Body"] for r in fake_providers.sent(TWILIO)] == [REPLY_TEXT]
     tick = client.events.generate_cw_event("aws.events", "Scheduled Event", {}, [])
     assert client.lambda_.invoke("sweep_offers", tick).payload == {"offers": 0, "outbox_requeued": 0}
 

@@ -111,7 +111,8 @@ def test_a_delivery_that_crashed_after_its_claim_is_stored_when_retried(atomic_m
     timestamp, token = str(int(time.time())), "c" * 50
     body = signed(email(3), timestamp, token)
 
-    with fails_once("dynamodb", "TransactWriteItems") as fired, pytest.raises(EndpointConnectionError):
+    # The first UpdateItem is the new conversation's, written before the message's claim and the message.
+    with fails_once("dynamodb", "UpdateItem") as fired, pytest.raises(EndpointConnectionError):
         inbox.deliver(mailgun.ADAPTER, request(body))
     assert fired and stored_messages() == []
 
@@ -122,3 +123,22 @@ def test_a_delivery_that_crashed_after_its_claim_is_stored_when_retried(atomic_m
     assert [m["text"] for m in stored_messages()] == ["Where is order 4403?"]
     with pytest.raises(Unauthenticated, match="already used"):
         inbox.deliver(mailgun.ADAPTER, request(body))
+
+
+def test_a_retry_of_a_delivery_stored_but_never_routed_is_routed_and_then_refused(atomic_moto):
+    """The token's item is written once (no "used" update): the very same request again is admitted as far as the
+    e-mail's own dedupe, which stores nothing twice; its routing event is queued again (the first attempt died
+    before queueing it), and the request is refused as used."""
+    from tests.support import queued_message_count
+
+    timestamp, token = str(int(time.time())), "d" * 50
+    body = signed(email(5), timestamp, token)
+
+    with fails_once("sqs", "SendMessage") as fired, pytest.raises(EndpointConnectionError):
+        inbox.deliver(mailgun.ADAPTER, request(body))
+    assert fired and len(stored_messages()) == 1 and queued_message_count() == 0
+
+    with pytest.raises(Unauthenticated, match="already used"):
+        inbox.deliver(mailgun.ADAPTER, request(body))
+    assert len(stored_messages()) == 1
+    assert queued_message_count() == 1, "the retry queued the routing event the first attempt never sent"

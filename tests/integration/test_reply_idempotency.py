@@ -2,8 +2,9 @@
 
 The reply API takes a client idempotency key (``client_message_id``: the console makes one per
 composed message and sends it again when it retries). The message, its pending-send mark and the
-key's record are one DynamoDB transaction; the SQS send comes after and may fail, because the
-sweeper queues whatever stayed pending (the transactional outbox). Faults are injected at the AWS
+key's record are one DynamoDB transaction; the request then sends it itself, and when that fails
+the outbox queue retries it; the queue send may fail too, because the sweeper queues whatever
+stayed pending (the transactional outbox). Faults are injected at the AWS
 boundary with botocore hooks; the customer's phone is the fake Twilio server.
 """
 
@@ -31,7 +32,16 @@ from tests.integration.test_outbound import (  # noqa: F401 (fixtures)
     queue_depth,
     sms_from,
 )
-from tests.support import agent_says, answer_lost_once, as_agent, connect_agent, create_agent, drain, fails_once
+from tests.support import (
+    agent_says,
+    answer_lost_once,
+    as_agent,
+    connect_agent,
+    create_agent,
+    drain,
+    fails_once,
+    lambda_service_sqs,
+)
 
 LATER = 120  # seconds: the sweeper's next pass, when a message left pending is old enough to be picked up
 
@@ -56,6 +66,23 @@ def _sweep_later() -> int:
     return outbox.requeue_pending(clock.plus_seconds(clock.now_iso(), LATER))
 
 
+def _outbox_later(seconds: float) -> int:
+    """Every job on the outbox queue handled ``seconds`` from now (leases and backoffs over), then deleted."""
+    sqs = lambda_service_sqs()
+    url = sqs.get_queue_url(QueueName=outbox_queue_name())["QueueUrl"]
+    later, handled = clock.plus_seconds(clock.now_iso(), seconds), 0
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for m in messages:
+            try:
+                outbox.handle_outbox_record(m["Body"], later, attempt=2)
+            except Exception:  # back on the queue, as SQS redelivers a failed record
+                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+                raise
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            handled += 1
+    return handled
+
+
 def test_the_write_succeeded_but_its_answer_was_lost_and_the_agents_retry_sends_it_once(app, fake):
     conversation = _assigned_sms(app)
     key = str(uuid.uuid4())
@@ -63,6 +90,7 @@ def test_the_write_succeeded_but_its_answer_was_lost_and_the_agents_retry_sends_
     with answer_lost_once("dynamodb", "TransactWriteItems") as fired:
         first = _reply(app, conversation, "Your order ships today.", key)
     assert fired and first.status_code == 500  # the agent saw an error: the console retries with the same key
+    assert fake.sent(TWILIO) == [], "the request failed with its record: it sent nothing"
 
     retry = _reply(app, conversation, "Your order ships today.", key)
     assert retry.status_code == 202, retry.body
@@ -70,8 +98,11 @@ def test_the_write_succeeded_but_its_answer_was_lost_and_the_agents_retry_sends_
     assert retry.json_body["message_id"] == message["message_id"]
     assert retry.json_body["client_message_id"] == key
 
-    while pump(app).received:
-        pass
+    # The first request leased the message as it recorded it: the job the retry queued waits for that lease
+    # (the first request might still be sending), then sends it.
+    with pytest.raises(outbox.SendInProgress):
+        _outbox_later(1)
+    assert _outbox_later(outbox.REQUEST_LEASE_SECONDS + 1) == 1
     _sweep_later()
     while pump(app).received:
         pass
@@ -91,21 +122,21 @@ def test_a_retry_after_success_answers_the_first_replys_result(app, fake):
     assert len(_outbound()) == 1 and len(fake.sent(TWILIO)) == 1
 
 
-def test_a_failed_queue_send_still_answers_202_and_the_sweeper_sends_the_message(app, fake):
+def test_a_failed_send_and_a_failed_queue_send_still_answer_202_and_the_sweeper_sends_the_message(app, fake):
     conversation = _assigned_sms(app)
+    fake.fail_next(1, status=503, api=TWILIO)  # the send from the request fails: its job would retry it
     aws.client("sqs")
-    with fails_once("sqs", "SendMessage") as fired:
+    with fails_once("sqs", "SendMessage") as fired:  # and the job is lost too
         answer = _reply(app, conversation, "Ships today.", str(uuid.uuid4()))
     assert fired and answer.status_code == 202, answer.body
     assert queue_depth(outbox_queue_name()) == 0
     [message] = _outbound()
-    assert message["status"] == "queued" and message["pending_send"]
+    assert message["status"] == "sending" and message["pending_send"] and "lease_until" not in message
 
     assert outbox.requeue_pending(clock.now_iso()) == 0, "too young: its own send may still be on the way"
     assert _sweep_later() == 1
     assert pump(app) == Pumped(1, [])
-    [request] = fake.sent(TWILIO)
-    assert request.form["Body"] == "Ships today."
+    assert [r.form["Body"] for r in fake.sent(TWILIO)] == ["Ships today."]
     [message] = _outbound()
     assert message["status"] == "sent" and "pending_send" not in message
     assert _sweep_later() == 0, "a sent message is no longer pending"
@@ -113,6 +144,7 @@ def test_a_failed_queue_send_still_answers_202_and_the_sweeper_sends_the_message
 
 def test_the_sweeper_queueing_a_message_whose_job_also_arrives_sends_it_once(app, fake):
     conversation = _assigned_sms(app)
+    fake.fail_next(1, status=503, api=TWILIO)  # not sent from the request: its job is queued
     assert _reply(app, conversation, "Ships today.", None).status_code == 202
     assert _sweep_later() == 1  # the message's own job has not been handled yet: queued twice now
     assert pump(app).received == 2

@@ -79,7 +79,7 @@ def _items_of(contact_id: str) -> set[str]:
     return {
         i["sk"]
         for i in all_items(TABLE)
-        if i["pk"] == f"CONTACT#{contact_id}" and not i["sk"].startswith(("RECORD#", "DECISION#"))
+        if i["pk"] == f"CONTACT#{contact_id}" and not i["sk"].startswith(("RECORD#", "RECORDLOG#", "DECISION#"))
     }
 
 
@@ -99,7 +99,7 @@ def test_a_contact_queued_by_the_previous_version_is_offered_accepted_and_closed
     outcome = engine.handle(AgentFreed("ada", cause="test"))
 
     assert [o.contact.contact_id for o in outcome.offers] == ["conv_old_1"]
-    assert _items_of("conv_old_1") == {"CONTACT", "OFFER"}, "the previous version's waiting copies are gone"
+    assert _items_of("conv_old_1") == {"CONTACT"}, "the previous version's waiting copies are gone"
     assert routing_store.waiting_contacts("default") == []
     assert routing_store.waiting_summary("default") == (0, None)
     assert [c.contact_id for c in routing_store.work_of("ada")] == ["conv_old_1"]
@@ -161,7 +161,60 @@ def test_this_version_keeps_a_contacts_main_index_key_on_its_own_item(client):
     assert [c.contact_id for c in routing_store.waiting_contacts("default")] == ["conv_new"]
 
     [offer] = engine.handle(AgentFreed("ada", cause="test")).offers
-    assert _items_of("conv_new") == {"CONTACT", "OFFER"}
+    assert _items_of("conv_new") == {"CONTACT"}, "an open offer is found by the contact's own item"
     assert [c.contact_id for c in routing_store.work_of("ada")] == ["conv_new"]
     assert [c.contact_id for c in routing_store.expired_offers(clock.plus_seconds(now, 3600))] == ["conv_new"]
     assert offer.contact.contact_id == "conv_new"
+
+
+def _store_as_layout_2(contact: Contact) -> None:
+    """What the version before this one stored for an offered contact: its own item under ``WORK#<agent>`` and
+    an ``OFFER`` copy under ``OFFERED`` by the offer's expiry."""
+    values = {
+        "pk": f"CONTACT#{contact.contact_id}",
+        "sk": "CONTACT",
+        **{name: getattr(contact, name) for name in Contact.__dataclass_fields__},
+        "state": contact.state.value,
+        "queues": list(contact.queues),
+        "declined_by": list(contact.declined_by),
+        "escalation": [],
+        "layout": 2,
+    }
+    items = [
+        {**values, "gsi1pk": f"WORK#{contact.offered_to}", "gsi1sk": contact.enqueued_at},
+        {
+            **values,
+            "sk": "OFFER",
+            "gsi1pk": "OFFERED",
+            "gsi1sk": f"{contact.offer_expires_at}#{contact.contact_id}",
+        },
+    ]
+    aws.client("dynamodb").transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": TABLE, "Item": to_item({k: v for k, v in i.items() if v is not None})}} for i in items
+        ]
+    )
+
+
+def test_a_contact_offered_with_an_offer_copy_is_listed_once_expired_once_and_leaves_no_copy(client):
+    now = clock.now_iso()
+    agent = _ada()
+    expires = clock.plus_seconds(now, 30)
+    for n in (4, 5):
+        offered = Contact(f"conv_old_{n}", f"cus_old_{n}", "webchat", now).offered(
+            "ada", f"off_old_{n}", now, expires, 1
+        )
+        _store_as_layout_2(offered)
+    routing_store.save_agent(agent, agent.reserved("webchat", 1).reserved("webchat", 1))
+    assert sorted(c.contact_id for c in routing_store.work_of("ada")) == ["conv_old_4", "conv_old_5"]
+    later = clock.plus_seconds(now, 60)
+    assert [c.contact_id for c in routing_store.expired_offers(later)] == ["conv_old_4", "conv_old_5"]
+
+    router = engine.router()
+    router.accept("ada", "conv_old_4", "off_old_4")
+    assert _items_of("conv_old_4") == {"CONTACT"}, "the OFFER copy is gone with the accept"
+    assert router.expire_offer("conv_old_5", "off_old_5", later)
+    assert _items_of("conv_old_5") == {"CONTACT", "NEED#default", "AGE#default"}, "back in the queue, no OFFER"
+
+    assert routing_store.expired_offers(later) == []
+    assert [(c.contact_id, c.state) for c in routing_store.work_of("ada")] == [("conv_old_4", ContactState.ASSIGNED)]

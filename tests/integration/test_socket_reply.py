@@ -17,6 +17,7 @@ from chalice.test import Client
 
 from tests.fakes.providers import TWILIO, FakeProviders, fake_providers  # noqa: F401 (a fixture)
 from tests.integration.test_outbound import _outbound, app, fake, pump, sms_from  # noqa: F401 (fixtures)
+from tests.integration.test_reply_sent_inline import _sweep_and_send_later
 from tests.support import (
     agent_says,
     answer_lost_once,
@@ -105,6 +106,10 @@ def test_a_reply_whose_write_answer_was_lost_is_answered_with_an_error_and_its_r
     assert retry["type"] == "replied", retry
     [message] = _outbound()
     assert retry["message"]["message_id"] == message["message_id"]
+    # The reply was recorded leased to the request that died: the retry answers it, and the sweeper sends it once
+    # the lease is over (the retry cannot tell a dead request from one still sending).
+    assert _delivered(app, fake) == []
+    assert _sweep_and_send_later() == 1
     assert _delivered(app, fake) == [TEXT]
 
 

@@ -70,6 +70,10 @@ def _requests(fake: FakeProviders, method: str, suffix: str) -> list:
     return [r for r in fake.requests if r.api == VOICE and r.method == method and r.path.split("?")[0].endswith(suffix)]
 
 
+def _emf(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"')]
+
+
 def _members(fake: FakeProviders) -> list:
     return [r for r in fake.requests if r.api == VOICE and "/Members/" in r.path and r.status == 200]
 
@@ -84,7 +88,7 @@ def _offered_call(client, world: VoiceWorld, fake: FakeProviders, agent_mode: st
     return connection, offer["contact_id"], caller.sid
 
 
-def test_an_accepted_call_rings_the_agents_phone_once_and_bridges_the_caller_once(client, world, fake):
+def test_an_accepted_call_rings_the_agents_phone_once_and_bridges_the_caller_once(client, world, fake, capsys):
     connection, conversation, caller = _offered_call(client, world, fake)
     post = poster(client)
 
@@ -112,28 +116,32 @@ def test_an_accepted_call_rings_the_agents_phone_once_and_bridges_the_caller_onc
     assert dequeue.path.endswith(f"/Members/{caller}.json")
     assert dequeue.form["Url"] == f"{PUBLIC_BASE_URL}/webhooks/twilio/voice/bridge?conversation={conversation}"
     assert voice_store.get_call(conversation)["bridged_at"]
+    waits = [d for d in _emf(capsys.readouterr().out) if "WaitUntilAgent" in d]
+    assert len(waits) == 1 and (waits[0]["queue"], waits[0]["channel"]) == ("default", "voice")
 
-    # Twilio repeats the agent's join callback: nothing moves twice.
-    world.pending.append(
-        (
-            f"{PUBLIC_BASE_URL}/webhooks/twilio/voice/conference?conversation={conversation}",
-            sorted(
-                {
-                    "AccountSid": world.account_sid,
-                    "ConferenceSid": next(iter(world.conferences)),
-                    "FriendlyName": conversation,
-                    "StatusCallbackEvent": "participant-join",
-                    "SequenceNumber": "1",
-                    "CallSid": agent_leg,
-                    "ParticipantLabel": "agent",
-                }.items()
-            ),
-            twiml.CALLBACK,
-            None,
+    # Twilio repeats both join callbacks: nothing moves twice.
+    for sequence, (sid, label) in enumerate(((agent_leg, "agent"), (caller, "customer")), start=1):
+        form = {
+            "AccountSid": world.account_sid,
+            "ConferenceSid": next(iter(world.conferences)),
+            "FriendlyName": conversation,
+            "StatusCallbackEvent": "participant-join",
+            "SequenceNumber": str(sequence),
+            "Timestamp": "Wed, 02 Dec 2026 06:20:00 +0000",
+            "CallSid": sid,
+            "ParticipantLabel": label,
+        }
+        world.pending.append(
+            (
+                f"{PUBLIC_BASE_URL}/webhooks/twilio/voice/conference?conversation={conversation}",
+                sorted(form.items()),
+                twiml.CALLBACK,
+                None,
+            )
         )
-    )
     world.deliver(post, base=PUBLIC_BASE_URL)
     assert len(_members(fake)) == 1, "one bridge"
+    assert not [d for d in _emf(capsys.readouterr().out) if "WaitUntilAgent" in d], "the wait is measured once"
     assert len(_requests(fake, "POST", "/Calls.json")) == 1, "one agent leg"
 
 
@@ -171,6 +179,16 @@ def test_the_agent_leg_url_of_an_unclaimed_contact_hangs_up(client, world, fake)
     )
     assert status == 200
     assert [e.tag for e in twiml.check(body)] == ["Hangup"]
+
+
+def test_a_stale_agent_leg_answered_late_hangs_up_instead_of_joining_as_a_second_agent(client, world, fake):
+    connection, conversation, _caller = _offered_call(client, world, fake)
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    status, body = poster(client)(
+        f"{PUBLIC_BASE_URL}/webhooks/twilio/voice/agent-leg?conversation={conversation}",
+        [("AccountSid", world.account_sid), ("CallSid", "CA" + "9" * 32), ("CallStatus", "in-progress")],
+    )
+    assert status == 200 and [e.tag for e in twiml.check(body)] == ["Hangup"]
 
 
 def test_voice_webhooks_refuse_unsigned_requests_and_bad_queries(client, world, fake):
@@ -262,3 +280,30 @@ def test_a_caller_hanging_up_in_the_queue_is_abandoned_once_and_nobody_is_called
     accepted = agent_says(client, connection, action="accept", contact_id=conversation)
     assert accepted.get("status") == 409
     assert _requests(fake, "POST", "/Calls.json") == [], "nobody is called for the dead call"
+
+
+def test_two_accepts_at_once_place_one_agent_leg(client, world, fake):
+    """The WebSocket and the REST API accept at the same moment: the claim (one conditional write) lets one
+    place the agent's call."""
+    import threading
+
+    from chalicelib.voice import connect
+
+    connection, conversation, _caller = _offered_call(client, world, fake)
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    voice_store.drop_agent_leg(conversation, _requests(fake, "POST", "/Calls.json")[0].answer["sid"])
+    fake.requests.clear()
+    contact = routing_store.get_contact(conversation)
+    barrier, placed = threading.Barrier(4), []
+
+    def accept_again() -> None:
+        barrier.wait()
+        placed.append(connect.on_accept(contact))
+
+    threads = [threading.Thread(target=accept_again) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len([sid for sid in placed if sid]) == 1
+    assert len(_requests(fake, "POST", "/Calls.json")) == 1

@@ -165,6 +165,6 @@ def test_follow_up_joins_the_open_conversation_and_close_ends_it(client):
     assert third["customer_id"] == first["customer_id"]
     meta = {i["conversation_id"]: i for i in data_items() if i["sk"] == "META"}
     assert meta[conversation]["status"] == "closed"
-    assert meta[conversation]["message_count"] == 2
+    assert [m["conversation_id"] for m in stored_messages()] == [conversation, conversation, third["conversation_id"]]
     assert meta[conversation]["agent_id"] == "ada"
     assert meta[third["conversation_id"]]["status"] == "open"

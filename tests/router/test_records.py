@@ -144,6 +144,51 @@ def test_a_contact_record_keeps_its_lifecycle_offer_outcomes_and_sla(world: Worl
     )
 
 
+def test_an_accept_and_a_close_retried_record_once_what_they_write_after_their_save(world: World) -> None:
+    """Accept and close write their record events after the contact's save; a retry that finds the change made
+    writes them again in case the first attempt died in between, and only then."""
+    agent(world, "dan", {"billing": 3, "english": 2})
+    write(world, "c1", "refund")
+    world.clock.set(at(5))
+    world.router.accept("dan", "c1")
+    world.clock.set(at(9))
+    world.router.accept("dan", "c1")  # the console's retry (or a double click)
+    world.clock.set(at(100))
+    world.router.close("dan", "c1", "resolved")
+    world.clock.set(at(101))
+    world.router.close("dan", "c1", "resolved")
+
+    found = summary(world, "c1")
+    assert [e["kind"] for e in found["lifecycle"]] == ["arrived", "queued", "offered", "accepted", "closed"]
+    assert (found["wait_seconds"], found["handle_seconds"]) == (5, 95), "the first attempt's moments"
+
+
+def test_a_close_retried_late_leaves_the_customer_with_the_agent_who_served_them_since(world: World) -> None:
+    agent(world, "dan", {"billing": 3, "english": 2})
+    agent(world, "eve", {"billing": 3, "english": 2})
+    for conversation, when in (("c1", T0), ("c2", at(200))):
+        world.clock.set(when)
+        message = ConversationMessage(conversation, "cus_same", "webchat", f"m_{when}", when, "refund")
+        world.router.handle(message, when)
+        world.run()
+        contact = world.router.store.get_contact(conversation)
+        assert contact is not None and contact.offered_to
+        world.router.accept(contact.offered_to, conversation)
+        world.clock.set(clock.plus_seconds(when, 100))
+        world.router.close(contact.offered_to, conversation, "resolved")
+    later = world.router.store.get_contact("c2")
+    assert later is not None and later.assigned_to
+    first = world.router.store.get_contact("c1")
+    assert first is not None and first.assigned_to
+
+    world.clock.set(at(400))
+    world.router.close(first.assigned_to, "c1", "resolved")  # a stale console's retry
+
+    profile = world.router.store.get_customer("cus_same")
+    assert profile is not None
+    assert (profile["last_agent_id"], profile["last_served_at"]) == (later.assigned_to, later.closed_at)
+
+
 def test_an_expired_offer_escalations_and_a_late_accept_missing_the_sla_are_recorded(world: World) -> None:
     agent(world, "ann", {"billing": 4, "english": 3})
     write(world, "c1", "refund")
