@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt infra/requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
+# The console softphone's npm packages (@twilio/voice-sdk, pinned in chalicelib/console/vendor) install with it.
+SOFTPHONE := chalicelib/console/vendor
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt infra/requirements.txt pyproject.toml $(SOFTPHONE)/package-lock.json | cksum | cut -d' ' -f1)
 # Template scanners (cfn-lint, checkov) live apart: checkov pins a boto3 the app cannot take.
 SCAN_VENV := .venv-scan
 SCAN_STAMP := $(SCAN_VENV)/.installed-$(shell cat infra/requirements-scan.txt | cksum | cut -d' ' -f1)
@@ -15,15 +17,18 @@ STAGE ?= dev
 CDK_CONTEXT := -c stage=$(STAGE) $(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL)) \
 	$(if $(PUBLIC_BASE_URL),-c publicBaseUrl=$(PUBLIC_BASE_URL)) $(if $(SNS_TOPIC_ARNS),-c snsTopicArns=$(SNS_TOPIC_ARNS)) \
 	$(if $(TWILIO_ACCOUNT_SID),-c twilioAccountSid=$(TWILIO_ACCOUNT_SID)) \
+	$(if $(TWILIO_API_KEY_SID),-c twilioApiKeySid=$(TWILIO_API_KEY_SID)) \
+	$(if $(TWILIO_TWIML_APP_SID),-c twilioTwimlAppSid=$(TWILIO_TWIML_APP_SID)) \
 	$(if $(EMAIL_FROM_ADDRESS),-c emailFromAddress=$(EMAIL_FROM_ADDRESS)) $(CONTEXT)
 TEMPLATE = infra/cdk.out/switchboard-$(STAGE).template.json
 
 .PHONY: demo local test chromium lint typecheck unit integration e2e rules-check synth scan deploy clean
 
-$(STAMP): requirements.txt requirements-dev.txt infra/requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt infra/requirements.txt pyproject.toml $(SOFTPHONE)/package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	cd $(SOFTPHONE) && npm ci --no-audit --no-fund --loglevel=error
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 ## demo: start the local stack, play 4 agents and 12 contacts on six channels, print SLA per queue and channel
@@ -101,4 +106,5 @@ e2e: $(STAMP)
 	$(PY) -m pytest tests/e2e tests/local
 
 clean:
-	rm -rf $(VENV) $(SCAN_VENV) .pytest_cache .mypy_cache .ruff_cache infra/node_modules infra/cdk.out infra/chalice.out
+	rm -rf $(VENV) $(SCAN_VENV) .pytest_cache .mypy_cache .ruff_cache infra/node_modules infra/cdk.out infra/chalice.out \
+		$(SOFTPHONE)/node_modules

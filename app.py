@@ -386,6 +386,23 @@ def console_page() -> Response:
     return Response(body=pages.console_html(), headers=pages.console_headers())
 
 
+@route("/console/voice-sdk/{name}", methods=["GET"])
+def voice_sdk(name: str) -> Response:
+    """Twilio's Voice JavaScript SDK (npm, pinned) for the console's softphone: served here, never from a CDN."""
+    from chalicelib.console import pages
+
+    return Response(body=pages.voice_sdk(name), headers=pages.voice_sdk_headers())
+
+
+@route("/voice/token", methods=["GET"])
+@signed_in(auth.AGENT)
+def voice_token(principal: auth.Principal) -> Response:
+    """An access token for the agent's softphone (the Voice SDK's ``Device``), valid for an hour."""
+    from chalicelib.voice import tokens
+
+    return Response(body=tokens.for_agent(principal.agent_id).as_dict(), headers={"Cache-Control": "no-store"})
+
+
 @route("/widget.js", methods=["GET"])
 def widget_script() -> Response:
     from chalicelib.console import pages

@@ -50,6 +50,17 @@ def sla(met: bool, queue: str, channel: str) -> None:
     _record("SLAMet" if met else "SLABreached", MetricUnit.Count, 1, queue, channel, PER_QUEUE, STAGE_WIDE)
 
 
+def wait_until_agent(seconds: float, queue: str, channel: str) -> None:
+    """A caller's wait, from joining the queue to the moment they are in the conference with the agent."""
+    _record("WaitUntilAgent", MetricUnit.Seconds, seconds, queue, channel, PER_QUEUE)
+
+
+def abandoned(seconds: float, queue: str, channel: str) -> None:
+    """A customer gave up while waiting (a caller hung up): the count and the time to abandon, per queue."""
+    _record("Abandoned", MetricUnit.Count, 1, queue, channel, PER_QUEUE)
+    _record("TimeToAbandon", MetricUnit.Seconds, seconds, queue, channel, PER_QUEUE)
+
+
 def flush() -> None:
     """Write what this invocation recorded: one EMF document per queue and channel, then forget it."""
     if not _pending:

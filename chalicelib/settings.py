@@ -18,6 +18,8 @@ from functools import lru_cache
 WEBCHAT_SECRET = "WEBCHAT_SECRET"
 API_CHANNEL_SECRET = "API_CHANNEL_SECRET"
 TWILIO_AUTH_TOKEN = "TWILIO_AUTH_TOKEN"
+# The secret of the Twilio API key (SK...) that signs the console softphone's access tokens.
+TWILIO_API_KEY_SECRET = "TWILIO_API_KEY_SECRET"
 META_APP_SECRET = "META_APP_SECRET"
 META_VERIFY_TOKEN = "META_VERIFY_TOKEN"
 TELEGRAM_SECRET_TOKEN = "TELEGRAM_SECRET_TOKEN"
@@ -32,6 +34,7 @@ SECRET_NAMES = (
     WEBCHAT_SECRET,
     API_CHANNEL_SECRET,
     TWILIO_AUTH_TOKEN,
+    TWILIO_API_KEY_SECRET,
     META_APP_SECRET,
     META_VERIFY_TOKEN,
     TELEGRAM_SECRET_TOKEN,
@@ -45,6 +48,7 @@ SECRET_PURPOSES = {
     WEBCHAT_SECRET: "web chat: signs what the widget posts (any long random string)",
     API_CHANNEL_SECRET: "API channel: your own systems sign their posts with it",
     TWILIO_AUTH_TOKEN: "Twilio SMS, voice and WhatsApp: the account's Auth Token",
+    TWILIO_API_KEY_SECRET: "Twilio voice softphone: the secret of the API key (TWILIO_API_KEY_SID) signing tokens",
     META_APP_SECRET: "WhatsApp Cloud, Messenger, Instagram: the Meta app's App Secret",
     META_VERIFY_TOKEN: "Meta: the Verify Token you type into the webhook settings (any random string)",
     META_ACCESS_TOKEN: "Meta: the system user's access token, to send replies",
@@ -86,6 +90,10 @@ class Settings:
     routing_config_parameter: str | None = None
     # Outbound sends. The account our Twilio messages are sent from (AC...), with TWILIO_AUTH_TOKEN.
     twilio_account_sid: str | None = None
+    # The console's softphone: the API key (SK...) whose secret (TWILIO_API_KEY_SECRET) signs its access tokens,
+    # and the TwiML App (AP...) its calls go to (Voice URL: /webhooks/twilio/voice/agent).
+    twilio_api_key_sid: str | None = None
+    twilio_twiml_app_sid: str | None = None
     # Provider API roots; tests point them at local fakes.
     twilio_api_base: str = "https://api.twilio.com"
     meta_graph_base: str = "https://graph.facebook.com"
@@ -150,6 +158,8 @@ def get_settings() -> Settings:
         sns_topic_arns=tuple(a.strip() for a in os.environ.get("SNS_TOPIC_ARNS", "").split(",") if a.strip()),
         routing_config_parameter=os.environ.get("SWITCHBOARD_ROUTING_CONFIG_PARAMETER") or None,
         twilio_account_sid=os.environ.get("TWILIO_ACCOUNT_SID") or None,
+        twilio_api_key_sid=os.environ.get("TWILIO_API_KEY_SID") or None,
+        twilio_twiml_app_sid=os.environ.get("TWILIO_TWIML_APP_SID") or None,
         twilio_api_base=_env("TWILIO_API_BASE", "https://api.twilio.com").rstrip("/"),
         meta_graph_base=_env("META_GRAPH_BASE", "https://graph.facebook.com").rstrip("/"),
         telegram_api_base=_env("TELEGRAM_API_BASE", "https://api.telegram.org").rstrip("/"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -26,6 +26,7 @@ from chalicelib.routing.router import Router
 from chalicelib.settings import get_settings
 from chalicelib.store import queue
 from chalicelib.store import routing as store
+from chalicelib.store import voice as voice_store
 from chalicelib.store.dynamo import TransactionConflict
 from chalicelib.store.retry import StillConflicting, on_conflict, or_else
 
@@ -34,6 +35,10 @@ WEBCHAT = "webchat"
 
 T = TypeVar("T")
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+E164 = Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")]
+VoiceMode = Literal["softphone", "phone"]
 
 
 class NewAgent(BaseModel):
@@ -50,6 +55,9 @@ class NewAgent(BaseModel):
     channel_costs: dict[Name, Annotated[int, Field(ge=1, le=10_000)]] = Field(default_factory=dict)
     max_per_channel: dict[Name, Annotated[int, Field(ge=0, le=100)]] = Field(default_factory=dict)
     presence: Annotated[Presence, Field(strict=False)] = Presence.OFFLINE
+    # How they take phone calls: the console's softphone (the default), or a call to their own number.
+    phone: E164 | None = None
+    voice_mode: VoiceMode | None = None
 
 
 def validate(model: type[BaseModel], document: Any) -> Any:
@@ -94,10 +102,13 @@ def create_agent(document: Any) -> Agent:
         idle_since=now,
     )
     _check_pool_entries(agent)
+    voice_setup = _voice_setup(None, spec.phone, spec.voice_mode)
     try:
         store.create_agent(agent)
     except TransactionConflict:
         raise Conflict(f"agent {spec.agent_id} already exists") from None
+    if voice_setup is not None:
+        voice_store.set_agent_phone(agent.agent_id, *voice_setup)
     if agent.takes_work:
         queue.publish(AgentFreed(agent.agent_id, cause=f"created-{now}"))
     return agent
@@ -114,6 +125,23 @@ class AgentChanges(BaseModel):
     capacity: Annotated[int, Field(ge=0, le=10_000)] | None = None
     channel_costs: dict[Name, Annotated[int, Field(ge=1, le=10_000)]] | None = None
     max_per_channel: dict[Name, Annotated[int, Field(ge=0, le=100)]] | None = None
+    phone: E164 | None = None
+    voice_mode: VoiceMode | None = None
+
+
+def _voice_setup(
+    current: dict[str, Any] | None, phone: str | None, voice_mode: str | None
+) -> tuple[str | None, str] | None:
+    """(phone, voice_mode) to store, None when neither is given; ``phone`` mode needs a number."""
+    if phone is None and voice_mode is None:
+        return None
+    number = phone or (current or {}).get("phone")
+    mode = voice_mode or (current or {}).get("voice_mode") or "softphone"
+    if mode == "phone" and not number:
+        raise InvalidPayload(
+            "voice_mode phone needs the agent's phone number", [{"field": "phone", "problem": "is required"}]
+        )
+    return number, mode
 
 
 def update_agent(agent_id: str, document: Any) -> Agent:
@@ -124,6 +152,12 @@ def update_agent(agent_id: str, document: Any) -> Agent:
         if unknown:
             raise InvalidPayload(f"unknown queues: {', '.join(unknown)}", [{"field": "queues", "problem": "unknown"}])
     values = {k: v for k, v in changes.model_dump().items() if v is not None}
+    phone, voice_mode = values.pop("phone", None), values.pop("voice_mode", None)
+    if phone is not None or voice_mode is not None:
+        setup = _voice_setup(voice_store.agent_phone(agent_id), phone, voice_mode)
+        get_agent(agent_id)
+        if setup is not None:
+            voice_store.set_agent_phone(agent_id, *setup)
     if "queues" in values:
         values["queues"] = tuple(dict.fromkeys(values["queues"]))
 
@@ -261,8 +295,14 @@ def agent_of_connection(connection_id: str) -> str:
 
 
 def accept(agent_id: str, contact_id: str, offer_id: str | None = None) -> Contact:
-    """Accept an offer made to this agent (accepting twice is fine)."""
-    return _router().accept(agent_id, contact_id, offer_id)
+    """Accept an offer made to this agent (accepting twice is fine). A call then connects: an agent set up with
+    their own phone is called (once, however often the accept is repeated)."""
+    contact = _router().accept(agent_id, contact_id, offer_id)
+    if contact.channel == "voice":
+        from chalicelib.voice import connect
+
+        connect.on_accept(contact)
+    return contact
 
 
 def decline(agent_id: str, contact_id: str, offer_id: str | None = None) -> Contact:

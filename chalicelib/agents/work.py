@@ -179,6 +179,7 @@ def supervisor_view(now: str, agents_after: str | None = None) -> dict[str, Any]
                 "working": int(stats.get("working", 0)),
                 "sla_attainment": round(met / (met + breached), 3) if met + breached else None,
                 "avg_handle_seconds": stats.get("avg_handle_seconds"),
+                "abandoned": int(stats.get("abandoned", 0)),
                 "agents": agents_by_presence,
             }
         )

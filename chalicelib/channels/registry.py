@@ -40,6 +40,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("twilio_messaging", "/webhooks/twilio/messaging", ("POST",), _FORM, "twilio:MESSAGING"),
     Endpoint("twilio_voice", "/webhooks/twilio/voice", ("POST",), _FORM, "twilio:VOICE"),
     Endpoint("twilio_status", "/webhooks/twilio/status", ("POST",), _FORM, "twilio:STATUS"),
+    Endpoint("twilio_queue_exit", "/webhooks/twilio/voice/queue-exit", ("POST",), _FORM, "twilio:QUEUE_EXIT"),
+    Endpoint("twilio_voice_wait", "/webhooks/twilio/voice/wait", ("POST",), _FORM, "twilio_voice:WAIT"),
+    Endpoint("twilio_voice_agent_leg", "/webhooks/twilio/voice/agent-leg", ("POST",), _FORM, "twilio_voice:AGENT_LEG"),
+    Endpoint(
+        "twilio_voice_conference", "/webhooks/twilio/voice/conference", ("POST",), _FORM, "twilio_voice:CONFERENCE"
+    ),
+    Endpoint("twilio_voice_bridge", "/webhooks/twilio/voice/bridge", ("POST",), _FORM, "twilio_voice:BRIDGE"),
+    # The console softphone's TwiML App (its Voice URL): a browser Device's call joins its contact's conference.
+    Endpoint("twilio_softphone", "/webhooks/twilio/voice/agent", ("POST",), _FORM, "twilio_softphone:ADAPTER"),
     Endpoint("meta", "/webhooks/meta", ("GET", "POST"), _JSON, "meta:ADAPTER"),
     Endpoint("telegram", "/webhooks/telegram", ("POST",), _JSON, "telegram:ADAPTER"),
     Endpoint(

@@ -8,6 +8,8 @@ Three endpoints, each a URL set in the Twilio console (or per message or call):
   is answered with TwiML that holds the caller in a Twilio queue named after its conversation.
 - ``POST /webhooks/twilio/status``: ``StatusCallback`` of messages we sent and of calls.
   Status updates only: a status callback never creates a contact.
+- ``POST /webhooks/twilio/voice/queue-exit``: the ``<Enqueue action>``; ``QueueResult=hangup`` is the caller
+  giving up, applied as the call's ``completed``. The other voice routes are in ``twilio_voice``.
 
 Every request is ``application/x-www-form-urlencoded`` and signed in ``X-Twilio-Signature``:
 base64 HMAC-SHA1, keyed with the account's auth token, of the full URL Twilio called (query
@@ -46,6 +48,7 @@ HOLD_MESSAGE = "Thank you for calling. Please hold while we connect you to the n
 UNAVAILABLE_MESSAGE = "Sorry, we cannot take your call right now. Please try again later."
 # Twilio names a queue by up to 64 characters.
 MAX_QUEUE_NAME = 64
+WAIT_PATH = "/webhooks/twilio/voice/wait"  # chalicelib.channels.twilio_voice.TwilioWait
 
 # Identity kinds only Twilio voice produces (phones use the shared ``phone`` kind).
 TWILIO_CLIENT = "twilio_client"
@@ -329,17 +332,20 @@ def _parse_call(form: _Form) -> InboundMessage:
     )
 
 
-def hold_twiml(queue_name: str) -> str:
+def hold_twiml(queue_name: str, action: str | None = None, wait_url: str | None = None) -> str:
     """Greet the caller and hold them in the named queue until an agent dequeues them.
 
-    ``<Enqueue>`` without ``waitUrl`` plays Twilio's default hold music; we serve no wait
-    document, and a waitUrl that failed would fail on every loop of the wait. Without ``action``
-    and with no verb after it, the call simply ends when the caller leaves the queue: a verb
-    there would also be spoken after a conversation the agent ended by hanging up.
+    ``wait_url`` (absolute) is what the caller hears while waiting (position, expected wait, hold audio: the
+    ``/webhooks/twilio/voice/wait`` route); without it Twilio plays its default hold music. ``action`` is the URL Twilio
+    asks when the caller leaves the queue (``QueueResult``: ``hangup`` when they gave up); with no verb after
+    ``<Enqueue>``, the call simply ends when the caller leaves the queue otherwise.
     """
     response = ET.Element("Response")
     ET.SubElement(response, "Say").text = HOLD_MESSAGE
-    ET.SubElement(response, "Enqueue").text = queue_name
+    attributes = {"action": action, "method": "POST"} if action else {}
+    if wait_url:
+        attributes.update(waitUrl=wait_url, waitUrlMethod="POST")
+    ET.SubElement(response, "Enqueue", attributes).text = queue_name
     return XML_DECLARATION + ET.tostring(response, encoding="unicode")
 
 
@@ -361,14 +367,50 @@ class TwilioVoice:
 
     def handle(self, request: WebhookRequest) -> Webhook:
         message = _parse_call(_verified_form(request))
-        return Webhook(messages=(message,), context={"call_sid": message.provider_message_id})
+        # The webhooks' base URL as Twilio called it: every later callback URL for this call is built on it
+        # (the API's own handlers cannot name the webhooks' API).
+        base = callback_base(request.public_url, self.path)
+        return Webhook(messages=(message,), context={"call_sid": message.provider_message_id, "callback_base": base})
 
     def respond(self, webhook: Webhook, stored: Sequence[StoredMessage]) -> Reply:
         if not stored or len(stored[0].conversation_id) > MAX_QUEUE_NAME:
             return Reply(200, unavailable_twiml(), TWIML)
-        # The queue is named by the conversation, so whoever takes the contact can
-        # ``<Dial><Queue>`` it, and a repeated request for the call lands in the same queue.
-        return Reply(200, hold_twiml(stored[0].conversation_id), TWIML)
+        # The queue is named by the conversation, so whoever takes the contact can dequeue it, and a repeated
+        # request for the call lands in the same queue.
+        base, conversation_id = str(webhook.context["callback_base"]), stored[0].conversation_id
+        # The wait document names the conversation in its query: ids are letters, digits and "_", rebuilt exactly.
+        wait_url = f"{base}{WAIT_PATH}?conversation={conversation_id}"
+        return Reply(200, hold_twiml(conversation_id, action=base + QUEUE_EXIT.path, wait_url=wait_url), TWIML)
+
+
+def callback_base(public_url: str, path: str) -> str:
+    """The base URL (scheme, host, stage) of a webhook Twilio called at ``path``."""
+    return public_url.split("?", 1)[0].removesuffix(path)
+
+
+class TwilioQueueExit:
+    """``POST /webhooks/twilio/voice/queue-exit``: the ``<Enqueue action>``, asked when a caller leaves the queue.
+
+    ``QueueResult=hangup`` says the caller gave up while waiting: applied as the call's status ``completed``,
+    the same forward-only update (and abandonment) as the number's status callback, so either signal, both, or
+    repeats of them close the contact once. ``bridged``/``redirected`` (an agent took the call) are answered
+    with an empty ``<Response/>``, never ``<Hangup/>``: a late request must not cut the bridge.
+    """
+
+    name = "twilio_queue_exit"
+    path = "/webhooks/twilio/voice/queue-exit"
+    methods = ("POST",)
+    content_types = (FORM,)
+
+    def handle(self, request: WebhookRequest) -> Webhook:
+        form = _verified_form(request)
+        call_sid = form.require("CallSid")
+        if (form.get("QueueResult") or "").lower() != "hangup":
+            return Webhook(immediate=_empty_twiml())
+        return Webhook(statuses=(StatusUpdate(PROVIDER, call_sid, "completed", kind="call"),))
+
+    def respond(self, webhook: Webhook, stored: Sequence[StoredMessage]) -> Reply:
+        return _empty_twiml()
 
 
 # --- status callbacks --------------------------------------------------------------------------
@@ -443,5 +485,6 @@ class TwilioStatus:
 MESSAGING = TwilioMessaging()
 VOICE = TwilioVoice()
 STATUS = TwilioStatus()
+QUEUE_EXIT = TwilioQueueExit()
 # Annotated so that mypy checks each one against the ``ChannelAdapter`` protocol.
-ADAPTERS: tuple[ChannelAdapter, ...] = (MESSAGING, VOICE, STATUS)
+ADAPTERS: tuple[ChannelAdapter, ...] = (MESSAGING, VOICE, STATUS, QUEUE_EXIT)

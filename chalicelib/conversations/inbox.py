@@ -15,7 +15,8 @@ from chalicelib.observability import correlate
 from chalicelib.outbound import outbox
 from chalicelib.routing.events import ConversationMessage
 from chalicelib.routing.rules import MAX_TEXT
-from chalicelib.store import conversations, outbound, queue, replay
+from chalicelib.store import conversations, queue, replay
+from chalicelib.voice import calls
 
 logger = Logger(service="switchboard", child=True)
 
@@ -39,8 +40,7 @@ def deliver(adapter: ChannelAdapter, request: WebhookRequest) -> Reply:
     for message, result in zip(webhook.messages, stored, strict=True):
         if message.channel == "voice" and not result.duplicate:
             # A call is something we hold: its provider's status callbacks (completed, no-answer...) update it.
-            status = str(message.metadata.get("call_status", "ringing")).lower()
-            outbound.record(message.provider, message.provider_message_id, result.conversation_id, status, now, "call")
+            calls.on_incoming(message, result.conversation_id, webhook.context, now)
     for update in webhook.statuses:
         applied = outbox.apply_status(update, now)
         logger.info(
@@ -54,6 +54,8 @@ def deliver(adapter: ChannelAdapter, request: WebhookRequest) -> Reply:
         )
         if applied is not None and update.kind == "message":
             _tell_the_agent(update, applied)
+        if update.kind == "call":
+            calls.on_call_status(update, applied)
     return adapter.respond(webhook, stored)
 
 

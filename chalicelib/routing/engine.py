@@ -82,6 +82,9 @@ class EmfMetrics:
     def sla(self, met: bool, queue: str, channel: str) -> None:
         metrics.sla(met, queue, channel)
 
+    def abandoned(self, seconds: float, queue: str, channel: str) -> None:
+        metrics.abandoned(seconds, queue, channel)
+
 
 class SystemClock:
     def now(self) -> str:

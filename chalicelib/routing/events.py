@@ -122,9 +122,56 @@ class ReconnectGraceExpired(RoutingEvent):
     due_at: str
 
 
+@dataclass(frozen=True)
+class CallerLeft(RoutingEvent):
+    """The caller of a voice contact hung up (Twilio's call status ``completed``, ``canceled``... for the customer's
+    leg, or ``QueueResult=hangup``): if the contact still waits, it is abandoned. In the conversation's message
+    group, so it is handled after the call's own ``ConversationMessage``."""
+
+    kind: ClassVar[str] = "CallerLeft"
+    conversation_id: str
+    call_sid: str
+
+    @property
+    def group_id(self) -> str:
+        return self.conversation_id
+
+    @property
+    def dedupe_id(self) -> str:
+        return "caller-left-" + self.call_sid
+
+
+@dataclass(frozen=True)
+class AgentUnreachable(RoutingEvent):
+    """The call to the agent who accepted a voice contact was not answered (no-answer, busy, failed, canceled):
+    the contact moves on as an expired offer does."""
+
+    kind: ClassVar[str] = "AgentUnreachable"
+    conversation_id: str
+    agent_id: str
+    call_sid: str
+
+    @property
+    def group_id(self) -> str:
+        return self.conversation_id
+
+    @property
+    def dedupe_id(self) -> str:
+        return "agent-unreachable-" + self.call_sid
+
+
 _KINDS: dict[str, type[RoutingEvent]] = {
     cls.kind: cls
-    for cls in (ConversationMessage, ContactRequeued, AgentFreed, OfferTimeout, EscalationDue, ReconnectGraceExpired)
+    for cls in (
+        ConversationMessage,
+        ContactRequeued,
+        AgentFreed,
+        OfferTimeout,
+        EscalationDue,
+        ReconnectGraceExpired,
+        CallerLeft,
+        AgentUnreachable,
+    )
 }
 
 

@@ -275,6 +275,10 @@ class MemoryStore:
         stats["avg_handle_seconds"] = round(0.8 * previous + 0.2 * handle_seconds, 1)
         stats["working"] = stats.get("working", 0) - 1
 
+    def record_abandoned(self, queue: str) -> None:
+        stats = self.stats[queue]
+        stats["abandoned"] = stats.get("abandoned", 0) + 1
+
     def forget_open_conversation(self, customer_id: str, contact_id: str) -> None:
         """The conversation pointer lives with the message history, which a routing world does not keep."""
 
@@ -393,6 +397,10 @@ class MemoryMetrics:
 
     def sla(self, met: bool, queue: str, channel: str) -> None:
         self.rows.append(("SLAMet" if met else "SLABreached", 1.0, queue, channel))
+
+    def abandoned(self, seconds: float, queue: str, channel: str) -> None:
+        self.rows.append(("Abandoned", 1.0, queue, channel))
+        self.rows.append(("TimeToAbandon", seconds, queue, channel))
 
 
 class VirtualClock:

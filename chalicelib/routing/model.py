@@ -213,6 +213,10 @@ class Contact:
             version=self.version + 1,
         )
 
+    def unreachable(self, agent_id: str) -> Contact:
+        """Back to the queue from ``agent_id``, who accepted but could not be reached (their call leg rang out)."""
+        return replace(self.requeued(agent_id), assigned_to=None, accepted_at=None)
+
     def assigned(self, now: str) -> Contact:
         return replace(
             self,
@@ -227,13 +231,17 @@ class Contact:
         return replace(self, state=ContactState.CLOSED, closed_at=now, wrap_up=wrap_up, version=self.version + 1)
 
     def abandoned(self, now: str) -> Contact:
-        """The customer left while it waited or was offered: closed unanswered, any open offer withdrawn."""
+        """The customer left while it waited or was offered: closed unanswered, any open offer withdrawn.
+
+        The agent it was offered to stays among ``declined_by``: their late accept is a conflict ("not offered to
+        you any more"), not a stranger's forbidden request."""
         return replace(
             self,
             state=ContactState.CLOSED,
             closed_at=now,
             abandoned_at=now,
             wrap_up="abandoned",
+            declined_by=(*self.declined_by, self.offered_to) if self.offered_to else self.declined_by,
             offer_id=None,
             offered_to=None,
             offer_expires_at=None,

@@ -169,6 +169,10 @@ class RoutingStore(Protocol):
 
     def record_handled(self, queue: str, handle_seconds: float) -> None: ...
 
+    def record_abandoned(self, queue: str) -> None:
+        """One more contact of ``queue`` abandoned (the supervisor view's count)."""
+        ...
+
     def forget_open_conversation(self, customer_id: str, contact_id: str) -> None: ...
 
 
@@ -206,6 +210,10 @@ class Metrics(Protocol):
     def wait_until_accept(self, seconds: float, queue: str, channel: str) -> None: ...
 
     def sla(self, met: bool, queue: str, channel: str) -> None: ...
+
+    def abandoned(self, seconds: float, queue: str, channel: str) -> None:
+        """A customer gave up after waiting ``seconds`` (time to abandon)."""
+        ...
 
 
 class Clock(Protocol):

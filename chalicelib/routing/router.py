@@ -23,6 +23,8 @@ from chalicelib.routing import hours, matching, records
 from chalicelib.routing.config import RoutingConfig
 from chalicelib.routing.events import (
     AgentFreed,
+    AgentUnreachable,
+    CallerLeft,
     ContactRequeued,
     ConversationMessage,
     EscalationDue,
@@ -117,6 +119,15 @@ class Router:
             return outcome
         if isinstance(event, OfferTimeout | EscalationDue | ReconnectGraceExpired):
             return self.on_timer(event, now)
+        if isinstance(event, CallerLeft):
+            # A caller already with an agent (ASSIGNED) is not abandoned: the call ended, the agent wraps up.
+            if self.abandon(event.conversation_id, now):
+                return Outcome(note="abandoned")
+            self._call_ended(event.conversation_id)
+            return Outcome(note="call-ended")
+        if isinstance(event, AgentUnreachable):
+            moved = self.agent_unreachable(event.conversation_id, event.agent_id, now)
+            return Outcome(note="agent-unreachable" if moved else "")
         raise TypeError(f"unhandled routing event {type(event).__name__}")
 
     # --- a customer wrote -----------------------------------------------------------------------
@@ -632,6 +643,9 @@ class Router:
             return None
         abandoned, before = done
         logger.info("abandoned", extra={"contact_id": contact_id, "rule": before.rule})
+        home = before.queues[0]
+        self.store.record_abandoned(home)
+        self.metrics.abandoned(max(0.0, clock.seconds_between(before.enqueued_at, now)), home, before.channel)
         self.store.forget_open_conversation(before.customer_id, contact_id)
         if before.state is ContactState.OFFERED and before.offered_to:
             self.notifier.to_agent(
@@ -639,6 +653,54 @@ class Router:
             )
             self.bus.publish(AgentFreed(before.offered_to, cause=f"abandoned-{before.offer_id}"))
         return abandoned
+
+    def _call_ended(self, contact_id: str) -> None:
+        """The caller of an assigned voice contact hung up: the agent's console shows it; the contact stays the
+        agent's until they close it with a wrap-up (their capacity held until then, as for chat)."""
+        contact = self.store.get_contact(contact_id)
+        if contact is not None and contact.state is ContactState.ASSIGNED and contact.assigned_to:
+            self.notifier.to_agent(contact.assigned_to, {"type": "call_ended", "conversation_id": contact_id})
+
+    def agent_unreachable(self, contact_id: str, agent_id: str, now: str) -> bool:
+        """The agent accepted a call but their leg was never answered: the contact goes back to waiting (its
+        place kept: ``enqueued_at`` and deadline unchanged) and to the next agent, never back to this one; the
+        agent is released and the miss counts as an expired offer (Away after too many in a row)."""
+        config = self.config()
+
+        def step() -> tuple[Contact, Agent | None, Agent | None] | None:
+            contact = self.store.get_contact(contact_id)
+            if contact is None or contact.state is not ContactState.ASSIGNED or contact.assigned_to != agent_id:
+                return None
+            agent = self.store.get_agent(agent_id)
+            changed = (
+                agent.released(contact.channel, contact.cost, now).let_offer_expire(
+                    config.max_consecutive_expired_offers, now
+                )
+                if agent
+                else None
+            )
+            requeued = contact.unreachable(agent_id)
+            self.store.save(
+                contacts=[(contact, requeued)],
+                agents=[(agent, changed)] if agent and changed else [],
+                effects=[records.answered(contact, requeued, "expired", now)],
+            )
+            return contact, agent, changed
+
+        done = or_else(step, None)
+        if done is None:
+            return False
+        before, agent, changed = done
+        offer_id = before.offer_id or f"unreachable-{before.version}"
+        logger.info("agent unreachable", extra={"contact_id": contact_id, "agent_id": agent_id})
+        self.notifier.to_agent(
+            agent_id,
+            {"type": "offer_withdrawn", "offer_id": before.offer_id, "reason": "agent_unreachable"},
+        )
+        if changed and changed.presence is Presence.AWAY and agent and agent.presence is not Presence.AWAY:
+            self.notifier.to_agent(agent_id, {"type": "presence", "presence": "Away", "reason": "offers expired"})
+        self.bus.publish(ContactRequeued(contact_id, offer_id), AgentFreed(agent_id, cause=f"unreachable-{offer_id}"))
+        return True
 
     @staticmethod
     def _retrying(step: Any, contact_id: str) -> Any:

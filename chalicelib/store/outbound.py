@@ -9,7 +9,8 @@ Keys in the data table::
     REPLYKEY#<conversation>#<agent>#<key>       REPLYKEY   an agent's client idempotency key -> the message
                                                 (``expires_at``, TTL: ``conversations.idempotency_expiry``)
     OUTBOUND#<provider>#<provider message id>   OUTBOUND   status, status_rank, conversation_id
-    CALL#<provider>#<call id>                   CALL       status, conversation_id
+    CALL#<provider>#<call id>                   CALL       status, conversation_id, role (customer: the caller's
+                                                leg), callback_base (the webhooks' URL the call came in on)
     EMAILTHREAD#<Message-ID>                    EMAILTHREAD  the conversation an e-mail we sent belongs to
 
 Statuses only move forward: providers deliver callbacks out of order and
@@ -59,9 +60,17 @@ def _pk(kind: str, provider: str, provider_message_id: str) -> tuple[str, str]:
 
 
 def record(
-    provider: str, provider_message_id: str, conversation_id: str, status: str, now: str, kind: str = "message"
+    provider: str,
+    provider_message_id: str,
+    conversation_id: str,
+    status: str,
+    now: str,
+    kind: str = "message",
+    extra: dict[str, Any] | None = None,
 ) -> None:
-    """Remember something we sent (or a call we hold) so that its status callbacks find it."""
+    """Remember something we sent (or a call we hold) so that its status callbacks find it.
+
+    ``extra``: more fields for the record (a call's ``role`` and ``callback_base``)."""
     pk, sk = _pk(kind, provider, provider_message_id)
     ranks = CALL_STATUS_RANK if kind == "call" else MESSAGE_STATUS_RANK
     item = {
@@ -74,6 +83,7 @@ def record(
         "status_rank": ranks.get(status, 0),
         "created_at": now,
         "updated_at": now,
+        **(extra or {}),
     }
     aws.client("dynamodb").put_item(TableName=_table(), Item=to_item(item))
 

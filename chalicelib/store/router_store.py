@@ -123,6 +123,9 @@ class DynamoRoutingStore:
     def record_started(self, queue: str, sla_met: bool) -> None:
         store.record_started(queue, sla_met)
 
+    def record_abandoned(self, queue: str) -> None:
+        store.record_abandoned(queue)
+
     def record_handled(self, queue: str, handle_seconds: float) -> None:
         store.record_handled(queue, handle_seconds)
 

@@ -919,6 +919,16 @@ def record_started(queue: str, sla_met: bool) -> None:
     )
 
 
+def record_abandoned(queue: str) -> None:
+    """A contact of ``queue`` was abandoned (its customer gave up waiting): counted for the supervisor view."""
+    aws.client("dynamodb").update_item(
+        TableName=_table(),
+        Key=key(f"QUEUESTATS#{queue}", "STATS"),
+        UpdateExpression="ADD abandoned :one",
+        ExpressionAttributeValues=to_values({":one": 1}),
+    )
+
+
 def waiting_summary(queue: str) -> tuple[int, str | None]:
     """How many contacts wait in ``queue`` and since when the longest has waited: a few items, not the queue."""
     return sum(waiting_counts(queue).values()), oldest_waiting(queue)

@@ -29,7 +29,25 @@ EXCLUDED = (
     "chalicelib/sim/erlang.py",
     "tests",
     "bench",
+    # twilio's own dependencies for its REST client's async transport; only twilio.jwt ships (ONLY_UNDER).
+    "aiohttp",
+    "aiohttp_retry",
+    "aiohappyeyeballs",
+    "aiosignal",
+    "frozenlist",
+    "multidict",
+    "propcache",
+    "yarl",
 )
+# Directories of which only these paths (relative to the directory; a directory keeps all under it) ship.
+ONLY_UNDER = {
+    # The console softphone's npm packages (`npm ci` in chalicelib/console/vendor): the SDK's browser file, which
+    # GET /console/voice-sdk/<file> serves, and its licence. Not the SDK's sources, nor its dependencies.
+    "chalicelib/console/vendor/node_modules": ("@twilio/voice-sdk/dist/twilio.min.js", "@twilio/voice-sdk/LICENSE.md"),
+    # The twilio package, for the softphone's access tokens (chalicelib/voice/tokens.py): twilio.jwt, which imports
+    # PyJWT alone. Its REST client (24 MB) is never imported by a function.
+    "twilio": ("__init__.py", "jwt"),
+}
 
 
 class RuntimeMismatch(UserWarning):
@@ -47,7 +65,14 @@ def ships(relative: str) -> bool:
     path = PurePosixPath(relative)
     if "__pycache__" in path.parts or path.suffix == ".pyc":
         return False  # stale or foreign bytecode: ours is compiled fresh below
-    return not any(path == PurePosixPath(x) or PurePosixPath(x) in path.parents for x in EXCLUDED)
+    for directory, kept in ONLY_UNDER.items():
+        if PurePosixPath(directory) in path.parents:
+            return any(_within(path, PurePosixPath(directory, k)) for k in kept)
+    return not any(_within(path, PurePosixPath(x)) for x in EXCLUDED)
+
+
+def _within(path: PurePosixPath, prefix: PurePosixPath) -> bool:
+    return path == prefix or prefix in path.parents
 
 
 def bytecode(relative: str, source: bytes) -> tuple[str, bytes]:

@@ -12,6 +12,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # CDK context keys that become the functions' plain settings (never secrets: those are SSM parameters).
 CONTEXT_SETTINGS = {
     "twilioAccountSid": "TWILIO_ACCOUNT_SID",
+    # The console softphone: the API key signing its tokens (its secret: SSM) and its TwiML App.
+    "twilioApiKeySid": "TWILIO_API_KEY_SID",
+    "twilioTwimlAppSid": "TWILIO_TWIML_APP_SID",
     "emailFromAddress": "EMAIL_FROM_ADDRESS",
     "metaHumanAgentTag": "META_HUMAN_AGENT_TAG",  # "1" once Meta granted the app the Human Agent permission
 }

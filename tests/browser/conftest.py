@@ -35,6 +35,11 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
 SITE = "acme"
+SOFTPHONE_SETTINGS = {
+    "TWILIO_API_KEY_SID": "SK" + "4c" * 16,
+    "TWILIO_API_KEY_SECRET": "browserTestApiKeySecret0123456789",
+    "TWILIO_TWIML_APP_SID": "AP" + "7a" * 16,
+}
 
 
 def _free_port() -> int:
@@ -62,6 +67,8 @@ def stack(fake_providers: FakeProviders) -> Iterator[LocalStack]:
         env.setenv(name, value)
     env.setenv("PUBLIC_BASE_URL", f"http://127.0.0.1:{api_port}")
     env.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+    for name, value in SOFTPHONE_SETTINGS.items():  # the softphone's token (tests/browser/test_console_voice.py)
+        env.setenv(name, value)
     env.setenv("META_ACCESS_TOKEN", META_ACCESS_TOKEN)
     env.setenv("TELEGRAM_BOT_TOKEN", TELEGRAM_BOT_TOKEN)
     for name in ("TWILIO_API_BASE", "META_GRAPH_BASE", "TELEGRAM_API_BASE"):

@@ -17,6 +17,9 @@ one's shape, so a test that passes here sends requests the provider would accept
 - Telegram ``POST /bot{token}/sendMessage``: the bot's token in the path (else 401); ``chat_id``
   and a non-empty ``text`` of at most 4096 characters; answered ``{"ok": true, "result": Message}``.
 
+- Twilio's voice API (``Calls``, ``Conferences``, ``Participants``, ``Queues/.../Members``): ``voice``, a
+  ``tests.fakes.twilio_voice.VoiceWorld``, which also plays Twilio's side of a call (signed callbacks).
+
 Every request is recorded (``requests``; ``sent(api)`` for the ones taken). ``fail_next`` makes
 the next requests fail the way each provider fails: a 5xx, a 429, a 400 for a bad recipient, or
 a dropped connection (optionally after taking the message, as when an answer is lost).
@@ -41,6 +44,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from chalicelib.settings import reload_settings
+from tests.fakes import twilio_voice
 
 ACCOUNT_SID = "AC" + "5e1f0c3a9b7d2e4f6a8c0b1d3e5f7a9c"
 META_ACCESS_TOKEN = "EAAtest-meta-access-token-0b4f"
@@ -76,6 +80,11 @@ class Recorded:
     @property
     def form(self) -> dict[str, str]:
         return dict(parse_qsl(self.body.decode(), keep_blank_values=True))
+
+    @property
+    def form_pairs(self) -> list[tuple[str, str]]:
+        """Every parameter in order, repeats kept (Twilio's list parameters are repeated names)."""
+        return parse_qsl(self.body.decode(), keep_blank_values=True)
 
     @property
     def json(self) -> Any:
@@ -117,10 +126,17 @@ class FakeProviders:
         self._failures: list[_Failure] = []
         self._lock = threading.Lock()
         self._telegram_message_id = 1000
+        self.voice = twilio_voice.VoiceWorld(account_sid, auth_token)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
+                fake._handle(self)
+
+            def do_GET(self) -> None:
+                fake._handle(self)
+
+            def do_DELETE(self) -> None:
                 fake._handle(self)
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet test output
@@ -174,7 +190,7 @@ class FakeProviders:
         body = handler.rfile.read(length)
         path = urlsplit(handler.path).path
         api = _api_of(path, body)
-        record = Recorded(api, "POST", handler.path, {k: v for k, v in handler.headers.items()}, body)
+        record = Recorded(api, handler.command, handler.path, {k: v for k, v in handler.headers.items()}, body)
         with self._lock:
             self.requests.append(record)
             failure = next((f for f in self._failures if f.api in (None, api)), None)
@@ -193,7 +209,7 @@ class FakeProviders:
             handler.connection.shutdown(socket.SHUT_RDWR)
             return
         assert reply is not None
-        payload = json.dumps(reply.body).encode()
+        payload = b"" if reply.body is None else json.dumps(reply.body).encode()
         handler.send_response(reply.status)
         handler.send_header("Content-Type", "application/json; charset=utf-8")
         handler.send_header("Content-Length", str(len(payload)))
@@ -207,6 +223,8 @@ class FakeProviders:
         authorization = handler.headers.get("Authorization") or ""
         if api == TWILIO:
             return self._twilio(path, authorization, content_type, body)
+        if api == twilio_voice.VOICE:
+            return self._twilio_voice(handler, path, authorization, content_type, body)
         if api in (WHATSAPP, MESSAGING):
             return self._graph(path, authorization, content_type, body)
         if api == TELEGRAM:
@@ -272,6 +290,24 @@ class FakeProviders:
                 "uri": f"/2010-04-01/Accounts/{account}/Messages/{sid}.json",
             },
         )
+
+    def _twilio_voice(
+        self, handler: BaseHTTPRequestHandler, path: str, authorization: str, content_type: str, body: bytes
+    ) -> _Reply:
+        match = twilio_voice._PATH.match(path)
+        assert match is not None
+        user, password = _basic_credentials(authorization)
+        refused = self.voice.authorized(match.group("account"), user, password)
+        if refused is not None:
+            return _Reply(*refused)
+        if handler.command == "POST" and content_type != "application/x-www-form-urlencoded":
+            return _twilio_error(400, 20001, "The request body must be application/x-www-form-urlencoded")
+        try:
+            pairs = twilio_voice.parse_form(body)
+        except ValueError:
+            return _twilio_error(400, 20001, "The request body is not a form")
+        query = dict(parse_qsl(urlsplit(handler.path).query))
+        return _Reply(*self.voice.serve(handler.command, match.group("rest"), pairs, query))
 
     # -- Meta Graph ------------------------------------------------------------------------------
 
@@ -428,6 +464,8 @@ class FakeProviders:
 def _api_of(path: str, body: bytes) -> str:
     if _TWILIO_PATH.match(path):
         return TWILIO
+    if twilio_voice.is_voice_path(path):
+        return twilio_voice.VOICE
     graph = _GRAPH_PATH.match(path)
     if graph:
         # Graph tells the products apart by node and body: a phone number id takes messaging_product,
@@ -452,6 +490,17 @@ def _basic_auth_is(header: str, user: str, password: str) -> bool:
     except ValueError:
         return False
     return decoded == f"{user}:{password}"
+
+
+def _basic_credentials(header: str) -> tuple[str, str]:
+    scheme, _, encoded = header.partition(" ")
+    if scheme != "Basic":
+        return "", ""
+    try:
+        user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except ValueError:
+        return "", ""
+    return user, password
 
 
 def _twilio_error(status: int, code: int, message: str) -> _Reply:

@@ -117,6 +117,7 @@ NOT_FOR_THE_ROUTER = (
     "jwt",
     "cryptography",
     "phonenumbers",
+    "twilio",
 )
 
 
@@ -156,6 +157,36 @@ def test_phone_numbers_normalise_in_the_package_without_the_geocoder_data(packag
     assert loaded == {"e164": ["+447700900123", "+447700900123"]}
     assert (package / "phonenumbers" / "data").is_dir()
     assert not any((package / "phonenumbers" / data).exists() for data in ("geodata", "carrierdata", "tzdata"))
+
+
+def test_the_softphone_ships_the_sdk_browser_file_and_twilio_jwt_alone_and_mints_in_the_package(package: Path) -> None:
+    """Of the npm packages only the SDK's browser file (and its licence); of twilio only twilio.jwt, and not the
+    async transport of its REST client; still, a token is minted and the SDK served from the package."""
+    vendor = package / "chalicelib/console/vendor"
+    assert sorted(p.relative_to(vendor).as_posix() for p in vendor.rglob("*") if p.is_file()) == [
+        "node_modules/@twilio/voice-sdk/LICENSE.md",
+        "node_modules/@twilio/voice-sdk/dist/twilio.min.js",
+        "package-lock.json",
+        "package.json",
+    ]
+    assert (package / "twilio/jwt/access_token/grants.py").is_file()
+    assert not (package / "twilio/rest").exists() and not (package / "aiohttp").exists()
+    loaded = _loaded(
+        package,
+        "api_handler",
+        "import os\n"
+        "cold = 'twilio' in sys.modules\n"
+        "os.environ.update(TWILIO_ACCOUNT_SID='AC' + '0' * 32, TWILIO_API_KEY_SID='SK' + '1' * 32,"
+        " TWILIO_API_KEY_SECRET='s3cret', TWILIO_TWIML_APP_SID='AP' + '2' * 32)\n"
+        "from chalicelib.settings import reload_settings\n"
+        "reload_settings()\n"
+        "from chalicelib.voice import tokens\n"
+        "from chalicelib.console import pages\n"
+        "minted = tokens.mint('ada')\n"
+        "print(json.dumps({'cold': cold, 'identity': minted.identity, 'parts': len(minted.token.split('.')),"
+        " 'sdk': len(pages.voice_sdk(pages.voice_sdk_name())), 'rest': 'twilio.rest' in sys.modules}))",
+    )
+    assert loaded == {"cold": False, "identity": "ag_ada", "parts": 3, "sdk": 303272, "rest": False}
 
 
 def _chalice_like_zip(path: Path) -> None:
@@ -225,3 +256,10 @@ def test_the_synthesized_stack_deploys_the_lean_package(templates: dict[str, dic
         assert not [n for n in names if any(n == x or n.startswith(x + "/") for x in NEVER_SHIPPED)]
         tag = sys.implementation.cache_tag
         assert f"__pycache__/app.{tag}.pyc" in names and f"chalicelib/routing/__pycache__/router.{tag}.pyc" in names
+        vendored = sorted(n for n in names if n.startswith("chalicelib/console/vendor/node_modules/"))
+        assert vendored == [
+            "chalicelib/console/vendor/node_modules/@twilio/voice-sdk/LICENSE.md",
+            "chalicelib/console/vendor/node_modules/@twilio/voice-sdk/dist/twilio.min.js",
+        ]
+        assert "twilio/jwt/access_token/__init__.py" in names
+        assert not [n for n in names if n.startswith(("twilio/rest/", "aiohttp/"))]

@@ -52,6 +52,7 @@ SIGNED_IN = [
     ("POST", "/conversations/conv_x/notes", {"text": "x"}),
     ("POST", "/conversations/conv_x/close", {"wrap_up": "resolved"}),
     ("PUT", "/agents/ada/presence", {"presence": "Away"}),
+    ("GET", "/voice/token", None),
 ]
 
 

@@ -46,4 +46,4 @@ def test_missing_secret_is_a_503_naming_it_not_a_crash(client, monkeypatch):
 
 
 def test_every_secret_is_named_once():
-    assert len(SECRET_NAMES) == len(set(SECRET_NAMES)) == 10
+    assert len(SECRET_NAMES) == len(set(SECRET_NAMES)) == 11

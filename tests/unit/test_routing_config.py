@@ -85,6 +85,8 @@ def test_a_config_that_leaves_sections_out_gets_the_same_defaults_as_the_deploye
         "preferred_agent_window_seconds",
         "acknowledgement_interval_seconds",
         "acknowledgement_message",
+        "voice_position_interval_seconds",
+        "voice_hold_audio",
     ):
         assert getattr(minimal, name) == getattr(deployed, name), name
 
@@ -325,6 +327,18 @@ def test_an_acknowledgement_template_may_only_use_its_placeholders():
     text = MINIMAL + "acknowledgement:\n  message: 'Hi {name}, you are number {position}'\n"
     with pytest.raises(ConfigError, match=r":7: acknowledgement\.message: unknown placeholder \{name\}"):
         parse_config(text)
+
+
+def test_the_waiting_callers_announcement_interval_and_hold_audio():
+    config = parse_config(MINIMAL + "voice:\n  position_interval: 1m\n  hold_audio: https://cdn.example.com/hold.mp3\n")
+    assert (config.voice_position_interval_seconds, config.voice_hold_audio) == (60, "https://cdn.example.com/hold.mp3")
+    assert default_config().voice_position_interval_seconds == 45
+    with pytest.raises(ConfigError, match=r"voice\.position_interval"):
+        parse_config(MINIMAL + "voice:\n  position_interval: 5s\n")
+    with pytest.raises(ConfigError, match=r"voice\.hold_audio: .*https"):
+        parse_config(MINIMAL + "voice:\n  hold_audio: /hold.mp3\n")
+    with pytest.raises(ConfigError, match=r"voice\.greeting"):
+        parse_config(MINIMAL + "voice:\n  greeting: hello\n")
 
 
 def test_escalation_steps_round_trip_through_a_dict():

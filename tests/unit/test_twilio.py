@@ -318,7 +318,7 @@ def test_an_incoming_call_is_a_voice_contact_from_the_callers_phone():
     assert call.metadata["call_status"] == "ringing"
     assert "call_token" not in call.metadata  # a credential, never stored
     assert not any("parentCallInfoToken" in str(value) for value in call.metadata.values())
-    assert webhook.context == {"call_sid": CALL_SID}
+    assert webhook.context == {"call_sid": CALL_SID, "callback_base": "https://api.example.com/api"}
 
 
 def test_twilio_asking_again_for_the_same_call_is_the_same_message():
@@ -508,9 +508,10 @@ def test_a_status_callback_about_nothing_is_invalid():
 # --- the adapters themselves --------------------------------------------------------------------------
 
 
-def test_the_three_endpoints():
+def test_the_endpoints():
     assert [(a.name, a.path, tuple(a.methods), tuple(a.content_types)) for a in twilio.ADAPTERS] == [
         ("twilio_messaging", "/webhooks/twilio/messaging", ("POST",), ("application/x-www-form-urlencoded",)),
         ("twilio_voice", "/webhooks/twilio/voice", ("POST",), ("application/x-www-form-urlencoded",)),
         ("twilio_status", "/webhooks/twilio/status", ("POST",), ("application/x-www-form-urlencoded",)),
+        ("twilio_queue_exit", "/webhooks/twilio/voice/queue-exit", ("POST",), ("application/x-www-form-urlencoded",)),
     ]

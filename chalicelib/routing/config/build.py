@@ -38,6 +38,8 @@ def build_config(raw: ConfigIn) -> RoutingConfig:
         preferred_agent_window_seconds=raw.preferred_agent_window,
         acknowledgement_interval_seconds=raw.acknowledgement.interval,
         acknowledgement_message=raw.acknowledgement.message,
+        voice_position_interval_seconds=raw.voice.position_interval,
+        voice_hold_audio=raw.voice.hold_audio,
         lab=LabCheck(raw.lab.scenario, raw.lab.max_sl_loss_points) if raw.lab else None,
     )
 

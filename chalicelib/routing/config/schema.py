@@ -13,6 +13,7 @@ import string
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -210,6 +211,21 @@ class AcknowledgementIn(Strict):
     )
 
 
+def _check_hold_audio(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.netloc:
+        raise _custom("hold_audio", "must be an absolute https URL Twilio can fetch")
+    return url
+
+
+class VoiceIn(Strict):
+    """What a waiting caller hears: their position and expected wait every ``position_interval``, hold audio
+    (played between announcements; about that long) or silence."""
+
+    position_interval: Annotated[Duration, Field(ge=10, le=600)] = 45
+    hold_audio: Annotated[str, StringConstraints(max_length=1000), AfterValidator(_check_hold_audio)] | None = None
+
+
 LAB_SCENARIOS = Path(__file__).resolve().parents[2] / "sim" / "scenarios"
 
 
@@ -334,6 +350,7 @@ class ConfigIn(Strict):
     offers: OffersIn = Field(default_factory=OffersIn)
     preferred_agent_window: Duration = 7 * 24 * 3600
     acknowledgement: AcknowledgementIn = Field(default_factory=AcknowledgementIn)
+    voice: VoiceIn = Field(default_factory=VoiceIn)
     queues: dict[Name, Annotated[QueueIn, BeforeValidator(_none_is_empty)]] = Field(min_length=1)
     rules: list[RuleIn] = Field(min_length=1)
     lab: LabIn | None = None

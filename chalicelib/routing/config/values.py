@@ -195,6 +195,8 @@ class RoutingConfig:
     preferred_agent_window_seconds: int = 7 * 24 * 3600
     acknowledgement_interval_seconds: int = 120
     acknowledgement_message: str = DEFAULT_ACKNOWLEDGEMENT
+    voice_position_interval_seconds: int = 45  # how often a waiting caller hears their position and wait
+    voice_hold_audio: str | None = None  # https URL played between announcements; None: silence
     lab: LabCheck | None = None  # simulate rule changes before publishing them (None: not checked)
 
     def cost(self, channel: str) -> int:

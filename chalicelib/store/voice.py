@@ -1,0 +1,160 @@
+"""One item per voice contact: what the app must know to act on its call later.
+
+Keys in the data table::
+
+    AGENTVOICE#<agent id>     AGENTVOICE  phone (E.164), voice_mode (softphone | phone): how the agent takes calls
+    VOICE#<conversation id>   VOICE   customer_call_sid, callback_base (the webhooks' URL the call came in on),
+                                      number (ours, that the customer called), queue_sid (the Twilio queue the
+                                      caller waits in, from the first wait request), agent_leg (the one agent leg:
+                                      agent_id, claimed_at, call_sid), bridged_at (the caller was moved into the
+                                      conference)
+
+Every move is one conditional write, so that a retried accept or a repeated Twilio callback does it once:
+``claim_agent_leg`` is the exactly-one guard for the agent leg, ``claim_bridge`` for moving the caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from chalicelib.settings import get_settings
+from chalicelib.store import aws
+from chalicelib.store.dynamo import get, key, to_item, to_values
+
+
+def _table() -> str:
+    return get_settings().data_table
+
+
+def _key(conversation_id: str) -> dict[str, Any]:
+    return key(f"VOICE#{conversation_id}", "VOICE")
+
+
+def open_call(conversation_id: str, call_sid: str, callback_base: str, number: str | None, now: str) -> None:
+    """Remember the customer's call of a voice contact (a repeat of the same call changes nothing)."""
+    item = {
+        "pk": f"VOICE#{conversation_id}",
+        "sk": "VOICE",
+        "conversation_id": conversation_id,
+        "customer_call_sid": call_sid,
+        "callback_base": callback_base,
+        "created_at": now,
+        **({"number": number} if number else {}),
+    }
+    client = aws.client("dynamodb")
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+        client.put_item(TableName=_table(), Item=to_item(item), ConditionExpression="attribute_not_exists(pk)")
+
+
+def get_call(conversation_id: str) -> dict[str, Any] | None:
+    return get(_table(), f"VOICE#{conversation_id}", "VOICE")
+
+
+def _conditional_set(conversation_id: str, expression: str, condition: str, values: dict[str, Any]) -> bool:
+    client = aws.client("dynamodb")
+    try:
+        client.update_item(
+            TableName=_table(),
+            Key=_key(conversation_id),
+            UpdateExpression=expression,
+            ConditionExpression=condition,
+            ExpressionAttributeValues=to_values(values),
+        )
+    except client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
+
+
+def note_queue(conversation_id: str, queue_sid: str) -> bool:
+    """The Twilio queue the caller waits in (named by the conversation); set once."""
+    return _conditional_set(
+        conversation_id,
+        "SET queue_sid = :queue",
+        "attribute_exists(pk) AND attribute_not_exists(queue_sid)",
+        {":queue": queue_sid},
+    )
+
+
+def claim_agent_leg(conversation_id: str, agent_id: str, now: str) -> bool:
+    """The contact's one agent leg, for ``agent_id``: True for the one claim that wins."""
+    return _conditional_set(
+        conversation_id,
+        "SET agent_leg = :leg",
+        "attribute_exists(pk) AND attribute_not_exists(agent_leg)",
+        {":leg": {"agent_id": agent_id, "claimed_at": now}},
+    )
+
+
+def note_agent_call(conversation_id: str, agent_id: str, call_sid: str) -> bool:
+    """The Twilio call of the claimed agent leg."""
+    return _conditional_set(
+        conversation_id,
+        "SET agent_leg.call_sid = :call",
+        "agent_leg.agent_id = :agent AND attribute_not_exists(agent_leg.call_sid)",
+        {":call": call_sid, ":agent": agent_id},
+    )
+
+
+def claim_bridge(conversation_id: str, now: str) -> bool:
+    """Moving the caller into the conference: True for the one request that does it."""
+    return _conditional_set(
+        conversation_id,
+        "SET bridged_at = :now",
+        "attribute_exists(agent_leg) AND attribute_not_exists(bridged_at)",
+        {":now": now},
+    )
+
+
+def release_agent_leg(conversation_id: str, agent_id: str) -> bool:
+    """Give up a claim whose call could not be placed, so that a retried accept places it."""
+    client = aws.client("dynamodb")
+    try:
+        client.update_item(
+            TableName=_table(),
+            Key=_key(conversation_id),
+            UpdateExpression="REMOVE agent_leg",
+            ConditionExpression="agent_leg.agent_id = :agent AND attribute_not_exists(agent_leg.call_sid)",
+            ExpressionAttributeValues=to_values({":agent": agent_id}),
+        )
+    except client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
+
+
+def set_agent_phone(agent_id: str, phone: str | None, voice_mode: str) -> None:
+    """How ``agent_id`` takes calls: the console's softphone, or a call to their own ``phone``."""
+    item = {"pk": f"AGENTVOICE#{agent_id}", "sk": "AGENTVOICE", "agent_id": agent_id, "voice_mode": voice_mode}
+    if phone:
+        item["phone"] = phone
+    aws.client("dynamodb").put_item(TableName=_table(), Item=to_item(item))
+
+
+def agent_phone(agent_id: str) -> dict[str, Any] | None:
+    return get(_table(), f"AGENTVOICE#{agent_id}", "AGENTVOICE")
+
+
+def drop_agent_leg(conversation_id: str, call_sid: str) -> bool:
+    """The agent leg ``call_sid`` failed before joining: free the claim for the next agent's accept."""
+    client = aws.client("dynamodb")
+    try:
+        client.update_item(
+            TableName=_table(),
+            Key=_key(conversation_id),
+            UpdateExpression="REMOVE agent_leg",
+            ConditionExpression="agent_leg.call_sid = :call AND attribute_not_exists(bridged_at)",
+            ExpressionAttributeValues=to_values({":call": call_sid}),
+        )
+    except client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
+
+
+def note_customer_joined(conversation_id: str, now: str) -> bool:
+    """The caller is in the conference with the agent: True for the first report of it."""
+    return _conditional_set(
+        conversation_id,
+        "SET customer_joined_at = :now",
+        "attribute_exists(pk) AND attribute_not_exists(customer_joined_at)",
+        {":now": now},
+    )

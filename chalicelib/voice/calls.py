@@ -1,0 +1,62 @@
+"""What a call's status callbacks do to its contact.
+
+The customer's leg ending (``completed``, ``busy``, ``no-answer``, ``canceled``, ``failed``; or the Enqueue
+action's ``QueueResult=hangup``, applied as ``completed``) publishes ``CallerLeft`` on the routing queue: the
+router abandons the contact if it still waits, and leaves it alone once an agent has it. The call's record only
+moves forward (``store.outbound.advance``), so a repeated or late callback changes nothing; when the record was
+already final, the event is published again (the queue drops the repeat, the router's abandon is idempotent),
+so a Lambda that died between the update and the publish is made good by Twilio's retry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.channels.base import StatusUpdate
+from chalicelib.conversations.models import InboundMessage
+from chalicelib.routing.events import AgentUnreachable, CallerLeft
+from chalicelib.store import outbound, queue
+from chalicelib.store import voice as voice_store
+
+CUSTOMER = "customer"
+AGENT = "agent"
+FINAL = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
+# An agent leg ending so never reached the agent: the contact moves on.
+UNANSWERED = frozenset({"busy", "no-answer", "canceled", "failed"})
+
+
+def on_incoming(message: InboundMessage, conversation_id: str, context: dict[str, Any], now: str) -> None:
+    """A call came in (first delivery): the call we hold (its status callbacks update it) and the voice record
+    (where later callbacks are built, our number the agent's phone leg is called from)."""
+    status = str(message.metadata.get("call_status", "ringing")).lower()
+    base = context.get("callback_base")
+    extra = {"role": CUSTOMER, **({"callback_base": base} if base else {})}
+    call_sid = message.provider_message_id
+    outbound.record(message.provider, call_sid, conversation_id, status, now, "call", extra)
+    if base:
+        voice_store.open_call(conversation_id, call_sid, str(base), message.metadata.get("to"), now)
+
+
+def on_call_status(update: StatusUpdate, applied: dict[str, Any] | None) -> bool:
+    """Publish ``CallerLeft`` when ``update`` ends a customer's call; True when it did."""
+    if update.status not in FINAL:
+        return False
+    record = applied
+    if record is None:  # a repeat, or one the first attempt applied before dying: was the call final already?
+        record = outbound.get_status(update.provider, update.provider_message_id, kind="call")
+        if record is None or record.get("status") not in FINAL:
+            return False
+    conversation_id = str(record.get("conversation_id") or "")
+    if not conversation_id:
+        return False
+    role = record.get("role", CUSTOMER)
+    if role == AGENT:
+        if record.get("status") not in UNANSWERED or not record.get("agent_id"):
+            return False
+        voice_store.drop_agent_leg(conversation_id, update.provider_message_id)  # the next accept places a leg
+        queue.publish(AgentUnreachable(conversation_id, str(record["agent_id"]), update.provider_message_id))
+        return True
+    if role != CUSTOMER:
+        return False
+    queue.publish(CallerLeft(conversation_id, update.provider_message_id))
+    return True

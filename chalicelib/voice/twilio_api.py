@@ -1,0 +1,74 @@
+"""Twilio's voice REST API, the few requests the app makes: place a call, move a queued caller.
+
+``{TWILIO_API_BASE}/2010-04-01/Accounts/{AccountSid}/...``, form-encoded, HTTP Basic ``AccountSid:AuthToken``
+(as the Messages sender). Errors are JSON ``{"code", "message", "more_info", "status"}``; 20404 (a call that
+left the queue, a participant gone) is ``Gone``: the thing asked for has already happened or cannot any more.
+Sources: https://www.twilio.com/docs/voice/api/call-resource, https://www.twilio.com/docs/voice/api/member-resource.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from urllib.parse import quote
+
+from chalicelib.outbound.senders import ProviderUnavailable, final_by_status, post, unavailable_or_rejected
+from chalicelib.settings import TWILIO_AUTH_TOKEN, get_secret, get_settings
+
+PROVIDER = "twilio"
+API_VERSION = "2010-04-01"
+CALL_EVENTS = ("initiated", "ringing", "answered", "completed")
+
+
+class Gone(Exception):
+    """Twilio's 20404: the call, queue member or participant is not there (any more)."""
+
+
+def _account() -> tuple[str, str, tuple[str, str]]:
+    settings = get_settings()
+    account_sid = settings.twilio_account_sid
+    if not account_sid:
+        raise ProviderUnavailable(PROVIDER, "TWILIO_ACCOUNT_SID is not set")
+    base = f"{settings.twilio_api_base}/{API_VERSION}/Accounts/{quote(account_sid, safe='')}"
+    return account_sid, base, (account_sid, get_secret(TWILIO_AUTH_TOKEN))
+
+
+def _post(path: str, form: Sequence[tuple[str, str]]) -> dict[str, object]:
+    _sid, base, auth = _account()
+    answer = post(PROVIDER, base + path, data=list(form), auth=auth)
+    body = answer.body if isinstance(answer.body, dict) else {}
+    if answer.ok:
+        return body
+    code, message = body.get("code"), body.get("message")
+    if code == 20404:
+        raise Gone(f"{code}: {message}")
+    error = f"{code}: {message}" if code and message else str(message or code or f"HTTP {answer.status}")
+    raise unavailable_or_rejected(PROVIDER, answer, error, final_by_status(answer.status))
+
+
+def create_call(*, to: str, from_: str, url: str, status_callback: str, timeout: int) -> str:
+    """Place a call whose TwiML is at ``url``; its status callbacks (every event) go to ``status_callback``."""
+    form = [
+        ("To", to),
+        ("From", from_),
+        ("Url", url),
+        ("Method", "POST"),
+        ("StatusCallback", status_callback),
+        ("StatusCallbackMethod", "POST"),
+        *(("StatusCallbackEvent", event) for event in CALL_EVENTS),
+        ("Timeout", str(max(1, min(600, timeout)))),
+    ]
+    sid = _post("/Calls.json", form).get("sid")
+    if not isinstance(sid, str) or not sid:
+        raise ProviderUnavailable(PROVIDER, "a created call without a sid")
+    return sid
+
+
+def dequeue(queue_sid: str, call_sid: str, url: str) -> None:
+    """Take the caller out of the queue and run the TwiML at ``url`` on their call (``Gone``: not queued)."""
+    path = f"/Queues/{quote(queue_sid, safe='')}/Members/{quote(call_sid, safe='')}.json"
+    _post(path, [("Url", url), ("Method", "POST")])
+
+
+def redirect(call_sid: str, url: str) -> None:
+    """Run the TwiML at ``url`` on a live call (``Gone``: the call ended)."""
+    _post(f"/Calls/{quote(call_sid, safe='')}.json", [("Url", url), ("Method", "POST")])

@@ -1,0 +1,222 @@
+"""The console's softphone in a real Chromium: the bundled Voice SDK loads under the console's CSP, and accepting
+a call fetches a token, connects a Device with the contact id and shows the call bar.
+
+Twilio's signalling and media cannot be reached here, so the test stops at the app's boundary: once the real SDK
+file has loaded (``window.Twilio.Device`` is Twilio's), ``Twilio.Device`` is replaced by a recording stub with the
+SDK's surface (``new Device(token, options)``, ``on``, ``updateToken``, ``connect({params})`` giving a ``Call``
+with ``on``, ``mute``, ``isMuted``, ``disconnect``). What the stub was asked to do is then played to the app as
+Twilio would: the TwiML App's signed request for that connect gets the contact's conference.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import jwt
+import pytest
+import requests
+
+from chalicelib.local.stack import LocalStack
+from tests.browser.conftest import SOFTPHONE_SETTINGS, Admin
+from tests.browser.test_console import _go_available, _sign_in
+from tests.fakes.providers import ACCOUNT_SID
+from tests.support import CHANNEL_SECRETS
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+expect = pytest.importorskip("playwright.sync_api").expect
+
+pytestmark = pytest.mark.e2e
+WAIT_MS = 20_000
+CALLER = "+14155550177"
+BUSINESS_NUMBER = "+14155550100"
+
+# Installed after the real SDK loaded: records what the console asks of the Device and of its Call.
+STUB_DEVICE = """() => {
+  const seen = { real: typeof window.Twilio.Device, constructed: [], connects: [], updated: [], muted: [], hangups: 0 };
+  window.__softphone = seen;
+  const events = (target) => {
+    target.handlers = {};
+    target.on = (name, fn) => { (target.handlers[name] = target.handlers[name] || []).push(fn); return target; };
+    target.emit = (name, ...args) => (target.handlers[name] || []).forEach((fn) => fn(...args));
+  };
+  class Call {
+    constructor(params) { events(this); this.params = params; this.muted = false; }
+    mute(on = true) { this.muted = on; seen.muted.push(on); this.emit("mute", on, this); }
+    isMuted() { return this.muted; }
+    disconnect() { seen.hangups += 1; this.emit("disconnect", this); }
+  }
+  class Device {
+    constructor(token, options) { events(this); seen.constructed.push({ token, options }); seen.device = this; }
+    updateToken(token) { seen.updated.push(token); }
+    connect(options) {
+      seen.connects.push(options);
+      const call = new Call(options.params);
+      seen.call = call;
+      setTimeout(() => { call.emit("ringing"); call.emit("accept", call); }, 100);
+      return Promise.resolve(call);
+    }
+  }
+  window.Twilio.Device = Device;
+}"""
+
+
+def _signed_post(stack: LocalStack, path: str, form: dict[str, str]) -> requests.Response:
+    signed = stack.api_url + path + "".join(f"{k}{v}" for k, v in sorted(form.items()))
+    digest = hmac.new(CHANNEL_SECRETS["TWILIO_AUTH_TOKEN"].encode(), signed.encode(), hashlib.sha1).digest()
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": base64.b64encode(digest)}
+    return requests.post(stack.api_url + path, data=urlencode(form), headers=headers, timeout=10)
+
+
+def _incoming_call(stack: LocalStack, call_sid: str) -> requests.Response:
+    return _signed_post(
+        stack,
+        "/webhooks/twilio/voice",
+        {
+            "AccountSid": ACCOUNT_SID,
+            "ApiVersion": "2010-04-01",
+            "CallSid": call_sid,
+            "CallStatus": "ringing",
+            "Called": BUSINESS_NUMBER,
+            "Caller": CALLER,
+            "Direction": "inbound",
+            "From": CALLER,
+            "To": BUSINESS_NUMBER,
+        },
+    )
+
+
+def _wait_for(page: Page, script: str) -> Any:
+    """``script``'s value once truthy (polled: ``wait_for_function`` evals strings; the console's CSP forbids it)."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while time.monotonic() < deadline:
+        value = page.evaluate(script)
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"never true: {script}")
+
+
+def test_accepting_a_call_connects_the_softphone_with_the_contact_and_shows_the_call_bar(
+    browser: Any, stack: LocalStack, admin: Admin, screenshot: Any
+) -> None:
+    admin.create_agent("vera", "voice")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        violations: list[str] = []
+        page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+        page.on("pageerror", lambda error: violations.append(f"page error: {error}"))
+        token_responses: list[Any] = []
+        page.on("response", lambda r: token_responses.append(r) if r.url.endswith("/voice/token") else None)
+        sdk: list[tuple[int, str]] = []
+        page.on("response", lambda r: sdk.append((r.status, r.url)) if "/console/voice-sdk/" in r.url else None)
+
+        _sign_in(page, stack, "vera")
+        # The real SDK, from this app, under the console's CSP.
+        _wait_for(page, "window.Twilio && typeof window.Twilio.Device === 'function'")
+        assert [status for status, _ in sdk] == [200] and sdk[0][1].startswith(stack.api_url + "/console/voice-sdk/")
+        assert page.evaluate("typeof window.Twilio.Call") == "function"
+        page.evaluate(STUB_DEVICE)
+        _go_available(page)
+
+        assert _incoming_call(stack, "CA" + "5b" * 16).status_code == 200
+        offer = page.get_by_test_id("offer")
+        expect(offer.get_by_test_id("offer-channel")).to_have_text("voice", timeout=WAIT_MS)
+        contact_id = offer.get_attribute("data-contact-id")
+        assert contact_id
+        offer.get_by_test_id("offer-accept").click()
+
+        connects = _wait_for(page, "window.__softphone.connects.length === 1 && window.__softphone.connects")
+        assert connects == [{"params": {"contact_id": contact_id}}]
+        [token] = [r.json()["token"] for r in token_responses if r.status == 200]
+        assert len(token_responses) == 1
+        [constructed] = page.evaluate("window.__softphone.constructed")
+        assert constructed["token"] == token and constructed["options"]["closeProtection"] is True
+        claims = jwt.decode(token, SOFTPHONE_SETTINGS["TWILIO_API_KEY_SECRET"], algorithms=["HS256"])
+        assert claims["grants"]["identity"] == "ag_vera"
+        assert claims["grants"]["voice"]["outgoing"]["application_sid"] == SOFTPHONE_SETTINGS["TWILIO_TWIML_APP_SID"]
+
+        bar = page.get_by_test_id("call-bar")
+        expect(bar).to_be_visible()
+        expect(bar.get_by_test_id("call-state")).to_have_text("connected", timeout=WAIT_MS)
+        expect(bar.get_by_test_id("call-timer")).to_have_text("0:01", timeout=WAIT_MS)
+        screenshot(page, "softphone-call-bar")
+
+        # What Twilio does with that connect: the TwiML App's Voice URL, signed, from the token's identity.
+        joined = _signed_post(
+            stack,
+            "/webhooks/twilio/voice/agent",
+            {
+                "AccountSid": ACCOUNT_SID,
+                "ApplicationSid": SOFTPHONE_SETTINGS["TWILIO_TWIML_APP_SID"],
+                "CallSid": "CA" + "6c" * 16,
+                "CallStatus": "ringing",
+                "Direction": "inbound",
+                "From": "client:" + claims["grants"]["identity"],
+                "Caller": "client:" + claims["grants"]["identity"],
+                **connects[0]["params"],
+            },
+        )
+        assert joined.status_code == 200, joined.text
+        assert ET.fromstring(joined.text).findtext("Dial/Conference") == contact_id
+
+        # Mute is the SDK's; the token is renewed when the SDK says it will expire.
+        bar.get_by_test_id("call-mute").click()
+        expect(bar.get_by_test_id("call-mute")).to_have_attribute("aria-pressed", "true")
+        bar.get_by_test_id("call-mute").click()
+        expect(bar.get_by_test_id("call-mute")).to_have_attribute("aria-pressed", "false")
+        assert page.evaluate("window.__softphone.muted") == [True, False]
+        page.evaluate("window.__softphone.device.emit('tokenWillExpire')")
+        renewed = _wait_for(page, "window.__softphone.updated.length === 1 && window.__softphone.updated")
+        assert len(token_responses) == 2 and renewed == [token_responses[1].json()["token"]]
+
+        bar.get_by_test_id("call-hangup").click()
+        expect(bar.get_by_test_id("call-state")).to_have_text("ended", timeout=WAIT_MS)
+        assert page.evaluate("window.__softphone.hangups") == 1
+        expect(bar.get_by_test_id("call-hangup")).to_be_disabled()
+        expect(bar.get_by_test_id("call-mute")).to_be_disabled()
+        time.sleep(0.2)
+        assert violations == [], violations
+    finally:
+        context.close()
+
+
+def test_an_agent_who_takes_calls_on_their_phone_is_told_so_and_the_console_does_not_dial(
+    browser: Any, stack: LocalStack, admin: Admin
+) -> None:
+    body = {
+        "agent_id": "pia",
+        "name": "Pia",
+        "max_per_channel": {"voice": 1},
+        "presence": "Offline",
+        "phone": "+14155550166",
+        "voice_mode": "phone",
+    }
+    created = requests.post(f"{admin.api}/agents", json=body, headers=admin.headers, timeout=10)
+    assert created.status_code == 201, created.text
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        _sign_in(page, stack, "pia")
+        _wait_for(page, "window.Twilio && typeof window.Twilio.Device === 'function'")
+        page.evaluate(STUB_DEVICE)
+        _go_available(page)
+        assert _incoming_call(stack, "CA" + "7d" * 16).status_code == 200
+        offer = page.get_by_test_id("offer")
+        expect(offer.get_by_test_id("offer-channel")).to_have_text("voice", timeout=WAIT_MS)
+        offer.get_by_test_id("offer-accept").click()
+
+        bar = page.get_by_test_id("call-bar")
+        expect(bar.get_by_test_id("call-state")).to_have_text("calling your phone…", timeout=WAIT_MS)
+        expect(bar.get_by_test_id("call-hangup")).to_be_disabled()
+        assert page.evaluate("window.__softphone.constructed.length + window.__softphone.connects.length") == 0
+    finally:
+        context.close()

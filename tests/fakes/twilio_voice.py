@@ -1,0 +1,570 @@
+"""Twilio's voice REST API on loopback, and Twilio's side of a call: signed callbacks to the app.
+
+Mounted on ``FakeProviders``' server (``tests/fakes/providers.py``): requests under
+``/2010-04-01/Accounts/{AccountSid}/`` for ``Calls``, ``Conferences``, ``Participants`` and ``Queues/.../Members``
+come here. Each is checked the way Twilio checks it:
+
+- HTTP Basic auth: the account SID with its auth token, or an API key SID (``SK...``) with its secret; the path
+  names the ``AC...`` account in both cases. A wrong pair answers 401 (20003); a path that is not the account
+  (an ``SK...`` sid) answers 404 (20404).
+- A form body; ``To``/``From`` in E.164 (or ``client:``/``sip:``); exactly one of ``Url``, ``Twiml`` and
+  ``ApplicationSid``; absolute callback URLs; ``StatusCallbackEvent`` within ``initiated ringing answered
+  completed`` (repeated parameters, as the helper libraries send a list); ``Timeout`` 1..600 (5..600 for a
+  participant); a participant ``Label`` unique in its conference (16025 otherwise); unknown sids 404 (20404).
+
+Twilio's side of the call is played by ``VoiceWorld``: it keeps calls, queues and conferences, and every callback
+it owes the app (a call's ``Url``, an ``<Enqueue action>``, a conference ``statusCallback``, a call's
+``StatusCallback``) goes to ``pending``. ``deliver(post)`` then posts them, signed with the auth token as Twilio
+signs, runs each TwiML answer through ``tests.fakes.twiml.check`` and acts on it (``<Enqueue>`` puts the call in
+its queue and fetches the waitUrl, ``<Dial><Conference>`` joins the conference and posts ``participant-join``).
+Nothing is posted from the server's own threads: the app's request to the fake never waits on the app.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import secrets
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from tests.fakes import twiml
+
+API_KEY_SID = "SK" + "3c5e7a9b1d2f4a6c8e0b2d4f6a8c0e2b"
+API_KEY_SECRET = "fake-api-key-secret-7d1e"
+VOICE = "twilio_voice"
+
+_PATH = re.compile(
+    r"^/2010-04-01/Accounts/(?P<account>[^/]+)/(?P<rest>"
+    r"Calls\.json|Calls/[^/]+\.json|Conferences\.json|Conferences/[^/]+\.json|"
+    r"Conferences/[^/]+/Participants\.json|Conferences/[^/]+/Participants/[^/]+\.json|"
+    r"Queues/[^/]+/Members/[^/]+\.json)$"
+)
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_CONFERENCE_EVENTS = {"start", "end", "join", "leave", "mute", "hold", "modify", "speaker", "announcement"}
+
+# (status, body): what a handler answers
+Answer = tuple[int, Any]
+# post(url, form) -> (HTTP status, body): how the world reaches the app (signed by the world)
+Post = Callable[[str, list[tuple[str, str]]], tuple[int, str]]
+
+
+def is_voice_path(path: str) -> bool:
+    return _PATH.match(path) is not None
+
+
+def error(status: int, code: int, message: str) -> Answer:
+    return status, {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+
+
+def _rfc2822() -> str:
+    return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
+
+
+def _absolute(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _address(value: str) -> bool:
+    return bool(_E164.match(value)) or value.startswith(("client:", "sip:"))
+
+
+@dataclass
+class Call:
+    sid: str
+    to: str
+    from_: str
+    direction: str  # inbound, outbound-api
+    url: str | None = None
+    twiml: str | None = None
+    status: str = "queued"
+    status_callback: str | None = None
+    status_events: tuple[str, ...] = ("completed",)
+    queue: str | None = None  # the queue's sid while it waits in one
+    enqueue_action: str | None = None
+    enqueue_wait_url: str | None = None
+    conference: str | None = None  # the conference's sid while it is in one
+    label: str | None = None
+
+
+@dataclass
+class Conference:
+    sid: str
+    friendly_name: str
+    status: str = "init"
+    status_callback: str | None = None
+    events: tuple[str, ...] = ()
+    participants: dict[str, Call] = field(default_factory=dict)  # by CallSid
+    sequence: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+
+@dataclass
+class Queue:
+    sid: str
+    friendly_name: str
+    members: list[str] = field(default_factory=list)  # CallSids, front first
+
+
+class VoiceWorld:
+    """Twilio's voice side: the REST API's state, and the callbacks it owes the app."""
+
+    def __init__(self, account_sid: str, auth_token: str) -> None:
+        self.account_sid, self.auth_token = account_sid, auth_token
+        self.calls: dict[str, Call] = {}
+        self.conferences: dict[str, Conference] = {}
+        self.queues: dict[str, Queue] = {}
+        # (url, form, context) still to post; context is how its TwiML answer is checked and run
+        self.pending: list[tuple[str, list[tuple[str, str]], str, str | None]] = []
+        self.lock = threading.RLock()
+
+    # -- the REST API --------------------------------------------------------------------------------
+
+    def authorized(self, account: str, user: str, password: str) -> Answer | None:
+        """None when the request may go on; else Twilio's answer."""
+        if account != self.account_sid:
+            return error(404, 20404, f"The requested resource /2010-04-01/Accounts/{account} was not found")
+        if (user, password) not in ((self.account_sid, self.auth_token), (API_KEY_SID, API_KEY_SECRET)):
+            return error(401, 20003, "Authenticate")
+        return None
+
+    def serve(self, method: str, rest: str, pairs: list[tuple[str, str]], query: dict[str, str]) -> Answer:
+        with self.lock:
+            parts = rest.removesuffix(".json").split("/")
+            if parts == ["Calls"] and method == "POST":
+                return self._create_call(pairs)
+            if len(parts) == 2 and parts[0] == "Calls" and method == "POST":
+                return self._update_call(parts[1], dict(pairs))
+            if parts == ["Conferences"] and method == "GET":
+                return self._list_conferences(query)
+            if len(parts) == 2 and parts[0] == "Conferences" and method == "POST":
+                return self._update_conference(parts[1], dict(pairs))
+            if len(parts) == 3 and parts[2] == "Participants" and method == "POST":
+                return self._add_participant(parts[1], pairs)
+            if len(parts) == 4 and parts[2] == "Participants" and method in ("POST", "DELETE"):
+                return self._participant(method, parts[1], parts[3], dict(pairs))
+            if len(parts) == 4 and parts[0] == "Queues" and parts[2] == "Members" and method == "POST":
+                return self._dequeue(parts[1], parts[3], dict(pairs))
+            return error(405, 20004, "Method not allowed")
+
+    def _create_call(self, pairs: list[tuple[str, str]]) -> Answer:
+        form = dict(pairs)
+        to, sender = form.get("To", ""), form.get("From", "")
+        if not to:
+            return error(400, 21201, "No 'To' number is specified")
+        if not sender:
+            return error(400, 21213, "No 'From' number is specified")
+        if not _address(to):
+            return error(400, 21211, f"Invalid 'To' Phone Number: {to}")
+        if not _address(sender):
+            return error(400, 21212, f"Invalid 'From' Phone Number: {sender}")
+        given = [name for name in ("Url", "Twiml", "ApplicationSid") if form.get(name)]
+        if not given:
+            return error(400, 21205, "Url parameter is required.")
+        if form.get("Url") and not _absolute(form["Url"]):
+            return error(400, 21205, f"Url is not a valid URL: {form['Url']}")
+        if form.get("Twiml") and len(form["Twiml"]) > 4000:
+            return error(400, 21232, "Twiml exceeds 4000 characters")
+        problem = self._callback_problem(pairs, twiml.STATUS_EVENTS)
+        if problem:
+            return problem
+        timeout = form.get("Timeout", "60")
+        if not timeout.isdigit() or not 1 <= int(timeout) <= 600:
+            return error(400, 21207, f"Timeout must be between 1 and 600: {timeout}")
+        call = Call(
+            sid="CA" + secrets.token_hex(16),
+            to=to,
+            from_=sender,
+            direction="outbound-api",
+            url=form.get("Url"),
+            twiml=None if form.get("Url") else form.get("Twiml"),
+            status_callback=form.get("StatusCallback"),
+            status_events=tuple(v for k, v in pairs if k == "StatusCallbackEvent") or ("completed",),
+        )
+        self.calls[call.sid] = call
+        return 201, self._call_json(call)
+
+    def _callback_problem(self, pairs: list[tuple[str, str]], events: set[str]) -> Answer | None:
+        form = dict(pairs)
+        for name in ("StatusCallback", "ConferenceStatusCallback", "WaitUrl"):
+            if form.get(name) and not _absolute(form[name]):
+                return error(400, 21609, f"Invalid {name} url")
+        asked = {token for k, v in pairs if k == "StatusCallbackEvent" for token in v.split()}
+        if asked - events:
+            return error(400, 21626, f"Invalid StatusCallbackEvent: {sorted(asked - events)}")
+        conference_events = {t for k, v in pairs if k == "ConferenceStatusCallbackEvent" for t in v.split()}
+        if conference_events - _CONFERENCE_EVENTS:
+            return error(400, 21626, f"Invalid ConferenceStatusCallbackEvent: {sorted(conference_events)}")
+        if form.get("StatusCallbackMethod", "POST") not in ("GET", "POST"):
+            return error(400, 21610, "Invalid StatusCallbackMethod")
+        return None
+
+    def _update_call(self, sid: str, form: dict[str, str]) -> Answer:
+        call = self.calls.get(sid)
+        if call is None or call.status in ("completed", "canceled", "failed", "busy", "no-answer"):
+            return error(404, 20404, f"The requested resource Calls/{sid}.json was not found")
+        if form.get("Status") not in (None, "completed", "canceled"):
+            return error(400, 21220, "Invalid call state for update")
+        if form.get("Url"):
+            if not _absolute(form["Url"]):
+                return error(400, 21205, "Url is not a valid URL")
+            self._leave_queue(call, "redirected")
+            self.pending.append((form["Url"], self._call_form(call), twiml.CALL, call.sid))
+        elif form.get("Status"):
+            self.end(call.sid, form["Status"])
+        return 200, self._call_json(call)
+
+    def _list_conferences(self, query: dict[str, str]) -> Answer:
+        wanted_name, wanted_status = query.get("FriendlyName"), query.get("Status")
+        found = [
+            self._conference_json(c)
+            for c in self.conferences.values()
+            if (wanted_name is None or c.friendly_name == wanted_name)
+            and (wanted_status is None or c.status == wanted_status)
+        ]
+        return 200, {"conferences": found, "page": 0, "page_size": 50}
+
+    def _update_conference(self, sid: str, form: dict[str, str]) -> Answer:
+        conference = self.conferences.get(sid)
+        if conference is None or conference.status == "completed":
+            return error(404, 20404, f"The requested resource Conferences/{sid}.json was not found")
+        if form.get("Status") == "completed":
+            for call_sid in list(conference.participants):
+                self.end(call_sid, "completed")
+        return 200, self._conference_json(conference)
+
+    def _add_participant(self, conference_sid: str, pairs: list[tuple[str, str]]) -> Answer:
+        conference = self.conferences.get(conference_sid)
+        if conference is None or conference.status == "completed":
+            return error(404, 20404, f"The requested resource Conferences/{conference_sid} was not found")
+        form = dict(pairs)
+        if not form.get("From") or not form.get("To"):
+            return error(400, 21604, "'From' and 'To' are required")
+        if not _address(form["To"]) and not form["To"].startswith("app:"):
+            return error(400, 21211, f"Invalid 'To' Phone Number: {form['To']}")
+        label = form.get("Label")
+        if label and (len(label) > 128 or any(p.label == label for p in conference.participants.values())):
+            return error(400, 16025, f"Participant label {label} already in use or too long")
+        timeout = form.get("Timeout", "60")
+        if not timeout.isdigit() or not 5 <= int(timeout) <= 600:
+            return error(400, 21207, "Timeout must be between 5 and 600")
+        problem = self._callback_problem(pairs, twiml.STATUS_EVENTS)
+        if problem:
+            return problem
+        call = Call("CA" + secrets.token_hex(16), form["To"], form["From"], "outbound-api", label=label)
+        call.status_callback = form.get("StatusCallback")
+        self.calls[call.sid] = call
+        # Joins once answered: ``answer(call_sid)``; the participant is "queued" until then.
+        call.conference = conference.sid
+        return 201, {**self._participant_json(conference, call), "status": "queued"}
+
+    def _participant(self, method: str, conference_sid: str, who: str, form: dict[str, str]) -> Answer:
+        conference = self.conferences.get(conference_sid)
+        found = None
+        if conference is not None:
+            found = conference.participants.get(who) or next(
+                (p for p in conference.participants.values() if p.label == who), None
+            )
+        if conference is None or found is None:
+            return error(404, 20404, f"The requested resource Participants/{who}.json was not found")
+        if method == "DELETE":
+            self._leave_conference(found, "participant_updated_via_api")
+            return 204, None
+        for name in ("HoldUrl", "AnnounceUrl", "WaitUrl"):
+            if form.get(name) and not _absolute(form[name]):
+                return error(400, 21609, f"Invalid {name}")
+        return 200, self._participant_json(conference, found)
+
+    def _dequeue(self, queue_sid: str, who: str, form: dict[str, str]) -> Answer:
+        queue = self.queues.get(queue_sid)
+        if queue is None:
+            return error(404, 20404, f"The requested resource Queues/{queue_sid} was not found")
+        call_sid = (queue.members[0] if queue.members else None) if who == "Front" else who
+        if call_sid is None or call_sid not in queue.members:
+            return error(404, 20404, f"The requested resource Members/{who}.json was not found")
+        url = form.get("Url")
+        if not url or not _absolute(url):
+            return error(400, 21205, "Url parameter is required and must be absolute")
+        call = self.calls[call_sid]
+        position = queue.members.index(call_sid) + 1
+        answer = {
+            "call_sid": call_sid,
+            "queue_sid": queue_sid,
+            "position": position,
+            "wait_time": 30,
+            "date_enqueued": _rfc2822(),
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Queues/{queue_sid}/Members/{call_sid}.json",
+        }
+        # Dequeued through the REST API: the <Enqueue action> is requested right away, then the new Url.
+        self._leave_queue(call, "redirected")
+        self.pending.append((url, self._call_form(call), twiml.CALL, call.sid))
+        return 200, answer
+
+    # -- JSON -------------------------------------------------------------------------------------------
+
+    def _call_json(self, call: Call) -> dict[str, Any]:
+        return {
+            "sid": call.sid,
+            "account_sid": self.account_sid,
+            "to": call.to,
+            "from": call.from_,
+            "status": call.status,
+            "direction": call.direction,
+            "api_version": "2010-04-01",
+            "date_created": _rfc2822(),
+            "parent_call_sid": None,
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{call.sid}.json",
+        }
+
+    def _conference_json(self, conference: Conference) -> dict[str, Any]:
+        return {
+            "sid": conference.sid,
+            "account_sid": self.account_sid,
+            "friendly_name": conference.friendly_name,
+            "status": conference.status,
+            "region": "us1",
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Conferences/{conference.sid}.json",
+        }
+
+    def _participant_json(self, conference: Conference, call: Call) -> dict[str, Any]:
+        return {
+            "account_sid": self.account_sid,
+            "call_sid": call.sid,
+            "conference_sid": conference.sid,
+            "label": call.label,
+            "muted": False,
+            "hold": False,
+            "status": "connected" if call.sid in conference.participants else "queued",
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Conferences/{conference.sid}/Participants/{call.sid}.json",
+        }
+
+    # -- Twilio's side of a call -----------------------------------------------------------------------
+
+    def _call_form(self, call: Call, **more: str) -> list[tuple[str, str]]:
+        form = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": "2010-04-01",
+            "CallSid": call.sid,
+            "CallStatus": call.status,
+            "Direction": call.direction,
+            "From": call.from_,
+            "To": call.to,
+            "Called": call.to,
+            "Caller": call.from_,
+            **more,
+        }
+        return sorted(form.items())
+
+    def incoming(
+        self, url: str, caller: str = "+14155550123", number: str = "+14155550100", status_url: str | None = None
+    ) -> Call:
+        """A caller dials our number, whose "a call comes in" URL is ``url`` and "call status changes" URL
+        ``status_url`` (Twilio posts the inbound call's ``completed`` there)."""
+        with self.lock:
+            call = Call("CA" + secrets.token_hex(16), number, caller, "inbound", url=url, status="ringing")
+            call.status_callback = status_url
+            self.calls[call.sid] = call
+            self.pending.append((url, self._call_form(call), twiml.CALL, call.sid))
+            return call
+
+    def answer(self, call_sid: str) -> None:
+        """The far end of a call we placed picks up: Twilio fetches its Url (or runs its Twiml)."""
+        with self.lock:
+            call = self.calls[call_sid]
+            call.status = "in-progress"
+            self._status(call, "answered")
+            if call.url:
+                self.pending.append((call.url, self._call_form(call), twiml.CALL, call.sid))
+
+    def fetch_wait(self, call_sid: str) -> None:
+        """Twilio asks the queued caller's waitUrl again (as the wait document's ``<Redirect>`` makes it)."""
+        with self.lock:
+            call = self.calls[call_sid]
+            queue = self.queues[call.queue or ""]
+            position = str(queue.members.index(call.sid) + 1)
+            form = self._call_form(
+                call,
+                QueueSid=queue.sid,
+                QueuePosition=position,
+                QueueTime="12",
+                AvgQueueTime="0",
+                CurrentQueueSize=str(len(queue.members)),
+            )
+            self.pending.append((call.enqueue_wait_url or "", form, twiml.ENQUEUE_WAIT, None))
+
+    def no_answer(self, call_sid: str) -> None:
+        with self.lock:
+            self.end(call_sid, "no-answer")
+
+    def hang_up(self, call_sid: str) -> None:
+        """The party of ``call_sid`` hangs up (the caller while waiting, or in the conference)."""
+        with self.lock:
+            call = self.calls[call_sid]
+            if call.queue:
+                self._leave_queue(call, "hangup")
+            self.end(call_sid, "completed")
+
+    def end(self, call_sid: str, status: str) -> None:
+        call = self.calls[call_sid]
+        if call.status in ("completed", "canceled", "failed", "busy", "no-answer"):
+            return
+        if call.conference:
+            self._leave_conference(call, "participant_hung_up")
+        call.status = status
+        self._status(call, "completed")
+
+    def _status(self, call: Call, event: str) -> None:
+        if call.status_callback and event in call.status_events:
+            form = self._call_form(call, CallbackSource="call-progress-events", Timestamp=_rfc2822())
+            self.pending.append((call.status_callback, form, twiml.CALLBACK, None))
+
+    def _leave_queue(self, call: Call, result: str) -> None:
+        if call.queue is None:
+            return
+        queue = self.queues[call.queue]
+        queue.members.remove(call.sid)
+        if call.enqueue_action:
+            form = self._call_form(call, QueueResult=result, QueueSid=queue.sid, QueueTime="30")
+            self.pending.append((call.enqueue_action, form, twiml.CALL, call.sid))
+        call.queue = None
+
+    def _join(self, call: Call, name: str, attributes: dict[str, str]) -> None:
+        conference = next(
+            (c for c in self.conferences.values() if c.friendly_name == name and c.status != "completed"), None
+        )
+        if conference is None:
+            conference = Conference("CF" + secrets.token_hex(16), name)
+            self.conferences[conference.sid] = conference
+        label = attributes.get("participantLabel")
+        if label and any(p.label == label for p in conference.participants.values()):
+            return  # 16025: "the call will not be added into the conference"
+        if conference.status_callback is None and attributes.get("statusCallback"):
+            # The first participant to join fixes the conference's callbacks.
+            conference.status_callback = attributes["statusCallback"]
+            conference.events = tuple(attributes.get("statusCallbackEvent", "").split())
+        call.label, call.conference = label, conference.sid
+        conference.participants[call.sid] = call
+        self._conference_event(conference, "participant-join", call)
+        if conference.status == "init" and len(conference.participants) >= 2:
+            conference.status = "in-progress"
+            self._conference_event(conference, "conference-start", None)
+
+    def _leave_conference(self, call: Call, reason: str) -> None:
+        conference = self.conferences.get(call.conference or "")
+        call.conference = None
+        if conference is None or call.sid not in conference.participants:
+            return
+        del conference.participants[call.sid]
+        self._conference_event(
+            conference, "participant-leave", call, ReasonParticipantLeft=reason, ParticipantCallStatus="completed"
+        )
+        if not conference.participants and conference.status != "completed":
+            conference.status = "completed"
+            self._conference_event(conference, "conference-end", None, ReasonConferenceEnded="last-participant-left")
+
+    def _conference_event(self, conference: Conference, event: str, call: Call | None, **more: str) -> None:
+        short = event.split("-")[-1] if event.startswith("participant") else event.removeprefix("conference-")
+        if not conference.status_callback or short not in conference.events:
+            return
+        form = {
+            "AccountSid": self.account_sid,
+            "ConferenceSid": conference.sid,
+            "FriendlyName": conference.friendly_name,
+            "StatusCallbackEvent": event,
+            "SequenceNumber": str(next(conference.sequence)),
+            "Timestamp": _rfc2822(),
+            **more,
+        }
+        if call is not None:
+            form.update(
+                CallSid=call.sid,
+                ParticipantLabel=call.label or "",
+                Muted="false",
+                Hold="false",
+                Coaching="false",
+                EndConferenceOnExit="false",
+                StartConferenceOnEnter="true",
+            )
+        self.pending.append((conference.status_callback, sorted(form.items()), twiml.CALLBACK, None))
+
+    # -- delivering callbacks -------------------------------------------------------------------------
+
+    def deliver(self, post: Post, base: str | None = None, limit: int = 50) -> list[tuple[str, int, str]]:
+        """Post every pending callback (and those their answers cause) to the app; returns (url, status, body)."""
+        done: list[tuple[str, int, str]] = []
+        for _ in range(limit):
+            with self.lock:
+                if not self.pending:
+                    return done
+                url, form, context, call_sid = self.pending.pop(0)
+            status, body = post(url, form)
+            done.append((url, status, body))
+            assert status == 200, (url, status, body)
+            root = twiml.check(body, context, base)
+            if call_sid is not None:
+                with self.lock:
+                    self._run(self.calls[call_sid], root)
+        raise AssertionError("callbacks did not settle")
+
+    def _run(self, call: Call, root: ET.Element) -> None:
+        """What Twilio does with the TwiML a call got (the verbs the app uses)."""
+        for verb in root:
+            if verb.tag == "Enqueue":
+                name = (verb.text or "").strip()
+                queue = next((q for q in self.queues.values() if q.friendly_name == name), None)
+                if queue is None:
+                    queue = Queue("QU" + secrets.token_hex(16), name)
+                    self.queues[queue.sid] = queue
+                queue.members.append(call.sid)
+                call.queue, call.enqueue_action = queue.sid, verb.attrib.get("action")
+                call.enqueue_wait_url = verb.attrib.get("waitUrl")
+                call.status = "in-progress"
+                if call.enqueue_wait_url:
+                    position = str(queue.members.index(call.sid) + 1)
+                    form = self._call_form(
+                        call,
+                        QueueSid=queue.sid,
+                        QueuePosition=position,
+                        QueueTime="0",
+                        AvgQueueTime="0",
+                        CurrentQueueSize=str(len(queue.members)),
+                    )
+                    self.pending.append((call.enqueue_wait_url, form, twiml.ENQUEUE_WAIT, None))
+                return
+            if verb.tag == "Dial":
+                for noun in verb:
+                    if noun.tag == "Conference":
+                        call.status = "in-progress"
+                        self._join(call, (noun.text or "").strip(), dict(noun.attrib))
+                return
+            if verb.tag in ("Hangup", "Reject"):
+                self.end(call.sid, "completed")
+                return
+            if verb.tag == "Redirect":
+                self.pending.append(((verb.text or "").strip(), self._call_form(call), twiml.CALL, call.sid))
+                return
+
+    # -- what tests read ---------------------------------------------------------------------------------
+
+    def participants(self, friendly_name: str) -> list[Call]:
+        with self.lock:
+            return [
+                p
+                for c in self.conferences.values()
+                if c.friendly_name == friendly_name
+                for p in c.participants.values()
+            ]
+
+
+def parse_form(body: bytes) -> list[tuple[str, str]]:
+    return parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=bool(body))

@@ -1,0 +1,68 @@
+"""What a call's lifecycle does to the router, on both stores: a caller who hangs up, an agent leg that rings out."""
+
+from __future__ import annotations
+
+from chalicelib.routing.events import AgentUnreachable, CallerLeft, ConversationMessage
+from chalicelib.routing.model import ContactState, Presence
+from tests.router.conftest import T0, World
+from tests.router.test_records import agent, at
+
+
+def call(world: World, conversation_id: str, when: str = T0) -> None:
+    world.clock.set(when)
+    event = ConversationMessage(conversation_id, f"cus_{conversation_id}", "voice", f"m_{when}", when, "Incoming call")
+    world.router.handle(event, when)
+    world.run()
+
+
+def test_a_caller_who_leaves_while_offered_is_abandoned_counted_once_and_frees_the_agent(world: World) -> None:
+    agent(world, "ann")
+    call(world, "c1")
+    offered = world.router.store.get_contact("c1")
+    assert offered is not None and offered.state is ContactState.OFFERED
+    home = offered.queues[0]
+
+    world.clock.set(at(30))
+    for _ in range(2):  # Twilio's two signals, or a retry: the second changes nothing
+        world.router.handle(CallerLeft("c1", "CA1"), world.clock.now())
+        world.run()
+
+    closed = world.router.store.get_contact("c1")
+    assert closed is not None and (closed.state, closed.wrap_up) == (ContactState.CLOSED, "abandoned")
+    assert world.router.store.queue_stats(home)["abandoned"] == 1
+    assert [r for r in world.base.metrics.rows if r[0] == "Abandoned"] == [("Abandoned", 1.0, home, "voice")]
+    assert [r[1] for r in world.base.metrics.rows if r[0] == "TimeToAbandon"] == [30.0]
+    ann = world.router.store.get_agent("ann")
+    assert ann is not None and ann.used == 0
+
+
+def test_an_agent_leg_that_rings_out_moves_the_call_to_the_next_agent_keeping_its_place(world: World) -> None:
+    agent(world, "ann")
+    call(world, "c1")
+    world.router.accept("ann", "c1")
+    agent(world, "bob")
+    world.run()
+    before = world.router.store.get_contact("c1")
+    assert before is not None and before.assigned_to == "ann"
+
+    world.clock.set(at(25))
+    for _ in range(2):
+        world.router.handle(AgentUnreachable("c1", "ann", "CA2"), world.clock.now())
+        world.run()
+
+    after = world.router.store.get_contact("c1")
+    assert after is not None and after.state is ContactState.OFFERED and after.offered_to == "bob"
+    assert (after.enqueued_at, after.sla_deadline) == (before.enqueued_at, before.sla_deadline)
+    ann = world.router.store.get_agent("ann")
+    assert ann is not None and ann.used == 0 and ann.consecutive_expired == 1 and ann.presence is Presence.AVAILABLE
+    assert world.offers_to("bob") == ["c1"]
+
+
+def test_a_caller_who_leaves_an_assigned_call_leaves_the_contact_for_wrap_up(world: World) -> None:
+    agent(world, "ann")
+    call(world, "c1")
+    world.router.accept("ann", "c1")
+    world.router.handle(CallerLeft("c1", "CA1"), world.clock.now())
+    contact = world.router.store.get_contact("c1")
+    assert contact is not None and contact.state is ContactState.ASSIGNED
+    assert ("ann", {"type": "call_ended", "conversation_id": "c1"}) in world.base.notifier.pushed
