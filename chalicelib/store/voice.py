@@ -52,6 +52,7 @@ def get_call(conversation_id: str) -> dict[str, Any] | None:
 
 
 def _conditional_set(conversation_id: str, expression: str, condition: str, values: dict[str, Any]) -> bool:
+    """One conditional update of the call's item: True if it applied, False if its condition failed."""
     client = aws.client("dynamodb")
     try:
         client.update_item(
@@ -108,18 +109,12 @@ def claim_bridge(conversation_id: str, now: str) -> bool:
 
 def release_agent_leg(conversation_id: str, agent_id: str) -> bool:
     """Give up a claim whose call could not be placed, so that a retried accept places it."""
-    client = aws.client("dynamodb")
-    try:
-        client.update_item(
-            TableName=_table(),
-            Key=_key(conversation_id),
-            UpdateExpression="REMOVE agent_leg",
-            ConditionExpression="agent_leg.agent_id = :agent AND attribute_not_exists(agent_leg.call_sid)",
-            ExpressionAttributeValues=to_values({":agent": agent_id}),
-        )
-    except client.exceptions.ConditionalCheckFailedException:
-        return False
-    return True
+    return _conditional_set(
+        conversation_id,
+        "REMOVE agent_leg",
+        "agent_leg.agent_id = :agent AND attribute_not_exists(agent_leg.call_sid)",
+        {":agent": agent_id},
+    )
 
 
 def set_agent_phone(agent_id: str, phone: str | None, voice_mode: str) -> None:
@@ -136,18 +131,12 @@ def agent_phone(agent_id: str) -> dict[str, Any] | None:
 
 def drop_agent_leg(conversation_id: str, call_sid: str) -> bool:
     """The agent leg ``call_sid`` failed before joining: free the claim for the next agent's accept."""
-    client = aws.client("dynamodb")
-    try:
-        client.update_item(
-            TableName=_table(),
-            Key=_key(conversation_id),
-            UpdateExpression="REMOVE agent_leg",
-            ConditionExpression="agent_leg.call_sid = :call AND attribute_not_exists(bridged_at)",
-            ExpressionAttributeValues=to_values({":call": call_sid}),
-        )
-    except client.exceptions.ConditionalCheckFailedException:
-        return False
-    return True
+    return _conditional_set(
+        conversation_id,
+        "REMOVE agent_leg",
+        "agent_leg.call_sid = :call AND attribute_not_exists(bridged_at)",
+        {":call": call_sid},
+    )
 
 
 def note_customer_joined(conversation_id: str, now: str) -> bool:
