@@ -283,10 +283,13 @@ def test_a_caller_hanging_up_in_the_queue_is_abandoned_once_and_nobody_is_called
 
 
 def test_two_accepts_at_once_place_one_agent_leg(client, world, fake):
-    """The WebSocket and the REST API accept at the same moment: the claim (one conditional write) lets one
-    place the agent's call."""
-    import threading
+    """The WebSocket and the REST API accept at the same moment: the other accept's claim lands just before ours
+    (a rival run at the AWS boundary, right before our claim's conditional write, as a concurrent Lambda would),
+    and the claim (one conditional write) lets only it place the agent's call. Deterministic on purpose: moto's
+    in-process backend does not make a conditional write atomic across threads, as DynamoDB does."""
+    from typing import Any
 
+    from chalicelib.store import aws as app_clients
     from chalicelib.voice import connect
 
     connection, conversation, _caller = _offered_call(client, world, fake)
@@ -294,16 +297,19 @@ def test_two_accepts_at_once_place_one_agent_leg(client, world, fake):
     voice_store.drop_agent_leg(conversation, _requests(fake, "POST", "/Calls.json")[0].answer["sid"])
     fake.requests.clear()
     contact = routing_store.get_contact(conversation)
-    barrier, placed = threading.Barrier(4), []
+    rivals: list[str | None] = []
 
-    def accept_again() -> None:
-        barrier.wait()
-        placed.append(connect.on_accept(contact))
+    def rival_claims_first(params: dict[str, Any], **_: Any) -> None:
+        if params.get("UpdateExpression") == "SET agent_leg = :leg" and not rivals:
+            rivals.append(None)  # before the rival's own claim comes through here
+            rivals[0] = connect.on_accept(contact)
 
-    threads = [threading.Thread(target=accept_again) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len([sid for sid in placed if sid]) == 1
+    events = app_clients.client("dynamodb").meta.events
+    events.register("before-parameter-build.dynamodb.UpdateItem", rival_claims_first)
+    try:
+        ours = connect.on_accept(contact)
+    finally:
+        events.unregister("before-parameter-build.dynamodb.UpdateItem", rival_claims_first)
+    assert rivals and rivals[0], "the rival accept placed the agent's call"
+    assert ours is None, "our claim lost: we place nothing"
     assert len(_requests(fake, "POST", "/Calls.json")) == 1
