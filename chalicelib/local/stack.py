@@ -8,6 +8,7 @@ events reach the app (WebSocket gateway, SQS/schedule pump, REST server).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Callable
@@ -41,6 +42,33 @@ WEBSOCKET_STAGE = "api"
 # (<ssm prefix>/routing-config); the first publish creates it, until then routing.yaml is in force.
 LOCAL_ROUTING_CONFIG_PARAMETER = "/switchboard/local/routing-config"
 # Variables that would send boto3 to a real account instead of moto.
+# What the app's handlers import where they use it (app.py and the channel registry keep cold starts lean). Lambda
+# runs one invocation per container at a time; this stack runs handlers on many threads at once, and two threads
+# importing a package with internal cycles for the first time can hand one of them a partially initialized module
+# (an ImportError). So the stack imports them, and every channel adapter, before it serves.
+LAZY_IMPORTS = (
+    "aws_lambda_powertools.utilities.batch",
+    "aws_lambda_powertools.utilities.data_classes",
+    "aws_lambda_powertools.utilities.data_classes.sqs_event",
+    "chalicelib.console.pages",
+    "chalicelib.console.visitors",
+    "chalicelib.conversations.customers",
+    "chalicelib.conversations.inbox",
+    "chalicelib.outbound.outbox",
+    "chalicelib.sim.lab",
+    "chalicelib.voice.tokens",
+)
+
+
+def import_lazy_modules() -> None:
+    from chalicelib.channels import registry
+
+    for name in LAZY_IMPORTS:
+        importlib.import_module(name)
+    for endpoint in registry.ENDPOINTS:
+        endpoint.adapter()
+
+
 _REAL_AWS_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
 
@@ -152,6 +180,7 @@ class LocalStack:
             raise
 
     def _start(self) -> None:
+        import_lazy_modules()
         self._moto = MotoServer(host=HOST, port=self._ports["moto"])
         self._moto.start()
         self._gateway = WebSocketGateway(

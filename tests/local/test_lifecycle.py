@@ -131,3 +131,25 @@ def test_python_dash_m_serves_the_switchboard_app_until_sigterm() -> None:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_the_stack_imports_what_handlers_import_lazily_before_it_serves() -> None:
+    """Lambda runs one invocation per container at a time; the local stack runs handlers on many threads at once,
+    and two threads importing one package with internal cycles for the first time can hand one of them a
+    partially initialized module (an ImportError the first $connect and routing event met together). So the
+    stack imports them all before it serves. In a fresh interpreter: nothing imported them before."""
+    probe = (
+        "import sys\n"
+        "from app import app\n"
+        "from chalicelib.local import LocalStack\n"
+        "from chalicelib.local.stack import LAZY_IMPORTS\n"
+        "before = [m for m in LAZY_IMPORTS if m in sys.modules]\n"
+        "with LocalStack(app, api_port=0, ws_port=0, management_port=0, moto_port=0):\n"
+        "    after = [m for m in LAZY_IMPORTS if m not in sys.modules]\n"
+        "print(len(LAZY_IMPORTS), before, after)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    count, before, after = result.stdout.strip().splitlines()[-1].split(" ", 2)
+    assert int(count) >= 10
+    assert before.startswith("[]") and after.endswith("[]"), result.stdout
