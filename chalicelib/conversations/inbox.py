@@ -13,7 +13,7 @@ from chalicelib.errors import Unauthenticated
 from chalicelib.notify import push
 from chalicelib.observability import correlate
 from chalicelib.outbound import outbox
-from chalicelib.routing.events import ConversationMessage
+from chalicelib.routing.events import ConversationMessage, message_payload
 from chalicelib.routing.rules import MAX_TEXT
 from chalicelib.store import conversations, queue, replay
 from chalicelib.voice import calls
@@ -130,21 +130,8 @@ def _handled_here(event: ConversationMessage) -> bool:
             return True
         if contact.state is not ContactState.ASSIGNED or not contact.assigned_to:
             return False
-        push.to_agent(contact.assigned_to, message_frame(event))
+        push.to_agent(contact.assigned_to, message_payload(event))
     except Exception:
         logger.warning("could not tell the assigned agent; queueing the routing event", exc_info=True)
         return False
     return True
-
-
-def message_frame(event: ConversationMessage) -> dict[str, Any]:
-    """What an agent's console is pushed when their customer writes (``Router.on_conversation_message`` pushes
-    the same frame for an assigned contact)."""
-    return {
-        "type": "message",
-        "contact_id": event.conversation_id,
-        "message_id": event.message_id,
-        "channel": event.channel,
-        "text": event.text,
-        "received_at": event.received_at,
-    }

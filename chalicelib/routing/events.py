@@ -187,3 +187,16 @@ def from_body(body: str) -> RoutingEvent:
         return cls(**document)
     except (ValueError, KeyError, TypeError) as exc:
         raise UnknownEvent(f"not a routing event: {exc}") from None
+
+
+def message_payload(event: ConversationMessage) -> dict[str, Any]:
+    """What an agent's console is pushed when their customer writes: by the router for an assigned contact, and by
+    the webhook itself when it finds the contact assigned (``inbox.receive``)."""
+    return {
+        "type": "message",
+        "contact_id": event.conversation_id,  # a contact's id is its conversation's
+        "message_id": event.message_id,
+        "channel": event.channel,
+        "text": event.text,
+        "received_at": event.received_at,
+    }

@@ -31,6 +31,7 @@ from chalicelib.routing.events import (
     OfferTimeout,
     ReconnectGraceExpired,
     RoutingEvent,
+    message_payload,
 )
 from chalicelib.routing.model import Agent, Contact, ContactState, Offer, Presence
 from chalicelib.routing.ports import (
@@ -155,17 +156,7 @@ class Router:
                 self.notifier.to_agent(contact.offered_to, offer_payload(contact))
             return Outcome(note="already offered")
         if contact.state is ContactState.ASSIGNED and contact.assigned_to:
-            self.notifier.to_agent(
-                contact.assigned_to,
-                {
-                    "type": "message",
-                    "contact_id": contact.contact_id,
-                    "message_id": event.message_id,
-                    "channel": event.channel,
-                    "text": event.text,
-                    "received_at": event.received_at,
-                },
-            )
+            self.notifier.to_agent(contact.assigned_to, message_payload(event))
             return Outcome(note="told the assigned agent")
         return Outcome(note=f"contact is {contact.state.value}")
 
