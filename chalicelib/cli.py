@@ -608,8 +608,9 @@ def _kb_check(args: argparse.Namespace) -> int:
 def _kb_search(args: argparse.Namespace) -> int:
     """One line per hit: BM25 score, article id, coverage, title; and whether it would answer by itself."""
     from chalicelib import kb
+    from chalicelib.kb import published
 
-    index = kb.build_index(kb.load_base(args.dir)) if args.dir else kb.current_index()
+    index = kb.build_index(kb.load_base(args.dir)) if args.dir else published.default_index()
     hits = index.search(args.question, language=args.language, channel=args.channel, limit=args.limit)
     if not hits:
         print("no article matches")
