@@ -73,3 +73,17 @@ def test_a_body_that_is_not_a_base_is_422(client, body):
 def test_only_an_admin_publishes(client):
     response = _publish(client, {"files": {"en/winter-sale.md": RETURNS}}, headers={**as_agent("ada"), **JSON})
     assert response.status_code == 403
+
+
+def test_a_container_sees_a_publish_within_a_minute_and_rebuilds_only_on_change(client):
+    assert published.current_index(now=1000.0) is published.default_index()
+    assert _publish(client, {"files": {"en/winter-sale.md": RETURNS}}).status_code == 200
+    published.forget_current_index()
+    first = published.current_index(now=2000.0)
+    assert [a.article_id for a in first.base.articles] == ["winter-sale"]
+    assert published.current_index(now=2059.0) is first  # within the minute: not even a read
+    assert published.current_index(now=2061.0) is first  # read again, same digest: the same index
+
+    published.publish({"en/other.md": RETURNS}, None)  # as another container's PUT /admin/kb does
+    assert published.current_index(now=2100.0) is first
+    assert [a.article_id for a in published.current_index(now=2122.0).base.articles] == ["other"]
