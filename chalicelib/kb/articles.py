@@ -130,7 +130,7 @@ def parse_article(text: str, source: str, article_id: str) -> Article:
     )
 
 
-def parse_base(files: Mapping[str, str], settings: str | None = None) -> Base:
+def parse_base(files: Mapping[str, str], settings: str | None = None, settings_source: str = SETTINGS_FILE) -> Base:
     """A base from ``{path: text}`` (``*.md`` articles) and ``kb.yaml``'s text; every file's mistakes at once."""
     problems: list[tuple[str, Problem]] = []
     articles: dict[str, Article] = {}
@@ -149,9 +149,9 @@ def parse_base(files: Mapping[str, str], settings: str | None = None) -> Base:
     min_coverage = DEFAULT_MIN_COVERAGE
     if settings is not None:
         try:
-            min_coverage = _parse_settings(settings).min_coverage
+            min_coverage = _parse_settings(settings, settings_source).min_coverage
         except ConfigError as error:
-            problems.extend((SETTINGS_FILE, problem) for problem in error.problems)
+            problems.extend((settings_source, problem) for problem in error.problems)
     if not articles and not problems:
         problems.append(("", Problem(None, "", "the knowledge base has no articles (*.md)")))
     if problems:
@@ -165,15 +165,15 @@ def load_base(folder: str | Path) -> Base:
     files = {str(path): _read(path) for path in sorted(folder.rglob("*.md"))}
     settings_path = folder / SETTINGS_FILE
     settings = _read(settings_path) if settings_path.exists() else None
-    return parse_base(files, settings)
+    return parse_base(files, settings, str(settings_path))
 
 
-def _parse_settings(text: str) -> SettingsIn:
-    data, node_lines = load_yaml(text, SETTINGS_FILE)
+def _parse_settings(text: str, source: str) -> SettingsIn:
+    data, node_lines = load_yaml(text, source)
     try:
         return SettingsIn.model_validate(data or {})
     except ValidationError as exc:
-        raise ConfigError.from_problems(SETTINGS_FILE, pydantic_problems(exc, node_lines, SettingsIn)) from None
+        raise ConfigError.from_problems(source, pydantic_problems(exc, node_lines, SettingsIn)) from None
 
 
 def _read(path: Path) -> str:

@@ -292,3 +292,9 @@ def test_numpy_ships_without_its_test_suites_and_build_tools(package: Path) -> N
     assert "numpy/__init__.py" in shipped
     leaked = [f for f in shipped if "/tests/" in f or f.startswith(("numpy/f2py/", "numpy/distutils/"))]
     assert leaked == []
+
+
+def test_the_package_stays_within_lambdas_unzipped_limit_with_room(package: Path) -> None:
+    """Lambda refuses more than 250 MB unzipped (code and layers); numpy for the knowledge base took ~56 MB."""
+    size = sum(p.stat().st_size for p in package.rglob("*") if p.is_file())
+    assert size < 200 * 1024 * 1024, f"{size / 1e6:.0f} MB unpacked"

@@ -100,3 +100,10 @@ def test_cli_kb_search_prints_ranked_articles_with_scores(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[1] == "oeffnungszeiten"
     assert float(lines[0].split()[0]) > 0
+
+
+def test_a_bad_threshold_in_kb_yaml_names_the_file_line_and_field(tmp_path):
+    _base(tmp_path, {"en/opening-hours.md": GOOD, "kb.yaml": "# settings\nmin_coverage: 2\n"})
+    with pytest.raises(kb.ConfigError) as raised:
+        kb.load_base(tmp_path)
+    assert str(raised.value).startswith(f"{tmp_path / 'kb.yaml'}:2: min_coverage: ")
