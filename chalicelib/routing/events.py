@@ -131,6 +131,9 @@ class CallerLeft(RoutingEvent):
     kind: ClassVar[str] = "CallerLeft"
     conversation_id: str
     call_sid: str
+    # The caller was never put through to an agent (no bridge yet): an accepted contact is abandoned too, the
+    # accept taken back, rather than left for a wrap-up of a call nobody had.
+    before_agent: bool = False
 
     @property
     def group_id(self) -> str:

@@ -282,6 +282,16 @@ class MemoryStore:
     def forget_open_conversation(self, customer_id: str, contact_id: str) -> None:
         """The conversation pointer lives with the message history, which a routing world does not keep."""
 
+    def record_unstarted(self, queue: str, sla_met: bool | None) -> None:
+        stats = self.stats[queue]
+        stats["working"] = stats.get("working", 0) - 1
+        if sla_met is not None:
+            name = "sla_met" if sla_met else "sla_breached"
+            stats[name] = stats.get(name, 0) - 1
+
+    def forget_assignment(self, contact_id: str, agent_id: str) -> None:
+        """The conversation's agent lives with the message history, which a routing world does not keep."""
+
     # --- what was recorded (reports, replay, explain-contact) --------------------------------------------
 
     def decisions_of(self, contact_id: str) -> list[dict[str, Any]]:

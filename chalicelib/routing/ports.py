@@ -175,6 +175,15 @@ class RoutingStore(Protocol):
 
     def forget_open_conversation(self, customer_id: str, contact_id: str) -> None: ...
 
+    def record_unstarted(self, queue: str, sla_met: bool | None) -> None:
+        """Take back ``record_started`` of an accept that never reached the customer (a call's agent never
+        joined): one fewer at work, and the SLA outcome counted with it (``None``: none was)."""
+        ...
+
+    def forget_assignment(self, contact_id: str, agent_id: str) -> None:
+        """The conversation no longer names ``agent_id`` as its agent (an accept taken back); idempotent."""
+        ...
+
 
 class Bus(Protocol):
     """Routing events for later: now (``publish``) or at a moment (``schedule``, a timer)."""

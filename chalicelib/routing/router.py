@@ -122,7 +122,7 @@ class Router:
             return self.on_timer(event, now)
         if isinstance(event, CallerLeft):
             # A caller already with an agent (ASSIGNED) is not abandoned: the call ended, the agent wraps up.
-            if self.abandon(event.conversation_id, now):
+            if self.abandon(event.conversation_id, now, accepted_too=event.before_agent):
                 return Outcome(note="abandoned")
             self._call_ended(event.conversation_id)
             return Outcome(note="call-ended")
@@ -608,19 +608,27 @@ class Router:
         if or_else(step, False):
             self.bus.publish(ContactRequeued(contact_id, offer_id))
 
-    def abandon(self, contact_id: str, now: str) -> Contact | None:
+    def abandon(self, contact_id: str, now: str, accepted_too: bool = False) -> Contact | None:
         """The customer left before an agent accepted (hung up, closed the chat window): the contact is closed
         with wrap-up ``abandoned``; an open offer is withdrawn and its agent's capacity released. None when it
-        was no longer waiting (accepted, closed, unknown)."""
+        was no longer waiting (accepted, closed, unknown).
+
+        ``accepted_too``: the customer left before the accepting agent reached them (a caller who hung up before
+        the agent's leg was bridged): an assigned contact is abandoned as well, the accept taken back (the
+        agent released, the conversation's agent and the queue's working count undone)."""
+        waiting = (ContactState.QUEUED, ContactState.OFFERED, *((ContactState.ASSIGNED,) if accepted_too else ()))
 
         def step() -> tuple[Contact, Contact] | None:
             contact = self.store.get_contact(contact_id)
-            if contact is None or contact.state not in (ContactState.QUEUED, ContactState.OFFERED):
+            if contact is None or contact.state not in waiting:
                 return None
             agents: list[tuple[Agent, Agent]] = []
-            if contact.state is ContactState.OFFERED and contact.offered_to:
-                agent = self.store.get_agent(contact.offered_to)
+            holder = contact.offered_to if contact.state is ContactState.OFFERED else contact.assigned_to
+            if contact.state is not ContactState.QUEUED and holder:
+                agent = self.store.get_agent(holder)
                 if agent is not None:
+                    if contact.state is ContactState.ASSIGNED:
+                        agent = agent.answered_since(contact.accepted_at)
                     agents = [(agent, agent.released(contact.channel, contact.cost, now))]
             abandoned = contact.abandoned(now)
             effects: list[Effect] = [records.abandoned(contact, abandoned, now)]
@@ -638,12 +646,26 @@ class Router:
         self.store.record_abandoned(home)
         self.metrics.abandoned(max(0.0, clock.seconds_between(before.enqueued_at, now)), home, before.channel)
         self.store.forget_open_conversation(before.customer_id, contact_id)
+        if before.state is ContactState.ASSIGNED and before.assigned_to:
+            self._take_back_accept(before)
+            self.notifier.to_agent(
+                before.assigned_to, {"type": "closed", "contact_id": contact_id, "reason": "abandoned"}
+            )
+            self.bus.publish(AgentFreed(before.assigned_to, cause=f"abandoned-{before.offer_id}"))
         if before.state is ContactState.OFFERED and before.offered_to:
             self.notifier.to_agent(
                 before.offered_to, {"type": "offer_withdrawn", "offer_id": before.offer_id, "reason": "abandoned"}
             )
             self.bus.publish(AgentFreed(before.offered_to, cause=f"abandoned-{before.offer_id}"))
         return abandoned
+
+    def _take_back_accept(self, before: Contact) -> None:
+        """Undo what the accept of ``before`` recorded beside the contact: the queue's working count and SLA
+        outcome (``accept``), the conversation's agent (``Assigned``)."""
+        if before.assigned_to:
+            self.store.forget_assignment(before.contact_id, before.assigned_to)
+        if before.accepted_at:
+            self.store.record_unstarted(before.queues[0], records.sla_met(before, before.accepted_at))
 
     def _call_ended(self, contact_id: str) -> None:
         """The caller of an assigned voice contact hung up: the agent's console shows it; the contact stays the

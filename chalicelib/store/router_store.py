@@ -132,6 +132,12 @@ class DynamoRoutingStore:
     def forget_open_conversation(self, customer_id: str, contact_id: str) -> None:
         conversations.forget_open_conversation(customer_id, contact_id)
 
+    def record_unstarted(self, queue: str, sla_met: bool | None) -> None:
+        store.record_unstarted(queue, sla_met)
+
+    def forget_assignment(self, contact_id: str, agent_id: str) -> None:
+        store.forget_assignment(contact_id, agent_id)
+
     # --- what was recorded (reports, replay, explain-contact) --------------------------------------------
 
     def decisions_of(self, contact_id: str) -> list[dict[str, Any]]:

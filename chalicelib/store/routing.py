@@ -853,6 +853,20 @@ def record_assignment(contact: Contact) -> None:
     )
 
 
+def forget_assignment(contact_id: str, agent_id: str) -> None:
+    """The conversation no longer names ``agent_id`` (an accept taken back: their call leg never joined); a plain
+    conditional update, so a repeat, or a later agent's assignment, is left alone."""
+    client = aws.client("dynamodb")
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+        client.update_item(
+            TableName=_data_table(),
+            Key=key(conversation_key(contact_id), "META"),
+            UpdateExpression="REMOVE agent_id, assigned_at",
+            ConditionExpression="agent_id = :agent",
+            ExpressionAttributeValues=to_values({":agent": agent_id}),
+        )
+
+
 def record_closing(contact: Contact, customer_id: str) -> None:
     """After a close's save: close the conversation, remember who served the customer (their preferred agent next
     time) and clear the customer's pointer to this conversation, in one update of each item. Idempotent: a close
@@ -916,6 +930,20 @@ def record_started(queue: str, sla_met: bool) -> None:
         Key=key(f"QUEUESTATS#{queue}", "STATS"),
         UpdateExpression="ADD working :one, " + ("sla_met :one" if sla_met else "sla_breached :one"),
         ExpressionAttributeValues=to_values({":one": 1}),
+    )
+
+
+def record_unstarted(queue: str, sla_met: bool | None) -> None:
+    """An accept of ``queue`` taken back (the call's agent never joined): one fewer at work, and its SLA outcome
+    uncounted when one was counted with it."""
+    expression = "ADD working :minus"
+    if sla_met is not None:
+        expression += ", " + ("sla_met :minus" if sla_met else "sla_breached :minus")
+    aws.client("dynamodb").update_item(
+        TableName=_table(),
+        Key=key(f"QUEUESTATS#{queue}", "STATS"),
+        UpdateExpression=expression,
+        ExpressionAttributeValues=to_values({":minus": -1}),
     )
 
 

@@ -17,6 +17,7 @@ from chalicelib.conversations.models import InboundMessage
 from chalicelib.routing.events import AgentUnreachable, CallerLeft
 from chalicelib.store import outbound, queue
 from chalicelib.store import voice as voice_store
+from chalicelib.voice import lifecycle
 
 CUSTOMER = "customer"
 AGENT = "agent"
@@ -58,5 +59,6 @@ def on_call_status(update: StatusUpdate, applied: dict[str, Any] | None) -> bool
         return True
     if role != CUSTOMER:
         return False
-    queue.publish(CallerLeft(conversation_id, update.provider_message_id))
+    before_agent = lifecycle.on_caller_left(conversation_id, first_time=applied is not None)
+    queue.publish(CallerLeft(conversation_id, update.provider_message_id, before_agent=before_agent))
     return True

@@ -148,3 +148,11 @@ def hangup() -> str:
 
 def empty() -> str:
     return _document(ET.Element("Response"))
+
+
+def say_and_hang_up(sentence: str) -> str:
+    """A sentence, then the call ends (a leg with nobody left to join)."""
+    response = ET.Element("Response")
+    ET.SubElement(response, "Say").text = sentence
+    ET.SubElement(response, "Hangup")
+    return _document(response)

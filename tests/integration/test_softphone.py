@@ -358,3 +358,17 @@ def _poster(client):
         return answer.status_code, answer.body.decode() if isinstance(answer.body, bytes) else str(answer.body)
 
     return post
+
+
+def test_a_softphone_that_dials_in_after_the_caller_hung_up_is_told_so_and_claims_nothing(voice):
+    contact_id = _assigned_call(voice)
+    incoming = dict(parse_qsl(fixture("twilio/incoming_call.txt").decode()))
+    form = dict(parse_qsl(fixture("twilio/call_status_completed.txt").decode()))
+    form.update(CallSid=incoming["CallSid"], CallStatus="completed", SequenceNumber="2")
+    assert post_twilio(voice, "/webhooks/twilio/status", urlencode(form).encode()).status_code == 200
+
+    answer = _device_connects(voice, contact_id, "ag_ada")
+    assert answer.status_code == 200
+    root = twiml.check(answer.body, base=PUBLIC_BASE_URL)
+    assert [e.tag for e in root] == ["Say", "Hangup"] and "hung up" in (root[0].text or "")
+    assert not (voice_store.get_call(contact_id) or {}).get("agent_leg"), "no agent leg claimed for a dead call"

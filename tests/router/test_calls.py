@@ -66,3 +66,27 @@ def test_a_caller_who_leaves_an_assigned_call_leaves_the_contact_for_wrap_up(wor
     contact = world.router.store.get_contact("c1")
     assert contact is not None and contact.state is ContactState.ASSIGNED
     assert ("ann", {"type": "call_ended", "conversation_id": "c1"}) in world.base.notifier.pushed
+
+
+def test_a_caller_who_leaves_before_the_accepting_agent_reached_them_is_abandoned_and_the_accept_undone(
+    world: World,
+) -> None:
+    agent(world, "ann")
+    call(world, "c1")
+    world.router.accept("ann", "c1")
+    home = world.router.store.get_contact("c1").queues[0]
+    assert world.router.store.queue_stats(home)["working"] == 1
+
+    world.clock.set(at(40))
+    for _ in range(2):
+        world.router.handle(CallerLeft("c1", "CA1", before_agent=True), world.clock.now())
+        world.run()
+
+    contact = world.router.store.get_contact("c1")
+    assert contact is not None and (contact.state, contact.wrap_up) == (ContactState.CLOSED, "abandoned")
+    stats = world.router.store.queue_stats(home)
+    assert (stats["abandoned"], stats["working"], stats.get("sla_met", 0)) == (1, 0, 0)
+    ann = world.router.store.get_agent("ann")
+    assert ann is not None and ann.used == 0
+    assert ("ann", {"type": "closed", "contact_id": "c1", "reason": "abandoned"}) in world.base.notifier.pushed
+    assert [r[1] for r in world.base.metrics.rows if r[0] == "TimeToAbandon"] == [40.0]
