@@ -21,6 +21,7 @@ from chalicelib.observability import correlate, logger, middleware
 from chalicelib.routing import config as routing_config
 from chalicelib.routing import engine, records
 from chalicelib.routing.events import (
+    AgentLegDue,
     EscalationDue,
     OfferTimeout,
     ReconnectGraceExpired,
@@ -550,6 +551,11 @@ def on_routing_event(event: Any) -> dict[str, Any]:
 
 def _timer_record(record: SQSRecord) -> None:
     event = _correlated(record.body)
+    if isinstance(event, AgentLegDue):
+        from chalicelib.voice import lifecycle
+
+        lifecycle.on_timer(event, clock.now_iso())
+        return
     if not isinstance(event, OfferTimeout | EscalationDue | ReconnectGraceExpired):
         raise UnknownEvent(f"{type(event).__name__} is not a timer")
     engine.handle(event)

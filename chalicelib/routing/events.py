@@ -163,6 +163,19 @@ class AgentUnreachable(RoutingEvent):
         return "agent-unreachable-" + self.call_sid
 
 
+@dataclass(frozen=True)
+class AgentLegDue(RoutingEvent):
+    """A timer: the agent who accepted a voice contact at ``accepted_at`` must have joined its conference by
+    ``due_at`` (the offer timeout and a margin); if not (their leg's status callback lost, a softphone that never
+    dialled in), the contact moves on as for an unanswered leg (``voice.lifecycle.on_timer``)."""
+
+    kind: ClassVar[str] = "AgentLegDue"
+    conversation_id: str
+    agent_id: str
+    accepted_at: str
+    due_at: str
+
+
 _KINDS: dict[str, type[RoutingEvent]] = {
     cls.kind: cls
     for cls in (
@@ -174,6 +187,7 @@ _KINDS: dict[str, type[RoutingEvent]] = {
         ReconnectGraceExpired,
         CallerLeft,
         AgentUnreachable,
+        AgentLegDue,
     )
 }
 

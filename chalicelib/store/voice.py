@@ -147,3 +147,14 @@ def note_customer_joined(conversation_id: str, now: str) -> bool:
         "attribute_exists(pk) AND attribute_not_exists(customer_joined_at)",
         {":now": now},
     )
+
+
+def drop_agent_claim(conversation_id: str, agent_id: str) -> bool:
+    """``agent_id``'s leg, placed or not, never joined in time: free the claim for the next agent's accept (not
+    once the caller was moved to it)."""
+    return _conditional_set(
+        conversation_id,
+        "REMOVE agent_leg",
+        "agent_leg.agent_id = :agent AND attribute_not_exists(bridged_at)",
+        {":agent": agent_id},
+    )

@@ -1,4 +1,5 @@
-"""A call's lifecycle when it does not go to plan: the caller leaves before the agent reaches them.
+"""A call's lifecycle when it does not go to plan: the caller leaves before the agent reaches them, or the agent
+who accepted never joins.
 
 The accept, the agent's leg and the caller's hang-up arrive on different requests in any order, so each looks at
 what the others left:
@@ -11,6 +12,11 @@ what the others left:
   caller's ``CallerLeft`` says ``before_agent``, so the router abandons even an accepted contact and frees its
   agent. A leg placed after this look (an accept racing the hang-up) is stopped by the TwiML guard when answered,
   or rings out (``AgentUnreachable``, which then finds the contact closed).
+- ``expect_agent`` / ``on_timer``: every voice accept arms an ``AgentLegDue`` timer (the router's timer queue) at
+  the offer timeout plus ``JOIN_MARGIN_SECONDS``. Twilio's no-answer callback normally moves the contact on long
+  before; when it was lost, or a softphone agent never dialled in, the timer finds the contact still theirs and
+  not bridged, frees the leg's claim (conditional: not once bridged), hangs the leg up and publishes the same
+  ``AgentUnreachable`` the callback would have (its dedupe id the leg's CallSid, so the two act once).
 """
 
 from __future__ import annotations
@@ -19,14 +25,20 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from chalicelib import clock
 from chalicelib.outbound.senders import ProviderRejected, ProviderUnavailable
-from chalicelib.store import outbound
+from chalicelib.routing.config import current_config
+from chalicelib.routing.events import AgentLegDue, AgentUnreachable
+from chalicelib.routing.model import Contact, ContactState
+from chalicelib.store import outbound, queue
 from chalicelib.store import voice as store
 from chalicelib.voice import twilio_api
 
 logger = Logger(service="switchboard", child=True)
 
 CALLER_GONE = "The caller has hung up. Goodbye."
+# Past the leg's ring timeout (the offer timeout): Twilio's own no-answer callback comes first when it comes.
+JOIN_MARGIN_SECONDS = 30
 FINAL = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
 
 
@@ -47,11 +59,56 @@ def on_caller_left(conversation_id: str, first_time: bool) -> bool:
         return False
     leg_sid = (call.get("agent_leg") or {}).get("call_sid")
     if leg_sid and first_time:
-        try:
-            twilio_api.hang_up(str(leg_sid))
-        except twilio_api.Gone:
-            pass  # the agent's leg ended already
-        except (ProviderUnavailable, ProviderRejected):
-            # The leg's TwiML hangs up if it is answered; unanswered, it rings out.
-            logger.warning("could not hang up the agent's leg", extra={"conversation_id": conversation_id})
+        _hang_up(str(leg_sid), conversation_id)
     return True
+
+
+def _hang_up(call_sid: str, conversation_id: str) -> None:
+    """End a stray agent leg, best effort: answered, its TwiML hangs up anyway; unanswered, it rings out."""
+    try:
+        twilio_api.hang_up(call_sid)
+    except twilio_api.Gone:
+        pass  # it ended already
+    except (ProviderUnavailable, ProviderRejected):
+        logger.warning("could not hang up the agent's leg", extra={"conversation_id": conversation_id})
+
+
+def expect_agent(contact: Contact) -> None:
+    """Arm the timer by which the agent who accepted ``contact`` (a call) must have joined."""
+    if contact.channel != "voice" or not contact.assigned_to or not contact.accepted_at:
+        return
+    wait = current_config().offer_timeout("voice") + JOIN_MARGIN_SECONDS
+    due = clock.plus_seconds(contact.accepted_at, wait)
+    queue.publish_timer(
+        AgentLegDue(contact.contact_id, contact.assigned_to, contact.accepted_at, due), due, clock.now_iso()
+    )
+
+
+def on_timer(event: AgentLegDue, now: str) -> str:
+    """The join timer fired: what it found (for logs and tests)."""
+    if clock.seconds_between(now, event.due_at) > 1:  # SQS delivered early (or a delay was capped): again later
+        queue.publish_timer(event, event.due_at, now)
+        return "re-armed"
+    from chalicelib.store import routing as routing_store
+
+    contact = routing_store.get_contact(event.conversation_id)
+    if (
+        contact is None
+        or contact.state is not ContactState.ASSIGNED
+        or contact.assigned_to != event.agent_id
+        or contact.accepted_at != event.accepted_at
+    ):
+        return "answered"  # moved on already (rang out, abandoned, a later accept)
+    call = store.get_call(event.conversation_id)
+    if call is None or call.get("bridged_at"):
+        return "joined"
+    leg = call.get("agent_leg") or {}
+    leg_sid = leg.get("call_sid") if leg.get("agent_id") == event.agent_id else None
+    if leg.get("agent_id") == event.agent_id and not store.drop_agent_claim(event.conversation_id, event.agent_id):
+        return "joined"  # bridged just now
+    if leg_sid:
+        _hang_up(str(leg_sid), event.conversation_id)
+    logger.info("agent did not join in time", extra={"conversation_id": event.conversation_id})
+    cause = str(leg_sid or f"join-{event.accepted_at}")
+    queue.publish(AgentUnreachable(event.conversation_id, event.agent_id, cause))
+    return "agent-unreachable"

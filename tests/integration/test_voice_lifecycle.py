@@ -13,7 +13,7 @@ from chalicelib.store import voice as voice_store
 from tests.fakes import twiml
 from tests.fakes.providers import FakeProviders, fake_providers  # noqa: F401 (a fixture)
 from tests.fakes.twilio_voice import VoiceWorld
-from tests.integration.test_voice_connect import _offered_call, _requests, poster
+from tests.integration.test_voice_connect import AGENT_PHONE, _offered_call, _requests, poster
 from tests.support import PUBLIC_BASE_URL, agent_says, drain, offers_to, pushed
 
 
@@ -99,3 +99,130 @@ def test_an_agent_leg_answered_after_the_caller_left_hangs_up(client, world, fak
     assert [e.tag for e in root] == ["Say", "Hangup"] and "hung up" in (root[0].text or "")
     assert world.participants(conversation) == []
     assert offers_to(connection)
+
+
+# --- 2. the agent never joins: the timer moves the call on ----------------------------------------------------
+
+
+def _join_timers() -> list[dict]:
+    """AgentLegDue timers sent to the timer queue (still delayed: read from moto's queue without receiving)."""
+    import json
+
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sqs.models import sqs_backends
+
+    from chalicelib.settings import timer_queue_name
+    from tests.support import REGION
+
+    queue = sqs_backends[DEFAULT_ACCOUNT_ID][REGION].queues[timer_queue_name()]
+    return [body for body in (json.loads(m.body) for m in queue._messages) if body["type"] == "AgentLegDue"]
+
+
+def _fire(timer: dict, at: str) -> str:
+    import json
+
+    from chalicelib.routing.events import from_body
+    from chalicelib.voice import lifecycle
+
+    return lifecycle.on_timer(from_body(json.dumps(timer)), at)
+
+
+def _second_agent(client):
+    from tests.support import connect_agent, create_agent
+
+    create_agent(client, "bea", channels=("voice",), phone="+14155550188", voice_mode="phone")
+    bea = connect_agent(client, "bea")
+    drain(client)
+    return bea
+
+
+def test_an_agent_leg_whose_status_callback_is_lost_moves_on_after_the_offer_timeout(client, world, fake):
+    from chalicelib import clock
+    from chalicelib.routing.config import current_config
+
+    connection, conversation, caller = _offered_call(client, world, fake)
+    bea = _second_agent(client)
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    [placed] = _requests(fake, "POST", "/Calls.json")
+    accepted_at = routing_store.get_contact(conversation).accepted_at
+    # Ada's phone rings out, but Twilio's no-answer callback never reaches us.
+
+    [timer] = _join_timers()
+    assert timer["conversation_id"] == conversation and timer["agent_id"] == "ada"
+    timeout = current_config().offer_timeout("voice")
+    assert clock.seconds_between(accepted_at, timer["due_at"]) > timeout, "the offer timeout, with a margin"
+    assert _fire(timer, clock.plus_seconds(timer["due_at"], -10)) == "re-armed"
+    assert _fire(timer, timer["due_at"]) == "agent-unreachable"
+    drain(client)
+
+    [hung_up] = [r for r in _requests(fake, "POST", f"/Calls/{placed.answer['sid']}.json") if r.form.get("Status")]
+    assert hung_up.form["Status"] == "completed", "the stray leg is ended"
+    withdrawn = [p for p in pushed(connection) if p.get("type") == "offer_withdrawn"]
+    assert [w["reason"] for w in withdrawn] == ["agent_unreachable"]
+    assert [o["contact_id"] for o in offers_to(bea)] == [conversation]
+    ada = routing_store.get_agent("ada")
+    assert ada is not None and ada.used == 0 and ada.consecutive_expired == 1
+    agent_says(client, bea, action="accept", contact_id=conversation)
+    assert [c.form["To"] for c in _requests(fake, "POST", "/Calls.json")] == [AGENT_PHONE, "+14155550188"]
+    assert world.calls[caller].queue is not None, "the caller still waits"
+
+    # The timer again (SQS delivers at least once), or the lost callback arriving late: nothing moves twice.
+    assert _fire(timer, timer["due_at"]) == "answered"
+    world.calls[placed.answer["sid"]].status = "ringing"
+    world.no_answer(placed.answer["sid"])
+    _deliver(client, world)
+    drain(client)
+    assert routing_store.get_contact(conversation).assigned_to == "bea"
+
+
+def test_a_softphone_agent_who_accepts_but_never_dials_in_is_moved_on(client, world, fake):
+    connection, conversation, _caller = _offered_call(client, world, fake, agent_mode="softphone")
+    bea = _second_agent(client)
+    agent_says(client, connection, action="accept", contact_id=conversation)
+
+    [timer] = _join_timers()
+    assert _fire(timer, timer["due_at"]) == "agent-unreachable"
+    drain(client)
+
+    assert [o["contact_id"] for o in offers_to(bea)] == [conversation]
+    assert routing_store.get_contact(conversation).offered_to == "bea"
+
+
+def test_an_agent_who_joined_in_time_is_left_alone_by_the_timer(client, world, fake):
+    connection, conversation, _caller = _offered_call(client, world, fake)
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    [placed] = _requests(fake, "POST", "/Calls.json")
+    world.answer(placed.answer["sid"])
+    _deliver(client, world)
+    assert voice_store.get_call(conversation)["bridged_at"]
+
+    [timer] = _join_timers()
+    assert _fire(timer, timer["due_at"]) == "joined"
+    drain(client)
+    assert routing_store.get_contact(conversation).assigned_to == "ada"
+    assert len(world.participants(conversation)) == 2
+
+
+def test_the_timer_lambda_takes_the_join_timer(client, world, fake):
+    """Through the real handler (its clock is now: the timer is early and re-armed, not refused as unknown)."""
+    from chalicelib.settings import timer_queue_name
+    from tests.support import lambda_service_sqs, sqs_event
+
+    connection, conversation, _caller = _offered_call(client, world, fake, agent_mode="softphone")
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    sqs = lambda_service_sqs()
+    url = sqs.get_queue_url(QueueName=timer_queue_name())["QueueUrl"]
+    [timer] = _join_timers()
+    import json
+
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(timer))
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    messages = [
+        m
+        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
+        if json.loads(m["Body"])["type"] == "AgentLegDue"
+    ]
+    answer = client.lambda_.invoke("on_timer", sqs_event(messages, arn)).payload
+    assert answer.get("batchItemFailures") == [], answer
+    assert len(_join_timers()) >= 1, "re-armed"
+    assert routing_store.get_contact(conversation).assigned_to == "ada"
