@@ -677,7 +677,8 @@ class Router:
     def agent_unreachable(self, contact_id: str, agent_id: str, now: str) -> bool:
         """The agent accepted a call but their leg was never answered: the contact goes back to waiting (its
         place kept: ``enqueued_at`` and deadline unchanged) and to the next agent, never back to this one; the
-        agent is released and the miss counts as an expired offer (Away after too many in a row)."""
+        agent is released and the miss counts as an expired offer (Away after too many in a row). The accept is
+        taken back from the conversation and the queue's counts: the supervisor view does not show them at work."""
         config = self.config()
 
         def step() -> tuple[Contact, Agent | None, Agent | None] | None:
@@ -706,6 +707,7 @@ class Router:
         before, agent, changed = done
         offer_id = before.offer_id or f"unreachable-{before.version}"
         logger.info("agent unreachable", extra={"contact_id": contact_id, "agent_id": agent_id})
+        self._take_back_accept(before)
         self.notifier.to_agent(
             agent_id,
             {"type": "offer_withdrawn", "offer_id": before.offer_id, "reason": "agent_unreachable"},

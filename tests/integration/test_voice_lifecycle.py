@@ -226,3 +226,27 @@ def test_the_timer_lambda_takes_the_join_timer(client, world, fake):
     assert answer.get("batchItemFailures") == [], answer
     assert len(_join_timers()) >= 1, "re-armed"
     assert routing_store.get_contact(conversation).assigned_to == "ada"
+
+
+# --- 3. an unreachable agent leaves no trace on the conversation or the queue --------------------------------
+
+
+def test_an_unreachable_agent_no_longer_shows_on_the_conversation_or_the_supervisor_view(client, world, fake):
+    import json
+
+    from chalicelib.store import conversations
+    from tests.support import bearer
+
+    connection, conversation, _caller = _offered_call(client, world, fake)
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    assert conversations.get_conversation(conversation)["agent_id"] == "ada"
+    [placed] = _requests(fake, "POST", "/Calls.json")
+
+    world.no_answer(placed.answer["sid"])
+    _deliver(client, world)
+    drain(client)
+
+    assert "agent_id" not in conversations.get_conversation(conversation), "the conversation has no agent again"
+    view = json.loads(client.http.get("/supervisor", headers=bearer("sue", "supervisor")).body)
+    [default] = [q for q in view["queues"] if q["queue"] == "default"]
+    assert (default["working"], default["waiting"], default["sla_attainment"]) == (0, 1, None)

@@ -90,3 +90,14 @@ def test_a_caller_who_leaves_before_the_accepting_agent_reached_them_is_abandone
     assert ann is not None and ann.used == 0
     assert ("ann", {"type": "closed", "contact_id": "c1", "reason": "abandoned"}) in world.base.notifier.pushed
     assert [r[1] for r in world.base.metrics.rows if r[0] == "TimeToAbandon"] == [40.0]
+
+
+def test_an_unreachable_agents_accept_is_taken_back_from_the_queues_counts(world: World) -> None:
+    agent(world, "ann")
+    call(world, "c1")
+    world.router.accept("ann", "c1")
+    home = world.router.store.get_contact("c1").queues[0]
+    world.router.handle(AgentUnreachable("c1", "ann", "CA2"), world.clock.now())
+    world.router.handle(AgentUnreachable("c1", "ann", "CA2"), world.clock.now())
+    stats = world.router.store.queue_stats(home)
+    assert (stats["working"], stats.get("sla_met", 0), stats.get("sla_breached", 0)) == (0, 0, 0)
