@@ -171,6 +171,7 @@ def supervisor_view(now: str, agents_after: str | None = None) -> dict[str, Any]
     for name in current_config().queues:
         stats, waiting, oldest, agents_by_presence = store.queue_overview(name)
         met, breached = int(stats.get("sla_met", 0)), int(stats.get("sla_breached", 0))
+        abandoned = int(stats.get("abandoned", 0))
         queues.append(
             {
                 "queue": name,
@@ -179,7 +180,15 @@ def supervisor_view(now: str, agents_after: str | None = None) -> dict[str, Any]
                 "working": int(stats.get("working", 0)),
                 "sla_attainment": round(met / (met + breached), 3) if met + breached else None,
                 "avg_handle_seconds": stats.get("avg_handle_seconds"),
-                "abandoned": int(stats.get("abandoned", 0)),
+                "abandoned": abandoned,
+                # Of the customers who stopped waiting: those who gave up (the others reached an agent, counted
+                # by their SLA outcome: a call's when its agent joined).
+                "abandon_rate": round(abandoned / (abandoned + met + breached), 3)
+                if abandoned + met + breached
+                else None,
+                "avg_time_to_abandon_seconds": (
+                    round(float(stats.get("abandon_seconds", 0)) / abandoned, 1) if abandoned else None
+                ),
                 "agents": agents_by_presence,
             }
         )

@@ -156,15 +156,25 @@ def offered(contact: Contact, now: str) -> Lifecycle:
     return Lifecycle(contact, (detail,) if listed else (), {"offers_total": contact.offer_count, "state": "offered"})
 
 
-def answered(before: Contact, after: Contact, outcome: str, now: str) -> Lifecycle:
-    """The offer open on ``before`` ended with ``outcome`` (one of ``OFFER_OUTCOMES``); ``after`` as saved."""
+def answered(before: Contact, after: Contact, outcome: str, now: str, judge_sla: bool = True) -> Lifecycle:
+    """The offer open on ``before`` ended with ``outcome`` (one of ``OFFER_OUTCOMES``); ``after`` as saved.
+    ``judge_sla`` False: an accept whose SLA is judged later (a call's, when its agent joins: ``joined``)."""
     detail = event(outcome, now, offer_id=before.offer_id, agent_id=before.offered_to)
     fields: dict[str, Any] = {"state": after.state.value}
     if outcome == "accepted":
-        fields |= {"accepted_at": now, "accepted_by": before.offered_to, "sla_met": sla_met(after, now)}
+        fields |= {"accepted_at": now, "accepted_by": before.offered_to}
+        if judge_sla:
+            fields["sla_met"] = sla_met(after, now)
     listed = outcome == "accepted" or before.offer_count <= MAX_RECORDED_OFFERS
     once = f"accepted#{now}" if outcome == "accepted" else None  # an accept's retry writes it again, once
     return Lifecycle(after, (detail,) if listed else (), fields, once=once)
+
+
+def joined(contact: Contact, now: str) -> Lifecycle:
+    """A call's agent joined the caller at ``now``: the caller's wait ends, and the SLA is judged, here."""
+    met = sla_met(contact, now)
+    detail = event("joined", now, agent_id=contact.assigned_to)
+    return Lifecycle(contact, (detail,), {"joined_at": now, "sla_met": met}, once=f"joined#{now}")
 
 
 def sla_met(contact: Contact, accepted_at: str) -> bool:

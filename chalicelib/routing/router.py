@@ -489,7 +489,8 @@ class Router:
             contact = self._contact(contact_id, agent_id)
             if contact.state is ContactState.ASSIGNED and contact.assigned_to == agent_id:
                 # Accepted before: what is written after the save again, in case that attempt died in between.
-                accepted = records.answered(contact, contact, "accepted", contact.accepted_at or "")
+                judge = contact.channel not in self.settings.sla_at_join
+                accepted = records.answered(contact, contact, "accepted", contact.accepted_at or "", judge)
                 self.store.save(effects=[Assigned(contact), accepted])
                 return contact, False
             if contact.state is not ContactState.OFFERED or contact.offered_to != agent_id:
@@ -502,7 +503,12 @@ class Router:
             # start again from this accept when the next one expires (``Agent.answered_since``).
             self.store.save(
                 contacts=[(contact, assigned)],
-                effects=[Assigned(assigned), records.answered(contact, assigned, "accepted", now)],
+                effects=[
+                    Assigned(assigned),
+                    records.answered(
+                        contact, assigned, "accepted", now, contact.channel not in self.settings.sla_at_join
+                    ),
+                ],
             )
             return assigned, True
 
@@ -510,10 +516,11 @@ class Router:
         if changed:
             now = assigned.accepted_at or self.clock.now()
             home = assigned.queues[0]
-            met = records.sla_met(assigned, now)
+            met = None if assigned.channel in self.settings.sla_at_join else records.sla_met(assigned, now)
             self.store.record_started(home, met)
             self.metrics.wait_until_accept(clock.seconds_between(assigned.enqueued_at, now), home, assigned.channel)
-            self.metrics.sla(met, home, assigned.channel)
+            if met is not None:
+                self.metrics.sla(met, home, assigned.channel)
         return assigned
 
     def decline(self, agent_id: str, contact_id: str, offer_id: str | None = None) -> Contact:
@@ -643,8 +650,9 @@ class Router:
         abandoned, before = done
         logger.info("abandoned", extra={"contact_id": contact_id, "rule": before.rule})
         home = before.queues[0]
-        self.store.record_abandoned(home)
-        self.metrics.abandoned(max(0.0, clock.seconds_between(before.enqueued_at, now)), home, before.channel)
+        waited = max(0.0, clock.seconds_between(before.enqueued_at, now))
+        self.store.record_abandoned(home, waited)
+        self.metrics.abandoned(waited, home, before.channel)
         self.store.forget_open_conversation(before.customer_id, contact_id)
         if before.state is ContactState.ASSIGNED and before.assigned_to:
             self._take_back_accept(before)
@@ -665,7 +673,9 @@ class Router:
         if before.assigned_to:
             self.store.forget_assignment(before.contact_id, before.assigned_to)
         if before.accepted_at:
-            self.store.record_unstarted(before.queues[0], records.sla_met(before, before.accepted_at))
+            judged = before.channel not in self.settings.sla_at_join  # else not yet: the agent never joined
+            met = records.sla_met(before, before.accepted_at) if judged else None
+            self.store.record_unstarted(before.queues[0], met)
 
     def _call_ended(self, contact_id: str) -> None:
         """The caller of an assigned voice contact hung up: the agent's console shows it; the contact stays the

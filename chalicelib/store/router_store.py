@@ -120,11 +120,11 @@ class DynamoRoutingStore:
             store.save(contacts=contacts, agents=agents, extra=actions)
         apply_after_save(effects)
 
-    def record_started(self, queue: str, sla_met: bool) -> None:
+    def record_started(self, queue: str, sla_met: bool | None) -> None:
         store.record_started(queue, sla_met)
 
-    def record_abandoned(self, queue: str) -> None:
-        store.record_abandoned(queue)
+    def record_abandoned(self, queue: str, waited_seconds: float = 0.0) -> None:
+        store.record_abandoned(queue, waited_seconds)
 
     def record_handled(self, queue: str, handle_seconds: float) -> None:
         store.record_handled(queue, handle_seconds)

@@ -923,12 +923,26 @@ def queue_stats(queue: str) -> dict[str, Any]:
     return get(_table(), f"QUEUESTATS#{queue}", "STATS") or {}
 
 
-def record_started(queue: str, sla_met: bool) -> None:
-    """A contact of ``queue`` was accepted: one more at work, and whether its first response met the SLA."""
+def record_started(queue: str, sla_met: bool | None) -> None:
+    """A contact of ``queue`` was accepted: one more at work, and whether its first response met the SLA
+    (``None``: judged later, when a call's agent joins: ``record_sla``)."""
+    expression = "ADD working :one"
+    if sla_met is not None:
+        expression += ", " + ("sla_met :one" if sla_met else "sla_breached :one")
     aws.client("dynamodb").update_item(
         TableName=_table(),
         Key=key(f"QUEUESTATS#{queue}", "STATS"),
-        UpdateExpression="ADD working :one, " + ("sla_met :one" if sla_met else "sla_breached :one"),
+        UpdateExpression=expression,
+        ExpressionAttributeValues=to_values({":one": 1}),
+    )
+
+
+def record_sla(queue: str, sla_met: bool) -> None:
+    """A call of ``queue`` reached its agent: whether it met the SLA (its accept counted it at work)."""
+    aws.client("dynamodb").update_item(
+        TableName=_table(),
+        Key=key(f"QUEUESTATS#{queue}", "STATS"),
+        UpdateExpression="ADD " + ("sla_met :one" if sla_met else "sla_breached :one"),
         ExpressionAttributeValues=to_values({":one": 1}),
     )
 
@@ -947,13 +961,14 @@ def record_unstarted(queue: str, sla_met: bool | None) -> None:
     )
 
 
-def record_abandoned(queue: str) -> None:
-    """A contact of ``queue`` was abandoned (its customer gave up waiting): counted for the supervisor view."""
+def record_abandoned(queue: str, waited_seconds: float = 0.0) -> None:
+    """A contact of ``queue`` was abandoned (its customer gave up waiting) after ``waited_seconds``: counted, and
+    summed (``abandon_seconds``), for the supervisor view's abandonment rate and average time to abandon."""
     aws.client("dynamodb").update_item(
         TableName=_table(),
         Key=key(f"QUEUESTATS#{queue}", "STATS"),
-        UpdateExpression="ADD abandoned :one",
-        ExpressionAttributeValues=to_values({":one": 1}),
+        UpdateExpression="ADD abandoned :one, abandon_seconds :waited",
+        ExpressionAttributeValues=to_values({":one": 1, ":waited": round(max(0.0, waited_seconds), 1)}),
     )
 
 

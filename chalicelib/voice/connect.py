@@ -111,6 +111,7 @@ def _customer_joined(conversation_id: str) -> None:
     if contact is not None:
         waited = max(0.0, clock.seconds_between(contact.enqueued_at, now))
         metrics.wait_until_agent(waited, contact.queues[0], contact.channel)
+        lifecycle.judge_sla(contact, now)
 
 
 def on_conference_event(conversation_id: str, form: dict[str, Any], base: str) -> bool:

@@ -112,3 +112,17 @@ def on_timer(event: AgentLegDue, now: str) -> str:
     cause = str(leg_sid or f"join-{event.accepted_at}")
     queue.publish(AgentUnreachable(event.conversation_id, event.agent_id, cause))
     return "agent-unreachable"
+
+
+def judge_sla(contact: Contact, now: str) -> None:
+    """The caller reached the agent (once per call): the SLA is judged here, not at the accept (the router's
+    ``Settings.sla_at_join``): the metric, the queue's count and the contact record's ``sla_met``."""
+    from chalicelib import metrics
+    from chalicelib.routing import records
+    from chalicelib.store import routing as routing_store
+
+    met = records.sla_met(contact, now)
+    home = contact.queues[0]
+    metrics.sla(met, home, contact.channel)
+    routing_store.record_sla(home, met)
+    routing_store.record_once(records.joined(contact, now))

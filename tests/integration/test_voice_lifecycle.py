@@ -250,3 +250,82 @@ def test_an_unreachable_agent_no_longer_shows_on_the_conversation_or_the_supervi
     view = json.loads(client.http.get("/supervisor", headers=bearer("sue", "supervisor")).body)
     [default] = [q for q in view["queues"] if q["queue"] == "default"]
     assert (default["working"], default["waiting"], default["sla_attainment"]) == (0, 1, None)
+
+
+# --- 4. metrics: a call's SLA is judged when the agent joins ---------------------------------------------------
+
+
+def _emf(out: str) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"')]
+
+
+def test_a_calls_sla_is_judged_when_the_agent_joins_not_at_the_accept(client, world, fake, capsys):
+    connection, conversation, _caller = _offered_call(client, world, fake)
+    capsys.readouterr()
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    at_accept = _emf(capsys.readouterr().out)
+    assert [d for d in at_accept if "WaitUntilAccept" in d], "the accept's own wait is still measured"
+    assert not [d for d in at_accept if "SLAMet" in d or "SLABreached" in d], "not judged at the accept"
+    stats = routing_store.queue_stats("default")
+    assert (stats["working"], stats.get("sla_met", 0)) == (1, 0)
+    [record] = routing_store.records_of(conversation)
+    assert "sla_met" not in record
+
+    [placed] = _requests(fake, "POST", "/Calls.json")
+    world.answer(placed.answer["sid"])
+    _deliver(client, world)
+
+    at_join = _emf(capsys.readouterr().out)
+    judged = [d for d in at_join if "SLAMet" in d and d.get("queue") == "default"]
+    assert len(judged) == 1 and judged[0]["channel"] == "voice"
+    assert routing_store.queue_stats("default")["sla_met"] == 1
+    [record] = routing_store.records_of(conversation)
+    assert record["sla_met"] is True and record["events"][-1]["kind"] == "joined"
+
+
+def test_an_unreachable_agent_never_judges_the_sla_and_the_next_agents_join_does(client, world, fake, capsys):
+    connection, conversation, _caller = _offered_call(client, world, fake)
+    bea = _second_agent(client)
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    [placed] = _requests(fake, "POST", "/Calls.json")
+    world.no_answer(placed.answer["sid"])
+    _deliver(client, world)
+    drain(client)
+    agent_says(client, bea, action="accept", contact_id=conversation)
+    [_, second] = _requests(fake, "POST", "/Calls.json")
+    world.answer(second.answer["sid"])
+    _deliver(client, world)
+
+    emitted = _emf(capsys.readouterr().out)
+    assert sum(1 for d in emitted if "SLAMet" in d and d.get("queue") == "default") == 1
+    stats = routing_store.queue_stats("default")
+    assert (stats["working"], stats["sla_met"], stats.get("sla_breached", 0)) == (1, 1, 0)
+
+
+def test_the_supervisor_view_shows_each_queues_abandonment_rate_and_time_to_abandon(client, world, fake):
+    import json
+
+    from tests.support import bearer
+
+    connection, conversation, _caller = _offered_call(client, world, fake)
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    [placed] = _requests(fake, "POST", "/Calls.json")
+    world.answer(placed.answer["sid"])
+    _deliver(client, world)  # the first caller reaches ada
+    second = world.incoming(f"{PUBLIC_BASE_URL}/webhooks/twilio/voice", caller="+14155550124")
+    _deliver(client, world)
+    drain(client)
+    world.hang_up(second.sid)  # the second gives up waiting
+    _deliver(client, world)
+    drain(client)
+
+    view = json.loads(client.http.get("/supervisor", headers=bearer("sue", "supervisor")).body)
+    [default] = [q for q in view["queues"] if q["queue"] == "default"]
+    assert default["abandoned"] == 1
+    assert default["abandon_rate"] == 0.5, "one of the two callers who left the queue gave up"
+    assert isinstance(default["avg_time_to_abandon_seconds"], float | int)
+    assert default["avg_time_to_abandon_seconds"] >= 0
+    stats = routing_store.queue_stats("default")
+    assert stats["abandon_seconds"] >= 0

@@ -101,3 +101,14 @@ def test_an_unreachable_agents_accept_is_taken_back_from_the_queues_counts(world
     world.router.handle(AgentUnreachable("c1", "ann", "CA2"), world.clock.now())
     stats = world.router.store.queue_stats(home)
     assert (stats["working"], stats.get("sla_met", 0), stats.get("sla_breached", 0)) == (0, 0, 0)
+
+
+def test_the_queue_keeps_the_total_time_to_abandon(world: World) -> None:
+    call(world, "c1")
+    call(world, "c2", at(10))
+    world.clock.set(at(30))
+    world.router.handle(CallerLeft("c1", "CA1"), world.clock.now())
+    world.router.handle(CallerLeft("c2", "CA2"), world.clock.now())
+    home = world.router.store.get_contact("c1").queues[0]
+    stats = world.router.store.queue_stats(home)
+    assert (stats["abandoned"], stats["abandon_seconds"]) == (2, 50)
