@@ -7,7 +7,7 @@ Keys in the data table::
                                       number (ours, that the customer called), queue_sid (the Twilio queue the
                                       caller waits in, from the first wait request), agent_leg (the one agent leg:
                                       agent_id, claimed_at, call_sid), bridged_at (the caller was moved into the
-                                      conference)
+                                      conference), expires_at (TTL: ``conversations.idempotency_expiry``)
 
 Every move is one conditional write, so that a retried accept or a repeated Twilio callback does it once:
 ``claim_agent_leg`` is the exactly-one guard for the agent leg, ``claim_bridge`` for moving the caller.
@@ -20,6 +20,7 @@ from typing import Any
 
 from chalicelib.settings import get_settings
 from chalicelib.store import aws
+from chalicelib.store.conversations import idempotency_expiry
 from chalicelib.store.dynamo import get, key, to_item, to_values
 
 
@@ -40,6 +41,7 @@ def open_call(conversation_id: str, call_sid: str, callback_base: str, number: s
         "customer_call_sid": call_sid,
         "callback_base": callback_base,
         "created_at": now,
+        "expires_at": idempotency_expiry(now),  # the table's TTL, as the call's CALL# records
         **({"number": number} if number else {}),
     }
     client = aws.client("dynamodb")

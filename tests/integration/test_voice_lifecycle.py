@@ -329,3 +329,23 @@ def test_the_supervisor_view_shows_each_queues_abandonment_rate_and_time_to_aban
     assert default["avg_time_to_abandon_seconds"] >= 0
     stats = routing_store.queue_stats("default")
     assert stats["abandon_seconds"] >= 0
+
+
+# --- 5. a call's records expire ---------------------------------------------------------------------------------
+
+
+def test_a_calls_records_expire_after_the_idempotency_retention(client, world, fake, monkeypatch):
+    from chalicelib import clock
+    from chalicelib.settings import get_settings, reload_settings
+    from tests.support import all_items
+
+    monkeypatch.setenv("SWITCHBOARD_IDEMPOTENCY_RETENTION_DAYS", "20")
+    reload_settings()
+    connection, conversation, caller = _offered_call(client, world, fake)
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    [placed] = _requests(fake, "POST", "/Calls.json")
+
+    items = {i["pk"]: i for i in all_items(get_settings().data_table)}
+    for pk in (f"VOICE#{conversation}", f"CALL#twilio#{caller}", f"CALL#twilio#{placed.answer['sid']}"):
+        item = items[pk]
+        assert int(item["expires_at"]) == int(clock.parse_iso(item["created_at"]).timestamp()) + 20 * 86400, pk
