@@ -1,8 +1,9 @@
-"""Twilio's voice REST API, the few requests the app makes: place a call, move a queued caller.
+"""Twilio's voice REST API, the few requests the app makes: place a call, move a queued caller, hang up.
 
-``{TWILIO_API_BASE}/2010-04-01/Accounts/{AccountSid}/...``, form-encoded, HTTP Basic ``AccountSid:AuthToken``
-(as the Messages sender). Errors are JSON ``{"code", "message", "more_info", "status"}``; 20404 (a call that
-left the queue, a participant gone) is ``Gone``: the thing asked for has already happened or cannot any more.
+``{TWILIO_API_BASE}/2010-04-01/Accounts/{AccountSid}/...``, form-encoded, HTTP Basic as the Messages sender
+authenticates (``outbound.twilio.rest_credentials``: the API key when set, else ``AccountSid:AuthToken``).
+Errors are JSON ``{"code", "message", "more_info", "status"}``; 20404 (a call that left the queue, a participant
+gone) is ``Gone``: the thing asked for has already happened or cannot any more.
 Sources: https://www.twilio.com/docs/voice/api/call-resource, https://www.twilio.com/docs/voice/api/member-resource.
 """
 
@@ -12,7 +13,8 @@ from collections.abc import Sequence
 from urllib.parse import quote
 
 from chalicelib.outbound.senders import ProviderUnavailable, final_by_status, post, unavailable_or_rejected
-from chalicelib.settings import TWILIO_AUTH_TOKEN, get_secret, get_settings
+from chalicelib.outbound.twilio import rest_credentials
+from chalicelib.settings import get_settings
 
 PROVIDER = "twilio"
 API_VERSION = "2010-04-01"
@@ -29,7 +31,7 @@ def _account() -> tuple[str, str, tuple[str, str]]:
     if not account_sid:
         raise ProviderUnavailable(PROVIDER, "TWILIO_ACCOUNT_SID is not set")
     base = f"{settings.twilio_api_base}/{API_VERSION}/Accounts/{quote(account_sid, safe='')}"
-    return account_sid, base, (account_sid, get_secret(TWILIO_AUTH_TOKEN))
+    return account_sid, base, rest_credentials(account_sid)
 
 
 def _post(path: str, form: Sequence[tuple[str, str]]) -> dict[str, object]:

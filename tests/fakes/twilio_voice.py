@@ -35,8 +35,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from tests.fakes import twiml
 
-API_KEY_SID = "SK" + "3c5e7a9b1d2f4a6c8e0b2d4f6a8c0e2b"
-API_KEY_SECRET = "fake-api-key-secret-7d1e"
+# The account's one API key (what TWILIO_API_KEY_SID/SECRET name when a test sets them).
+API_KEY_SID = "SK3f1e5d7c9b0a2f4e6d8c0b2a4f6e8d0c"
+API_KEY_SECRET = "testApiKeySecret2c7e0123456789ab"  # 32 characters, as Twilio makes them
 VOICE = "twilio_voice"
 
 _PATH = re.compile(

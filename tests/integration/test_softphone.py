@@ -28,7 +28,7 @@ from chalicelib.store import routing as routing_store
 from chalicelib.store import voice as voice_store
 from tests.fakes import twiml
 from tests.fakes.providers import fake_providers  # noqa: F401 (a fixture)
-from tests.fakes.twilio_voice import Call
+from tests.fakes.twilio_voice import API_KEY_SECRET, API_KEY_SID, Call
 from tests.support import (
     CHANNEL_SECRETS,
     PUBLIC_BASE_URL,
@@ -45,8 +45,6 @@ from tests.support import (
 )
 
 ACCOUNT_SID = "AC7b4f2c9e1d3a5f60718293a4b5c6d7e8"  # the incoming-call fixture's account
-API_KEY_SID = "SK3f1e5d7c9b0a2f4e6d8c0b2a4f6e8d0c"
-API_KEY_SECRET = "testApiKeySecret2c7e0123456789ab"  # 32 characters, as Twilio makes them
 TWIML_APP_SID = "AP9a8b7c6d5e4f30211203f4e5d6c7b8a9"
 AGENT_URL = "/webhooks/twilio/voice/agent"
 SDK = Path(__file__).resolve().parents[2] / "chalicelib/console/vendor/node_modules/@twilio/voice-sdk"

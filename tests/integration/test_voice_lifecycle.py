@@ -349,3 +349,38 @@ def test_a_calls_records_expire_after_the_idempotency_retention(client, world, f
     for pk in (f"VOICE#{conversation}", f"CALL#twilio#{caller}", f"CALL#twilio#{placed.answer['sid']}"):
         item = items[pk]
         assert int(item["expires_at"]) == int(clock.parse_iso(item["created_at"]).timestamp()) + 20 * 86400, pk
+
+
+# --- 6. the REST API with an API key ------------------------------------------------------------------------------
+
+
+def test_voice_requests_use_the_api_key_when_one_is_set(client, world, fake, monkeypatch):
+    import base64
+
+    from chalicelib.settings import reload_settings
+    from tests.fakes.twilio_voice import API_KEY_SECRET, API_KEY_SID
+
+    monkeypatch.setenv("TWILIO_API_KEY_SID", API_KEY_SID)
+    monkeypatch.setenv("TWILIO_API_KEY_SECRET", API_KEY_SECRET)
+    reload_settings()
+    connection, conversation, _caller = _offered_call(client, world, fake)
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    [placed] = _requests(fake, "POST", "/Calls.json")
+    assert placed.status == 201
+    expected = base64.b64encode(f"{API_KEY_SID}:{API_KEY_SECRET}".encode()).decode()
+    assert placed.headers["Authorization"] == f"Basic {expected}"
+    assert f"/Accounts/{world.account_sid}/" in placed.path, "the account, not the key, in the path"
+
+
+def test_the_fake_refuses_a_key_with_the_wrong_secret(client, world, fake, monkeypatch):
+    from chalicelib.settings import reload_settings
+    from tests.fakes.twilio_voice import API_KEY_SID
+
+    monkeypatch.setenv("TWILIO_API_KEY_SID", API_KEY_SID)
+    monkeypatch.setenv("TWILIO_API_KEY_SECRET", "not-the-secret")
+    reload_settings()
+    connection, conversation, _caller = _offered_call(client, world, fake)
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    [refused] = _requests(fake, "POST", "/Calls.json")
+    assert refused.status == 401 and refused.answer["code"] == 20003
+    assert not (voice_store.get_call(conversation) or {}).get("agent_leg"), "the claim given back for a retry"
