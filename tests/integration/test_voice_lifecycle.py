@@ -384,3 +384,40 @@ def test_the_fake_refuses_a_key_with_the_wrong_secret(client, world, fake, monke
     [refused] = _requests(fake, "POST", "/Calls.json")
     assert refused.status == 401 and refused.answer["code"] == 20003
     assert not (voice_store.get_call(conversation) or {}).get("agent_leg"), "the claim given back for a retry"
+
+
+def test_a_join_timer_whose_lambda_dies_before_publishing_moves_the_call_on_when_sqs_retries(client, world, fake):
+    """The claim was freed, then the publish failed (the Lambda died): SQS delivers the timer again, which finds
+    the claim gone and still publishes the move (a leg answered meanwhile hears the agent-leg TwiML hang up)."""
+    from typing import Any
+
+    from chalicelib.store import aws as app_clients
+
+    connection, conversation, _caller = _offered_call(client, world, fake)
+    bea = _second_agent(client)
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    [placed] = _requests(fake, "POST", "/Calls.json")
+    [timer] = _join_timers()
+    failed: list[str] = []
+
+    def die_at_the_publish(params: dict[str, Any], **_: Any) -> None:
+        if "AgentUnreachable" in str(params.get("MessageBody", "")) and not failed:
+            failed.append("once")
+            raise ConnectionError("the Lambda died here")
+
+    events = app_clients.client("sqs").meta.events
+    events.register("before-parameter-build.sqs.SendMessage", die_at_the_publish)
+    try:
+        with pytest.raises(ConnectionError):
+            _fire(timer, timer["due_at"])
+    finally:
+        events.unregister("before-parameter-build.sqs.SendMessage", die_at_the_publish)
+    assert _fire(timer, timer["due_at"]) == "agent-unreachable", "SQS's retry"
+    drain(client)
+
+    assert [o["contact_id"] for o in offers_to(bea)] == [conversation]
+    status, body = poster(client)(
+        f"{PUBLIC_BASE_URL}/webhooks/twilio/voice/agent-leg?conversation={conversation}",
+        [("AccountSid", world.account_sid), ("CallSid", placed.answer["sid"]), ("CallStatus", "in-progress")],
+    )
+    assert status == 200 and [e.tag for e in twiml.check(body)] == ["Hangup"], "ada's late answer joins nothing"

@@ -47,6 +47,7 @@ WAIT = f"{BASE}/webhooks/twilio/voice/wait?conversation=conv_1"
         (twiml.agent_joins_conference("conv_1", status_callback=f"{BASE}/c", action=f"{BASE}/a"), checker.CALL),
         (twiml.customer_joins_conference("conv_1", status_callback=f"{BASE}/c"), checker.CALL),
         (twiml.hangup(), checker.CALL),
+        (twiml.say_and_hang_up("The caller has hung up. Goodbye."), checker.CALL),
         (twiml.empty(), checker.CALLBACK),
         (twilio_channel.hold_twiml("conv_1", action=f"{BASE}/x", wait_url=WAIT), checker.CALL),
         (twilio_channel.unavailable_twiml(), checker.CALL),
