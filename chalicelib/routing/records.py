@@ -265,7 +265,7 @@ def merged(lifecycles: Sequence[Lifecycle]) -> list[Lifecycle]:
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:
     """A stored contact record as reports, the API and replay read it: its lifecycle, each offer with its
-    outcome, the wait until accepted and the handle time."""
+    outcome, the wait until accepted (a call's: until its agent joined) and the handle time."""
     events = list(record.get("events", []))
     offers: dict[str, dict[str, Any]] = {}
     for happened in events:
@@ -281,6 +281,8 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
         elif happened["kind"] in OFFER_OUTCOMES and offer_id in offers:
             offers[offer_id] |= {"outcome": happened["kind"], "answered_at": happened["at"]}
     arrived_at, accepted_at, closed_at = record.get("arrived_at"), record.get("accepted_at"), record.get("closed_at")
+    joined_at = record.get("joined_at")
+    waited_until = joined_at or accepted_at
     return {
         "contact_id": record.get("contact_id"),
         "customer_id": record.get("customer_id"),
@@ -305,6 +307,8 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
         "wrap_up": record.get("wrap_up"),
         "abandoned": bool(record.get("abandoned", False)),
         "sla_met": record.get("sla_met"),
-        "wait_seconds": clock.seconds_between(arrived_at, accepted_at) if arrived_at and accepted_at else None,
+        "joined_at": joined_at,
+        # A call's wait ends when its agent joins (``joined``), any other contact's at the accept.
+        "wait_seconds": clock.seconds_between(arrived_at, waited_until) if arrived_at and waited_until else None,
         "handle_seconds": clock.seconds_between(accepted_at, closed_at) if accepted_at and closed_at else None,
     }

@@ -283,6 +283,12 @@ def test_a_calls_sla_is_judged_when_the_agent_joins_not_at_the_accept(client, wo
     assert routing_store.queue_stats("default")["sla_met"] == 1
     [record] = routing_store.records_of(conversation)
     assert record["sla_met"] is True and record["events"][-1]["kind"] == "joined"
+    from chalicelib import clock
+    from chalicelib.routing import records
+
+    summary = records.summary(record)
+    assert summary["joined_at"] == record["joined_at"] > record["accepted_at"]
+    assert summary["wait_seconds"] == clock.seconds_between(record["arrived_at"], record["joined_at"]), "to the join"
 
 
 def test_an_unreachable_agent_never_judges_the_sla_and_the_next_agents_join_does(client, world, fake, capsys):
