@@ -282,7 +282,10 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
             offers[offer_id] |= {"outcome": happened["kind"], "answered_at": happened["at"]}
     arrived_at, accepted_at, closed_at = record.get("arrived_at"), record.get("accepted_at"), record.get("closed_at")
     joined_at = record.get("joined_at")
-    waited_until = joined_at or accepted_at
+    # A caller who gave up before any agent joined never reached one, however far an accept got (an agent whose
+    # leg never joined; an accept the hang-up took back). Records from before ``joined`` existed: the accept.
+    never_reached = record.get("channel") == "voice" and bool(record.get("abandoned")) and not joined_at
+    answered_at = None if never_reached else (joined_at or accepted_at)
     return {
         "contact_id": record.get("contact_id"),
         "customer_id": record.get("customer_id"),
@@ -308,7 +311,10 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
         "abandoned": bool(record.get("abandoned", False)),
         "sla_met": record.get("sla_met"),
         "joined_at": joined_at,
-        # A call's wait ends when its agent joins (``joined``), any other contact's at the accept.
-        "wait_seconds": clock.seconds_between(arrived_at, waited_until) if arrived_at and waited_until else None,
-        "handle_seconds": clock.seconds_between(accepted_at, closed_at) if accepted_at and closed_at else None,
+        # When the customer reached an agent: a call's when its agent joined (``joined``), any other at the accept.
+        "answered_at": answered_at,
+        "wait_seconds": clock.seconds_between(arrived_at, answered_at) if arrived_at and answered_at else None,
+        "handle_seconds": (
+            clock.seconds_between(accepted_at, closed_at) if answered_at and accepted_at and closed_at else None
+        ),
     }

@@ -427,3 +427,29 @@ def test_a_join_timer_whose_lambda_dies_before_publishing_moves_the_call_on_when
         [("AccountSid", world.account_sid), ("CallSid", placed.answer["sid"]), ("CallStatus", "in-progress")],
     )
     assert status == 200 and [e.tag for e in twiml.check(body)] == ["Hangup"], "ada's late answer joins nothing"
+
+
+def test_a_caller_who_hung_up_before_the_agent_joined_is_an_abandonment_in_the_record_and_the_replay(
+    client, world, fake
+):
+    """What reports and ``switchboard replay`` (the simulator's inputs) read: the caller never reached an agent,
+    however far the accept got; they gave up after ``patience_seconds``."""
+    from chalicelib import clock
+    from chalicelib.routing import records
+    from chalicelib.sim import replay
+
+    connection, conversation, caller = _offered_call(client, world, fake)
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    world.hang_up(caller)
+    _deliver(client, world)
+    drain(client)
+
+    [record] = routing_store.records_of(conversation)
+    summary = records.summary(record)
+    assert summary["abandoned"] and summary["accepted_at"], "accepted, then abandoned before the join"
+    assert (summary["answered_at"], summary["wait_seconds"], summary["handle_seconds"]) == (None, None, None)
+    _scenario, rows = replay.scenario_of(
+        [summary], [], summary["arrived_at"], clock.plus_seconds(summary["arrived_at"], 3600), lambda s: ""
+    )
+    [row] = rows
+    assert row["patience_seconds"] == clock.seconds_between(summary["arrived_at"], summary["closed_at"])
