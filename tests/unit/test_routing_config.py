@@ -341,6 +341,21 @@ def test_the_waiting_callers_announcement_interval_and_hold_audio():
         parse_config(MINIMAL + "voice:\n  greeting: hello\n")
 
 
+def test_the_callback_a_waiting_caller_may_ask_for():
+    config = parse_config(MINIMAL + "voice:\n  callback:\n    attempts: 2\n    retry_after: 90s\n")
+    assert (config.voice_callback.offer, config.voice_callback.attempts) == (True, 2)
+    assert config.voice_callback.retry_after_seconds == 90
+    deployed = default_config().voice_callback
+    assert (deployed.offer, deployed.attempts, deployed.retry_after_seconds) == (True, 3, 120)
+    assert parse_config(MINIMAL + "voice:\n  callback:\n    offer: false\n").voice_callback.offer is False
+    with pytest.raises(ConfigError, match=r":8: voice\.callback\.attempts: .*greater than or equal to 1"):
+        parse_config(MINIMAL + "voice:\n  callback:\n    attempts: 0\n")
+    with pytest.raises(ConfigError, match=r"voice\.callback\.retry_after: .*less than or equal to 900"):
+        parse_config(MINIMAL + "voice:\n  callback:\n    retry_after: 1h\n")
+    with pytest.raises(ConfigError, match=r"voice\.callback\.retry: "):
+        parse_config(MINIMAL + "voice:\n  callback:\n    retry: 2\n")
+
+
 def test_escalation_steps_round_trip_through_a_dict():
     step = default_config().rules[1].escalation[1]
     assert EscalationStep.from_dict(step.as_dict()) == step

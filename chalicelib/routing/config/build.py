@@ -19,6 +19,7 @@ from chalicelib.routing.config.values import (
     RoutingConfig,
     Rule,
     TimeWindow,
+    VoiceCallback,
 )
 
 
@@ -40,6 +41,9 @@ def build_config(raw: ConfigIn) -> RoutingConfig:
         acknowledgement_message=raw.acknowledgement.message,
         voice_position_interval_seconds=raw.voice.position_interval,
         voice_hold_audio=raw.voice.hold_audio,
+        voice_callback=VoiceCallback(
+            raw.voice.callback.offer, raw.voice.callback.attempts, raw.voice.callback.retry_after
+        ),
         lab=LabCheck(raw.lab.scenario, raw.lab.max_sl_loss_points) if raw.lab else None,
     )
 

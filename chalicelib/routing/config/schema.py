@@ -218,12 +218,22 @@ def _check_hold_audio(url: str) -> str:
     return url
 
 
+class CallbackIn(Strict):
+    """A waiting caller may press 1 to be called back (``offer``); a call back not answered (busy, no answer,
+    failed) is tried ``attempts`` times in all, ``retry_after`` apart (at most 15 minutes: one timer's delay)."""
+
+    offer: StrictBool = True
+    attempts: Annotated[StrictInt, Field(ge=1, le=10)] = 3
+    retry_after: Annotated[Duration, Field(ge=10, le=900)] = 120
+
+
 class VoiceIn(Strict):
     """What a waiting caller hears: their position and expected wait every ``position_interval``, hold audio
-    (played between announcements; about that long) or silence."""
+    (played between announcements; about that long) or silence; and whether they may ask to be called back."""
 
     position_interval: Annotated[Duration, Field(ge=10, le=600)] = 45
     hold_audio: Annotated[str, StringConstraints(max_length=1000), AfterValidator(_check_hold_audio)] | None = None
+    callback: CallbackIn = Field(default_factory=CallbackIn)
 
 
 LAB_SCENARIOS = Path(__file__).resolve().parents[2] / "sim" / "scenarios"

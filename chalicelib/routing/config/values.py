@@ -181,6 +181,15 @@ class LabCheck:
 
 
 @dataclass(frozen=True)
+class VoiceCallback:
+    """Press 1 to be called back (``offer``); a call back not answered is tried ``attempts`` times in all."""
+
+    offer: bool = True
+    attempts: int = 3
+    retry_after_seconds: int = 120
+
+
+@dataclass(frozen=True)
 class RoutingConfig:
     queues: dict[str, QueueConfig]
     rules: tuple[Rule, ...]
@@ -197,6 +206,7 @@ class RoutingConfig:
     acknowledgement_message: str = DEFAULT_ACKNOWLEDGEMENT
     voice_position_interval_seconds: int = 45  # how often a waiting caller hears their position and wait
     voice_hold_audio: str | None = None  # https URL played between announcements; None: silence
+    voice_callback: VoiceCallback = field(default_factory=VoiceCallback)
     lab: LabCheck | None = None  # simulate rule changes before publishing them (None: not checked)
 
     def cost(self, channel: str) -> int:
