@@ -84,7 +84,21 @@ def conversation(agent_id: str, conversation_id: str, oversee: bool = False) -> 
             {k: v for k, v in m.items() if k not in ("pk", "sk", "type")}
             for m in conversation_store.timeline(customer_id)
         ],
+        **_callback_of(contact),
     }
+
+
+def _callback_of(contact: Contact) -> dict[str, Any]:
+    """A call whose caller asked to be called back: the number, and how the call back stands (voice.callback)."""
+    if contact.channel != "voice":
+        return {}
+    from chalicelib.store import voice as voice_store
+
+    callback = (voice_store.get_call(contact.contact_id) or {}).get("callback")
+    if not callback:
+        return {}
+    shown = ("to", "requested_at", "attempts", "last_result", "connected_at", "failed_at")
+    return {"callback": {k: callback[k] for k in shown if k in callback}}
 
 
 class Note(BaseModel):

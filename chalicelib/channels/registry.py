@@ -47,6 +47,21 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "twilio_voice_conference", "/webhooks/twilio/voice/conference", ("POST",), _FORM, "twilio_voice:CONFERENCE"
     ),
     Endpoint("twilio_voice_bridge", "/webhooks/twilio/voice/bridge", ("POST",), _FORM, "twilio_voice:BRIDGE"),
+    # A waiting caller's callback: the wait document's <Gather> action, and the call back's TwiML.
+    Endpoint(
+        "twilio_voice_callback_request",
+        "/webhooks/twilio/voice/callback-request",
+        ("POST",),
+        _FORM,
+        "twilio_voice:CALLBACK_REQUEST",
+    ),
+    Endpoint(
+        "twilio_voice_callback_leg",
+        "/webhooks/twilio/voice/callback-leg",
+        ("POST",),
+        _FORM,
+        "twilio_voice:CALLBACK_LEG",
+    ),
     # The console softphone's TwiML App (its Voice URL): a browser Device's call joins its contact's conference.
     Endpoint("twilio_softphone", "/webhooks/twilio/voice/agent", ("POST",), _FORM, "twilio_softphone:ADAPTER"),
     Endpoint("meta", "/webhooks/meta", ("GET", "POST"), _JSON, "meta:ADAPTER"),

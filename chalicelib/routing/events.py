@@ -160,6 +160,17 @@ class AgentUnreachable(RoutingEvent):
         return "agent-unreachable-" + self.call_sid
 
 
+@dataclass(frozen=True)
+class CallbackDue(RoutingEvent):
+    """A timer: attempt ``attempt`` of calling back the customer of a voice contact is due at ``due_at`` (the one
+    before was not answered). Handled by ``voice.callback``, not the router: it places a call, routes nothing."""
+
+    kind: ClassVar[str] = "CallbackDue"
+    conversation_id: str
+    attempt: int
+    due_at: str
+
+
 _KINDS: dict[str, type[RoutingEvent]] = {
     cls.kind: cls
     for cls in (
@@ -171,6 +182,7 @@ _KINDS: dict[str, type[RoutingEvent]] = {
         ReconnectGraceExpired,
         CallerLeft,
         AgentUnreachable,
+        CallbackDue,
     )
 }
 

@@ -147,3 +147,84 @@ def note_customer_joined(conversation_id: str, now: str) -> bool:
         "attribute_exists(pk) AND attribute_not_exists(customer_joined_at)",
         {":now": now},
     )
+
+
+# --- the callback (voice.callback): ``callback`` on the call's item ------------------------------------------
+#
+#   callback: to (the customer's number), requested_at, attempts (calls claimed so far), call_sid (the attempt
+#             ringing now), last_call_sid/last_result/last_failed_at (the attempt that failed last),
+#             connected_at, failed_at
+
+
+def request_callback(conversation_id: str, call_sid: str, to: str, now: str) -> bool:
+    """The caller of ``call_sid`` asked to be called back on ``to``: True for the one request that records it
+    (not once the caller was moved into the conference)."""
+    return _conditional_set(
+        conversation_id,
+        "SET callback = :callback",
+        "customer_call_sid = :call AND attribute_not_exists(callback) AND attribute_not_exists(bridged_at)",
+        {":callback": {"to": to, "requested_at": now, "attempts": 0}, ":call": call_sid},
+    )
+
+
+def claim_callback_attempt(conversation_id: str, attempt: int, now: str) -> bool:
+    """Call attempt number ``attempt`` (from 1) of the callback: True for the one claim that may place it."""
+    return _conditional_set(
+        conversation_id,
+        "SET callback.attempts = :attempt, callback.claimed_at = :now",
+        "callback.attempts = :before AND attribute_not_exists(callback.call_sid)"
+        " AND attribute_not_exists(callback.connected_at) AND attribute_not_exists(callback.failed_at)",
+        {":attempt": attempt, ":before": attempt - 1, ":now": now},
+    )
+
+
+def note_callback_call(conversation_id: str, attempt: int, call_sid: str) -> bool:
+    """The Twilio call of the claimed attempt."""
+    return _conditional_set(
+        conversation_id,
+        "SET callback.call_sid = :call",
+        "callback.attempts = :attempt AND attribute_not_exists(callback.call_sid)",
+        {":call": call_sid, ":attempt": attempt},
+    )
+
+
+def release_callback_attempt(conversation_id: str, attempt: int) -> bool:
+    """Give back a claimed attempt whose call could not be placed, so that a retry places it."""
+    return _conditional_set(
+        conversation_id,
+        "SET callback.attempts = :before",
+        "callback.attempts = :attempt AND attribute_not_exists(callback.call_sid)",
+        {":attempt": attempt, ":before": attempt - 1},
+    )
+
+
+def callback_attempt_failed(conversation_id: str, call_sid: str, result: str, now: str) -> bool:
+    """The attempt ``call_sid`` was not answered (``result``: busy, no-answer...): True for the first report."""
+    return _conditional_set(
+        conversation_id,
+        "SET callback.last_call_sid = :call, callback.last_result = :result, callback.last_failed_at = :now"
+        " REMOVE callback.call_sid",
+        "callback.call_sid = :call",
+        {":call": call_sid, ":result": result, ":now": now},
+    )
+
+
+def callback_connected(conversation_id: str, now: str) -> bool:
+    """The called-back customer is in the conference: True for the first report of it."""
+    return _conditional_set(
+        conversation_id,
+        "SET callback.connected_at = :now",
+        "attribute_exists(callback) AND attribute_not_exists(callback.connected_at)",
+        {":now": now},
+    )
+
+
+def callback_given_up(conversation_id: str, now: str) -> bool:
+    """Every attempt failed: True for the one report that records it."""
+    return _conditional_set(
+        conversation_id,
+        "SET callback.failed_at = :now",
+        "attribute_exists(callback) AND attribute_not_exists(callback.failed_at)"
+        " AND attribute_not_exists(callback.connected_at)",
+        {":now": now},
+    )

@@ -72,3 +72,8 @@ def dequeue(queue_sid: str, call_sid: str, url: str) -> None:
 def redirect(call_sid: str, url: str) -> None:
     """Run the TwiML at ``url`` on a live call (``Gone``: the call ended)."""
     _post(f"/Calls/{quote(call_sid, safe='')}.json", [("Url", url), ("Method", "POST")])
+
+
+def hang_up(call_sid: str) -> None:
+    """End a live call (``Status=completed``; ``Gone``: it ended already)."""
+    _post(f"/Calls/{quote(call_sid, safe='')}.json", [("Status", "completed")])

@@ -96,6 +96,8 @@ class Call:
     enqueue_wait_url: str | None = None
     conference: str | None = None  # the conference's sid while it is in one
     label: str | None = None
+    gather_action: str | None = None  # the <Gather action> of the wait document the caller hears now
+    ends_after_queue_action: bool = False  # left the queue by <Leave>: the Enqueue action's TwiML is the last
 
 
 @dataclass
@@ -400,7 +402,16 @@ class VoiceWorld:
                 AvgQueueTime="0",
                 CurrentQueueSize=str(len(queue.members)),
             )
-            self.pending.append((call.enqueue_wait_url or "", form, twiml.ENQUEUE_WAIT, None))
+            self.pending.append((call.enqueue_wait_url or "", form, twiml.ENQUEUE_WAIT, call.sid))
+
+    def press(self, call_sid: str, digits: str) -> None:
+        """The queued caller presses ``digits`` while hearing the wait document: Twilio posts its ``<Gather>``'s
+        action (the standard call fields and ``Digits``) and runs the answer in the wait document's place."""
+        with self.lock:
+            call = self.calls[call_sid]
+            assert call.queue and call.gather_action, "no <Gather> is listening on this call"
+            form = self._call_form(call, Digits=digits, FinishedOnKey="", msg="Gather End")
+            self.pending.append((call.gather_action, form, twiml.ENQUEUE_WAIT, call.sid))
 
     def no_answer(self, call_sid: str) -> None:
         with self.lock:
@@ -513,11 +524,28 @@ class VoiceWorld:
             root = twiml.check(body, context, base)
             if call_sid is not None:
                 with self.lock:
-                    self._run(self.calls[call_sid], root)
+                    call = self.calls[call_sid]
+                    if context == twiml.ENQUEUE_WAIT and url == call.enqueue_wait_url:
+                        self._hear(call, root)
+                    else:
+                        self._run(call, root)
         raise AssertionError("callbacks did not settle")
+
+    def _hear(self, call: Call, root: ET.Element) -> None:
+        """A wait document plays: its ``<Gather>`` (if any) listens for digits (``press``) until the next one."""
+        gather = root.find("Gather")
+        call.gather_action = gather.attrib.get("action") if gather is not None else None
 
     def _run(self, call: Call, root: ET.Element) -> None:
         """What Twilio does with the TwiML a call got (the verbs the app uses)."""
+        after_leave = call.ends_after_queue_action  # this is the Enqueue action's TwiML, after a <Leave>
+        self._run_verbs(call, root)
+        if after_leave:
+            call.ends_after_queue_action = False
+            if not any(verb.tag in ("Enqueue", "Dial", "Redirect") for verb in root):
+                self.end(call.sid, "completed")  # nothing more to do: the call ends
+
+    def _run_verbs(self, call: Call, root: ET.Element) -> None:
         for verb in root:
             if verb.tag == "Enqueue":
                 name = (verb.text or "").strip()
@@ -539,7 +567,7 @@ class VoiceWorld:
                         AvgQueueTime="0",
                         CurrentQueueSize=str(len(queue.members)),
                     )
-                    self.pending.append((call.enqueue_wait_url, form, twiml.ENQUEUE_WAIT, None))
+                    self.pending.append((call.enqueue_wait_url, form, twiml.ENQUEUE_WAIT, call.sid))
                 return
             if verb.tag == "Dial":
                 for noun in verb:
@@ -551,7 +579,12 @@ class VoiceWorld:
                 self.end(call.sid, "completed")
                 return
             if verb.tag == "Redirect":
-                self.pending.append(((verb.text or "").strip(), self._call_form(call), twiml.CALL, call.sid))
+                context = twiml.ENQUEUE_WAIT if call.queue else twiml.CALL
+                self.pending.append(((verb.text or "").strip(), self._call_form(call), context, call.sid))
+                return
+            if verb.tag == "Leave" and call.queue:
+                call.ends_after_queue_action, call.gather_action = True, None
+                self._leave_queue(call, "leave")
                 return
 
     # -- what tests read ---------------------------------------------------------------------------------
