@@ -21,6 +21,7 @@ from chalicelib.observability import correlate, logger, middleware
 from chalicelib.routing import config as routing_config
 from chalicelib.routing import engine, records
 from chalicelib.routing.events import (
+    CallbackDue,
     EscalationDue,
     OfferTimeout,
     ReconnectGraceExpired,
@@ -550,6 +551,11 @@ def on_routing_event(event: Any) -> dict[str, Any]:
 
 def _timer_record(record: SQSRecord) -> None:
     event = _correlated(record.body)
+    if isinstance(event, CallbackDue):  # the next call back to a customer: voice, not routing
+        from chalicelib.voice import callback
+
+        callback.on_due(event, clock.now_iso())
+        return
     if not isinstance(event, OfferTimeout | EscalationDue | ReconnectGraceExpired):
         raise UnknownEvent(f"{type(event).__name__} is not a timer")
     engine.handle(event)
@@ -557,7 +563,7 @@ def _timer_record(record: SQSRecord) -> None:
 
 @app.on_sqs_message(queue=timer_queue_name(), batch_size=10)
 def on_timer(event: Any) -> dict[str, Any]:
-    """Offer timeouts, escalation steps and reconnect grace periods, delivered by SQS when they are due."""
+    """Offer timeouts, escalation steps, reconnect grace periods and call back retries, delivered when due."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
     processor = BatchProcessor(event_type=EventType.SQS)

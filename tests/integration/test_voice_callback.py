@@ -9,18 +9,35 @@ calls the customer back (Calls API) into the same conference.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.sqs.models import sqs_backends
 
+from chalicelib import clock
+from chalicelib.settings import timer_queue_name
+from chalicelib.store import conversations as conversation_store
 from chalicelib.store import routing as routing_store
 from chalicelib.store import voice as voice_store
 from tests.fakes import twiml
 from tests.fakes.providers import FakeProviders, fake_providers  # noqa: F401 (a fixture)
 from tests.fakes.twilio_voice import VOICE, VoiceWorld
 from tests.integration.test_voice_connect import OUR_NUMBER, STATUS_URL, VOICE_URL, poster
-from tests.support import PUBLIC_BASE_URL, agent_says, as_agent, connect_agent, create_agent, drain, offers_to, pushed
+from tests.support import (
+    PUBLIC_BASE_URL,
+    REGION,
+    agent_says,
+    as_agent,
+    connect_agent,
+    create_agent,
+    drain,
+    offers_to,
+    pushed,
+    sqs_event,
+)
 
 AGENT_PHONE = "+14155550177"
 FIRST_CALLER = "+447700900123"
@@ -212,3 +229,110 @@ def test_a_callback_keeps_its_place(client, world, fake, capsys):
     assert routing_store.get_contact(first).assigned_to == "ada"
     assert routing_store.get_contact(later).state.value == "queued"
     assert not [p for p in pushed(ada) if p.get("type") == "offer_withdrawn"]
+
+
+# --- a call back nobody answers -------------------------------------------------------------------------------
+
+
+def _callback_ringing(client, world: VoiceWorld, fake: FakeProviders) -> tuple[str, str, str]:
+    """A caller pressed 1, ada accepted and her leg joined: the call back rings. (ada, conversation, agent leg)."""
+    create_agent(client, "ada", channels=("voice",), presence="Offline", phone=AGENT_PHONE, voice_mode="phone")
+    first, first_call = _caller_waits(client, world, FIRST_CALLER)
+    _press_1(client, world, first_call)
+    drain(client)
+    ada = connect_agent(client, "ada")
+    client.http.put("/agents/ada/presence", headers=as_agent("ada"), body='{"presence": "Available"}')
+    drain(client)
+    agent_says(client, ada, action="accept", contact_id=first)
+    [agent_leg] = _calls_placed(fake)
+    world.answer(agent_leg.answer["sid"])
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    assert len(_calls_placed(fake)) == 2
+    return ada, first, agent_leg.answer["sid"]
+
+
+def _timers(kind: str) -> list[dict]:
+    """Timers of ``kind`` sent to the timer queue (still delayed: read from moto's queue without receiving)."""
+    queue = sqs_backends[DEFAULT_ACCOUNT_ID][REGION].queues[timer_queue_name()]
+    return [body for body in (json.loads(m.body) for m in queue._messages) if body["type"] == kind]
+
+
+def _timer_fires(client, timer: dict) -> dict:
+    """SQS delivers the timer to the timer Lambda once its delay is up (the due time: now)."""
+    body = json.dumps({**timer, "due_at": clock.now_iso()})
+    message = {
+        "MessageId": "7d6f2c1e-4b8a-4f0e-9a3b-2c1d0e9f8a7b",
+        "ReceiptHandle": "AQEB" + "x" * 40,
+        "Body": body,
+        "MD5OfBody": hashlib.md5(body.encode()).hexdigest(),  # what SQS sends
+        "Attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1", "ApproximateFirstReceiveTimestamp": "1"},
+    }
+    arn = f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT_ID}:{timer_queue_name()}"
+    return client.lambda_.invoke("on_timer", sqs_event([message], arn)).payload
+
+
+def test_a_call_back_not_answered_is_retried_as_configured_then_recorded_and_the_agent_freed(
+    client, world, fake, capsys
+):
+    ada, first, agent_leg = _callback_ringing(client, world, fake)
+    customer = routing_store.get_contact(first).customer_id
+    capsys.readouterr()
+
+    results = ["busy", "no-answer", "failed"]  # routing.yaml: voice.callback.attempts 3, retry_after 2m
+    for attempt, result in enumerate(results, start=1):
+        ringing = _calls_placed(fake)[-1]
+        assert ringing.form["To"] == FIRST_CALLER and len(_calls_placed(fake)) == 1 + attempt
+        world.end(ringing.answer["sid"], result)
+        world.deliver(poster(client), base=PUBLIC_BASE_URL)
+        # Twilio repeats the status callback: nothing moves twice.
+        world.calls[ringing.answer["sid"]].status = "ringing"
+        world.end(ringing.answer["sid"], result)
+        world.deliver(poster(client), base=PUBLIC_BASE_URL)
+        drain(client)
+        timers = _timers("CallbackDue")
+        if attempt < len(results):
+            # The repeat redoes the step (in case the first report died before its timer): the same timer again.
+            assert sorted({t["attempt"] for t in timers}) == list(range(2, attempt + 2))
+            assert len({(t["attempt"], t["due_at"]) for t in timers}) == attempt, "one due time per attempt"
+            due = timers[-1]["due_at"]
+            waited = (routing_store.get_contact(first).accepted_at, due)
+            assert waited[1] > waited[0]
+            retry = [p for p in pushed(ada) if p.get("type") == "callback_retry"][-1]
+            assert (retry["attempt"], retry["at"]) == (attempt + 1, due)
+            assert routing_store.get_contact(first).state.value == "assigned", "ada keeps the call meanwhile"
+            assert _timer_fires(client, timers[-1]) == {"batchItemFailures": []}
+            assert _timer_fires(client, timers[-1]) == {"batchItemFailures": []}  # delivered twice: one call
+        else:
+            assert {t["attempt"] for t in timers} == {2, 3}, "no timer after the last attempt"
+
+    assert len(_calls_placed(fake)) == 1 + len(results), "each attempt placed once"
+    contact = routing_store.get_contact(first)
+    assert (contact.state.value, contact.wrap_up) == ("closed", "callback_failed")
+    agent = routing_store.get_agent("ada")
+    assert agent.used == 0, "the agent is freed"
+    assert world.calls[agent_leg].status == "completed", "the agent's leg is hung up"
+    out = capsys.readouterr().out
+    assert _count(out, "CallbackFailed") == 1 and _count(out, "CallbackConnected") == 0
+    notes = [m["text"] for m in conversation_store.timeline(customer) if m.get("kind") == "note"]
+    assert notes == [
+        "The caller asked to be called back (pressed 1).",
+        "Call back attempt 1 of 3 was not answered (busy).",
+        "Call back attempt 2 of 3 was not answered (no-answer).",
+        "Call back attempt 3 of 3 was not answered (failed).",
+        "The call back failed: nobody answered any attempt.",
+    ]
+    assert voice_store.get_call(first)["callback"]["failed_at"]
+
+
+def test_a_call_back_answered_then_ended_waits_for_wrap_up(client, world, fake):
+    ada, first, _agent_leg = _callback_ringing(client, world, fake)
+    callback = _calls_placed(fake)[-1].answer["sid"]
+    world.answer(callback)
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    world.hang_up(callback)
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    drain(client)
+    contact = routing_store.get_contact(first)
+    assert contact.state.value == "assigned" and contact.assigned_to == "ada", "open until ada wraps up"
+    assert {"type": "call_ended", "conversation_id": first} in pushed(ada)
+    assert _timers("CallbackDue") == []
