@@ -336,3 +336,87 @@ def test_a_call_back_answered_then_ended_waits_for_wrap_up(client, world, fake):
     assert contact.state.value == "assigned" and contact.assigned_to == "ada", "open until ada wraps up"
     assert {"type": "call_ended", "conversation_id": first} in pushed(ada)
     assert _timers("CallbackDue") == []
+
+
+# --- what is refused ------------------------------------------------------------------------------------------
+
+
+def test_the_callback_webhooks_refuse_unsigned_requests_and_store_nothing(client, world, fake):
+    from urllib.parse import urlencode
+
+    create_agent(client, "ada", channels=("voice",), presence="Offline")
+    first, first_call = _caller_waits(client, world, FIRST_CALLER)
+    form = urlencode({"CallSid": first_call, "AccountSid": world.account_sid, "From": FIRST_CALLER, "Digits": "1"})
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"}
+    for path in ("callback-request", "callback-leg"):
+        refused = client.http.post(
+            f"/webhooks/twilio/voice/{path}?conversation={first}", headers=headers, body=form.encode()
+        )
+        assert refused.status_code == 401, path
+    assert "callback" not in voice_store.get_call(first)
+    assert _calls_placed(fake) == []
+
+
+def test_a_1_from_another_call_asks_nothing(client, world, fake):
+    """A signed request naming the conversation, but from a call that is not the contact's caller."""
+    create_agent(client, "ada", channels=("voice",), presence="Offline")
+    first, _first_call = _caller_waits(client, world, FIRST_CALLER)
+    status, body = poster(client)(
+        f"{PUBLIC_BASE_URL}/webhooks/twilio/voice/callback-request?conversation={first}",
+        sorted(
+            {
+                "AccountSid": world.account_sid,
+                "CallSid": "CA" + "5" * 32,
+                "From": LATER_CALLER,
+                "Digits": "1",
+            }.items()
+        ),
+    )
+    assert status == 200 and [e.tag for e in twiml.check(body, twiml.ENQUEUE_WAIT)] == ["Redirect"]
+    assert "callback" not in voice_store.get_call(first)
+
+
+def test_a_1_after_an_agent_accepted_puts_the_caller_through_instead(client, world, fake):
+    create_agent(client, "ada", channels=("voice",), phone=AGENT_PHONE, voice_mode="phone")
+    ada = connect_agent(client, "ada")
+    first, first_call = _caller_waits(client, world, FIRST_CALLER)
+    assert _hears(client, world, first_call).find("Gather") is not None  # offered, not yet accepted
+    agent_says(client, ada, action="accept", contact_id=first)
+
+    world.press(first_call, "1")
+    answers = world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    assert [e.tag for e in twiml.check(answers[0][2], twiml.ENQUEUE_WAIT)] == ["Redirect"]
+    assert "callback" not in voice_store.get_call(first)
+    assert world.calls[first_call].queue is not None, "still in line, about to be bridged"
+
+
+def test_a_stale_call_back_hangs_up_instead_of_joining(client, world, fake):
+    _ada, first, _agent_leg = _callback_ringing(client, world, fake)
+    status, body = poster(client)(
+        f"{PUBLIC_BASE_URL}/webhooks/twilio/voice/callback-leg?conversation={first}",
+        [("AccountSid", world.account_sid), ("CallSid", "CA" + "8" * 32), ("CallStatus", "in-progress")],
+    )
+    assert status == 200 and [e.tag for e in twiml.check(body)] == ["Hangup"]
+
+
+def test_a_call_back_twilio_could_not_place_counts_as_an_attempt_and_is_retried(client, world, fake):
+    create_agent(client, "ada", channels=("voice",), presence="Offline", phone=AGENT_PHONE, voice_mode="phone")
+    first, first_call = _caller_waits(client, world, FIRST_CALLER)
+    _press_1(client, world, first_call)
+    drain(client)
+    ada = connect_agent(client, "ada")
+    client.http.put("/agents/ada/presence", headers=as_agent("ada"), body='{"presence": "Available"}')
+    drain(client)
+    agent_says(client, ada, action="accept", contact_id=first)
+    [agent_leg] = _calls_placed(fake)
+    world.answer(agent_leg.answer["sid"])
+    fake.fail_next(status=503, api=VOICE)  # Twilio is down when the call back is placed
+
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+
+    [timer] = _timers("CallbackDue")
+    assert timer["attempt"] == 2
+    assert voice_store.get_call(first)["callback"]["attempts"] == 1
+    assert _timer_fires(client, timer) == {"batchItemFailures": []}
+    placed = [r for r in _calls_placed(fake) if r.status == 201]
+    assert [r.form["To"] for r in placed] == [AGENT_PHONE, FIRST_CALLER], "the retry placed the call back"
