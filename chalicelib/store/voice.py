@@ -152,8 +152,8 @@ def note_customer_joined(conversation_id: str, now: str) -> bool:
 # --- the callback (voice.callback): ``callback`` on the call's item ------------------------------------------
 #
 #   callback: to (the customer's number), requested_at, attempts (calls claimed so far), call_sid (the attempt
-#             ringing now), last_call_sid/last_result/last_failed_at (the attempt that failed last),
-#             connected_at, failed_at
+#             ringing now), claimed_at, done (the last attempt that is over), last_call_sid/last_result/
+#             last_failed_at (the attempt that failed last), connected_at, failed_at
 
 
 def request_callback(conversation_id: str, call_sid: str, to: str, now: str) -> bool:
@@ -167,14 +167,19 @@ def request_callback(conversation_id: str, call_sid: str, to: str, now: str) -> 
     )
 
 
-def claim_callback_attempt(conversation_id: str, attempt: int, now: str) -> bool:
-    """Call attempt number ``attempt`` (from 1) of the callback: True for the one claim that may place it."""
+def claim_callback_attempt(conversation_id: str, attempt: int, now: str, stale_before: str) -> bool:
+    """Call attempt number ``attempt`` (from 1) of the callback: True for the one claim that may place it.
+
+    A claim of this same attempt made before ``stale_before`` that never got its call (its Lambda died between the
+    claim and Twilio's answer) and is not over may be taken again: by then that Lambda is long gone."""
     return _conditional_set(
         conversation_id,
         "SET callback.attempts = :attempt, callback.claimed_at = :now",
-        "callback.attempts = :before AND attribute_not_exists(callback.call_sid)"
-        " AND attribute_not_exists(callback.connected_at) AND attribute_not_exists(callback.failed_at)",
-        {":attempt": attempt, ":before": attempt - 1, ":now": now},
+        "attribute_not_exists(callback.call_sid)"
+        " AND attribute_not_exists(callback.connected_at) AND attribute_not_exists(callback.failed_at)"
+        " AND (callback.attempts = :before OR (callback.attempts = :attempt AND callback.claimed_at < :stale"
+        " AND (attribute_not_exists(callback.done) OR callback.done < :attempt)))",
+        {":attempt": attempt, ":before": attempt - 1, ":now": now, ":stale": stale_before},
     )
 
 
@@ -198,14 +203,25 @@ def release_callback_attempt(conversation_id: str, attempt: int) -> bool:
     )
 
 
-def callback_attempt_failed(conversation_id: str, call_sid: str, result: str, now: str) -> bool:
+def callback_attempt_failed(conversation_id: str, call_sid: str, attempt: int, result: str, now: str) -> bool:
     """The attempt ``call_sid`` was not answered (``result``: busy, no-answer...): True for the first report."""
     return _conditional_set(
         conversation_id,
-        "SET callback.last_call_sid = :call, callback.last_result = :result, callback.last_failed_at = :now"
-        " REMOVE callback.call_sid",
+        "SET callback.last_call_sid = :call, callback.last_result = :result, callback.last_failed_at = :now,"
+        " callback.done = :attempt REMOVE callback.call_sid",
         "callback.call_sid = :call",
-        {":call": call_sid, ":result": result, ":now": now},
+        {":call": call_sid, ":result": result, ":now": now, ":attempt": attempt},
+    )
+
+
+def callback_attempt_unplaced(conversation_id: str, attempt: int, result: str, now: str) -> bool:
+    """The claimed attempt could not be placed (Twilio down or refusing it): over, True for the first report."""
+    return _conditional_set(
+        conversation_id,
+        "SET callback.last_result = :result, callback.last_failed_at = :now, callback.done = :attempt",
+        "callback.attempts = :attempt AND attribute_not_exists(callback.call_sid)"
+        " AND (attribute_not_exists(callback.done) OR callback.done < :attempt)",
+        {":result": result, ":now": now, ":attempt": attempt},
     )
 
 

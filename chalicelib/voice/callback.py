@@ -21,11 +21,15 @@
 
 Every step that writes does so once (conditional writes keyed on the call's item); a repeated callback finds its
 step done and redoes only what is idempotent (the timeline note has a key of its own, the close is idempotent, a
-second timer loses its claim), so a Lambda that died midway is made good by Twilio's retry.
+second timer loses its claim), so a Lambda that died midway is made good by Twilio's retry. A placement from the
+agent's join (a webhook Twilio does not retry) queues a guard timer first: if its Lambda died after claiming the
+attempt, the guard finds the claim stale and places the call; a call that was placed but never noted is noted
+when the customer answers it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -50,6 +54,9 @@ ROLE = "callback"  # the outbound call record's role: its status callbacks come 
 WRAP_UP = "callback_failed"
 AUTHOR = "switchboard"
 RING_SECONDS = 30  # how long a call back rings before Twilio reports no-answer
+# A placement that was claimed but got no call within this long died (Twilio answers a webhook in 15 s at most).
+STALE_SECONDS = 20
+GUARD_SECONDS = 60  # when the guard of a placement from a webhook looks whether it got its call
 NOT_ANSWERED = frozenset({"busy", "no-answer", "canceled", "failed"})
 _WAITING = (ContactState.QUEUED, ContactState.OFFERED)
 
@@ -109,14 +116,30 @@ def on_digits(conversation_id: str, form: dict[str, Any], base: str) -> str:
 
 def on_agent_joined(conversation_id: str, call: dict[str, Any], base: str) -> bool:
     """The agent's leg joined the conference of a callback contact: place the first call back (once)."""
-    return place(conversation_id, 1, call, base) is not None
+    return place(conversation_id, 1, call, base, now=clock.now_iso(), guard=True) is not None
 
 
 def callback_leg_twiml(conversation_id: str, call_sid: str | None, base: str) -> str:
-    """The TwiML of a call back: into the conference, if it is the attempt ringing now (else hang up)."""
+    """The TwiML of a call back: into the conference, if it is the attempt ringing now (else hang up).
+
+    A call placed by an attempt that died before noting it is that attempt's call: noted here, when answered."""
     callback = (store.get_call(conversation_id) or {}).get("callback") or {}
-    if not call_sid or callback.get("call_sid") != call_sid:
+    if not call_sid:
         return twiml.hangup()
+    if callback.get("call_sid") != call_sid:
+        attempt = int(callback.get("attempts") or 0)
+        over = int(callback.get("done") or 0) >= attempt or callback.get("call_sid")
+        if not attempt or over or not store.note_callback_call(conversation_id, attempt, call_sid):
+            return twiml.hangup()
+        outbound.record(
+            "twilio",
+            call_sid,
+            conversation_id,
+            "in-progress",
+            clock.now_iso(),
+            "call",
+            {"role": ROLE, "attempt": attempt},
+        )
     return twiml.callback_leg(conversation_id, status_callback=connect.url(base, connect.CONFERENCE, conversation_id))
 
 
@@ -129,15 +152,23 @@ def on_customer_joined(conversation_id: str) -> None:
         metrics.callback("connected", contact.queues[0], contact.channel)
 
 
-def place(conversation_id: str, attempt: int, call: dict[str, Any], base: str | None = None) -> str | None:
-    """Call the customer back (attempt ``attempt``), once; the CallSid when placed now."""
+def place(
+    conversation_id: str, attempt: int, call: dict[str, Any], base: str | None = None, *, now: str, guard: bool
+) -> str | None:
+    """Call the customer back (attempt ``attempt``), once; the CallSid when placed now.
+
+    ``guard``: placed from a webhook, whose death Twilio does not make good; a ``CallbackDue`` for this same
+    attempt is queued first, and finds the claim stale if it never got its call. (A timer's own death is made good
+    by SQS delivering it again.)"""
     callback = call.get("callback") or {}
     contact = routing_store.get_contact(conversation_id)
     if not callback.get("to") or contact is None or contact.state is not ContactState.ASSIGNED:
         return None
-    now = clock.now_iso()
-    if not store.claim_callback_attempt(conversation_id, attempt, now):
-        return None  # placed already (a repeated join or timer), or the callback is over
+    if guard:
+        due = clock.plus_seconds(now, GUARD_SECONDS)
+        queue.publish_timer(CallbackDue(conversation_id, attempt, due), due, now)
+    if not store.claim_callback_attempt(conversation_id, attempt, now, clock.plus_seconds(now, -STALE_SECONDS)):
+        return None  # placed already (a repeated join or timer, one under way), or the callback is over
     base = str(call.get("callback_base") or base or "")
     try:
         sid = twilio_api.create_call(
@@ -149,9 +180,15 @@ def place(conversation_id: str, attempt: int, call: dict[str, Any], base: str | 
         )
     except (ProviderUnavailable, ProviderRejected) as exc:
         logger.warning("could not place the call back", extra={"conversation_id": conversation_id}, exc_info=True)
-        _attempt_over(contact, attempt, "not placed" if isinstance(exc, ProviderUnavailable) else "refused", now)
+        result = "not placed" if isinstance(exc, ProviderUnavailable) else "refused"
+        if store.callback_attempt_unplaced(conversation_id, attempt, result, now):
+            _attempt_over(contact, attempt, result, now)
         return None
-    store.note_callback_call(conversation_id, attempt, sid)
+    if not store.note_callback_call(conversation_id, attempt, sid):
+        # An orphan of this attempt was answered and noted first: this second call would ring for nothing.
+        with contextlib.suppress(twilio_api.Gone, ProviderUnavailable, ProviderRejected):
+            twilio_api.hang_up(sid)
+        return None
     outbound.record("twilio", sid, conversation_id, "queued", now, "call", {"role": ROLE, "attempt": attempt})
     logger.info("calling the customer back", extra={"conversation_id": conversation_id, "attempt": attempt})
     return sid
@@ -170,7 +207,8 @@ def on_call_status(record: dict[str, Any], call_sid: str) -> bool:
     if status not in NOT_ANSWERED:
         return False
     now = clock.now_iso()
-    if not store.callback_attempt_failed(conversation_id, call_sid, status, now):
+    attempt = int(record.get("attempt") or 1)
+    if not store.callback_attempt_failed(conversation_id, call_sid, attempt, status, now):
         callback = (store.get_call(conversation_id) or {}).get("callback") or {}
         if callback.get("last_call_sid") != call_sid or callback.get("call_sid"):
             return False  # an older attempt's repeat: nothing to redo
@@ -178,7 +216,7 @@ def on_call_status(record: dict[str, Any], call_sid: str) -> bool:
     contact = routing_store.get_contact(conversation_id)
     if contact is None:
         return False
-    _attempt_over(contact, int(record.get("attempt") or 1), status, now)
+    _attempt_over(contact, attempt, status, now)
     return True
 
 
@@ -190,7 +228,8 @@ def on_due(event: CallbackDue, now: str) -> str:
     call = store.get_call(event.conversation_id)
     if call is None:
         return "no call"
-    return "placed" if place(event.conversation_id, event.attempt, call) else "nothing to place"
+    placed = place(event.conversation_id, event.attempt, call, now=now, guard=False)
+    return "placed" if placed else "nothing to place"
 
 
 def _attempt_over(contact: Contact, attempt: int, result: str, now: str) -> None:

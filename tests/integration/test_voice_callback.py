@@ -18,10 +18,12 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sqs.models import sqs_backends
 
 from chalicelib import clock
+from chalicelib.routing.events import CallbackDue
 from chalicelib.settings import timer_queue_name
 from chalicelib.store import conversations as conversation_store
 from chalicelib.store import routing as routing_store
 from chalicelib.store import voice as voice_store
+from chalicelib.voice import callback as voice_callback
 from tests.fakes import twiml
 from tests.fakes.providers import FakeProviders, fake_providers  # noqa: F401 (a fixture)
 from tests.fakes.twilio_voice import VOICE, VoiceWorld
@@ -257,6 +259,11 @@ def _timers(kind: str) -> list[dict]:
     return [body for body in (json.loads(m.body) for m in queue._messages) if body["type"] == kind]
 
 
+def _retries() -> list[dict]:
+    """The ``CallbackDue`` timers of attempts after the first (attempt 1's is the guard of its placement)."""
+    return [t for t in _timers("CallbackDue") if t["attempt"] > 1]
+
+
 def _timer_fires(client, timer: dict) -> dict:
     """SQS delivers the timer to the timer Lambda once its delay is up (the due time: now)."""
     body = json.dumps({**timer, "due_at": clock.now_iso()})
@@ -289,7 +296,7 @@ def test_a_call_back_not_answered_is_retried_as_configured_then_recorded_and_the
         world.end(ringing.answer["sid"], result)
         world.deliver(poster(client), base=PUBLIC_BASE_URL)
         drain(client)
-        timers = _timers("CallbackDue")
+        timers = _retries()
         if attempt < len(results):
             # The repeat redoes the step (in case the first report died before its timer): the same timer again.
             assert sorted({t["attempt"] for t in timers}) == list(range(2, attempt + 2))
@@ -322,6 +329,10 @@ def test_a_call_back_not_answered_is_retried_as_configured_then_recorded_and_the
         "The call back failed: nobody answered any attempt.",
     ]
     assert voice_store.get_call(first)["callback"]["failed_at"]
+    [guard] = [t for t in _timers("CallbackDue") if t["attempt"] == 1]
+    event = CallbackDue(**{k: v for k, v in guard.items() if k != "type"})
+    assert voice_callback.on_due(event, guard["due_at"]) == "nothing to place", "attempt 1 is over: its guard rests"
+    assert len(_calls_placed(fake)) == 1 + len(results)
 
 
 def test_a_call_back_answered_then_ended_waits_for_wrap_up(client, world, fake):
@@ -335,7 +346,10 @@ def test_a_call_back_answered_then_ended_waits_for_wrap_up(client, world, fake):
     contact = routing_store.get_contact(first)
     assert contact.state.value == "assigned" and contact.assigned_to == "ada", "open until ada wraps up"
     assert {"type": "call_ended", "conversation_id": first} in pushed(ada)
-    assert _timers("CallbackDue") == []
+    assert _retries() == [], "nothing to try again"
+    [guard] = _timers("CallbackDue")
+    assert guard["attempt"] == 1 and _timer_fires(client, guard) == {"batchItemFailures": []}
+    assert len(_calls_placed(fake)) == 2, "the guard of the answered call back places nothing"
 
 
 # --- what is refused ------------------------------------------------------------------------------------------
@@ -414,9 +428,42 @@ def test_a_call_back_twilio_could_not_place_counts_as_an_attempt_and_is_retried(
 
     world.deliver(poster(client), base=PUBLIC_BASE_URL)
 
-    [timer] = _timers("CallbackDue")
+    [timer] = _retries()
     assert timer["attempt"] == 2
     assert voice_store.get_call(first)["callback"]["attempts"] == 1
     assert _timer_fires(client, timer) == {"batchItemFailures": []}
     placed = [r for r in _calls_placed(fake) if r.status == 201]
     assert [r.form["To"] for r in placed] == [AGENT_PHONE, FIRST_CALLER], "the retry placed the call back"
+
+
+def test_a_call_back_whose_lambda_died_after_its_claim_is_placed_by_its_guard_timer(client, world, fake):
+    """The agent's join claims attempt 1 and the Lambda dies before calling Twilio: nothing would ever call the
+    customer. The guard timer published before the claim finds the claim stale and places the call."""
+    from tests.faults import AFTER, Faults
+
+    create_agent(client, "ada", channels=("voice",), presence="Offline", phone=AGENT_PHONE, voice_mode="phone")
+    first, first_call = _caller_waits(client, world, FIRST_CALLER)
+    _press_1(client, world, first_call)
+    drain(client)
+    ada = connect_agent(client, "ada")
+    client.http.put("/agents/ada/presence", headers=as_agent("ada"), body='{"presence": "Available"}')
+    drain(client)
+    agent_says(client, ada, action="accept", contact_id=first)
+    [agent_leg] = _calls_placed(fake)
+    world.answer(agent_leg.answer["sid"])
+
+    died = Faults(fail=lambda call: "claim_callback_attempt" in call.site, when=AFTER)
+    with died.installed(), pytest.raises(AssertionError, match="500"):
+        world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    assert died.fired, "the claim was written, then the Lambda died"
+    assert [r.form["To"] for r in _calls_placed(fake)] == [AGENT_PHONE], "nobody called the customer"
+
+    [guard] = _timers("CallbackDue")
+    assert guard["attempt"] == 1
+    event = CallbackDue(**{k: v for k, v in guard.items() if k != "type"})
+    assert voice_callback.on_due(event, guard["due_at"]) == "placed", "the guard, due a minute later"
+    assert voice_callback.on_due(event, guard["due_at"]) != "placed", "delivered twice: placed once"
+    assert [r.form["To"] for r in _calls_placed(fake)] == [AGENT_PHONE, FIRST_CALLER], "placed once"
+    world.answer(_calls_placed(fake)[-1].answer["sid"])
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    assert sorted(p.label for p in world.participants(first)) == ["agent", "customer"]
