@@ -467,3 +467,35 @@ def test_a_call_back_whose_lambda_died_after_its_claim_is_placed_by_its_guard_ti
     world.answer(_calls_placed(fake)[-1].answer["sid"])
     world.deliver(poster(client), base=PUBLIC_BASE_URL)
     assert sorted(p.label for p in world.participants(first)) == ["agent", "customer"]
+
+
+def test_a_softphone_agent_who_dials_in_gets_the_called_back_customer(client, world, fake, monkeypatch):
+    from chalicelib.settings import reload_settings
+    from tests.integration.test_softphone import API_KEY_SECRET, API_KEY_SID, TWIML_APP_SID, _device_dials
+
+    for name, value in (
+        ("TWILIO_API_KEY_SID", API_KEY_SID),
+        ("TWILIO_API_KEY_SECRET", API_KEY_SECRET),
+        ("TWILIO_TWIML_APP_SID", TWIML_APP_SID),
+    ):
+        monkeypatch.setenv(name, value)
+    reload_settings()
+    create_agent(client, "ada", channels=("voice",), presence="Offline")  # the softphone (the default)
+    first, first_call = _caller_waits(client, world, FIRST_CALLER)
+    _press_1(client, world, first_call)
+    drain(client)
+    ada = connect_agent(client, "ada")
+    client.http.put("/agents/ada/presence", headers=as_agent("ada"), body='{"presence": "Available"}')
+    drain(client)
+    agent_says(client, ada, action="accept", contact_id=first)
+    assert _calls_placed(fake) == [], "nobody is rung before the agent is on the line"
+
+    device = _device_dials(world, "ag_ada", first)
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    [callback] = _calls_placed(fake)
+    assert callback.form["To"] == FIRST_CALLER
+    world.answer(callback.answer["sid"])
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    assert sorted((p.label, p.sid) for p in world.participants(first)) == sorted(
+        [("agent", device.sid), ("customer", callback.answer["sid"])]
+    )
