@@ -7,7 +7,8 @@ Keys in the data table::
                                       number (ours, that the customer called), queue_sid (the Twilio queue the
                                       caller waits in, from the first wait request), agent_leg (the one agent leg:
                                       agent_id, claimed_at, call_sid), bridged_at (the caller was moved into the
-                                      conference)
+                                      conference), callback (the caller asked to be called back: the
+                                      section "the callback" below)
 
 Every move is one conditional write, so that a retried accept or a repeated Twilio callback does it once:
 ``claim_agent_leg`` is the exactly-one guard for the agent leg, ``claim_bridge`` for moving the caller.

@@ -17,6 +17,9 @@ it owes the app (a call's ``Url``, an ``<Enqueue action>``, a conference ``statu
 ``StatusCallback``) goes to ``pending``. ``deliver(post)`` then posts them, signed with the auth token as Twilio
 signs, runs each TwiML answer through ``tests.fakes.twiml.check`` and acts on it (``<Enqueue>`` puts the call in
 its queue and fetches the waitUrl, ``<Dial><Conference>`` joins the conference and posts ``participant-join``).
+A wait document's ``<Gather>`` listens while it plays: ``press(call_sid, digits)`` posts its action with
+``Digits``; ``<Leave>`` takes the call out of its queue (the Enqueue action with ``QueueResult=leave``), and the
+call ends when that action's TwiML holds nothing more.
 Nothing is posted from the server's own threads: the app's request to the fake never waits on the app.
 """
 
