@@ -76,8 +76,10 @@ def offered_to(caller: str | None, call_sid: str) -> bool:
 
 
 def requested(conversation_id: str) -> bool:
-    """Whether the caller of this contact asked to be called back (their own call ending then abandons nothing)."""
-    return bool((store.get_call(conversation_id) or {}).get("callback"))
+    """Whether the caller of this contact hung up to be called back (their call ending then abandons nothing):
+    asked for it, and not put through to an agent after all (a 1 pressed just as the agent's leg joined)."""
+    call = store.get_call(conversation_id) or {}
+    return bool(call.get("callback")) and not call.get("bridged_at")
 
 
 # --- 1. press 1 ------------------------------------------------------------------------------------------------

@@ -121,7 +121,7 @@ def on_conference_event(conversation_id: str, form: dict[str, Any], base: str) -
     if form.get("ParticipantLabel") != twiml.AGENT_LABEL:
         return False
     call = store.get_call(conversation_id)
-    if call is not None and call.get("callback") and call.get("agent_leg"):
+    if call is not None and call.get("callback") and call.get("agent_leg") and not call.get("bridged_at"):
         from chalicelib.voice import callback  # the caller hung up to be called back: call them now
 
         return callback.on_agent_joined(conversation_id, call, base)

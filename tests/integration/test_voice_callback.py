@@ -499,3 +499,39 @@ def test_a_softphone_agent_who_dials_in_gets_the_called_back_customer(client, wo
     assert sorted((p.label, p.sid) for p in world.participants(first)) == sorted(
         [("agent", device.sid), ("customer", callback.answer["sid"])]
     )
+
+
+def test_a_1_pressed_just_as_the_agent_joined_leaves_the_caller_put_through(client, world, fake):
+    """The caller's 1 is recorded between the agent's join reading the call and the bridge's claim (a concurrent
+    Lambda, run at the AWS boundary): the caller is put through, nobody is called back, and their hang-up later is
+    the call ending, not a callback's."""
+    from typing import Any
+
+    from chalicelib.store import aws as app_clients
+
+    create_agent(client, "ada", channels=("voice",), phone=AGENT_PHONE, voice_mode="phone")
+    ada = connect_agent(client, "ada")
+    first, first_call = _caller_waits(client, world, FIRST_CALLER)
+    agent_says(client, ada, action="accept", contact_id=first)
+    [agent_leg] = _calls_placed(fake)
+    world.answer(agent_leg.answer["sid"])
+    pressed: list[bool] = []
+
+    def caller_presses_1(params: dict[str, Any], **_: Any) -> None:
+        if params.get("UpdateExpression") == "SET bridged_at = :now" and not pressed:
+            pressed.append(voice_store.request_callback(first, first_call, FIRST_CALLER, clock.now_iso()))
+
+    events = app_clients.client("dynamodb").meta.events
+    events.register("before-parameter-build.dynamodb.UpdateItem", caller_presses_1)
+    try:
+        world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    finally:
+        events.unregister("before-parameter-build.dynamodb.UpdateItem", caller_presses_1)
+    assert pressed == [True], "the 1 was recorded in between"
+    assert sorted(p.label for p in world.participants(first)) == ["agent", "customer"]
+    assert len(_calls_placed(fake)) == 1, "nobody is called back"
+
+    world.hang_up(first_call)
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    drain(client)
+    assert {"type": "call_ended", "conversation_id": first} in pushed(ada)
