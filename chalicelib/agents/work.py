@@ -194,6 +194,7 @@ def supervisor_view(now: str, agents_after: str | None = None) -> dict[str, Any]
                 "sla_attainment": round(met / (met + breached), 3) if met + breached else None,
                 "avg_handle_seconds": stats.get("avg_handle_seconds"),
                 "abandoned": int(stats.get("abandoned", 0)),
+                "callbacks": {k: int(stats.get(f"callbacks_{k}", 0)) for k in ("requested", "connected", "failed")},
                 "agents": agents_by_presence,
             }
         )

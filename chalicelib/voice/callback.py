@@ -107,7 +107,7 @@ def on_digits(conversation_id: str, form: dict[str, Any], base: str) -> str:
                 return twiml.back_to_waiting(again)  # moved into the conference meanwhile
         else:
             existing = {"requested_at": now, "to": number}
-            metrics.callback("requested", contact.queues[0], contact.channel)
+            _count(contact, "requested")
             logger.info("callback requested", extra={"conversation_id": conversation_id})
     _note(contact, "requested", str(existing["requested_at"]), "The caller asked to be called back (pressed 1).")
     return twiml.callback_confirmed()
@@ -151,7 +151,7 @@ def on_customer_joined(conversation_id: str) -> None:
         return
     contact = routing_store.get_contact(conversation_id)
     if contact is not None:
-        metrics.callback("connected", contact.queues[0], contact.channel)
+        _count(contact, "connected")
 
 
 def place(
@@ -262,7 +262,7 @@ def _give_up(contact: Contact, now: str) -> None:
     failed_at = str(callback.get("failed_at") or now)
     _note(contact, "failed", failed_at, "The call back failed: nobody answered any attempt.")
     if first:
-        metrics.callback("failed", contact.queues[0], contact.channel)
+        _count(contact, "failed")
         logger.info("callback failed", extra={"conversation_id": conversation_id})
     if contact.assigned_to:
         from chalicelib.agents import service
@@ -279,6 +279,12 @@ def _give_up(contact: Contact, now: str) -> None:
             pass  # the agent's leg has ended already
         except (ProviderUnavailable, ProviderRejected):
             logger.warning("could not hang up the agent's leg", extra={"conversation_id": conversation_id})
+
+
+def _count(contact: Contact, outcome: str) -> None:
+    """``Callback<Outcome>`` in the metrics, and the queue's count in the supervisor view."""
+    metrics.callback(outcome, contact.queues[0], contact.channel)
+    routing_store.record_callback(contact.queues[0], outcome)
 
 
 def _note(contact: Contact, step: str, at: str, text: str) -> None:

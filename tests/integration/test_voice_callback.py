@@ -33,6 +33,7 @@ from tests.support import (
     REGION,
     agent_says,
     as_agent,
+    bearer,
     connect_agent,
     create_agent,
     drain,
@@ -226,6 +227,9 @@ def test_a_callback_keeps_its_place(client, world, fake, capsys):
     assert world.calls[later_call].queue is not None, "the later caller still waits"
     out = capsys.readouterr().out
     assert _count(out, "CallbackConnected") == 1
+    view = client.http.get("/supervisor", headers=bearer("sue", "supervisor"))
+    [default] = [q for q in json.loads(view.body)["queues"] if q["queue"] == "default"]
+    assert default["callbacks"] == {"requested": 1, "connected": 1, "failed": 0}
     [waited] = [v for d in _emf(out) if "WaitUntilAgent" in d for v in d["WaitUntilAgent"]]
     assert waited >= 0, "the wait runs from arriving in line to the call back joining the agent"
     assert routing_store.get_contact(first).assigned_to == "ada"
@@ -329,6 +333,9 @@ def test_a_call_back_not_answered_is_retried_as_configured_then_recorded_and_the
         "The call back failed: nobody answered any attempt.",
     ]
     assert voice_store.get_call(first)["callback"]["failed_at"]
+    view = client.http.get("/supervisor", headers=bearer("sue", "supervisor"))
+    [default] = [q for q in json.loads(view.body)["queues"] if q["queue"] == "default"]
+    assert default["callbacks"] == {"requested": 1, "connected": 0, "failed": 1}
     [guard] = [t for t in _timers("CallbackDue") if t["attempt"] == 1]
     event = CallbackDue(**{k: v for k, v in guard.items() if k != "type"})
     assert voice_callback.on_due(event, guard["due_at"]) == "nothing to place", "attempt 1 is over: its guard rests"
