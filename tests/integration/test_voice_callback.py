@@ -542,3 +542,30 @@ def test_a_1_pressed_just_as_the_agent_joined_leaves_the_caller_put_through(clie
     world.deliver(poster(client), base=PUBLIC_BASE_URL)
     drain(client)
     assert {"type": "call_ended", "conversation_id": first} in pushed(ada)
+
+
+def test_with_callbacks_off_the_wait_offers_none_and_a_1_asks_nothing(client, world, fake, monkeypatch):
+    import boto3
+
+    from chalicelib.routing.config import DEFAULT_FILE, forget_current_config
+    from chalicelib.settings import reload_settings
+
+    text = DEFAULT_FILE.read_text().replace("  callback:\n", "  callback:\n    offer: false\n")
+    assert "offer: false" in text
+    boto3.client("ssm", region_name=REGION).put_parameter(
+        Name="/switchboard/test/routing-config", Value=text, Type="String", Tier="Advanced"
+    )
+    monkeypatch.setenv("SWITCHBOARD_ROUTING_CONFIG_PARAMETER", "/switchboard/test/routing-config")
+    reload_settings()
+    forget_current_config()
+    create_agent(client, "ada", channels=("voice",), presence="Offline")
+    first, first_call = _caller_waits(client, world, FIRST_CALLER)
+
+    wait = _hears(client, world, first_call)
+    assert wait.find("Gather") is None and "You are next in line" in (wait.findtext("Say") or "")
+    status, body = poster(client)(
+        f"{PUBLIC_BASE_URL}/webhooks/twilio/voice/callback-request?conversation={first}",
+        sorted({"AccountSid": world.account_sid, "CallSid": first_call, "From": FIRST_CALLER, "Digits": "1"}.items()),
+    )
+    assert status == 200 and [e.tag for e in twiml.check(body, twiml.ENQUEUE_WAIT)] == ["Redirect"]
+    assert "callback" not in voice_store.get_call(first)
