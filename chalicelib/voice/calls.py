@@ -20,7 +20,6 @@ from chalicelib.conversations.models import InboundMessage
 from chalicelib.routing.events import AgentUnreachable, CallerLeft
 from chalicelib.store import outbound, queue
 from chalicelib.store import voice as voice_store
-from chalicelib.voice import callback
 
 CUSTOMER = "customer"
 AGENT = "agent"
@@ -60,6 +59,9 @@ def on_call_status(update: StatusUpdate, applied: dict[str, Any] | None) -> bool
         voice_store.drop_agent_leg(conversation_id, update.provider_message_id)  # the next accept places a leg
         queue.publish(AgentUnreachable(conversation_id, str(record["agent_id"]), update.provider_message_id))
         return True
+    # Imported here: every webhook imports this module, and only a call's end needs the callback's.
+    from chalicelib.voice import callback
+
     if role == callback.ROLE:
         return callback.on_call_status(record, update.provider_message_id)
     if role != CUSTOMER:
