@@ -87,6 +87,7 @@ def test_a_config_that_leaves_sections_out_gets_the_same_defaults_as_the_deploye
         "acknowledgement_message",
         "voice_position_interval_seconds",
         "voice_hold_audio",
+        "voice_callback",
     ):
         assert getattr(minimal, name) == getattr(deployed, name), name
 
