@@ -569,3 +569,42 @@ def test_with_callbacks_off_the_wait_offers_none_and_a_1_asks_nothing(client, wo
     )
     assert status == 200 and [e.tag for e in twiml.check(body, twiml.ENQUEUE_WAIT)] == ["Redirect"]
     assert "callback" not in voice_store.get_call(first)
+
+
+def test_an_agent_leg_not_answered_moves_the_callback_on_with_its_place_and_the_next_agent_gets_the_customer(
+    client, world, fake
+):
+    create_agent(client, "ada", channels=("voice",), presence="Offline", phone=AGENT_PHONE, voice_mode="phone")
+    create_agent(client, "bea", channels=("voice",), presence="Offline", phone="+14155550188", voice_mode="phone")
+    first, first_call = _caller_waits(client, world, FIRST_CALLER)
+    _press_1(client, world, first_call)
+    drain(client)
+    arrived = routing_store.get_contact(first).enqueued_at
+    ada = connect_agent(client, "ada")
+    client.http.put("/agents/ada/presence", headers=as_agent("ada"), body='{"presence": "Available"}')
+    drain(client)
+    agent_says(client, ada, action="accept", contact_id=first)
+    bea = connect_agent(client, "bea")
+    client.http.put("/agents/bea/presence", headers=as_agent("bea"), body='{"presence": "Available"}')
+    drain(client)
+
+    [ada_leg] = _calls_placed(fake)
+    world.no_answer(ada_leg.answer["sid"])  # ada's phone rings out before her leg joined: nobody rang the customer
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    drain(client)
+    assert routing_store.get_contact(first).enqueued_at == arrived, "the callback keeps its place"
+    [offer] = offers_to(bea)
+    assert offer["contact_id"] == first
+    agent_says(client, bea, action="accept", contact_id=first)
+    bea_leg = _calls_placed(fake)[-1]
+    assert bea_leg.form["To"] == "+14155550188"
+    world.answer(bea_leg.answer["sid"])
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+
+    customer_calls = [r for r in _calls_placed(fake) if r.form["To"] == FIRST_CALLER]
+    assert len(customer_calls) == 1, "the customer is called once, when bea's leg joined"
+    world.answer(customer_calls[0].answer["sid"])
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    assert sorted((p.label, p.sid) for p in world.participants(first)) == sorted(
+        [("agent", bea_leg.answer["sid"]), ("customer", customer_calls[0].answer["sid"])]
+    )
