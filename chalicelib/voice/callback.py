@@ -54,8 +54,9 @@ ROLE = "callback"  # the outbound call record's role: its status callbacks come 
 WRAP_UP = "callback_failed"
 AUTHOR = "switchboard"
 RING_SECONDS = 30  # how long a call back rings before Twilio reports no-answer
-# A placement that was claimed but got no call within this long died (Twilio answers a webhook in 15 s at most).
-STALE_SECONDS = 20
+# A placement claimed this long ago that got no call died: no function that places one runs past 30 s (the
+# webhooks' Lambda is stopped at API Gateway's 29 s, the timer's at its 30 s timeout).
+STALE_SECONDS = 35
 GUARD_SECONDS = 60  # when the guard of a placement from a webhook looks whether it got its call
 NOT_ANSWERED = frozenset({"busy", "no-answer", "canceled", "failed"})
 _WAITING = (ContactState.QUEUED, ContactState.OFFERED)
