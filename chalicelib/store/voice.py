@@ -147,3 +147,19 @@ def note_customer_joined(conversation_id: str, now: str) -> bool:
         "attribute_exists(pk) AND attribute_not_exists(customer_joined_at)",
         {":now": now},
     )
+
+
+def note_conference(conversation_id: str, conference_sid: str) -> bool:
+    """The Twilio conference of the contact (from a participant's join; the Participants API names it)."""
+    return _conditional_set(
+        conversation_id,
+        "SET conference_sid = :sid",
+        "attribute_exists(pk) AND (attribute_not_exists(conference_sid) OR conference_sid <> :sid)",
+        {":sid": conference_sid},
+    )
+
+
+def note_controls(conversation_id: str, **flags: bool) -> None:
+    """What the agent set on the call (``on_hold``, ``muted``), for the console's call bar."""
+    expression = "SET " + ", ".join(f"{name} = :{name}" for name in flags)
+    _conditional_set(conversation_id, expression, "attribute_exists(pk)", {f":{n}": v for n, v in flags.items()})

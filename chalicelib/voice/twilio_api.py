@@ -72,3 +72,17 @@ def dequeue(queue_sid: str, call_sid: str, url: str) -> None:
 def redirect(call_sid: str, url: str) -> None:
     """Run the TwiML at ``url`` on a live call (``Gone``: the call ended)."""
     _post(f"/Calls/{quote(call_sid, safe='')}.json", [("Url", url), ("Method", "POST")])
+
+
+def update_participant(conference_sid: str, who: str, form: Sequence[tuple[str, str]]) -> dict[str, object]:
+    """Change a conference participant (``Hold``/``HoldUrl``, ``Muted``); ``who`` is its CallSid or its label,
+    as Twilio accepts either (``Gone``: not in the conference any more).
+    Source: https://www.twilio.com/docs/voice/api/conference-participant-resource#update-a-participant-resource.
+    """
+    path = f"/Conferences/{quote(conference_sid, safe='')}/Participants/{quote(who, safe='')}.json"
+    return _post(path, form)
+
+
+def end_call(call_sid: str) -> None:
+    """Hang up a live call (``Status=completed``; ``Gone``: it ended already)."""
+    _post(f"/Calls/{quote(call_sid, safe='')}.json", [("Status", "completed")])

@@ -96,6 +96,9 @@ class Call:
     enqueue_wait_url: str | None = None
     conference: str | None = None  # the conference's sid while it is in one
     label: str | None = None
+    hold: bool = False  # a conference participant on hold (Participants API ``Hold``)
+    hold_url: str | None = None
+    muted: bool = False
 
 
 @dataclass
@@ -283,6 +286,18 @@ class VoiceWorld:
         for name in ("HoldUrl", "AnnounceUrl", "WaitUrl"):
             if form.get(name) and not _absolute(form[name]):
                 return error(400, 21609, f"Invalid {name}")
+        for name in ("Hold", "Muted"):
+            if name in form and form[name] not in ("true", "false"):
+                return error(400, 21218, f"Invalid {name}: {form[name]}")
+        if form.get("HoldMethod", "POST") not in ("GET", "POST"):
+            return error(400, 21218, "Invalid HoldMethod")
+        if "Hold" in form and (form["Hold"] == "true") != found.hold:
+            found.hold = form["Hold"] == "true"
+            found.hold_url = form.get("HoldUrl") if found.hold else None
+            self._conference_event(conference, "participant-hold" if found.hold else "participant-unhold", found)
+        if "Muted" in form and (form["Muted"] == "true") != found.muted:
+            found.muted = form["Muted"] == "true"
+            self._conference_event(conference, "participant-mute" if found.muted else "participant-unmute", found)
         return 200, self._participant_json(conference, found)
 
     def _dequeue(self, queue_sid: str, who: str, form: dict[str, str]) -> Answer:
@@ -342,8 +357,8 @@ class VoiceWorld:
             "call_sid": call.sid,
             "conference_sid": conference.sid,
             "label": call.label,
-            "muted": False,
-            "hold": False,
+            "muted": call.muted,
+            "hold": call.hold,
             "status": "connected" if call.sid in conference.participants else "queued",
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Conferences/{conference.sid}/Participants/{call.sid}.json",
         }
@@ -474,6 +489,7 @@ class VoiceWorld:
 
     def _conference_event(self, conference: Conference, event: str, call: Call | None, **more: str) -> None:
         short = event.split("-")[-1] if event.startswith("participant") else event.removeprefix("conference-")
+        short = {"unhold": "hold", "unmute": "mute"}.get(short, short)
         if not conference.status_callback or short not in conference.events:
             return
         form = {
@@ -489,8 +505,8 @@ class VoiceWorld:
             form.update(
                 CallSid=call.sid,
                 ParticipantLabel=call.label or "",
-                Muted="false",
-                Hold="false",
+                Muted="true" if call.muted else "false",
+                Hold="true" if call.hold else "false",
                 Coaching="false",
                 EndConferenceOnExit="false",
                 StartConferenceOnEnter="true",

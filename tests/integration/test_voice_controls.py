@@ -1,0 +1,124 @@
+"""In-call controls: hold and resume, mute and unmute, hang up, as Participants API requests seen at the fake Twilio.
+
+The call is set up as in ``test_voice_connect``: a caller dials in, ada (on her own phone) accepts, answers, and the
+caller is bridged into the contact's conference. Then ada's console calls ``POST /conversations/{id}/call``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chalicelib.store import routing as routing_store
+from chalicelib.store import voice as voice_store
+from tests.fakes.providers import FakeProviders, fake_providers  # noqa: F401 (a fixture)
+from tests.fakes.twilio_voice import VoiceWorld
+from tests.integration.test_voice_connect import PUBLIC_BASE_URL, _offered_call, _requests, poster
+from tests.support import agent_says, bearer, create_agent, drain, pushed
+
+
+@pytest.fixture
+def fake(client, fake_providers: FakeProviders) -> FakeProviders:  # noqa: F811 (the imported fixture)
+    return fake_providers
+
+
+@pytest.fixture
+def world(fake: FakeProviders) -> VoiceWorld:
+    return fake.voice
+
+
+def _bridged(client, world: VoiceWorld, fake: FakeProviders) -> tuple[str, str, str, str]:
+    connection, conversation, caller = _offered_call(client, world, fake)
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    [placed] = _requests(fake, "POST", "/Calls.json")
+    world.answer(placed.answer["sid"])
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    assert voice_store.get_call(conversation)["bridged_at"]
+    return connection, conversation, caller, placed.answer["sid"]
+
+
+def _control(client, conversation: str, action: object, agent: str = "ada", **more: object):
+    body = json.dumps({"action": action, **more})
+    headers = {"Content-Type": "application/json", **bearer(agent, "agent")}
+    return client.http.post(f"/conversations/{conversation}/call", headers=headers, body=body)
+
+
+def _body(answer) -> dict:
+    return json.loads(answer.body)
+
+
+def _participant(world: VoiceWorld, conversation: str, label: str):
+    [found] = [p for p in world.participants(conversation) if p.label == label]
+    return found
+
+
+def _participant_updates(fake: FakeProviders) -> list:
+    return [r for r in _requests(fake, "POST", ".json") if "/Participants/" in r.path]
+
+
+def test_hold_and_resume_put_the_caller_on_hold_and_back(client, world, fake):
+    _connection, conversation, _caller, _leg = _bridged(client, world, fake)
+    conference = next(iter(world.conferences))
+
+    held = _control(client, conversation, "hold")
+    assert held.status_code == 200, held.body
+    assert _body(held)["call"] == {"on_hold": True, "muted": False}
+    [update] = _participant_updates(fake)
+    assert update.path.endswith(f"/Conferences/{conference}/Participants/customer.json")
+    assert update.form["Hold"] == "true"
+    assert _participant(world, conversation, "customer").hold
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)  # participant-hold: changes nothing in the app
+
+    resumed = _control(client, conversation, "resume")
+    assert resumed.status_code == 200 and _body(resumed)["call"]["on_hold"] is False
+    assert not _participant(world, conversation, "customer").hold
+    assert voice_store.get_call(conversation)["on_hold"] is False
+
+
+def test_mute_and_unmute_the_agent(client, world, fake):
+    _connection, conversation, _caller, _leg = _bridged(client, world, fake)
+    muted = _control(client, conversation, "mute")
+    assert muted.status_code == 200 and _body(muted)["call"] == {"on_hold": False, "muted": True}
+    [update] = _participant_updates(fake)
+    assert update.path.endswith("/Participants/agent.json") and update.form["Muted"] == "true"
+    assert _participant(world, conversation, "agent").muted
+    assert _control(client, conversation, "unmute").status_code == 200
+    assert not _participant(world, conversation, "agent").muted
+
+
+def test_hang_up_ends_the_callers_call_and_the_contact_waits_for_wrap_up(client, world, fake):
+    connection, conversation, caller, _leg = _bridged(client, world, fake)
+    ended = _control(client, conversation, "hangup")
+    assert ended.status_code == 200, ended.body
+    [update] = [r for r in _requests(fake, "POST", f"/Calls/{caller}.json") if r.form.get("Status")]
+    assert update.form["Status"] == "completed"
+    assert world.calls[caller].status == "completed"
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    drain(client)
+    assert {"type": "call_ended", "conversation_id": conversation} in pushed(connection)
+    contact = routing_store.get_contact(conversation)
+    assert contact.state.value == "assigned" and contact.assigned_to == "ada"
+    again = _control(client, conversation, "hold")
+    assert again.status_code == 409 and "call" in _body(again)["message"]
+
+
+def test_controls_refuse_bad_input_strangers_and_calls_not_connected(client, world, fake):
+    connection, conversation, _caller = _offered_call(client, world, fake)
+    not_yet = _control(client, conversation, "hold")
+    assert not_yet.status_code == 409, "offered, not accepted"
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    before_bridge = _control(client, conversation, "hold")
+    assert before_bridge.status_code == 409 and "connected" in _body(before_bridge)["message"]
+    [placed] = _requests(fake, "POST", "/Calls.json")
+    world.answer(placed.answer["sid"])
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+
+    bad = _control(client, conversation, "explode")
+    assert bad.status_code == 422 and _body(bad)["details"][0]["field"] == "action"
+    create_agent(client, "bea", channels=("voice",))
+    stranger = _control(client, conversation, "hold", agent="bea")
+    assert stranger.status_code == 403
+    missing = _control(client, "conv_nope", "hold")
+    assert missing.status_code == 404
+    assert _participant_updates(fake) == [], "nothing reached Twilio"
