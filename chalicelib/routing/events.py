@@ -160,6 +160,25 @@ class AgentUnreachable(RoutingEvent):
         return "agent-unreachable-" + self.call_sid
 
 
+@dataclass(frozen=True)
+class AgentLeftCall(RoutingEvent):
+    """The agent's leg left a bridged call the caller is still on (dropped, or the agent's phone hung up): the caller
+    waits on hold in the conference, and the contact goes back to the head of its queue."""
+
+    kind: ClassVar[str] = "AgentLeftCall"
+    conversation_id: str
+    agent_id: str
+    call_sid: str
+
+    @property
+    def group_id(self) -> str:
+        return self.conversation_id
+
+    @property
+    def dedupe_id(self) -> str:
+        return "agent-left-" + self.call_sid
+
+
 _KINDS: dict[str, type[RoutingEvent]] = {
     cls.kind: cls
     for cls in (
@@ -171,6 +190,7 @@ _KINDS: dict[str, type[RoutingEvent]] = {
         ReconnectGraceExpired,
         CallerLeft,
         AgentUnreachable,
+        AgentLeftCall,
     )
 }
 

@@ -163,3 +163,24 @@ def note_controls(conversation_id: str, **flags: bool) -> None:
     """What the agent set on the call (``on_hold``, ``muted``), for the console's call bar."""
     expression = "SET " + ", ".join(f"{name} = :{name}" for name in flags)
     _conditional_set(conversation_id, expression, "attribute_exists(pk)", {f":{n}": v for n, v in flags.items()})
+
+
+def free_agent_leg(conversation_id: str, call_sid: str) -> bool:
+    """The bridged agent leg ``call_sid`` left the call: the caller waits on hold in the conference, and the next
+    accept claims a new leg (which joins the conference: the caller is in it already, ``bridged_at`` stays)."""
+    return _conditional_set(
+        conversation_id,
+        "REMOVE agent_leg SET on_hold = :held, muted = :muted, held_for_agent = :held",
+        "agent_leg.call_sid = :call AND attribute_exists(bridged_at)",
+        {":call": call_sid, ":held": True, ":muted": False},
+    )
+
+
+def caller_taken_off_hold(conversation_id: str) -> bool:
+    """The caller held for the next agent is off hold: True for the one report of it (a repeated join: False)."""
+    return _conditional_set(
+        conversation_id,
+        "REMOVE held_for_agent SET on_hold = :off",
+        "attribute_exists(held_for_agent)",
+        {":off": False},
+    )

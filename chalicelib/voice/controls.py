@@ -102,6 +102,63 @@ def hold(conference_sid: str, on: bool) -> None:
 
 
 def on_conference_event(conversation_id: str, form: dict[str, Any]) -> None:
-    """Keep the conference's sid from a participant's join (the Participants API needs it)."""
-    if form.get("StatusCallbackEvent") == "participant-join" and form.get("ConferenceSid"):
+    """Keep the conference's sid from a participant's join (the Participants API needs it); an agent leg leaving
+    a bridged call hands the caller back to the queue (``agent_left``); a new agent's leg joining a caller held
+    for them takes the caller off hold (``agent_rejoined``)."""
+    event, label = form.get("StatusCallbackEvent"), form.get("ParticipantLabel")
+    if event == "participant-join" and form.get("ConferenceSid"):
         store.note_conference(conversation_id, str(form["ConferenceSid"]))
+    if label != twiml.AGENT_LABEL or not form.get("CallSid"):
+        return
+    if event == "participant-leave":
+        agent_left(conversation_id, str(form["CallSid"]))
+    elif event == "participant-join":
+        agent_rejoined(conversation_id, str(form["CallSid"]))
+
+
+def _bridged_leg(conversation_id: str, call_sid: str) -> tuple[dict[str, Any], str] | None:
+    """The call and the agent of its bridged leg ``call_sid``; None for another (stale, repeated) leg."""
+    call = store.get_call(conversation_id)
+    leg = (call or {}).get("agent_leg") or {}
+    if not call or not call.get("bridged_at") or leg.get("call_sid") != call_sid or not leg.get("agent_id"):
+        return None
+    return call, str(leg["agent_id"])
+
+
+def agent_left(conversation_id: str, call_sid: str) -> bool:
+    """The bridged agent leg ``call_sid`` left while the caller is on: True when the caller was handed back.
+
+    Only for the contact's current leg of the agent it is assigned to (a repeated leave finds the leg freed; a
+    transfer or a close has moved the contact already). The caller is put on hold first: Twilio's 20404 says the
+    caller left too (the console's hang-up, or both at once), and the call's own status callback ends it. Then
+    ``AgentLeftCall`` (deduplicated by the leg) before the claim is freed: a Lambda dying in between is made good
+    by Twilio's retry of this callback, which still finds the leg."""
+    found = _bridged_leg(conversation_id, call_sid)
+    if found is None:
+        return False
+    call, agent_id = found
+    contact = routing_store.get_contact(conversation_id)
+    if contact is None or contact.state is not ContactState.ASSIGNED or contact.assigned_to != agent_id:
+        return False
+    try:
+        hold(str(call["conference_sid"]), True)
+    except twilio_api.Gone:
+        return False
+    from chalicelib.routing.events import AgentLeftCall
+    from chalicelib.store import queue
+
+    queue.publish(AgentLeftCall(conversation_id, agent_id, call_sid))
+    store.free_agent_leg(conversation_id, call_sid)
+    return True
+
+
+def agent_rejoined(conversation_id: str, call_sid: str) -> bool:
+    """A new agent leg joined a caller waiting on hold in the conference: the caller is taken off hold."""
+    found = _bridged_leg(conversation_id, call_sid)
+    if found is None or not found[0].get("held_for_agent") or not found[0].get("conference_sid"):
+        return False  # not held for a new agent (a hold the agent chose stays, whatever Twilio repeats)
+    try:
+        hold(str(found[0]["conference_sid"]), False)
+    except twilio_api.Gone:
+        return False
+    return store.caller_taken_off_hold(conversation_id)

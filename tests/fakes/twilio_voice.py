@@ -99,6 +99,7 @@ class Call:
     hold: bool = False  # a conference participant on hold (Participants API ``Hold``)
     hold_url: str | None = None
     muted: bool = False
+    end_on_exit: bool = False  # <Conference endConferenceOnExit="true">: leaving ends the conference
 
 
 @dataclass
@@ -468,6 +469,7 @@ class VoiceWorld:
             conference.status_callback = attributes["statusCallback"]
             conference.events = tuple(attributes.get("statusCallbackEvent", "").split())
         call.label, call.conference = label, conference.sid
+        call.end_on_exit = attributes.get("endConferenceOnExit") == "true"
         conference.participants[call.sid] = call
         self._conference_event(conference, "participant-join", call)
         if conference.status == "init" and len(conference.participants) >= 2:
@@ -483,6 +485,12 @@ class VoiceWorld:
         self._conference_event(
             conference, "participant-leave", call, ReasonParticipantLeft=reason, ParticipantCallStatus="completed"
         )
+        if call.end_on_exit:  # the others' <Dial> ends; with nothing after it in their TwiML, their calls end
+            conference.status = "completed"
+            for other in list(conference.participants.values()):
+                self.end(other.sid, "completed")
+            self._conference_event(conference, "conference-end", None, ReasonConferenceEnded="participant-left")
+            return
         if not conference.participants and conference.status != "completed":
             conference.status = "completed"
             self._conference_event(conference, "conference-end", None, ReasonConferenceEnded="last-participant-left")

@@ -122,3 +122,73 @@ def test_controls_refuse_bad_input_strangers_and_calls_not_connected(client, wor
     missing = _control(client, "conv_nope", "hold")
     assert missing.status_code == 404
     assert _participant_updates(fake) == [], "nothing reached Twilio"
+
+
+def _offers(connection: str) -> list[dict]:
+    return [p for p in pushed(connection) if p.get("type") == "offer"]
+
+
+def test_an_agent_leg_dropping_mid_call_holds_the_caller_and_puts_the_contact_back_at_the_head(client, world, fake):
+    connection, conversation, caller, leg = _bridged(client, world, fake)
+    before = routing_store.get_contact(conversation)
+    later = world.incoming(PUBLIC_BASE_URL + "/webhooks/twilio/voice", caller="+14155550199", number="+14155550100")
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    drain(client)
+    offers_before = len(_offers(connection))
+
+    world.hang_up(leg)  # ada's phone drops (not the console's hang-up): Twilio says participant-leave
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    drain(client)
+
+    customer = _participant(world, conversation, "customer")
+    assert customer.sid == caller and customer.hold, "the caller stays in the conference, on hold"
+    assert {"type": "call_requeued", "conversation_id": conversation, "reason": "agent_left"} in pushed(connection)
+    call = voice_store.get_call(conversation)
+    assert "agent_leg" not in call and call["bridged_at"] and call["on_hold"] is True
+    [offer] = _offers(connection)[offers_before:]
+    assert offer["contact_id"] == conversation, "back at the head: ahead of the later caller"
+    again = routing_store.get_contact(conversation)
+    assert (again.enqueued_at, again.sla_deadline) == (before.enqueued_at, before.sla_deadline)
+    assert world.calls[later.sid].queue is not None
+
+    # Twilio repeats the leave: nothing moves twice.
+    conference = next(iter(world.conferences))
+    form = {
+        "AccountSid": world.account_sid,
+        "ConferenceSid": conference,
+        "FriendlyName": conversation,
+        "StatusCallbackEvent": "participant-leave",
+        "SequenceNumber": "99",
+        "Timestamp": "Wed, 02 Dec 2026 06:20:00 +0000",
+        "CallSid": leg,
+        "ParticipantLabel": "agent",
+    }
+    url = f"{PUBLIC_BASE_URL}/webhooks/twilio/voice/conference?conversation={conversation}"
+    updates = len(_participant_updates(fake))
+    assert poster(client)(url, sorted(form.items()))[0] == 200
+    drain(client)
+    assert len(_participant_updates(fake)) == updates and len(_offers(connection)) == offers_before + 1
+
+    # The next accept's agent joins the existing conference: no dequeue, the caller taken off hold.
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    placed = _requests(fake, "POST", "/Calls.json")[-1]
+    assert placed.form["To"] == "+14155550177" and placed.answer["sid"] != leg
+    world.answer(placed.answer["sid"])
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    assert {p.sid for p in world.participants(conversation)} == {caller, placed.answer["sid"]}
+    assert not _participant(world, conversation, "customer").hold
+    assert len([r for r in fake.requests if "/Members/" in r.path]) == 1, "one dequeue, for the first agent"
+    assert _control(client, conversation, "hold").status_code == 200, "the new leg is the one in control"
+    join = {**form, "StatusCallbackEvent": "participant-join", "CallSid": placed.answer["sid"], "SequenceNumber": "100"}
+    assert poster(client)(url, sorted(join.items()))[0] == 200  # Twilio repeats the new leg's join
+    assert _participant(world, conversation, "customer").hold, "the hold the agent chose stays"
+
+
+def test_the_console_hang_up_does_not_put_the_contact_back_in_the_queue(client, world, fake):
+    connection, conversation, _caller, _leg = _bridged(client, world, fake)
+    assert _control(client, conversation, "hangup").status_code == 200
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    drain(client)
+    contact = routing_store.get_contact(conversation)
+    assert contact.state.value == "assigned" and contact.assigned_to == "ada"
+    assert not [p for p in pushed(connection) if p.get("type") == "call_requeued"]
