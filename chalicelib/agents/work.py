@@ -8,6 +8,7 @@ is not offered or assigned to them; supervisors and admins pass
 from __future__ import annotations
 
 import re
+import sys
 import uuid
 from typing import Annotated, Any
 
@@ -140,15 +141,36 @@ def transfer(agent_id: str, conversation_id: str, document: Any) -> dict[str, An
         )
         return moved
 
+    call = _hold_call_for_transfer(agent_id, conversation_id)
     try:
         moved = retry.on_conflict(hand_over)
     except retry.StillConflicting:
         raise Conflict("the conversation changed too often; retry") from None
+    finally:
+        if call is not None:
+            _finish_call_transfer(conversation_id, call, moved_on=sys.exc_info()[0] is None)
     queue.publish(
         ContactRequeued(conversation_id, f"transfer-{moved.version}"),
         AgentFreed(agent_id, cause=f"transferred-{conversation_id}-{moved.version}"),
     )
     return {"conversation_id": conversation_id, "queues": list(queues), "reserved_for": target.agent_id}
+
+
+def _hold_call_for_transfer(agent_id: str, conversation_id: str) -> dict[str, Any] | None:
+    """A call goes through the voice path (``chalicelib.voice.controls``): its caller on hold first (409 when the
+    call is not connected); None for any other channel."""
+    contact = _contact_of(agent_id, conversation_id)
+    if contact.channel != "voice":
+        return None
+    from chalicelib.voice import controls
+
+    return controls.hold_for_transfer(agent_id, conversation_id)
+
+
+def _finish_call_transfer(conversation_id: str, call: dict[str, Any], moved_on: bool) -> None:
+    from chalicelib.voice import controls
+
+    controls.finish_transfer(conversation_id, call, moved_on)
 
 
 def agents_cursor(value: str | None) -> str | None:

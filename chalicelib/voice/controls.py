@@ -162,3 +162,33 @@ def agent_rejoined(conversation_id: str, call_sid: str) -> bool:
     except twilio_api.Gone:
         return False
     return store.caller_taken_off_hold(conversation_id)
+
+
+def hold_for_transfer(agent_id: str, conversation_id: str) -> dict[str, Any]:
+    """Before a transfer's routing change: the caller of ``agent_id``'s connected call on hold (hold audio)."""
+    call = connected_call(agent_id, conversation_id)
+    try:
+        hold(str(call["conference_sid"]), True)
+    except twilio_api.Gone:
+        raise Conflict("the call has ended") from None
+    except (ProviderUnavailable, ProviderRejected) as error:
+        raise CallUnavailable(f"Twilio did not take the change: {error}") from None
+    return call
+
+
+def finish_transfer(conversation_id: str, call: dict[str, Any], moved_on: bool) -> None:
+    """After a transfer's routing change: the old agent's leg freed (held for the next agent, who joins the
+    conference: no dequeue) and hung up, so its ``participant-leave`` changes nothing; or, when the transfer did
+    not happen, the caller back off hold."""
+    conference = str(call["conference_sid"])
+    leg = str((call.get("agent_leg") or {}).get("call_sid") or "")
+    try:
+        if not moved_on:
+            hold(conference, False)
+            return
+        store.free_agent_leg(conversation_id, leg)
+        twilio_api.end_call(leg)
+    except twilio_api.Gone:
+        pass  # the leg or the caller is gone already
+    except (ProviderUnavailable, ProviderRejected):
+        logger.warning("transfer: could not change the call", extra={"conversation_id": conversation_id})

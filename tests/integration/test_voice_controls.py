@@ -15,7 +15,7 @@ from chalicelib.store import voice as voice_store
 from tests.fakes.providers import FakeProviders, fake_providers  # noqa: F401 (a fixture)
 from tests.fakes.twilio_voice import VoiceWorld
 from tests.integration.test_voice_connect import PUBLIC_BASE_URL, _offered_call, _requests, poster
-from tests.support import agent_says, bearer, create_agent, drain, pushed
+from tests.support import agent_says, bearer, connect_agent, create_agent, drain, offers_to, pushed
 
 
 @pytest.fixture
@@ -192,3 +192,52 @@ def test_the_console_hang_up_does_not_put_the_contact_back_in_the_queue(client, 
     contact = routing_store.get_contact(conversation)
     assert contact.state.value == "assigned" and contact.assigned_to == "ada"
     assert not [p for p in pushed(connection) if p.get("type") == "call_requeued"]
+
+
+def _transfer(client, conversation: str, agent: str = "ada", **target: object):
+    headers = {"Content-Type": "application/json", **bearer(agent, "agent")}
+    return client.http.post(f"/conversations/{conversation}/transfer", headers=headers, body=json.dumps(target))
+
+
+def test_a_cold_transfer_to_an_agent_holds_the_caller_drops_our_leg_and_the_colleague_joins_the_conference(
+    client, world, fake
+):
+    connection, conversation, caller, leg = _bridged(client, world, fake)
+    create_agent(client, "bea", channels=("voice",), phone="+14155550188", voice_mode="phone")
+    bea = connect_agent(client, "bea")
+    drain(client)
+
+    moved = _transfer(client, conversation, agent_id="bea")
+    assert moved.status_code == 200, moved.body
+    assert _participant(world, conversation, "customer").hold, "the caller waits on hold"
+    [hang_up] = [r for r in _requests(fake, "POST", f"/Calls/{leg}.json") if r.form.get("Status")]
+    assert hang_up.form["Status"] == "completed" and world.calls[leg].status == "completed"
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)  # ada's participant-leave and call status
+    drain(client)
+    assert not [p for p in pushed(connection) if p.get("type") == "call_requeued"], "the leave changes nothing"
+    assert _control(client, conversation, "hold").status_code == 403, "no longer ada's call"
+
+    [offer] = offers_to(bea)
+    assert offer["contact_id"] == conversation
+    agent_says(client, bea, action="accept", contact_id=conversation)
+    placed = _requests(fake, "POST", "/Calls.json")[-1]
+    assert placed.form["To"] == "+14155550188"
+    world.answer(placed.answer["sid"])
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    assert {p.sid for p in world.participants(conversation)} == {caller, placed.answer["sid"]}
+    assert not _participant(world, conversation, "customer").hold
+    assert len([r for r in fake.requests if "/Members/" in r.path]) == 1, "the caller was never queued again"
+
+
+def test_a_voice_transfer_with_bad_input_or_before_the_bridge_touches_no_call(client, world, fake):
+    connection, conversation, _caller = _offered_call(client, world, fake)
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    early = _transfer(client, conversation, queue="default")
+    assert early.status_code == 409 and "connected" in _body(early)["message"]
+    [placed] = _requests(fake, "POST", "/Calls.json")
+    world.answer(placed.answer["sid"])
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    bad = _transfer(client, conversation, queue="nowhere")
+    assert bad.status_code == 422 and "nowhere" in _body(bad)["message"]
+    assert _participant_updates(fake) == [] and not _participant(world, conversation, "customer").hold
+    assert routing_store.get_contact(conversation).assigned_to == "ada"
