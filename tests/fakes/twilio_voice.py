@@ -393,6 +393,16 @@ class VoiceWorld:
             self.pending.append((url, self._call_form(call), twiml.CALL, call.sid))
             return call
 
+    def client_call(self, url: str, identity: str, application_sid: str, params: dict[str, str]) -> Call:
+        """A browser ``Device`` (``client:identity``) connects through the TwiML App whose Voice URL is ``url``,
+        with ``params`` (``device.connect({params})``): Twilio asks that URL what to do with the call."""
+        with self.lock:
+            call = Call("CA" + secrets.token_hex(16), "", "client:" + identity, "inbound", url=url, status="ringing")
+            self.calls[call.sid] = call
+            form = dict(self._call_form(call), ApplicationSid=application_sid, **params)
+            self.pending.append((url, sorted(form.items()), twiml.CALL, call.sid))
+            return call
+
     def answer(self, call_sid: str) -> None:
         """The far end of a call we placed picks up: Twilio fetches its Url (or runs its Twiml)."""
         with self.lock:
