@@ -184,3 +184,38 @@ def caller_taken_off_hold(conversation_id: str) -> bool:
         "attribute_exists(held_for_agent)",
         {":off": False},
     )
+
+
+def start_consult(conversation_id: str, agent_id: str, now: str) -> bool:
+    """A consult of ``agent_id`` on the call (a warm transfer): True for the one that may start now."""
+    return _conditional_set(
+        conversation_id,
+        "SET consult = :consult",
+        "attribute_exists(agent_leg) AND attribute_not_exists(consult)",
+        {":consult": {"agent_id": agent_id, "started_at": now}},
+    )
+
+
+def note_consult_call(conversation_id: str, agent_id: str, call_sid: str) -> bool:
+    return _conditional_set(
+        conversation_id,
+        "SET consult.call_sid = :call",
+        "consult.agent_id = :agent AND attribute_not_exists(consult.call_sid)",
+        {":call": call_sid, ":agent": agent_id},
+    )
+
+
+def end_consult(conversation_id: str, agent_id: str) -> bool:
+    """The consult of ``agent_id`` is over (cancelled, failed, or the colleague hung up)."""
+    return _conditional_set(conversation_id, "REMOVE consult", "consult.agent_id = :agent", {":agent": agent_id})
+
+
+def hand_over_leg(conversation_id: str, old_call_sid: str, consult: dict[str, Any], now: str) -> bool:
+    """The consulted colleague's call becomes the contact's agent leg (a warm transfer's hand-over)."""
+    leg = {"agent_id": consult["agent_id"], "call_sid": consult["call_sid"], "claimed_at": now}
+    return _conditional_set(
+        conversation_id,
+        "SET agent_leg = :leg REMOVE consult",
+        "agent_leg.call_sid = :old AND consult.call_sid = :consult",
+        {":leg": leg, ":old": old_call_sid, ":consult": consult["call_sid"]},
+    )

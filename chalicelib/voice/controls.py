@@ -16,13 +16,14 @@ Every request is idempotent at Twilio (holding a held caller changes nothing), s
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
+from chalicelib import clock
 from chalicelib.agents.service import validate
-from chalicelib.errors import Conflict, Forbidden, NotFound, SwitchboardError
+from chalicelib.errors import Conflict, Forbidden, InvalidPayload, NotFound, SwitchboardError
 from chalicelib.outbound.senders import ProviderRejected, ProviderUnavailable
 from chalicelib.routing.config import current_config
 from chalicelib.routing.model import ContactState
@@ -33,10 +34,21 @@ from chalicelib.voice import twilio_api, twiml
 logger = Logger(service="switchboard", child=True)
 
 
+CONSULT_LABEL = "consult"
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
 class CallControl(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    action: Literal["hold", "resume", "mute", "unmute", "hangup"]
+    action: Literal["hold", "resume", "mute", "unmute", "hangup", "consult", "cancel_consult", "handover"]
+    agent_id: Name | None = None  # the colleague to consult
+
+    @model_validator(mode="after")
+    def _colleague(self) -> CallControl:
+        if (self.action == "consult") != (self.agent_id is not None):
+            raise ValueError("agent_id names the colleague to consult, with action consult only")
+        return self
 
 
 class CallUnavailable(SwitchboardError):
@@ -69,6 +81,8 @@ def connected_call(agent_id: str, conversation_id: str) -> dict[str, Any]:
 def control(agent_id: str, conversation_id: str, document: Any) -> dict[str, Any]:
     """One in-call control; the call bar's state after it."""
     command: CallControl = validate(CallControl, document)
+    if command.agent_id == agent_id:
+        raise InvalidPayload("consult someone else", [{"field": "agent_id", "problem": "that is you"}])
     call = connected_call(agent_id, conversation_id)
     conference = str(call["conference_sid"])
     state = {"on_hold": bool(call.get("on_hold")), "muted": bool(call.get("muted"))}
@@ -78,8 +92,18 @@ def control(agent_id: str, conversation_id: str, document: Any) -> dict[str, Any
             state["on_hold"] = command.action == "hold"
         elif command.action in ("mute", "unmute"):
             form = [("Muted", "true" if command.action == "mute" else "false")]
-            twilio_api.update_participant(conference, twiml.AGENT_LABEL, form)
+            who = str(call["agent_leg"].get("call_sid") or twiml.AGENT_LABEL)  # a handed-over leg is "consult"
+            twilio_api.update_participant(conference, who, form)
             state["muted"] = command.action == "mute"
+        elif command.action == "consult":
+            consult(conversation_id, call, str(command.agent_id))
+            state["on_hold"] = True
+        elif command.action == "cancel_consult":
+            cancel_consult(conversation_id, call)
+            state["on_hold"] = False
+        elif command.action == "handover":
+            handover(agent_id, conversation_id, call)
+            return {"conversation_id": conversation_id, "action": command.action, "call": None}
         else:
             twilio_api.end_call(str(call["customer_call_sid"]))
     except twilio_api.Gone:
@@ -108,10 +132,11 @@ def on_conference_event(conversation_id: str, form: dict[str, Any]) -> None:
     event, label = form.get("StatusCallbackEvent"), form.get("ParticipantLabel")
     if event == "participant-join" and form.get("ConferenceSid"):
         store.note_conference(conversation_id, str(form["ConferenceSid"]))
-    if label != twiml.AGENT_LABEL or not form.get("CallSid"):
+    if label not in (twiml.AGENT_LABEL, CONSULT_LABEL) or not form.get("CallSid"):
         return
     if event == "participant-leave":
-        agent_left(conversation_id, str(form["CallSid"]))
+        if not agent_left(conversation_id, str(form["CallSid"])) and label == CONSULT_LABEL:
+            consult_left(conversation_id, str(form["CallSid"]))
     elif event == "participant-join":
         agent_rejoined(conversation_id, str(form["CallSid"]))
 
@@ -176,19 +201,107 @@ def hold_for_transfer(agent_id: str, conversation_id: str) -> dict[str, Any]:
     return call
 
 
-def finish_transfer(conversation_id: str, call: dict[str, Any], moved_on: bool) -> None:
+def finish_transfer(conversation_id: str, call: dict[str, Any]) -> None:
     """After a transfer's routing change: the old agent's leg freed (held for the next agent, who joins the
-    conference: no dequeue) and hung up, so its ``participant-leave`` changes nothing; or, when the transfer did
-    not happen, the caller back off hold."""
-    conference = str(call["conference_sid"])
+    conference: no dequeue) and hung up, so its ``participant-leave`` changes nothing."""
     leg = str((call.get("agent_leg") or {}).get("call_sid") or "")
+    store.free_agent_leg(conversation_id, leg)
+    _hang_up_leg(conversation_id, leg)
+
+
+def resume_after_failed_transfer(conversation_id: str, call: dict[str, Any]) -> None:
+    """A transfer that did not happen: the caller back off hold, with the agent."""
     try:
-        if not moved_on:
-            hold(conference, False)
-            return
-        store.free_agent_leg(conversation_id, leg)
-        twilio_api.end_call(leg)
+        hold(str(call["conference_sid"]), False)
+    except (twilio_api.Gone, ProviderUnavailable, ProviderRejected):
+        logger.warning("transfer: could not take the caller off hold", extra={"conversation_id": conversation_id})
+
+
+def _hang_up_leg(conversation_id: str, call_sid: str) -> None:
+    if not call_sid:
+        return
+    try:
+        twilio_api.end_call(call_sid)
     except twilio_api.Gone:
-        pass  # the leg or the caller is gone already
+        pass  # gone already
     except (ProviderUnavailable, ProviderRejected):
-        logger.warning("transfer: could not change the call", extra={"conversation_id": conversation_id})
+        logger.warning("could not hang up an agent's leg", extra={"conversation_id": conversation_id})
+
+
+# --- warm transfer: consult a colleague while the caller is on hold, then hand over or cancel ---------------
+
+
+def consult(conversation_id: str, call: dict[str, Any], colleague: str) -> str:
+    """The caller on hold, the colleague called into the conference (label ``consult``): their phone for a
+    ``voice_mode: phone`` agent, else their softphone (``client:<identity>``). One consult at a time (409)."""
+    from chalicelib.routing.model import Presence
+    from chalicelib.voice import tokens
+
+    agent = routing_store.get_agent(colleague)
+    if agent is None:
+        raise InvalidPayload(f"no agent {colleague}", [{"field": "agent_id", "problem": "unknown agent"}])
+    if agent.presence is Presence.OFFLINE:
+        raise Conflict(f"{colleague} is offline")
+    setup = store.agent_phone(colleague) or {}
+    to = str(setup["phone"]) if setup.get("voice_mode") == "phone" and setup.get("phone") else None
+    if not store.start_consult(conversation_id, colleague, clock.now_iso()):
+        raise Conflict("a consult is in progress already")
+    try:
+        hold(str(call["conference_sid"]), True)
+        sid = twilio_api.add_participant(
+            str(call["conference_sid"]),
+            to=to or "client:" + tokens.identity_of(colleague),
+            from_=str(call.get("number") or ""),
+            label=CONSULT_LABEL,
+            timeout=current_config().offer_timeout("voice"),
+        )
+    except BaseException:
+        store.end_consult(conversation_id, colleague)
+        raise
+    store.note_consult_call(conversation_id, colleague, sid)
+    store.note_controls(conversation_id, on_hold=True)
+    return sid
+
+
+def _consult_of(call: dict[str, Any]) -> dict[str, Any]:
+    found = call.get("consult") or {}
+    if not found.get("call_sid"):
+        raise Conflict("no consult in progress")
+    return dict(found)
+
+
+def cancel_consult(conversation_id: str, call: dict[str, Any]) -> None:
+    """The colleague's leg hung up, the caller back off hold with the agent."""
+    found = _consult_of(call)
+    _hang_up_leg(conversation_id, str(found["call_sid"]))
+    store.end_consult(conversation_id, str(found["agent_id"]))
+    hold(str(call["conference_sid"]), False)
+    store.note_controls(conversation_id, on_hold=False)
+
+
+def consult_left(conversation_id: str, call_sid: str) -> None:
+    """The consulted colleague hung up (or never answered): the consult is over; the caller stays on hold until
+    the agent resumes."""
+    found = (store.get_call(conversation_id) or {}).get("consult") or {}
+    if found.get("call_sid") == call_sid:
+        store.end_consult(conversation_id, str(found["agent_id"]))
+
+
+def handover(agent_id: str, conversation_id: str, call: dict[str, Any]) -> None:
+    """The consulted colleague takes the call: the contact transferred to them (reserved: their accept places no
+    new leg, their consult leg is the agent leg now), this agent's leg hung up, the caller off hold."""
+    from chalicelib.agents import work
+
+    found = _consult_of(call)
+    old_leg = str(call["agent_leg"].get("call_sid") or "")
+
+    def swap_legs() -> None:
+        store.hand_over_leg(conversation_id, old_leg, found, clock.now_iso())
+
+    work.hand_over(agent_id, conversation_id, work.Transfer(agent_id=str(found["agent_id"])), then=swap_legs)
+    _hang_up_leg(conversation_id, old_leg)
+    try:
+        hold(str(call["conference_sid"]), False)
+    except twilio_api.Gone:
+        return
+    store.note_controls(conversation_id, on_hold=False, muted=False)

@@ -267,6 +267,7 @@ class VoiceWorld:
             return problem
         call = Call("CA" + secrets.token_hex(16), form["To"], form["From"], "outbound-api", label=label)
         call.status_callback = form.get("StatusCallback")
+        call.end_on_exit = form.get("EndConferenceOnExit") == "true"
         self.calls[call.sid] = call
         # Joins once answered: ``answer(call_sid)``; the participant is "queued" until then.
         call.conference = conference.sid
@@ -409,7 +410,13 @@ class VoiceWorld:
             call = self.calls[call_sid]
             call.status = "in-progress"
             self._status(call, "answered")
-            if call.url:
+            conference = self.conferences.get(call.conference or "")
+            if conference is not None and call.sid not in conference.participants:  # a participant added by API
+                attributes = {"participantLabel": call.label or ""} if call.label else {}
+                if call.end_on_exit:
+                    attributes["endConferenceOnExit"] = "true"
+                self._join(call, conference.friendly_name, attributes)
+            elif call.url:
                 self.pending.append((call.url, self._call_form(call), twiml.CALL, call.sid))
 
     def fetch_wait(self, call_sid: str) -> None:

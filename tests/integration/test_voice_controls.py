@@ -77,11 +77,11 @@ def test_hold_and_resume_put_the_caller_on_hold_and_back(client, world, fake):
 
 
 def test_mute_and_unmute_the_agent(client, world, fake):
-    _connection, conversation, _caller, _leg = _bridged(client, world, fake)
+    _connection, conversation, _caller, leg = _bridged(client, world, fake)
     muted = _control(client, conversation, "mute")
     assert muted.status_code == 200 and _body(muted)["call"] == {"on_hold": False, "muted": True}
     [update] = _participant_updates(fake)
-    assert update.path.endswith("/Participants/agent.json") and update.form["Muted"] == "true"
+    assert update.path.endswith(f"/Participants/{leg}.json") and update.form["Muted"] == "true"
     assert _participant(world, conversation, "agent").muted
     assert _control(client, conversation, "unmute").status_code == 200
     assert not _participant(world, conversation, "agent").muted
@@ -241,3 +241,50 @@ def test_a_voice_transfer_with_bad_input_or_before_the_bridge_touches_no_call(cl
     assert bad.status_code == 422 and "nowhere" in _body(bad)["message"]
     assert _participant_updates(fake) == [] and not _participant(world, conversation, "customer").hold
     assert routing_store.get_contact(conversation).assigned_to == "ada"
+
+
+def test_a_warm_transfer_consults_a_colleague_on_hold_then_cancels_or_hands_over(client, world, fake):
+    connection, conversation, caller, leg = _bridged(client, world, fake)
+    create_agent(client, "bea", channels=("voice",), phone="+14155550188", voice_mode="phone")
+    bea = connect_agent(client, "bea")
+    drain(client)
+    conference = next(iter(world.conferences))
+    assert _control(client, conversation, "consult", agent_id="ada").status_code == 422, "not yourself"
+    assert _control(client, conversation, "handover").status_code == 409, "no consult to hand over to"
+
+    consulted = _control(client, conversation, "consult", agent_id="bea")
+    assert consulted.status_code == 200, consulted.body
+    [added] = _requests(fake, "POST", f"/Conferences/{conference}/Participants.json")
+    assert (added.form["To"], added.form["From"], added.form["Label"]) == ("+14155550188", "+14155550100", "consult")
+    assert _participant(world, conversation, "customer").hold, "the caller waits on hold while ada consults"
+    assert _control(client, conversation, "consult", agent_id="bea").status_code == 409, "one consult at a time"
+    world.answer(added.answer["call_sid"])  # bea picks up and joins the conference
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    assert {p.label for p in world.participants(conversation)} == {"agent", "customer", "consult"}
+
+    cancelled = _control(client, conversation, "cancel_consult")
+    assert cancelled.status_code == 200, cancelled.body
+    assert world.calls[added.answer["call_sid"]].status == "completed"
+    assert not _participant(world, conversation, "customer").hold, "back with the caller"
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    assert "consult" not in voice_store.get_call(conversation)
+
+    assert _control(client, conversation, "consult", agent_id="bea").status_code == 200
+    second = _requests(fake, "POST", f"/Conferences/{conference}/Participants.json")[-1].answer["call_sid"]
+    world.answer(second)
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    placed_before = len(_requests(fake, "POST", "/Calls.json"))
+    handed = _control(client, conversation, "handover")
+    assert handed.status_code == 200, handed.body
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    drain(client)
+    assert world.calls[leg].status == "completed", "ada's leg is hung up"
+    assert {p.sid for p in world.participants(conversation)} == {caller, second}
+    assert not _participant(world, conversation, "customer").hold, "bea has the caller"
+    [offer] = offers_to(bea)
+    assert offer["contact_id"] == conversation
+    agent_says(client, bea, action="accept", contact_id=conversation)
+    assert len(_requests(fake, "POST", "/Calls.json")) == placed_before, "bea is on the call already: no new leg"
+    assert _control(client, conversation, "mute", agent="bea").status_code == 200
+    assert _requests(fake, "POST", ".json")[-1].path.endswith(f"/Participants/{second}.json")
+    assert not [p for p in pushed(connection) if p.get("type") == "call_requeued"]
