@@ -322,8 +322,30 @@ def test_the_call_bar_hang_up_ends_the_callers_call_through_the_app(
     context = browser.new_context()
     try:
         page = context.new_page()
-        _contact_id, caller, _leg = _bridged_softphone_call(page, stack, fake_providers, "yuri")
+        contact_id, caller, _leg = _bridged_softphone_call(page, stack, fake_providers, "yuri")
+        world = fake_providers.voice
         bar = page.get_by_test_id("call-bar")
+
+        # A consult of a colleague on their own phone, then cancelled: both through the app's API.
+        body = {"agent_id": "zed", "name": "Zed", "max_per_channel": {"voice": 1}, "presence": "Available"}
+        body.update(phone="+14155550144", voice_mode="phone")
+        created = requests.post(f"{admin.api}/agents", json=body, headers=admin.headers, timeout=10)
+        assert created.status_code == 201, created.text
+        bar.get_by_test_id("call-transfer-target").fill("zed")
+        bar.get_by_test_id("call-consult").click()
+        expect(bar.get_by_test_id("call-cancel-consult")).to_be_visible(timeout=WAIT_MS)
+        expect(bar.get_by_test_id("call-handover")).to_be_visible()
+        [added] = _voice_requests(fake_providers, "/Participants.json")[-1:]
+        assert (added.form["To"], added.form["Label"]) == ("+14155550144", "consult")
+        [held] = [p for p in world.participants(contact_id) if p.label == "customer"]
+        assert held.hold, "the caller holds during the consult"
+        world.answer(added.answer["call_sid"])
+        world.deliver(_world_post)
+        bar.get_by_test_id("call-cancel-consult").click()
+        expect(bar.get_by_test_id("call-consult")).to_be_visible(timeout=WAIT_MS)
+        assert world.calls[added.answer["call_sid"]].status == "completed" and not held.hold
+        world.deliver(_world_post)
+
         bar.get_by_test_id("call-hangup").click()
         expect(bar.get_by_test_id("call-state")).to_have_text("ended", timeout=WAIT_MS)
         [ended] = [r for r in _voice_requests(fake_providers, f"/Calls/{caller}.json") if r.form.get("Status")]
