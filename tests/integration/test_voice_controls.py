@@ -288,3 +288,26 @@ def test_a_warm_transfer_consults_a_colleague_on_hold_then_cancels_or_hands_over
     assert _control(client, conversation, "mute", agent="bea").status_code == 200
     assert _requests(fake, "POST", ".json")[-1].path.endswith(f"/Participants/{second}.json")
     assert not [p for p in pushed(connection) if p.get("type") == "call_requeued"]
+
+
+def test_a_consulted_colleague_who_hangs_up_ends_the_consult_and_requeues_nothing(client, world, fake):
+    connection, conversation, _caller, _leg = _bridged(client, world, fake)
+    create_agent(client, "bea", channels=("voice",), phone="+14155550188", voice_mode="phone")
+    drain(client)
+    unknown = _control(client, conversation, "consult", agent_id="nobody")
+    assert unknown.status_code == 422 and _participant_updates(fake) == [], "nothing held for an unknown colleague"
+    assert "consult" not in voice_store.get_call(conversation)
+
+    assert _control(client, conversation, "consult", agent_id="bea").status_code == 200
+    consult_sid = _requests(fake, "POST", "/Participants.json")[-1].answer["call_sid"]
+    world.answer(consult_sid)
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    world.hang_up(consult_sid)  # bea hangs up on the consult
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    drain(client)
+    assert "consult" not in voice_store.get_call(conversation)
+    assert routing_store.get_contact(conversation).assigned_to == "ada"
+    assert not [p for p in pushed(connection) if p.get("type") == "call_requeued"]
+    assert _control(client, conversation, "handover").status_code == 409, "nobody to hand over to"
+    assert _control(client, conversation, "resume").status_code == 200
+    assert not _participant(world, conversation, "customer").hold
