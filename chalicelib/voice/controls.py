@@ -156,15 +156,19 @@ def agent_left(conversation_id: str, call_sid: str) -> bool:
     Only for the contact's current leg of the agent it is assigned to (a repeated leave finds the leg freed; a
     transfer or a close has moved the contact already). The caller is put on hold first: Twilio's 20404 says the
     caller left too (the console's hang-up, or both at once), and the call's own status callback ends it. Then
-    ``AgentLeftCall`` (deduplicated by the leg) before the claim is freed: a Lambda dying in between is made good
-    by Twilio's retry of this callback, which still finds the leg."""
+    ``AgentLeftCall`` (deduplicated by the leg; the router acts only on a contact still assigned to the agent)
+    before the claim is freed: a Lambda dying in between is made good by Twilio's retry of this callback, which
+    still finds the leg (the contact already waiting again) and frees it."""
     found = _bridged_leg(conversation_id, call_sid)
     if found is None:
         return False
     call, agent_id = found
     contact = routing_store.get_contact(conversation_id)
-    if contact is None or contact.state is not ContactState.ASSIGNED or contact.assigned_to != agent_id:
-        return False
+    still_theirs = contact is not None and contact.state is ContactState.ASSIGNED and contact.assigned_to == agent_id
+    # Waiting again with this leg still claimed: an earlier attempt published and died before freeing it.
+    requeued = contact is not None and contact.state in (ContactState.QUEUED, ContactState.OFFERED)
+    if not still_theirs and not requeued:
+        return False  # closed meanwhile, or another agent's
     try:
         hold(str(call["conference_sid"]), True)
     except twilio_api.Gone:

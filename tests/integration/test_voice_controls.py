@@ -311,3 +311,47 @@ def test_a_consulted_colleague_who_hangs_up_ends_the_consult_and_requeues_nothin
     assert _control(client, conversation, "handover").status_code == 409, "nobody to hand over to"
     assert _control(client, conversation, "resume").status_code == 200
     assert not _participant(world, conversation, "customer").hold
+
+
+def test_a_lambda_dying_between_the_requeue_and_freeing_the_leg_is_made_good_by_twilios_retry(client, world, fake):
+    from typing import Any
+
+    from chalicelib.store import aws as app_clients
+
+    connection, conversation, _caller, leg = _bridged(client, world, fake)
+    conference = next(iter(world.conferences))
+    form = {
+        "AccountSid": world.account_sid,
+        "ConferenceSid": conference,
+        "FriendlyName": conversation,
+        "StatusCallbackEvent": "participant-leave",
+        "SequenceNumber": "7",
+        "Timestamp": "Wed, 02 Dec 2026 06:20:00 +0000",
+        "CallSid": leg,
+        "ParticipantLabel": "agent",
+    }
+    url = f"{PUBLIC_BASE_URL}/webhooks/twilio/voice/conference?conversation={conversation}"
+
+    class Died(Exception):
+        pass
+
+    def die_freeing_the_leg(params: dict[str, Any], **_: Any) -> None:
+        if str(params.get("UpdateExpression", "")).startswith("REMOVE agent_leg SET on_hold"):
+            raise Died("the Lambda ran out of time here")
+
+    events = app_clients.client("dynamodb").meta.events
+    events.register("before-parameter-build.dynamodb.UpdateItem", die_freeing_the_leg)
+    try:
+        status, _body = poster(client)(url, sorted(form.items()))
+    finally:
+        events.unregister("before-parameter-build.dynamodb.UpdateItem", die_freeing_the_leg)
+    assert status == 500
+    drain(client)  # the router requeued the contact meanwhile (the event was published first)
+    assert routing_store.get_contact(conversation).state.value in ("queued", "offered")
+    assert voice_store.get_call(conversation)["agent_leg"]["call_sid"] == leg, "the leg still claimed"
+
+    assert poster(client)(url, sorted(form.items()))[0] == 200  # Twilio retries the callback
+    drain(client)
+    assert "agent_leg" not in voice_store.get_call(conversation), "the retry freed the leg"
+    agent_says(client, connection, action="accept", contact_id=conversation)
+    assert _requests(fake, "POST", "/Calls.json")[-1].answer["sid"] != leg, "the next accept places a new leg"
