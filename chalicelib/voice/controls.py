@@ -16,6 +16,7 @@ Every request is idempotent at Twilio (holding a held caller changes nothing), s
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger
@@ -261,6 +262,8 @@ def consult(conversation_id: str, call: dict[str, Any], colleague: str) -> str:
         )
     except BaseException:
         store.end_consult(conversation_id, colleague)
+        with contextlib.suppress(twilio_api.Gone, ProviderUnavailable, ProviderRejected):
+            hold(str(call["conference_sid"]), False)  # back with the caller
         raise
     store.note_consult_call(conversation_id, colleague, sid)
     store.note_controls(conversation_id, on_hold=True)
@@ -275,9 +278,12 @@ def _consult_of(call: dict[str, Any]) -> dict[str, Any]:
 
 
 def cancel_consult(conversation_id: str, call: dict[str, Any]) -> None:
-    """The colleague's leg hung up, the caller back off hold with the agent."""
-    found = _consult_of(call)
-    _hang_up_leg(conversation_id, str(found["call_sid"]))
+    """The colleague's leg hung up, the caller back off hold with the agent. A consult whose call was never
+    noted (an attempt that died after starting it) is cleared too."""
+    found = call.get("consult") or {}
+    if not found.get("agent_id"):
+        raise Conflict("no consult in progress")
+    _hang_up_leg(conversation_id, str(found.get("call_sid") or ""))
     store.end_consult(conversation_id, str(found["agent_id"]))
     hold(str(call["conference_sid"]), False)
     store.note_controls(conversation_id, on_hold=False)

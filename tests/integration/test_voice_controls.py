@@ -355,3 +355,14 @@ def test_a_lambda_dying_between_the_requeue_and_freeing_the_leg_is_made_good_by_
     assert "agent_leg" not in voice_store.get_call(conversation), "the retry freed the leg"
     agent_says(client, connection, action="accept", contact_id=conversation)
     assert _requests(fake, "POST", "/Calls.json")[-1].answer["sid"] != leg, "the next accept places a new leg"
+
+
+def test_a_consult_whose_call_was_never_noted_can_be_cancelled(client, world, fake):
+    """An attempt that died after starting the consult and before noting its call: cancel clears it."""
+    _connection, conversation, _caller, _leg = _bridged(client, world, fake)
+    create_agent(client, "bea", channels=("voice",), phone="+14155550188", voice_mode="phone")
+    assert voice_store.start_consult(conversation, "bea", "2026-12-02T13:00:00Z")
+    assert _control(client, conversation, "consult", agent_id="bea").status_code == 409
+    assert _control(client, conversation, "cancel_consult").status_code == 200
+    assert "consult" not in voice_store.get_call(conversation)
+    assert _control(client, conversation, "consult", agent_id="bea").status_code == 200
