@@ -4,12 +4,18 @@
 
 - ``hold`` / ``resume``: the caller's participant (label ``customer``) ``Hold=true|false``; on hold the caller
   hears ``voice.hold_audio`` (``HoldUrl``) or, without it, Twilio's default hold music;
-- ``mute`` / ``unmute``: the agent's participant (label ``agent``) ``Muted=true|false``;
+- ``mute`` / ``unmute``: the agent's participant (its leg's CallSid) ``Muted=true|false``;
 - ``hangup``: the caller's call ends (Calls API ``Status=completed``); the caller ends the conference on leaving,
-  and the call's status callback tells the router the call ended (the contact then waits for wrap-up).
+  and the call's status callback tells the router the call ended (the contact then waits for wrap-up);
+- ``consult`` (``agent_id``) / ``cancel_consult`` / ``handover``: a warm transfer (below).
 
-Participants are named by label (Twilio accepts a label where a CallSid goes), so the softphone and the phone
-agent are the same. The conference's sid comes from the first ``participant-join`` (``on_conference_event``).
+A cold transfer (``POST /conversations/{id}/transfer``) comes here from ``agents.work.transfer``: the caller held,
+the routing transfer, then the agent's leg freed and hung up. The agent's leg leaving otherwise (``agent_left``)
+holds the caller in the conference and puts the contact back at the head of its queue (``AgentLeftCall``); the
+next agent's leg joins that conference and takes the caller off hold (``agent_rejoined``).
+
+The caller's participant is named by label (Twilio accepts a label where a CallSid goes), so the softphone and
+the phone agent are the same. The conference's sid comes from the first ``participant-join``.
 A call not yet bridged, or over, is a 409; Twilio's 20404 on the request (the caller is gone) is one too.
 Every request is idempotent at Twilio (holding a held caller changes nothing), so a retried click is harmless.
 """
