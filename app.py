@@ -238,7 +238,7 @@ def transfer(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
 @route("/conversations/{conversation_id}/call", methods=["POST"], content_types=["application/json"])
 @signed_in(auth.AGENT)
 def call_control(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
-    """Hold, resume, mute, unmute or hang up the agent's call (conference participant updates at Twilio)."""
+    """The agent's in-call controls (hold, mute, hang up, consult, hand over): conference changes at Twilio."""
     from chalicelib.voice import controls
 
     return controls.control(principal.agent_id, conversation_id, _json_body())
