@@ -15,6 +15,7 @@ from functools import lru_cache
 from chalicelib.clock import parse_iso, to_iso
 from chalicelib.conversations.models import InboundMessage
 from chalicelib.routing.config import DAYS, EscalationStep, OutOfHours, QueueRouting, RoutingConfig, Rule, TimeWindow
+from chalicelib.routing.config.values import DEFAULT_VOICEMAIL_GREETING, SpeechQuestion
 from chalicelib.routing.hours import after_open_seconds, is_open, local_time, minute_of_day, next_opening
 from chalicelib.routing.matching import AGING_SHARE
 
@@ -84,6 +85,8 @@ class Decision:
     sla_clock: str = "arrival"  # how the deadline was counted: "arrival" or "business_hours"
     reply_window_closes: str | None = None  # when the channel's reply window closes, if it has one
     due_by_window: bool = False  # the deadline is the reply window's closing less the queue's margin
+    voicemail: str | None = None  # a call: record a voicemail after this greeting instead of queueing the call
+    ask: SpeechQuestion | None = None  # a call: ask this first; the spoken answer becomes the contact's text
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,7 @@ def _decide(config: RoutingConfig, rule: Rule, facts: ContactFacts, at: datetime
         break
     if queue_open:
         reasons.append(f"queue {queue.name} is open")
+    voicemail, ask = _call_handling(rule, facts, out_of_hours if not queue_open else None, reasons)
     sla = rule.sla_seconds if rule.sla_seconds is not None else config.sla_for(facts.channel)
     routing = queue.routing
     due, clock_kind = at + timedelta(seconds=sla), "arrival"
@@ -240,7 +244,31 @@ def _decide(config: RoutingConfig, rule: Rule, facts: ContactFacts, at: datetime
         sla_clock=clock_kind,
         reply_window_closes=to_iso(closes) if closes else None,
         due_by_window=by_window,
+        voicemail=voicemail,
+        ask=ask,
     )
+
+
+def _call_handling(
+    rule: Rule, facts: ContactFacts, closed_policy: OutOfHours | None, reasons: list[str]
+) -> tuple[str | None, SpeechQuestion | None]:
+    """What a live call gets before (or instead of) waiting in line: a voicemail greeting or a question.
+
+    Only calls: a voicemail left, a chat or an e-mail in the same queue is routed as usual. A closed queue's
+    voicemail comes first (nobody could answer the call), then the rule's voicemail, then the rule's question.
+    """
+    if facts.channel != "voice":
+        return None, None
+    if closed_policy is not None and closed_policy.action == "voicemail":
+        reasons.append("out of hours a call records a voicemail, routed once left")
+        return closed_policy.message or DEFAULT_VOICEMAIL_GREETING, None
+    if rule.voicemail:
+        reasons.append(f"rule {rule.name!r} sends calls to voicemail")
+        return rule.voicemail, None
+    if rule.ask:
+        reasons.append(f"rule {rule.name!r} asks the caller first: {rule.ask.question!r}")
+        return None, rule.ask
+    return None, None
 
 
 def _local(at: datetime, timezone: str) -> str:

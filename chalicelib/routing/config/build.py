@@ -9,6 +9,7 @@ from __future__ import annotations
 from chalicelib.routing.config.schema import ConfigIn, CustomerIn, QueueIn, RuleIn, parse_days, parse_window
 from chalicelib.routing.config.values import (
     DAYS,
+    DEFAULT_VOICEMAIL_GREETING,
     Conditions,
     EscalationStep,
     Hours,
@@ -18,6 +19,7 @@ from chalicelib.routing.config.values import (
     QueueRouting,
     RoutingConfig,
     Rule,
+    SpeechQuestion,
     TimeWindow,
 )
 
@@ -107,4 +109,6 @@ def _build_rule(raw: RuleIn, timezone: str) -> Rule:
             )
             for step in raw.escalation
         ),
+        voicemail=DEFAULT_VOICEMAIL_GREETING if raw.voicemail is True else (raw.voicemail or None),
+        ask=SpeechQuestion(raw.ask.question, raw.ask.language) if raw.ask else None,
     )
