@@ -370,6 +370,13 @@ class TwilioVoice:
         # The webhooks' base URL as Twilio called it: every later callback URL for this call is built on it
         # (the API's own handlers cannot name the webhooks' API).
         base = callback_base(request.public_url, self.path)
+        from chalicelib.voice import (
+            arrival,
+        )  # voicemail, or a question first: nothing is stored until the caller speaks
+
+        first = arrival.first_answer(message, base)
+        if first is not None:
+            return Webhook(immediate=Reply(200, first, TWIML))
         return Webhook(messages=(message,), context={"call_sid": message.provider_message_id, "callback_base": base})
 
     def respond(self, webhook: Webhook, stored: Sequence[StoredMessage]) -> Reply:
