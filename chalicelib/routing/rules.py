@@ -308,6 +308,10 @@ def explain(config: RoutingConfig, facts: ContactFacts, at: datetime) -> str:
     lines.append("")
     lines.append(f"Rule:         {decision.rule}")
     lines.extend(_describe_queue(config, decision, at))
+    if decision.voicemail:
+        lines.append(f"Call:         voicemail after {decision.voicemail!r}, routed as a voicemail once left")
+    elif decision.ask:
+        lines.append(f"Call:         asked {decision.ask.question!r} ({decision.ask.language}) first")
     skills = ", ".join(f"{name} >= {level}" for name, level in sorted(decision.skills.items())) or "none"
     lines.append(f"Skills:       {skills}")
     lines.append(f"Priority:     {decision.priority}")
@@ -360,6 +364,8 @@ def _describe_queue(config: RoutingConfig, decision: Decision, at: datetime) -> 
     policy = decision.out_of_hours
     if policy and policy.action == "reply":
         result.append(f"Out of hours: reply {policy.message!r} and keep the contact queued")
+    elif policy and policy.action == "voicemail":
+        result.append("Out of hours: a call records a voicemail; other contacts wait for the queue to open")
     else:
         result.append("Out of hours: keep the contact queued until the queue opens")
     return result

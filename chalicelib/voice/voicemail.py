@@ -23,6 +23,7 @@ import xml.etree.ElementTree as ET
 from aws_lambda_powertools import Logger
 
 from chalicelib.conversations.models import StoredMessage
+from chalicelib.routing.rules import MAX_TEXT
 from chalicelib.store import voicemail as store
 from chalicelib.voice.twiml import XML_DECLARATION
 
@@ -116,19 +117,39 @@ def _transcribed(found: store.StoredVoicemail, status: str, text: str | None) ->
     """The transcript on the message (``completed``), or that there will be none (``failed``); the agent who has
     the contact is told, once."""
     completed = status == "completed" and bool(text and text.strip())
-    if not store.add_transcript(found, "completed" if completed else "failed", text.strip() if text else None):
-        return
-    _tell_the_agent(found, text.strip() if completed and text else None)
-
-
-def _tell_the_agent(found: store.StoredVoicemail, transcript: str | None) -> None:
-    from chalicelib.notify import push
+    transcript = text.strip() if completed and text else None
+    noted = store.add_transcript(found, "completed" if completed else "failed", transcript)
     from chalicelib.store import routing as routing_store
 
     contact = routing_store.get_contact(found.conversation_id)
-    agent_id = contact.assigned_to if contact is not None else None
-    if not agent_id:
-        return  # offered or queued: whoever accepts it reads the conversation, transcript included
+    if contact is None:
+        _route(found, transcript)
+    elif noted and contact.assigned_to:
+        _tell_the_agent(contact.assigned_to, found, transcript)
+    # Offered or queued: whoever accepts it reads the conversation, transcript included.
+
+
+def _route(found: store.StoredVoicemail, transcript: str | None) -> None:
+    """The voicemail's routing event, again: the request that stored it may have died before queueing it, and
+    Twilio does not repeat a Record action. The queue drops a repeat and the router opens a contact once."""
+    from chalicelib.routing.events import ConversationMessage
+    from chalicelib.store import queue
+
+    queue.publish(
+        ConversationMessage(
+            conversation_id=found.conversation_id,
+            customer_id=found.customer_id,
+            channel=CHANNEL,
+            message_id=found.message_id,
+            received_at=found.received_at,
+            text=(transcript or text_of(None))[:MAX_TEXT],
+        )
+    )
+
+
+def _tell_the_agent(agent_id: str, found: store.StoredVoicemail, transcript: str | None) -> None:
+    from chalicelib.notify import push
+
     push.to_agent(
         agent_id,
         {

@@ -31,6 +31,7 @@ from tests.support import (
     connect_agent,
     create_agent,
     drain,
+    fails_once,
     iter_contacts,
     offers_to,
     pushed,
@@ -201,6 +202,27 @@ def test_the_transcript_before_the_recording_still_makes_one_voicemail(client, w
     assert message["text"] == TRANSCRIPT
     assert message["metadata"]["recording_status"] == "completed"
     assert len(_contacts()) == 1
+
+
+def test_an_action_that_died_before_routing_is_routed_when_the_transcript_comes(client, world):
+    """Twilio does not retry the Record action: the transcription request that always follows it routes a voicemail
+    the action stored but could not queue for routing (the Lambda lost SQS just then)."""
+    twilio, caller, _ = _voicemail_call(client, world)
+    world.leave_voicemail(caller, 14, TRANSCRIPT)
+    with fails_once("sqs", "SendMessage") as fired:
+        action = world.pending.pop(0)
+        status, _ = twilio.post(action[0], action[1])
+    assert fired and status >= 500
+    drain(client)
+    assert len(stored_messages()) == 1 and _contacts() == []
+
+    world.deliver(twilio, base=PUBLIC_BASE_URL)
+    drain(client)
+
+    [contact] = _contacts()
+    assert contact["channel"] == "voicemail"
+    [message] = stored_messages()
+    assert message["text"] == TRANSCRIPT
 
 
 def test_a_failed_transcription_leaves_the_recording_and_says_so(client, world):

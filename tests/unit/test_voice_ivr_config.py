@@ -109,3 +109,19 @@ def test_a_voicemail_is_routed_at_e_mail_pace_and_cost_by_default():
     assert config.cost("voicemail") == config.cost("email") == 12
     minimal = parse_config("queues:\n  default: {}\nrules:\n  - name: all\n    queue: default\n")
     assert minimal.sla_for("voicemail") == 3600 and minimal.cost("voicemail") == 12
+
+
+def test_rules_explain_says_what_a_call_gets():
+    from chalicelib.routing.rules import explain
+
+    config = parse_config(CLOSED_AT_NIGHT)
+    night = explain(config, ContactFacts.of("voice"), NIGHT)
+    assert "Call:         voicemail after 'We are closed. Please leave a message after the tone.'" in night
+    assert "Out of hours: a call records a voicemail; other contacts wait for the queue to open" in night
+    asking = parse_config(
+        CLOSED_AT_NIGHT.replace(
+            "    queue: phones\n  - name: every", "    queue: phones\n    ask: Why?\n  - name: every"
+        )
+    )
+    assert "Call:         asked 'Why?' (en-US) first" in explain(asking, ContactFacts.of("voice"), DAY)
+    assert "Call:" not in explain(asking, ContactFacts.of("webchat"), DAY)
