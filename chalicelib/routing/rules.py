@@ -14,7 +14,16 @@ from functools import lru_cache
 
 from chalicelib.clock import parse_iso, to_iso
 from chalicelib.conversations.models import InboundMessage
-from chalicelib.routing.config import DAYS, EscalationStep, OutOfHours, QueueRouting, RoutingConfig, Rule, TimeWindow
+from chalicelib.routing.config import (
+    DAYS,
+    EscalationStep,
+    OutOfHours,
+    QueueConfig,
+    QueueRouting,
+    RoutingConfig,
+    Rule,
+    TimeWindow,
+)
 from chalicelib.routing.config.values import DEFAULT_VOICEMAIL_GREETING, SpeechQuestion
 from chalicelib.routing.hours import after_open_seconds, is_open, local_time, minute_of_day, next_opening
 from chalicelib.routing.matching import AGING_SHARE
@@ -209,7 +218,7 @@ def _decide(config: RoutingConfig, rule: Rule, facts: ContactFacts, at: datetime
         break
     if queue_open:
         reasons.append(f"queue {queue.name} is open")
-    voicemail, ask = _call_handling(rule, facts, out_of_hours if not queue_open else None, reasons)
+    voicemail, ask = _call_handling(rule, queue, facts, out_of_hours if not queue_open else None, reasons)
     sla = rule.sla_seconds if rule.sla_seconds is not None else config.sla_for(facts.channel)
     routing = queue.routing
     due, clock_kind = at + timedelta(seconds=sla), "arrival"
@@ -250,12 +259,13 @@ def _decide(config: RoutingConfig, rule: Rule, facts: ContactFacts, at: datetime
 
 
 def _call_handling(
-    rule: Rule, facts: ContactFacts, closed_policy: OutOfHours | None, reasons: list[str]
+    rule: Rule, queue: QueueConfig, facts: ContactFacts, closed_policy: OutOfHours | None, reasons: list[str]
 ) -> tuple[str | None, SpeechQuestion | None]:
     """What a live call gets before (or instead of) waiting in line: a voicemail greeting or a question.
 
     Only calls: a voicemail left, a chat or an e-mail in the same queue is routed as usual. A closed queue's
-    voicemail comes first (nobody could answer the call), then the rule's voicemail, then the rule's question.
+    voicemail comes first (nobody could answer the call), then the rule's voicemail, then the rule's question, then
+    the queue's.
     """
     if facts.channel != "voice":
         return None, None
@@ -268,6 +278,9 @@ def _call_handling(
     if rule.ask:
         reasons.append(f"rule {rule.name!r} asks the caller first: {rule.ask.question!r}")
         return None, rule.ask
+    if queue.ask and closed_policy is None:
+        reasons.append(f"queue {queue.name} asks the caller first: {queue.ask.question!r}")
+        return None, queue.ask
     return None, None
 
 

@@ -24,7 +24,8 @@ logger = Logger(service="switchboard", child=True)
 def handles_calls(config: RoutingConfig) -> bool:
     """Whether any rule or queue of ``config`` can answer a call other than by queueing it."""
     return any(rule.voicemail or rule.ask for rule in config.rules) or any(
-        queue.out_of_hours is not None and queue.out_of_hours.action == "voicemail" for queue in config.queues.values()
+        queue.ask is not None or (queue.out_of_hours is not None and queue.out_of_hours.action == "voicemail")
+        for queue in config.queues.values()
     )
 
 

@@ -132,3 +132,17 @@ def test_a_forged_answer_is_refused_and_stores_nothing(client, world):
 
     assert answer.status_code in (401, 403)
     assert stored_messages() == [] and list(iter_contacts()) == []
+
+
+def test_a_queue_may_ask_its_callers(client, world, monkeypatch):
+    use_config(
+        monkeypatch,
+        "queues:\n  default:\n    ask: {question: 'In a few words, what is your call about?', language: en-GB}\n"
+        "rules:\n  - name: everything else\n    queue: default\n",
+    )
+    caller = _asked(client, world)
+    world.speak(caller, "where is my parcel")
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    drain(client)
+    [message] = stored_messages()
+    assert message["text"] == "where is my parcel"

@@ -125,3 +125,20 @@ def test_rules_explain_says_what_a_call_gets():
     )
     assert "Call:         asked 'Why?' (en-US) first" in explain(asking, ContactFacts.of("voice"), DAY)
     assert "Call:" not in explain(asking, ContactFacts.of("webchat"), DAY)
+
+
+def test_a_queue_may_ask_its_callers_and_a_rules_question_comes_first():
+    text = CLOSED_AT_NIGHT.replace(
+        "      message: We are closed. Please leave a message after the tone.\n",
+        "      message: We are closed. Please leave a message after the tone.\n    ask: What is it about?\n",
+        1,
+    )
+    config = parse_config(text)
+    ask = classify(config, ContactFacts.of("voice"), DAY).ask
+    assert ask is not None and ask.question == "What is it about?"
+    assert classify(config, ContactFacts.of("voice"), NIGHT).ask is None
+    own = parse_config(
+        text.replace("    queue: phones\n  - name: every", "    queue: phones\n    ask: Why?\n  - name: every")
+    )
+    ask = classify(own, ContactFacts.of("voice"), DAY).ask
+    assert ask is not None and ask.question == "Why?"

@@ -68,6 +68,7 @@ def _build_queue(name: str, raw: QueueIn) -> QueueConfig:
             sla_clock=raw.routing.sla_clock,
             reply_window_margin_seconds=raw.routing.reply_window_margin,
         ),
+        ask=SpeechQuestion(raw.ask.question, raw.ask.language) if raw.ask else None,
     )
 
 

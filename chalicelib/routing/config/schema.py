@@ -278,10 +278,28 @@ class QueueRoutingIn(Strict):
     reply_window_margin: Annotated[int, BeforeValidator(parse_duration), Field(ge=0, le=23 * 3600)] = 3600
 
 
+Spoken = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+# A Twilio speech-recognition language tag (en-US, en-GB, de-DE, es-MX...).
+SpeechLanguage = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}-[A-Za-z0-9]{2,8}$")]
+
+
+class AskIn(Strict):
+    """``ask``: the question a caller hears first; the answer (speech) becomes the contact's text."""
+
+    question: Spoken
+    language: SpeechLanguage = "en-US"
+
+
+def _question_alone(value: Any) -> Any:
+    return {"question": value} if isinstance(value, str) else value
+
+
 class QueueIn(Strict):
     hours: HoursIn | None = None
     out_of_hours: OutOfHoursIn | None = None
     routing: QueueRoutingIn = Field(default_factory=QueueRoutingIn)
+    # Its callers are asked this first, unless their rule asks its own question.
+    ask: Annotated[AskIn, BeforeValidator(_question_alone)] | None = None
 
 
 class CustomerIn(Strict):
@@ -333,22 +351,6 @@ class StepIn(Strict):
                 "a step must do something: set_skills, drop_skills, add_queues, overflow_to or raise_priority",
             )
         return self
-
-
-Spoken = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
-# A Twilio speech-recognition language tag (en-US, en-GB, de-DE, es-MX...).
-SpeechLanguage = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}-[A-Za-z0-9]{2,8}$")]
-
-
-class AskIn(Strict):
-    """``ask``: the question a caller hears first; the answer (speech) becomes the contact's text."""
-
-    question: Spoken
-    language: SpeechLanguage = "en-US"
-
-
-def _question_alone(value: Any) -> Any:
-    return {"question": value} if isinstance(value, str) else value
 
 
 class RuleIn(Strict):

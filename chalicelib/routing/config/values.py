@@ -90,11 +90,20 @@ DEFAULT_QUEUE_ROUTING = QueueRouting()
 
 
 @dataclass(frozen=True)
+class SpeechQuestion:
+    """What a rule asks a caller before queueing the call (``<Gather input="speech">``), in a Twilio language."""
+
+    question: str
+    language: str = DEFAULT_SPEECH_LANGUAGE
+
+
+@dataclass(frozen=True)
 class QueueConfig:
     name: str
     hours: Hours | None = None  # None: always open
     out_of_hours: OutOfHours | None = None
     routing: QueueRouting = field(default_factory=QueueRouting)  # how its contacts are routed and timed
+    ask: SpeechQuestion | None = None  # its callers are asked this first (a rule's own question comes first)
 
 
 @dataclass(frozen=True)
@@ -168,14 +177,6 @@ class Conditions:
     @property
     def is_empty(self) -> bool:
         return self == Conditions()
-
-
-@dataclass(frozen=True)
-class SpeechQuestion:
-    """What a rule asks a caller before queueing the call (``<Gather input="speech">``), in a Twilio language."""
-
-    question: str
-    language: str = DEFAULT_SPEECH_LANGUAGE
 
 
 @dataclass(frozen=True)
