@@ -32,7 +32,7 @@ from chalicelib.channels.twilio import (
     caller_identity,
 )
 from chalicelib.conversations.models import Attachment, InboundMessage, StoredMessage
-from chalicelib.voice import speech, voicemail
+from chalicelib.voice import calls, speech, voicemail
 
 # Twilio serves a recording as WAV at its URL and as MP3 with ".mp3": the smaller file for a browser to play.
 RECORDING_FORMAT = (".mp3", "audio/mpeg")
@@ -126,6 +126,9 @@ class TwilioSpeechAnswer(_IvrWebhook):
 
     def handle(self, request: WebhookRequest) -> Webhook:
         form = _verified_form(request)
+        if (form.get("CallStatus") or "").lower() in calls.FINAL:
+            # The caller hung up during the question: no call to hold, and nobody is offered it.
+            return Webhook(immediate=_empty_twiml())
         call = _parse_call(form)
         metadata = dict(call.metadata)
         if form.get("SpeechResult") and form.get("Confidence"):

@@ -146,3 +146,17 @@ def test_a_queue_may_ask_its_callers(client, world, monkeypatch):
     drain(client)
     [message] = stored_messages()
     assert message["text"] == "where is my parcel"
+
+
+def test_an_answer_that_comes_after_the_caller_hung_up_queues_no_dead_call(client, world):
+    caller = _asked(client, world)
+    world.speak(caller, "refund please")
+    [(url, form, _context, _sid)] = world.pending
+    world.pending.clear()
+    hung_up = [(k, "completed" if k == "CallStatus" else v) for k, v in form]
+
+    status, body = poster(client)(url, hung_up)
+    drain(client)
+
+    assert status == 200 and twiml.check(body, twiml.CALL, PUBLIC_BASE_URL).find("Enqueue") is None
+    assert stored_messages() == [] and list(iter_contacts()) == [], "nobody is offered the dead call"
