@@ -3,7 +3,7 @@
 Which calls: ``chalicelib.voice.arrival`` (a closed queue's ``out_of_hours: {action: voicemail}``, or a rule's
 ``voicemail``). The call hears the greeting and ``<Record transcribe="true">``; nothing is stored while the caller
 speaks, so a caller who says nothing leaves nothing (Twilio then goes on with the verbs after ``<Record>``: a
-goodbye). Then Twilio's three signed requests, each a route of ``chalicelib.channels.twilio_voicemail``:
+goodbye). Then Twilio's three signed requests, each a route of ``chalicelib.channels.twilio_ivr``:
 
 1. the Record ``action`` (the call's parameters and ``RecordingSid``/``RecordingUrl``/``RecordingDuration``): the
    voicemail is stored as an inbound message on the ``voicemail`` channel (keyed by the recording, so once), in a
@@ -100,22 +100,24 @@ def transcribed_stored(recording_sid: str, status: str, text: str | None) -> boo
     found = store.find(PROVIDER, recording_sid)
     if found is None:
         return False
-    _transcribed(found, status, text)
+    _transcribed(found, status, text, routed=False)
     return True
 
 
 def transcribed(stored: StoredMessage, status: str, text: str | None) -> None:
-    """The ``transcribeCallback`` that stored its voicemail itself: the transcript on it."""
+    """The ``transcribeCallback`` that stored its voicemail itself (its routing event queued with it): the
+    transcript on it."""
     _transcribed(
         store.StoredVoicemail(stored.customer_id, stored.conversation_id, stored.message_id, stored.received_at),
         status,
         text,
+        routed=True,
     )
 
 
-def _transcribed(found: store.StoredVoicemail, status: str, text: str | None) -> None:
+def _transcribed(found: store.StoredVoicemail, status: str, text: str | None, *, routed: bool) -> None:
     """The transcript on the message (``completed``), or that there will be none (``failed``); the agent who has
-    the contact is told, once."""
+    the contact is told, once. ``routed``: this request queued the voicemail's routing event already."""
     completed = status == "completed" and bool(text and text.strip())
     transcript = text.strip() if completed and text else None
     noted = store.add_transcript(found, "completed" if completed else "failed", transcript)
@@ -123,7 +125,8 @@ def _transcribed(found: store.StoredVoicemail, status: str, text: str | None) ->
 
     contact = routing_store.get_contact(found.conversation_id)
     if contact is None:
-        _route(found, transcript)
+        if not routed:
+            _route(found, transcript)
     elif noted and contact.assigned_to:
         _tell_the_agent(contact.assigned_to, found, transcript)
     # Offered or queued: whoever accepts it reads the conversation, transcript included.
