@@ -100,6 +100,8 @@ class Call:
     hold_url: str | None = None
     muted: bool = False
     end_on_exit: bool = False  # <Conference endConferenceOnExit="true">: leaving ends the conference
+    listening: ET.Element | None = None  # the <Record> or <Gather> the call is in, waiting for the caller
+    then: list[ET.Element] = field(default_factory=list)  # the verbs after it, run when it ends without its action
 
 
 @dataclass
@@ -594,6 +596,105 @@ class VoiceWorld:
             if verb.tag == "Redirect":
                 self.pending.append(((verb.text or "").strip(), self._call_form(call), twiml.CALL, call.sid))
                 return
+            if verb.tag in ("Record", "Gather"):
+                # Twilio waits for the caller here: ``leave_voicemail`` / ``speak`` say what they do.
+                call.status = "in-progress"
+                call.listening, call.then = verb, list(root)[list(root).index(verb) + 1 :]
+                return
+
+    # -- the caller at a <Record> or a <Gather> ---------------------------------------------------------
+
+    def _listening(self, call_sid: str, tag: str) -> tuple[Call, ET.Element]:
+        call = self.calls[call_sid]
+        verb = call.listening
+        assert verb is not None and verb.tag == tag, f"the call is not at a <{tag}>"
+        call.listening = None
+        return call, verb
+
+    def _run_rest(self, call: Call) -> None:
+        """Twilio goes on with the verbs after the one that ended without requesting its action."""
+        rest = ET.Element("Response")
+        rest.extend(call.then)
+        call.then = []
+        self._run(call, rest)
+
+    def leave_voicemail(
+        self, call_sid: str, seconds: int, transcript: str | None = "", *, hang_up: bool = True
+    ) -> tuple[str, str]:
+        """The caller speaks for ``seconds`` at the ``<Record>`` (then hangs up, or presses #). Returns the
+        recording's (sid, url).
+
+        As Twilio does: an empty recording (0 s) requests no action and the call goes on with the next verb; else
+        the action is requested with the standard call parameters and ``RecordingUrl``, ``RecordingDuration``,
+        ``RecordingSid`` and ``Digits`` (``hangup`` when the caller hung up), then the ``recordingStatusCallback``
+        (no caller parameters) once the file is ready, then the ``transcribeCallback`` (the standard parameters and
+        the ``Transcription*`` ones; ``transcript=None``: the transcription failed)."""
+        with self.lock:
+            call, record = self._listening(call_sid, "Record")
+            max_length = int(record.attrib.get("maxLength", "3600"))
+            if seconds <= 0:
+                self._run_rest(call)
+                return "", ""
+            seconds = min(seconds, max_length)
+            sid = "RE" + secrets.token_hex(16)
+            url = f"https://api.twilio.com/2010-04-01/Accounts/{self.account_sid}/Recordings/{sid}"
+            if hang_up:
+                call.status = "completed"
+            action = record.attrib.get("action")
+            assert action, "a <Record> without action requests the current document again"
+            done = {"RecordingUrl": url, "RecordingDuration": str(seconds), "RecordingSid": sid}
+            form = self._call_form(call, **done, Digits="hangup" if hang_up else "#")
+            # The action's TwiML is run only while the caller is still on the line.
+            self.pending.append((action, form, twiml.CALL, None if hang_up else call.sid))
+            status_url = record.attrib.get("recordingStatusCallback")
+            if status_url:
+                status = {
+                    "AccountSid": self.account_sid,
+                    "CallSid": call.sid,
+                    "RecordingSid": sid,
+                    "RecordingUrl": url,
+                    "RecordingStatus": "completed",
+                    "RecordingDuration": str(seconds),
+                    "RecordingChannels": "1",
+                    "RecordingStartTime": _rfc2822(),
+                    "RecordingSource": "RecordVerb",
+                    "RecordingTrack": "both",
+                }
+                self.pending.append((status_url, sorted(status.items()), twiml.CALLBACK, None))
+            transcribe_url = record.attrib.get("transcribeCallback")
+            if record.attrib.get("transcribe") == "true" and transcribe_url and seconds <= 120:
+                transcription = {
+                    "TranscriptionSid": "TR" + secrets.token_hex(16),
+                    "TranscriptionText": transcript or "",
+                    "TranscriptionStatus": "completed" if transcript is not None else "failed",
+                    "TranscriptionUrl": f"https://api.twilio.com/2010-04-01/Accounts/{self.account_sid}/"
+                    f"Recordings/{sid}/Transcriptions/TR",
+                    "RecordingSid": sid,
+                    "RecordingUrl": url,
+                }
+                if transcript is None:
+                    del transcription["TranscriptionText"]
+                form = self._call_form(call, **transcription)
+                self.pending.append((transcribe_url, form, twiml.CALLBACK, None))
+            if hang_up:
+                self._status(call, "completed")
+            return sid, url
+
+    def speak(self, call_sid: str, words: str, confidence: str = "0.91") -> None:
+        """The caller answers the ``<Gather input="speech">`` (``""``: silence until it times out).
+
+        An answer (or silence with ``actionOnEmptyResult="true"``) requests the action with the standard call
+        parameters and ``SpeechResult`` and ``Confidence``; silence without it goes on with the next verb."""
+        with self.lock:
+            call, gather = self._listening(call_sid, "Gather")
+            assert "speech" in gather.attrib.get("input", "dtmf"), "this <Gather> does not listen for speech"
+            if not words and gather.attrib.get("actionOnEmptyResult") != "true":
+                self._run_rest(call)
+                return
+            action = gather.attrib.get("action")
+            assert action, "a <Gather> without action requests the current document again"
+            more = {"SpeechResult": words, "Confidence": confidence} if words else {}
+            self.pending.append((action, self._call_form(call, **more), twiml.CALL, call.sid))
 
     # -- what tests read ---------------------------------------------------------------------------------
 
