@@ -236,6 +236,15 @@ def transfer(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
     return work.transfer(principal.agent_id, conversation_id, _json_body())
 
 
+@route("/conversations/{conversation_id}/call", methods=["POST"], content_types=["application/json"])
+@signed_in(auth.AGENT)
+def call_control(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
+    """The agent's in-call controls (hold, mute, hang up, consult, hand over): conference changes at Twilio."""
+    from chalicelib.voice import controls
+
+    return controls.control(principal.agent_id, conversation_id, _json_body())
+
+
 @route("/conversations/{conversation_id}/close", methods=["POST"], content_types=["application/json"])
 @signed_in(auth.AGENT)
 def close(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:

@@ -83,8 +83,9 @@ class TwilioConference(_VoiceWebhook):
     path = "/webhooks/twilio/voice/conference"
 
     def answer(self, conversation_id: str, form: _Form, base: str) -> Webhook:
-        from chalicelib.voice import connect
+        from chalicelib.voice import connect, controls
 
+        controls.on_conference_event(conversation_id, dict(form.pairs))
         connect.on_conference_event(conversation_id, dict(form.pairs), base)
         return Webhook(immediate=_empty_twiml())
 

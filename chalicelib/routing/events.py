@@ -171,6 +171,25 @@ class CallbackDue(RoutingEvent):
     due_at: str
 
 
+@dataclass(frozen=True)
+class AgentLeftCall(RoutingEvent):
+    """The agent's leg left a bridged call the caller is still on (dropped, or the agent's phone hung up): the caller
+    waits on hold in the conference, and the contact goes back to the head of its queue."""
+
+    kind: ClassVar[str] = "AgentLeftCall"
+    conversation_id: str
+    agent_id: str
+    call_sid: str
+
+    @property
+    def group_id(self) -> str:
+        return self.conversation_id
+
+    @property
+    def dedupe_id(self) -> str:
+        return "agent-left-" + self.call_sid
+
+
 _KINDS: dict[str, type[RoutingEvent]] = {
     cls.kind: cls
     for cls in (
@@ -183,6 +202,7 @@ _KINDS: dict[str, type[RoutingEvent]] = {
         CallerLeft,
         AgentUnreachable,
         CallbackDue,
+        AgentLeftCall,
     )
 }
 

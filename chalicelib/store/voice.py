@@ -245,3 +245,75 @@ def callback_given_up(conversation_id: str, now: str) -> bool:
         " AND attribute_not_exists(callback.connected_at)",
         {":now": now},
     )
+
+
+def note_conference(conversation_id: str, conference_sid: str) -> bool:
+    """The Twilio conference of the contact (from a participant's join; the Participants API names it)."""
+    return _conditional_set(
+        conversation_id,
+        "SET conference_sid = :sid",
+        "attribute_exists(pk) AND (attribute_not_exists(conference_sid) OR conference_sid <> :sid)",
+        {":sid": conference_sid},
+    )
+
+
+def note_controls(conversation_id: str, **flags: bool) -> None:
+    """What the agent set on the call (``on_hold``, ``muted``), for the console's call bar."""
+    expression = "SET " + ", ".join(f"{name} = :{name}" for name in flags)
+    _conditional_set(conversation_id, expression, "attribute_exists(pk)", {f":{n}": v for n, v in flags.items()})
+
+
+def free_agent_leg(conversation_id: str, call_sid: str) -> bool:
+    """The bridged agent leg ``call_sid`` left the call: the caller waits on hold in the conference, and the next
+    accept claims a new leg (which joins the conference: the caller is in it already, ``bridged_at`` stays)."""
+    return _conditional_set(
+        conversation_id,
+        "REMOVE agent_leg SET on_hold = :held, muted = :muted, held_for_agent = :held",
+        "agent_leg.call_sid = :call AND attribute_exists(bridged_at)",
+        {":call": call_sid, ":held": True, ":muted": False},
+    )
+
+
+def caller_taken_off_hold(conversation_id: str) -> bool:
+    """The caller held for the next agent is off hold: True for the one report of it (a repeated join: False)."""
+    return _conditional_set(
+        conversation_id,
+        "REMOVE held_for_agent SET on_hold = :off",
+        "attribute_exists(held_for_agent)",
+        {":off": False},
+    )
+
+
+def start_consult(conversation_id: str, agent_id: str, now: str) -> bool:
+    """A consult of ``agent_id`` on the call (a warm transfer): True for the one that may start now."""
+    return _conditional_set(
+        conversation_id,
+        "SET consult = :consult",
+        "attribute_exists(agent_leg) AND attribute_not_exists(consult)",
+        {":consult": {"agent_id": agent_id, "started_at": now}},
+    )
+
+
+def note_consult_call(conversation_id: str, agent_id: str, call_sid: str) -> bool:
+    return _conditional_set(
+        conversation_id,
+        "SET consult.call_sid = :call",
+        "consult.agent_id = :agent AND attribute_not_exists(consult.call_sid)",
+        {":call": call_sid, ":agent": agent_id},
+    )
+
+
+def end_consult(conversation_id: str, agent_id: str) -> bool:
+    """The consult of ``agent_id`` is over (cancelled, failed, or the colleague hung up)."""
+    return _conditional_set(conversation_id, "REMOVE consult", "consult.agent_id = :agent", {":agent": agent_id})
+
+
+def hand_over_leg(conversation_id: str, old_call_sid: str, consult: dict[str, Any], now: str) -> bool:
+    """The consulted colleague's call becomes the contact's agent leg (a warm transfer's hand-over)."""
+    leg = {"agent_id": consult["agent_id"], "call_sid": consult["call_sid"], "claimed_at": now}
+    return _conditional_set(
+        conversation_id,
+        "SET agent_leg = :leg REMOVE consult",
+        "agent_leg.call_sid = :old AND consult.call_sid = :consult",
+        {":leg": leg, ":old": old_call_sid, ":consult": consult["call_sid"]},
+    )

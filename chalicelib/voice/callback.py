@@ -190,7 +190,7 @@ def place(
     if not store.note_callback_call(conversation_id, attempt, sid):
         # An orphan of this attempt was answered and noted first: this second call would ring for nothing.
         with contextlib.suppress(twilio_api.Gone, ProviderUnavailable, ProviderRejected):
-            twilio_api.hang_up(sid)
+            twilio_api.end_call(sid)
         return None
     outbound.record("twilio", sid, conversation_id, "queued", now, "call", {"role": ROLE, "attempt": attempt})
     logger.info("calling the customer back", extra={"conversation_id": conversation_id, "attempt": attempt})
@@ -275,7 +275,7 @@ def _give_up(contact: Contact, now: str) -> None:
     leg = ((store.get_call(conversation_id) or {}).get("agent_leg") or {}).get("call_sid")
     if leg:
         try:
-            twilio_api.hang_up(str(leg))
+            twilio_api.end_call(str(leg))
         except twilio_api.Gone:
             pass  # the agent's leg has ended already
         except (ProviderUnavailable, ProviderRejected):

@@ -164,7 +164,7 @@ def test_every_problem_is_reported_in_line_order():
     assert str(caught.value).splitlines() == [
         "ops.yaml:6: rules[0].priority: Input should be less than or equal to 9",
         "ops.yaml:7: rules[0].when.channel: unknown channel (channels: voice, webchat, sms, whatsapp, telegram, "
-        "app, in_store, voice_assistant, messenger, instagram, email)",
+        "app, in_store, voice_assistant, messenger, instagram, email, voicemail)",
     ]
 
 

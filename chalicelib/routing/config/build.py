@@ -9,6 +9,7 @@ from __future__ import annotations
 from chalicelib.routing.config.schema import ConfigIn, CustomerIn, QueueIn, RuleIn, parse_days, parse_window
 from chalicelib.routing.config.values import (
     DAYS,
+    DEFAULT_VOICEMAIL_GREETING,
     Conditions,
     EscalationStep,
     Hours,
@@ -18,6 +19,7 @@ from chalicelib.routing.config.values import (
     QueueRouting,
     RoutingConfig,
     Rule,
+    SpeechQuestion,
     TimeWindow,
     VoiceCallback,
 )
@@ -70,6 +72,7 @@ def _build_queue(name: str, raw: QueueIn) -> QueueConfig:
             sla_clock=raw.routing.sla_clock,
             reply_window_margin_seconds=raw.routing.reply_window_margin,
         ),
+        ask=SpeechQuestion(raw.ask.question, raw.ask.language) if raw.ask else None,
     )
 
 
@@ -111,4 +114,6 @@ def _build_rule(raw: RuleIn, timezone: str) -> Rule:
             )
             for step in raw.escalation
         ),
+        voicemail=DEFAULT_VOICEMAIL_GREETING if raw.voicemail is True else (raw.voicemail or None),
+        ask=SpeechQuestion(raw.ask.question, raw.ask.language) if raw.ask else None,
     )
