@@ -176,6 +176,36 @@ class AgentLegDue(RoutingEvent):
     due_at: str
 
 
+@dataclass(frozen=True)
+class CallbackDue(RoutingEvent):
+    """A timer: attempt ``attempt`` of calling back the customer of a voice contact is due at ``due_at`` (the one
+    before was not answered). Handled by ``voice.callback``, not the router: it places a call, routes nothing."""
+
+    kind: ClassVar[str] = "CallbackDue"
+    conversation_id: str
+    attempt: int
+    due_at: str
+
+
+@dataclass(frozen=True)
+class AgentLeftCall(RoutingEvent):
+    """The agent's leg left a bridged call the caller is still on (dropped, or the agent's phone hung up): the caller
+    waits on hold in the conference, and the contact goes back to the head of its queue."""
+
+    kind: ClassVar[str] = "AgentLeftCall"
+    conversation_id: str
+    agent_id: str
+    call_sid: str
+
+    @property
+    def group_id(self) -> str:
+        return self.conversation_id
+
+    @property
+    def dedupe_id(self) -> str:
+        return "agent-left-" + self.call_sid
+
+
 _KINDS: dict[str, type[RoutingEvent]] = {
     cls.kind: cls
     for cls in (
@@ -188,6 +218,8 @@ _KINDS: dict[str, type[RoutingEvent]] = {
         CallerLeft,
         AgentUnreachable,
         AgentLegDue,
+        CallbackDue,
+        AgentLeftCall,
     )
 }
 

@@ -23,6 +23,7 @@ from chalicelib.routing import hours, matching, records
 from chalicelib.routing.config import RoutingConfig
 from chalicelib.routing.events import (
     AgentFreed,
+    AgentLeftCall,
     AgentUnreachable,
     CallerLeft,
     ContactRequeued,
@@ -129,6 +130,8 @@ class Router:
         if isinstance(event, AgentUnreachable):
             moved = self.agent_unreachable(event.conversation_id, event.agent_id, now)
             return Outcome(note="agent-unreachable" if moved else "")
+        if isinstance(event, AgentLeftCall):
+            return Outcome(note="agent-left" if self.agent_left(event.conversation_id, event.agent_id, now) else "")
         raise TypeError(f"unhandled routing event {type(event).__name__}")
 
     # --- a customer wrote -----------------------------------------------------------------------
@@ -725,6 +728,36 @@ class Router:
         if changed and changed.presence is Presence.AWAY and agent and agent.presence is not Presence.AWAY:
             self.notifier.to_agent(agent_id, {"type": "presence", "presence": "Away", "reason": "offers expired"})
         self.bus.publish(ContactRequeued(contact_id, offer_id), AgentFreed(agent_id, cause=f"unreachable-{offer_id}"))
+        return True
+
+    def agent_left(self, contact_id: str, agent_id: str, now: str) -> bool:
+        """The agent's leg left a call the caller is still on: the contact waits again at the head of its queue
+        (``Contact.returned`` keeps its place) and the agent is released; their console is told."""
+
+        def step() -> tuple[Contact, Contact] | None:
+            contact = self.store.get_contact(contact_id)
+            if contact is None or contact.state is not ContactState.ASSIGNED or contact.assigned_to != agent_id:
+                return None
+            agent = self.store.get_agent(agent_id)
+            returned = contact.returned()
+            freed = (
+                agent.answered_since(contact.accepted_at).released(contact.channel, contact.cost, now)
+                if agent
+                else None
+            )
+            self.store.save(contacts=[(contact, returned)], agents=[(agent, freed)] if agent and freed else [])
+            return contact, returned
+
+        done = or_else(step, None)
+        if done is None:
+            return False
+        _before, returned = done
+        logger.info("agent left the call", extra={"contact_id": contact_id, "agent_id": agent_id})
+        self.notifier.to_agent(
+            agent_id, {"type": "call_requeued", "conversation_id": contact_id, "reason": "agent_left"}
+        )
+        cause = f"left-{returned.version}"
+        self.bus.publish(ContactRequeued(contact_id, cause), AgentFreed(agent_id, cause=f"{cause}-{contact_id}"))
         return True
 
     @staticmethod

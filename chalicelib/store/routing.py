@@ -972,6 +972,17 @@ def record_abandoned(queue: str, waited_seconds: float = 0.0) -> None:
     )
 
 
+def record_callback(queue: str, outcome: str) -> None:
+    """A callback of ``queue`` was ``requested``, ``connected`` or ``failed``: counted for the supervisor view."""
+    aws.client("dynamodb").update_item(
+        TableName=_table(),
+        Key=key(f"QUEUESTATS#{queue}", "STATS"),
+        UpdateExpression="ADD #outcome :one",
+        ExpressionAttributeNames={"#outcome": f"callbacks_{outcome}"},
+        ExpressionAttributeValues=to_values({":one": 1}),
+    )
+
+
 def waiting_summary(queue: str) -> tuple[int, str | None]:
     """How many contacts wait in ``queue`` and since when the longest has waited: a few items, not the queue."""
     return sum(waiting_counts(queue).values()), oldest_waiting(queue)

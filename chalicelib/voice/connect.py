@@ -120,10 +120,17 @@ def on_conference_event(conversation_id: str, form: dict[str, Any], base: str) -
         return False
     if form.get("ParticipantLabel") == twiml.CUSTOMER_LABEL:
         _customer_joined(conversation_id)
+        from chalicelib.voice import callback
+
+        callback.on_customer_joined(conversation_id)
         return False
     if form.get("ParticipantLabel") != twiml.AGENT_LABEL:
         return False
     call = store.get_call(conversation_id)
+    if call is not None and call.get("callback") and call.get("agent_leg") and not call.get("bridged_at"):
+        from chalicelib.voice import callback  # the caller hung up to be called back: call them now
+
+        return callback.on_agent_joined(conversation_id, call, base)
     if call is None or call.get("bridged_at") or not call.get("agent_leg"):
         return False
     customer = str(call["customer_call_sid"])

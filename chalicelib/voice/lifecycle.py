@@ -66,7 +66,7 @@ def on_caller_left(conversation_id: str, first_time: bool) -> bool:
 def _hang_up(call_sid: str, conversation_id: str) -> None:
     """End a stray agent leg, best effort: answered, its TwiML hangs up anyway; unanswered, it rings out."""
     try:
-        twilio_api.hang_up(call_sid)
+        twilio_api.end_call(call_sid)
     except twilio_api.Gone:
         pass  # it ended already
     except (ProviderUnavailable, ProviderRejected):

@@ -76,6 +76,35 @@ def redirect(call_sid: str, url: str) -> None:
     _post(f"/Calls/{quote(call_sid, safe='')}.json", [("Url", url), ("Method", "POST")])
 
 
-def hang_up(call_sid: str) -> None:
-    """End a call in whatever state it is (``Status=completed`` ends a ringing one too; ``Gone``: it ended)."""
+def update_participant(conference_sid: str, who: str, form: Sequence[tuple[str, str]]) -> dict[str, object]:
+    """Change a conference participant (``Hold``/``HoldUrl``, ``Muted``); ``who`` is its CallSid or its label,
+    as Twilio accepts either (``Gone``: not in the conference any more).
+    Source: https://www.twilio.com/docs/voice/api/conference-participant-resource#update-a-participant-resource.
+    """
+    path = f"/Conferences/{quote(conference_sid, safe='')}/Participants/{quote(who, safe='')}.json"
+    return _post(path, form)
+
+
+def end_call(call_sid: str) -> None:
+    """Hang up a live call (``Status=completed``; ``Gone``: it ended already)."""
     _post(f"/Calls/{quote(call_sid, safe='')}.json", [("Status", "completed")])
+
+
+def add_participant(conference_sid: str, *, to: str, from_: str, label: str, timeout: int) -> str:
+    """Call ``to`` into the conference (``client:<identity>`` rings a softphone) as participant ``label``; its
+    CallSid. The new participant neither starts nor ends the conference.
+    Source: https://www.twilio.com/docs/voice/api/conference-participant-resource#create-a-participant-agent-conference-only.
+    """
+    form = [
+        ("To", to),
+        ("From", from_),
+        ("Label", label),
+        ("StartConferenceOnEnter", "true"),
+        ("EndConferenceOnExit", "false"),
+        ("Beep", "false"),
+        ("Timeout", str(max(5, min(600, timeout)))),
+    ]
+    sid = _post(f"/Conferences/{quote(conference_sid, safe='')}/Participants.json", form).get("call_sid")
+    if not isinstance(sid, str) or not sid:
+        raise ProviderUnavailable(PROVIDER, "an added participant without a call_sid")
+    return sid

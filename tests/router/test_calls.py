@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.routing.events import AgentUnreachable, CallerLeft, ConversationMessage
+from chalicelib.routing.events import AgentLeftCall, AgentUnreachable, CallerLeft, ConversationMessage
 from chalicelib.routing.model import ContactState, Presence
 from tests.router.conftest import T0, World
 from tests.router.test_records import agent, at
@@ -112,3 +112,30 @@ def test_the_queue_keeps_the_total_time_to_abandon(world: World) -> None:
     home = world.router.store.get_contact("c1").queues[0]
     stats = world.router.store.queue_stats(home)
     assert (stats["abandoned"], stats["abandon_seconds"]) == (2, 50)
+
+
+def test_an_agent_who_left_a_call_puts_it_back_at_the_head_of_its_queue_once(world: World) -> None:
+    agent(world, "ann")
+    call(world, "c1")
+    world.router.accept("ann", "c1")
+    world.run()
+    call(world, "c2", at(10))  # a later caller waits: ann is busy
+    before = world.router.store.get_contact("c1")
+    assert before is not None
+
+    world.clock.set(at(60))
+    for _ in range(2):  # a repeat changes nothing
+        world.router.handle(AgentLeftCall("c1", "ann", "CA2"), world.clock.now())
+        world.run()
+
+    after = world.router.store.get_contact("c1")
+    assert after is not None and after.state is ContactState.OFFERED and after.offered_to == "ann"
+    assert (after.enqueued_at, after.sla_deadline) == (before.enqueued_at, before.sla_deadline)
+    later = world.router.store.get_contact("c2")
+    assert later is not None and later.state is ContactState.QUEUED, "c1 is ahead of the later caller"
+    assert (
+        "ann",
+        {"type": "call_requeued", "conversation_id": "c1", "reason": "agent_left"},
+    ) in world.base.notifier.pushed
+    ann = world.router.store.get_agent("ann")
+    assert ann is not None and ann.consecutive_expired == 0, "not an expired offer"
