@@ -6,8 +6,8 @@ Keys in the data table::
     VOICE#<conversation id>   VOICE   customer_call_sid, callback_base (the webhooks' URL the call came in on),
                                       number (ours, that the customer called), queue_sid (the Twilio queue the
                                       caller waits in, from the first wait request), agent_leg (the one agent leg:
-                                      agent_id, claimed_at, call_sid), bridged_at (the caller was moved into the
-                                      conference), callback (the caller asked to be called back: the
+                                      agent_id, claimed_at, call_sid, joined_at), bridged_at (the caller was moved
+                                      into the conference), callback (the caller asked to be called back: the
                                       section "the callback" below), expires_at (TTL:
                                       ``conversations.idempotency_expiry``)
 
@@ -155,12 +155,24 @@ def note_customer_joined(conversation_id: str, now: str) -> bool:
 
 def drop_agent_claim(conversation_id: str, agent_id: str) -> bool:
     """``agent_id``'s leg, placed or not, never joined in time: free the claim for the next agent's accept (not
-    once the caller was moved to it)."""
+    once the leg joined the conference)."""
     return _conditional_set(
         conversation_id,
         "REMOVE agent_leg",
-        "agent_leg.agent_id = :agent AND attribute_not_exists(bridged_at)",
+        "agent_leg.agent_id = :agent AND attribute_not_exists(agent_leg.joined_at)",
         {":agent": agent_id},
+    )
+
+
+def note_agent_joined(conversation_id: str, call_sid: str, now: str) -> bool:
+    """The claimed agent leg ``call_sid`` is in the conference (its participant-join): True for the first report.
+    The join timer asks this, not ``bridged_at``: a caller held for the next agent was bridged by the one before,
+    and a called-back caller is never bridged from the queue at all."""
+    return _conditional_set(
+        conversation_id,
+        "SET agent_leg.joined_at = :now",
+        "agent_leg.call_sid = :call AND attribute_not_exists(agent_leg.joined_at)",
+        {":call": call_sid, ":now": now},
     )
 
 
@@ -324,7 +336,8 @@ def end_consult(conversation_id: str, agent_id: str) -> bool:
 
 def hand_over_leg(conversation_id: str, old_call_sid: str, consult: dict[str, Any], now: str) -> bool:
     """The consulted colleague's call becomes the contact's agent leg (a warm transfer's hand-over)."""
-    leg = {"agent_id": consult["agent_id"], "call_sid": consult["call_sid"], "claimed_at": now}
+    # In the conference already (joined as ``consult``): the accept's join timer finds it joined.
+    leg = {"agent_id": consult["agent_id"], "call_sid": consult["call_sid"], "claimed_at": now, "joined_at": now}
     return _conditional_set(
         conversation_id,
         "SET agent_leg = :leg REMOVE consult",

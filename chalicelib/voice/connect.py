@@ -126,6 +126,8 @@ def on_conference_event(conversation_id: str, form: dict[str, Any], base: str) -
         return False
     if form.get("ParticipantLabel") != twiml.AGENT_LABEL:
         return False
+    if form.get("CallSid"):
+        store.note_agent_joined(conversation_id, str(form["CallSid"]), clock.now_iso())
     call = store.get_call(conversation_id)
     if call is not None and call.get("callback") and call.get("agent_leg") and not call.get("bridged_at"):
         from chalicelib.voice import callback  # the caller hung up to be called back: call them now

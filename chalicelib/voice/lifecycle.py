@@ -15,7 +15,8 @@ what the others left:
 - ``expect_agent`` / ``on_timer``: every voice accept arms an ``AgentLegDue`` timer (the router's timer queue) at
   the offer timeout plus ``JOIN_MARGIN_SECONDS``. Twilio's no-answer callback normally moves the contact on long
   before; when it was lost, or a softphone agent never dialled in, the timer finds the contact still theirs and
-  not bridged, frees the leg's claim (conditional: not once bridged), hangs the leg up and publishes the same
+  their leg not joined (``agent_leg.joined_at``, set by the leg's participant-join), frees the leg's claim
+  (conditional: not once joined), hangs the leg up and publishes the same
   ``AgentUnreachable`` the callback would have (its dedupe id the leg's CallSid, so the two act once).
 """
 
@@ -43,9 +44,10 @@ FINAL = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
 
 
 def caller_gone(call: dict[str, Any] | None) -> bool:
-    """Whether the customer's call of this voice record has ended."""
+    """Whether the customer's call of this voice record has ended, and nobody is to call them back (a caller who
+    pressed 1 hung up on purpose: ``voice.callback`` calls them once the agent joins)."""
     sid = (call or {}).get("customer_call_sid")
-    if not sid:
+    if not sid or (call or {}).get("callback"):
         return False
     record = outbound.get_status(twilio_api.PROVIDER, str(sid), kind="call")
     return record is not None and str(record.get("status")) in FINAL
@@ -55,8 +57,8 @@ def on_caller_left(conversation_id: str, first_time: bool) -> bool:
     """The caller's call ended: True when it ended before they were put through to an agent. ``first_time``:
     this request moved the call's record to final (a repeat does not hang the agent's leg up again)."""
     call = store.get_call(conversation_id)
-    if call is None or call.get("bridged_at"):
-        return False
+    if call is None or (call.get("bridged_at") and not call.get("held_for_agent")):
+        return False  # put through, and not waiting on hold for a next agent (whose leg has not joined yet)
     leg_sid = (call.get("agent_leg") or {}).get("call_sid")
     if leg_sid and first_time:
         _hang_up(str(leg_sid), conversation_id)
@@ -100,9 +102,9 @@ def on_timer(event: AgentLegDue, now: str) -> str:
     ):
         return "answered"  # moved on already (rang out, abandoned, a later accept)
     call = store.get_call(event.conversation_id)
-    if call is None or call.get("bridged_at"):
+    leg = (call or {}).get("agent_leg") or {}
+    if call is None or (leg.get("agent_id") == event.agent_id and leg.get("joined_at")):
         return "joined"
-    leg = call.get("agent_leg") or {}
     leg_sid = leg.get("call_sid") if leg.get("agent_id") == event.agent_id else None
     if leg.get("agent_id") == event.agent_id and not store.drop_agent_claim(event.conversation_id, event.agent_id):
         return "joined"  # bridged just now
