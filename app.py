@@ -21,6 +21,8 @@ from chalicelib.observability import correlate, logger, middleware
 from chalicelib.routing import config as routing_config
 from chalicelib.routing import engine, records
 from chalicelib.routing.events import (
+    AgentLegDue,
+    CallbackDue,
     EscalationDue,
     OfferTimeout,
     ReconnectGraceExpired,
@@ -242,6 +244,15 @@ def add_note(conversation_id: str, principal: auth.Principal) -> Response:
 @signed_in(auth.AGENT)
 def transfer(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
     return work.transfer(principal.agent_id, conversation_id, _json_body())
+
+
+@route("/conversations/{conversation_id}/call", methods=["POST"], content_types=["application/json"])
+@signed_in(auth.AGENT)
+def call_control(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
+    """The agent's in-call controls (hold, mute, hang up, consult, hand over): conference changes at Twilio."""
+    from chalicelib.voice import controls
+
+    return controls.control(principal.agent_id, conversation_id, _json_body())
 
 
 @route("/conversations/{conversation_id}/close", methods=["POST"], content_types=["application/json"])
@@ -559,6 +570,16 @@ def on_routing_event(event: Any) -> dict[str, Any]:
 
 def _timer_record(record: SQSRecord) -> None:
     event = _correlated(record.body)
+    if isinstance(event, AgentLegDue):
+        from chalicelib.voice import lifecycle
+
+        lifecycle.on_timer(event, clock.now_iso())
+        return
+    if isinstance(event, CallbackDue):  # the next call back to a customer: voice, not routing
+        from chalicelib.voice import callback
+
+        callback.on_due(event, clock.now_iso())
+        return
     if not isinstance(event, OfferTimeout | EscalationDue | ReconnectGraceExpired):
         raise UnknownEvent(f"{type(event).__name__} is not a timer")
     engine.handle(event)
@@ -566,7 +587,7 @@ def _timer_record(record: SQSRecord) -> None:
 
 @app.on_sqs_message(queue=timer_queue_name(), batch_size=10)
 def on_timer(event: Any) -> dict[str, Any]:
-    """Offer timeouts, escalation steps and reconnect grace periods, delivered by SQS when they are due."""
+    """Offer timeouts, escalation steps, reconnect grace periods and call back retries, delivered when due."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
     processor = BatchProcessor(event_type=EventType.SQS)

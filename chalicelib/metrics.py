@@ -61,6 +61,12 @@ def abandoned(seconds: float, queue: str, channel: str) -> None:
     _record("TimeToAbandon", MetricUnit.Seconds, seconds, queue, channel, PER_QUEUE)
 
 
+def callback(outcome: str, queue: str, channel: str) -> None:
+    """A waiting caller's callback: ``requested`` (they pressed 1), ``connected`` (called back and with the agent)
+    or ``failed`` (every attempt unanswered), as ``CallbackRequested``, ``CallbackConnected``, ``CallbackFailed``."""
+    _record("Callback" + outcome.capitalize(), MetricUnit.Count, 1, queue, channel, PER_QUEUE)
+
+
 def flush() -> None:
     """Write what this invocation recorded: one EMF document per queue and channel, then forget it."""
     if not _pending:

@@ -64,7 +64,8 @@ DEFAULT_RECONNECT_GRACE_SECONDS = 120
 DEFAULT_HEARTBEAT_SECONDS = 240.0
 DEFAULT_DECISION_RETENTION_DAYS = 90
 DEFAULT_CONTACT_RECORD_RETENTION_DAYS = 400
-# Idempotency records (INBOUND# delivery records, REPLYKEY# reply keys): kept past any retry that could come,
+# Idempotency records (INBOUND# delivery records, REPLYKEY# reply keys; the OUTBOUND#, CALL# and VOICE# records
+# status callbacks look up): kept past any retry that could come,
 # the longest being a message waiting out SQS's 14-day retention (or a DLQ redrive); never less than that.
 DEFAULT_IDEMPOTENCY_RETENTION_DAYS = 30
 MIN_IDEMPOTENCY_RETENTION_DAYS = 15

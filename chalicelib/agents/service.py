@@ -299,8 +299,9 @@ def accept(agent_id: str, contact_id: str, offer_id: str | None = None) -> Conta
     their own phone is called (once, however often the accept is repeated)."""
     contact = _router().accept(agent_id, contact_id, offer_id)
     if contact.channel == "voice":
-        from chalicelib.voice import connect
+        from chalicelib.voice import connect, lifecycle
 
+        lifecycle.expect_agent(contact)
         connect.on_accept(contact)
     return contact
 

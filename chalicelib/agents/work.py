@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
@@ -84,7 +85,21 @@ def conversation(agent_id: str, conversation_id: str, oversee: bool = False) -> 
             {k: v for k, v in m.items() if k not in ("pk", "sk", "type")}
             for m in conversation_store.timeline(customer_id)
         ],
+        **_callback_of(contact),
     }
+
+
+def _callback_of(contact: Contact) -> dict[str, Any]:
+    """A call whose caller asked to be called back: the number, and how the call back stands (voice.callback)."""
+    if contact.channel != "voice":
+        return {}
+    from chalicelib.store import voice as voice_store
+
+    callback = (voice_store.get_call(contact.contact_id) or {}).get("callback")
+    if not callback:
+        return {}
+    shown = ("to", "requested_at", "attempts", "last_result", "connected_at", "failed_at")
+    return {"callback": {k: callback[k] for k in shown if k in callback}}
 
 
 class Note(BaseModel):
@@ -117,16 +132,32 @@ class Transfer(BaseModel):
 
 
 def transfer(agent_id: str, conversation_id: str, document: Any) -> dict[str, Any]:
-    """Hand an assigned conversation to a queue or to one agent; it is routed again and this agent is freed."""
+    """Hand an assigned conversation to a queue or to one agent; it is routed again and this agent is freed.
+    A call goes through the voice path too: its caller held, the agent's leg hung up (``chalicelib.voice``)."""
     target: Transfer = validate(Transfer, document)
     if target.queue and target.queue not in current_config().queues:
         raise InvalidPayload(f"no queue {target.queue}", [{"field": "queue", "problem": "unknown queue"}])
     if target.agent_id == agent_id:
         raise InvalidPayload("transfer to someone else", [{"field": "agent_id", "problem": "that is you"}])
+    call = _hold_call_for_transfer(agent_id, conversation_id)
+    if call is None:
+        return hand_over(agent_id, conversation_id, target)
+    try:
+        return hand_over(agent_id, conversation_id, target, then=lambda: _finish_call_transfer(conversation_id, call))
+    except Exception:
+        _resume_call(conversation_id, call)
+        raise
+
+
+def hand_over(
+    agent_id: str, conversation_id: str, target: Transfer, then: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """The routing side of a transfer (validated ``target``): the contact requeued, this agent freed. ``then``
+    runs once that is committed and before the router hears of it (a call's leg freed before the next accept)."""
     # To an agent: it waits in the colleague's queues, reserved for them.
     queues = (target.queue,) if target.queue else get_agent(str(target.agent_id)).queues
 
-    def hand_over() -> Contact:
+    def moved_on() -> Contact:
         contact = _contact_of(agent_id, conversation_id)
         if contact.state is not ContactState.ASSIGNED or contact.assigned_to != agent_id:
             raise Conflict("only a conversation assigned to you can be transferred")
@@ -141,14 +172,39 @@ def transfer(agent_id: str, conversation_id: str, document: Any) -> dict[str, An
         return moved
 
     try:
-        moved = retry.on_conflict(hand_over)
+        moved = retry.on_conflict(moved_on)
     except retry.StillConflicting:
         raise Conflict("the conversation changed too often; retry") from None
+    if then is not None:
+        then()
     queue.publish(
         ContactRequeued(conversation_id, f"transfer-{moved.version}"),
         AgentFreed(agent_id, cause=f"transferred-{conversation_id}-{moved.version}"),
     )
     return {"conversation_id": conversation_id, "queues": list(queues), "reserved_for": target.agent_id}
+
+
+def _hold_call_for_transfer(agent_id: str, conversation_id: str) -> dict[str, Any] | None:
+    """A call goes through the voice path (``chalicelib.voice.controls``): its caller on hold first (409 when the
+    call is not connected); None for any other channel."""
+    contact = _contact_of(agent_id, conversation_id)
+    if contact.channel != "voice":
+        return None
+    from chalicelib.voice import controls
+
+    return controls.hold_for_transfer(agent_id, conversation_id)
+
+
+def _finish_call_transfer(conversation_id: str, call: dict[str, Any]) -> None:
+    from chalicelib.voice import controls
+
+    controls.finish_transfer(conversation_id, call)
+
+
+def _resume_call(conversation_id: str, call: dict[str, Any]) -> None:
+    from chalicelib.voice import controls
+
+    controls.resume_after_failed_transfer(conversation_id, call)
 
 
 def agents_cursor(value: str | None) -> str | None:
@@ -171,6 +227,7 @@ def supervisor_view(now: str, agents_after: str | None = None) -> dict[str, Any]
     for name in current_config().queues:
         stats, waiting, oldest, agents_by_presence = store.queue_overview(name)
         met, breached = int(stats.get("sla_met", 0)), int(stats.get("sla_breached", 0))
+        abandoned = int(stats.get("abandoned", 0))
         queues.append(
             {
                 "queue": name,
@@ -179,7 +236,16 @@ def supervisor_view(now: str, agents_after: str | None = None) -> dict[str, Any]
                 "working": int(stats.get("working", 0)),
                 "sla_attainment": round(met / (met + breached), 3) if met + breached else None,
                 "avg_handle_seconds": stats.get("avg_handle_seconds"),
-                "abandoned": int(stats.get("abandoned", 0)),
+                "abandoned": abandoned,
+                # Of the customers who stopped waiting: those who gave up (the others reached an agent, counted
+                # by their SLA outcome: a call's when its agent joined).
+                "abandon_rate": round(abandoned / (abandoned + met + breached), 3)
+                if abandoned + met + breached
+                else None,
+                "avg_time_to_abandon_seconds": (
+                    round(float(stats.get("abandon_seconds", 0)) / abandoned, 1) if abandoned else None
+                ),
+                "callbacks": {k: int(stats.get(f"callbacks_{k}", 0)) for k in ("requested", "connected", "failed")},
                 "agents": agents_by_presence,
             }
         )

@@ -47,6 +47,30 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "twilio_voice_conference", "/webhooks/twilio/voice/conference", ("POST",), _FORM, "twilio_voice:CONFERENCE"
     ),
     Endpoint("twilio_voice_bridge", "/webhooks/twilio/voice/bridge", ("POST",), _FORM, "twilio_voice:BRIDGE"),
+    # A waiting caller's callback: the wait document's <Gather> action, and the call back's TwiML.
+    Endpoint(
+        "twilio_voice_callback_request",
+        "/webhooks/twilio/voice/callback-request",
+        ("POST",),
+        _FORM,
+        "twilio_voice:CALLBACK_REQUEST",
+    ),
+    Endpoint(
+        "twilio_voice_callback_leg",
+        "/webhooks/twilio/voice/callback-leg",
+        ("POST",),
+        _FORM,
+        "twilio_voice:CALLBACK_LEG",
+    ),
+    # A call sent to voicemail (its <Record>'s action and callbacks) or asked a question first (its <Gather>'s action).
+    Endpoint("twilio_voicemail", "/webhooks/twilio/voice/voicemail", ("POST",), _FORM, "twilio_ivr:VOICEMAIL"),
+    Endpoint(
+        "twilio_voicemail_recording", "/webhooks/twilio/voice/recording", ("POST",), _FORM, "twilio_ivr:RECORDING"
+    ),
+    Endpoint(
+        "twilio_voicemail_transcript", "/webhooks/twilio/voice/transcript", ("POST",), _FORM, "twilio_ivr:TRANSCRIPT"
+    ),
+    Endpoint("twilio_voice_speech", "/webhooks/twilio/voice/speech", ("POST",), _FORM, "twilio_ivr:SPEECH"),
     # The console softphone's TwiML App (its Voice URL): a browser Device's call joins its contact's conference.
     Endpoint("twilio_softphone", "/webhooks/twilio/voice/agent", ("POST",), _FORM, "twilio_softphone:ADAPTER"),
     Endpoint("meta", "/webhooks/meta", ("GET", "POST"), _JSON, "meta:ADAPTER"),

@@ -5,7 +5,8 @@ Three endpoints, each a URL set in the Twilio console (or per message or call):
 - ``POST /webhooks/twilio/messaging``: "a message comes in" on a number, a Messaging
   Service or a WhatsApp sender. One message each; answered with empty TwiML (no auto reply).
 - ``POST /webhooks/twilio/voice``: "a call comes in". The call becomes a voice contact and
-  is answered with TwiML that holds the caller in a Twilio queue named after its conversation.
+  is answered with TwiML that holds the caller in a Twilio queue named after its conversation (or, when the
+  routing rules say so, with a voicemail greeting or a question first: ``chalicelib.voice.arrival``).
 - ``POST /webhooks/twilio/status``: ``StatusCallback`` of messages we sent and of calls.
   Status updates only: a status callback never creates a contact.
 - ``POST /webhooks/twilio/voice/queue-exit``: the ``<Enqueue action>``; ``QueueResult=hangup`` is the caller
@@ -370,6 +371,12 @@ class TwilioVoice:
         # The webhooks' base URL as Twilio called it: every later callback URL for this call is built on it
         # (the API's own handlers cannot name the webhooks' API).
         base = callback_base(request.public_url, self.path)
+        # Voicemail, or a question first: then nothing is stored until the caller has spoken.
+        from chalicelib.voice import arrival
+
+        first = arrival.first_answer(message, base)
+        if first is not None:
+            return Webhook(immediate=Reply(200, first, TWIML))
         return Webhook(messages=(message,), context={"call_sid": message.provider_message_id, "callback_base": base})
 
     def respond(self, webhook: Webhook, stored: Sequence[StoredMessage]) -> Reply:

@@ -10,6 +10,8 @@ Twilio's 15 s.
 - ``/webhooks/twilio/voice/agent-leg``: the ``Url`` of the call to an agent's phone: joins the conference.
 - ``/webhooks/twilio/voice/conference``: the conference ``statusCallback``; the agent's join moves the caller.
 - ``/webhooks/twilio/voice/bridge``: the caller's TwiML once dequeued: joins the conference.
+- ``/webhooks/twilio/voice/callback-request``: the wait document's ``<Gather>`` action: 1 asks for a callback.
+- ``/webhooks/twilio/voice/callback-leg``: the ``Url`` of the call back to the customer: joins the conference.
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ class TwilioWait(_VoiceWebhook):
     def answer(self, conversation_id: str, form: _Form, base: str) -> Webhook:
         from chalicelib.voice import waiting
 
-        return _twiml(waiting.wait_twiml(conversation_id, form.get("QueueSid"), base))
+        caller, call_sid = form.get("From"), form.get("CallSid") or ""
+        return _twiml(waiting.wait_twiml(conversation_id, form.get("QueueSid"), base, caller, call_sid))
 
 
 class TwilioAgentLeg(_VoiceWebhook):
@@ -80,8 +83,9 @@ class TwilioConference(_VoiceWebhook):
     path = "/webhooks/twilio/voice/conference"
 
     def answer(self, conversation_id: str, form: _Form, base: str) -> Webhook:
-        from chalicelib.voice import connect
+        from chalicelib.voice import connect, controls
 
+        controls.on_conference_event(conversation_id, dict(form.pairs))
         connect.on_conference_event(conversation_id, dict(form.pairs), base)
         return Webhook(immediate=_empty_twiml())
 
@@ -96,7 +100,29 @@ class TwilioBridge(_VoiceWebhook):
         return _twiml(connect.bridge_twiml(conversation_id, base))
 
 
+class TwilioCallbackRequest(_VoiceWebhook):
+    name = "twilio_voice_callback_request"
+    path = "/webhooks/twilio/voice/callback-request"
+
+    def answer(self, conversation_id: str, form: _Form, base: str) -> Webhook:
+        from chalicelib.voice import callback
+
+        return _twiml(callback.on_digits(conversation_id, dict(form.pairs), base))
+
+
+class TwilioCallbackLeg(_VoiceWebhook):
+    name = "twilio_voice_callback_leg"
+    path = "/webhooks/twilio/voice/callback-leg"
+
+    def answer(self, conversation_id: str, form: _Form, base: str) -> Webhook:
+        from chalicelib.voice import callback
+
+        return _twiml(callback.callback_leg_twiml(conversation_id, form.get("CallSid"), base))
+
+
 WAIT = TwilioWait()
 AGENT_LEG = TwilioAgentLeg()
 CONFERENCE = TwilioConference()
 BRIDGE = TwilioBridge()
+CALLBACK_REQUEST = TwilioCallbackRequest()
+CALLBACK_LEG = TwilioCallbackLeg()

@@ -162,7 +162,7 @@ def queue_reply(
     target = _own_identity(identity_key, customer_id) if identity_key else None
     if channel is None:
         channel = destinations.default_channel(target) if target else conversation.get("channel")
-    if channel == "voice":
+    if channel in ("voice", "voicemail"):
         channel = "sms"  # a caller is answered in writing by text message
     if not isinstance(channel, str) or channel not in destinations.IDENTITY_KIND:
         raise NoRoute(f"messages cannot be sent to a customer on {channel or target}")

@@ -106,7 +106,9 @@ def router() -> Router:
         clock=SystemClock(),
         new_id=new_offer_id,
         config=current_config,
-        settings=Settings(reconnect_grace_seconds=get_settings().reconnect_grace_seconds),
+        settings=Settings(
+            reconnect_grace_seconds=get_settings().reconnect_grace_seconds, sla_at_join=frozenset({"voice"})
+        ),
     )
 
 

@@ -131,6 +131,9 @@ class CallerLeft(RoutingEvent):
     kind: ClassVar[str] = "CallerLeft"
     conversation_id: str
     call_sid: str
+    # The caller was never put through to an agent (no bridge yet): an accepted contact is abandoned too, the
+    # accept taken back, rather than left for a wrap-up of a call nobody had.
+    before_agent: bool = False
 
     @property
     def group_id(self) -> str:
@@ -160,6 +163,49 @@ class AgentUnreachable(RoutingEvent):
         return "agent-unreachable-" + self.call_sid
 
 
+@dataclass(frozen=True)
+class AgentLegDue(RoutingEvent):
+    """A timer: the agent who accepted a voice contact at ``accepted_at`` must have joined its conference by
+    ``due_at`` (the offer timeout and a margin); if not (their leg's status callback lost, a softphone that never
+    dialled in), the contact moves on as for an unanswered leg (``voice.lifecycle.on_timer``)."""
+
+    kind: ClassVar[str] = "AgentLegDue"
+    conversation_id: str
+    agent_id: str
+    accepted_at: str
+    due_at: str
+
+
+@dataclass(frozen=True)
+class CallbackDue(RoutingEvent):
+    """A timer: attempt ``attempt`` of calling back the customer of a voice contact is due at ``due_at`` (the one
+    before was not answered). Handled by ``voice.callback``, not the router: it places a call, routes nothing."""
+
+    kind: ClassVar[str] = "CallbackDue"
+    conversation_id: str
+    attempt: int
+    due_at: str
+
+
+@dataclass(frozen=True)
+class AgentLeftCall(RoutingEvent):
+    """The agent's leg left a bridged call the caller is still on (dropped, or the agent's phone hung up): the caller
+    waits on hold in the conference, and the contact goes back to the head of its queue."""
+
+    kind: ClassVar[str] = "AgentLeftCall"
+    conversation_id: str
+    agent_id: str
+    call_sid: str
+
+    @property
+    def group_id(self) -> str:
+        return self.conversation_id
+
+    @property
+    def dedupe_id(self) -> str:
+        return "agent-left-" + self.call_sid
+
+
 _KINDS: dict[str, type[RoutingEvent]] = {
     cls.kind: cls
     for cls in (
@@ -171,6 +217,9 @@ _KINDS: dict[str, type[RoutingEvent]] = {
         ReconnectGraceExpired,
         CallerLeft,
         AgentUnreachable,
+        AgentLegDue,
+        CallbackDue,
+        AgentLeftCall,
     )
 }
 

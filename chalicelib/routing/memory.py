@@ -263,11 +263,12 @@ class MemoryStore:
             for queue in agent.queues:
                 self._taking_work[queue].discard(agent.agent_id)
 
-    def record_started(self, queue: str, sla_met: bool) -> None:
+    def record_started(self, queue: str, sla_met: bool | None) -> None:
         stats = self.stats[queue]
         stats["working"] = stats.get("working", 0) + 1
-        name = "sla_met" if sla_met else "sla_breached"
-        stats[name] = stats.get(name, 0) + 1
+        if sla_met is not None:
+            name = "sla_met" if sla_met else "sla_breached"
+            stats[name] = stats.get(name, 0) + 1
 
     def record_handled(self, queue: str, handle_seconds: float) -> None:
         stats = self.stats[queue]
@@ -275,12 +276,23 @@ class MemoryStore:
         stats["avg_handle_seconds"] = round(0.8 * previous + 0.2 * handle_seconds, 1)
         stats["working"] = stats.get("working", 0) - 1
 
-    def record_abandoned(self, queue: str) -> None:
+    def record_abandoned(self, queue: str, waited_seconds: float = 0.0) -> None:
         stats = self.stats[queue]
         stats["abandoned"] = stats.get("abandoned", 0) + 1
+        stats["abandon_seconds"] = round(stats.get("abandon_seconds", 0) + waited_seconds, 1)
 
     def forget_open_conversation(self, customer_id: str, contact_id: str) -> None:
         """The conversation pointer lives with the message history, which a routing world does not keep."""
+
+    def record_unstarted(self, queue: str, sla_met: bool | None) -> None:
+        stats = self.stats[queue]
+        stats["working"] = stats.get("working", 0) - 1
+        if sla_met is not None:
+            name = "sla_met" if sla_met else "sla_breached"
+            stats[name] = stats.get(name, 0) - 1
+
+    def forget_assignment(self, contact_id: str, agent_id: str) -> None:
+        """The conversation's agent lives with the message history, which a routing world does not keep."""
 
     # --- what was recorded (reports, replay, explain-contact) --------------------------------------------
 

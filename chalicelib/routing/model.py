@@ -217,6 +217,21 @@ class Contact:
         """Back to the queue from ``agent_id``, who accepted but could not be reached (their call leg rang out)."""
         return replace(self.requeued(agent_id), assigned_to=None, accepted_at=None)
 
+    def returned(self) -> Contact:
+        """Back to waiting from the agent whose call leg left mid-call: its place kept (``enqueued_at``, deadline),
+        anyone may take it, that agent too."""
+        return replace(
+            self,
+            state=ContactState.QUEUED,
+            offer_id=None,
+            offered_to=None,
+            offer_expires_at=None,
+            assigned_to=None,
+            accepted_at=None,
+            cost=0,
+            version=self.version + 1,
+        )
+
     def assigned(self, now: str) -> Contact:
         return replace(
             self,

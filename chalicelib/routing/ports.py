@@ -165,15 +165,27 @@ class RoutingStore(Protocol):
         self, contacts: Sequence[Change] = (), agents: Sequence[Change] = (), effects: Sequence[Effect] = ()
     ) -> None: ...
 
-    def record_started(self, queue: str, sla_met: bool) -> None: ...
+    def record_started(self, queue: str, sla_met: bool | None) -> None:
+        """One more contact of ``queue`` at work, and its SLA outcome (``None``: judged later, at the join)."""
+        ...
 
     def record_handled(self, queue: str, handle_seconds: float) -> None: ...
 
-    def record_abandoned(self, queue: str) -> None:
-        """One more contact of ``queue`` abandoned (the supervisor view's count)."""
+    def record_abandoned(self, queue: str, waited_seconds: float = 0.0) -> None:
+        """One more contact of ``queue`` abandoned after ``waited_seconds`` (the supervisor view's count, rate and
+        average time to abandon)."""
         ...
 
     def forget_open_conversation(self, customer_id: str, contact_id: str) -> None: ...
+
+    def record_unstarted(self, queue: str, sla_met: bool | None) -> None:
+        """Take back ``record_started`` of an accept that never reached the customer (a call's agent never
+        joined): one fewer at work, and the SLA outcome counted with it (``None``: none was)."""
+        ...
+
+    def forget_assignment(self, contact_id: str, agent_id: str) -> None:
+        """The conversation no longer names ``agent_id`` as its agent (an accept taken back); idempotent."""
+        ...
 
 
 class Bus(Protocol):
@@ -225,6 +237,9 @@ class Settings:
     """The process settings the router reads (env or SSM in Lambda; fixed in a simulation)."""
 
     reconnect_grace_seconds: float = 120.0
+    # Channels whose customer waits until the agent joins, not until the accept (a call: the agent's leg bridged).
+    # Their accept counts the contact at work; the join (``voice.connect``) judges the SLA.
+    sla_at_join: frozenset[str] = frozenset()
 
 
 ConfigSource = Callable[[], RoutingConfig]

@@ -156,15 +156,25 @@ def offered(contact: Contact, now: str) -> Lifecycle:
     return Lifecycle(contact, (detail,) if listed else (), {"offers_total": contact.offer_count, "state": "offered"})
 
 
-def answered(before: Contact, after: Contact, outcome: str, now: str) -> Lifecycle:
-    """The offer open on ``before`` ended with ``outcome`` (one of ``OFFER_OUTCOMES``); ``after`` as saved."""
+def answered(before: Contact, after: Contact, outcome: str, now: str, judge_sla: bool = True) -> Lifecycle:
+    """The offer open on ``before`` ended with ``outcome`` (one of ``OFFER_OUTCOMES``); ``after`` as saved.
+    ``judge_sla`` False: an accept whose SLA is judged later (a call's, when its agent joins: ``joined``)."""
     detail = event(outcome, now, offer_id=before.offer_id, agent_id=before.offered_to)
     fields: dict[str, Any] = {"state": after.state.value}
     if outcome == "accepted":
-        fields |= {"accepted_at": now, "accepted_by": before.offered_to, "sla_met": sla_met(after, now)}
+        fields |= {"accepted_at": now, "accepted_by": before.offered_to}
+        if judge_sla:
+            fields["sla_met"] = sla_met(after, now)
     listed = outcome == "accepted" or before.offer_count <= MAX_RECORDED_OFFERS
     once = f"accepted#{now}" if outcome == "accepted" else None  # an accept's retry writes it again, once
     return Lifecycle(after, (detail,) if listed else (), fields, once=once)
+
+
+def joined(contact: Contact, now: str) -> Lifecycle:
+    """A call's agent joined the caller at ``now``: the caller's wait ends, and the SLA is judged, here."""
+    met = sla_met(contact, now)
+    detail = event("joined", now, agent_id=contact.assigned_to)
+    return Lifecycle(contact, (detail,), {"joined_at": now, "sla_met": met}, once=f"joined#{now}")
 
 
 def sla_met(contact: Contact, accepted_at: str) -> bool:
@@ -255,7 +265,7 @@ def merged(lifecycles: Sequence[Lifecycle]) -> list[Lifecycle]:
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:
     """A stored contact record as reports, the API and replay read it: its lifecycle, each offer with its
-    outcome, the wait until accepted and the handle time."""
+    outcome, the wait until accepted (a call's: until its agent joined) and the handle time."""
     events = list(record.get("events", []))
     offers: dict[str, dict[str, Any]] = {}
     for happened in events:
@@ -271,6 +281,11 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
         elif happened["kind"] in OFFER_OUTCOMES and offer_id in offers:
             offers[offer_id] |= {"outcome": happened["kind"], "answered_at": happened["at"]}
     arrived_at, accepted_at, closed_at = record.get("arrived_at"), record.get("accepted_at"), record.get("closed_at")
+    joined_at = record.get("joined_at")
+    # A caller who gave up before any agent joined never reached one, however far an accept got (an agent whose
+    # leg never joined; an accept the hang-up took back). Records from before ``joined`` existed: the accept.
+    never_reached = record.get("channel") == "voice" and bool(record.get("abandoned")) and not joined_at
+    answered_at = None if never_reached else (joined_at or accepted_at)
     return {
         "contact_id": record.get("contact_id"),
         "customer_id": record.get("customer_id"),
@@ -295,6 +310,11 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
         "wrap_up": record.get("wrap_up"),
         "abandoned": bool(record.get("abandoned", False)),
         "sla_met": record.get("sla_met"),
-        "wait_seconds": clock.seconds_between(arrived_at, accepted_at) if arrived_at and accepted_at else None,
-        "handle_seconds": clock.seconds_between(accepted_at, closed_at) if accepted_at and closed_at else None,
+        "joined_at": joined_at,
+        # When the customer reached an agent: a call's when its agent joined (``joined``), any other at the accept.
+        "answered_at": answered_at,
+        "wait_seconds": clock.seconds_between(arrived_at, answered_at) if arrived_at and answered_at else None,
+        "handle_seconds": (
+            clock.seconds_between(accepted_at, closed_at) if answered_at and accepted_at and closed_at else None
+        ),
     }

@@ -23,6 +23,7 @@ from chalicelib.routing import hours, matching, records
 from chalicelib.routing.config import RoutingConfig
 from chalicelib.routing.events import (
     AgentFreed,
+    AgentLeftCall,
     AgentUnreachable,
     CallerLeft,
     ContactRequeued,
@@ -122,13 +123,15 @@ class Router:
             return self.on_timer(event, now)
         if isinstance(event, CallerLeft):
             # A caller already with an agent (ASSIGNED) is not abandoned: the call ended, the agent wraps up.
-            if self.abandon(event.conversation_id, now):
+            if self.abandon(event.conversation_id, now, accepted_too=event.before_agent):
                 return Outcome(note="abandoned")
             self._call_ended(event.conversation_id)
             return Outcome(note="call-ended")
         if isinstance(event, AgentUnreachable):
             moved = self.agent_unreachable(event.conversation_id, event.agent_id, now)
             return Outcome(note="agent-unreachable" if moved else "")
+        if isinstance(event, AgentLeftCall):
+            return Outcome(note="agent-left" if self.agent_left(event.conversation_id, event.agent_id, now) else "")
         raise TypeError(f"unhandled routing event {type(event).__name__}")
 
     # --- a customer wrote -----------------------------------------------------------------------
@@ -489,7 +492,8 @@ class Router:
             contact = self._contact(contact_id, agent_id)
             if contact.state is ContactState.ASSIGNED and contact.assigned_to == agent_id:
                 # Accepted before: what is written after the save again, in case that attempt died in between.
-                accepted = records.answered(contact, contact, "accepted", contact.accepted_at or "")
+                judge = contact.channel not in self.settings.sla_at_join
+                accepted = records.answered(contact, contact, "accepted", contact.accepted_at or "", judge)
                 self.store.save(effects=[Assigned(contact), accepted])
                 return contact, False
             if contact.state is not ContactState.OFFERED or contact.offered_to != agent_id:
@@ -502,7 +506,12 @@ class Router:
             # start again from this accept when the next one expires (``Agent.answered_since``).
             self.store.save(
                 contacts=[(contact, assigned)],
-                effects=[Assigned(assigned), records.answered(contact, assigned, "accepted", now)],
+                effects=[
+                    Assigned(assigned),
+                    records.answered(
+                        contact, assigned, "accepted", now, contact.channel not in self.settings.sla_at_join
+                    ),
+                ],
             )
             return assigned, True
 
@@ -510,10 +519,11 @@ class Router:
         if changed:
             now = assigned.accepted_at or self.clock.now()
             home = assigned.queues[0]
-            met = records.sla_met(assigned, now)
+            met = None if assigned.channel in self.settings.sla_at_join else records.sla_met(assigned, now)
             self.store.record_started(home, met)
             self.metrics.wait_until_accept(clock.seconds_between(assigned.enqueued_at, now), home, assigned.channel)
-            self.metrics.sla(met, home, assigned.channel)
+            if met is not None:
+                self.metrics.sla(met, home, assigned.channel)
         return assigned
 
     def decline(self, agent_id: str, contact_id: str, offer_id: str | None = None) -> Contact:
@@ -608,19 +618,27 @@ class Router:
         if or_else(step, False):
             self.bus.publish(ContactRequeued(contact_id, offer_id))
 
-    def abandon(self, contact_id: str, now: str) -> Contact | None:
+    def abandon(self, contact_id: str, now: str, accepted_too: bool = False) -> Contact | None:
         """The customer left before an agent accepted (hung up, closed the chat window): the contact is closed
         with wrap-up ``abandoned``; an open offer is withdrawn and its agent's capacity released. None when it
-        was no longer waiting (accepted, closed, unknown)."""
+        was no longer waiting (accepted, closed, unknown).
+
+        ``accepted_too``: the customer left before the accepting agent reached them (a caller who hung up before
+        the agent's leg was bridged): an assigned contact is abandoned as well, the accept taken back (the
+        agent released, the conversation's agent and the queue's working count undone)."""
+        waiting = (ContactState.QUEUED, ContactState.OFFERED, *((ContactState.ASSIGNED,) if accepted_too else ()))
 
         def step() -> tuple[Contact, Contact] | None:
             contact = self.store.get_contact(contact_id)
-            if contact is None or contact.state not in (ContactState.QUEUED, ContactState.OFFERED):
+            if contact is None or contact.state not in waiting:
                 return None
             agents: list[tuple[Agent, Agent]] = []
-            if contact.state is ContactState.OFFERED and contact.offered_to:
-                agent = self.store.get_agent(contact.offered_to)
+            holder = contact.offered_to if contact.state is ContactState.OFFERED else contact.assigned_to
+            if contact.state is not ContactState.QUEUED and holder:
+                agent = self.store.get_agent(holder)
                 if agent is not None:
+                    if contact.state is ContactState.ASSIGNED:
+                        agent = agent.answered_since(contact.accepted_at)
                     agents = [(agent, agent.released(contact.channel, contact.cost, now))]
             abandoned = contact.abandoned(now)
             effects: list[Effect] = [records.abandoned(contact, abandoned, now)]
@@ -635,15 +653,32 @@ class Router:
         abandoned, before = done
         logger.info("abandoned", extra={"contact_id": contact_id, "rule": before.rule})
         home = before.queues[0]
-        self.store.record_abandoned(home)
-        self.metrics.abandoned(max(0.0, clock.seconds_between(before.enqueued_at, now)), home, before.channel)
+        waited = max(0.0, clock.seconds_between(before.enqueued_at, now))
+        self.store.record_abandoned(home, waited)
+        self.metrics.abandoned(waited, home, before.channel)
         self.store.forget_open_conversation(before.customer_id, contact_id)
+        if before.state is ContactState.ASSIGNED and before.assigned_to:
+            self._take_back_accept(before)
+            self.notifier.to_agent(
+                before.assigned_to, {"type": "closed", "contact_id": contact_id, "reason": "abandoned"}
+            )
+            self.bus.publish(AgentFreed(before.assigned_to, cause=f"abandoned-{before.offer_id}"))
         if before.state is ContactState.OFFERED and before.offered_to:
             self.notifier.to_agent(
                 before.offered_to, {"type": "offer_withdrawn", "offer_id": before.offer_id, "reason": "abandoned"}
             )
             self.bus.publish(AgentFreed(before.offered_to, cause=f"abandoned-{before.offer_id}"))
         return abandoned
+
+    def _take_back_accept(self, before: Contact) -> None:
+        """Undo what the accept of ``before`` recorded beside the contact: the queue's working count and SLA
+        outcome (``accept``), the conversation's agent (``Assigned``)."""
+        if before.assigned_to:
+            self.store.forget_assignment(before.contact_id, before.assigned_to)
+        if before.accepted_at:
+            judged = before.channel not in self.settings.sla_at_join  # else not yet: the agent never joined
+            met = records.sla_met(before, before.accepted_at) if judged else None
+            self.store.record_unstarted(before.queues[0], met)
 
     def _call_ended(self, contact_id: str) -> None:
         """The caller of an assigned voice contact hung up: the agent's console shows it; the contact stays the
@@ -655,7 +690,8 @@ class Router:
     def agent_unreachable(self, contact_id: str, agent_id: str, now: str) -> bool:
         """The agent accepted a call but their leg was never answered: the contact goes back to waiting (its
         place kept: ``enqueued_at`` and deadline unchanged) and to the next agent, never back to this one; the
-        agent is released and the miss counts as an expired offer (Away after too many in a row)."""
+        agent is released and the miss counts as an expired offer (Away after too many in a row). The accept is
+        taken back from the conversation and the queue's counts: the supervisor view does not show them at work."""
         config = self.config()
 
         def step() -> tuple[Contact, Agent | None, Agent | None] | None:
@@ -684,6 +720,7 @@ class Router:
         before, agent, changed = done
         offer_id = before.offer_id or f"unreachable-{before.version}"
         logger.info("agent unreachable", extra={"contact_id": contact_id, "agent_id": agent_id})
+        self._take_back_accept(before)
         self.notifier.to_agent(
             agent_id,
             {"type": "offer_withdrawn", "offer_id": before.offer_id, "reason": "agent_unreachable"},
@@ -691,6 +728,36 @@ class Router:
         if changed and changed.presence is Presence.AWAY and agent and agent.presence is not Presence.AWAY:
             self.notifier.to_agent(agent_id, {"type": "presence", "presence": "Away", "reason": "offers expired"})
         self.bus.publish(ContactRequeued(contact_id, offer_id), AgentFreed(agent_id, cause=f"unreachable-{offer_id}"))
+        return True
+
+    def agent_left(self, contact_id: str, agent_id: str, now: str) -> bool:
+        """The agent's leg left a call the caller is still on: the contact waits again at the head of its queue
+        (``Contact.returned`` keeps its place) and the agent is released; their console is told."""
+
+        def step() -> tuple[Contact, Contact] | None:
+            contact = self.store.get_contact(contact_id)
+            if contact is None or contact.state is not ContactState.ASSIGNED or contact.assigned_to != agent_id:
+                return None
+            agent = self.store.get_agent(agent_id)
+            returned = contact.returned()
+            freed = (
+                agent.answered_since(contact.accepted_at).released(contact.channel, contact.cost, now)
+                if agent
+                else None
+            )
+            self.store.save(contacts=[(contact, returned)], agents=[(agent, freed)] if agent and freed else [])
+            return contact, returned
+
+        done = or_else(step, None)
+        if done is None:
+            return False
+        _before, returned = done
+        logger.info("agent left the call", extra={"contact_id": contact_id, "agent_id": agent_id})
+        self.notifier.to_agent(
+            agent_id, {"type": "call_requeued", "conversation_id": contact_id, "reason": "agent_left"}
+        )
+        cause = f"left-{returned.version}"
+        self.bus.publish(ContactRequeued(contact_id, cause), AgentFreed(agent_id, cause=f"{cause}-{contact_id}"))
         return True
 
     @staticmethod

@@ -14,7 +14,17 @@ from functools import lru_cache
 
 from chalicelib.clock import parse_iso, to_iso
 from chalicelib.conversations.models import InboundMessage
-from chalicelib.routing.config import DAYS, EscalationStep, OutOfHours, QueueRouting, RoutingConfig, Rule, TimeWindow
+from chalicelib.routing.config import (
+    DAYS,
+    EscalationStep,
+    OutOfHours,
+    QueueConfig,
+    QueueRouting,
+    RoutingConfig,
+    Rule,
+    TimeWindow,
+)
+from chalicelib.routing.config.values import DEFAULT_VOICEMAIL_GREETING, SpeechQuestion
 from chalicelib.routing.hours import after_open_seconds, is_open, local_time, minute_of_day, next_opening
 from chalicelib.routing.matching import AGING_SHARE
 
@@ -84,6 +94,8 @@ class Decision:
     sla_clock: str = "arrival"  # how the deadline was counted: "arrival" or "business_hours"
     reply_window_closes: str | None = None  # when the channel's reply window closes, if it has one
     due_by_window: bool = False  # the deadline is the reply window's closing less the queue's margin
+    voicemail: str | None = None  # a call: record a voicemail after this greeting instead of queueing the call
+    ask: SpeechQuestion | None = None  # a call: ask this first; the spoken answer becomes the contact's text
 
 
 @dataclass(frozen=True)
@@ -206,6 +218,7 @@ def _decide(config: RoutingConfig, rule: Rule, facts: ContactFacts, at: datetime
         break
     if queue_open:
         reasons.append(f"queue {queue.name} is open")
+    voicemail, ask = _call_handling(rule, queue, facts, out_of_hours if not queue_open else None, reasons)
     sla = rule.sla_seconds if rule.sla_seconds is not None else config.sla_for(facts.channel)
     routing = queue.routing
     due, clock_kind = at + timedelta(seconds=sla), "arrival"
@@ -240,7 +253,35 @@ def _decide(config: RoutingConfig, rule: Rule, facts: ContactFacts, at: datetime
         sla_clock=clock_kind,
         reply_window_closes=to_iso(closes) if closes else None,
         due_by_window=by_window,
+        voicemail=voicemail,
+        ask=ask,
     )
+
+
+def _call_handling(
+    rule: Rule, queue: QueueConfig, facts: ContactFacts, closed_policy: OutOfHours | None, reasons: list[str]
+) -> tuple[str | None, SpeechQuestion | None]:
+    """What a live call gets before (or instead of) waiting in line: a voicemail greeting or a question.
+
+    Only calls: a voicemail left, a chat or an e-mail in the same queue is routed as usual. A closed queue's
+    voicemail comes first (nobody could answer the call), then the rule's voicemail, then the rule's question, then
+    the queue's.
+    """
+    if facts.channel != "voice":
+        return None, None
+    if closed_policy is not None and closed_policy.action == "voicemail":
+        reasons.append("out of hours a call records a voicemail, routed once left")
+        return closed_policy.message or DEFAULT_VOICEMAIL_GREETING, None
+    if rule.voicemail:
+        reasons.append(f"rule {rule.name!r} sends calls to voicemail")
+        return rule.voicemail, None
+    if rule.ask:
+        reasons.append(f"rule {rule.name!r} asks the caller first: {rule.ask.question!r}")
+        return None, rule.ask
+    if queue.ask and closed_policy is None:
+        reasons.append(f"queue {queue.name} asks the caller first: {queue.ask.question!r}")
+        return None, queue.ask
+    return None, None
 
 
 def _local(at: datetime, timezone: str) -> str:
@@ -280,6 +321,10 @@ def explain(config: RoutingConfig, facts: ContactFacts, at: datetime) -> str:
     lines.append("")
     lines.append(f"Rule:         {decision.rule}")
     lines.extend(_describe_queue(config, decision, at))
+    if decision.voicemail:
+        lines.append(f"Call:         voicemail after {decision.voicemail!r}, routed as a voicemail once left")
+    elif decision.ask:
+        lines.append(f"Call:         asked {decision.ask.question!r} ({decision.ask.language}) first")
     skills = ", ".join(f"{name} >= {level}" for name, level in sorted(decision.skills.items())) or "none"
     lines.append(f"Skills:       {skills}")
     lines.append(f"Priority:     {decision.priority}")
@@ -332,6 +377,8 @@ def _describe_queue(config: RoutingConfig, decision: Decision, at: datetime) -> 
     policy = decision.out_of_hours
     if policy and policy.action == "reply":
         result.append(f"Out of hours: reply {policy.message!r} and keep the contact queued")
+    elif policy and policy.action == "voicemail":
+        result.append("Out of hours: a call records a voicemail; other contacts wait for the queue to open")
     else:
         result.append("Out of hours: keep the contact queued until the queue opens")
     return result

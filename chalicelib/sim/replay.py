@@ -121,7 +121,7 @@ def scenario_of(
             handles[s["channel"]].append(float(s["handle_seconds"]))
         facts = s.get("facts") or {}
         patience = None
-        if s["abandoned"] and not s.get("accepted_at") and s.get("closed_at"):
+        if s["abandoned"] and not s.get("answered_at", s.get("accepted_at")) and s.get("closed_at"):
             patience = max(0.001, clock.seconds_between(s["arrived_at"], s["closed_at"]))
         rows.append(
             {

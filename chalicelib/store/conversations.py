@@ -40,6 +40,8 @@ logger = Logger(service="switchboard", child=True)
 _THREAD_LOOKUPS = 5
 # The channel whose messages never join an open conversation (finding 6 of the voice research).
 CALLS = "voice"
+# Each call, and each voicemail a caller leaves, is a contact of its own: never joined to an open conversation.
+OWN_CONVERSATION = frozenset({CALLS, "voicemail"})
 
 
 def _table() -> str:
@@ -209,7 +211,7 @@ def _plan(message: InboundMessage, stale: set[str]) -> _Plan:
         known = [k for k, c in found.items() if c == customer_id]
         return _Plan(customer_id, new_id("conv"), "new", new_customer=True, missing=missing, known=known)
     pointer = profile.get("open_conversation_id")
-    if pointer and pointer not in stale and message.channel != CALLS:
+    if pointer and pointer not in stale and message.channel not in OWN_CONVERSATION:
         conversation = get_conversation(pointer)
         if conversation is None or _joinable(conversation, customer_id):
             joined = _Plan(customer_id, pointer, "join", pointer=pointer, missing=missing, profile=profile)
@@ -362,9 +364,9 @@ def _profile_action(message: InboundMessage, plan: _Plan, now: str) -> dict[str,
         names[f"#{attribute}"] = attribute
         values[f":{attribute}"] = value
     condition = "attribute_exists(pk) AND attribute_not_exists(merged_into)"
-    if plan.mode != "join" and not (message.channel == CALLS and plan.pointer):
-        # A call opens its own conversation (someone must be offered it while the caller holds) and leaves an open
-        # one of another channel where it is: the customer's next text still goes there.
+    if plan.mode != "join" and not (message.channel in OWN_CONVERSATION and plan.pointer):
+        # A call (or a voicemail) opens its own conversation (someone must be offered it while the caller holds) and
+        # leaves an open one of another channel where it is: the customer's next text still goes there.
         sets.append("open_conversation_id = :conversation")
         values[":conversation"] = plan.conversation_id
         if plan.pointer is None:

@@ -8,9 +8,10 @@ Keys in the data table::
                                                 index) until its first claim, then leased while it is sent
     REPLYKEY#<conversation>#<agent>#<key>       REPLYKEY   an agent's client idempotency key -> the message
                                                 (``expires_at``, TTL: ``conversations.idempotency_expiry``)
-    OUTBOUND#<provider>#<provider message id>   OUTBOUND   status, status_rank, conversation_id
+    OUTBOUND#<provider>#<provider message id>   OUTBOUND   status, status_rank, conversation_id, expires_at
     CALL#<provider>#<call id>                   CALL       status, conversation_id, role (customer: the caller's
-                                                leg), callback_base (the webhooks' URL the call came in on)
+                                                leg), callback_base (the webhooks' URL the call came in on),
+                                                expires_at (both: TTL, ``conversations.idempotency_expiry``)
     EMAILTHREAD#<Message-ID>                    EMAILTHREAD  the conversation an e-mail we sent belongs to
 
 Statuses only move forward: providers deliver callbacks out of order and
@@ -83,6 +84,8 @@ def record(
         "status_rank": ranks.get(status, 0),
         "created_at": now,
         "updated_at": now,
+        # Kept while status callbacks may still come (a call lasts hours at most), then dropped by the table's TTL.
+        "expires_at": idempotency_expiry(now),
         **(extra or {}),
     }
     aws.client("dynamodb").put_item(TableName=_table(), Item=to_item(item))
@@ -372,6 +375,7 @@ def record_sent(message_key: MessageKey, message: dict[str, Any], sent: Sent, no
             "status_rank": MESSAGE_STATUS_RANK["sent"],
             "created_at": now,
             "updated_at": now,
+            "expires_at": idempotency_expiry(now),  # as ``record``'s
             # Where its timeline message is, for apply_to_timeline.
             "message_id": message["message_id"],
             "customer_id": message["customer_id"],

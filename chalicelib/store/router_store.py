@@ -120,17 +120,23 @@ class DynamoRoutingStore:
             store.save(contacts=contacts, agents=agents, extra=actions)
         apply_after_save(effects)
 
-    def record_started(self, queue: str, sla_met: bool) -> None:
+    def record_started(self, queue: str, sla_met: bool | None) -> None:
         store.record_started(queue, sla_met)
 
-    def record_abandoned(self, queue: str) -> None:
-        store.record_abandoned(queue)
+    def record_abandoned(self, queue: str, waited_seconds: float = 0.0) -> None:
+        store.record_abandoned(queue, waited_seconds)
 
     def record_handled(self, queue: str, handle_seconds: float) -> None:
         store.record_handled(queue, handle_seconds)
 
     def forget_open_conversation(self, customer_id: str, contact_id: str) -> None:
         conversations.forget_open_conversation(customer_id, contact_id)
+
+    def record_unstarted(self, queue: str, sla_met: bool | None) -> None:
+        store.record_unstarted(queue, sla_met)
+
+    def forget_assignment(self, contact_id: str, agent_id: str) -> None:
+        store.forget_assignment(contact_id, agent_id)
 
     # --- what was recorded (reports, replay, explain-contact) --------------------------------------------
 

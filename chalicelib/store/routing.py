@@ -853,6 +853,20 @@ def record_assignment(contact: Contact) -> None:
     )
 
 
+def forget_assignment(contact_id: str, agent_id: str) -> None:
+    """The conversation no longer names ``agent_id`` (an accept taken back: their call leg never joined); a plain
+    conditional update, so a repeat, or a later agent's assignment, is left alone."""
+    client = aws.client("dynamodb")
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+        client.update_item(
+            TableName=_data_table(),
+            Key=key(conversation_key(contact_id), "META"),
+            UpdateExpression="REMOVE agent_id, assigned_at",
+            ConditionExpression="agent_id = :agent",
+            ExpressionAttributeValues=to_values({":agent": agent_id}),
+        )
+
+
 def record_closing(contact: Contact, customer_id: str) -> None:
     """After a close's save: close the conversation, remember who served the customer (their preferred agent next
     time) and clear the customer's pointer to this conversation, in one update of each item. Idempotent: a close
@@ -909,22 +923,62 @@ def queue_stats(queue: str) -> dict[str, Any]:
     return get(_table(), f"QUEUESTATS#{queue}", "STATS") or {}
 
 
-def record_started(queue: str, sla_met: bool) -> None:
-    """A contact of ``queue`` was accepted: one more at work, and whether its first response met the SLA."""
+def record_started(queue: str, sla_met: bool | None) -> None:
+    """A contact of ``queue`` was accepted: one more at work, and whether its first response met the SLA
+    (``None``: judged later, when a call's agent joins: ``record_sla``)."""
+    expression = "ADD working :one"
+    if sla_met is not None:
+        expression += ", " + ("sla_met :one" if sla_met else "sla_breached :one")
     aws.client("dynamodb").update_item(
         TableName=_table(),
         Key=key(f"QUEUESTATS#{queue}", "STATS"),
-        UpdateExpression="ADD working :one, " + ("sla_met :one" if sla_met else "sla_breached :one"),
+        UpdateExpression=expression,
         ExpressionAttributeValues=to_values({":one": 1}),
     )
 
 
-def record_abandoned(queue: str) -> None:
-    """A contact of ``queue`` was abandoned (its customer gave up waiting): counted for the supervisor view."""
+def record_sla(queue: str, sla_met: bool) -> None:
+    """A call of ``queue`` reached its agent: whether it met the SLA (its accept counted it at work)."""
     aws.client("dynamodb").update_item(
         TableName=_table(),
         Key=key(f"QUEUESTATS#{queue}", "STATS"),
-        UpdateExpression="ADD abandoned :one",
+        UpdateExpression="ADD " + ("sla_met :one" if sla_met else "sla_breached :one"),
+        ExpressionAttributeValues=to_values({":one": 1}),
+    )
+
+
+def record_unstarted(queue: str, sla_met: bool | None) -> None:
+    """An accept of ``queue`` taken back (the call's agent never joined): one fewer at work, and its SLA outcome
+    uncounted when one was counted with it."""
+    expression = "ADD working :minus"
+    if sla_met is not None:
+        expression += ", " + ("sla_met :minus" if sla_met else "sla_breached :minus")
+    aws.client("dynamodb").update_item(
+        TableName=_table(),
+        Key=key(f"QUEUESTATS#{queue}", "STATS"),
+        UpdateExpression=expression,
+        ExpressionAttributeValues=to_values({":minus": -1}),
+    )
+
+
+def record_abandoned(queue: str, waited_seconds: float = 0.0) -> None:
+    """A contact of ``queue`` was abandoned (its customer gave up waiting) after ``waited_seconds``: counted, and
+    summed (``abandon_seconds``), for the supervisor view's abandonment rate and average time to abandon."""
+    aws.client("dynamodb").update_item(
+        TableName=_table(),
+        Key=key(f"QUEUESTATS#{queue}", "STATS"),
+        UpdateExpression="ADD abandoned :one, abandon_seconds :waited",
+        ExpressionAttributeValues=to_values({":one": 1, ":waited": round(max(0.0, waited_seconds), 1)}),
+    )
+
+
+def record_callback(queue: str, outcome: str) -> None:
+    """A callback of ``queue`` was ``requested``, ``connected`` or ``failed``: counted for the supervisor view."""
+    aws.client("dynamodb").update_item(
+        TableName=_table(),
+        Key=key(f"QUEUESTATS#{queue}", "STATS"),
+        UpdateExpression="ADD #outcome :one",
+        ExpressionAttributeNames={"#outcome": f"callbacks_{outcome}"},
         ExpressionAttributeValues=to_values({":one": 1}),
     )
 

@@ -6,6 +6,9 @@ router abandons the contact if it still waits, and leaves it alone once an agent
 moves forward (``store.outbound.advance``), so a repeated or late callback changes nothing; when the record was
 already final, the event is published again (the queue drops the repeat, the router's abandon is idempotent),
 so a Lambda that died between the update and the publish is made good by Twilio's retry.
+
+A caller who pressed 1 to be called back (``voice.callback``) hangs up without abandoning: no ``CallerLeft``.
+The call back's own statuses (role ``callback``) go to ``voice.callback.on_call_status``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from chalicelib.conversations.models import InboundMessage
 from chalicelib.routing.events import AgentUnreachable, CallerLeft
 from chalicelib.store import outbound, queue
 from chalicelib.store import voice as voice_store
+from chalicelib.voice import lifecycle
 
 CUSTOMER = "customer"
 AGENT = "agent"
@@ -56,7 +60,15 @@ def on_call_status(update: StatusUpdate, applied: dict[str, Any] | None) -> bool
         voice_store.drop_agent_leg(conversation_id, update.provider_message_id)  # the next accept places a leg
         queue.publish(AgentUnreachable(conversation_id, str(record["agent_id"]), update.provider_message_id))
         return True
+    # Imported here: every webhook imports this module, and only a call's end needs the callback's.
+    from chalicelib.voice import callback
+
+    if role == callback.ROLE:
+        return callback.on_call_status(record, update.provider_message_id)
     if role != CUSTOMER:
         return False
-    queue.publish(CallerLeft(conversation_id, update.provider_message_id))
+    if callback.requested(conversation_id):
+        return False  # the caller hung up to be called back: the contact keeps waiting
+    before_agent = lifecycle.on_caller_left(conversation_id, first_time=applied is not None)
+    queue.publish(CallerLeft(conversation_id, update.provider_message_id, before_agent=before_agent))
     return True

@@ -27,7 +27,7 @@ from chalicelib.outbound.senders import ProviderRejected, ProviderUnavailable
 from chalicelib.routing.config import current_config
 from chalicelib.routing.model import Contact
 from chalicelib.store import voice as store
-from chalicelib.voice import twilio_api, twiml
+from chalicelib.voice import lifecycle, twilio_api, twiml
 
 logger = Logger(service="switchboard", child=True)
 
@@ -57,6 +57,9 @@ def on_accept(contact: Contact) -> str | None:
         return None
     if not store.claim_agent_leg(contact.contact_id, agent_id, clock.now_iso()):
         return None  # placed already (a retried accept)
+    if lifecycle.caller_gone(call):  # hung up while the accept was in flight: nobody to call the agent for
+        store.release_agent_leg(contact.contact_id, agent_id)
+        return None
     base = str(call["callback_base"])
     try:
         sid = twilio_api.create_call(
@@ -86,6 +89,8 @@ def agent_leg_twiml(conversation_id: str, call_sid: str | None, base: str) -> st
     leg = (call or {}).get("agent_leg")
     if not leg or (leg.get("call_sid") and leg.get("call_sid") != call_sid):
         return twiml.hangup()
+    if lifecycle.caller_gone(call):
+        return twiml.say_and_hang_up(lifecycle.CALLER_GONE)
     return twiml.agent_joins_conference(conversation_id, status_callback=url(base, CONFERENCE, conversation_id))
 
 
@@ -106,6 +111,7 @@ def _customer_joined(conversation_id: str) -> None:
     if contact is not None:
         waited = max(0.0, clock.seconds_between(contact.enqueued_at, now))
         metrics.wait_until_agent(waited, contact.queues[0], contact.channel)
+        lifecycle.judge_sla(contact, now)
 
 
 def on_conference_event(conversation_id: str, form: dict[str, Any], base: str) -> bool:
@@ -114,10 +120,19 @@ def on_conference_event(conversation_id: str, form: dict[str, Any], base: str) -
         return False
     if form.get("ParticipantLabel") == twiml.CUSTOMER_LABEL:
         _customer_joined(conversation_id)
+        from chalicelib.voice import callback
+
+        callback.on_customer_joined(conversation_id)
         return False
     if form.get("ParticipantLabel") != twiml.AGENT_LABEL:
         return False
+    if form.get("CallSid"):
+        store.note_agent_joined(conversation_id, str(form["CallSid"]), clock.now_iso())
     call = store.get_call(conversation_id)
+    if call is not None and call.get("callback") and call.get("agent_leg") and not call.get("bridged_at"):
+        from chalicelib.voice import callback  # the caller hung up to be called back: call them now
+
+        return callback.on_agent_joined(conversation_id, call, base)
     if call is None or call.get("bridged_at") or not call.get("agent_leg"):
         return False
     customer = str(call["customer_call_sid"])

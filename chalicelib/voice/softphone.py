@@ -6,6 +6,7 @@ asks the TwiML App's Voice URL (``POST /webhooks/twilio/voice/agent``, signed) w
 
 - the call comes from the softphone's TwiML App (``ApplicationSid`` is ``TWILIO_TWIML_APP_SID``),
 - its identity encodes an agent, who holds the contact, a voice call, accepted (ASSIGNED to them),
+- the caller is still on the line (``lifecycle.caller_gone``: else it is told so and hung up),
 - and this call is the first to claim the contact's one agent leg (``store.voice.claim_agent_leg``, the same
   conditional write that guards the phone leg of ``voice.connect``), recording its ``CallSid`` there: Twilio
   asking again for the same call gets the same answer; any other call (a second tab, a double click) is told it
@@ -26,7 +27,7 @@ from chalicelib.routing.model import ContactState
 from chalicelib.store import outbound
 from chalicelib.store import routing as routing_store
 from chalicelib.store import voice as voice_store
-from chalicelib.voice import calls, connect, tokens, twiml
+from chalicelib.voice import calls, connect, lifecycle, tokens, twiml
 
 ALREADY_CONNECTED = "You are already connected to this call on another device. Goodbye."
 
@@ -61,6 +62,9 @@ def admit(*, caller: str, application_sid: str | None, contact_id: str, call_sid
     if call is None:
         logger.warning("softphone leg for a call without its voice record", extra={"contact_id": contact_id})
         raise Forbidden(f"contact {contact_id} has no call to join")
+    if lifecycle.caller_gone(call):
+        logger.info("softphone leg for a caller who hung up", extra={"agent_id": agent_id, "contact_id": contact_id})
+        return twiml.say_and_hang_up(lifecycle.CALLER_GONE)
     if not _claimed(contact_id, agent_id, call_sid, now):
         logger.info("softphone leg already claimed", extra={"agent_id": agent_id, "contact_id": contact_id})
         return already_connected()

@@ -1,8 +1,9 @@
-"""Twilio's voice REST API, the few requests the app makes: place a call, move a queued caller.
+"""Twilio's voice REST API, the few requests the app makes: place a call, move a queued caller, hang up.
 
-``{TWILIO_API_BASE}/2010-04-01/Accounts/{AccountSid}/...``, form-encoded, HTTP Basic ``AccountSid:AuthToken``
-(as the Messages sender). Errors are JSON ``{"code", "message", "more_info", "status"}``; 20404 (a call that
-left the queue, a participant gone) is ``Gone``: the thing asked for has already happened or cannot any more.
+``{TWILIO_API_BASE}/2010-04-01/Accounts/{AccountSid}/...``, form-encoded, HTTP Basic as the Messages sender
+authenticates (``outbound.twilio.rest_credentials``: the API key when set, else ``AccountSid:AuthToken``).
+Errors are JSON ``{"code", "message", "more_info", "status"}``; 20404 (a call that left the queue, a participant
+gone) is ``Gone``: the thing asked for has already happened or cannot any more.
 Sources: https://www.twilio.com/docs/voice/api/call-resource, https://www.twilio.com/docs/voice/api/member-resource.
 """
 
@@ -12,7 +13,8 @@ from collections.abc import Sequence
 from urllib.parse import quote
 
 from chalicelib.outbound.senders import ProviderUnavailable, final_by_status, post, unavailable_or_rejected
-from chalicelib.settings import TWILIO_AUTH_TOKEN, get_secret, get_settings
+from chalicelib.outbound.twilio import rest_credentials
+from chalicelib.settings import get_settings
 
 PROVIDER = "twilio"
 API_VERSION = "2010-04-01"
@@ -29,7 +31,7 @@ def _account() -> tuple[str, str, tuple[str, str]]:
     if not account_sid:
         raise ProviderUnavailable(PROVIDER, "TWILIO_ACCOUNT_SID is not set")
     base = f"{settings.twilio_api_base}/{API_VERSION}/Accounts/{quote(account_sid, safe='')}"
-    return account_sid, base, (account_sid, get_secret(TWILIO_AUTH_TOKEN))
+    return account_sid, base, rest_credentials(account_sid)
 
 
 def _post(path: str, form: Sequence[tuple[str, str]]) -> dict[str, object]:
@@ -72,3 +74,37 @@ def dequeue(queue_sid: str, call_sid: str, url: str) -> None:
 def redirect(call_sid: str, url: str) -> None:
     """Run the TwiML at ``url`` on a live call (``Gone``: the call ended)."""
     _post(f"/Calls/{quote(call_sid, safe='')}.json", [("Url", url), ("Method", "POST")])
+
+
+def update_participant(conference_sid: str, who: str, form: Sequence[tuple[str, str]]) -> dict[str, object]:
+    """Change a conference participant (``Hold``/``HoldUrl``, ``Muted``); ``who`` is its CallSid or its label,
+    as Twilio accepts either (``Gone``: not in the conference any more).
+    Source: https://www.twilio.com/docs/voice/api/conference-participant-resource#update-a-participant-resource.
+    """
+    path = f"/Conferences/{quote(conference_sid, safe='')}/Participants/{quote(who, safe='')}.json"
+    return _post(path, form)
+
+
+def end_call(call_sid: str) -> None:
+    """Hang up a live call (``Status=completed``; ``Gone``: it ended already)."""
+    _post(f"/Calls/{quote(call_sid, safe='')}.json", [("Status", "completed")])
+
+
+def add_participant(conference_sid: str, *, to: str, from_: str, label: str, timeout: int) -> str:
+    """Call ``to`` into the conference (``client:<identity>`` rings a softphone) as participant ``label``; its
+    CallSid. The new participant neither starts nor ends the conference.
+    Source: https://www.twilio.com/docs/voice/api/conference-participant-resource#create-a-participant-agent-conference-only.
+    """
+    form = [
+        ("To", to),
+        ("From", from_),
+        ("Label", label),
+        ("StartConferenceOnEnter", "true"),
+        ("EndConferenceOnExit", "false"),
+        ("Beep", "false"),
+        ("Timeout", str(max(5, min(600, timeout)))),
+    ]
+    sid = _post(f"/Conferences/{quote(conference_sid, safe='')}/Participants.json", form).get("call_sid")
+    if not isinstance(sid, str) or not sid:
+        raise ProviderUnavailable(PROVIDER, "an added participant without a call_sid")
+    return sid

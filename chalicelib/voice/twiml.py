@@ -148,3 +148,76 @@ def hangup() -> str:
 
 def empty() -> str:
     return _document(ET.Element("Response"))
+
+
+def say_and_hang_up(sentence: str) -> str:
+    """A sentence, then the call ends (a leg with nobody left to join)."""
+    response = ET.Element("Response")
+    ET.SubElement(response, "Say").text = sentence
+    ET.SubElement(response, "Hangup")
+    return _document(response)
+
+
+# --- the callback (voice.callback) -----------------------------------------------------------------------------
+
+CALLBACK_OFFER = "To hang up and be called back without losing your place in line, press 1."
+CALLBACK_CONFIRMED = (
+    "Thank you. We will call you back on the number you are calling from as soon as an agent is free, "
+    "and you keep your place in line. Goodbye."
+)
+CALLBACK_GREETING = "Hello, this is the call back you asked for. Connecting you to an agent now."
+
+
+def waiting_with_callback(
+    sentence: str | None, *, interval_seconds: int, hold_audio: str | None, again: str, callback_action: str
+) -> str:
+    """``waiting`` with "press 1 to be called back": the position, the offer and the hold audio (or pause) inside
+    one ``<Gather numDigits="1">``, so a 1 pressed at any moment of the interval reaches ``callback_action``.
+
+    Only for an ``<Enqueue waitUrl>`` (Twilio allows Gather there, not in a conference's waitUrl). The Gather's
+    own ``timeout`` after its nested verbs is short: with no digit, ``<Redirect>`` says the position anew."""
+    response = ET.Element("Response")
+    attributes = {"input": "dtmf", "numDigits": "1", "timeout": "1", "action": callback_action, "method": "POST"}
+    gather = ET.SubElement(response, "Gather", attributes)
+    if sentence:
+        ET.SubElement(gather, "Say").text = sentence
+    ET.SubElement(gather, "Say").text = CALLBACK_OFFER
+    if hold_audio:
+        ET.SubElement(gather, "Play").text = hold_audio
+    else:
+        ET.SubElement(gather, "Pause", {"length": str(interval_seconds)})
+    ET.SubElement(response, "Redirect", {"method": "POST"}).text = again
+    return _document(response)
+
+
+def callback_confirmed() -> str:
+    """The answer to the 1: the confirmation, then ``<Leave>`` (out of the queue; the Enqueue action ends the call)."""
+    response = ET.Element("Response")
+    ET.SubElement(response, "Say").text = CALLBACK_CONFIRMED
+    ET.SubElement(response, "Leave")
+    return _document(response)
+
+
+def back_to_waiting(again: str) -> str:
+    """Any other digit (or a callback that cannot be had): back to the wait document."""
+    response = ET.Element("Response")
+    ET.SubElement(response, "Redirect", {"method": "POST"}).text = again
+    return _document(response)
+
+
+def callback_leg(conference_name: str, *, status_callback: str) -> str:
+    """The TwiML of the call back to the customer: a greeting, then the contact's conference as the customer
+    (the agent is there already: the call is placed once their leg joined)."""
+    response = ET.Element("Response")
+    ET.SubElement(response, "Say").text = CALLBACK_GREETING
+    dial = ET.SubElement(response, "Dial")
+    _conference(
+        dial,
+        conference_name,
+        label=CUSTOMER_LABEL,
+        status_callback=status_callback,
+        start_on_enter=True,
+        end_on_exit=True,
+        wait_url=None,
+    )
+    return _document(response)

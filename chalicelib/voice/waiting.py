@@ -12,10 +12,13 @@ from chalicelib.routing.model import ContactState
 from chalicelib.routing.router import expected_wait_seconds
 from chalicelib.store import routing as routing_store
 from chalicelib.store import voice as store
-from chalicelib.voice import connect, twiml
+from chalicelib.voice import callback, connect, twiml
 
 
-def wait_twiml(conversation_id: str, queue_sid: str | None, base: str) -> str:
+def wait_twiml(
+    conversation_id: str, queue_sid: str | None, base: str, caller: str | None = None, call_sid: str = ""
+) -> str:
+    """The wait document; with "press 1 to be called back" (``voice.callback``) when the caller has a number."""
     config = current_config()
     if queue_sid:
         store.note_queue(conversation_id, queue_sid)  # set once; the dequeue names it
@@ -26,6 +29,14 @@ def wait_twiml(conversation_id: str, queue_sid: str | None, base: str) -> str:
         position, stats = routing_store.place_in_queue(contact, home)
         wait = expected_wait_seconds(position, stats)
         sentence = twiml.position_sentence(position + 1, max(1, round(wait / 60)))
+    if sentence and callback.offered_to(caller, call_sid):
+        return twiml.waiting_with_callback(
+            sentence,
+            interval_seconds=config.voice_position_interval_seconds,
+            hold_audio=config.voice_hold_audio,
+            again=connect.url(base, connect.WAIT, conversation_id),
+            callback_action=connect.url(base, callback.CALLBACK_REQUEST, conversation_id),
+        )
     return twiml.waiting(
         sentence,
         interval_seconds=config.voice_position_interval_seconds,

@@ -185,6 +185,11 @@ def _dashboard(
         _graph("Wait until offered (p90, per queue and channel)", [_search(stage, "WaitUntilOffer", "p90")]),
         _graph("Wait until accepted (p90, per queue and channel)", [_search(stage, "WaitUntilAccept", "p90")]),
     )
+    board.add_widgets(  # calls (issue 13): the caller's wait ends when the agent joins; who gave up, and when
+        _graph("Calls: wait until the agent joined (p90, per queue)", [_search(stage, "WaitUntilAgent", "p90")]),
+        _graph("Abandoned (per queue and channel)", [_search(stage, "Abandoned", "Sum")]),
+        _graph("Time to abandon (p90, per queue and channel)", [_search(stage, "TimeToAbandon", "p90")]),
+    )
     queues, dead_letters = stack.queues.items(), stack.dead_letter_queues.items()
     board.add_widgets(
         _graph(

@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from chalicelib.local.stack import LocalStack
+from tests.fakes import twilio_voice
 from tests.fakes.providers import ACCOUNT_SID, META_ACCESS_TOKEN, TELEGRAM_BOT_TOKEN, FakeProviders
 from tests.support import CHANNEL_SECRETS, WEBCHAT_SECRET
 
@@ -36,8 +37,9 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
 SITE = "acme"
 SOFTPHONE_SETTINGS = {
-    "TWILIO_API_KEY_SID": "SK" + "4c" * 16,
-    "TWILIO_API_KEY_SECRET": "browserTestApiKeySecret0123456789",
+    # The fake Twilio's API key: with one set, the app's REST requests (SMS, calls) authenticate with it too.
+    "TWILIO_API_KEY_SID": twilio_voice.API_KEY_SID,
+    "TWILIO_API_KEY_SECRET": twilio_voice.API_KEY_SECRET,
     "TWILIO_TWIML_APP_SID": "AP" + "7a" * 16,
 }
 

@@ -25,7 +25,7 @@ import requests
 from chalicelib.local.stack import LocalStack
 from tests.browser.conftest import SOFTPHONE_SETTINGS, Admin
 from tests.browser.test_console import _go_available, _sign_in
-from tests.fakes.providers import ACCOUNT_SID
+from tests.fakes.providers import ACCOUNT_SID, FakeProviders
 from tests.support import CHANNEL_SECRETS
 
 if TYPE_CHECKING:
@@ -216,7 +216,142 @@ def test_an_agent_who_takes_calls_on_their_phone_is_told_so_and_the_console_does
 
         bar = page.get_by_test_id("call-bar")
         expect(bar.get_by_test_id("call-state")).to_have_text("calling your phone…", timeout=WAIT_MS)
-        expect(bar.get_by_test_id("call-hangup")).to_be_disabled()
+        # The app's call controls work on the conference whichever way the agent joins it.
+        expect(bar.get_by_test_id("call-hold")).to_be_enabled()
+        expect(bar.get_by_test_id("call-hangup")).to_be_enabled()
         assert page.evaluate("window.__softphone.constructed.length + window.__softphone.connects.length") == 0
+    finally:
+        context.close()
+
+
+def _world_post(url: str, form: list[tuple[str, str]]) -> tuple[int, str]:
+    """How the fake Twilio reaches the local stack: the absolute URL it was given, signed with the auth token."""
+    signed = url + "".join(f"{k}{v}" for k, v in sorted(form))
+    digest = hmac.new(CHANNEL_SECRETS["TWILIO_AUTH_TOKEN"].encode(), signed.encode(), hashlib.sha1).digest()
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": base64.b64encode(digest)}
+    answer = requests.post(url, data=urlencode(form), headers=headers, timeout=10)
+    return answer.status_code, answer.text
+
+
+def _until(check: Any) -> Any:
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("never true")
+
+
+def _bridged_softphone_call(page: Page, stack: LocalStack, fake: FakeProviders, agent_id: str) -> tuple[str, str, str]:
+    """A caller (at the fake Twilio) offered to ``agent_id``'s console, accepted, the softphone's leg joined and the
+    caller bridged into the conference: (contact id, caller's CallSid, the softphone leg's CallSid)."""
+    world = fake.voice
+    _sign_in(page, stack, agent_id)
+    _wait_for(page, "window.Twilio && typeof window.Twilio.Device === 'function'")
+    page.evaluate(STUB_DEVICE)
+    _go_available(page)
+    caller = world.incoming(
+        stack.api_url + "/webhooks/twilio/voice",
+        number=BUSINESS_NUMBER,
+        status_url=stack.api_url + "/webhooks/twilio/status",
+    )
+    world.deliver(_world_post)
+    offer = page.get_by_test_id("offer")
+    expect(offer.get_by_test_id("offer-channel")).to_have_text("voice", timeout=WAIT_MS)
+    contact_id = offer.get_attribute("data-contact-id")
+    assert contact_id
+    offer.get_by_test_id("offer-accept").click()
+    [connect] = _wait_for(page, "window.__softphone.connects.length === 1 && window.__softphone.connects")
+    expect(page.get_by_test_id("call-hold")).to_be_enabled(timeout=WAIT_MS)
+    leg = world.client_call(
+        stack.api_url + "/webhooks/twilio/voice/agent",
+        "ag_" + agent_id,
+        SOFTPHONE_SETTINGS["TWILIO_TWIML_APP_SID"],
+        connect["params"],
+    )
+    world.deliver(_world_post)
+    assert sorted(p.sid for p in world.participants(contact_id)) == sorted([caller.sid, leg.sid])
+    return contact_id, caller.sid, leg.sid
+
+
+def _voice_requests(fake: FakeProviders, suffix: str) -> list[Any]:
+    return [r for r in fake.requests if r.api == "twilio_voice" and r.method == "POST" and r.path.endswith(suffix)]
+
+
+def test_the_call_bar_holds_resumes_and_transfers_the_call_through_the_app(
+    browser: Any, stack: LocalStack, admin: Admin, fake_providers: FakeProviders, screenshot: Any
+) -> None:
+    admin.create_agent("wren", "voice")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        contact_id, caller, leg = _bridged_softphone_call(page, stack, fake_providers, "wren")
+        world = fake_providers.voice
+        bar = page.get_by_test_id("call-bar")
+
+        bar.get_by_test_id("call-hold").click()
+        expect(bar.get_by_test_id("call-hold")).to_have_text("Resume", timeout=WAIT_MS)
+        [held] = [p for p in world.participants(contact_id) if p.label == "customer"]
+        assert held.hold and held.sid == caller
+        assert _voice_requests(fake_providers, "/Participants/customer.json")[-1].form["Hold"] == "true"
+        screenshot(page, "softphone-call-on-hold")
+        bar.get_by_test_id("call-hold").click()
+        expect(bar.get_by_test_id("call-hold")).to_have_text("Hold", timeout=WAIT_MS)
+        assert not held.hold
+
+        bar.get_by_test_id("call-transfer-kind").select_option("queue")
+        bar.get_by_test_id("call-transfer-target").fill("default")
+        bar.get_by_test_id("call-transfer").click()
+        expect(bar.get_by_test_id("call-state")).to_have_text("transferred", timeout=WAIT_MS)
+        assert held.hold, "the caller waits on hold for the next agent"
+        [ended] = [r for r in _voice_requests(fake_providers, f"/Calls/{leg}.json") if r.form.get("Status")]
+        assert ended.form["Status"] == "completed" and world.calls[leg].status == "completed"
+        expect(bar.get_by_test_id("call-hangup")).to_be_disabled()
+        world.deliver(_world_post)  # the softphone leg's leave: nothing moves
+        contact = requests.get(f"{admin.api}/contacts/{contact_id}", headers=admin.headers, timeout=10).json()
+        assert contact["state"] in ("queued", "offered") and contact.get("assigned_to") in (None, "")
+    finally:
+        context.close()
+
+
+def test_the_call_bar_hang_up_ends_the_callers_call_through_the_app(
+    browser: Any, stack: LocalStack, admin: Admin, fake_providers: FakeProviders
+) -> None:
+    admin.create_agent("yuri", "voice")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        contact_id, caller, _leg = _bridged_softphone_call(page, stack, fake_providers, "yuri")
+        world = fake_providers.voice
+        bar = page.get_by_test_id("call-bar")
+
+        # A consult of a colleague on their own phone, then cancelled: both through the app's API.
+        body = {"agent_id": "zed", "name": "Zed", "max_per_channel": {"voice": 1}, "presence": "Available"}
+        body.update(phone="+14155550144", voice_mode="phone")
+        created = requests.post(f"{admin.api}/agents", json=body, headers=admin.headers, timeout=10)
+        assert created.status_code == 201, created.text
+        bar.get_by_test_id("call-transfer-target").fill("zed")
+        bar.get_by_test_id("call-consult").click()
+        expect(bar.get_by_test_id("call-cancel-consult")).to_be_visible(timeout=WAIT_MS)
+        expect(bar.get_by_test_id("call-handover")).to_be_visible()
+        [added] = _voice_requests(fake_providers, "/Participants.json")[-1:]
+        assert (added.form["To"], added.form["Label"]) == ("+14155550144", "consult")
+        [held] = [p for p in world.participants(contact_id) if p.label == "customer"]
+        assert held.hold, "the caller holds during the consult"
+        world.answer(added.answer["call_sid"])
+        world.deliver(_world_post)
+        bar.get_by_test_id("call-cancel-consult").click()
+        expect(bar.get_by_test_id("call-consult")).to_be_visible(timeout=WAIT_MS)
+        assert world.calls[added.answer["call_sid"]].status == "completed" and not held.hold
+        world.deliver(_world_post)
+
+        bar.get_by_test_id("call-hangup").click()
+        expect(bar.get_by_test_id("call-state")).to_have_text("ended", timeout=WAIT_MS)
+        [ended] = [r for r in _voice_requests(fake_providers, f"/Calls/{caller}.json") if r.form.get("Status")]
+        assert ended.form["Status"] == "completed"
+        assert fake_providers.voice.calls[caller].status == "completed"
+        assert page.evaluate("window.__softphone.hangups") == 1
+        fake_providers.voice.deliver(_world_post)
     finally:
         context.close()

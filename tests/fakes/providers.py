@@ -4,7 +4,8 @@ Each API checks what the real one checks before it takes a message, and answers 
 one's shape, so a test that passes here sends requests the provider would accept:
 
 - Twilio ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json``: HTTP basic auth with the
-  account SID of the path and its auth token (else 401, error 20003); a form body; ``To``;
+  account SID of the path and its auth token, or an API key (``SK...``) with its secret (else 401, error
+  20003); a form body; ``To``;
   ``From`` or ``MessagingServiceSid``; ``Body``; both ends on the same channel (``whatsapp:`` or
   not); numbers in E.164 (else 400, error 21211); an absolute ``StatusCallback`` URL. Answers 201
   with the Message resource: ``sid`` ``SM...``, ``status`` ``queued``.
@@ -237,7 +238,12 @@ class FakeProviders:
         match = _TWILIO_PATH.match(path)
         assert match is not None
         account = match.group(1)
-        if not _basic_auth_is(authorization, account, self.auth_token) or account != self.account_sid:
+        if account != self.account_sid:
+            return _twilio_error(401, 20003, "Authenticate")
+        # The account's auth token, or an API key of the account with its secret (Twilio takes either).
+        if not _basic_auth_is(authorization, account, self.auth_token) and not _basic_auth_is(
+            authorization, twilio_voice.API_KEY_SID, twilio_voice.API_KEY_SECRET
+        ):
             return _twilio_error(401, 20003, "Authenticate")
         if content_type != "application/x-www-form-urlencoded":
             return _twilio_error(400, 21604, "A 'To' phone number is required.")  # Twilio reads no other body

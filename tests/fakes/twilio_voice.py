@@ -17,6 +17,9 @@ it owes the app (a call's ``Url``, an ``<Enqueue action>``, a conference ``statu
 ``StatusCallback``) goes to ``pending``. ``deliver(post)`` then posts them, signed with the auth token as Twilio
 signs, runs each TwiML answer through ``tests.fakes.twiml.check`` and acts on it (``<Enqueue>`` puts the call in
 its queue and fetches the waitUrl, ``<Dial><Conference>`` joins the conference and posts ``participant-join``).
+A wait document's ``<Gather>`` listens while it plays: ``press(call_sid, digits)`` posts its action with
+``Digits``; ``<Leave>`` takes the call out of its queue (the Enqueue action with ``QueueResult=leave``), and the
+call ends when that action's TwiML holds nothing more.
 Nothing is posted from the server's own threads: the app's request to the fake never waits on the app.
 """
 
@@ -35,8 +38,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from tests.fakes import twiml
 
-API_KEY_SID = "SK" + "3c5e7a9b1d2f4a6c8e0b2d4f6a8c0e2b"
-API_KEY_SECRET = "fake-api-key-secret-7d1e"
+# The account's one API key (what TWILIO_API_KEY_SID/SECRET name when a test sets them).
+API_KEY_SID = "SK3f1e5d7c9b0a2f4e6d8c0b2a4f6e8d0c"
+API_KEY_SECRET = "testApiKeySecret2c7e0123456789ab"  # 32 characters, as Twilio makes them
 VOICE = "twilio_voice"
 
 _PATH = re.compile(
@@ -96,6 +100,14 @@ class Call:
     enqueue_wait_url: str | None = None
     conference: str | None = None  # the conference's sid while it is in one
     label: str | None = None
+    gather_action: str | None = None  # the <Gather action> of the wait document the caller hears now
+    ends_after_queue_action: bool = False  # left the queue by <Leave>: the Enqueue action's TwiML is the last
+    hold: bool = False  # a conference participant on hold (Participants API ``Hold``)
+    hold_url: str | None = None
+    muted: bool = False
+    end_on_exit: bool = False  # <Conference endConferenceOnExit="true">: leaving ends the conference
+    listening: ET.Element | None = None  # the <Record> or <Gather> the call is in, waiting for the caller
+    then: list[ET.Element] = field(default_factory=list)  # the verbs after it, run when it ends without its action
 
 
 @dataclass
@@ -263,6 +275,7 @@ class VoiceWorld:
             return problem
         call = Call("CA" + secrets.token_hex(16), form["To"], form["From"], "outbound-api", label=label)
         call.status_callback = form.get("StatusCallback")
+        call.end_on_exit = form.get("EndConferenceOnExit") == "true"
         self.calls[call.sid] = call
         # Joins once answered: ``answer(call_sid)``; the participant is "queued" until then.
         call.conference = conference.sid
@@ -283,6 +296,18 @@ class VoiceWorld:
         for name in ("HoldUrl", "AnnounceUrl", "WaitUrl"):
             if form.get(name) and not _absolute(form[name]):
                 return error(400, 21609, f"Invalid {name}")
+        for name in ("Hold", "Muted"):
+            if name in form and form[name] not in ("true", "false"):
+                return error(400, 21218, f"Invalid {name}: {form[name]}")
+        if form.get("HoldMethod", "POST") not in ("GET", "POST"):
+            return error(400, 21218, "Invalid HoldMethod")
+        if "Hold" in form and (form["Hold"] == "true") != found.hold:
+            found.hold = form["Hold"] == "true"
+            found.hold_url = form.get("HoldUrl") if found.hold else None
+            self._conference_event(conference, "participant-hold" if found.hold else "participant-unhold", found)
+        if "Muted" in form and (form["Muted"] == "true") != found.muted:
+            found.muted = form["Muted"] == "true"
+            self._conference_event(conference, "participant-mute" if found.muted else "participant-unmute", found)
         return 200, self._participant_json(conference, found)
 
     def _dequeue(self, queue_sid: str, who: str, form: dict[str, str]) -> Answer:
@@ -342,8 +367,8 @@ class VoiceWorld:
             "call_sid": call.sid,
             "conference_sid": conference.sid,
             "label": call.label,
-            "muted": False,
-            "hold": False,
+            "muted": call.muted,
+            "hold": call.hold,
             "status": "connected" if call.sid in conference.participants else "queued",
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Conferences/{conference.sid}/Participants/{call.sid}.json",
         }
@@ -377,13 +402,29 @@ class VoiceWorld:
             self.pending.append((url, self._call_form(call), twiml.CALL, call.sid))
             return call
 
+    def client_call(self, url: str, identity: str, application_sid: str, params: dict[str, str]) -> Call:
+        """A browser ``Device`` (``client:identity``) connects through the TwiML App whose Voice URL is ``url``,
+        with ``params`` (``device.connect({params})``): Twilio asks that URL what to do with the call."""
+        with self.lock:
+            call = Call("CA" + secrets.token_hex(16), "", "client:" + identity, "inbound", url=url, status="ringing")
+            self.calls[call.sid] = call
+            form = dict(self._call_form(call), ApplicationSid=application_sid, **params)
+            self.pending.append((url, sorted(form.items()), twiml.CALL, call.sid))
+            return call
+
     def answer(self, call_sid: str) -> None:
         """The far end of a call we placed picks up: Twilio fetches its Url (or runs its Twiml)."""
         with self.lock:
             call = self.calls[call_sid]
             call.status = "in-progress"
             self._status(call, "answered")
-            if call.url:
+            conference = self.conferences.get(call.conference or "")
+            if conference is not None and call.sid not in conference.participants:  # a participant added by API
+                attributes = {"participantLabel": call.label or ""} if call.label else {}
+                if call.end_on_exit:
+                    attributes["endConferenceOnExit"] = "true"
+                self._join(call, conference.friendly_name, attributes)
+            elif call.url:
                 self.pending.append((call.url, self._call_form(call), twiml.CALL, call.sid))
 
     def fetch_wait(self, call_sid: str) -> None:
@@ -400,7 +441,16 @@ class VoiceWorld:
                 AvgQueueTime="0",
                 CurrentQueueSize=str(len(queue.members)),
             )
-            self.pending.append((call.enqueue_wait_url or "", form, twiml.ENQUEUE_WAIT, None))
+            self.pending.append((call.enqueue_wait_url or "", form, twiml.ENQUEUE_WAIT, call.sid))
+
+    def press(self, call_sid: str, digits: str) -> None:
+        """The queued caller presses ``digits`` while hearing the wait document: Twilio posts its ``<Gather>``'s
+        action (the standard call fields and ``Digits``) and runs the answer in the wait document's place."""
+        with self.lock:
+            call = self.calls[call_sid]
+            assert call.queue and call.gather_action, "no <Gather> is listening on this call"
+            form = self._call_form(call, Digits=digits, FinishedOnKey="", msg="Gather End")
+            self.pending.append((call.gather_action, form, twiml.ENQUEUE_WAIT, call.sid))
 
     def no_answer(self, call_sid: str) -> None:
         with self.lock:
@@ -453,6 +503,7 @@ class VoiceWorld:
             conference.status_callback = attributes["statusCallback"]
             conference.events = tuple(attributes.get("statusCallbackEvent", "").split())
         call.label, call.conference = label, conference.sid
+        call.end_on_exit = attributes.get("endConferenceOnExit") == "true"
         conference.participants[call.sid] = call
         self._conference_event(conference, "participant-join", call)
         if conference.status == "init" and len(conference.participants) >= 2:
@@ -468,12 +519,19 @@ class VoiceWorld:
         self._conference_event(
             conference, "participant-leave", call, ReasonParticipantLeft=reason, ParticipantCallStatus="completed"
         )
+        if call.end_on_exit:  # the others' <Dial> ends; with nothing after it in their TwiML, their calls end
+            conference.status = "completed"
+            for other in list(conference.participants.values()):
+                self.end(other.sid, "completed")
+            self._conference_event(conference, "conference-end", None, ReasonConferenceEnded="participant-left")
+            return
         if not conference.participants and conference.status != "completed":
             conference.status = "completed"
             self._conference_event(conference, "conference-end", None, ReasonConferenceEnded="last-participant-left")
 
     def _conference_event(self, conference: Conference, event: str, call: Call | None, **more: str) -> None:
         short = event.split("-")[-1] if event.startswith("participant") else event.removeprefix("conference-")
+        short = {"unhold": "hold", "unmute": "mute"}.get(short, short)
         if not conference.status_callback or short not in conference.events:
             return
         form = {
@@ -489,8 +547,8 @@ class VoiceWorld:
             form.update(
                 CallSid=call.sid,
                 ParticipantLabel=call.label or "",
-                Muted="false",
-                Hold="false",
+                Muted="true" if call.muted else "false",
+                Hold="true" if call.hold else "false",
                 Coaching="false",
                 EndConferenceOnExit="false",
                 StartConferenceOnEnter="true",
@@ -513,11 +571,28 @@ class VoiceWorld:
             root = twiml.check(body, context, base)
             if call_sid is not None:
                 with self.lock:
-                    self._run(self.calls[call_sid], root)
+                    call = self.calls[call_sid]
+                    if context == twiml.ENQUEUE_WAIT and url == call.enqueue_wait_url:
+                        self._hear(call, root)
+                    else:
+                        self._run(call, root)
         raise AssertionError("callbacks did not settle")
+
+    def _hear(self, call: Call, root: ET.Element) -> None:
+        """A wait document plays: its ``<Gather>`` (if any) listens for digits (``press``) until the next one."""
+        gather = root.find("Gather")
+        call.gather_action = gather.attrib.get("action") if gather is not None else None
 
     def _run(self, call: Call, root: ET.Element) -> None:
         """What Twilio does with the TwiML a call got (the verbs the app uses)."""
+        after_leave = call.ends_after_queue_action  # this is the Enqueue action's TwiML, after a <Leave>
+        self._run_verbs(call, root)
+        if after_leave:
+            call.ends_after_queue_action = False
+            if not any(verb.tag in ("Enqueue", "Dial", "Redirect") for verb in root):
+                self.end(call.sid, "completed")  # nothing more to do: the call ends
+
+    def _run_verbs(self, call: Call, root: ET.Element) -> None:
         for verb in root:
             if verb.tag == "Enqueue":
                 name = (verb.text or "").strip()
@@ -539,7 +614,7 @@ class VoiceWorld:
                         AvgQueueTime="0",
                         CurrentQueueSize=str(len(queue.members)),
                     )
-                    self.pending.append((call.enqueue_wait_url, form, twiml.ENQUEUE_WAIT, None))
+                    self.pending.append((call.enqueue_wait_url, form, twiml.ENQUEUE_WAIT, call.sid))
                 return
             if verb.tag == "Dial":
                 for noun in verb:
@@ -551,8 +626,112 @@ class VoiceWorld:
                 self.end(call.sid, "completed")
                 return
             if verb.tag == "Redirect":
-                self.pending.append(((verb.text or "").strip(), self._call_form(call), twiml.CALL, call.sid))
+                context = twiml.ENQUEUE_WAIT if call.queue else twiml.CALL
+                self.pending.append(((verb.text or "").strip(), self._call_form(call), context, call.sid))
                 return
+            if verb.tag == "Leave" and call.queue:
+                call.ends_after_queue_action, call.gather_action = True, None
+                self._leave_queue(call, "leave")
+                return
+            if verb.tag in ("Record", "Gather"):
+                # Twilio waits for the caller here: ``leave_voicemail`` / ``speak`` say what they do.
+                call.status = "in-progress"
+                call.listening, call.then = verb, list(root)[list(root).index(verb) + 1 :]
+                return
+
+    # -- the caller at a <Record> or a <Gather> ---------------------------------------------------------
+
+    def _listening(self, call_sid: str, tag: str) -> tuple[Call, ET.Element]:
+        call = self.calls[call_sid]
+        verb = call.listening
+        assert verb is not None and verb.tag == tag, f"the call is not at a <{tag}>"
+        call.listening = None
+        return call, verb
+
+    def _run_rest(self, call: Call) -> None:
+        """Twilio goes on with the verbs after the one that ended without requesting its action."""
+        rest = ET.Element("Response")
+        rest.extend(call.then)
+        call.then = []
+        self._run(call, rest)
+
+    def leave_voicemail(
+        self, call_sid: str, seconds: int, transcript: str | None = "", *, hang_up: bool = True
+    ) -> tuple[str, str]:
+        """The caller speaks for ``seconds`` at the ``<Record>`` (then hangs up, or presses #). Returns the
+        recording's (sid, url).
+
+        As Twilio does: an empty recording (0 s) requests no action and the call goes on with the next verb; else
+        the action is requested with the standard call parameters and ``RecordingUrl``, ``RecordingDuration``,
+        ``RecordingSid`` and ``Digits`` (``hangup`` when the caller hung up), then the ``recordingStatusCallback``
+        (no caller parameters) once the file is ready, then the ``transcribeCallback`` (the standard parameters and
+        the ``Transcription*`` ones; ``transcript=None``: the transcription failed)."""
+        with self.lock:
+            call, record = self._listening(call_sid, "Record")
+            max_length = int(record.attrib.get("maxLength", "3600"))
+            if seconds <= 0:
+                self._run_rest(call)
+                return "", ""
+            seconds = min(seconds, max_length)
+            sid = "RE" + secrets.token_hex(16)
+            url = f"https://api.twilio.com/2010-04-01/Accounts/{self.account_sid}/Recordings/{sid}"
+            if hang_up:
+                call.status = "completed"
+            action = record.attrib.get("action")
+            assert action, "a <Record> without action requests the current document again"
+            done = {"RecordingUrl": url, "RecordingDuration": str(seconds), "RecordingSid": sid}
+            form = self._call_form(call, **done, Digits="hangup" if hang_up else "#")
+            # The action's TwiML is run only while the caller is still on the line.
+            self.pending.append((action, form, twiml.CALL, None if hang_up else call.sid))
+            status_url = record.attrib.get("recordingStatusCallback")
+            if status_url:
+                status = {
+                    "AccountSid": self.account_sid,
+                    "CallSid": call.sid,
+                    "RecordingSid": sid,
+                    "RecordingUrl": url,
+                    "RecordingStatus": "completed",
+                    "RecordingDuration": str(seconds),
+                    "RecordingChannels": "1",
+                    "RecordingStartTime": _rfc2822(),
+                    "RecordingSource": "RecordVerb",
+                    "RecordingTrack": "both",
+                }
+                self.pending.append((status_url, sorted(status.items()), twiml.CALLBACK, None))
+            transcribe_url = record.attrib.get("transcribeCallback")
+            if record.attrib.get("transcribe") == "true" and transcribe_url and seconds <= 120:
+                transcription = {
+                    "TranscriptionSid": "TR" + secrets.token_hex(16),
+                    "TranscriptionText": transcript or "",
+                    "TranscriptionStatus": "completed" if transcript is not None else "failed",
+                    "TranscriptionUrl": f"https://api.twilio.com/2010-04-01/Accounts/{self.account_sid}/"
+                    f"Recordings/{sid}/Transcriptions/TR",
+                    "RecordingSid": sid,
+                    "RecordingUrl": url,
+                }
+                if transcript is None:
+                    del transcription["TranscriptionText"]
+                form = self._call_form(call, **transcription)
+                self.pending.append((transcribe_url, form, twiml.CALLBACK, None))
+            if hang_up:
+                self._status(call, "completed")
+            return sid, url
+
+    def speak(self, call_sid: str, words: str, confidence: str = "0.91") -> None:
+        """The caller answers the ``<Gather input="speech">`` (``""``: silence until it times out).
+
+        An answer (or silence with ``actionOnEmptyResult="true"``) requests the action with the standard call
+        parameters and ``SpeechResult`` and ``Confidence``; silence without it goes on with the next verb."""
+        with self.lock:
+            call, gather = self._listening(call_sid, "Gather")
+            assert "speech" in gather.attrib.get("input", "dtmf"), "this <Gather> does not listen for speech"
+            if not words and gather.attrib.get("actionOnEmptyResult") != "true":
+                self._run_rest(call)
+                return
+            action = gather.attrib.get("action")
+            assert action, "a <Gather> without action requests the current document again"
+            more = {"SpeechResult": words, "Confidence": confidence} if words else {}
+            self.pending.append((action, self._call_form(call, **more), twiml.CALL, call.sid))
 
     # -- what tests read ---------------------------------------------------------------------------------
 

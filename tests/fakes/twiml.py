@@ -10,7 +10,10 @@ package's ``voice_response.py``. Context rules:
 - an ``<Enqueue waitUrl>`` document may also hold Gather, Leave and Hangup;
 - every URL attribute (and ``<Redirect>``'s text) is absolute, http(s), and under ``base`` when given;
 - enumerated values are in their documented sets; ``participantLabel`` is at most 128 characters, a queue
-  name at most 64, a conference name carries no phone number.
+  name at most 64, a conference name carries no phone number;
+- ``<Record transcribe="true">`` names its ``transcribeCallback`` and records at most 120 s (Twilio transcribes
+  recordings of up to two minutes only); ``<Gather input="speech">`` has ``speechTimeout`` ``auto`` or seconds and
+  a ``language`` tag (``en-US``).
 """
 
 from __future__ import annotations
@@ -180,8 +183,35 @@ def _walk(element: ET.Element, problems: list[str], base: str | None) -> None:
             problems.append(f"conference name {text!r} is too long or holds a phone number")
         if len(element.attrib.get("participantLabel", "")) > 128:
             problems.append("participantLabel is over 128 characters")
+    if element.tag in ("Record", "Gather"):
+        _listening(element, problems)
     for child in element:
         _walk(child, problems, base)
+
+
+_SPEECH_LANGUAGE = re.compile(r"^[a-z]{2,3}-[A-Za-z0-9]{2,8}$")
+
+
+def _listening(element: ET.Element, problems: list[str]) -> None:
+    """What Twilio's Record and Gather pages ask of the attributes together."""
+    attributes = element.attrib
+    if element.tag == "Record":
+        max_length = attributes.get("maxLength", "3600")
+        if max_length.isdigit() and int(max_length) < 1:
+            problems.append("<Record maxLength> must be at least 1")
+        if attributes.get("transcribe") == "true":
+            if not attributes.get("transcribeCallback"):
+                problems.append("<Record transcribe> without transcribeCallback: the transcript would reach nobody")
+            if not max_length.isdigit() or int(max_length) > 120:
+                problems.append("<Record transcribe> needs maxLength <= 120: Twilio transcribes two minutes at most")
+        return
+    if "speech" in attributes.get("input", "dtmf"):
+        timeout = attributes.get("speechTimeout")
+        if timeout is not None and timeout != "auto" and not timeout.isdigit():
+            problems.append(f"<Gather speechTimeout={timeout!r}> is not auto or a number of seconds")
+        language = attributes.get("language")
+        if language is not None and not _SPEECH_LANGUAGE.match(language):
+            problems.append(f"<Gather language={language!r}> is not a language tag such as en-US")
 
 
 def _value(verb: str, name: str, value: str, rule: object, problems: list[str], base: str | None) -> None:

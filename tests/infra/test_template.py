@@ -524,3 +524,11 @@ def test_providers_post_to_an_http_api_that_carries_only_the_signed_webhooks(tem
     ]
     assert [p["FunctionName"] for p in permissions] == [{"Fn::GetAtt": ["APIHandler", "Arn"]}]
     assert permissions[0]["Principal"] == "apigateway.amazonaws.com"
+
+
+def test_dashboard_shows_callers_wait_to_the_agent_and_abandonment_per_queue(template):
+    """Issue 13 §7: a caller's wait to the moment the agent joins, abandonments and time to abandon per queue."""
+    (dashboard,) = resources(template, "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for needle in ("WaitUntilAgent", "Abandoned", "TimeToAbandon"):
+        assert needle in body, needle

@@ -815,3 +815,26 @@ def test_the_agent_sees_their_replys_delivery_status_live(app, fake):
 
     [status] = [p for p in pushed(connection) if p.get("type") == "message_status"]
     assert (status["message_id"], status["status"]) == (queued["message_id"], "delivered")
+
+
+def test_with_an_api_key_set_twilio_requests_authenticate_with_it_not_the_auth_token(app, fake, monkeypatch):
+    """Twilio takes either ``AccountSid:AuthToken`` or ``ApiKeySid:ApiKeySecret`` as Basic auth; with a key set, the
+    key is used (it can be revoked alone); the account stays in the path."""
+    import base64
+
+    from chalicelib.settings import reload_settings
+    from tests.fakes.twilio_voice import API_KEY_SECRET, API_KEY_SID
+
+    monkeypatch.setenv("TWILIO_API_KEY_SID", API_KEY_SID)
+    monkeypatch.setenv("TWILIO_API_KEY_SECRET", API_KEY_SECRET)
+    reload_settings()
+    inbound = sms_from(app)
+    outbox.queue_reply(inbound["conversation_id"], "ada", "Your order ships today.", None, clock.now_iso())
+
+    assert pump(app) == Pumped(1, [])
+    [request] = fake.sent(TWILIO)
+    assert request.status == 201 and request.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+    assert (
+        request.headers["Authorization"]
+        == "Basic " + base64.b64encode(f"{API_KEY_SID}:{API_KEY_SECRET}".encode()).decode()
+    )

@@ -196,3 +196,19 @@ def test_the_keys_record_expires_long_after_any_retry_could_come(app, fake, monk
     [record] = [item for item in data_items() if item["sk"] == "REPLYKEY"]
     created = clock.parse_iso(record["created_at"]).timestamp()
     assert int(record["expires_at"]) == int(created) + 45 * 86400
+
+
+def test_the_status_lookup_of_a_sent_message_expires_with_the_same_retention(app, fake, monkeypatch):
+    """``OUTBOUND#`` (what a provider's status callbacks find) is kept as long as a callback may come, then dropped."""
+    from chalicelib.settings import reload_settings
+    from tests.support import data_items
+
+    monkeypatch.setenv("SWITCHBOARD_IDEMPOTENCY_RETENTION_DAYS", "45")
+    reload_settings()
+    conversation = _assigned_sms(app)
+    assert _reply(app, conversation, "Ships today.", str(uuid.uuid4())).status_code == 202
+
+    lookups = [item for item in data_items() if item["sk"] == "OUTBOUND"]
+    assert lookups, "the SMS was sent and its status lookup written"
+    for lookup in lookups:
+        assert int(lookup["expires_at"]) == int(clock.parse_iso(lookup["created_at"]).timestamp()) + 45 * 86400

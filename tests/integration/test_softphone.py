@@ -28,7 +28,7 @@ from chalicelib.store import routing as routing_store
 from chalicelib.store import voice as voice_store
 from tests.fakes import twiml
 from tests.fakes.providers import fake_providers  # noqa: F401 (a fixture)
-from tests.fakes.twilio_voice import Call
+from tests.fakes.twilio_voice import API_KEY_SECRET, API_KEY_SID, Call
 from tests.support import (
     CHANNEL_SECRETS,
     PUBLIC_BASE_URL,
@@ -45,8 +45,6 @@ from tests.support import (
 )
 
 ACCOUNT_SID = "AC7b4f2c9e1d3a5f60718293a4b5c6d7e8"  # the incoming-call fixture's account
-API_KEY_SID = "SK3f1e5d7c9b0a2f4e6d8c0b2a4f6e8d0c"
-API_KEY_SECRET = "testApiKeySecret2c7e0123456789ab"  # 32 characters, as Twilio makes them
 TWIML_APP_SID = "AP9a8b7c6d5e4f30211203f4e5d6c7b8a9"
 AGENT_URL = "/webhooks/twilio/voice/agent"
 SDK = Path(__file__).resolve().parents[2] / "chalicelib/console/vendor/node_modules/@twilio/voice-sdk"
@@ -358,3 +356,17 @@ def _poster(client):
         return answer.status_code, answer.body.decode() if isinstance(answer.body, bytes) else str(answer.body)
 
     return post
+
+
+def test_a_softphone_that_dials_in_after_the_caller_hung_up_is_told_so_and_claims_nothing(voice):
+    contact_id = _assigned_call(voice)
+    incoming = dict(parse_qsl(fixture("twilio/incoming_call.txt").decode()))
+    form = dict(parse_qsl(fixture("twilio/call_status_completed.txt").decode()))
+    form.update(CallSid=incoming["CallSid"], CallStatus="completed", SequenceNumber="2")
+    assert post_twilio(voice, "/webhooks/twilio/status", urlencode(form).encode()).status_code == 200
+
+    answer = _device_connects(voice, contact_id, "ag_ada")
+    assert answer.status_code == 200
+    root = twiml.check(answer.body, base=PUBLIC_BASE_URL)
+    assert [e.tag for e in root] == ["Say", "Hangup"] and "hung up" in (root[0].text or "")
+    assert not (voice_store.get_call(contact_id) or {}).get("agent_leg"), "no agent leg claimed for a dead call"

@@ -29,6 +29,14 @@ def test_check_a_broken_file_names_the_field_and_line(capsys):
     assert err == f"{path}:11: rules[0].skills.billing: Input should be less than or equal to 5\n"
 
 
+def test_check_names_a_bad_callback_setting(capsys, tmp_path):
+    broken = tmp_path / "routing.yaml"
+    broken.write_text(Path(DEPLOYED).read_text().replace("    attempts: 3\n", "    attempts: many\n"))
+    assert main(["rules", "check", str(broken)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{broken}:") and "voice.callback.attempts: Input should be a valid integer" in err
+
+
 def test_check_a_missing_file(capsys, tmp_path):
     assert main(["rules", "check", str(tmp_path / "nope.yaml")]) == 1
     assert "cannot read" in capsys.readouterr().err

@@ -87,6 +87,7 @@ def test_a_config_that_leaves_sections_out_gets_the_same_defaults_as_the_deploye
         "acknowledgement_message",
         "voice_position_interval_seconds",
         "voice_hold_audio",
+        "voice_callback",
     ):
         assert getattr(minimal, name) == getattr(deployed, name), name
 
@@ -163,7 +164,7 @@ def test_every_problem_is_reported_in_line_order():
     assert str(caught.value).splitlines() == [
         "ops.yaml:6: rules[0].priority: Input should be less than or equal to 9",
         "ops.yaml:7: rules[0].when.channel: unknown channel (channels: voice, webchat, sms, whatsapp, telegram, "
-        "app, in_store, voice_assistant, messenger, instagram, email)",
+        "app, in_store, voice_assistant, messenger, instagram, email, voicemail)",
     ]
 
 
@@ -339,6 +340,21 @@ def test_the_waiting_callers_announcement_interval_and_hold_audio():
         parse_config(MINIMAL + "voice:\n  hold_audio: /hold.mp3\n")
     with pytest.raises(ConfigError, match=r"voice\.greeting"):
         parse_config(MINIMAL + "voice:\n  greeting: hello\n")
+
+
+def test_the_callback_a_waiting_caller_may_ask_for():
+    config = parse_config(MINIMAL + "voice:\n  callback:\n    attempts: 2\n    retry_after: 90s\n")
+    assert (config.voice_callback.offer, config.voice_callback.attempts) == (True, 2)
+    assert config.voice_callback.retry_after_seconds == 90
+    deployed = default_config().voice_callback
+    assert (deployed.offer, deployed.attempts, deployed.retry_after_seconds) == (True, 3, 120)
+    assert parse_config(MINIMAL + "voice:\n  callback:\n    offer: false\n").voice_callback.offer is False
+    with pytest.raises(ConfigError, match=r":8: voice\.callback\.attempts: .*greater than or equal to 1"):
+        parse_config(MINIMAL + "voice:\n  callback:\n    attempts: 0\n")
+    with pytest.raises(ConfigError, match=r"voice\.callback\.retry_after: .*less than or equal to 900"):
+        parse_config(MINIMAL + "voice:\n  callback:\n    retry_after: 1h\n")
+    with pytest.raises(ConfigError, match=r"voice\.callback\.retry: "):
+        parse_config(MINIMAL + "voice:\n  callback:\n    retry: 2\n")
 
 
 def test_escalation_steps_round_trip_through_a_dict():

@@ -47,6 +47,7 @@ WAIT = f"{BASE}/webhooks/twilio/voice/wait?conversation=conv_1"
         (twiml.agent_joins_conference("conv_1", status_callback=f"{BASE}/c", action=f"{BASE}/a"), checker.CALL),
         (twiml.customer_joins_conference("conv_1", status_callback=f"{BASE}/c"), checker.CALL),
         (twiml.hangup(), checker.CALL),
+        (twiml.say_and_hang_up("The caller has hung up. Goodbye."), checker.CALL),
         (twiml.empty(), checker.CALLBACK),
         (twilio_channel.hold_twiml("conv_1", action=f"{BASE}/x", wait_url=WAIT), checker.CALL),
         (twilio_channel.unavailable_twiml(), checker.CALL),
@@ -104,3 +105,44 @@ def test_the_checkers_attribute_lists_are_the_twilio_packages_names():
         names = {camel(p) for p in inspect.signature(method).parameters if p not in ("self", "kwargs", "name")}
         names = {re.sub("Url$", "Url", n) for n in names}
         assert set(checker.ATTRIBUTES[verb]) <= names | {"maxQueueSize"}, (verb, set(checker.ATTRIBUTES[verb]) - names)
+
+
+# --- the callback (chalicelib/voice/callback.py) -------------------------------------------------------------
+
+REQUEST = f"{BASE}/webhooks/twilio/voice/callback-request?conversation=conv_1"
+
+
+def test_the_wait_with_a_callback_listens_for_1_through_the_whole_interval():
+    document = twiml.waiting_with_callback(
+        twiml.position_sentence(2, 3), interval_seconds=45, hold_audio=None, again=WAIT, callback_action=REQUEST
+    )
+    root = checker.check(document, checker.ENQUEUE_WAIT, BASE)
+    (gather, redirect) = root
+    assert (gather.tag, redirect.tag, redirect.text) == ("Gather", "Redirect", WAIT)
+    assert gather.attrib == {"input": "dtmf", "numDigits": "1", "timeout": "1", "action": REQUEST, "method": "POST"}
+    assert [e.tag for e in gather] == ["Say", "Say", "Pause"]
+    assert "press 1" in gather[1].text and gather[2].attrib["length"] == "45"
+    with_audio = twiml.waiting_with_callback(
+        None, interval_seconds=45, hold_audio=f"{BASE}/hold.mp3", again=WAIT, callback_action=REQUEST
+    )
+    assert [e.tag for e in checker.check(with_audio, checker.ENQUEUE_WAIT, BASE)[0]] == ["Say", "Play"]
+
+
+@pytest.mark.parametrize(
+    ("document", "context"),
+    [
+        (twiml.callback_confirmed(), checker.ENQUEUE_WAIT),
+        (twiml.back_to_waiting(WAIT), checker.ENQUEUE_WAIT),
+        (twiml.callback_leg("conv_1", status_callback=f"{BASE}/c"), checker.CALL),
+    ],
+)
+def test_the_callback_documents_pass_the_checker(document, context):
+    checker.check(document, context, BASE)
+
+
+def test_the_called_back_customer_joins_as_the_customer_and_ends_the_conference_on_leaving():
+    root = checker.check(twiml.callback_leg("conv_1", status_callback=f"{BASE}/c"), checker.CALL, BASE)
+    assert [e.tag for e in root] == ["Say", "Dial"]
+    conference = root.find("Dial/Conference")
+    assert conference.text == "conv_1" and conference.attrib["participantLabel"] == "customer"
+    assert conference.attrib["endConferenceOnExit"] == "true"

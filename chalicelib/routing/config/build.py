@@ -9,6 +9,7 @@ from __future__ import annotations
 from chalicelib.routing.config.schema import ConfigIn, CustomerIn, QueueIn, RuleIn, parse_days, parse_window
 from chalicelib.routing.config.values import (
     DAYS,
+    DEFAULT_VOICEMAIL_GREETING,
     Conditions,
     EscalationStep,
     Hours,
@@ -18,7 +19,9 @@ from chalicelib.routing.config.values import (
     QueueRouting,
     RoutingConfig,
     Rule,
+    SpeechQuestion,
     TimeWindow,
+    VoiceCallback,
 )
 
 
@@ -40,6 +43,9 @@ def build_config(raw: ConfigIn) -> RoutingConfig:
         acknowledgement_message=raw.acknowledgement.message,
         voice_position_interval_seconds=raw.voice.position_interval,
         voice_hold_audio=raw.voice.hold_audio,
+        voice_callback=VoiceCallback(
+            raw.voice.callback.offer, raw.voice.callback.attempts, raw.voice.callback.retry_after
+        ),
         lab=LabCheck(raw.lab.scenario, raw.lab.max_sl_loss_points) if raw.lab else None,
     )
 
@@ -66,6 +72,7 @@ def _build_queue(name: str, raw: QueueIn) -> QueueConfig:
             sla_clock=raw.routing.sla_clock,
             reply_window_margin_seconds=raw.routing.reply_window_margin,
         ),
+        ask=SpeechQuestion(raw.ask.question, raw.ask.language) if raw.ask else None,
     )
 
 
@@ -107,4 +114,6 @@ def _build_rule(raw: RuleIn, timezone: str) -> Rule:
             )
             for step in raw.escalation
         ),
+        voicemail=DEFAULT_VOICEMAIL_GREETING if raw.voicemail is True else (raw.voicemail or None),
+        ask=SpeechQuestion(raw.ask.question, raw.ask.language) if raw.ask else None,
     )

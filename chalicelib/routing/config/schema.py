@@ -218,12 +218,22 @@ def _check_hold_audio(url: str) -> str:
     return url
 
 
+class CallbackIn(Strict):
+    """A waiting caller may press 1 to be called back (``offer``); a call back not answered (busy, no answer,
+    failed) is tried ``attempts`` times in all, ``retry_after`` apart (at most 15 minutes: one timer's delay)."""
+
+    offer: StrictBool = True
+    attempts: Annotated[StrictInt, Field(ge=1, le=10)] = 3
+    retry_after: Annotated[Duration, Field(ge=10, le=900)] = 120
+
+
 class VoiceIn(Strict):
     """What a waiting caller hears: their position and expected wait every ``position_interval``, hold audio
-    (played between announcements; about that long) or silence."""
+    (played between announcements; about that long) or silence; and whether they may ask to be called back."""
 
     position_interval: Annotated[Duration, Field(ge=10, le=600)] = 45
     hold_audio: Annotated[str, StringConstraints(max_length=1000), AfterValidator(_check_hold_audio)] | None = None
+    callback: CallbackIn = Field(default_factory=CallbackIn)
 
 
 LAB_SCENARIOS = Path(__file__).resolve().parents[2] / "sim" / "scenarios"
@@ -248,7 +258,7 @@ class HoursIn(Strict):
 
 
 class OutOfHoursIn(Strict):
-    action: Literal["reply", "overflow"]
+    action: Literal["reply", "overflow", "voicemail"]
     message: Annotated[str, StringConstraints(max_length=1000)] = ""
     overflow_to: Name | None = None
 
@@ -258,6 +268,8 @@ class OutOfHoursIn(Strict):
             raise _custom("out_of_hours", "action reply needs a message and no overflow_to")
         if self.action == "overflow" and not self.overflow_to:
             raise _custom("out_of_hours", "action overflow needs overflow_to (a queue)")
+        if self.action == "voicemail" and self.overflow_to:
+            raise _custom("out_of_hours", "action voicemail takes no overflow_to (message is the caller's greeting)")
         return self
 
 
@@ -276,10 +288,28 @@ class QueueRoutingIn(Strict):
     reply_window_margin: Annotated[int, BeforeValidator(parse_duration), Field(ge=0, le=23 * 3600)] = 3600
 
 
+Spoken = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+# A Twilio speech-recognition language tag (en-US, en-GB, de-DE, es-MX...).
+SpeechLanguage = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}-[A-Za-z0-9]{2,8}$")]
+
+
+class AskIn(Strict):
+    """``ask``: the question a caller hears first; the answer (speech) becomes the contact's text."""
+
+    question: Spoken
+    language: SpeechLanguage = "en-US"
+
+
+def _question_alone(value: Any) -> Any:
+    return {"question": value} if isinstance(value, str) else value
+
+
 class QueueIn(Strict):
     hours: HoursIn | None = None
     out_of_hours: OutOfHoursIn | None = None
     routing: QueueRoutingIn = Field(default_factory=QueueRoutingIn)
+    # Its callers are asked this first, unless their rule asks its own question.
+    ask: Annotated[AskIn, BeforeValidator(_question_alone)] | None = None
 
 
 class CustomerIn(Strict):
@@ -341,6 +371,9 @@ class RuleIn(Strict):
     priority: Priority = 0
     sla: Duration | None = None
     escalation: list[StepIn] = Field(default_factory=list)
+    # A call matching the rule records a voicemail: true (the default greeting) or the greeting to say.
+    voicemail: StrictBool | Spoken | None = None
+    ask: Annotated[AskIn, BeforeValidator(_question_alone)] | None = None
 
 
 class ConfigIn(Strict):

@@ -19,7 +19,8 @@ from typing import Any, Literal
 # Every channel an adapter delivers (``InboundMessage.channel``). Config keys naming another channel are typos.
 _MESSAGING = ("sms", "whatsapp", "telegram", "app", "in_store", "voice_assistant")
 _SOCIAL = ("messenger", "instagram")
-CHANNELS: tuple[str, ...] = ("voice", "webchat", *_MESSAGING, *_SOCIAL, "email")
+# ``voicemail``: a message a caller left (``chalicelib.voice.voicemail``), routed at e-mail's pace, not a live call.
+CHANNELS: tuple[str, ...] = ("voice", "webchat", *_MESSAGING, *_SOCIAL, "email", "voicemail")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # Defaults for what a config leaves out; routing.yaml spells the same values out, with the reasons, for ops.
@@ -29,9 +30,18 @@ DEFAULT_SLA_SECONDS = {
     **dict.fromkeys(_MESSAGING, 300),
     **dict.fromkeys(_SOCIAL, 900),
     "email": 3600,
+    "voicemail": 3600,
 }
 # A call takes a whole agent (60 units), a chat or message a third, an e-mail a fifth.
-DEFAULT_CHANNEL_COSTS = {"voice": 60, "webchat": 20, **dict.fromkeys((*_MESSAGING, *_SOCIAL), 20), "email": 12}
+DEFAULT_CHANNEL_COSTS = {
+    "voice": 60,
+    "webchat": 20,
+    **dict.fromkeys((*_MESSAGING, *_SOCIAL), 20),
+    "email": 12,
+    "voicemail": 12,
+}
+DEFAULT_VOICEMAIL_GREETING = "Sorry, nobody can take your call right now. Please leave a message after the tone."
+DEFAULT_SPEECH_LANGUAGE = "en-US"
 DEFAULT_ACKNOWLEDGEMENT = (
     "Thanks for waiting. You are number {position} in the queue; the expected wait is about {wait_minutes} minutes."
 )
@@ -48,9 +58,10 @@ class Hours:
 
 @dataclass(frozen=True)
 class OutOfHours:
-    """What happens to a contact while its queue is closed: ``reply`` (and keep it queued) or ``overflow``."""
+    """What happens to a contact while its queue is closed: ``reply`` (and keep it queued), ``overflow``, or
+    ``voicemail`` (a call is greeted with ``message`` and records a voicemail; other contacts wait for opening)."""
 
-    action: Literal["reply", "overflow"]
+    action: Literal["reply", "overflow", "voicemail"]
     message: str = ""
     overflow_to: str | None = None
 
@@ -79,11 +90,20 @@ DEFAULT_QUEUE_ROUTING = QueueRouting()
 
 
 @dataclass(frozen=True)
+class SpeechQuestion:
+    """What a rule asks a caller before queueing the call (``<Gather input="speech">``), in a Twilio language."""
+
+    question: str
+    language: str = DEFAULT_SPEECH_LANGUAGE
+
+
+@dataclass(frozen=True)
 class QueueConfig:
     name: str
     hours: Hours | None = None  # None: always open
     out_of_hours: OutOfHours | None = None
     routing: QueueRouting = field(default_factory=QueueRouting)  # how its contacts are routed and timed
+    ask: SpeechQuestion | None = None  # its callers are asked this first (a rule's own question comes first)
 
 
 @dataclass(frozen=True)
@@ -168,6 +188,8 @@ class Rule:
     priority: int = 0  # 0..9, higher first
     sla_seconds: int | None = None  # None: the channel's default
     escalation: tuple[EscalationStep, ...] = ()
+    voicemail: str | None = None  # a call matching this rule records a voicemail after this greeting
+    ask: SpeechQuestion | None = None  # a call matching this rule is asked this first; the answer is its text
 
 
 @dataclass(frozen=True)
@@ -178,6 +200,15 @@ class LabCheck:
 
     scenario: str
     max_sl_loss_points: float = 2.0
+
+
+@dataclass(frozen=True)
+class VoiceCallback:
+    """Press 1 to be called back (``offer``); a call back not answered is tried ``attempts`` times in all."""
+
+    offer: bool = True
+    attempts: int = 3
+    retry_after_seconds: int = 120
 
 
 @dataclass(frozen=True)
@@ -197,6 +228,7 @@ class RoutingConfig:
     acknowledgement_message: str = DEFAULT_ACKNOWLEDGEMENT
     voice_position_interval_seconds: int = 45  # how often a waiting caller hears their position and wait
     voice_hold_audio: str | None = None  # https URL played between announcements; None: silence
+    voice_callback: VoiceCallback = field(default_factory=VoiceCallback)
     lab: LabCheck | None = None  # simulate rule changes before publishing them (None: not checked)
 
     def cost(self, channel: str) -> int:
