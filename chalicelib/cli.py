@@ -45,7 +45,7 @@ from botocore.exceptions import (
 
 from chalicelib import clock
 from chalicelib.routing.config import CHANNELS, ConfigError, load_file
-from chalicelib.routing.rules import ContactFacts, explain
+from chalicelib.routing.rules import ContactFacts, explain, self_service_settings
 
 _MESSAGE_KEYS = {"channel", "text", "subject", "language"}
 _CUSTOMER_KEYS = {"tier", "tags"}
@@ -486,6 +486,8 @@ def _setup(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     config = load_file(args.file)
     print(f"{args.file}: OK ({len(config.queues)} queues, {len(config.rules)} rules)")
+    for line in self_service_settings(config):
+        print(line)
     if args.scenario or args.against:
         # The routing lab: warn (exit status stays 0) when the candidate loses SL on the scenario.
         from chalicelib.routing.config import default_config

@@ -24,7 +24,7 @@ from chalicelib.routing.config import (
     Rule,
     TimeWindow,
 )
-from chalicelib.routing.config.values import DEFAULT_VOICEMAIL_GREETING, SpeechQuestion
+from chalicelib.routing.config.values import DEFAULT_VOICEMAIL_GREETING, SelfService, SpeechQuestion
 from chalicelib.routing.hours import after_open_seconds, is_open, local_time, minute_of_day, next_opening
 from chalicelib.routing.matching import AGING_SHARE
 
@@ -96,6 +96,9 @@ class Decision:
     due_by_window: bool = False  # the deadline is the reply window's closing less the queue's margin
     voicemail: str | None = None  # a call: record a voicemail after this greeting instead of queueing the call
     ask: SpeechQuestion | None = None  # a call: ask this first; the spoken answer becomes the contact's text
+    # The bot answers (or suggests) from the knowledge base first: the rule's or the queue's, for this channel and
+    # language; None: routed straight away, as without self-service.
+    self_service: SelfService | None = None
 
 
 @dataclass(frozen=True)
@@ -255,7 +258,17 @@ def _decide(config: RoutingConfig, rule: Rule, facts: ContactFacts, at: datetime
         due_by_window=by_window,
         voicemail=voicemail,
         ask=ask,
+        self_service=_self_service(rule, queue, facts),
     )
+
+
+def _self_service(rule: Rule, queue: QueueConfig, facts: ContactFacts) -> SelfService | None:
+    """The rule's own self-service (``false`` turns it off), else the (final) queue's; only for its channels and
+    languages."""
+    chosen = rule.self_service if rule.self_service is not None else queue.self_service
+    if chosen is None or not chosen.applies(facts.channel, facts.language):
+        return None
+    return chosen
 
 
 def _call_handling(
@@ -325,6 +338,7 @@ def explain(config: RoutingConfig, facts: ContactFacts, at: datetime) -> str:
         lines.append(f"Call:         voicemail after {decision.voicemail!r}, routed as a voicemail once left")
     elif decision.ask:
         lines.append(f"Call:         asked {decision.ask.question!r} ({decision.ask.language}) first")
+    lines.append(f"Self-service: {describe_self_service(decision.self_service, facts.channel)}")
     skills = ", ".join(f"{name} >= {level}" for name, level in sorted(decision.skills.items())) or "none"
     lines.append(f"Skills:       {skills}")
     lines.append(f"Priority:     {decision.priority}")
@@ -400,6 +414,39 @@ def _describe_clock(config: RoutingConfig, decision: Decision) -> list[str]:
             + (f"due {margin} before it (earlier than the SLA)" if decision.due_by_window else "the SLA is earlier")
         )
     lines.append(f"Routing:      {describe_routing(routing)}")
+    return lines
+
+
+def describe_self_service(chosen: SelfService | None, channel: str) -> str:
+    """What the bot does with a first message on ``channel``, as one line for a person."""
+    if chosen is None:
+        return "off (routed to a person straight away)"
+    coverage = f"min coverage {chosen.min_coverage:g}" if chosen.min_coverage is not None else "min coverage kb.yaml's"
+    if chosen.mode == "suggest":
+        return f"suggests articles only ({chosen.source}; {coverage}); routed to a person straight away"
+    return (
+        f"answers first on {channel} ({chosen.source}; {coverage}); "
+        "routed to a person when not sure, on a second question, or when the customer asks"
+    )
+
+
+def self_service_settings(config: RoutingConfig) -> list[str]:
+    """Where self-service is configured, one line per queue or rule (``switchboard rules check``)."""
+    settings = [queue.self_service for queue in config.queues.values()]
+    settings += [rule.self_service for rule in config.rules]
+    lines = []
+    for chosen in settings:
+        if chosen is None:
+            continue
+        if not chosen.channels:
+            lines.append(f"self-service: {chosen.source} off")
+            continue
+        verb = "answers" if chosen.mode == "answer" else "suggests"
+        languages = ", ".join(chosen.languages) or "any language"
+        coverage = (
+            f"min coverage {chosen.min_coverage:g}" if chosen.min_coverage is not None else "min coverage kb.yaml's"
+        )
+        lines.append(f"self-service: {chosen.source} {verb} on {', '.join(chosen.channels)} ({languages}; {coverage})")
     return lines
 
 

@@ -6,10 +6,21 @@ the config's time zone unless it names its own.
 
 from __future__ import annotations
 
-from chalicelib.routing.config.schema import ConfigIn, CustomerIn, QueueIn, RuleIn, parse_days, parse_window
+from dataclasses import replace
+
+from chalicelib.routing.config.schema import (
+    ConfigIn,
+    CustomerIn,
+    QueueIn,
+    RuleIn,
+    SelfServiceIn,
+    parse_days,
+    parse_window,
+)
 from chalicelib.routing.config.values import (
     DAYS,
     DEFAULT_VOICEMAIL_GREETING,
+    SELF_SERVICE_OFF,
     Conditions,
     EscalationStep,
     Hours,
@@ -19,6 +30,7 @@ from chalicelib.routing.config.values import (
     QueueRouting,
     RoutingConfig,
     Rule,
+    SelfService,
     SpeechQuestion,
     TimeWindow,
     VoiceCallback,
@@ -73,6 +85,17 @@ def _build_queue(name: str, raw: QueueIn) -> QueueConfig:
             reply_window_margin_seconds=raw.routing.reply_window_margin,
         ),
         ask=SpeechQuestion(raw.ask.question, raw.ask.language) if raw.ask else None,
+        self_service=_self_service(raw.self_service, f"queue {name}") if raw.self_service else None,
+    )
+
+
+def _self_service(raw: SelfServiceIn, source: str) -> SelfService:
+    return SelfService(
+        channels=tuple(dict.fromkeys(raw.channels)),
+        languages=tuple(dict.fromkeys(raw.languages)),
+        min_coverage=raw.min_coverage,
+        mode=raw.mode,
+        source=source,
     )
 
 
@@ -116,4 +139,11 @@ def _build_rule(raw: RuleIn, timezone: str) -> Rule:
         ),
         voicemail=DEFAULT_VOICEMAIL_GREETING if raw.voicemail is True else (raw.voicemail or None),
         ask=SpeechQuestion(raw.ask.question, raw.ask.language) if raw.ask else None,
+        self_service=(
+            replace(SELF_SERVICE_OFF, source=f"rule {raw.name!r}")
+            if raw.self_service is False
+            else _self_service(raw.self_service, f"rule {raw.name!r}")
+            if raw.self_service
+            else None
+        ),
     )

@@ -12,7 +12,16 @@ from collections.abc import Callable
 from datetime import date
 
 from chalicelib.routing.config.lines import Path_
-from chalicelib.routing.config.schema import ConfigIn, HoursIn, RuleIn, WhenIn, minute_of_day, parse_days, parse_window
+from chalicelib.routing.config.schema import (
+    ConfigIn,
+    HoursIn,
+    RuleIn,
+    SelfServiceIn,
+    WhenIn,
+    minute_of_day,
+    parse_days,
+    parse_window,
+)
 
 Found = tuple[Path_, str]
 
@@ -42,6 +51,7 @@ def cross_checks(raw: ConfigIn) -> list[Found]:
             if not queue.hours:
                 found.append(((*path, "out_of_hours"), "the queue has no hours, so it is never out of hours"))
             queue_exists((*path, "out_of_hours", "overflow_to"), queue.out_of_hours.overflow_to)
+        found.extend(_check_self_service(queue.self_service, path))
         if queue.routing.sla_clock == "business_hours" and not queue.hours:
             problem = "business_hours needs the queue's hours (without them it is always open)"
             found.append(((*path, "routing", "sla_clock"), problem))
@@ -54,6 +64,7 @@ def cross_checks(raw: ConfigIn) -> list[Found]:
             found.append(((*path, "name"), f"duplicate rule name (also rules[{names[rule.name]}])"))
         names.setdefault(rule.name, index)
         queue_exists((*path, "queue"), rule.queue)
+        found.extend(_check_self_service(rule.self_service or None, path))
         catch_all = rule.when == WhenIn()
         if catch_all and index < len(raw.rules) - 1:
             found.append((path, "this rule has no conditions, so the rules after it can never match"))
@@ -63,6 +74,21 @@ def cross_checks(raw: ConfigIn) -> list[Found]:
         slas = {rule.sla} if rule.sla else {raw.sla.channels.get(c, raw.sla.default) for c in rule.when.channel}
         found.extend(_check_escalation(rule, path, sorted(slas), queue_exists))
     return found
+
+
+def _check_self_service(raw: SelfServiceIn | None, path: Path_) -> list[Found]:
+    """Self-service languages are ones the knowledge base has a stemmer for (no article can be in another)."""
+    from chalicelib.kb.articles import STEMMERS  # imported here: the knowledge base's articles import the schema
+
+    languages = raw.languages if raw else []
+    return [
+        (
+            (*path, "self_service", "languages", index),
+            f"no article can be in {language} (languages: {', '.join(STEMMERS)})",
+        )
+        for index, language in enumerate(languages)
+        if language not in STEMMERS
+    ]
 
 
 def _check_hours(hours: HoursIn, path: Path_) -> list[Found]:

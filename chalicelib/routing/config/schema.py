@@ -35,6 +35,7 @@ from chalicelib.routing.config.values import (
     DEFAULT_ACKNOWLEDGEMENT,
     DEFAULT_CHANNEL_COSTS,
     DEFAULT_SLA_SECONDS,
+    SELF_SERVICE_CHANNELS,
 )
 
 _ACKNOWLEDGEMENT_FIELDS = frozenset({"position", "wait_minutes"})
@@ -304,12 +305,34 @@ def _question_alone(value: Any) -> Any:
     return {"question": value} if isinstance(value, str) else value
 
 
+def _self_service_channels(values: list[str]) -> list[str]:
+    if any(value not in SELF_SERVICE_CHANNELS for value in values):
+        raise _custom("self_service", f"self-service answers on {', '.join(SELF_SERVICE_CHANNELS)} only")
+    return values
+
+
+def _not_true(value: Any) -> Any:
+    if value is True:
+        raise _custom("self_service", "self_service is a mapping (channels, languages, min_coverage, mode) or false")
+    return value
+
+
+class SelfServiceIn(Strict):
+    """``self_service``: see ``values.SelfService`` (no ``languages``: any; no ``min_coverage``: kb.yaml's)."""
+
+    channels: Annotated[Channels, AfterValidator(_self_service_channels), Field(min_length=1)]
+    languages: Languages = Field(default_factory=list)  # ``checks``: languages the knowledge base can have
+    min_coverage: Annotated[float, Field(gt=0, le=1)] | None = None
+    mode: Literal["answer", "suggest"] = "answer"
+
+
 class QueueIn(Strict):
     hours: HoursIn | None = None
     out_of_hours: OutOfHoursIn | None = None
     routing: QueueRoutingIn = Field(default_factory=QueueRoutingIn)
     # Its callers are asked this first, unless their rule asks its own question.
     ask: Annotated[AskIn, BeforeValidator(_question_alone)] | None = None
+    self_service: SelfServiceIn | None = None
 
 
 class CustomerIn(Strict):
@@ -374,6 +397,8 @@ class RuleIn(Strict):
     # A call matching the rule records a voicemail: true (the default greeting) or the greeting to say.
     voicemail: StrictBool | Spoken | None = None
     ask: Annotated[AskIn, BeforeValidator(_question_alone)] | None = None
+    # false: none, even where the queue has it
+    self_service: Annotated[Literal[False] | SelfServiceIn | None, BeforeValidator(_not_true)] = None
 
 
 class ConfigIn(Strict):

@@ -21,6 +21,8 @@ _MESSAGING = ("sms", "whatsapp", "telegram", "app", "in_store", "voice_assistant
 _SOCIAL = ("messenger", "instagram")
 # ``voicemail``: a message a caller left (``chalicelib.voice.voicemail``), routed at e-mail's pace, not a live call.
 CHANNELS: tuple[str, ...] = ("voice", "webchat", *_MESSAGING, *_SOCIAL, "email", "voicemail")
+# Where the bot can answer a first message (``chalicelib.selfservice``); other channels are routed straight away.
+SELF_SERVICE_CHANNELS = ("webchat", "sms", "whatsapp")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # Defaults for what a config leaves out; routing.yaml spells the same values out, with the reasons, for ops.
@@ -98,12 +100,39 @@ class SpeechQuestion:
 
 
 @dataclass(frozen=True)
+class SelfService:
+    """Where the bot answers first from the knowledge base (``mode="answer"``) or only suggests (``"suggest"``):
+    these channels, these languages (empty: any), when the best article covers ``min_coverage`` of the question
+    (None: ``kb.yaml``'s). ``source`` says whose setting it is, for ``rules explain``."""
+
+    channels: tuple[str, ...]
+    languages: tuple[str, ...] = ()
+    min_coverage: float | None = None
+    mode: str = "answer"
+    source: str = ""
+
+    def applies(self, channel: str, language: str | None) -> bool:
+        """Whether a message on ``channel`` in ``language`` (None: not known yet, the article's decides) is tried."""
+        if channel not in self.channels:
+            return False
+        if not self.languages or not language:
+            return True
+        primary = language.lower().replace("_", "-").split("-")[0]
+        return primary in self.languages
+
+
+# A rule's ``self_service: false``.
+SELF_SERVICE_OFF = SelfService(channels=(), source="off")
+
+
+@dataclass(frozen=True)
 class QueueConfig:
     name: str
     hours: Hours | None = None  # None: always open
     out_of_hours: OutOfHours | None = None
     routing: QueueRouting = field(default_factory=QueueRouting)  # how its contacts are routed and timed
     ask: SpeechQuestion | None = None  # its callers are asked this first (a rule's own question comes first)
+    self_service: SelfService | None = None  # the bot answers its contacts first (None: off)
 
 
 @dataclass(frozen=True)
@@ -190,6 +219,8 @@ class Rule:
     escalation: tuple[EscalationStep, ...] = ()
     voicemail: str | None = None  # a call matching this rule records a voicemail after this greeting
     ask: SpeechQuestion | None = None  # a call matching this rule is asked this first; the answer is its text
+    # Its own self-service (overrides its queue's); ``OFF``: none even where the queue has it; None: the queue's.
+    self_service: SelfService | None = None
 
 
 @dataclass(frozen=True)
