@@ -30,6 +30,7 @@ from chalicelib.routing.router import (
     requirements,
     step_due,
 )
+from chalicelib.selfservice import KnowledgeBaseDesk
 from chalicelib.settings import get_settings
 from chalicelib.store import system_messages
 from chalicelib.store.queue import SqsBus
@@ -106,6 +107,7 @@ def router() -> Router:
         clock=SystemClock(),
         new_id=new_offer_id,
         config=current_config,
+        self_service=KnowledgeBaseDesk(),
         settings=Settings(
             reconnect_grace_seconds=get_settings().reconnect_grace_seconds, sla_at_join=frozenset({"voice"})
         ),

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chalicelib.routing.config import RoutingConfig
-from chalicelib.routing.events import RoutingEvent
+from chalicelib.routing.config.values import SelfService
+from chalicelib.routing.events import ConversationMessage, RoutingEvent
 from chalicelib.routing.matching import named_key
 from chalicelib.routing.model import Agent, Contact
 
@@ -212,6 +213,22 @@ class CustomerMessages(Protocol):
     ) -> dict[str, Any]: ...
 
     def dispatch(self, message: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class SelfServiceVerdict:
+    """What self-service did with a message that would open a contact: ``held`` says why the contact is not routed
+    (the bot answered, or the customer said it solved it); otherwise it is routed, and ``asked`` is what the
+    customer asked the bot first (handed over: the rules read it with the message)."""
+
+    held: str | None = None
+    asked: str = ""
+
+
+class SelfServiceDesk(Protocol):
+    """The bot that may answer a first message before a person is asked (``chalicelib.selfservice``)."""
+
+    def take(self, event: ConversationMessage, chosen: SelfService, now: str) -> SelfServiceVerdict: ...
 
 
 class Metrics(Protocol):

@@ -50,9 +50,10 @@ from chalicelib.routing.ports import (
     Notifier,
     OfferDecision,
     RoutingStore,
+    SelfServiceDesk,
     Settings,
 )
-from chalicelib.routing.rules import ContactFacts, classify
+from chalicelib.routing.rules import ContactFacts, Decision, classify
 from chalicelib.store.retry import StillConflicting, TransactionConflict, on_conflict, or_else
 
 logger = Logger(service="switchboard", child=True)
@@ -95,6 +96,8 @@ class Router:
     settings: Settings = field(default_factory=Settings)
     # How eligible candidates are ordered; the simulator swaps in its baselines (longest idle, round robin).
     policy: matching.Policy = matching.DEFAULT_POLICY
+    # The bot that may answer a first message where routing.yaml's ``self_service`` says so; None: never asked.
+    self_service: SelfServiceDesk | None = None
 
     # --- events ---------------------------------------------------------------------------------
 
@@ -142,7 +145,15 @@ class Router:
         if contact is None or (
             contact.state is ContactState.CLOSED and contact.closed_at and event.received_at > contact.closed_at
         ):
-            contact, opened_with, tried = self._open_contact(event, now, reopening=contact)
+            decided = self._classify(event)
+            if self.self_service is not None and decided[2].self_service and decided[2].self_service.mode == "answer":
+                verdict = self.self_service.take(event, decided[2].self_service, now)
+                if verdict.held:
+                    return Outcome(note=verdict.held)
+                if verdict.asked:
+                    # Handed over: the rules read what the customer asked the bot too (this may be just "no").
+                    decided = self._classify(event, also=verdict.asked)
+            contact, opened_with, tried = self._open_contact(event, now, reopening=contact, decided=decided)
             if opened_with is not None:
                 self._announce(opened_with, now)
                 return Outcome(offers=(opened_with,), note="offered")
@@ -163,8 +174,25 @@ class Router:
             return Outcome(note="told the assigned agent")
         return Outcome(note=f"contact is {contact.state.value}")
 
+    def _classify(self, event: ConversationMessage, also: str = "") -> tuple[dict[str, Any], ContactFacts, Decision]:
+        """The customer, the facts the rules read (``also``: text read before the message's) and their decision."""
+        customer = self.store.get_customer(event.customer_id) or {}
+        facts = ContactFacts.of(
+            event.channel,
+            f"{also}\n{event.text}" if also else event.text,
+            event.subject,
+            event.language or customer.get("language"),
+            customer.get("tier"),
+            customer.get("tags", ()),
+        )
+        return customer, facts, classify(self.config(), facts, clock.parse_iso(event.received_at))
+
     def _open_contact(
-        self, event: ConversationMessage, now: str, reopening: Contact | None = None
+        self,
+        event: ConversationMessage,
+        now: str,
+        reopening: Contact | None = None,
+        decided: tuple[dict[str, Any], ContactFacts, Decision] | None = None,
     ) -> tuple[Contact, Offer | None, bool]:
         """Classify with the routing rules and open a contact (new, or a closed one written to again).
 
@@ -174,16 +202,7 @@ class Router:
         this call looked for an agent (False when another delivery opened the contact meanwhile).
         """
         config = self.config()
-        customer = self.store.get_customer(event.customer_id) or {}
-        facts = ContactFacts.of(
-            event.channel,
-            event.text,
-            event.subject,
-            event.language or customer.get("language"),
-            customer.get("tier"),
-            customer.get("tags", ()),
-        )
-        decision = classify(config, facts, clock.parse_iso(event.received_at))
+        customer, facts, decision = decided or self._classify(event)
         contact = Contact(
             contact_id=event.conversation_id,
             customer_id=event.customer_id,

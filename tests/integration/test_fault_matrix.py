@@ -83,7 +83,7 @@ FLOW_SITES = [
     "webhook_twilio_messaging > inbox.deliver > inbox.receive > conversations.ingest > retry.on_conflict > conversations.store_once > conversations._store_message > dynamodb.PutItem",  # noqa: E501
     "webhook_twilio_messaging > inbox.deliver > inbox.receive > queue.publish > sqs.SendMessage",
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router_store.get_contact > routing.get_contact > dynamodb.GetItem",  # noqa: E501
-    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router._open_contact > router_store.get_customer > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
+    "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router._classify > router_store.get_customer > conversations.get_customer > dynamodb.GetItem",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router._open_contact > router._create > retry.or_else > retry.on_conflict > router.offered > router.plan_offer > router._pool > router_store.pool > routing.pool > dynamodb.Query",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router._open_contact > router._create > retry.or_else > retry.on_conflict > router.offered > router_store.create_contact > routing.create_contact > routing.save > dynamodb.TransactWriteItems",  # noqa: E501
     "on_routing_event > engine.handle > router.handle > router.on_conversation_message > router._announce > queue.schedule > queue.publish_timer > queue._queue_url > sqs.GetQueueUrl",  # noqa: E501
