@@ -67,6 +67,9 @@
     ".sbw-msg{max-width:80%;padding:6px 10px;border-radius:10px;white-space:pre-wrap;word-wrap:break-word}" +
     ".sbw-visitor{align-self:flex-end;background:#2457d6;color:#fff}" +
     ".sbw-agent{align-self:flex-start;background:#f1f5f9}" +
+    ".sbw-bot{align-self:flex-start;background:#f1f5f9}" +
+    ".sbw-choices{display:flex;gap:6px;flex-wrap:wrap}" +
+    ".sbw-choice{border:1px solid #cbd5e1;border-radius:12px;background:#fff;padding:4px 10px;cursor:pointer}" +
     ".sbw-system,.sbw-status{align-self:center;background:#fffbeb;font-size:12px}" +
     ".sbw-status{padding:4px 10px;border-radius:10px;color:#6b7280;background:none}" +
     ".sbw-form{display:flex;border-top:1px solid #e5e7eb}" +
@@ -139,7 +142,28 @@
     line.setAttribute("data-testid", "widget-message");
     line.setAttribute("data-from", message.from);
     log.appendChild(line);
+    if (choicesShown) { choicesShown.remove(); choicesShown = null; }
+    if (message.choices && message.choices.length) showChoices(message.choices);
     log.scrollTop = log.scrollHeight;
+  }
+
+  // The self-service bot's "Did this solve it?": one button per choice, sent as the visitor's message.
+  var choicesShown = null;
+  function showChoices(choices) {
+    var row = node("div", "sbw-choices", "");
+    row.setAttribute("data-testid", "widget-choices");
+    choices.forEach(function (label) {
+      var button = node("button", "sbw-choice", label);
+      button.type = "button";
+      button.setAttribute("data-testid", "widget-choice");
+      button.addEventListener("click", function () {
+        input.value = label;
+        if (form.requestSubmit) form.requestSubmit(); else form.dispatchEvent(new Event("submit", { cancelable: true }));
+      });
+      row.appendChild(button);
+    });
+    log.appendChild(row);
+    choicesShown = row;
   }
 
   var endedShownFor = null;  // the conversation whose end the log shows

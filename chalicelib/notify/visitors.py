@@ -22,17 +22,22 @@ logger = Logger(service="switchboard", child=True)
 
 
 def visible(message: Mapping[str, Any]) -> dict[str, Any]:
-    """A timeline message as the visitor sees it: who wrote it (visitor, agent or system), text and cursor."""
+    """A timeline message as the visitor sees it: who wrote it (visitor, agent, system or the self-service bot),
+    text and cursor, and the bot's choices."""
     if message.get("direction") == "inbound":
         author = "visitor"
     else:
-        author = "system" if message.get("author", "system") == "system" else "agent"
-    return {
+        author = message.get("author", "system")
+        author = author if author in ("system", "bot") else "agent"
+    shown = {
         "message_id": message.get("message_id"),
         "from": author,
         "text": message.get("text"),
         "received_at": message.get("received_at"),
     }
+    if message.get("choices"):
+        shown["choices"] = list(message["choices"])  # the bot's "Did this solve it?": the widget's buttons
+    return shown
 
 
 def message(conversation_id: str, stored: Mapping[str, Any]) -> int:

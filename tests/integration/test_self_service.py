@@ -64,6 +64,10 @@ def test_a_confident_first_message_is_answered_by_the_bot_and_not_routed(client,
     assert routing_store.get_contact(conversation) is None, "held back: no contact, no SLA clock"
     assert offers_to(ada) == []
 
+    query = "site=acme-shop&visitor_id=v_1"
+    seen = client.http.get(f"/widget/conversations/{conversation}/messages?{query}").json_body["messages"]
+    assert [(m["from"], m.get("choices")) for m in seen] == [("visitor", None), ("bot", ["Yes", "Talk to a person"])]
+
     drain(client)  # a redelivered routing event answers nothing twice
     post_webchat(client, webchat_payload(message="m_1", text="What are your opening hours?"))
     drain(client)
