@@ -16,12 +16,12 @@ BASE = """
 queues:
   default: {}
   shop:
-    self_service: {channels: [webchat, sms], languages: [en, de], min_coverage: 0.7}
+    self_service: {channels: [webchat], languages: [en, de], min_coverage: 0.7}
 rules:
   - name: orders
     when: {text_matches: order}
     queue: default
-    self_service: {channels: whatsapp, mode: suggest}
+    self_service: {channels: webchat, mode: suggest}
   - name: no bot for vips
     when: {customer: {tier: vip}}
     queue: shop
@@ -44,21 +44,22 @@ def test_a_queue_turns_it_on_for_its_channels_and_languages():
     chat = classify(config, ContactFacts.of("webchat", "opening hours?", language="de-DE"), DAY).self_service
     assert chat is not None
     assert (chat.channels, chat.languages, chat.min_coverage, chat.mode) == (
-        ("webchat", "sms"),
+        ("webchat",),
         ("en", "de"),
         0.7,
         "answer",
     )
     assert classify(config, ContactFacts.of("webchat", "hi"), DAY).self_service is not None, "unknown language: try"
     assert classify(config, ContactFacts.of("whatsapp", "hi"), DAY).self_service is None, "not its channel"
-    assert classify(config, ContactFacts.of("sms", "hola", language="es"), DAY).self_service is None, "not its language"
+    spanish = ContactFacts.of("webchat", "hola", language="es")
+    assert classify(config, spanish, DAY).self_service is None, "not its language"
 
 
 def test_a_rules_own_setting_wins_over_its_queues_and_false_turns_it_off():
     config = parse_config(BASE)
-    order = classify(config, ContactFacts.of("whatsapp", "my order"), DAY).self_service
+    order = classify(config, ContactFacts.of("webchat", "my order"), DAY).self_service
     assert order is not None and order.mode == "suggest" and order.min_coverage is None
-    assert classify(config, ContactFacts.of("webchat", "my order"), DAY).self_service is None
+    assert classify(config, ContactFacts.of("sms", "my order"), DAY).self_service is None
     vip = ContactFacts.of("webchat", "opening hours?", customer_tier="vip")
     assert classify(config, vip, DAY).self_service is None
 
@@ -67,13 +68,13 @@ def test_a_rules_own_setting_wins_over_its_queues_and_false_turns_it_off():
     ("old", "new", "field", "message"),
     [
         (
-            "channels: [webchat, sms]",
+            "channels: [webchat]",
             "channels: [webchat, fax]",
             "queues.shop.self_service.channels",
             "unknown channel",
         ),
-        ("channels: [webchat, sms]", "channels: [voice]", "queues.shop.self_service.channels", "self-service answers"),
-        ("channels: [webchat, sms]", "channels: []", "queues.shop.self_service.channels", ""),
+        ("channels: [webchat]", "channels: [sms]", "queues.shop.self_service.channels", "self-service answers"),
+        ("channels: [webchat]", "channels: []", "queues.shop.self_service.channels", ""),
         ("min_coverage: 0.7", "min_coverage: 1.5", "queues.shop.self_service.min_coverage", ""),
         ("min_coverage: 0.7", "min_coverage: 0", "queues.shop.self_service.min_coverage", ""),
         ("min_coverage: 0.7", "mode: reply", "queues.shop.self_service.mode", ""),
@@ -94,9 +95,9 @@ def test_rules_explain_says_whether_the_bot_answers_first():
     config = parse_config(BASE)
     text = explain(config, ContactFacts.of("webchat", "opening hours?"), DAY)
     assert "Self-service: answers first on webchat (queue shop; min coverage 0.7); " in text
-    suggest = explain(config, ContactFacts.of("whatsapp", "my order"), DAY)
+    suggest = explain(config, ContactFacts.of("webchat", "my order"), DAY)
     assert "Self-service: suggests articles only (rule 'orders'; min coverage kb.yaml's)" in suggest
-    assert "Self-service: off" in explain(config, ContactFacts.of("whatsapp", "hello"), DAY)
+    assert "Self-service: off" in explain(config, ContactFacts.of("sms", "hello"), DAY)
 
 
 def test_rules_check_lists_where_self_service_runs(tmp_path, capsys):
@@ -106,6 +107,6 @@ def test_rules_check_lists_where_self_service_runs(tmp_path, capsys):
     path.write_text(BASE, encoding="utf-8")
     assert main(["rules", "check", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "self-service: queue shop answers on webchat, sms (en, de; min coverage 0.7)" in out
-    assert "self-service: rule 'orders' suggests on whatsapp (any language; min coverage kb.yaml's)" in out
+    assert "self-service: queue shop answers on webchat (en, de; min coverage 0.7)" in out
+    assert "self-service: rule 'orders' suggests on webchat (any language; min coverage kb.yaml's)" in out
     assert "self-service: rule 'no bot for vips' off" in out
