@@ -6,9 +6,9 @@ The router asks ``KnowledgeBaseDesk.take`` about a message that would open a con
 is made, for a channel or queue without it. The desk decides:
 
 - a first message the best article covers well enough (``kb.answer``): the bot answers in the conversation (an
-  outbound message, author ``bot``, with the choices "Yes" / "Talk to a person") and the contact is held back: not
-  offered, no SLA clock;
-- "Yes" to that answer: solved, the conversation closed (wrap-up ``self_service``), never routed;
+  outbound message, author ``bot``: on web chat with the choices "Yes" / "Talk to a person" as buttons, on SMS the
+  short answer and "reply 1 or 2") and the contact is held back: not offered, no SLA clock;
+- "Yes" (SMS: "1") to that answer: solved, the conversation closed (wrap-up ``self_service``), never routed;
 - anything else ("Talk to a person", "no", a second question): handed over, routed as today from this message (the
   SLA clock starts now); the rules read the first question with it, and the agent sees the exchange in the timeline;
 - no confident article: routed as today.
@@ -17,7 +17,7 @@ is made, for a channel or queue without it. The desk decides:
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
@@ -25,12 +25,22 @@ from chalicelib.routing.config.values import SelfService
 from chalicelib.routing.events import ConversationMessage
 from chalicelib.routing.ports import SelfServiceVerdict
 
+if TYPE_CHECKING:  # the knowledge base is imported when first asked, never on a handler's import
+    from chalicelib.kb.index import Hit
+
 logger = Logger(service="switchboard", child=True)
 
 KIND = "self_service_answer"
-# What the bot says after its answer, in the article's language, and the customer's two choices.
+# What the bot says after its answer, in the article's language, and the customer's two choices (web chat: buttons).
 _ASK = {"en": "Did this solve it?", "de": "Hat Ihnen das geholfen?"}
 _CHOICES = {"en": ("Yes", "Talk to a person"), "de": ("Ja", "Mit einer Person sprechen")}
+# On SMS: the short answer, and the choices as digits to reply with.
+_REPLY_WITH = {
+    "en": "Reply 1 if this solved it, 2 to talk to a person.",
+    "de": "Antworten Sie 1, wenn das geholfen hat, oder 2 für eine Person.",
+}
+NUMBERED = frozenset({"sms"})
+SMS_ANSWER_CHARACTERS = 480  # an article without a short answer: its text cut to about three SMS segments
 # Replies meaning "solved" (a button's label, or typed); every other reply hands over.
 _SOLVED = {"yes", "ja", "yes thanks", "yes thank you", "ja danke", "solved", "gelöst", "thanks", "danke"}
 
@@ -39,19 +49,30 @@ def _normalised(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
 
 
-def says_solved(text: str) -> bool:
-    """Whether a reply to the bot's answer means it solved the question."""
-    return _normalised(text) in _SOLVED
+def says_solved(text: str, channel: str = "webchat") -> bool:
+    """Whether a reply to the bot's answer means it solved the question (on SMS also "1")."""
+    said = _normalised(text)
+    return said in _SOLVED or (channel in NUMBERED and said == "1")
 
 
 def _language(language: str | None) -> str | None:
     return language.lower().replace("_", "-").split("-")[0] if language else None
 
 
-def answer_text(title: str, body: str, language: str) -> tuple[str, list[str]]:
-    """The bot's web-chat answer (the article, then the question) and the choices the widget shows as buttons."""
-    ask = _ASK.get(language, _ASK["en"])
-    return f"{title}\n\n{body.strip()}\n\n{ask}", list(_CHOICES.get(language, _CHOICES["en"]))
+def answer_text(hit: Hit, channel: str) -> tuple[str, list[str]]:
+    """The bot's answer in ``channel``'s form, and the choices a widget shows as buttons (none elsewhere).
+
+    Web chat: the article's title and text, then the question. SMS: the short answer (or the text, cut), then
+    "reply 1 or 2"."""
+    if channel in NUMBERED:
+        short = hit.short_answer or _cut(hit.body.strip(), SMS_ANSWER_CHARACTERS)
+        return f"{short}\n\n{_REPLY_WITH.get(hit.language, _REPLY_WITH['en'])}", []
+    ask = _ASK.get(hit.language, _ASK["en"])
+    return f"{hit.title}\n\n{hit.body.strip()}\n\n{ask}", list(_CHOICES.get(hit.language, _CHOICES["en"]))
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
 class KnowledgeBaseDesk:
@@ -75,7 +96,7 @@ class KnowledgeBaseDesk:
         if state == sessions.WAITING and question == event.message_id:
             return SelfServiceVerdict(held="already answered by self-service")  # a redelivered first message
         if state == sessions.WAITING:
-            solved = says_solved(event.text)
+            solved = says_solved(event.text, event.channel)
             outcome = sessions.SOLVED if solved else sessions.HANDED_OVER
             if not sessions.resolve(event.conversation_id, question, outcome, event.message_id, now):
                 return self._reply(sessions.get_session(event.conversation_id) or {}, event, now)
@@ -99,10 +120,9 @@ class KnowledgeBaseDesk:
         hit = kb.answer(event.text, language=language, channel=event.channel, min_coverage=chosen.min_coverage)
         if hit is None or (chosen.languages and hit.language not in chosen.languages):
             return SelfServiceVerdict()
-        text, choices = answer_text(hit.title, hit.body, hit.language)
-        message = outbox.new_system_message(
-            event.conversation_id, event.customer_id, event.channel, text, KIND, now
-        ) | {"author": "bot", "choices": choices, "article_id": hit.article_id}
+        text, choices = answer_text(hit, event.channel)
+        message = outbox.new_system_message(event.conversation_id, event.customer_id, event.channel, text, KIND, now)
+        message |= {"author": "bot", "article_id": hit.article_id} | ({"choices": choices} if choices else {})
         session = {
             "conversation_id": event.conversation_id,
             "state": sessions.WAITING,

@@ -4,6 +4,8 @@ SLA clock starting at the hand-over, the bot's exchange in the timeline. Off whe
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode
+
 import boto3
 import pytest
 
@@ -12,12 +14,24 @@ from chalicelib.settings import reload_settings
 from chalicelib.store import conversations
 from chalicelib.store import routing as routing_store
 from tests.conftest import REGION, ROUTING_PARAMETER
-from tests.support import connect_agent, create_agent, drain, offers_to, post_webchat, stored_messages, webchat_payload
+from tests.fakes.providers import fake_providers  # noqa: F401 (a fixture)
+from tests.integration.test_outbound import app, fake  # noqa: F401 (fixtures)
+from tests.support import (
+    connect_agent,
+    create_agent,
+    drain,
+    fixture,
+    offers_to,
+    post_twilio,
+    post_webchat,
+    stored_messages,
+    webchat_payload,
+)
 
 ON = """
 queues:
   default:
-    self_service: {channels: webchat, languages: [en, de]}
+    self_service: {channels: [webchat, sms], languages: [en, de]}
 rules:
   - name: everything
     queue: default
@@ -119,3 +133,62 @@ def test_where_self_service_is_off_a_confident_question_routes_directly(client, 
     assert _bot_messages() == []
     assert routing_store.get_contact(conversation) is not None
     assert len(offers_to(ada)) == 1
+
+
+def _text(client, text: str, sid: str, number: str = "+14155550123") -> str:
+    """The customer texts us (Twilio's signed webhook); returns the conversation."""
+    form = dict(parse_qsl(fixture("twilio/inbound_sms.txt").decode()))
+    form.update(From=number, MessageSid=sid, SmsSid=sid, SmsMessageSid=sid, Body=text)
+    assert post_twilio(client, "/webhooks/twilio/messaging", urlencode(form).encode()).status_code == 200
+    drain(client)
+    [conversation] = {m["conversation_id"] for m in stored_messages()}
+    return str(conversation)
+
+
+@pytest.fixture
+def sam(client):
+    create_agent(client, "sam", capacity=2, channels=("sms",))
+    connection = connect_agent(client, "sam")
+    drain(client)
+    return connection
+
+
+def test_on_sms_the_bot_sends_the_short_answer_and_1_means_solved(client, sam, monkeypatch):
+    _use(monkeypatch, ON)
+    conversation = _text(client, "Wann habt ihr geöffnet?", "SM" + "a1" * 16)
+
+    [bot] = _bot_messages()
+    assert bot["channel"] == "sms" and "choices" not in bot
+    assert bot["text"].endswith("Antworten Sie 1, wenn das geholfen hat, oder 2 für eine Person.")
+    assert len(bot["text"]) <= 560
+    assert routing_store.get_contact(conversation) is None and offers_to(sam) == []
+
+    _text(client, "1", "SM" + "a2" * 16)
+    assert routing_store.get_contact(conversation) is None
+    assert (conversations.get_conversation(conversation) or {}).get("status") == "closed"
+
+
+def test_on_sms_2_hands_over(client, sam, monkeypatch):
+    _use(monkeypatch, ON)
+    conversation = _text(client, "What are your opening hours?", "SM" + "b1" * 16)
+    assert _bot_messages()[0]["text"].endswith("Reply 1 if this solved it, 2 to talk to a person.")
+    _text(client, "2", "SM" + "b2" * 16)
+    assert routing_store.get_contact(conversation) is not None
+    assert [o["conversation_id"] for o in offers_to(sam)] == [conversation]
+
+
+def test_the_bots_sms_reaches_the_customer_once_through_twilio(app, fake, monkeypatch):  # noqa: F811
+    from tests.fakes.providers import TWILIO
+    from tests.integration.test_fault_matrix import FIRST, Flow
+
+    _use(monkeypatch, ON)
+    flow = Flow(app)
+    flow.customer_texts(*FIRST, "What are your opening hours?")
+    flow.router()
+    flow.router()  # a redelivery sends nothing more
+    flow.outbox()
+    [bot] = _bot_messages()
+    assert [(r.form["To"], r.form["Body"]) for r in fake.sent(TWILIO)] == [(FIRST[0], bot["text"])]
+    assert {m["message_id"]: m["status"] for m in stored_messages() if m["direction"] == "outbound"} == {
+        bot["message_id"]: "sent"
+    }
