@@ -73,7 +73,7 @@ def test_a_rules_own_setting_wins_over_its_queues_and_false_turns_it_off():
             "queues.shop.self_service.channels",
             "unknown channel",
         ),
-        ("channels: [webchat]", "channels: [sms]", "queues.shop.self_service.channels", "self-service answers"),
+        ("channels: [webchat]", "channels: [whatsapp]", "queues.shop.self_service.channels", "self-service answers"),
         ("channels: [webchat]", "channels: []", "queues.shop.self_service.channels", ""),
         ("min_coverage: 0.7", "min_coverage: 1.5", "queues.shop.self_service.min_coverage", ""),
         ("min_coverage: 0.7", "min_coverage: 0", "queues.shop.self_service.min_coverage", ""),
