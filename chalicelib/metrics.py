@@ -25,12 +25,17 @@ STAGE_WIDE = ("service",)
 # EMF's limit on the values of one metric in one document; flushed before it is reached.
 MAX_VALUES = 100
 
-# (queue, channel) -> metric name -> (unit, dimension sets, values)
-_pending: dict[tuple[str, str], dict[str, tuple[str, tuple[tuple[str, ...], ...], list[float]]]] = {}
+PER_ARTICLE = ("article", "channel", "service")
+
+# ((first dimension, its value), channel) -> metric name -> (unit, dimension sets, values); the first dimension is
+# the queue, or for self-service the knowledge-base article.
+_pending: dict[tuple[tuple[str, str], str], dict[str, tuple[str, tuple[tuple[str, ...], ...], list[float]]]] = {}
 
 
-def _record(name: str, unit: MetricUnit, value: float, queue: str, channel: str, *sets: tuple[str, ...]) -> None:
-    metrics = _pending.setdefault((queue, channel), {})
+def _record(
+    name: str, unit: MetricUnit, value: float, queue: str, channel: str, *sets: tuple[str, ...], by: str = "queue"
+) -> None:
+    metrics = _pending.setdefault(((by, queue), channel), {})
     _unit, _sets, values = metrics.setdefault(name, (unit.value, sets, []))
     values.append(value)
     if len(values) >= MAX_VALUES:
@@ -67,13 +72,21 @@ def callback(outcome: str, queue: str, channel: str) -> None:
     _record("Callback" + outcome.capitalize(), MetricUnit.Count, 1, queue, channel, PER_QUEUE)
 
 
+def self_service(outcome: str, article_id: str, channel: str) -> None:
+    """The self-service bot ``answered`` a first message with this article, the customer confirmed it ``solved``
+    it, or it was ``handed_over`` to a person: ``SelfServiceAnswered``, ``SelfServiceSolved``,
+    ``SelfServiceHandedOver``, per article and channel."""
+    name = "SelfService" + "".join(part.capitalize() for part in outcome.split("_"))
+    _record(name, MetricUnit.Count, 1, article_id, channel, PER_ARTICLE, by="article")
+
+
 def flush() -> None:
     """Write what this invocation recorded: one EMF document per queue and channel, then forget it."""
     if not _pending:
         return
     namespace = get_settings().metrics_namespace
     timestamp = int(time.time() * 1000)
-    for (queue, channel), metrics in list(_pending.items()):
+    for ((by, first), channel), metrics in list(_pending.items()):
         directives: dict[tuple[tuple[str, ...], ...], list[dict[str, str]]] = {}
         for name, (unit, dimension_sets, _values) in metrics.items():
             directives.setdefault(dimension_sets, []).append({"Name": name, "Unit": unit})
@@ -85,7 +98,7 @@ def flush() -> None:
                     for sets, listed in directives.items()
                 ],
             },
-            "queue": queue,
+            by: first,
             "channel": channel,
             "service": SERVICE,
             **{name: values for name, (_unit, _sets, values) in metrics.items()},

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
+from chalicelib import metrics
 from chalicelib.routing.config.values import SelfService
 from chalicelib.routing.events import ConversationMessage
 from chalicelib.routing.ports import SelfServiceVerdict
@@ -101,6 +102,7 @@ class KnowledgeBaseDesk:
             if not sessions.resolve(event.conversation_id, question, outcome, event.message_id, now):
                 return self._reply(sessions.get_session(event.conversation_id) or {}, event, now)
             logger.info("self-service " + outcome, extra={"article_id": session.get("article_id")})
+            metrics.self_service(outcome, str(session.get("article_id", "")), event.channel)
             session = {**session, "state": outcome, "resolved_by": event.message_id}
         if session.get("resolved_by") != event.message_id:
             return None
@@ -138,4 +140,5 @@ class KnowledgeBaseDesk:
             return self._reply(again, event, now) or SelfServiceVerdict()
         outbox.dispatch(message)
         logger.info("self-service answered", extra={"article_id": hit.article_id, "channel": event.channel})
+        metrics.self_service("answered", hit.article_id, event.channel)
         return SelfServiceVerdict(held="answered by self-service")

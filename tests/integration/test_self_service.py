@@ -4,6 +4,7 @@ SLA clock starting at the hand-over, the bot's exchange in the timeline. Off whe
 
 from __future__ import annotations
 
+import json
 from urllib.parse import parse_qsl, urlencode
 
 import boto3
@@ -192,3 +193,28 @@ def test_the_bots_sms_reaches_the_customer_once_through_twilio(app, fake, monkey
     assert {m["message_id"]: m["status"] for m in stored_messages() if m["direction"] == "outbound"} == {
         bot["message_id"]: "sent"
     }
+
+
+def _counted(out: str, name: str) -> list[tuple[str, str]]:
+    """(article, channel) of each count of ``name`` in the EMF documents written."""
+    found = []
+    for line in out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            document = json.loads(line)
+            found += [(document.get("article"), document.get("channel"))] * len(document.get(name, []))
+    return found
+
+
+def test_answered_solved_and_handed_over_are_counted_per_article_and_channel(client, ada, monkeypatch, capsys):
+    _use(monkeypatch, ON)
+    _say(client, "What are your opening hours?", "m_1")
+    _say(client, "What are your opening hours?", "m_1")  # the same message again: counted once
+    _say(client, "Yes", "m_2")
+    _say(client, "What are your opening hours?", "m_3", visitor="v_2")
+    _say(client, "Talk to a person", "m_4", visitor="v_2")
+
+    out = capsys.readouterr().out
+    [article] = {m["article_id"] for m in _bot_messages()}
+    assert _counted(out, "SelfServiceAnswered") == [(article, "webchat")] * 2
+    assert _counted(out, "SelfServiceSolved") == [(article, "webchat")]
+    assert _counted(out, "SelfServiceHandedOver") == [(article, "webchat")]
