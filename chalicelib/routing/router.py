@@ -152,7 +152,7 @@ class Router:
                     return Outcome(note=verdict.held)
                 if verdict.asked:
                     # Handed over: the rules read what the customer asked the bot too (this may be just "no").
-                    decided = self._classify(event, also=verdict.asked)
+                    decided = self._classify(event, also=verdict.asked, customer=decided[0])
             contact, opened_with, tried = self._open_contact(event, now, reopening=contact, decided=decided)
             if opened_with is not None:
                 self._announce(opened_with, now)
@@ -174,9 +174,13 @@ class Router:
             return Outcome(note="told the assigned agent")
         return Outcome(note=f"contact is {contact.state.value}")
 
-    def _classify(self, event: ConversationMessage, also: str = "") -> tuple[dict[str, Any], ContactFacts, Decision]:
-        """The customer, the facts the rules read (``also``: text read before the message's) and their decision."""
-        customer = self.store.get_customer(event.customer_id) or {}
+    def _classify(
+        self, event: ConversationMessage, also: str = "", customer: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], ContactFacts, Decision]:
+        """The customer (read unless given), the facts the rules read (``also``: text read before the message's) and
+        their decision."""
+        if customer is None:
+            customer = self.store.get_customer(event.customer_id) or {}
         facts = ContactFacts.of(
             event.channel,
             f"{also}\n{event.text}" if also else event.text,
