@@ -152,7 +152,7 @@ def test_the_console_loads_the_served_sdk_with_its_integrity_and_may_reach_twili
     assert "'self'" in csp["script-src"] and "'unsafe-inline'" not in csp["script-src"]
     assert {"wss://voice-js.roaming.twilio.com", "https://eventgw.twilio.com"} <= set(csp["connect-src"])
     assert {"https://sdk.twilio.com", "https://media.twiliocdn.com"} <= set(csp["connect-src"])
-    assert csp["media-src"] == ["mediastream:", "https://sdk.twilio.com", "https://media.twiliocdn.com"]
+    assert csp["media-src"] == ["blob:", "mediastream:", "https://sdk.twilio.com", "https://media.twiliocdn.com"]
     assert csp["frame-ancestors"] == ["'none'"]
 
 
