@@ -127,7 +127,9 @@ class TwilioSpeechAnswer(_IvrWebhook):
     def handle(self, request: WebhookRequest) -> Webhook:
         form = _verified_form(request)
         if (form.get("CallStatus") or "").lower() in calls.FINAL:
-            # The caller hung up during the question: no call to hold, and nobody is offered it.
+            # The caller hung up during the question: no call to hold, and nobody is offered it; counted abandoned
+            # (once, with the call's status callback).
+            speech.caller_left(form.require("CallSid"))
             return Webhook(immediate=_empty_twiml())
         call = _parse_call(form)
         metadata = dict(call.metadata)

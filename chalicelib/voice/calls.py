@@ -48,7 +48,11 @@ def on_call_status(update: StatusUpdate, applied: dict[str, Any] | None) -> bool
     record = applied
     if record is None:  # a repeat, or one the first attempt applied before dying: was the call final already?
         record = outbound.get_status(update.provider, update.provider_message_id, kind="call")
-        if record is None or record.get("status") not in FINAL:
+        if record is None:  # a call never stored: one that hung up during the speech question is counted
+            from chalicelib.voice import speech
+
+            return speech.caller_left(update.provider_message_id)
+        if record.get("status") not in FINAL:
             return False
     conversation_id = str(record.get("conversation_id") or "")
     if not conversation_id:
