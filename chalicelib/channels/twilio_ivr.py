@@ -131,6 +131,8 @@ class TwilioSpeechAnswer(_IvrWebhook):
             # (once, with the call's status callback).
             speech.caller_left(form.require("CallSid"))
             return Webhook(immediate=_empty_twiml())
+        if not speech.answered(form.require("CallSid")):
+            return Webhook(immediate=_empty_twiml())  # its hang-up came first and was counted: a dead call
         call = _parse_call(form)
         metadata = dict(call.metadata)
         if form.get("SpeechResult") and form.get("Confidence"):

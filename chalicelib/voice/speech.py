@@ -10,7 +10,8 @@ action in both cases; the ``<Redirect>`` after the Gather is the same request, s
 
 A caller who hangs up during the question leaves no contact (nobody could answer it) but is counted as an abandoned
 call of the queue the rules send it to, with its time to abandon: the question's asking is noted (``asking``, one
-write) and the call's end before an answer (``caller_left``) counts it once.
+write) and the call's end before an answer (``caller_left``) counts it once; an answer handled after that stores
+nothing (``answered``: one more write per answer).
 """
 
 from __future__ import annotations
@@ -65,6 +66,15 @@ def asking(call_sid: str, queue: str) -> None:
     from chalicelib.store import voice as voice_store
 
     voice_store.note_asked(call_sid, queue, clock.now_iso())
+
+
+def answered(call_sid: str) -> bool:
+    """The answer came while the call was up: True to store it (a contact from here on, abandoned as one if the
+    caller hangs up); False when the hang-up was handled first and counted: nothing to store, nobody to offer."""
+    from chalicelib import clock
+    from chalicelib.store import voice as voice_store
+
+    return voice_store.note_answered(call_sid, clock.now_iso())
 
 
 def caller_left(call_sid: str) -> bool:

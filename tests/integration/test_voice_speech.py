@@ -235,3 +235,20 @@ def test_a_forged_hang_up_counts_nothing(client, world):
 
     assert answer.status_code in (401, 403)
     assert routing_store.queue_stats("default").get("abandoned", 0) == 0
+
+
+def test_an_answer_that_arrives_after_the_hang_up_was_counted_queues_no_dead_call(client, world):
+    caller = _asked(client, world)
+    world.speak(caller, "where is my parcel")  # the answer, sent while the call was still up...
+    [(url, form, _context, _sid)] = world.pending
+    world.pending.clear()
+    world.hang_up(caller)  # ...but the hang-up's status callback is handled first
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    drain(client)
+
+    status, body = poster(client)(url, form)
+    drain(client)
+
+    assert status == 200 and twiml.check(body, twiml.CALL, PUBLIC_BASE_URL).find("Enqueue") is None
+    assert stored_messages() == [] and list(iter_contacts()) == [], "nobody is offered the dead call"
+    assert routing_store.queue_stats("default")["abandoned"] == 1
