@@ -385,7 +385,9 @@ def count_left_while_asked(call_sid: str, now: str) -> tuple[str, float] | None:
         "TableName": _table(),
         "Key": key(f"ASKED#{call_sid}", "ASKED"),
         "UpdateExpression": "SET left_at = :now",
-        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(left_at) AND attribute_not_exists(answered_at)",
+        "ConditionExpression": (
+            "attribute_exists(pk) AND attribute_not_exists(left_at) AND attribute_not_exists(answered_at)"
+        ),
         "ExpressionAttributeValues": to_values({":now": now}),
     }
     try:
