@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlencode
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
@@ -103,7 +104,7 @@ def control(agent_id: str, conversation_id: str, document: Any) -> dict[str, Any
             twilio_api.update_participant(conference, who, form)
             state["muted"] = command.action == "mute"
         elif command.action == "consult":
-            consult(conversation_id, call, str(command.agent_id))
+            consult(conversation_id, call, str(command.agent_id), consulted_by=agent_id)
             state["on_hold"] = True
         elif command.action == "cancel_consult":
             cancel_consult(conversation_id, call)
@@ -242,11 +243,10 @@ def _hang_up_leg(conversation_id: str, call_sid: str) -> None:
 # --- warm transfer: consult a colleague while the caller is on hold, then hand over or cancel ---------------
 
 
-def consult(conversation_id: str, call: dict[str, Any], colleague: str) -> str:
+def consult(conversation_id: str, call: dict[str, Any], colleague: str, *, consulted_by: str) -> str:
     """The caller on hold, the colleague called into the conference (label ``consult``): their phone for a
-    ``voice_mode: phone`` agent, else their softphone (``client:<identity>``). One consult at a time (409)."""
+    ``voice_mode: phone`` agent, else their softphone (``softphone_address``). One consult at a time (409)."""
     from chalicelib.routing.model import Presence
-    from chalicelib.voice import tokens
 
     agent = routing_store.get_agent(colleague)
     if agent is None:
@@ -261,7 +261,7 @@ def consult(conversation_id: str, call: dict[str, Any], colleague: str) -> str:
         hold(str(call["conference_sid"]), True)
         sid = twilio_api.add_participant(
             str(call["conference_sid"]),
-            to=to or "client:" + tokens.identity_of(colleague),
+            to=to or softphone_address(colleague, conversation_id, consulted_by),
             from_=str(call.get("number") or ""),
             label=CONSULT_LABEL,
             timeout=current_config().offer_timeout("voice"),
@@ -274,6 +274,16 @@ def consult(conversation_id: str, call: dict[str, Any], colleague: str) -> str:
     store.note_consult_call(conversation_id, colleague, sid)
     store.note_controls(conversation_id, on_hold=True)
     return sid
+
+
+def softphone_address(colleague: str, conversation_id: str, consulted_by: str) -> str:
+    """``client:<identity>?conversation_id=...&consulted_by=...``: Twilio rings only the Devices registered with a
+    token of the colleague's identity, and hands the query to the SDK's ``Call.customParameters``, from which the
+    console shows who consults and about which conversation before the colleague answers."""
+    from chalicelib.voice import tokens
+
+    params = urlencode({"conversation_id": conversation_id, "consulted_by": consulted_by}, quote_via=quote)
+    return "client:" + tokens.identity_of(colleague) + "?" + params
 
 
 def _consult_of(call: dict[str, Any]) -> dict[str, Any]:
