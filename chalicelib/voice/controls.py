@@ -35,6 +35,7 @@ from chalicelib.errors import Conflict, Forbidden, InvalidPayload, NotFound, Swi
 from chalicelib.outbound.senders import ProviderRejected, ProviderUnavailable
 from chalicelib.routing.config import current_config
 from chalicelib.routing.model import ContactState
+from chalicelib.store import outbound
 from chalicelib.store import routing as routing_store
 from chalicelib.store import voice as store
 from chalicelib.voice import twilio_api, twiml
@@ -43,6 +44,7 @@ logger = Logger(service="switchboard", child=True)
 
 
 CONSULT_LABEL = "consult"
+CONSULT_ROLE = "consult"  # the consult call's outbound record (its status callbacks)
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
@@ -265,6 +267,7 @@ def consult(conversation_id: str, call: dict[str, Any], colleague: str, *, consu
             from_=str(call.get("number") or ""),
             label=CONSULT_LABEL,
             timeout=current_config().offer_timeout("voice"),
+            status_callback=_status_url(call),
         )
     except BaseException:
         store.end_consult(conversation_id, colleague)
@@ -272,8 +275,35 @@ def consult(conversation_id: str, call: dict[str, Any], colleague: str, *, consu
             hold(str(call["conference_sid"]), False)  # back with the caller
         raise
     store.note_consult_call(conversation_id, colleague, sid)
+    # Its status callbacks find it (role consult: a declined or unanswered consult ends it, no abandon).
+    extra = {"role": CONSULT_ROLE, "agent_id": colleague, "consulted_by": consulted_by}
+    outbound.record("twilio", sid, conversation_id, "queued", clock.now_iso(), "call", extra)
     store.note_controls(conversation_id, on_hold=True)
     return sid
+
+
+def _status_url(call: dict[str, Any]) -> str | None:
+    from chalicelib.voice import connect
+
+    base = call.get("callback_base")
+    return connect.url(str(base), connect.STATUS) if base else None
+
+
+def on_consult_call_end(record: dict[str, Any], call_sid: str) -> bool:
+    """The consult's call ended (the status callback): a colleague who declined, or never answered, ends the
+    consult, and the consulting agent's console is told (once: only when this ended it). The caller stays on
+    hold until that agent resumes or consults again."""
+    conversation_id = str(record.get("conversation_id") or "")
+    found = (store.get_call(conversation_id) or {}).get("consult") or {}
+    if not conversation_id or found.get("call_sid") != call_sid:
+        return False  # ended already (participant-leave, cancel), or handed over: the leg is the agent's now
+    store.end_consult(conversation_id, str(found["agent_id"]))
+    if record.get("consulted_by"):
+        from chalicelib.notify import push
+
+        event = {"type": "consult_ended", "conversation_id": conversation_id, "agent_id": str(found["agent_id"])}
+        push.to_agent(str(record["consulted_by"]), {**event, "status": str(record.get("status") or "")})
+    return True
 
 
 def softphone_address(colleague: str, conversation_id: str, consulted_by: str) -> str:

@@ -388,3 +388,21 @@ def test_a_consult_of_a_softphone_colleague_rings_their_identity_saying_who_cons
     world.deliver(poster(client), base=PUBLIC_BASE_URL)
     assert {p.label for p in world.participants(conversation)} == {"agent", "customer", "consult"}
     assert voice_store.get_call(conversation)["consult"]["call_sid"] == added.answer["call_sid"]
+
+
+def test_a_declined_consult_ends_the_consult_and_tells_the_consulting_agent_once(client, world, fake):
+    connection, conversation, _caller, _leg = _bridged(client, world, fake)
+    create_agent(client, "bea", channels=("voice",))
+    drain(client)
+    assert _control(client, conversation, "consult", agent_id="bea").status_code == 200
+    [added] = _requests(fake, "POST", "/Participants.json")
+    assert added.form["StatusCallback"] == PUBLIC_BASE_URL + "/webhooks/twilio/status"
+    world.end(added.answer["call_sid"], "busy")  # bea's console: Decline (the Device rejects the call)
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    assert "consult" not in voice_store.get_call(conversation)
+    ended = [p for p in pushed(connection) if p.get("type") == "consult_ended"]
+    assert ended == [{"type": "consult_ended", "conversation_id": conversation, "agent_id": "bea", "status": "busy"}]
+    assert _participant(world, conversation, "customer").hold, "on hold until ada resumes"
+    assert routing_store.get_contact(conversation).assigned_to == "ada"
+    assert _control(client, conversation, "consult", agent_id="bea").status_code == 200, "may consult again"
