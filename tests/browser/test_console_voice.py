@@ -4,9 +4,10 @@ a call fetches a token, connects a Device with the contact id and shows the call
 Twilio's signalling and media cannot be reached here, so the test stops at the app's boundary: once the real SDK
 file has loaded (``window.Twilio.Device`` is Twilio's), ``Twilio.Device`` is replaced by a recording stub with the
 SDK's surface (``new Device(token, options)``, ``on``, ``state``, ``register``, ``unregister``, ``updateToken``,
-``connect({params})`` giving a ``Call`` with ``on``, ``mute``, ``isMuted``, ``accept``, ``reject``, ``disconnect``; and
-``ring(to)``, what Twilio does when a call reaches the registered Device: see ``test_console_consult``). What the stub was asked to do is then played to the app as
-Twilio would: the TwiML App's signed request for that connect gets the contact's conference.
+``connect({params})`` giving a ``Call`` with ``on``, ``mute``, ``isMuted``, ``accept``, ``reject``,
+``disconnect``; and ``ring(to)``, what Twilio does when a call reaches the registered Device: see
+``test_console_consult``). What the stub was asked to do is then played to the app as Twilio would: the TwiML
+App's signed request for that connect gets the contact's conference.
 """
 
 from __future__ import annotations
