@@ -132,3 +132,42 @@ def test_declining_a_consult_rejects_the_incoming_call_and_answers_nothing(
         expect(card).to_have_count(0, timeout=WAIT_MS)
     finally:
         context.close()
+
+
+def test_a_declined_consult_gives_the_consulting_agent_their_consult_button_back(
+    browser: Any, stack: LocalStack, admin: Admin, fake_providers: FakeProviders
+) -> None:
+    admin.create_agent("ivy", "voice")
+    admin.create_agent("jon", "voice")
+    world = fake_providers.voice
+    consulting, consulted = browser.new_context(), browser.new_context()
+    try:
+        colleague = consulted.new_page()
+        _sign_in(colleague, stack, "jon")
+        _wait_for(colleague, "window.Twilio && typeof window.Twilio.Device === 'function'")
+        colleague.evaluate(STUB_DEVICE)
+        colleague.get_by_test_id("presence-Away").click()
+        _wait_for(colleague, "window.__softphone.device && window.__softphone.device.state === 'registered'")
+
+        page = consulting.new_page()
+        _contact_id, _caller, _leg = _bridged_softphone_call(page, stack, fake_providers, "ivy")
+        bar = page.get_by_test_id("call-bar")
+        bar.get_by_test_id("call-transfer-target").fill("jon")
+        bar.get_by_test_id("call-consult").click()
+        expect(bar.get_by_test_id("call-cancel-consult")).to_be_visible(timeout=WAIT_MS)
+        [added] = _voice_requests(fake_providers, "/Participants.json")[-1:]
+        assert added.form["To"].startswith("client:ag_jon?")
+
+        colleague.evaluate(f"window.__softphone.device.ring({added.form['To']!r})")
+        colleague.get_by_test_id("consult-offer").get_by_test_id("consult-decline").click()
+        assert colleague.evaluate("window.__softphone.rejected") == 1
+        world.end(added.answer["call_sid"], "busy")  # what Twilio makes of the Device's reject
+        world.deliver(_world_post)
+
+        expect(bar.get_by_test_id("call-consult")).to_be_visible(timeout=WAIT_MS)
+        expect(bar.get_by_test_id("call-cancel-consult")).to_be_hidden()
+        expect(bar.get_by_test_id("call-error")).to_have_text("jon did not take the consult (busy)")
+        expect(bar.get_by_test_id("call-hold")).to_have_text("Resume")
+    finally:
+        consulting.close()
+        consulted.close()
