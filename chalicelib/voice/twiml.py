@@ -123,19 +123,36 @@ def position_sentence(position: int, wait_minutes: int) -> str:
     return f"{place} The expected wait is about {wait_minutes} {minutes}. Thank you for holding."
 
 
-def waiting(sentence: str | None, *, interval_seconds: int, hold_audio: str | None, again: str) -> str:
+def waiting(
+    sentence: str | None,
+    *,
+    interval_seconds: int,
+    hold_audio: str | None,
+    again: str,
+    callback_action: str | None = None,
+) -> str:
     """An ``<Enqueue waitUrl>`` document: the position said, then hold audio (or silence) for about
     ``interval_seconds``, then ``<Redirect>`` to ``again`` (absolute) to say it anew.
 
-    Only Say, Play, Pause and Redirect: the same document would also be valid as a conference waitUrl.
+    Without ``callback_action``: only Say, Play, Pause and Redirect, so the same document is also valid as a
+    conference waitUrl. With it ("press 1 to be called back"): the position, the offer and the hold audio (or pause)
+    inside one ``<Gather numDigits="1">``, so a 1 pressed at any moment of the interval reaches ``callback_action``;
+    only for an ``<Enqueue waitUrl>`` (Twilio allows Gather there, not in a conference's waitUrl). The Gather's own
+    ``timeout`` after its nested verbs is short: with no digit, ``<Redirect>`` says the position anew.
     """
     response = ET.Element("Response")
+    holder = response
+    if callback_action:
+        attributes = {"input": "dtmf", "numDigits": "1", "timeout": "1", "action": callback_action, "method": "POST"}
+        holder = ET.SubElement(response, "Gather", attributes)
     if sentence:
-        ET.SubElement(response, "Say").text = sentence
+        ET.SubElement(holder, "Say").text = sentence
+    if callback_action:
+        ET.SubElement(holder, "Say").text = CALLBACK_OFFER
     if hold_audio:
-        ET.SubElement(response, "Play").text = hold_audio
+        ET.SubElement(holder, "Play").text = hold_audio
     else:
-        ET.SubElement(response, "Pause", {"length": str(interval_seconds)})
+        ET.SubElement(holder, "Pause", {"length": str(interval_seconds)})
     ET.SubElement(response, "Redirect", {"method": "POST"}).text = again
     return _document(response)
 
@@ -166,28 +183,6 @@ CALLBACK_CONFIRMED = (
     "and you keep your place in line. Goodbye."
 )
 CALLBACK_GREETING = "Hello, this is the call back you asked for. Connecting you to an agent now."
-
-
-def waiting_with_callback(
-    sentence: str | None, *, interval_seconds: int, hold_audio: str | None, again: str, callback_action: str
-) -> str:
-    """``waiting`` with "press 1 to be called back": the position, the offer and the hold audio (or pause) inside
-    one ``<Gather numDigits="1">``, so a 1 pressed at any moment of the interval reaches ``callback_action``.
-
-    Only for an ``<Enqueue waitUrl>`` (Twilio allows Gather there, not in a conference's waitUrl). The Gather's
-    own ``timeout`` after its nested verbs is short: with no digit, ``<Redirect>`` says the position anew."""
-    response = ET.Element("Response")
-    attributes = {"input": "dtmf", "numDigits": "1", "timeout": "1", "action": callback_action, "method": "POST"}
-    gather = ET.SubElement(response, "Gather", attributes)
-    if sentence:
-        ET.SubElement(gather, "Say").text = sentence
-    ET.SubElement(gather, "Say").text = CALLBACK_OFFER
-    if hold_audio:
-        ET.SubElement(gather, "Play").text = hold_audio
-    else:
-        ET.SubElement(gather, "Pause", {"length": str(interval_seconds)})
-    ET.SubElement(response, "Redirect", {"method": "POST"}).text = again
-    return _document(response)
 
 
 def callback_confirmed() -> str:
