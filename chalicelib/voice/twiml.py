@@ -96,13 +96,18 @@ def agent_joins_conference(
     return _document(response)
 
 
-def customer_joins_conference(conference_name: str, *, status_callback: str, action: str | None = None) -> str:
+def customer_joins_conference(
+    conference_name: str, *, status_callback: str, action: str | None = None, greeting: str | None = None
+) -> str:
     """The TwiML the waiting caller is redirected to once the agent's leg has joined.
 
     The customer ends the conference on leaving (hanging up drops the agent too). ``action`` (optional) is
-    asked what comes next when the caller's conference ends; without it, the call ends there.
+    asked what comes next when the caller's conference ends; without it, the call ends there. ``greeting``
+    (optional) is said first.
     """
     response = ET.Element("Response")
+    if greeting:
+        ET.SubElement(response, "Say").text = greeting
     dial = ET.SubElement(response, "Dial", {"action": action, "method": "POST"} if action else {})
     _conference(
         dial,
@@ -203,16 +208,4 @@ def back_to_waiting(again: str) -> str:
 def callback_leg(conference_name: str, *, status_callback: str) -> str:
     """The TwiML of the call back to the customer: a greeting, then the contact's conference as the customer
     (the agent is there already: the call is placed once their leg joined)."""
-    response = ET.Element("Response")
-    ET.SubElement(response, "Say").text = CALLBACK_GREETING
-    dial = ET.SubElement(response, "Dial")
-    _conference(
-        dial,
-        conference_name,
-        label=CUSTOMER_LABEL,
-        status_callback=status_callback,
-        start_on_enter=True,
-        end_on_exit=True,
-        wait_url=None,
-    )
-    return _document(response)
+    return customer_joins_conference(conference_name, status_callback=status_callback, greeting=CALLBACK_GREETING)
