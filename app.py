@@ -168,6 +168,15 @@ def publish_routing(principal: auth.Principal) -> dict[str, Any]:
     return published
 
 
+@route("/admin/kb", methods=["PUT"])
+@signed_in(auth.ADMIN)
+def publish_knowledge_base(principal: auth.Principal) -> dict[str, Any]:
+    """Replace the self-service knowledge base (JSON: every article file): checked first, live within 60 s."""
+    from chalicelib.kb import published
+
+    return published.publish_request(_json_body())
+
+
 @route("/agents", methods=["GET"])
 @signed_in(auth.SUPERVISOR)
 def list_agents(principal: auth.Principal) -> dict[str, Any]:

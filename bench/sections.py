@@ -104,3 +104,17 @@ def simulator(quick: bool) -> dict[str, Any]:
     from bench import simulator as simulator_section
 
     return simulator_section.run(quick)
+
+
+@section(
+    "kb_retrieval",
+    "Self-service retrieval on the evaluation set",
+    "Top-1 accuracy of the knowledge base's BM25 retrieval (chalicelib/kb) on bench/kb_eval.yaml's questions "
+    "(paraphrases, typos, English and German), and at the shipped min_coverage how many answerable questions "
+    "get the right / a wrong answer and how many unanswerable ones get an answer (issue 14: top-1 >= 85 %, "
+    "unanswerable answered <= 5 %).",
+)
+def kb_retrieval(quick: bool) -> dict[str, Any]:
+    from bench import kb_retrieval as kb_section
+
+    return kb_section.run(quick)

@@ -185,6 +185,8 @@ def _parser() -> argparse.ArgumentParser:
     explained.add_argument("--customer", metavar="JSON", help='{"tier": "vip", "tags": ["..."]} or @file')
     explained.set_defaults(run=_explain)
 
+    _add_kb_commands(groups)
+
     dlq = groups.add_parser("dlq", help="see and redrive the dead-letter queues")
     dlq_commands = dlq.add_subparsers(dest="command", required=True, metavar="ACTION")
     listed = dlq_commands.add_parser("list", help="how many dead letters each queue has, and a look at them")
@@ -572,6 +574,50 @@ def _simulate(args: argparse.Namespace) -> int:
     written = report.write(result, out)
     print((out / "report.md").read_text(encoding="utf-8"))
     print("wrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
+# --- switchboard kb ----------------------------------------------------------------------------------
+
+
+def _add_kb_commands(groups: Any) -> None:
+    kb_group = groups.add_parser("kb", help="check and search the self-service knowledge base")
+    kb_commands = kb_group.add_subparsers(dest="command", required=True, metavar="ACTION")
+    checked = kb_commands.add_parser("check", help="validate a folder of articles (default: the shipped base)")
+    checked.add_argument("folder", metavar="DIR", nargs="?")
+    checked.set_defaults(run=_kb_check)
+    searched = kb_commands.add_parser("search", help="rank a base's articles for a question, with their scores")
+    searched.add_argument("question", metavar="QUESTION")
+    searched.add_argument("--language", metavar="CODE", help="only this language's articles (en, de)")
+    searched.add_argument("--channel", metavar="NAME", help="only articles offered on this channel")
+    searched.add_argument("--dir", metavar="DIR", help="the base to search (default: the shipped base)")
+    searched.add_argument("--limit", type=int, default=5, metavar="N")
+    searched.set_defaults(run=_kb_search)
+
+
+def _kb_check(args: argparse.Namespace) -> int:
+    from chalicelib import kb
+
+    folder = args.folder or str(kb.DEFAULT_DIR)
+    base = kb.load_base(folder)
+    languages = ", ".join(sorted({a.language for a in base.articles}))
+    print(f"{folder}: OK ({len(base.articles)} articles: {languages}; min_coverage {base.min_coverage})")
+    return 0
+
+
+def _kb_search(args: argparse.Namespace) -> int:
+    """One line per hit: BM25 score, article id, coverage, title; and whether it would answer by itself."""
+    from chalicelib import kb
+    from chalicelib.kb import published
+
+    index = kb.build_index(kb.load_base(args.dir)) if args.dir else published.default_index()
+    hits = index.search(args.question, language=args.language, channel=args.channel, limit=args.limit)
+    if not hits:
+        print("no article matches")
+        return 0
+    for hit in hits:
+        verdict = "answers" if hit.coverage >= index.min_coverage else "below min_coverage"
+        print(f"{hit.score:7.3f}  {hit.article_id:<24} coverage {hit.coverage:.2f} ({verdict})  {hit.title}")
     return 0
 
 

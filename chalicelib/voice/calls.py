@@ -69,6 +69,10 @@ def on_call_status(update: StatusUpdate, applied: dict[str, Any] | None) -> bool
 
     if role == callback.ROLE:
         return callback.on_call_status(record, update.provider_message_id)
+    if role == "consult":  # voice.controls.CONSULT_ROLE
+        from chalicelib.voice import controls
+
+        return controls.on_consult_call_end(record, update.provider_message_id)
     if role != CUSTOMER:
         return False
     if callback.requested(conversation_id):

@@ -101,9 +101,13 @@ def end_call(call_sid: str) -> None:
     _post(f"/Calls/{quote(call_sid, safe='')}.json", [("Status", "completed")])
 
 
-def add_participant(conference_sid: str, *, to: str, from_: str, label: str, timeout: int) -> str:
+def add_participant(
+    conference_sid: str, *, to: str, from_: str, label: str, timeout: int, status_callback: str | None = None
+) -> str:
     """Call ``to`` into the conference (``client:<identity>`` rings a softphone) as participant ``label``; its
-    CallSid. The new participant neither starts nor ends the conference.
+    CallSid. The new participant neither starts nor ends the conference. ``status_callback`` hears the call's end
+    (``completed``, whose ``CallStatus`` says busy, no-answer... for a call that never joined: a declined consult
+    sends no conference event).
     Source: https://www.twilio.com/docs/voice/api/conference-participant-resource#create-a-participant-agent-conference-only.
     """
     form = [
@@ -115,6 +119,12 @@ def add_participant(conference_sid: str, *, to: str, from_: str, label: str, tim
         ("Beep", "false"),
         ("Timeout", str(max(5, min(600, timeout)))),
     ]
+    if status_callback:
+        form += [
+            ("StatusCallback", status_callback),
+            ("StatusCallbackMethod", "POST"),
+            ("StatusCallbackEvent", "completed"),
+        ]
     sid = _post(f"/Conferences/{quote(conference_sid, safe='')}/Participants.json", form).get("call_sid")
     if not isinstance(sid, str) or not sid:
         raise ProviderUnavailable(PROVIDER, "an added participant without a call_sid")

@@ -38,7 +38,12 @@ EXCLUDED = (
     "multidict",
     "propcache",
     "yarl",
+    # numpy (bm25s's one dependency, chalicelib/kb): its Fortran and build tools no function imports.
+    "numpy/f2py",
+    "numpy/distutils",
 )
+# Under these directories, no directory of these names ships (a package's own test suites).
+EXCLUDED_DIRECTORY_NAMES = {"numpy": ("tests",)}
 # Directories of which only these paths (relative to the directory; a directory keeps all under it) ship.
 ONLY_UNDER = {
     # The console softphone's npm packages (`npm ci` in chalicelib/console/vendor): the SDK's browser file, which
@@ -65,6 +70,9 @@ def ships(relative: str) -> bool:
     path = PurePosixPath(relative)
     if "__pycache__" in path.parts or path.suffix == ".pyc":
         return False  # stale or foreign bytecode: ours is compiled fresh below
+    for directory, names in EXCLUDED_DIRECTORY_NAMES.items():
+        if PurePosixPath(directory) in path.parents and any(part in names for part in path.parent.parts):
+            return False
     for directory, kept in ONLY_UNDER.items():
         if PurePosixPath(directory) in path.parents:
             return any(_within(path, PurePosixPath(directory, k)) for k in kept)

@@ -29,7 +29,7 @@ def test_quick_bench_writes_every_section_with_numbers(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     sections = results["sections"]
-    assert set(sections) == {"cost", "routing_reads", "cold_import", "time_to_offer", "simulator"}
+    assert set(sections) == {"cost", "routing_reads", "cold_import", "time_to_offer", "simulator", "kb_retrieval"}
     assert results["machine"]["nproc"] >= 1 and results["machine"]["commit"]
 
     cost = sections["cost"]
@@ -55,6 +55,11 @@ def test_quick_bench_writes_every_section_with_numbers(tmp_path: Path) -> None:
     assert {row["n"] for row in reads["data"]["rows"]} == {10, 100}
     assert all(reads["data"]["flat"].values()), reads["data"]["rows"]
     assert all(0 < row["read_requests"] <= 5 for row in reads["data"]["rows"]), reads["data"]["rows"]
+
+    retrieval = sections["kb_retrieval"]
+    assert retrieval["status"] == "ok", retrieval
+    (overall,) = [row for row in retrieval["data"]["rows"] if row["language"] == "all"]
+    assert overall["top1_accuracy"] >= 0.85 and overall["unanswerable_answered"] <= 0.05, overall
 
     cold = sections["cold_import"]
     assert cold["status"] == "ok", cold

@@ -76,7 +76,8 @@ def test_a_signed_in_agent_gets_a_voice_token_for_the_twiml_app(voice, capsys):
     assert (claims["iss"], claims["sub"]) == (API_KEY_SID, ACCOUNT_SID)
     assert claims["grants"] == {
         "identity": "ag_ada_dlovelace",
-        "voice": {"outgoing": {"application_sid": TWIML_APP_SID}},  # no incoming: nobody dials the Device
+        # Incoming for this identity only: a colleague's consult rings client:ag_ada_dlovelace, nobody else's.
+        "voice": {"outgoing": {"application_sid": TWIML_APP_SID}, "incoming": {"allow": True}},
     }
     assert before - 1 <= claims["nbf"] <= time.time() + 1
     assert claims["exp"] - claims["nbf"] == body["ttl_seconds"] == 3600  # Twilio allows up to 24 h
