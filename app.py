@@ -255,6 +255,18 @@ def call_control(conversation_id: str, principal: auth.Principal) -> dict[str, A
     return controls.control(principal.agent_id, conversation_id, _json_body())
 
 
+@route("/conversations/{conversation_id}/recordings/{recording_sid}", methods=["GET"])
+@signed_in(auth.AGENT)
+def voicemail_recording(conversation_id: str, recording_sid: str, principal: auth.Principal) -> Response:
+    """A voicemail's audio, fetched from Twilio with the account's credentials (send ``Accept: audio/mpeg``)."""
+    from chalicelib.voice import recordings
+
+    media = recordings.for_agent(
+        principal.agent_id, conversation_id, recording_sid, oversee=principal.has_role(auth.SUPERVISOR)
+    )
+    return Response(body=media, headers={"Content-Type": recordings.CONTENT_TYPE, "Cache-Control": "private, no-store"})
+
+
 @route("/conversations/{conversation_id}/close", methods=["POST"], content_types=["application/json"])
 @signed_in(auth.AGENT)
 def close(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:

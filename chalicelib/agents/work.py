@@ -42,6 +42,12 @@ def _contact_of(agent_id: str, conversation_id: str, oversee: bool = False) -> C
     return contact
 
 
+def contact_seen_by(agent_id: str, conversation_id: str, oversee: bool = False) -> Contact:
+    """The contact, when this agent may see its conversation (offered or assigned to them; any, to ``oversee``):
+    what guards anything read from the conversation (``NotFound``, ``Forbidden``)."""
+    return _contact_of(agent_id, conversation_id, oversee)
+
+
 def contact_view(contact: Contact) -> dict[str, Any]:
     return {
         "conversation_id": contact.contact_id,

@@ -127,8 +127,12 @@ class TwilioSpeechAnswer(_IvrWebhook):
     def handle(self, request: WebhookRequest) -> Webhook:
         form = _verified_form(request)
         if (form.get("CallStatus") or "").lower() in calls.FINAL:
-            # The caller hung up during the question: no call to hold, and nobody is offered it.
+            # The caller hung up during the question: no call to hold, and nobody is offered it; counted abandoned
+            # (once, with the call's status callback).
+            speech.caller_left(form.require("CallSid"))
             return Webhook(immediate=_empty_twiml())
+        if not speech.answered(form.require("CallSid")):
+            return Webhook(immediate=_empty_twiml())  # its hang-up came first and was counted: a dead call
         call = _parse_call(form)
         metadata = dict(call.metadata)
         if form.get("SpeechResult") and form.get("Confidence"):

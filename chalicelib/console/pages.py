@@ -133,7 +133,8 @@ def console_csp() -> str:
             f"script-src {_hashes('script')} 'self'",
             f"style-src {_hashes('style')}",
             f"connect-src {' '.join(dict.fromkeys(connect))}",
-            f"media-src {' '.join(TWILIO_VOICE_MEDIA)}",
+            # blob:: a voicemail's recording, fetched with the sign-in token and played from memory.
+            f"media-src blob: {' '.join(TWILIO_VOICE_MEDIA)}",
             # Forms are handled by the script; without it, a sign-in form must not post the token anywhere.
             "form-action 'none'",
             "base-uri 'none'",

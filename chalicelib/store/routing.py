@@ -964,12 +964,17 @@ def record_unstarted(queue: str, sla_met: bool | None) -> None:
 def record_abandoned(queue: str, waited_seconds: float = 0.0) -> None:
     """A contact of ``queue`` was abandoned (its customer gave up waiting) after ``waited_seconds``: counted, and
     summed (``abandon_seconds``), for the supervisor view's abandonment rate and average time to abandon."""
-    aws.client("dynamodb").update_item(
-        TableName=_table(),
-        Key=key(f"QUEUESTATS#{queue}", "STATS"),
-        UpdateExpression="ADD abandoned :one, abandon_seconds :waited",
-        ExpressionAttributeValues=to_values({":one": 1, ":waited": round(max(0.0, waited_seconds), 1)}),
-    )
+    aws.client("dynamodb").update_item(**abandoned_count(queue, waited_seconds))
+
+
+def abandoned_count(queue: str, waited_seconds: float) -> dict[str, Any]:
+    """``record_abandoned``'s update, also as a transaction's ``Update`` (a caller gone before any contact)."""
+    return {
+        "TableName": _table(),
+        "Key": key(f"QUEUESTATS#{queue}", "STATS"),
+        "UpdateExpression": "ADD abandoned :one, abandon_seconds :waited",
+        "ExpressionAttributeValues": to_values({":one": 1, ":waited": round(max(0.0, waited_seconds), 1)}),
+    }
 
 
 def record_callback(queue: str, outcome: str) -> None:

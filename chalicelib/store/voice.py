@@ -344,3 +344,71 @@ def hand_over_leg(conversation_id: str, old_call_sid: str, consult: dict[str, An
         "agent_leg.call_sid = :old AND consult.call_sid = :consult",
         {":leg": leg, ":old": old_call_sid, ":consult": consult["call_sid"]},
     )
+
+
+# --- a call asked the speech question (voice.speech) ---------------------------------------------------------
+#
+#     ASKED#<call sid>   ASKED   queue (where the rules would send the call), asked_at, left_at (the caller hung up
+#                                during the question, counted abandoned) or answered_at (the answer is being stored:
+#                                a contact from here on), expires_at (TTL)
+
+
+def note_asked(call_sid: str, queue: str, now: str) -> None:
+    """A call is being asked the question: remembered until it answers or hangs up (Twilio's repeat of the
+    incoming call changes nothing)."""
+    item = {
+        "pk": f"ASKED#{call_sid}",
+        "sk": "ASKED",
+        "queue": queue,
+        "asked_at": now,
+        "expires_at": idempotency_expiry(now),
+    }
+    client = aws.client("dynamodb")
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+        client.put_item(TableName=_table(), Item=to_item(item), ConditionExpression="attribute_not_exists(pk)")
+
+
+def count_left_while_asked(call_sid: str, now: str) -> tuple[str, float] | None:
+    """The asked caller hung up: marked and counted abandoned for its queue in one transaction, so a retry or the
+    second signal (the status callback and the answer for the ended call) counts nothing again, and a Lambda that
+    dies midway counts nothing yet. ``(queue, seconds asked)`` the first time; else None (never asked, counted)."""
+    from chalicelib import clock
+    from chalicelib.store.dynamo import TransactionConflict, transact
+    from chalicelib.store.routing import abandoned_count
+
+    asked = get(_table(), f"ASKED#{call_sid}", "ASKED")
+    if asked is None or "left_at" in asked or "answered_at" in asked:
+        return None  # never asked, counted already, or answered (then it is a contact, abandoned as one)
+    queue = str(asked["queue"])
+    waited = max(0.0, clock.seconds_between(str(asked["asked_at"]), now))
+    mark = {
+        "TableName": _table(),
+        "Key": key(f"ASKED#{call_sid}", "ASKED"),
+        "UpdateExpression": "SET left_at = :now",
+        "ConditionExpression": (
+            "attribute_exists(pk) AND attribute_not_exists(left_at) AND attribute_not_exists(answered_at)"
+        ),
+        "ExpressionAttributeValues": to_values({":now": now}),
+    }
+    try:
+        transact([{"Update": mark}, {"Update": abandoned_count(queue, waited)}])
+    except TransactionConflict:
+        return None
+    return queue, waited
+
+
+def note_answered(call_sid: str, now: str) -> bool:
+    """The asked caller's answer came: False when the call was counted as left already (its hang-up handled
+    first), so nothing is stored for it; True otherwise (a call asked before this record existed included)."""
+    client = aws.client("dynamodb")
+    try:
+        client.update_item(
+            TableName=_table(),
+            Key=key(f"ASKED#{call_sid}", "ASKED"),
+            UpdateExpression="SET answered_at = if_not_exists(answered_at, :now)",
+            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(left_at)",
+            ExpressionAttributeValues=to_values({":now": now}),
+        )
+    except client.exceptions.ConditionalCheckFailedException:
+        return get(_table(), f"ASKED#{call_sid}", "ASKED") is None
+    return True

@@ -66,5 +66,6 @@ def first_answer(message: InboundMessage, base: str) -> str | None:
         from chalicelib.voice import speech
 
         logger.info("caller asked first", extra={"rule": decision.rule})
+        speech.asking(message.provider_message_id, decision.queue)
         return speech.question_twiml(decision.ask, base)
     return None

@@ -48,7 +48,11 @@ def on_call_status(update: StatusUpdate, applied: dict[str, Any] | None) -> bool
     record = applied
     if record is None:  # a repeat, or one the first attempt applied before dying: was the call final already?
         record = outbound.get_status(update.provider, update.provider_message_id, kind="call")
-        if record is None or record.get("status") not in FINAL:
+        if record is None:  # a call never stored: one that hung up during the speech question is counted
+            from chalicelib.voice import speech
+
+            return speech.caller_left(update.provider_message_id)
+        if record.get("status") not in FINAL:
             return False
     conversation_id = str(record.get("conversation_id") or "")
     if not conversation_id:
@@ -65,6 +69,10 @@ def on_call_status(update: StatusUpdate, applied: dict[str, Any] | None) -> bool
 
     if role == callback.ROLE:
         return callback.on_call_status(record, update.provider_message_id)
+    if role == "consult":  # voice.controls.CONSULT_ROLE
+        from chalicelib.voice import controls
+
+        return controls.on_consult_call_end(record, update.provider_message_id)
     if role != CUSTOMER:
         return False
     if callback.requested(conversation_id):

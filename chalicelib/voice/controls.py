@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlencode
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
@@ -34,6 +35,7 @@ from chalicelib.errors import Conflict, Forbidden, InvalidPayload, NotFound, Swi
 from chalicelib.outbound.senders import ProviderRejected, ProviderUnavailable
 from chalicelib.routing.config import current_config
 from chalicelib.routing.model import ContactState
+from chalicelib.store import outbound
 from chalicelib.store import routing as routing_store
 from chalicelib.store import voice as store
 from chalicelib.voice import twilio_api, twiml
@@ -42,6 +44,7 @@ logger = Logger(service="switchboard", child=True)
 
 
 CONSULT_LABEL = "consult"
+CONSULT_ROLE = "consult"  # the consult call's outbound record (its status callbacks)
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
@@ -103,7 +106,7 @@ def control(agent_id: str, conversation_id: str, document: Any) -> dict[str, Any
             twilio_api.update_participant(conference, who, form)
             state["muted"] = command.action == "mute"
         elif command.action == "consult":
-            consult(conversation_id, call, str(command.agent_id))
+            consult(conversation_id, call, str(command.agent_id), consulted_by=agent_id)
             state["on_hold"] = True
         elif command.action == "cancel_consult":
             cancel_consult(conversation_id, call)
@@ -242,11 +245,10 @@ def _hang_up_leg(conversation_id: str, call_sid: str) -> None:
 # --- warm transfer: consult a colleague while the caller is on hold, then hand over or cancel ---------------
 
 
-def consult(conversation_id: str, call: dict[str, Any], colleague: str) -> str:
+def consult(conversation_id: str, call: dict[str, Any], colleague: str, *, consulted_by: str) -> str:
     """The caller on hold, the colleague called into the conference (label ``consult``): their phone for a
-    ``voice_mode: phone`` agent, else their softphone (``client:<identity>``). One consult at a time (409)."""
+    ``voice_mode: phone`` agent, else their softphone (``softphone_address``). One consult at a time (409)."""
     from chalicelib.routing.model import Presence
-    from chalicelib.voice import tokens
 
     agent = routing_store.get_agent(colleague)
     if agent is None:
@@ -261,10 +263,11 @@ def consult(conversation_id: str, call: dict[str, Any], colleague: str) -> str:
         hold(str(call["conference_sid"]), True)
         sid = twilio_api.add_participant(
             str(call["conference_sid"]),
-            to=to or "client:" + tokens.identity_of(colleague),
+            to=to or softphone_address(colleague, conversation_id, consulted_by),
             from_=str(call.get("number") or ""),
             label=CONSULT_LABEL,
             timeout=current_config().offer_timeout("voice"),
+            status_callback=_status_url(call),
         )
     except BaseException:
         store.end_consult(conversation_id, colleague)
@@ -272,8 +275,45 @@ def consult(conversation_id: str, call: dict[str, Any], colleague: str) -> str:
             hold(str(call["conference_sid"]), False)  # back with the caller
         raise
     store.note_consult_call(conversation_id, colleague, sid)
+    # Its status callbacks find it (role consult: a declined or unanswered consult ends it, no abandon).
+    extra = {"role": CONSULT_ROLE, "agent_id": colleague, "consulted_by": consulted_by}
+    outbound.record("twilio", sid, conversation_id, "queued", clock.now_iso(), "call", extra)
     store.note_controls(conversation_id, on_hold=True)
     return sid
+
+
+def _status_url(call: dict[str, Any]) -> str | None:
+    from chalicelib.voice import connect
+
+    base = call.get("callback_base")
+    return connect.url(str(base), connect.STATUS) if base else None
+
+
+def on_consult_call_end(record: dict[str, Any], call_sid: str) -> bool:
+    """The consult's call ended (the status callback): a colleague who declined, or never answered, ends the
+    consult, and the consulting agent's console is told (once: only when this ended it). The caller stays on
+    hold until that agent resumes or consults again."""
+    conversation_id = str(record.get("conversation_id") or "")
+    found = (store.get_call(conversation_id) or {}).get("consult") or {}
+    if not conversation_id or found.get("call_sid") != call_sid:
+        return False  # ended already (participant-leave, cancel), or handed over: the leg is the agent's now
+    store.end_consult(conversation_id, str(found["agent_id"]))
+    if record.get("consulted_by"):
+        from chalicelib.notify import push
+
+        event = {"type": "consult_ended", "conversation_id": conversation_id, "agent_id": str(found["agent_id"])}
+        push.to_agent(str(record["consulted_by"]), {**event, "status": str(record.get("status") or "")})
+    return True
+
+
+def softphone_address(colleague: str, conversation_id: str, consulted_by: str) -> str:
+    """``client:<identity>?conversation_id=...&consulted_by=...``: Twilio rings only the Devices registered with a
+    token of the colleague's identity, and hands the query to the SDK's ``Call.customParameters``, from which the
+    console shows who consults and about which conversation before the colleague answers."""
+    from chalicelib.voice import tokens
+
+    params = urlencode({"conversation_id": conversation_id, "consulted_by": consulted_by}, quote_via=quote)
+    return "client:" + tokens.identity_of(colleague) + "?" + params
 
 
 def _consult_of(call: dict[str, Any]) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 The token is a Twilio access token: a JWT signed (HS256) with an API key's secret, ``iss`` the key (SK...),
 ``sub`` the account (AC...), and a Voice grant whose outgoing application is the TwiML App (AP...) whose Voice
-URL is ``/webhooks/twilio/voice/agent``. It carries no incoming grant: nobody dials the browser, the browser dials
-the contact's conference. It lives an hour; the console renews it on the SDK's ``tokenWillExpire``.
+URL is ``/webhooks/twilio/voice/agent`` (the browser dials the contact's conference), and incoming allowed: a
+colleague's consult (``voice.controls.consult``) rings ``client:<identity>``, which Twilio delivers only to Devices
+registered with a token of that identity, and a token is minted only for the signed-in agent's own identity (no one
+can ring or answer for another). It lives an hour; the console renews it on the SDK's ``tokenWillExpire``.
 
 ``twilio.jwt.access_token`` is imported when a token is minted, not with this module: only ``GET /voice/token``
 needs it (it imports PyJWT and nothing of the rest of the ``twilio`` package).
@@ -134,6 +136,6 @@ def mint(agent_id: str) -> VoiceToken:
         nbf=now,
         valid_until=now + TTL_SECONDS,  # exp from the same clock reading as nbf
     )
-    token.add_grant(VoiceGrant(outgoing_application_sid=config.twilio_twiml_app_sid))
+    token.add_grant(VoiceGrant(outgoing_application_sid=config.twilio_twiml_app_sid, incoming_allow=True))
     expires = datetime.fromtimestamp(now + TTL_SECONDS, UTC).isoformat().replace("+00:00", "Z")
     return VoiceToken(token.to_jwt(), identity, expires, TTL_SECONDS)

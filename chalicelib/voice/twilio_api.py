@@ -1,4 +1,5 @@
-"""Twilio's voice REST API, the few requests the app makes: place a call, move a queued caller, hang up.
+"""Twilio's voice REST API, the few requests the app makes: place a call, move a queued caller, hang up, fetch a
+recording's audio.
 
 ``{TWILIO_API_BASE}/2010-04-01/Accounts/{AccountSid}/...``, form-encoded, HTTP Basic as the Messages sender
 authenticates (``outbound.twilio.rest_credentials``: the API key when set, else ``AccountSid:AuthToken``).
@@ -12,7 +13,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from chalicelib.outbound.senders import ProviderUnavailable, final_by_status, post, unavailable_or_rejected
+import requests
+
+from chalicelib.outbound.senders import (
+    CONNECT_TIMEOUT_SECONDS,
+    READ_TIMEOUT_SECONDS,
+    ProviderUnavailable,
+    _session,
+    final_by_status,
+    post,
+    unavailable_or_rejected,
+)
 from chalicelib.outbound.twilio import rest_credentials
 from chalicelib.settings import get_settings
 
@@ -90,9 +101,13 @@ def end_call(call_sid: str) -> None:
     _post(f"/Calls/{quote(call_sid, safe='')}.json", [("Status", "completed")])
 
 
-def add_participant(conference_sid: str, *, to: str, from_: str, label: str, timeout: int) -> str:
+def add_participant(
+    conference_sid: str, *, to: str, from_: str, label: str, timeout: int, status_callback: str | None = None
+) -> str:
     """Call ``to`` into the conference (``client:<identity>`` rings a softphone) as participant ``label``; its
-    CallSid. The new participant neither starts nor ends the conference.
+    CallSid. The new participant neither starts nor ends the conference. ``status_callback`` hears the call's end
+    (``completed``, whose ``CallStatus`` says busy, no-answer... for a call that never joined: a declined consult
+    sends no conference event).
     Source: https://www.twilio.com/docs/voice/api/conference-participant-resource#create-a-participant-agent-conference-only.
     """
     form = [
@@ -104,7 +119,51 @@ def add_participant(conference_sid: str, *, to: str, from_: str, label: str, tim
         ("Beep", "false"),
         ("Timeout", str(max(5, min(600, timeout)))),
     ]
+    if status_callback:
+        form += [
+            ("StatusCallback", status_callback),
+            ("StatusCallbackMethod", "POST"),
+            ("StatusCallbackEvent", "completed"),
+        ]
     sid = _post(f"/Conferences/{quote(conference_sid, safe='')}/Participants.json", form).get("call_sid")
     if not isinstance(sid, str) or not sid:
         raise ProviderUnavailable(PROVIDER, "an added participant without a call_sid")
     return sid
+
+
+class MediaTooLarge(Exception):
+    """A recording bigger than the caller can pass on; ``size`` as far as it was read or announced."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"{size} bytes")
+        self.size = size
+
+
+def recording_mp3(recording_sid: str, max_bytes: int) -> bytes:
+    """A recording's MP3, with the account's credentials (Twilio asks for them when "HTTP Basic Authentication
+    for media" is on, the default for new accounts). ``Gone``: no such recording (deleted); ``MediaTooLarge``
+    past ``max_bytes``. Twilio may redirect to its media store; ``requests`` drops the credentials on the way.
+    Source: https://www.twilio.com/docs/voice/api/recording#fetch-a-recording-media-file.
+    """
+    _sid, base, auth = _account()
+    url = f"{base}/Recordings/{quote(recording_sid, safe='')}.mp3"
+    try:
+        response = _session(PROVIDER).get(
+            url, auth=auth, stream=True, timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS)
+        )
+    except requests.RequestException as exc:
+        raise ProviderUnavailable(PROVIDER, f"cannot reach the API: {type(exc).__name__}") from None
+    with response:
+        if response.status_code == 404:
+            raise Gone(f"recording {recording_sid} not found")
+        if response.status_code != 200:
+            raise ProviderUnavailable(PROVIDER, f"HTTP {response.status_code} for the recording")
+        announced = response.headers.get("Content-Length", "")
+        if announced.isdigit() and int(announced) > max_bytes:
+            raise MediaTooLarge(int(announced))
+        media = bytearray()
+        for chunk in response.iter_content(chunk_size=64 * 1024):
+            media += chunk
+            if len(media) > max_bytes:
+                raise MediaTooLarge(len(media))
+        return bytes(media)

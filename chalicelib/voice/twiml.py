@@ -96,13 +96,18 @@ def agent_joins_conference(
     return _document(response)
 
 
-def customer_joins_conference(conference_name: str, *, status_callback: str, action: str | None = None) -> str:
+def customer_joins_conference(
+    conference_name: str, *, status_callback: str, action: str | None = None, greeting: str | None = None
+) -> str:
     """The TwiML the waiting caller is redirected to once the agent's leg has joined.
 
     The customer ends the conference on leaving (hanging up drops the agent too). ``action`` (optional) is
-    asked what comes next when the caller's conference ends; without it, the call ends there.
+    asked what comes next when the caller's conference ends; without it, the call ends there. ``greeting``
+    (optional) is said first.
     """
     response = ET.Element("Response")
+    if greeting:
+        ET.SubElement(response, "Say").text = greeting
     dial = ET.SubElement(response, "Dial", {"action": action, "method": "POST"} if action else {})
     _conference(
         dial,
@@ -123,19 +128,36 @@ def position_sentence(position: int, wait_minutes: int) -> str:
     return f"{place} The expected wait is about {wait_minutes} {minutes}. Thank you for holding."
 
 
-def waiting(sentence: str | None, *, interval_seconds: int, hold_audio: str | None, again: str) -> str:
+def waiting(
+    sentence: str | None,
+    *,
+    interval_seconds: int,
+    hold_audio: str | None,
+    again: str,
+    callback_action: str | None = None,
+) -> str:
     """An ``<Enqueue waitUrl>`` document: the position said, then hold audio (or silence) for about
     ``interval_seconds``, then ``<Redirect>`` to ``again`` (absolute) to say it anew.
 
-    Only Say, Play, Pause and Redirect: the same document would also be valid as a conference waitUrl.
+    Without ``callback_action``: only Say, Play, Pause and Redirect, so the same document is also valid as a
+    conference waitUrl. With it ("press 1 to be called back"): the position, the offer and the hold audio (or pause)
+    inside one ``<Gather numDigits="1">``, so a 1 pressed at any moment of the interval reaches ``callback_action``;
+    only for an ``<Enqueue waitUrl>`` (Twilio allows Gather there, not in a conference's waitUrl). The Gather's own
+    ``timeout`` after its nested verbs is short: with no digit, ``<Redirect>`` says the position anew.
     """
     response = ET.Element("Response")
+    holder = response
+    if callback_action:
+        attributes = {"input": "dtmf", "numDigits": "1", "timeout": "1", "action": callback_action, "method": "POST"}
+        holder = ET.SubElement(response, "Gather", attributes)
     if sentence:
-        ET.SubElement(response, "Say").text = sentence
+        ET.SubElement(holder, "Say").text = sentence
+    if callback_action:
+        ET.SubElement(holder, "Say").text = CALLBACK_OFFER
     if hold_audio:
-        ET.SubElement(response, "Play").text = hold_audio
+        ET.SubElement(holder, "Play").text = hold_audio
     else:
-        ET.SubElement(response, "Pause", {"length": str(interval_seconds)})
+        ET.SubElement(holder, "Pause", {"length": str(interval_seconds)})
     ET.SubElement(response, "Redirect", {"method": "POST"}).text = again
     return _document(response)
 
@@ -168,28 +190,6 @@ CALLBACK_CONFIRMED = (
 CALLBACK_GREETING = "Hello, this is the call back you asked for. Connecting you to an agent now."
 
 
-def waiting_with_callback(
-    sentence: str | None, *, interval_seconds: int, hold_audio: str | None, again: str, callback_action: str
-) -> str:
-    """``waiting`` with "press 1 to be called back": the position, the offer and the hold audio (or pause) inside
-    one ``<Gather numDigits="1">``, so a 1 pressed at any moment of the interval reaches ``callback_action``.
-
-    Only for an ``<Enqueue waitUrl>`` (Twilio allows Gather there, not in a conference's waitUrl). The Gather's
-    own ``timeout`` after its nested verbs is short: with no digit, ``<Redirect>`` says the position anew."""
-    response = ET.Element("Response")
-    attributes = {"input": "dtmf", "numDigits": "1", "timeout": "1", "action": callback_action, "method": "POST"}
-    gather = ET.SubElement(response, "Gather", attributes)
-    if sentence:
-        ET.SubElement(gather, "Say").text = sentence
-    ET.SubElement(gather, "Say").text = CALLBACK_OFFER
-    if hold_audio:
-        ET.SubElement(gather, "Play").text = hold_audio
-    else:
-        ET.SubElement(gather, "Pause", {"length": str(interval_seconds)})
-    ET.SubElement(response, "Redirect", {"method": "POST"}).text = again
-    return _document(response)
-
-
 def callback_confirmed() -> str:
     """The answer to the 1: the confirmation, then ``<Leave>`` (out of the queue; the Enqueue action ends the call)."""
     response = ET.Element("Response")
@@ -208,16 +208,4 @@ def back_to_waiting(again: str) -> str:
 def callback_leg(conference_name: str, *, status_callback: str) -> str:
     """The TwiML of the call back to the customer: a greeting, then the contact's conference as the customer
     (the agent is there already: the call is placed once their leg joined)."""
-    response = ET.Element("Response")
-    ET.SubElement(response, "Say").text = CALLBACK_GREETING
-    dial = ET.SubElement(response, "Dial")
-    _conference(
-        dial,
-        conference_name,
-        label=CUSTOMER_LABEL,
-        status_callback=status_callback,
-        start_on_enter=True,
-        end_on_exit=True,
-        wait_url=None,
-    )
-    return _document(response)
+    return customer_joins_conference(conference_name, status_callback=status_callback, greeting=CALLBACK_GREETING)

@@ -29,17 +29,11 @@ def wait_twiml(
         position, stats = routing_store.place_in_queue(contact, home)
         wait = expected_wait_seconds(position, stats)
         sentence = twiml.position_sentence(position + 1, max(1, round(wait / 60)))
-    if sentence and callback.offered_to(caller, call_sid):
-        return twiml.waiting_with_callback(
-            sentence,
-            interval_seconds=config.voice_position_interval_seconds,
-            hold_audio=config.voice_hold_audio,
-            again=connect.url(base, connect.WAIT, conversation_id),
-            callback_action=connect.url(base, callback.CALLBACK_REQUEST, conversation_id),
-        )
+    offer = sentence is not None and callback.offered_to(caller, call_sid)
     return twiml.waiting(
         sentence,
         interval_seconds=config.voice_position_interval_seconds,
         hold_audio=config.voice_hold_audio,
         again=connect.url(base, connect.WAIT, conversation_id),
+        callback_action=connect.url(base, callback.CALLBACK_REQUEST, conversation_id) if offer else None,
     )

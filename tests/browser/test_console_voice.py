@@ -3,9 +3,11 @@ a call fetches a token, connects a Device with the contact id and shows the call
 
 Twilio's signalling and media cannot be reached here, so the test stops at the app's boundary: once the real SDK
 file has loaded (``window.Twilio.Device`` is Twilio's), ``Twilio.Device`` is replaced by a recording stub with the
-SDK's surface (``new Device(token, options)``, ``on``, ``updateToken``, ``connect({params})`` giving a ``Call``
-with ``on``, ``mute``, ``isMuted``, ``disconnect``). What the stub was asked to do is then played to the app as
-Twilio would: the TwiML App's signed request for that connect gets the contact's conference.
+SDK's surface (``new Device(token, options)``, ``on``, ``state``, ``register``, ``unregister``, ``updateToken``,
+``connect({params})`` giving a ``Call`` with ``on``, ``mute``, ``isMuted``, ``accept``, ``reject``,
+``disconnect``; and ``ring(to)``, what Twilio does when a call reaches the registered Device: see
+``test_console_consult``). What the stub was asked to do is then played to the app as Twilio would: the TwiML
+App's signed request for that connect gets the contact's conference.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ BUSINESS_NUMBER = "+14155550100"
 
 # Installed after the real SDK loaded: records what the console asks of the Device and of its Call.
 STUB_DEVICE = """() => {
-  const seen = { real: typeof window.Twilio.Device, constructed: [], connects: [], updated: [], muted: [], hangups: 0 };
+  const seen = { real: typeof window.Twilio.Device, constructed: [], connects: [], updated: [], muted: [], hangups: 0,
+    registers: 0, unregisters: 0, accepted: 0, rejected: 0 };
   window.__softphone = seen;
   const events = (target) => {
     target.handlers = {};
@@ -48,14 +51,41 @@ STUB_DEVICE = """() => {
     target.emit = (name, ...args) => (target.handlers[name] || []).forEach((fn) => fn(...args));
   };
   class Call {
-    constructor(params) { events(this); this.params = params; this.muted = false; }
+    constructor(params, custom) {
+      events(this); this.params = params; this.muted = false; this.customParameters = new Map(custom || []);
+    }
+    accept() { seen.accepted += 1; setTimeout(() => this.emit("accept", this), 50); }
+    reject() { seen.rejected += 1; }
     mute(on = true) { this.muted = on; seen.muted.push(on); this.emit("mute", on, this); }
     isMuted() { return this.muted; }
     disconnect() { seen.hangups += 1; this.emit("disconnect", this); }
   }
   class Device {
-    constructor(token, options) { events(this); seen.constructed.push({ token, options }); seen.device = this; }
+    constructor(token, options) {
+      events(this); seen.constructed.push({ token, options }); seen.device = this; this.state = "unregistered";
+    }
     updateToken(token) { seen.updated.push(token); }
+    // As the SDK: registering is asynchronous and allowed only from "unregistered" (unregister from "registered").
+    register() {
+      if (this.state !== "unregistered") return Promise.reject(new Error("register in state " + this.state));
+      seen.registers += 1; this.state = "registering";
+      const done = (resolve) => { this.state = "registered"; this.emit("registered"); resolve(); };
+      return new Promise((resolve) => setTimeout(() => done(resolve), 50));
+    }
+    unregister() {
+      if (this.state !== "registered") return Promise.reject(new Error("unregister in state " + this.state));
+      seen.unregisters += 1; this.state = "unregistered"; this.emit("unregistered");
+      return Promise.resolve();
+    }
+    // What Twilio's signalling does when a call to client:<identity>?<params> reaches this registered Device.
+    ring(to) {
+      const [address, query] = to.split("?");
+      const custom = [...new URLSearchParams(query || "").entries()];
+      const call = new Call({ From: "+14155550100", To: address, CallSid: "CA" + "9e".repeat(16) }, custom);
+      seen.incoming = call;
+      this.emit("incoming", call);
+      return call;
+    }
     connect(options) {
       seen.connects.push(options);
       const call = new Call(options.params);

@@ -210,9 +210,16 @@ class FakeProviders:
             handler.connection.shutdown(socket.SHUT_RDWR)
             return
         assert reply is not None
-        payload = b"" if reply.body is None else json.dumps(reply.body).encode()
+        media = isinstance(reply.body, bytes)  # a recording's audio (Twilio voice's Recordings/{sid}.mp3)
+        payload = (
+            reply.body
+            if isinstance(reply.body, bytes)
+            else b""
+            if reply.body is None
+            else json.dumps(reply.body).encode()
+        )
         handler.send_response(reply.status)
-        handler.send_header("Content-Type", "application/json; charset=utf-8")
+        handler.send_header("Content-Type", "audio/mpeg" if media else "application/json; charset=utf-8")
         handler.send_header("Content-Length", str(len(payload)))
         for name, value in reply.headers.items():
             handler.send_header(name, value)

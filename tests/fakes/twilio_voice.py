@@ -47,8 +47,10 @@ _PATH = re.compile(
     r"^/2010-04-01/Accounts/(?P<account>[^/]+)/(?P<rest>"
     r"Calls\.json|Calls/[^/]+\.json|Conferences\.json|Conferences/[^/]+\.json|"
     r"Conferences/[^/]+/Participants\.json|Conferences/[^/]+/Participants/[^/]+\.json|"
-    r"Queues/[^/]+/Members/[^/]+\.json)$"
+    r"Queues/[^/]+/Members/[^/]+\.json|Recordings/[^/]+\.mp3)$"
 )
+# An MPEG audio frame: its header, then silence (what a recording's bytes are made of here).
+_MP3_FRAME = b"\xff\xfb\x10\xc4" + b"\x00" * 1020
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _CONFERENCE_EVENTS = {"start", "end", "join", "leave", "mute", "hold", "modify", "speaker", "announcement"}
 
@@ -139,6 +141,8 @@ class VoiceWorld:
         # (url, form, context) still to post; context is how its TwiML answer is checked and run
         self.pending: list[tuple[str, list[tuple[str, str]], str, str | None]] = []
         self.lock = threading.RLock()
+        # recording sid -> its MP3 bytes, served at Recordings/{sid}.mp3 with the account's credentials
+        self.recordings: dict[str, bytes] = {}
 
     # -- the REST API --------------------------------------------------------------------------------
 
@@ -167,7 +171,17 @@ class VoiceWorld:
                 return self._participant(method, parts[1], parts[3], dict(pairs))
             if len(parts) == 4 and parts[0] == "Queues" and parts[2] == "Members" and method == "POST":
                 return self._dequeue(parts[1], parts[3], dict(pairs))
+            if len(parts) == 2 and parts[0] == "Recordings" and rest.endswith(".mp3") and method == "GET":
+                return self._recording_media(parts[1].removesuffix(".mp3"))
             return error(405, 20004, "Method not allowed")
+
+    def _recording_media(self, sid: str) -> Answer:
+        """A recording's MP3 (bytes: served as ``audio/mpeg``), as with "HTTP Basic Authentication for media" on:
+        the request was authenticated before it got here."""
+        media = self.recordings.get(sid)
+        if media is None:
+            return error(404, 20404, f"The requested resource /Recordings/{sid}.mp3 was not found")
+        return 200, media
 
     def _create_call(self, pairs: list[tuple[str, str]]) -> Answer:
         form = dict(pairs)
@@ -674,6 +688,7 @@ class VoiceWorld:
                 return "", ""
             seconds = min(seconds, max_length)
             sid = "RE" + secrets.token_hex(16)
+            self.recordings[sid] = _MP3_FRAME * (seconds * 4)  # 32 kbit/s: 4 kB a second
             url = f"https://api.twilio.com/2010-04-01/Accounts/{self.account_sid}/Recordings/{sid}"
             if hang_up:
                 call.status = "completed"

@@ -76,7 +76,8 @@ def test_a_signed_in_agent_gets_a_voice_token_for_the_twiml_app(voice, capsys):
     assert (claims["iss"], claims["sub"]) == (API_KEY_SID, ACCOUNT_SID)
     assert claims["grants"] == {
         "identity": "ag_ada_dlovelace",
-        "voice": {"outgoing": {"application_sid": TWIML_APP_SID}},  # no incoming: nobody dials the Device
+        # Incoming for this identity only: a colleague's consult rings client:ag_ada_dlovelace, nobody else's.
+        "voice": {"outgoing": {"application_sid": TWIML_APP_SID}, "incoming": {"allow": True}},
     }
     assert before - 1 <= claims["nbf"] <= time.time() + 1
     assert claims["exp"] - claims["nbf"] == body["ttl_seconds"] == 3600  # Twilio allows up to 24 h
@@ -152,7 +153,7 @@ def test_the_console_loads_the_served_sdk_with_its_integrity_and_may_reach_twili
     assert "'self'" in csp["script-src"] and "'unsafe-inline'" not in csp["script-src"]
     assert {"wss://voice-js.roaming.twilio.com", "https://eventgw.twilio.com"} <= set(csp["connect-src"])
     assert {"https://sdk.twilio.com", "https://media.twiliocdn.com"} <= set(csp["connect-src"])
-    assert csp["media-src"] == ["mediastream:", "https://sdk.twilio.com", "https://media.twiliocdn.com"]
+    assert csp["media-src"] == ["blob:", "mediastream:", "https://sdk.twilio.com", "https://media.twiliocdn.com"]
     assert csp["frame-ancestors"] == ["'none'"]
 
 

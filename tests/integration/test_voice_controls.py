@@ -366,3 +366,46 @@ def test_a_consult_whose_call_was_never_noted_can_be_cancelled(client, world, fa
     assert _control(client, conversation, "cancel_consult").status_code == 200
     assert "consult" not in voice_store.get_call(conversation)
     assert _control(client, conversation, "consult", agent_id="bea").status_code == 200
+
+
+def test_a_consult_of_a_softphone_colleague_rings_their_identity_saying_who_consults_and_for_which_call(
+    client, world, fake
+):
+    from urllib.parse import parse_qs, urlsplit
+
+    _connection, conversation, _caller, _leg = _bridged(client, world, fake)
+    create_agent(client, "bea.k", channels=("voice",))  # the default: her console's softphone
+    drain(client)
+    assert _control(client, conversation, "consult", agent_id="bea.k").status_code == 200
+    [added] = _requests(fake, "POST", "/Participants.json")
+    to = urlsplit(added.form["To"])
+    # Only a Device registered with a token of bea's identity rings; the custom parameters (Twilio passes them to
+    # the SDK's Call.customParameters) tell her console who consults her and about which conversation.
+    assert (to.scheme, to.path) == ("client", "ag_bea_dk")
+    assert parse_qs(to.query) == {"conversation_id": [conversation], "consulted_by": ["ada"]}
+    assert added.form["Label"] == "consult"
+    world.answer(added.answer["call_sid"])  # her console's Answer: the Device accepts, the leg joins
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    assert {p.label for p in world.participants(conversation)} == {"agent", "customer", "consult"}
+    assert voice_store.get_call(conversation)["consult"]["call_sid"] == added.answer["call_sid"]
+
+
+def test_a_declined_consult_ends_the_consult_and_tells_the_consulting_agent_once(client, world, fake):
+    connection, conversation, _caller, _leg = _bridged(client, world, fake)
+    create_agent(client, "bea", channels=("voice",))
+    drain(client)
+    assert _control(client, conversation, "consult", agent_id="bea").status_code == 200
+    [added] = _requests(fake, "POST", "/Participants.json")
+    assert added.form["StatusCallback"] == PUBLIC_BASE_URL + "/webhooks/twilio/status"
+    world.end(added.answer["call_sid"], "busy")  # bea's console: Decline (the Device rejects the call)
+    replay = [p for p in world.pending if p[0] == PUBLIC_BASE_URL + "/webhooks/twilio/status"]
+    assert len(replay) == 1, "the declined leg's end: its status callback (it never joined: no participant-leave)"
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    world.pending.extend(replay)  # Twilio retrying the status callback
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    assert "consult" not in voice_store.get_call(conversation)
+    ended = [p for p in pushed(connection) if p.get("type") == "consult_ended"]
+    assert ended == [{"type": "consult_ended", "conversation_id": conversation, "agent_id": "bea", "status": "busy"}]
+    assert _participant(world, conversation, "customer").hold, "on hold until ada resumes"
+    assert routing_store.get_contact(conversation).assigned_to == "ada"
+    assert _control(client, conversation, "consult", agent_id="bea").status_code == 200, "may consult again"

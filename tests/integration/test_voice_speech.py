@@ -7,10 +7,12 @@ text, so ``text_matches`` and skills route it, and holds the caller in line as b
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlencode
 
 import pytest
 
+from chalicelib.store import routing as routing_store
 from tests.fakes import twiml
 from tests.fakes.providers import FakeProviders, fake_providers  # noqa: F401 (a fixture)
 from tests.fakes.twilio_voice import VoiceWorld
@@ -18,6 +20,7 @@ from tests.integration.test_voice_connect import OUR_NUMBER, STATUS_URL, VOICE_U
 from tests.integration.test_voice_voicemail import use_config
 from tests.support import (
     PUBLIC_BASE_URL,
+    bearer,
     connect_agent,
     create_agent,
     drain,
@@ -160,3 +163,92 @@ def test_an_answer_that_comes_after_the_caller_hung_up_queues_no_dead_call(clien
 
     assert status == 200 and twiml.check(body, twiml.CALL, PUBLIC_BASE_URL).find("Enqueue") is None
     assert stored_messages() == [] and list(iter_contacts()) == [], "nobody is offered the dead call"
+
+
+def _emf(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"')]
+
+
+def test_a_caller_who_hangs_up_during_the_question_is_counted_abandoned_for_the_rules_queue(client, world, capsys):
+    caller = _asked(client, world)
+    capsys.readouterr()
+
+    world.hang_up(caller)  # Twilio requests no Gather action for a caller gone: the call's status callback only
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    drain(client)
+
+    assert stored_messages() == [] and list(iter_contacts()) == [], "no contact nobody can answer"
+    stats = routing_store.queue_stats("default")
+    assert stats["abandoned"] == 1 and float(stats["abandon_seconds"]) >= 0
+    assert routing_store.queue_stats("billing").get("abandoned", 0) == 0
+    view = client.http.get("/supervisor", headers=bearer("sue", "supervisor"))
+    [default] = [q for q in json.loads(view.body)["queues"] if q["queue"] == "default"]
+    assert default["abandoned"] == 1 and default["avg_time_to_abandon_seconds"] is not None
+    [document] = [d for d in _emf(capsys.readouterr().out) if "Abandoned" in d]
+    assert (document["queue"], document["channel"], document["Abandoned"]) == ("default", "voice", [1.0])
+    assert len(document["TimeToAbandon"]) == 1 and document["TimeToAbandon"][0] >= 0
+
+
+def test_the_hang_up_repeated_and_a_late_answer_for_the_ended_call_count_once(client, world, capsys):
+    caller = _asked(client, world)
+    world.speak(caller, "refund please")
+    [(url, form, _context, _sid)] = world.pending
+    world.pending.clear()
+    world.hang_up(caller)
+    [(status_url, status_form, _c, _s)] = world.pending
+    post = poster(client)
+    capsys.readouterr()
+
+    post(status_url, status_form)
+    post(status_url, status_form)  # Twilio retried
+    post(url, [(k, "completed" if k == "CallStatus" else v) for k, v in form])  # the answer, for the ended call
+    drain(client)
+
+    assert stored_messages() == [] and list(iter_contacts()) == []
+    assert routing_store.queue_stats("default")["abandoned"] == 1
+    assert sum(d["Abandoned"][0] for d in _emf(capsys.readouterr().out) if "Abandoned" in d) == 1
+
+
+def test_a_caller_who_answered_and_then_hung_up_is_abandoned_once_as_a_queued_call(client, world):
+    caller = _asked(client, world)
+    world.speak(caller, "where is my parcel")
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    drain(client)
+    world.hang_up(caller)
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    drain(client)
+
+    [contact] = list(iter_contacts())
+    assert (contact["state"], contact["wrap_up"]) == ("closed", "abandoned")
+    assert routing_store.queue_stats("default")["abandoned"] == 1, "counted by the contact's abandonment only"
+
+
+def test_a_forged_hang_up_counts_nothing(client, world):
+    caller = _asked(client, world)
+    world.hang_up(caller)
+    [(status_url, status_form, _c, _s)] = world.pending
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "Zm9yZ2Vk"}
+    answer = client.http.post(
+        status_url.removeprefix(PUBLIC_BASE_URL), headers=headers, body=urlencode(status_form).encode()
+    )
+    drain(client)
+
+    assert answer.status_code in (401, 403)
+    assert routing_store.queue_stats("default").get("abandoned", 0) == 0
+
+
+def test_an_answer_that_arrives_after_the_hang_up_was_counted_queues_no_dead_call(client, world):
+    caller = _asked(client, world)
+    world.speak(caller, "where is my parcel")  # the answer, sent while the call was still up...
+    [(url, form, _context, _sid)] = world.pending
+    world.pending.clear()
+    world.hang_up(caller)  # ...but the hang-up's status callback is handled first
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    drain(client)
+
+    status, body = poster(client)(url, form)
+    drain(client)
+
+    assert status == 200 and twiml.check(body, twiml.CALL, PUBLIC_BASE_URL).find("Enqueue") is None
+    assert stored_messages() == [] and list(iter_contacts()) == [], "nobody is offered the dead call"
+    assert routing_store.queue_stats("default")["abandoned"] == 1

@@ -63,6 +63,11 @@ def test_the_minted_token_decodes_with_the_api_key_secret(monkeypatch: pytest.Mo
     assert jwt.get_unverified_header(minted.token)["cty"] == "twilio-fpa;v=1"
     claims = jwt.decode(minted.token, "unitTestApiKeySecret0123456789abc", algorithms=["HS256"])
     assert claims["grants"]["identity"] == minted.identity == "ag_ada_cnight_hshift"
-    assert claims["grants"]["voice"] == {"outgoing": {"application_sid": "AP" + "c3" * 16}}
+    # Outgoing through the TwiML App; incoming so that a colleague's consult rings this agent's Device, and only
+    # this agent's: Twilio routes ``client:<identity>`` to Devices registered with a token of that identity.
+    assert claims["grants"]["voice"] == {
+        "outgoing": {"application_sid": "AP" + "c3" * 16},
+        "incoming": {"allow": True},
+    }
     assert (claims["iss"], claims["sub"]) == ("SK" + "b2" * 16, "AC" + "a1" * 16)
     assert claims["exp"] - claims["nbf"] == tokens.TTL_SECONDS and claims["exp"] > time.time()

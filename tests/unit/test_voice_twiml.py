@@ -113,7 +113,7 @@ REQUEST = f"{BASE}/webhooks/twilio/voice/callback-request?conversation=conv_1"
 
 
 def test_the_wait_with_a_callback_listens_for_1_through_the_whole_interval():
-    document = twiml.waiting_with_callback(
+    document = twiml.waiting(
         twiml.position_sentence(2, 3), interval_seconds=45, hold_audio=None, again=WAIT, callback_action=REQUEST
     )
     root = checker.check(document, checker.ENQUEUE_WAIT, BASE)
@@ -122,7 +122,7 @@ def test_the_wait_with_a_callback_listens_for_1_through_the_whole_interval():
     assert gather.attrib == {"input": "dtmf", "numDigits": "1", "timeout": "1", "action": REQUEST, "method": "POST"}
     assert [e.tag for e in gather] == ["Say", "Say", "Pause"]
     assert "press 1" in gather[1].text and gather[2].attrib["length"] == "45"
-    with_audio = twiml.waiting_with_callback(
+    with_audio = twiml.waiting(
         None, interval_seconds=45, hold_audio=f"{BASE}/hold.mp3", again=WAIT, callback_action=REQUEST
     )
     assert [e.tag for e in checker.check(with_audio, checker.ENQUEUE_WAIT, BASE)[0]] == ["Say", "Play"]
