@@ -923,42 +923,32 @@ def queue_stats(queue: str) -> dict[str, Any]:
     return get(_table(), f"QUEUESTATS#{queue}", "STATS") or {}
 
 
-def record_started(queue: str, sla_met: bool | None) -> None:
-    """A contact of ``queue`` was accepted: one more at work, and whether its first response met the SLA
-    (``None``: judged later, when a call's agent joins: ``record_sla``)."""
-    expression = "ADD working :one"
-    if sla_met is not None:
-        expression += ", " + ("sla_met :one" if sla_met else "sla_breached :one")
+def _count_stats(queue: str, by: int, *, working: bool, sla_met: bool | None) -> None:
+    """Add ``by`` to the queue's at-work count (``working``) and to its SLA outcome (``sla_met``; None: neither)."""
+    counts = (["working"] if working else []) + ([] if sla_met is None else ["sla_met" if sla_met else "sla_breached"])
     aws.client("dynamodb").update_item(
         TableName=_table(),
         Key=key(f"QUEUESTATS#{queue}", "STATS"),
-        UpdateExpression=expression,
-        ExpressionAttributeValues=to_values({":one": 1}),
+        UpdateExpression="ADD " + ", ".join(f"{name} :by" for name in counts),
+        ExpressionAttributeValues=to_values({":by": by}),
     )
+
+
+def record_started(queue: str, sla_met: bool | None) -> None:
+    """A contact of ``queue`` was accepted: one more at work, and whether its first response met the SLA
+    (``None``: judged later, when a call's agent joins: ``record_sla``)."""
+    _count_stats(queue, 1, working=True, sla_met=sla_met)
 
 
 def record_sla(queue: str, sla_met: bool) -> None:
     """A call of ``queue`` reached its agent: whether it met the SLA (its accept counted it at work)."""
-    aws.client("dynamodb").update_item(
-        TableName=_table(),
-        Key=key(f"QUEUESTATS#{queue}", "STATS"),
-        UpdateExpression="ADD " + ("sla_met :one" if sla_met else "sla_breached :one"),
-        ExpressionAttributeValues=to_values({":one": 1}),
-    )
+    _count_stats(queue, 1, working=False, sla_met=sla_met)
 
 
 def record_unstarted(queue: str, sla_met: bool | None) -> None:
     """An accept of ``queue`` taken back (the call's agent never joined): one fewer at work, and its SLA outcome
     uncounted when one was counted with it."""
-    expression = "ADD working :minus"
-    if sla_met is not None:
-        expression += ", " + ("sla_met :minus" if sla_met else "sla_breached :minus")
-    aws.client("dynamodb").update_item(
-        TableName=_table(),
-        Key=key(f"QUEUESTATS#{queue}", "STATS"),
-        UpdateExpression=expression,
-        ExpressionAttributeValues=to_values({":minus": -1}),
-    )
+    _count_stats(queue, -1, working=True, sla_met=sla_met)
 
 
 def record_abandoned(queue: str, waited_seconds: float = 0.0) -> None:

@@ -14,12 +14,11 @@ redelivered reply acts once.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from chalicelib.settings import get_settings
 from chalicelib.store import aws, outbound
-from chalicelib.store.conversations import conversation_key, customer_key
+from chalicelib.store.conversations import conversation_key, forget_open_conversation
 from chalicelib.store.dynamo import TransactionConflict, get, key, to_item, to_values, transact
 
 SORT_KEY = "SELFSERVICE"
@@ -89,12 +88,4 @@ def close_solved(conversation_id: str, customer_id: str, now: str) -> None:
         )
     except client.exceptions.ConditionalCheckFailedException:
         return  # the customer wrote again: the conversation goes on
-    # Already cleared (a repeat), or pointing at a newer conversation: nothing to do.
-    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
-        client.update_item(
-            TableName=_table(),
-            Key=key(customer_key(customer_id), "PROFILE"),
-            UpdateExpression="REMOVE open_conversation_id",
-            ConditionExpression="open_conversation_id = :conversation",
-            ExpressionAttributeValues=to_values({":conversation": conversation_id}),
-        )
+    forget_open_conversation(customer_id, conversation_id)
