@@ -105,7 +105,7 @@ FLOW_SITES = [
     "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router_store.save > routing.save > dynamodb.PutItem",  # noqa: E501
     "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router_store.save > router_store.apply_after_save > routing.record_assignment > dynamodb.UpdateItem",  # noqa: E501
     "accept > service.accept > router.accept > router._retrying > retry.on_conflict > router.step > router_store.save > router_store.apply_after_save > routing.record_once > dynamodb.UpdateItem",  # noqa: E501
-    "accept > service.accept > router.accept > router_store.record_started > routing.record_started > dynamodb.UpdateItem",  # noqa: E501
+    "accept > service.accept > router.accept > router_store.record_started > routing.record_started > routing._count_stats > dynamodb.UpdateItem",  # noqa: E501
     "reply > work.reply > work._contact_of > routing.get_contact > dynamodb.GetItem",
     "reply > work.reply > outbox.queue_reply > outbox._earlier_reply > outbound.reply_of_key > dynamodb.GetItem",
     "reply > work.reply > outbox.queue_reply > conversations.get_conversation > dynamodb.GetItem",
