@@ -446,7 +446,10 @@ def self_service_settings(config: RoutingConfig) -> list[str]:
         coverage = (
             f"min coverage {chosen.min_coverage:g}" if chosen.min_coverage is not None else "min coverage kb.yaml's"
         )
-        lines.append(f"self-service: {chosen.source} {verb} on {', '.join(chosen.channels)} ({languages}; {coverage})")
+        closes = f", closes unanswered after {format_duration(chosen.close_after_seconds)}" if verb == "answers" else ""
+        lines.append(
+            f"self-service: {chosen.source} {verb} on {', '.join(chosen.channels)} ({languages}; {coverage}){closes}"
+        )
     return lines
 
 

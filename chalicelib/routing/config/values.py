@@ -99,6 +99,9 @@ class SpeechQuestion:
     language: str = DEFAULT_SPEECH_LANGUAGE
 
 
+DEFAULT_SELF_SERVICE_CLOSE_AFTER_SECONDS = 30 * 60
+
+
 @dataclass(frozen=True)
 class SelfService:
     """Where the bot answers first from the knowledge base (``mode="answer"``) or only suggests (``"suggest"``):
@@ -110,6 +113,8 @@ class SelfService:
     min_coverage: float | None = None
     mode: str = "answer"
     source: str = ""
+    # An answer the customer never replies to closes the conversation this long after it was sent.
+    close_after_seconds: int = DEFAULT_SELF_SERVICE_CLOSE_AFTER_SECONDS
 
     def applies(self, channel: str, language: str | None) -> bool:
         """Whether a message on ``channel`` in ``language`` (None: not known yet, the article's decides) is tried."""
