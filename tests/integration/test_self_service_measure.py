@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import parse_qsl, urlencode
 
 import boto3
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from chalicelib import clock
 from chalicelib.settings import get_settings, timer_queue_name
-from chalicelib.store import conversations
+from chalicelib.store import aws, conversations
 from chalicelib.store import routing as routing_store
 from chalicelib.store import self_service as sessions
 from tests.conftest import REGION
@@ -77,6 +80,24 @@ def _sms(client, text: str, sid: str) -> None:
     form.update(From=PHONE, MessageSid=sid, SmsSid=sid, SmsMessageSid=sid, Body=text)
     assert post_twilio(client, "/webhooks/twilio/messaging", urlencode(form).encode()).status_code == 200
     drain(client)
+
+
+@contextmanager
+def _timer_send_fails_once() -> Iterator[list[str]]:
+    """The first send of a ``SelfServiceCloseDue`` timer raises a connection error (others go through)."""
+    fired: list[str] = []
+
+    def explode(params: dict, **_: object) -> None:
+        if not fired and CLOSE_DUE in str(params.get("body", "")):
+            fired.append(CLOSE_DUE)
+            raise EndpointConnectionError(endpoint_url=f"https://sqs.{REGION}.amazonaws.com")
+
+    sqs = aws.client("sqs")
+    sqs.meta.events.register_first("before-call.sqs.SendMessage", explode)
+    try:
+        yield fired
+    finally:
+        sqs.meta.events.unregister("before-call.sqs.SendMessage", explode)
 
 
 def _customer_of(conversation: str) -> str:
@@ -262,3 +283,22 @@ def test_the_supervisor_view_counts_today_per_article_and_channel(client, ada, s
     assert counts["by_channel"]["webchat"]["answered"] == 2 and counts["by_channel"]["sms"]["answered"] == 1
     assert counts["by_article"][article]["answered"] == 3
     assert counts["by_article"][article]["title"], "the article's title, for the table"
+
+
+def test_a_close_timer_lost_with_the_answer_is_armed_by_the_redelivery_and_closes_once(
+    client, ada, monkeypatch, capsys
+):
+    _use(monkeypatch, ON)
+    posted = post_webchat(client, webchat_payload(message="m_1", text="What are your opening hours?"))
+    conversation = str(posted.json_body["conversation_id"])
+    with _timer_send_fails_once() as fired:  # the Lambda lost SQS just then: the routing event comes again
+        drain(client)
+    assert fired and len(_bot_messages()) == 1, "answered once"
+    timers = _timers(CLOSE_DUE)
+    assert [t["conversation_id"] for t in timers] == [conversation], "the lost timer armed by the redelivery"
+
+    for timer in timers + timers:
+        assert _timer_fires(client, timer) == {"batchItemFailures": []}
+
+    assert (conversations.get_conversation(conversation) or {}).get("wrap_up") == "self_service_unconfirmed"
+    assert len(_counted(capsys.readouterr().out, "SelfServiceUnconfirmed")) == 1
