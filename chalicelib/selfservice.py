@@ -66,7 +66,8 @@ _YES = frozenset({"yes", "ja", "yep", "yeah", "jep", "jawohl"})
 _BUT = frozenset({"but", "aber", "however", "jedoch", "not", "nicht", "no", "nein", "still", "noch", "doch"})
 _EMAIL_YES_WORDS = 6
 _GREETING = re.compile(
-    r"^(hi|hello|hallo|hey|dear\b.*|liebe[rs]?\b.*|sehr geehrte.*|guten (tag|morgen|abend)\b.*|moin|servus)\W*$",
+    r"^((hi|hello|hallo|hey|moin|servus)(\s+\w+)?|dear\b.*|liebe[rs]?\b.*|sehr geehrte.*|guten (tag|morgen|abend)\b.*)"
+    r"\W*$",
     re.IGNORECASE,
 )
 _QUOTE_HEADER = re.compile(r"^(on|am|le|el)\s.*(wrote|schrieb|a écrit|escribió)\s*:?\s*$", re.IGNORECASE)

@@ -87,6 +87,8 @@ QUOTED = "\n\nOn Mon, 23 Nov 2026 at 10:02, Acme Support <support@acme-shop.exam
         ("yes" + QUOTED, True),
         ("Yes, thanks!\n\nAnna\nSent from my phone" + QUOTED, True),
         ("Hi,\n\nyes it did, thank you." + QUOTED, True),
+        ("Hello Acme,\r\nYES\r\n" + QUOTED, True),
+        ("Hi there, my parcel is still missing.", False),
         ("ja\n\n> Antworten Sie JA, wenn ...", True),
         ("> YES\n\nNo, that is not my question" + QUOTED, False),
         ("No" + QUOTED, False),
