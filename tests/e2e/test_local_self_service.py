@@ -1,6 +1,8 @@
 """End to end on the local stack (real HTTP, moto in server mode, the SQS pumps, the agent's WebSocket): a WhatsApp
 customer's question is answered by the bot as an interactive message with reply buttons, sent to the fake Graph
-API; a tap on "Talk to a person" routes the contact, and its offer reaches the agent's socket only then."""
+API; a tap on "Talk to a person" routes the contact, and its offer reaches the agent's socket only then. An SMS
+customer (German) gets the short answer and "reply 1 or 2" through the fake Twilio; a web-chat visitor the article
+with the widget's buttons (issue 14's acceptance: each gets the right article)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 import requests
@@ -17,15 +20,15 @@ from websockets.sync.client import ClientConnection, connect
 
 from chalicelib.local.stack import LocalStack
 from chalicelib.selfservice import HAND_OVER_CHOICE, SOLVED_CHOICE
-from tests.fakes.providers import META_ACCESS_TOKEN, TELEGRAM_BOT_TOKEN, WHATSAPP, FakeProviders
-from tests.support import fixture
+from tests.fakes.providers import META_ACCESS_TOKEN, TELEGRAM_BOT_TOKEN, TWILIO, WHATSAPP, FakeProviders
+from tests.support import CHANNEL_SECRETS, PUBLIC_BASE_URL, WEBCHAT_SECRET, fixture, twilio_headers
 
 pytestmark = pytest.mark.e2e
 APP_SECRET = "e2e-meta-app-secret"
 ROUTING = """
 queues:
   default:
-    self_service: {channels: [whatsapp], languages: [en, de]}
+    self_service: {channels: [whatsapp, sms, webchat], languages: [en, de]}
 rules:
   - name: everything
     queue: default
@@ -34,12 +37,19 @@ rules:
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[tuple[LocalStack, FakeProviders]]:
-    fake = FakeProviders("AC" + "0" * 32, "e2e-twilio-token", META_ACCESS_TOKEN, TELEGRAM_BOT_TOKEN).start()
+    fake = FakeProviders(
+        "AC" + "0" * 32, CHANNEL_SECRETS["TWILIO_AUTH_TOKEN"], META_ACCESS_TOKEN, TELEGRAM_BOT_TOKEN
+    ).start()
     env = pytest.MonkeyPatch()
     env.delenv("SWITCHBOARD_ROUTING_CONFIG_PARAMETER", raising=False)
     env.setenv("META_APP_SECRET", APP_SECRET)
     env.setenv("META_ACCESS_TOKEN", META_ACCESS_TOKEN)
     env.setenv("META_GRAPH_BASE", fake.base_url)
+    env.setenv("TWILIO_ACCOUNT_SID", fake.account_sid)
+    env.setenv("TWILIO_AUTH_TOKEN", CHANNEL_SECRETS["TWILIO_AUTH_TOKEN"])
+    env.setenv("TWILIO_API_BASE", fake.base_url)
+    env.setenv("WEBCHAT_SECRET", WEBCHAT_SECRET)
+    env.setenv("PUBLIC_BASE_URL", PUBLIC_BASE_URL)  # what Twilio signs: the URL it was configured with
     from app import app
 
     try:
@@ -77,12 +87,12 @@ def _whatsapp(stack: LocalStack, n: int, text: str | None = None, tap: str | Non
     assert answer.status_code == 200, answer.text
 
 
-def _sent(fake: FakeProviders, count: int, timeout: float = 20.0) -> list[Any]:
+def _sent(fake: FakeProviders, count: int, api: str = WHATSAPP, timeout: float = 20.0) -> list[Any]:
     deadline = time.monotonic() + timeout
-    while len(fake.sent(WHATSAPP)) < count:
-        assert time.monotonic() < deadline, f"the fake Graph API got {len(fake.sent(WHATSAPP))} messages, not {count}"
+    while len(fake.sent(api)) < count:
+        assert time.monotonic() < deadline, f"the fake {api} API got {len(fake.sent(api))} messages, not {count}"
         time.sleep(0.1)
-    return fake.sent(WHATSAPP)
+    return fake.sent(api)
 
 
 def _offer(ws: ClientConnection, timeout: float) -> dict[str, Any] | None:
@@ -124,3 +134,39 @@ def test_a_whatsapp_customer_gets_the_article_with_buttons_and_a_tap_hands_over(
         offer = _offer(ws, 20.0)
         assert offer is not None and offer["channel"] == "whatsapp", "handed over: offered to a person"
     assert len(fake.sent(WHATSAPP)) == 1, "the bot said nothing more"
+
+
+def test_an_sms_customer_gets_the_short_answer_and_reply_1_or_2(world) -> None:
+    stack, fake = world
+    form = dict(parse_qsl(fixture("twilio/inbound_sms.txt").decode()))
+    sid = "SM" + "e2" * 16
+    form.update(From="+14155550177", MessageSid=sid, SmsSid=sid, SmsMessageSid=sid, Body="Wann habt ihr geöffnet?")
+    body = urlencode(form).encode()
+    path = "/webhooks/twilio/messaging"
+    answer = requests.post(f"{stack.api_url}{path}", data=body, headers=twilio_headers(path, body), timeout=10)
+    assert answer.status_code == 200, answer.text
+    [sms] = _sent(fake, 1, TWILIO)
+    assert sms.form["To"] == "+14155550177" and "Montag bis Freitag" in sms.form["Body"], "the German article"
+    assert sms.form["Body"].endswith("Antworten Sie 1, wenn das geholfen hat, oder 2 für eine Person.")
+
+
+def test_a_web_chat_visitor_gets_the_article_with_the_widgets_buttons(world) -> None:
+    stack, _fake = world
+    written = requests.post(
+        f"{stack.api_url}/widget/messages",
+        json={"site": "acme", "visitor_id": "e2e-ss", "message_id": "m-1", "text": "How much is shipping?"},
+        timeout=10,
+    )
+    assert written.status_code == 200, written.text
+    conversation = written.json()["conversation_id"]
+    url = f"{stack.api_url}/widget/conversations/{conversation}/messages?site=acme&visitor_id=e2e-ss"
+    deadline = time.monotonic() + 20
+    while True:
+        seen = requests.get(url, timeout=10).json()["messages"]
+        bots = [m for m in seen if m["from"] == "bot"]
+        if bots or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    [bot] = bots
+    assert "shipping" in bot["text"].lower() and bot["text"].endswith("Did this solve it?")
+    assert bot["choices"] == ["Yes", "Talk to a person"]
