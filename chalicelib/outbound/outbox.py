@@ -48,6 +48,10 @@ died between the provider's answer and the commit), the next attempt after the l
 again. The window is the provider call plus the commit's writes; the claim makes sure it is
 never wider, and that two deliveries of one job never send concurrently.
 
+A message may carry reply buttons (``buttons``: ``{"id", "title"}`` pairs, the self-service bot's "Yes" / "Talk to
+a person"): WhatsApp's Cloud API sends them as an interactive message, Telegram as an inline keyboard; a provider
+without them (WhatsApp through Twilio) gets the text with the message's ``buttons_otherwise`` ("Reply 1 or 2").
+
 Web chat messages have no provider: "sending" one pushes it to the visitor's open widget connections
 (``notify.visitors``), then it is marked ``sent`` (provider ``webchat``). A widget that was not connected reads
 it from the timeline when it connects again. A failed push (other than a connection gone) is retried like a
