@@ -100,3 +100,22 @@ QUOTED = "\n\nOn Mon, 23 Nov 2026 at 10:02, Acme Support <support@acme-shop.exam
 )
 def test_an_email_reply_is_read_from_its_first_own_line(reply, solved):
     assert says_solved(reply, "email") is solved
+
+
+@pytest.mark.parametrize("channel", ["webchat", "sms", "whatsapp", "telegram", "email"])
+def test_every_shipped_article_fits_every_channels_limits(channel):
+    from chalicelib.kb.articles import DEFAULT_DIR, load_base
+    from chalicelib.outbound.senders import MAX_TEXT
+
+    base = load_base(DEFAULT_DIR)
+    assert {a.language for a in base.articles} == {"en", "de"}
+    for article in base.articles:
+        hit = Hit(article.article_id, article.title, 1.0, 1.0, article.body, article.short_answer, article.language)
+        form = answer_form(hit, channel)
+        assert 0 < len(form.text) <= MAX_TEXT[channel], article.article_id
+        if channel == "whatsapp":
+            assert len(form.text) <= 1024 and 1 <= len(form.buttons) <= 3, article.article_id
+            assert all(1 <= len(b["title"]) <= 20 and 1 <= len(b["id"]) <= 256 for b in form.buttons)
+            assert len(form.text) + len(f"\n\n{form.otherwise}") <= MAX_TEXT["sms"], "through Twilio too"
+        if channel == "telegram":
+            assert all(1 <= len(b["id"].encode()) <= 64 for b in form.buttons), "callback_data: 1-64 bytes"
