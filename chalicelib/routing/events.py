@@ -43,6 +43,7 @@ class ConversationMessage(RoutingEvent):
     text: str = ""
     language: str | None = None
     subject: str | None = None  # an e-mail's; the rules read it with the text (``ContactFacts.of``)
+    choice: str | None = None  # the id of the button tapped (WhatsApp's reply buttons): self-service reads it
 
     @property
     def group_id(self) -> str:

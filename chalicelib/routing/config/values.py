@@ -22,7 +22,7 @@ _SOCIAL = ("messenger", "instagram")
 # ``voicemail``: a message a caller left (``chalicelib.voice.voicemail``), routed at e-mail's pace, not a live call.
 CHANNELS: tuple[str, ...] = ("voice", "webchat", *_MESSAGING, *_SOCIAL, "email", "voicemail")
 # Where the bot can answer a first message (``chalicelib.selfservice``); other channels are routed straight away.
-SELF_SERVICE_CHANNELS = ("webchat", "sms")
+SELF_SERVICE_CHANNELS = ("webchat", "sms", "whatsapp", "telegram", "email")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # Defaults for what a config leaves out; routing.yaml spells the same values out, with the reasons, for ops.
