@@ -27,6 +27,7 @@ from chalicelib.routing.events import (
     OfferTimeout,
     ReconnectGraceExpired,
     RoutingEvent,
+    SelfServiceCloseDue,
     UnknownEvent,
     from_body,
 )
@@ -592,6 +593,11 @@ def _timer_record(record: SQSRecord) -> None:
 
         callback.on_due(event, clock.now_iso())
         return
+    if isinstance(event, SelfServiceCloseDue):  # a bot answer nobody replied to: self-service closes it
+        from chalicelib import selfservice
+
+        selfservice.on_close_due(event, clock.now_iso())
+        return
     if not isinstance(event, OfferTimeout | EscalationDue | ReconnectGraceExpired):
         raise UnknownEvent(f"{type(event).__name__} is not a timer")
     engine.handle(event)
@@ -599,7 +605,8 @@ def _timer_record(record: SQSRecord) -> None:
 
 @app.on_sqs_message(queue=timer_queue_name(), batch_size=10)
 def on_timer(event: Any) -> dict[str, Any]:
-    """Offer timeouts, escalation steps, reconnect grace periods and call back retries, delivered when due."""
+    """Offer timeouts, escalation steps, reconnect grace periods, call back retries and self-service answers left
+    unanswered, delivered when due."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
     processor = BatchProcessor(event_type=EventType.SQS)

@@ -268,7 +268,31 @@ def supervisor_view(now: str, agents_after: str | None = None) -> dict[str, Any]
         }
         for a in page
     ]
-    return {"queues": queues, "agents": agents, "agents_next": agents_next, "at": now}
+    return {
+        "queues": queues,
+        "agents": agents,
+        "agents_next": agents_next,
+        "at": now,
+        "self_service": self_service_today(now),
+    }
+
+
+def self_service_today(now: str) -> dict[str, Any]:
+    """Today's (UTC) self-service counts: per article and channel (``rows``), and summed per article and per
+    channel: answered (the bot answered a first message), solved (the customer said so), handed over, unconfirmed
+    (no reply before ``close_after``) and recontact (back within 72 hours after solved or unconfirmed). One query."""
+    from chalicelib.store import self_service as counts
+
+    rows = sorted(counts.day_counts(now[:10]), key=lambda r: (r["article_id"], r["channel"]))
+    by_article: dict[str, dict[str, Any]] = {}
+    by_channel: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        article = by_article.setdefault(row["article_id"], {"title": row["title"], **dict.fromkeys(counts.COUNTS, 0)})
+        channel = by_channel.setdefault(row["channel"], dict.fromkeys(counts.COUNTS, 0))
+        for name in counts.COUNTS:
+            article[name] += row[name]
+            channel[name] += row[name]
+    return {"day": now[:10], "rows": rows, "by_article": by_article, "by_channel": by_channel}
 
 
 class Reply(BaseModel):

@@ -108,10 +108,19 @@ def receive(message: InboundMessage) -> StoredMessage:
         text=message.text[:MAX_TEXT],
         language=message.language,
         subject=message.subject[:MAX_TEXT] if message.subject else None,
+        choice=_choice(message),
     )
     if stored.duplicate or stored.new_conversation or not _handled_here(event):
         queue.publish(event)
     return stored
+
+
+def _choice(message: InboundMessage) -> str | None:
+    """The id of the reply button the customer tapped (WhatsApp's interactive ``button_reply``), or None."""
+    if message.metadata.get("interactive_type") != "button_reply":
+        return None
+    choice = message.metadata.get("interactive_id")
+    return choice[:256] if isinstance(choice, str) and choice else None
 
 
 def _handled_here(event: ConversationMessage) -> bool:

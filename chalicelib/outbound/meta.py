@@ -2,7 +2,10 @@
 
 - WhatsApp: ``POST {META_GRAPH_BASE}/v21.0/{phone_number_id}/messages`` with
   ``{"messaging_product": "whatsapp", "recipient_type": "individual", "to", "type": "text", "text": {"body"}}``;
-  the answer's ``messages[0].id`` is the wamid the status webhooks name.
+  the answer's ``messages[0].id`` is the wamid the status webhooks name. With reply buttons (the self-service
+  bot's): ``"type": "interactive", "interactive": {"type": "button", "body": {"text"}, "action": {"buttons":
+  [{"type": "reply", "reply": {"id", "title"}}]}}`` (body at most 1,024 characters, 1 to 3 buttons, titles at
+  most 20 and unique); a tap comes back as an inbound ``interactive`` ``button_reply`` naming the id.
 - Messenger: ``POST .../v21.0/{page_id}/messages`` (``/me/messages`` when the page is unknown);
   Instagram: ``POST .../v21.0/me/messages``. Both with ``{"recipient": {"id"}, "messaging_type":
   "RESPONSE", "message": {"text"}}``, or ``"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"`` for an
@@ -18,12 +21,14 @@ whatever the cause, so the ``code`` decides what is worth retrying. No idempoten
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
 from chalicelib.outbound.destinations import Destination
 from chalicelib.outbound.senders import (
     Answer,
+    Button,
     ProviderUnavailable,
     SendResult,
     final_by_status,
@@ -33,29 +38,41 @@ from chalicelib.outbound.senders import (
 from chalicelib.settings import META_ACCESS_TOKEN, get_secret, get_settings
 
 GRAPH_VERSION = "v21.0"
+MAX_BUTTONS = 3  # an interactive message's reply buttons, at most
 # Graph error codes that mean "later" (or "fix the token"), whatever the HTTP status: unknown and
 # temporary errors, the many rate limits, WhatsApp's throughput and pair limits, service unavailable,
 # and an expired or invalid access token (190), which ops renew and then redrive the dead letters.
 RETRYABLE_CODES = frozenset({1, 2, 4, 17, 32, 190, 341, 613, 80007, 130429, 131000, 131016, 131048, 131056})
 
 
-def send(destination: Destination, text: str, message_id: str) -> SendResult:
-    """Send on WhatsApp (``provider == "whatsapp"``), Messenger or Instagram."""
+def send(destination: Destination, text: str, message_id: str, *, buttons: Sequence[Button] = ()) -> SendResult:
+    """Send on WhatsApp (``provider == "whatsapp"``), Messenger or Instagram; ``buttons`` (WhatsApp only, up to
+    three): an interactive message with reply buttons, ``text`` its body."""
     if destination.provider == "whatsapp":
-        return _whatsapp(destination, text)
+        return _whatsapp(destination, text, buttons)
     return _messaging(destination, text)
 
 
-def _whatsapp(destination: Destination, text: str) -> SendResult:
+def _whatsapp(destination: Destination, text: str, buttons: Sequence[Button] = ()) -> SendResult:
     if not destination.sender:
         raise ProviderUnavailable(destination.provider, "no phone_number_id to send from")
-    body = {
+    body: dict[str, Any] = {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
         "to": destination.to,
         "type": "text",
         "text": {"preview_url": False, "body": text},
     }
+    if buttons:
+        del body["text"]
+        body["type"] = "interactive"
+        body["interactive"] = {
+            "type": "button",
+            "body": {"text": text},
+            "action": {
+                "buttons": [{"type": "reply", "reply": {"id": b.id, "title": b.title}} for b in buttons[:MAX_BUTTONS]]
+            },
+        }
     answer = _post(destination.provider, f"{quote(destination.sender, safe='')}/messages", body)
     messages = answer.body.get("messages") if isinstance(answer.body, dict) else None
     wamid = messages[0].get("id") if isinstance(messages, list) and messages and isinstance(messages[0], dict) else None

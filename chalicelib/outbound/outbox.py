@@ -48,6 +48,10 @@ died between the provider's answer and the commit), the next attempt after the l
 again. The window is the provider call plus the commit's writes; the claim makes sure it is
 never wider, and that two deliveries of one job never send concurrently.
 
+A message may carry reply buttons (``buttons``: ``{"id", "title"}`` pairs, the self-service bot's "Yes" / "Talk to
+a person"): WhatsApp's Cloud API sends them as an interactive message, Telegram as an inline keyboard; a provider
+without them (WhatsApp through Twilio) gets the text with the message's ``buttons_otherwise`` ("Reply 1 or 2").
+
 Web chat messages have no provider: "sending" one pushes it to the visitor's open widget connections
 (``notify.visitors``), then it is marked ``sent`` (provider ``webchat``). A widget that was not connected reads
 it from the timeline when it connects again. A failed push (other than a connection gone) is retried like a
@@ -71,7 +75,7 @@ from chalicelib.errors import Conflict, Forbidden, IdempotencyKeyReused, Invalid
 from chalicelib.observability import redact
 from chalicelib.outbound import destinations, meta, ses, telegram, twilio
 from chalicelib.outbound.destinations import Destination, NoRoute, OutsideMessagingWindow
-from chalicelib.outbound.senders import MAX_TEXT, ProviderRejected, ProviderUnavailable, SendResult
+from chalicelib.outbound.senders import MAX_TEXT, Button, ProviderRejected, ProviderUnavailable, SendResult
 from chalicelib.store import conversations, outbound, queue
 from chalicelib.store.outbound import MessageKey, ReplyKeyTaken, Sent
 from chalicelib.store.resources import MAX_RECEIVES
@@ -95,6 +99,9 @@ _SENDERS: dict[str, Sender] = {
     "telegram": telegram.send,
     "ses": ses.send,
 }
+# Providers that show a message's reply buttons: WhatsApp's Cloud API (interactive reply buttons) and Telegram (an
+# inline keyboard). Elsewhere a message with buttons is sent as text with its ``buttons_otherwise``.
+BUTTON_SENDERS: dict[str, Callable[..., SendResult]] = {"whatsapp": meta.send, "telegram": telegram.send}
 _DONE = frozenset({"sent", "delivered", "read", "failed"})
 # Providers whose status callbacks name what we sent (Twilio's, Meta's): only their messages get an OUTBOUND item.
 REPORTS_STATUS = frozenset({"twilio", "whatsapp", "messenger", "instagram"})
@@ -512,7 +519,23 @@ def _send(destination: Destination, message: dict[str, Any]) -> SendResult:
 
         visitors.message(str(message["conversation_id"]), message)
         return SendResult("webchat", str(message["message_id"]))
-    return _SENDERS[destination.provider](destination, str(message["text"]), str(message["message_id"]))
+    text, message_id = str(message["text"]), str(message["message_id"])
+    buttons = _buttons(message)
+    if buttons and destination.provider in BUTTON_SENDERS:
+        return BUTTON_SENDERS[destination.provider](destination, text, message_id, buttons=buttons)
+    if buttons and isinstance(message.get("buttons_otherwise"), str):
+        text = f"{text}\n\n{message['buttons_otherwise']}"  # no buttons here (WhatsApp through Twilio): ask in words
+    return _SENDERS[destination.provider](destination, text, message_id)
+
+
+def _buttons(message: dict[str, Any]) -> tuple[Button, ...]:
+    """The reply buttons a message carries (the self-service bot's ``{"id", "title"}`` pairs), as stored."""
+    stored = message.get("buttons")
+    if not isinstance(stored, list):
+        return ()
+    return tuple(
+        Button(str(b["id"]), str(b["title"])) for b in stored if isinstance(b, dict) and b.get("id") and b.get("title")
+    )
 
 
 def _job(body: str) -> dict[str, Any] | None:

@@ -48,6 +48,15 @@ class SendResult:
     thread_ids: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Button:
+    """A reply button sent with a message: its id comes back when the customer taps it (WhatsApp's
+    ``button_reply.id``, Telegram's ``callback_data``); the title is its label."""
+
+    id: str
+    title: str
+
+
 class ProviderRejected(Exception):
     """The provider refused this message for good; sending it again cannot help."""
 

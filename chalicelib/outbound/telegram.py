@@ -1,6 +1,7 @@
 """Telegram Bot API: ``sendMessage``.
 
-``POST {TELEGRAM_API_BASE}/bot{TELEGRAM_BOT_TOKEN}/sendMessage`` with JSON ``{"chat_id", "text"}``.
+``POST {TELEGRAM_API_BASE}/bot{TELEGRAM_BOT_TOKEN}/sendMessage`` with JSON ``{"chat_id", "text"}`` (and
+``reply_markup: {"inline_keyboard": [[{"text", "callback_data"}]]}`` for a message with buttons).
 The answer is ``{"ok": true, "result": Message}``; a failure ``{"ok": false, "error_code",
 "description", "parameters": {"retry_after"}}``. The token is in the URL, so no URL ever goes into
 an error or a log line. Telegram takes no idempotency key.
@@ -8,18 +9,27 @@ an error or a log line. Telegram takes no idempotency key.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from chalicelib.outbound.destinations import Destination
-from chalicelib.outbound.senders import ProviderUnavailable, SendResult, post, unavailable_or_rejected
+from chalicelib.outbound.senders import Button, ProviderUnavailable, SendResult, post, unavailable_or_rejected
 from chalicelib.settings import TELEGRAM_BOT_TOKEN, get_secret, get_settings
 
 PROVIDER = "telegram"
 
 
-def send(destination: Destination, text: str, message_id: str) -> SendResult:
-    """Send to the chat; Telegram's message ids are per chat, so ours is ``<chat_id>:<message_id>``."""
+def send(destination: Destination, text: str, message_id: str, *, buttons: Sequence[Button] = ()) -> SendResult:
+    """Send to the chat; Telegram's message ids are per chat, so ours is ``<chat_id>:<message_id>``.
+
+    ``buttons``: an inline keyboard under the message, one row, each button's ``callback_data`` its id (a tap
+    comes back as a ``callback_query`` whose data is the text)."""
     chat_id: int | str = int(destination.to) if destination.to.lstrip("-").isdigit() else destination.to
     url = f"{get_settings().telegram_api_base}/bot{get_secret(TELEGRAM_BOT_TOKEN)}/sendMessage"
-    answer = post(PROVIDER, url, json={"chat_id": chat_id, "text": text})
+    body: dict[str, Any] = {"chat_id": chat_id, "text": text}
+    if buttons:
+        body["reply_markup"] = {"inline_keyboard": [[{"text": b.title, "callback_data": b.id} for b in buttons]]}
+    answer = post(PROVIDER, url, json=body)
     body = answer.body if isinstance(answer.body, dict) else {}
     if answer.ok and body.get("ok") is True:
         result = body.get("result")

@@ -43,6 +43,7 @@ class ConversationMessage(RoutingEvent):
     text: str = ""
     language: str | None = None
     subject: str | None = None  # an e-mail's; the rules read it with the text (``ContactFacts.of``)
+    choice: str | None = None  # the id of the button tapped (WhatsApp's reply buttons): self-service reads it
 
     @property
     def group_id(self) -> str:
@@ -188,6 +189,18 @@ class CallbackDue(RoutingEvent):
 
 
 @dataclass(frozen=True)
+class SelfServiceCloseDue(RoutingEvent):
+    """A timer: the self-service bot answered the conversation's message ``question_id``; unless the customer
+    replied by ``due_at`` (routing.yaml's ``self_service.close_after`` later), the conversation closes unconfirmed.
+    Handled by ``selfservice.on_close_due``, not the router."""
+
+    kind: ClassVar[str] = "SelfServiceCloseDue"
+    conversation_id: str
+    question_id: str
+    due_at: str
+
+
+@dataclass(frozen=True)
 class AgentLeftCall(RoutingEvent):
     """The agent's leg left a bridged call the caller is still on (dropped, or the agent's phone hung up): the caller
     waits on hold in the conference, and the contact goes back to the head of its queue."""
@@ -219,6 +232,7 @@ _KINDS: dict[str, type[RoutingEvent]] = {
         AgentUnreachable,
         AgentLegDue,
         CallbackDue,
+        SelfServiceCloseDue,
         AgentLeftCall,
     )
 }

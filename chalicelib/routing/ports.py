@@ -230,6 +230,11 @@ class SelfServiceDesk(Protocol):
 
     def take(self, event: ConversationMessage, chosen: SelfService, now: str) -> SelfServiceVerdict: ...
 
+    def seen_again(self, event: ConversationMessage, customer: dict[str, Any], now: str) -> None:
+        """The customer (as read for the rules) wrote a message that opens a contact: counted as a recontact if
+        it follows a bot answer they did not hand over; no request otherwise."""
+        ...
+
 
 class Metrics(Protocol):
     """What routing measures as it goes."""

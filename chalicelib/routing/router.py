@@ -146,6 +146,8 @@ class Router:
             contact.state is ContactState.CLOSED and contact.closed_at and event.received_at > contact.closed_at
         ):
             decided = self._classify(event)
+            if self.self_service is not None:
+                self.self_service.seen_again(event, decided[0], now)  # back after a bot's answer: a recontact?
             if self.self_service is not None and decided[2].self_service and decided[2].self_service.mode == "answer":
                 verdict = self.self_service.take(event, decided[2].self_service, now)
                 if verdict.held:

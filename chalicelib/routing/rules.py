@@ -424,10 +424,22 @@ def describe_self_service(chosen: SelfService | None, channel: str) -> str:
     coverage = f"min coverage {chosen.min_coverage:g}" if chosen.min_coverage is not None else "min coverage kb.yaml's"
     if chosen.mode == "suggest":
         return f"suggests articles only ({chosen.source}; {coverage}); routed to a person straight away"
+    form = _SELF_SERVICE_FORMS.get(channel)
     return (
         f"answers first on {channel} ({chosen.source}; {coverage}); "
-        "routed to a person when not sure, on a second question, or when the customer asks"
+        + (f"{form}; " if form else "")
+        + "routed to a person when not sure, on a second question, or when the customer asks"
     )
+
+
+# How the bot's answer looks on each channel it answers on (``selfservice.answer_form``), for ``rules explain``.
+_SELF_SERVICE_FORMS = {
+    "webchat": "the article with Yes / Talk to a person buttons",
+    "sms": "the short answer, reply 1 or 2",
+    "telegram": "the short answer, reply 1 or 2 (also as buttons)",
+    "whatsapp": "the short answer with two reply buttons (through Twilio: reply 1 or 2)",
+    "email": "the whole article, reply YES",
+}
 
 
 def self_service_settings(config: RoutingConfig) -> list[str]:
@@ -446,7 +458,10 @@ def self_service_settings(config: RoutingConfig) -> list[str]:
         coverage = (
             f"min coverage {chosen.min_coverage:g}" if chosen.min_coverage is not None else "min coverage kb.yaml's"
         )
-        lines.append(f"self-service: {chosen.source} {verb} on {', '.join(chosen.channels)} ({languages}; {coverage})")
+        closes = f", closes unanswered after {format_duration(chosen.close_after_seconds)}" if verb == "answers" else ""
+        lines.append(
+            f"self-service: {chosen.source} {verb} on {', '.join(chosen.channels)} ({languages}; {coverage}){closes}"
+        )
     return lines
 
 

@@ -599,17 +599,44 @@ def set_attributes(customer_id: str, tier: str | None, tags: list[str]) -> None:
     )
 
 
-def forget_open_conversation(customer_id: str, conversation_id: str) -> None:
-    """The customer's next message opens a new conversation, unless their pointer moved on already."""
+def forget_open_conversation(
+    customer_id: str, conversation_id: str, remember: dict[str, dict[str, Any]] | None = None
+) -> None:
+    """The customer's next message opens a new conversation, unless their pointer moved on already.
+
+    ``remember``: profile fields set with it (each a record with an ``ended_at``), in the same update; when the
+    pointer moved on, in an update of their own. A field already holding this record or a later one is kept (a
+    retry does not overwrite what was added to it since, a late one does not replace a newer record)."""
     client = aws.client("dynamodb")
-    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {":conversation": conversation_id}
+    sets, newer = [], []
+    for n, (field_name, record) in enumerate((remember or {}).items()):
+        names[f"#f{n}"] = field_name
+        values[f":v{n}"], values[f":e{n}"] = record, record["ended_at"]
+        sets.append(f"#f{n} = :v{n}")
+        newer.append(f"(attribute_not_exists(#f{n}) OR #f{n}.ended_at < :e{n})")
+    kept = " AND ".join(newer)
+    update: dict[str, Any] = {
+        "TableName": _table(),
+        "Key": key(customer_key(customer_id), "PROFILE"),
+        "ExpressionAttributeValues": to_values(values),
+        **({"ExpressionAttributeNames": names} if names else {}),
+    }
+    try:
         client.update_item(
-            TableName=_table(),
-            Key=key(customer_key(customer_id), "PROFILE"),
-            UpdateExpression="REMOVE open_conversation_id",
-            ConditionExpression="open_conversation_id = :conversation",
-            ExpressionAttributeValues=to_values({":conversation": conversation_id}),
+            **update,
+            UpdateExpression=("SET " + ", ".join(sets) + " " if sets else "") + "REMOVE open_conversation_id",
+            ConditionExpression="open_conversation_id = :conversation" + (f" AND {kept}" if kept else ""),
         )
+        return
+    except client.exceptions.ConditionalCheckFailedException:
+        if not sets:
+            return
+    del values[":conversation"]
+    update["ExpressionAttributeValues"] = to_values(values)
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+        client.update_item(**update, UpdateExpression="SET " + ", ".join(sets), ConditionExpression=kept)
 
 
 # --- linking and merging -----------------------------------------------------------------------

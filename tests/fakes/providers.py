@@ -12,11 +12,14 @@ one's shape, so a test that passes here sends requests the provider would accept
 - Meta ``POST /v{N}/{phone_number_id}/messages`` (WhatsApp Cloud API) and
   ``POST /v{N}/{page_id or me}/messages`` (Messenger, Instagram): ``Authorization: Bearer`` the
   access token (else 401, OAuthException 190); a JSON body; for WhatsApp ``messaging_product``,
-  ``to`` and ``text.body``, answered ``{"messaging_product", "contacts", "messages": [{"id":
+  ``to`` and ``text.body`` (or ``type: "interactive"`` reply buttons, checked against Meta's limits: body
+  <= 1024, 1-3 buttons, titles <= 20 and unique; else 400 ``(#131009) Parameter value is not valid`` with
+  ``error_data.details``), answered ``{"messaging_product", "contacts", "messages": [{"id":
   "wamid..."}]}``; for Messenger and Instagram ``recipient.id``, ``messaging_type`` and
   ``message.text``, answered ``{"recipient_id", "message_id"}``.
 - Telegram ``POST /bot{token}/sendMessage``: the bot's token in the path (else 401); ``chat_id``
-  and a non-empty ``text`` of at most 4096 characters; answered ``{"ok": true, "result": Message}``.
+  and a non-empty ``text`` of at most 4096 characters; an optional ``reply_markup`` inline keyboard (buttons
+  with a text and one action, ``callback_data`` 1-64 bytes); answered ``{"ok": true, "result": Message}``.
 
 - Twilio's voice API (``Calls``, ``Conferences``, ``Participants``, ``Queues/.../Members``): ``voice``, a
   ``tests.fakes.twilio_voice.VoiceWorld``, which also plays Twilio's side of a call (signed callbacks).
@@ -355,14 +358,20 @@ class FakeProviders:
         to = document.get("to")
         if not isinstance(to, str) or not to.lstrip("+").isdigit():
             return _graph_error(400, 100, "(#100) Param to must be a phone number or WhatsApp ID")
-        if document.get("type", "text") != "text":
-            return _graph_error(400, 100, "(#100) This fake sends text messages only")
-        text = document.get("text")
-        message = text.get("body") if isinstance(text, dict) else None
-        if not isinstance(message, str) or not message:
-            return _graph_error(400, 100, "(#100) The parameter text['body'] is required.")
-        if len(message) > 4096:
-            return _graph_error(400, 100, "(#100) Param text['body'] must be at most 4096 characters long.")
+        kind = document.get("type", "text")
+        if kind == "interactive":
+            refused = _whatsapp_interactive(document.get("interactive"))
+            if refused is not None:
+                return refused
+        elif kind != "text":
+            return _graph_error(400, 100, "(#100) This fake sends text and interactive messages only")
+        else:
+            text = document.get("text")
+            message = text.get("body") if isinstance(text, dict) else None
+            if not isinstance(message, str) or not message:
+                return _graph_error(400, 100, "(#100) The parameter text['body'] is required.")
+            if len(message) > 4096:
+                return _graph_error(400, 100, "(#100) Param text['body'] must be at most 4096 characters long.")
         wamid = "wamid." + base64.b64encode(b"HBgM" + to.lstrip("+").encode() + secrets.token_bytes(12)).decode()
         return _Reply(
             200,
@@ -417,6 +426,10 @@ class FakeProviders:
             return _telegram_error(400, "Bad Request: message text is empty")
         if len(text) > 4096:
             return _telegram_error(400, "Bad Request: message is too long")
+        if "reply_markup" in document:
+            refused = _telegram_markup(document["reply_markup"])
+            if refused is not None:
+                return refused
         with self._lock:
             self._telegram_message_id += 1
             message_id = self._telegram_message_id
@@ -431,6 +444,7 @@ class FakeProviders:
                     "chat": {"id": numeric, "type": "private"},
                     "date": int(time.time()),
                     "text": text,
+                    **({"reply_markup": document["reply_markup"]} if "reply_markup" in document else {}),
                 },
             },
         )
@@ -472,6 +486,88 @@ class FakeProviders:
                 return _telegram_error(403, "Forbidden: bot was blocked by the user")
             return _telegram_error(status, "Internal Server Error")
         return _Reply(status, {"error": "failure"})
+
+
+def _whatsapp_interactive(interactive: Any) -> _Reply | None:
+    """Meta's checks of an interactive reply-buttons message (``type: "button"``); None when it would be sent.
+
+    Body text 1..1024 characters; 1 to 3 buttons, each ``{"type": "reply", "reply": {"id", "title"}}``, the id
+    1..256 characters without leading or trailing spaces, the title 1..20 characters; ids and titles unique. A
+    mistake is HTTP 400, ``(#131009) Parameter value is not valid`` with ``error_data.details`` saying what,
+    or ``(#100)`` for a missing parameter, as Meta answers."""
+    if not isinstance(interactive, dict):
+        return _graph_error(400, 100, "(#100) The parameter interactive is required.")
+    if interactive.get("type") != "button":
+        return _graph_error(400, 100, "(#100) This fake sends interactive reply buttons (type button) only")
+    body = interactive.get("body")
+    text = body.get("text") if isinstance(body, dict) else None
+    if not isinstance(text, str) or not text:
+        return _graph_error(400, 100, "(#100) The parameter interactive['body']['text'] is required.")
+    if len(text) > 1024:
+        return _invalid_parameter("Message body text length invalid. Min length: 1, Max length: 1024")
+    action = interactive.get("action")
+    buttons = action.get("buttons") if isinstance(action, dict) else None
+    if not isinstance(buttons, list):
+        return _graph_error(400, 100, "(#100) The parameter interactive['action']['buttons'] is required.")
+    if not 1 <= len(buttons) <= 3:
+        return _invalid_parameter("Invalid buttons count. Min allowed buttons: 1, Max allowed buttons: 3")
+    ids, titles = [], []
+    for button in buttons:
+        reply = button.get("reply") if isinstance(button, dict) and button.get("type") == "reply" else None
+        if not isinstance(reply, dict):
+            return _invalid_parameter("Button type must be reply, with a reply object")
+        button_id, title = reply.get("id"), reply.get("title")
+        if not isinstance(button_id, str) or not 1 <= len(button_id) <= 256 or button_id != button_id.strip():
+            return _invalid_parameter("Button id length invalid. Min length: 1, Max length: 256")
+        if not isinstance(title, str) or not 1 <= len(title) <= 20:
+            return _invalid_parameter("Button title length invalid. Min length: 1, Max length: 20")
+        ids.append(button_id)
+        titles.append(title)
+    if len(set(ids)) != len(ids):
+        return _invalid_parameter("Duplicate button id")
+    if len(set(titles)) != len(titles):
+        return _invalid_parameter("Button title is not unique")
+    return None
+
+
+def _invalid_parameter(details: str) -> _Reply:
+    reply = _graph_error(400, 131009, "(#131009) Parameter value is not valid")
+    reply.body["error"]["error_data"] = {"messaging_product": "whatsapp", "details": details}
+    return reply
+
+
+def _telegram_markup(markup: Any) -> _Reply | None:
+    """The Bot API's checks of ``reply_markup`` with an ``inline_keyboard``; None when it is fine.
+
+    An array of rows, each an array of buttons with a non-empty ``text`` and exactly one action field; a
+    ``callback_data`` of 1..64 bytes. Sent as a form field it is a JSON string."""
+    if isinstance(markup, str):
+        try:
+            markup = json.loads(markup)
+        except ValueError:
+            return _telegram_error(400, "Bad Request: can't parse reply keyboard markup JSON object")
+    if not isinstance(markup, dict):
+        return _telegram_error(400, "Bad Request: can't parse reply keyboard markup JSON object")
+    keyboard = markup.get("inline_keyboard")
+    if keyboard is None:
+        return None  # another kind of keyboard: this fake does not check it
+    if not isinstance(keyboard, list) or not all(isinstance(row, list) for row in keyboard):
+        return _telegram_error(400, 'Bad Request: field "inline_keyboard" of the InlineKeyboardMarkup must be an Array')
+    actions = ("callback_data", "url", "switch_inline_query", "switch_inline_query_current_chat", "pay", "web_app")
+    for row in keyboard:
+        for button in row:
+            if not isinstance(button, dict) or not isinstance(button.get("text"), str) or not button["text"]:
+                return _telegram_error(400, "Bad Request: can't parse inline keyboard button: Text must be non-empty")
+            if sum(1 for name in actions if name in button) != 1:
+                return _telegram_error(
+                    400,
+                    "Bad Request: can't parse inline keyboard button: Text buttons are unallowed in the inline "
+                    "keyboard",
+                )
+            data = button.get("callback_data")
+            if data is not None and (not isinstance(data, str) or not 1 <= len(data.encode()) <= 64):
+                return _telegram_error(400, "Bad Request: BUTTON_DATA_INVALID")
+    return None
 
 
 def _api_of(path: str, body: bytes) -> str:

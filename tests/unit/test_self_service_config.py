@@ -73,7 +73,7 @@ def test_a_rules_own_setting_wins_over_its_queues_and_false_turns_it_off():
             "queues.shop.self_service.channels",
             "unknown channel",
         ),
-        ("channels: [webchat]", "channels: [whatsapp]", "queues.shop.self_service.channels", "self-service answers"),
+        ("channels: [webchat]", "channels: [messenger]", "queues.shop.self_service.channels", "self-service answers"),
         ("channels: [webchat]", "channels: []", "queues.shop.self_service.channels", ""),
         ("min_coverage: 0.7", "min_coverage: 1.5", "queues.shop.self_service.min_coverage", ""),
         ("min_coverage: 0.7", "min_coverage: 0", "queues.shop.self_service.min_coverage", ""),
@@ -110,3 +110,14 @@ def test_rules_check_lists_where_self_service_runs(tmp_path, capsys):
     assert "self-service: queue shop answers on webchat (en, de; min coverage 0.7)" in out
     assert "self-service: rule 'orders' suggests on webchat (any language; min coverage kb.yaml's)" in out
     assert "self-service: rule 'no bot for vips' off" in out
+
+
+@pytest.mark.parametrize("channel", ["whatsapp", "telegram", "email"])
+def test_whatsapp_telegram_and_email_are_accepted_and_explained_with_their_form(channel):
+    config = parse_config(BASE.replace("channels: [webchat]", f"channels: [webchat, {channel}]", 1))
+    chosen = classify(config, ContactFacts.of(channel, "opening hours?"), DAY).self_service
+    assert chosen is not None and channel in chosen.channels
+    text = explain(config, ContactFacts.of(channel, "opening hours?"), DAY)
+    form = {"whatsapp": "two reply buttons", "telegram": "reply 1 or 2 (also as buttons)", "email": "reply YES"}
+    assert f"Self-service: answers first on {channel} (queue shop; min coverage 0.7); " in text
+    assert form[channel] in text

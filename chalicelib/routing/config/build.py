@@ -96,6 +96,7 @@ def _self_service(raw: SelfServiceIn, source: str) -> SelfService:
         min_coverage=raw.min_coverage,
         mode=raw.mode,
         source=source,
+        close_after_seconds=raw.close_after,
     )
 
 

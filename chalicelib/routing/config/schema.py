@@ -34,6 +34,7 @@ from chalicelib.routing.config.values import (
     DAYS,
     DEFAULT_ACKNOWLEDGEMENT,
     DEFAULT_CHANNEL_COSTS,
+    DEFAULT_SELF_SERVICE_CLOSE_AFTER_SECONDS,
     DEFAULT_SLA_SECONDS,
     SELF_SERVICE_CHANNELS,
 )
@@ -324,6 +325,8 @@ class SelfServiceIn(Strict):
     languages: Languages = Field(default_factory=list)  # ``checks``: languages the knowledge base can have
     min_coverage: Annotated[float, Field(gt=0, le=1)] | None = None
     mode: Literal["answer", "suggest"] = "answer"
+    # An answer the customer never replies to closes the conversation (``self_service_unconfirmed``) after this.
+    close_after: Annotated[Duration, Field(ge=60, le=7 * 86400)] = DEFAULT_SELF_SERVICE_CLOSE_AFTER_SECONDS
 
 
 class QueueIn(Strict):

@@ -22,7 +22,7 @@ _SOCIAL = ("messenger", "instagram")
 # ``voicemail``: a message a caller left (``chalicelib.voice.voicemail``), routed at e-mail's pace, not a live call.
 CHANNELS: tuple[str, ...] = ("voice", "webchat", *_MESSAGING, *_SOCIAL, "email", "voicemail")
 # Where the bot can answer a first message (``chalicelib.selfservice``); other channels are routed straight away.
-SELF_SERVICE_CHANNELS = ("webchat", "sms")
+SELF_SERVICE_CHANNELS = ("webchat", "sms", "whatsapp", "telegram", "email")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # Defaults for what a config leaves out; routing.yaml spells the same values out, with the reasons, for ops.
@@ -99,6 +99,9 @@ class SpeechQuestion:
     language: str = DEFAULT_SPEECH_LANGUAGE
 
 
+DEFAULT_SELF_SERVICE_CLOSE_AFTER_SECONDS = 30 * 60
+
+
 @dataclass(frozen=True)
 class SelfService:
     """Where the bot answers first from the knowledge base (``mode="answer"``) or only suggests (``"suggest"``):
@@ -110,6 +113,8 @@ class SelfService:
     min_coverage: float | None = None
     mode: str = "answer"
     source: str = ""
+    # An answer the customer never replies to closes the conversation this long after it was sent.
+    close_after_seconds: int = DEFAULT_SELF_SERVICE_CLOSE_AFTER_SECONDS
 
     def applies(self, channel: str, language: str | None) -> bool:
         """Whether a message on ``channel`` in ``language`` (None: not known yet, the article's decides) is tried."""
