@@ -342,7 +342,7 @@ def on_close_due(event: SelfServiceCloseDue, now: str) -> str:
         ]
         if written:
             return "replied"
-        if not sessions.resolve_unanswered(event.conversation_id, event.question_id, now):
+        if not sessions.resolve(event.conversation_id, event.question_id, sessions.UNCONFIRMED, None, now):
             return on_close_due(event, now)  # a reply resolved it just now: look again
         article, channel = str(session.get("article_id", "")), _answered_on(session, "")
         logger.info("self-service unconfirmed", extra={"article_id": article, "channel": channel})

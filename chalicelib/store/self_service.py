@@ -69,39 +69,22 @@ def answered(session: dict[str, Any], message: dict[str, Any]) -> bool:
     return True
 
 
-def resolve(conversation_id: str, question_id: str, state: str, reply_id: str, now: str) -> bool:
+def resolve(conversation_id: str, question_id: str, state: str, reply_id: str | None, now: str) -> bool:
     """The customer's reply ``reply_id`` to the answer of ``question_id`` moved it to ``state`` (solved or handed
-    over); False when it was not waiting on that answer any more (a repeat, or another reply came first)."""
+    over), or no reply in time (``reply_id`` None: ``unconfirmed``); False when it was not waiting on that answer
+    any more (a repeat, or another reply came first)."""
+    sets, values = "SET #state = :state, resolved_at = :now", {":state": state, ":now": now}
+    if reply_id is not None:
+        sets, values = sets + ", resolved_by = :reply", values | {":reply": reply_id}
     client = aws.client("dynamodb")
     try:
         client.update_item(
             TableName=_table(),
             Key=key(conversation_key(conversation_id), SORT_KEY),
-            UpdateExpression="SET #state = :state, resolved_by = :reply, resolved_at = :now",
+            UpdateExpression=sets,
             ConditionExpression="#state = :waiting AND message_id = :question",
             ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues=to_values(
-                {":state": state, ":reply": reply_id, ":now": now, ":waiting": WAITING, ":question": question_id}
-            ),
-        )
-    except client.exceptions.ConditionalCheckFailedException:
-        return False
-    return True
-
-
-def resolve_unanswered(conversation_id: str, question_id: str, now: str) -> bool:
-    """The answer of ``question_id`` had no reply in time: ``unconfirmed``; False when it was not waiting any more."""
-    client = aws.client("dynamodb")
-    try:
-        client.update_item(
-            TableName=_table(),
-            Key=key(conversation_key(conversation_id), SORT_KEY),
-            UpdateExpression="SET #state = :state, resolved_at = :now",
-            ConditionExpression="#state = :waiting AND message_id = :question",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues=to_values(
-                {":state": UNCONFIRMED, ":now": now, ":waiting": WAITING, ":question": question_id}
-            ),
+            ExpressionAttributeValues=to_values(values | {":waiting": WAITING, ":question": question_id}),
         )
     except client.exceptions.ConditionalCheckFailedException:
         return False
