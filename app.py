@@ -323,6 +323,30 @@ def contact_decisions(contact_id: str, principal: auth.Principal) -> dict[str, A
     }
 
 
+# --- agent assist: suggested articles and canned responses for the open conversation ---
+
+
+@route("/conversations/{conversation_id}/suggestions", methods=["GET"])
+@signed_in(auth.AGENT)
+def conversation_suggestions(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
+    """The knowledge base's best articles for what the customer asked, with the text an agent would insert."""
+    from chalicelib.agents import assist
+
+    return assist.suggestions(principal.agent_id, conversation_id, oversee=principal.has_role(auth.SUPERVISOR))
+
+
+@route("/canned-responses", methods=["GET"])
+@signed_in(auth.AGENT)
+def canned_responses(principal: auth.Principal) -> dict[str, Any]:
+    """routing.yaml's canned responses, rendered for ``?conversation_id=`` (variables without a value: "missing")."""
+    from chalicelib.agents import assist
+
+    conversation_id = dict(_request().query_params or {}).get("conversation_id", "")
+    if not conversation_id:
+        raise InvalidPayload("conversation_id is required: GET /canned-responses?conversation_id=...")
+    return assist.canned_responses(principal.agent_id, conversation_id, oversee=principal.has_role(auth.SUPERVISOR))
+
+
 @route("/auth/options", methods=["GET"])
 def sign_in_options() -> dict[str, Any]:
     """What the console's sign-in offers here: Cognito (endpoint, app client id) in AWS, dev tokens locally;

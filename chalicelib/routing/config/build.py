@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from chalicelib.routing.config.canned import build_canned
 from chalicelib.routing.config.schema import (
     ConfigIn,
     CustomerIn,
@@ -58,6 +59,7 @@ def build_config(raw: ConfigIn) -> RoutingConfig:
         voice_callback=VoiceCallback(
             raw.voice.callback.offer, raw.voice.callback.attempts, raw.voice.callback.retry_after
         ),
+        canned=build_canned(raw.canned_responses),
         lab=LabCheck(raw.lab.scenario, raw.lab.max_sl_loss_points) if raw.lab else None,
     )
 

@@ -29,6 +29,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from chalicelib.routing.config.canned import CannedField, CannedResponsesIn
 from chalicelib.routing.config.values import (
     CHANNELS,
     DAYS,
@@ -415,3 +416,4 @@ class ConfigIn(Strict):
     queues: dict[Name, Annotated[QueueIn, BeforeValidator(_none_is_empty)]] = Field(min_length=1)
     rules: list[RuleIn] = Field(min_length=1)
     lab: LabIn | None = None
+    canned_responses: CannedField = Field(default_factory=CannedResponsesIn)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
+from chalicelib.routing.config.canned import CannedResponses
+
 # Every channel an adapter delivers (``InboundMessage.channel``). Config keys naming another channel are typos.
 _MESSAGING = ("sms", "whatsapp", "telegram", "app", "in_store", "voice_assistant")
 _SOCIAL = ("messenger", "instagram")
@@ -265,6 +267,7 @@ class RoutingConfig:
     voice_position_interval_seconds: int = 45  # how often a waiting caller hears their position and wait
     voice_hold_audio: str | None = None  # https URL played between announcements; None: silence
     voice_callback: VoiceCallback = field(default_factory=VoiceCallback)
+    canned: CannedResponses = field(default_factory=CannedResponses)  # routing.yaml's canned_responses
     lab: LabCheck | None = None  # simulate rule changes before publishing them (None: not checked)
 
     def cost(self, channel: str) -> int:
