@@ -52,6 +52,9 @@ def suggestions(agent_id: str, conversation_id: str, oversee: bool = False) -> d
     messages = _customer_messages(contact.customer_id, conversation_id)
     language = _language(messages, profile)
     found: dict[str, Any] = {}
+    pick = _rule_pick(contact.channel, messages, profile, language)
+    if pick is not None:
+        found[pick.article_id] = {**_suggestion(pick, contact.channel), "suggested_by_rule": True}
     for message in messages[:QUESTIONS_READ]:
         for hit in kb.search(str(message["text"]), language=language, channel=contact.channel, limit=SUGGESTIONS):
             if hit.article_id not in found and len(found) < SUGGESTIONS:
@@ -64,6 +67,29 @@ def suggestions(agent_id: str, conversation_id: str, oversee: bool = False) -> d
         "language": language,
         "suggestions": list(found.values()),
     }
+
+
+def _rule_pick(channel: str, messages: list[dict[str, Any]], profile: dict[str, Any], language: str | None) -> Any:
+    """Where the rule that routed the conversation says ``self_service: {mode: suggest}``: the article the bot would
+    have answered the first message with (``kb.answer`` at the rule's ``min_coverage``), shown first; else None."""
+    if not messages:
+        return None
+    from chalicelib import clock, kb
+    from chalicelib.routing.rules import ContactFacts, classify
+
+    first = messages[-1]
+    facts = ContactFacts.of(
+        channel,
+        str(first["text"]),
+        first.get("subject"),
+        first.get("language") or profile.get("language"),
+        profile.get("tier"),
+        profile.get("tags", ()),
+    )
+    chosen = classify(current_config(), facts, clock.parse_iso(str(first["received_at"]))).self_service
+    if chosen is None or chosen.mode != "suggest" or not chosen.applies(channel, language):
+        return None
+    return kb.answer(str(first["text"]), language=language, channel=channel, min_coverage=chosen.min_coverage)
 
 
 def _suggestion(hit: Any, channel: str) -> dict[str, Any]:

@@ -27,7 +27,9 @@ VARIABLES = (
 )
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 # An order number as customers write it: "order 12345", "Bestellung Nr. 12345", "#12345".
-DEFAULT_ORDER_NUMBER = r"(?i)(?:order|bestellung|auftrag)\s*(?:number|no\.?|nr\.?|nummer)?\s*#?\s*(\d{4,12})|#(\d{4,12})"
+DEFAULT_ORDER_NUMBER = (
+    r"(?i)(?:order|bestellung|auftrag)\s*(?:number|no\.?|nr\.?|nummer)?\s*#?\s*(\d{4,12})|#(\d{4,12})"
+)
 
 _Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 _Title = Annotated[str, StringConstraints(min_length=1, max_length=120)]
@@ -123,8 +125,6 @@ class CannedResponses:
 
 def build_canned(raw: CannedResponsesIn) -> CannedResponses:
     return CannedResponses(
-        responses=tuple(
-            CannedResponse(r.id, r.title, r.text, r.language, tuple(r.queues)) for r in raw.responses
-        ),
+        responses=tuple(CannedResponse(r.id, r.title, r.text, r.language, tuple(r.queues)) for r in raw.responses),
         order_number=raw.order_number,
     )
