@@ -59,6 +59,7 @@ def build_config(raw: ConfigIn) -> RoutingConfig:
             raw.voice.callback.offer, raw.voice.callback.attempts, raw.voice.callback.retry_after
         ),
         lab=LabCheck(raw.lab.scenario, raw.lab.max_sl_loss_points) if raw.lab else None,
+        wrap_up_codes=tuple((c.code, c.label) for c in raw.wrap_up_codes),
     )
 
 

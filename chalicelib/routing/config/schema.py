@@ -38,6 +38,7 @@ from chalicelib.routing.config.values import (
     DEFAULT_SLA_SECONDS,
     SELF_SERVICE_CHANNELS,
 )
+from chalicelib.routing.config.wrapup import WrapUpCodes
 
 _ACKNOWLEDGEMENT_FIELDS = frozenset({"position", "wait_minutes"})
 
@@ -415,3 +416,4 @@ class ConfigIn(Strict):
     queues: dict[Name, Annotated[QueueIn, BeforeValidator(_none_is_empty)]] = Field(min_length=1)
     rules: list[RuleIn] = Field(min_length=1)
     lab: LabIn | None = None
+    wrap_up_codes: WrapUpCodes = Field(default_factory=list)
