@@ -207,7 +207,11 @@ def me(principal: auth.Principal) -> dict[str, Any]:
 @route("/me/conversations", methods=["GET"])
 @signed_in(auth.AGENT)
 def my_conversations(principal: auth.Principal) -> dict[str, Any]:
-    return {"conversations": work.my_conversations(principal.agent_id)}
+    """What the agent works on (``?filter=mine|waiting|closed``), each with a preview and its unread count."""
+    from chalicelib.agents import workspace
+
+    which = dict(_request().query_params or {}).get("filter")
+    return workspace.my_conversations(principal.agent_id, which)
 
 
 @route("/conversations/{conversation_id}", methods=["GET"])
@@ -271,7 +275,11 @@ def voicemail_recording(conversation_id: str, recording_sid: str, principal: aut
 @route("/conversations/{conversation_id}/close", methods=["POST"], content_types=["application/json"])
 @signed_in(auth.AGENT)
 def close(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
+    from chalicelib.agents import workspace
+
     wrap_up = agents.validate(agents.WrapUp, _json_body())
+    work.contact_seen_by(principal.agent_id, conversation_id)  # 404/403 before the code is looked at
+    workspace.check_wrap_up(wrap_up.wrap_up)
     return work.contact_view(agents.close(principal.agent_id, conversation_id, wrap_up.wrap_up))
 
 
@@ -409,7 +417,7 @@ def get_customer(customer_id: str, principal: auth.Principal) -> dict[str, Any]:
 
 
 @route("/customers/{customer_id}/attributes", methods=["PUT"], content_types=["application/json"])
-@signed_in(auth.ADMIN)
+@signed_in(auth.SUPERVISOR)  # supervisors and admins: the console's customer panel edits tier and tags
 def set_customer_attributes(customer_id: str, principal: auth.Principal) -> dict[str, Any]:
     from chalicelib.conversations import customers
 
@@ -430,6 +438,49 @@ def merge_customers(principal: auth.Principal) -> dict[str, Any]:
     from chalicelib.conversations import customers
 
     return customers.merge(_json_body())
+
+
+# --- agent workspace: read markers, the customer panel, search, transfer targets, wrap-up codes ---------
+
+
+@route("/conversations/{conversation_id}/read", methods=["POST"])
+@signed_in(auth.AGENT)
+def mark_read(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
+    from chalicelib.agents import workspace
+
+    return workspace.mark_read(principal.agent_id, conversation_id, oversee=principal.has_role(auth.SUPERVISOR))
+
+
+@route("/conversations/{conversation_id}/customer", methods=["GET"])
+@signed_in(auth.AGENT)
+def conversation_customer(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
+    from chalicelib.agents import workspace
+
+    return workspace.customer_panel(principal.agent_id, conversation_id, oversee=principal.has_role(auth.SUPERVISOR))
+
+
+@route("/search", methods=["GET"])
+@signed_in(auth.SUPERVISOR)
+def search(principal: auth.Principal) -> dict[str, Any]:
+    from chalicelib.agents import workspace
+
+    return workspace.search(dict(_request().query_params or {}).get("q"))
+
+
+@route("/transfer-targets", methods=["GET"])
+@signed_in(auth.AGENT)
+def transfer_targets(principal: auth.Principal) -> dict[str, Any]:
+    from chalicelib.agents import workspace
+
+    return workspace.transfer_targets(principal.agent_id)
+
+
+@route("/wrap-up-codes", methods=["GET"])
+@signed_in(auth.AGENT)
+def wrap_up_codes(principal: auth.Principal) -> dict[str, Any]:
+    from chalicelib.agents import workspace
+
+    return workspace.wrap_up_codes()
 
 
 # --- browsers: the agent console and the web-chat widget (no sign-in here: the console signs in itself) ---
@@ -567,6 +618,9 @@ def _agent_action(connection_id: str, command: Any) -> dict[str, Any]:
         wrap_up = command.get("wrap_up")  # optional here; when given, the REST close's code
         if wrap_up is not None:
             wrap_up = agents.validate(agents.WrapUp, {"wrap_up": wrap_up}).wrap_up
+            from chalicelib.agents import workspace
+
+            workspace.check_wrap_up(wrap_up)
         agents.close(agent_id, contact_id, wrap_up)
         return {"type": "closed", "contact_id": contact_id}
     raise InvalidPayload(f"unknown action {action!r}; use accept, decline, close, reply or heartbeat")

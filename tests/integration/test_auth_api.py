@@ -34,7 +34,6 @@ def call(client, method: str, path: str, headers: dict, body: object = None):
 
 ADMIN_ONLY = [
     ("POST", "/agents", {"agent_id": "x", "name": "X"}),
-    ("PUT", "/customers/cus_00000000000000000000/attributes", {"tier": "vip"}),
     ("POST", "/admin/identities/link", {"identities": []}),
     ("POST", "/admin/customers/merge", {"source": "cus_a", "target": "cus_b"}),
 ]
@@ -43,6 +42,9 @@ SUPERVISOR_ONLY = [
     ("GET", "/supervisor", None),
     ("GET", "/contacts/conv_x", None),
     ("GET", "/customers/cus_x", None),
+    # The console's customer panel: supervisors edit a customer's tier and tags.
+    ("PUT", "/customers/cus_00000000000000000000/attributes", {"tier": "vip"}),
+    ("GET", "/search?q=grace", None),
 ]
 SIGNED_IN = [
     ("GET", "/me", None),
@@ -53,6 +55,10 @@ SIGNED_IN = [
     ("POST", "/conversations/conv_x/close", {"wrap_up": "resolved"}),
     ("PUT", "/agents/ada/presence", {"presence": "Away"}),
     ("GET", "/voice/token", None),
+    ("POST", "/conversations/conv_x/read", None),
+    ("GET", "/conversations/conv_x/customer", None),
+    ("GET", "/transfer-targets", None),
+    ("GET", "/wrap-up-codes", None),
 ]
 
 

@@ -61,6 +61,7 @@ def build_config(raw: ConfigIn) -> RoutingConfig:
         ),
         canned=build_canned(raw.canned_responses),
         lab=LabCheck(raw.lab.scenario, raw.lab.max_sl_loss_points) if raw.lab else None,
+        wrap_up_codes=tuple((c.code, c.label) for c in raw.wrap_up_codes),
     )
 
 

@@ -2,8 +2,8 @@
 
 Each model (``ConfigIn``, ``QueueIn``, ``RuleIn``...) is one mapping of ``routing.yaml``; unknown keys are
 refused (a typo is a mistake, not a silent default). Durations take units (``90s``, ``5m``, ``2h``, ``7d``);
-days, opening hours, dates, channels, languages and message templates are checked as they are read.
-What spans fields (queues that exist, the order of escalation steps) is in ``checks``.
+days, opening hours, dates, channels, languages and message templates are checked as they are read; what spans
+fields (queues that exist, the order of escalation steps) is in ``checks``, canned responses in ``canned``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from chalicelib.routing.config.values import (
     DEFAULT_SLA_SECONDS,
     SELF_SERVICE_CHANNELS,
 )
+from chalicelib.routing.config.wrapup import WrapUpCodes
 
 _ACKNOWLEDGEMENT_FIELDS = frozenset({"position", "wait_minutes"})
 
@@ -401,8 +402,7 @@ class RuleIn(Strict):
     # A call matching the rule records a voicemail: true (the default greeting) or the greeting to say.
     voicemail: StrictBool | Spoken | None = None
     ask: Annotated[AskIn, BeforeValidator(_question_alone)] | None = None
-    # false: none, even where the queue has it
-    self_service: Annotated[Literal[False] | SelfServiceIn | None, BeforeValidator(_not_true)] = None
+    self_service: Annotated[Literal[False] | SelfServiceIn | None, BeforeValidator(_not_true)] = None  # false: none
 
 
 class ConfigIn(Strict):
@@ -417,3 +417,4 @@ class ConfigIn(Strict):
     rules: list[RuleIn] = Field(min_length=1)
     lab: LabIn | None = None
     canned_responses: CannedField = Field(default_factory=CannedResponsesIn)
+    wrap_up_codes: WrapUpCodes = Field(default_factory=list)

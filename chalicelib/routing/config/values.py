@@ -269,6 +269,7 @@ class RoutingConfig:
     voice_callback: VoiceCallback = field(default_factory=VoiceCallback)
     canned: CannedResponses = field(default_factory=CannedResponses)  # routing.yaml's canned_responses
     lab: LabCheck | None = None  # simulate rule changes before publishing them (None: not checked)
+    wrap_up_codes: tuple[tuple[str, str], ...] = ()  # (code, label) an agent closes with; () accepts any code
 
     def cost(self, channel: str) -> int:
         """Capacity units one contact of ``channel`` takes from an agent."""
