@@ -278,8 +278,11 @@ def close(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
     from chalicelib.agents import workspace
 
     wrap_up = agents.validate(agents.WrapUp, _json_body())
-    work.contact_seen_by(principal.agent_id, conversation_id)  # 404/403 before the code is looked at
-    workspace.check_wrap_up(wrap_up.wrap_up)
+    try:
+        workspace.check_wrap_up(wrap_up.wrap_up)
+    except workspace.UnknownWrapUpCode:  # someone else's or no such conversation: its 403/404 first
+        work.contact_seen_by(principal.agent_id, conversation_id)  # a read only for a bad code, not every close
+        raise
     return work.contact_view(agents.close(principal.agent_id, conversation_id, wrap_up.wrap_up))
 
 
