@@ -37,8 +37,15 @@ class UnknownWrapUpCode(SwitchboardError):
     code = "unknown_wrap_up_code"
 
 
-def _conversation_messages(customer_id: str, conversation_id: str) -> list[dict[str, Any]]:
-    return [m for m in conversation_store.timeline(customer_id) if m.get("conversation_id") == conversation_id]
+def _conversation_messages(
+    customer_id: str, conversation_id: str, timelines: dict[str, list[dict[str, Any]]] | None = None
+) -> list[dict[str, Any]]:
+    """One conversation's messages, from its customer's timeline (read once per customer when ``timelines`` is
+    given: a customer with several conversations in the list costs one query, not one each)."""
+    timelines = {} if timelines is None else timelines
+    if customer_id not in timelines:
+        timelines[customer_id] = conversation_store.timeline(customer_id)
+    return [m for m in timelines[customer_id] if m.get("conversation_id") == conversation_id]
 
 
 def _preview(message: dict[str, Any] | None) -> str:
@@ -86,11 +93,12 @@ def my_conversations(agent_id: str, which: str | None) -> dict[str, Any]:
     else:
         contacts = store.work_of(agent_id)
     read = workspace_store.read_markers(agent_id, [c.contact_id for c in contacts])
-    items = []
+    items: list[dict[str, Any]] = []
+    timelines: dict[str, list[dict[str, Any]]] = {}
     for contact in contacts:
         view = work.contact_view(contact)
         view["closed_at"], view["wrap_up"] = contact.closed_at, contact.wrap_up
-        messages = _conversation_messages(contact.customer_id, contact.contact_id)
+        messages = _conversation_messages(contact.customer_id, contact.contact_id, timelines)
         items.append(_item(view, messages, read.get(contact.contact_id), now))
     if which == "waiting":
         items = [i for i in items if i["waiting_since"]]
