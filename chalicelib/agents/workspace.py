@@ -162,21 +162,24 @@ def customer_panel(agent_id: str, conversation_id: str, oversee: bool) -> dict[s
 
 
 def transfer_targets(agent_id: str) -> dict[str, Any]:
-    """``GET /transfer-targets``: every queue, and the agents who are Available now (not the asking agent)."""
+    """``GET /transfer-targets``: every queue, the agents who are Available now, and those signed in but Away (whom
+    a call may still consult), never the asking agent."""
     from chalicelib.routing.model import Presence
 
-    agents: list[dict[str, Any]] = []
+    listed: dict[Presence, list[dict[str, Any]]] = {Presence.AVAILABLE: [], Presence.AWAY: []}
     after: str | None = None
     while True:
         page, after = store.agents_page(after)
-        agents.extend(
-            {"agent_id": a.agent_id, "name": a.name, "queues": list(a.queues)}
-            for a in page
-            if a.presence is Presence.AVAILABLE and a.agent_id != agent_id
-        )
-        if after is None or len(agents) >= 200:
+        for a in page:
+            if a.presence in listed and a.agent_id != agent_id:
+                listed[a.presence].append({"agent_id": a.agent_id, "name": a.name, "queues": list(a.queues)})
+        if after is None or sum(map(len, listed.values())) >= 200:
             break
-    return {"queues": sorted(current_config().queues), "agents": agents}
+    return {
+        "queues": sorted(current_config().queues),
+        "agents": listed[Presence.AVAILABLE],
+        "away": listed[Presence.AWAY],
+    }
 
 
 def wrap_up_codes() -> dict[str, Any]:

@@ -346,6 +346,50 @@ def test_a_dropped_websocket_shows_reconnecting_then_the_servers_presence(
         admin.set_presence("rio", "Offline")
 
 
+def test_a_heartbeat_answered_late_does_not_undo_the_presence_the_agent_just_chose(
+    browser: Any, stack: LocalStack, admin: Admin
+) -> None:
+    """The first heartbeat's answer carries the presence read when it was sent. If it arrives after the agent has
+    clicked Available (a slow socket, a busy Lambda), it is stale and must not flip the buttons back to Offline."""
+    admin.create_agent("ula", "webchat")
+    context = browser.new_context()
+    held: list[str] = []
+    routes: list[Any] = []
+
+    def socket(route: Any) -> None:  # the console's socket, the server's presence answers held back
+        routes.append(route)
+        server = route.connect_to_server()
+        route.on_message(server.send)
+        server.on_message(lambda m: held.append(str(m)) if '"presence"' in str(m) else route.send(m))
+
+    try:
+        context.route_web_socket(re.compile(r"^wss?://"), socket)
+        page = context.new_page()
+        _sign_in(page, stack, "ula")
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while not held and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        [stale] = held
+        assert json.loads(stale)["presence"] == "Offline" and json.loads(stale)["reason"] == "heartbeat", stale
+        _go_available(page)
+
+        routes[0].send(stale)  # the heartbeat's answer arrives only now
+        page.wait_for_timeout(500)
+        expect(page.get_by_test_id("presence-Available")).to_have_attribute("aria-pressed", "true")
+        expect(page.get_by_test_id("presence-Offline")).to_have_attribute("aria-pressed", "false")
+
+        admin.set_presence("ula", "Away")  # a change made elsewhere is pushed and shown
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while not any('"Away"' in m for m in held) and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        for frame in held[1:]:  # the PUT's own "set" push (Available), then the supervisor's (Away)
+            routes[0].send(frame)
+        expect(page.get_by_test_id("presence-Away")).to_have_attribute("aria-pressed", "true", timeout=WAIT_MS)
+    finally:
+        context.close()
+        admin.set_presence("ula", "Offline")
+
+
 def test_an_open_offer_comes_back_after_the_console_reconnects(
     browser: Any, stack: LocalStack, admin: Admin, screenshot: Any
 ) -> None:

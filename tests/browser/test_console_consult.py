@@ -152,7 +152,7 @@ def test_a_declined_consult_gives_the_consulting_agent_their_consult_button_back
         page = consulting.new_page()
         _contact_id, _caller, _leg = _bridged_softphone_call(page, stack, fake_providers, "ivy")
         bar = page.get_by_test_id("call-bar")
-        bar.get_by_test_id("call-transfer-target").fill("jon")
+        bar.get_by_test_id("call-transfer-target").select_option("agent_id:jon")  # Away, listed to consult
         bar.get_by_test_id("call-consult").click()
         expect(bar.get_by_test_id("call-cancel-consult")).to_be_visible(timeout=WAIT_MS)
         [added] = _voice_requests(fake_providers, "/Participants.json")[-1:]

@@ -330,8 +330,7 @@ def test_the_call_bar_holds_resumes_and_transfers_the_call_through_the_app(
         expect(bar.get_by_test_id("call-hold")).to_have_text("Hold", timeout=WAIT_MS)
         assert not held.hold
 
-        bar.get_by_test_id("call-transfer-kind").select_option("queue")
-        bar.get_by_test_id("call-transfer-target").fill("default")
+        bar.get_by_test_id("call-transfer-target").select_option("queue:default")  # a picker, not free text
         bar.get_by_test_id("call-transfer").click()
         expect(bar.get_by_test_id("call-state")).to_have_text("transferred", timeout=WAIT_MS)
         assert held.hold, "the caller waits on hold for the next agent"
@@ -361,7 +360,8 @@ def test_the_call_bar_hang_up_ends_the_callers_call_through_the_app(
         body.update(phone="+14155550144", voice_mode="phone")
         created = requests.post(f"{admin.api}/agents", json=body, headers=admin.headers, timeout=10)
         assert created.status_code == 201, created.text
-        bar.get_by_test_id("call-transfer-target").fill("zed")
+        bar.get_by_test_id("call-transfer-target").focus()  # the picker reads who is there now: Zed just came
+        bar.get_by_test_id("call-transfer-target").select_option("agent_id:zed")
         bar.get_by_test_id("call-consult").click()
         expect(bar.get_by_test_id("call-cancel-consult")).to_be_visible(timeout=WAIT_MS)
         expect(bar.get_by_test_id("call-handover")).to_be_visible()

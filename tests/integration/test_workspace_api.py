@@ -172,13 +172,14 @@ def test_search_finds_customers_by_name_email_and_conversation_id_for_supervisor
     assert search("grace", {"Content-Type": "application/json", **bearer("root", "admin")}).status_code == 200
 
 
-def test_transfer_targets_list_every_queue_and_the_available_agents_but_me(client):
+def test_transfer_targets_list_every_queue_the_available_and_the_away_agents_but_me(client):
     create_agent(client, "ada")
     create_agent(client, "bob")
     create_agent(client, "cyd", presence="Away")
     targets = client.http.get("/transfer-targets", headers=as_agent("ada"))
     assert targets.status_code == 200, targets.body
     assert [a["agent_id"] for a in targets.json_body["agents"]] == ["bob"]
+    assert [a["agent_id"] for a in targets.json_body["away"]] == ["cyd"], "signed in, Away: a call may consult her"
     assert {"default", "support", "vip"} <= set(targets.json_body["queues"]), targets.json_body
     assert targets.json_body["queues"] == sorted(targets.json_body["queues"])
     assert client.http.get("/transfer-targets").status_code == 401
