@@ -44,6 +44,31 @@ SOFTPHONE_SETTINGS = {
 }
 
 
+AXE = Path(__file__).resolve().parents[2] / "chalicelib/console/vendor/node_modules/axe-core/axe.min.js"
+
+
+def accessibility_violations(page: Any) -> list[dict[str, Any]]:
+    """axe-core's critical and serious findings on the page as it is now (WCAG 2.1 A and AA rules), each with the
+    selectors of the elements at fault. axe comes from npm (chalicelib/console/vendor), injected by the test."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(AXE.read_text(encoding="utf-8") + "\n;true")
+    found = page.evaluate(
+        """async () => {
+          const result = await axe.run(document, {
+            runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] },
+            resultTypes: ["violations"] });
+          return result.violations.map(v => ({ id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.map(n => n.target.join(" ")).slice(0, 5) }));
+        }"""
+    )
+    return [v for v in found if v["impact"] in ("critical", "serious")]
+
+
+def page_width(page: Any) -> int:
+    """How wide the page really is: more than the viewport means a sideways scroll."""
+    return int(page.evaluate("() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"))
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
