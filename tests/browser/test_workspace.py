@@ -234,3 +234,29 @@ def test_an_agent_works_a_cross_channel_customer_from_list_panel_suggestions_and
         context.close()
         for agent in ("wes", "tia"):
             admin.set_presence(agent, "Offline")
+
+
+def test_the_sign_in_page_the_empty_workspace_and_the_supervisor_tab_pass_axe_and_fit_a_phone(
+    browser: Any, stack: LocalStack, admin: Admin, screenshot: Any
+) -> None:
+    _agent(admin, "sup", webchat=1)
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        page.goto(f"{stack.api_url}/console?ws={stack.ws_url}")
+        expect(page.get_by_test_id("dev-sign-in-button")).to_be_visible(timeout=WAIT_MS)
+        _no_serious_accessibility_issue(page, "sign-in")
+        assert page_width(page) <= 390, page_width(page)
+
+        _sign_in(page, stack, "sup", role="supervisor")
+        _no_serious_accessibility_issue(page, "an empty workspace")
+        assert page_width(page) <= 390, page_width(page)
+        expect(page.get_by_test_id("search-form")).to_be_visible()  # supervisors search
+
+        page.get_by_test_id("tab-supervisor").click()
+        expect(page.locator('[data-testid="queue-row"][data-queue="default"]')).to_be_visible(timeout=WAIT_MS)
+        _no_serious_accessibility_issue(page, "the supervisor tab")
+        assert page_width(page) <= 390, page_width(page)
+        screenshot(page, "supervisor_390px")
+    finally:
+        context.close()
