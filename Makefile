@@ -12,6 +12,8 @@ SCAN_STAMP := $(SCAN_VENV)/.installed-$(shell cat infra/requirements-scan.txt | 
 CDK_STAMP := infra/node_modules/.installed-$(shell cat infra/package-lock.json | cksum | cut -d' ' -f1)
 CDK := cd infra && AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$${AWS_REGION:-us-east-1}} npx --no-install cdk
 STAGE ?= dev
+# `make test` runs pytest on every core (pytest-xdist; a test module stays on one worker): PYTEST_WORKERS=1 for one.
+PYTEST_WORKERS ?= auto
 # Operator choices for the stack (README, Deploy): make deploy STAGE=prod ALARM_EMAIL=ops@example.com;
 # any other context as CONTEXT="-c apiRate=500 -c widgetPostsPerIp=300"
 CDK_CONTEXT := -c stage=$(STAGE) $(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL)) \
@@ -42,7 +44,7 @@ local: $(STAMP)
 ## test: lint, type-check, scan the CloudFormation templates, then every test (unit, integration with moto,
 ## end-to-end on the local stack, the template tests)
 test: lint typecheck chromium scan
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 # The browser tests (tests/browser) drive Debian's Chromium through Playwright; never `playwright install`.
 chromium:

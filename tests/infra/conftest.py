@@ -6,6 +6,7 @@ command line: CDK_OUTDIR and CDK_CONTEXT_JSON are how that command line hands an
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -54,12 +55,26 @@ def synthesize(stage: str, outdir: Path, context: dict[str, str] | None = None) 
     return dict(json.loads((outdir / f"switchboard-{stage}.template.json").read_text()))
 
 
+def synthesized_once(stage: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """``synthesize`` once per test run, even when pytest-xdist runs these modules on several workers: the workers
+    share the run's base temporary folder, and the first to take the lock synthesizes for the others."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return synthesize(stage, tmp_path_factory.mktemp(f"synth-{stage}"), PROD_CONTEXT if stage == "prod" else None)
+    outdir = tmp_path_factory.getbasetemp().parent / f"synth-{stage}"
+    outdir.mkdir(exist_ok=True)
+    with open(outdir.parent / f"synth-{stage}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        written = outdir / f"switchboard-{stage}.template.json"
+        if written.exists():
+            OUTDIRS[stage] = outdir
+            return dict(json.loads(written.read_text()))
+        return synthesize(stage, outdir, PROD_CONTEXT if stage == "prod" else None)
+
+
 @pytest.fixture(scope="session")
 def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    return {
-        stage: synthesize(stage, tmp_path_factory.mktemp(f"synth-{stage}"), PROD_CONTEXT if stage == "prod" else None)
-        for stage in STAGES
-    }
+    return {stage: synthesized_once(stage, tmp_path_factory) for stage in STAGES}
 
 
 @pytest.fixture(params=STAGES)
