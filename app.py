@@ -15,7 +15,7 @@ from chalicelib.channels import registry
 from chalicelib.channels.base import WebhookRequest
 from chalicelib.channels.fields import load_json
 from chalicelib.channels.webhook_url import called_urls
-from chalicelib.errors import InvalidPayload, NotFound, SwitchboardError
+from chalicelib.errors import Conflict, Forbidden, InvalidPayload, NotFound, SwitchboardError
 from chalicelib.notify import push
 from chalicelib.observability import correlate, logger, middleware
 from chalicelib.routing import config as routing_config
@@ -283,7 +283,14 @@ def close(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
     except workspace.UnknownWrapUpCode:  # someone else's or no such conversation: its 403/404 first
         work.contact_seen_by(principal.agent_id, conversation_id)  # a read only for a bad code, not every close
         raise
-    return work.contact_view(agents.close(principal.agent_id, conversation_id, wrap_up.wrap_up))
+    try:
+        return work.contact_view(agents.close(principal.agent_id, conversation_id, wrap_up.wrap_up))
+    except (Conflict, Forbidden):  # not theirs: a supervisor closes it for the agent working it
+        if not principal.has_role(auth.SUPERVISOR):
+            raise
+        from chalicelib.agents import oversight
+
+        return work.contact_view(oversight.close(principal.agent_id, conversation_id, wrap_up.wrap_up))
 
 
 @route("/supervisor", methods=["GET"])
@@ -356,6 +363,25 @@ def canned_responses(principal: auth.Principal) -> dict[str, Any]:
     if not conversation_id:
         raise InvalidPayload("conversation_id is required: GET /canned-responses?conversation_id=...")
     return assist.canned_responses(principal.agent_id, conversation_id, oversee=principal.has_role(auth.SUPERVISOR))
+
+
+# --- supervisor actions: another agent's conversations, reassign (close: the close route above) ---
+
+
+@route("/agents/{agent_id}/conversations", methods=["GET"])
+@signed_in(auth.SUPERVISOR)
+def agent_conversations(agent_id: str, principal: auth.Principal) -> dict[str, Any]:
+    from chalicelib.agents import oversight
+
+    return oversight.agent_conversations(agent_id)
+
+
+@route("/conversations/{conversation_id}/reassign", methods=["POST"], content_types=["application/json"])
+@signed_in(auth.SUPERVISOR)
+def reassign(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
+    from chalicelib.agents import oversight
+
+    return oversight.reassign(principal.agent_id, conversation_id, _json_body())
 
 
 @route("/auth/options", methods=["GET"])
