@@ -477,7 +477,10 @@ def merge_customers(principal: auth.Principal) -> dict[str, Any]:
 def mark_read(conversation_id: str, principal: auth.Principal) -> dict[str, Any]:
     from chalicelib.agents import workspace
 
-    return workspace.mark_read(principal.agent_id, conversation_id, oversee=principal.has_role(auth.SUPERVISOR))
+    up_to = dict(_request().query_params or {}).get("up_to")
+    return workspace.mark_read(
+        principal.agent_id, conversation_id, oversee=principal.has_role(auth.SUPERVISOR), up_to=up_to
+    )
 
 
 @route("/conversations/{conversation_id}/customer", methods=["GET"])

@@ -105,11 +105,22 @@ def my_conversations(agent_id: str, which: str | None) -> dict[str, Any]:
     return {"conversations": items, "filter": which, "unread_total": sum(i["unread"] for i in items)}
 
 
-def mark_read(agent_id: str, conversation_id: str, oversee: bool) -> dict[str, Any]:
-    """``POST /conversations/{id}/read``: the agent has seen every message of the conversation so far."""
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
+
+
+def mark_read(agent_id: str, conversation_id: str, oversee: bool, up_to: str | None = None) -> dict[str, Any]:
+    """``POST /conversations/{id}/read[?up_to=]``: the agent has seen the conversation's messages so far, or those
+    received up to ``up_to`` (the newest the console showed: one that arrived since stays unread)."""
+    if up_to is not None and not TIMESTAMP.match(up_to):
+        raise BadQuery(
+            "up_to is a UTC timestamp like 2026-12-03T09:00:00.000000Z",
+            [{"field": "up_to", "problem": "not a UTC ISO 8601 timestamp"}],
+        )
     contact = work.contact_seen_by(agent_id, conversation_id, oversee)
     messages = _conversation_messages(contact.customer_id, conversation_id)
     read_at = max((str(m.get("received_at", "")) for m in messages), default="") or clock.now_iso()
+    if up_to is not None:
+        read_at = min(read_at, up_to)
     workspace_store.mark_read(agent_id, conversation_id, contact.customer_id, read_at)
     return {"conversation_id": conversation_id, "read_at": read_at, "unread": 0}
 

@@ -260,3 +260,86 @@ def test_the_sign_in_page_the_empty_workspace_and_the_supervisor_tab_pass_axe_an
         screenshot(page, "supervisor_390px")
     finally:
         context.close()
+
+
+def _widget_message(stack: LocalStack, visitor: str, text: str) -> str:
+    posted = {"site": "acme", "visitor_id": visitor, "message_id": "m_" + uuid.uuid4().hex[:12], "text": text}
+    written = requests.post(f"{stack.api_url}/widget/messages", json=posted, timeout=10)
+    assert written.status_code == 200, written.text
+    return str(written.json()["conversation_id"])
+
+
+def test_a_supervisor_watches_reassigns_closes_and_sets_presence_from_the_supervisor_tab(
+    browser: Any, stack: LocalStack, admin: Admin, screenshot: Any
+) -> None:
+    _agent(admin, "kai", webchat=2)
+    _agent(admin, "lee", webchat=2)
+    _agent(admin, "sia", webchat=1)
+    agent_side, supervisor_side = browser.new_context(), browser.new_context(viewport={"width": 1280, "height": 1000})
+    try:
+        agent = agent_side.new_page()
+        _sign_in(agent, stack, "kai")
+        _go_available(agent)
+        first = _widget_message(stack, "v_sup1", "My voucher code is refused at checkout")
+        expect(agent.locator(f'[data-testid="offer"][data-contact-id="{first}"]')).to_be_visible(timeout=WAIT_MS)
+        agent.keyboard.press("Alt+A")
+        expect(_item(agent, first)).to_be_visible(timeout=WAIT_MS)
+
+        page = supervisor_side.new_page()
+        _sign_in(page, stack, "sia", role="supervisor")
+        page.get_by_test_id("tab-supervisor").click()
+        sla = page.get_by_test_id("chart-sla")
+        expect(sla.locator('[data-testid="chart-sla-bar"][data-queue="default"]')).to_have_count(1, timeout=WAIT_MS)
+        expect(page.get_by_test_id("chart-wait").locator("svg")).to_have_attribute("aria-label", re.compile("default"))
+        expect(page.get_by_test_id("chart-abandon")).to_be_visible()
+
+        # Kai's open conversations; watch one live: what the visitor writes next shows without a reload.
+        row = page.locator('[data-testid="agent-row"][data-agent-id="kai"]')
+        row.get_by_test_id("agent-open-work").click()
+        item = page.locator(f'[data-testid="agent-work-item"][data-conversation-id="{first}"]')
+        expect(item).to_contain_text("My voucher code is refused", timeout=WAIT_MS)
+        item.get_by_test_id("work-watch").click()
+        watched = page.get_by_test_id("watch-message")
+        expect(watched.filter(has_text="My voucher code is refused")).to_be_visible(timeout=WAIT_MS)
+        _widget_message(stack, "v_sup1", "It says expired but it's valid until June")
+        expect(watched.filter(has_text="valid until June")).to_be_visible(timeout=WAIT_MS)
+        item.get_by_test_id("work-why").click()
+        expect(page.locator('[data-testid="decision"]').first).to_be_visible(timeout=WAIT_MS)
+        expect(page.get_by_test_id("decision-ranked").filter(has_text="kai").first).to_be_visible()
+        _no_serious_accessibility_issue(page, "the supervisor tab, an agent's work and a watched conversation")
+        screenshot(page, "supervisor_acting")
+
+        # Reassign to Lee, who is Available: Kai's list drops it at once, Lee is offered it.
+        admin.set_presence("lee", "Available")
+        page.get_by_test_id("tab-supervisor").click()  # the pickers read who is there now
+        target = item.get_by_test_id("work-reassign-target")
+        target.select_option("agent_id:lee")
+        item.get_by_test_id("work-reassign").click()
+        expect(_item(agent, first)).to_have_count(0, timeout=WAIT_MS)
+        moved = requests.get(f"{admin.api}/contacts/{first}", headers=admin.headers, timeout=10).json()
+        assert moved["state"] in ("queued", "offered") and moved.get("assigned_to") in (None, "", "lee"), moved
+        expect(item).to_have_count(0, timeout=WAIT_MS)
+
+        # Close another of Kai's for him, as spam: his list drops it, his capacity is free again.
+        admin.set_presence("lee", "Away")
+        second = _widget_message(stack, "v_sup2", "WIN A PRIZE click here")
+        expect(agent.locator(f'[data-testid="offer"][data-contact-id="{second}"]')).to_be_visible(timeout=WAIT_MS)
+        agent.keyboard.press("Alt+A")
+        expect(_item(agent, second)).to_be_visible(timeout=WAIT_MS)
+        spam = page.locator(f'[data-testid="agent-work-item"][data-conversation-id="{second}"]')
+        expect(spam).to_be_visible(timeout=WAIT_MS)
+        spam.get_by_test_id("work-wrap-up").select_option(label="Spam")
+        spam.get_by_test_id("work-close").click()
+        expect(_item(agent, second)).to_have_count(0, timeout=WAIT_MS)
+        closed = requests.get(f"{admin.api}/contacts/{second}", headers=admin.headers, timeout=10).json()
+        assert closed["state"] == "closed" and closed["wrap_up"] == "spam", closed
+
+        # Kai set Away from his row: his own console shows it.
+        row.get_by_test_id("agent-set-presence").select_option("Away")
+        expect(agent.get_by_test_id("presence-Away")).to_have_attribute("aria-pressed", "true", timeout=WAIT_MS)
+        expect(row.get_by_test_id("agent-presence")).to_have_text("Away", timeout=WAIT_MS)
+    finally:
+        agent_side.close()
+        supervisor_side.close()
+        for name in ("kai", "lee"):
+            admin.set_presence(name, "Offline")

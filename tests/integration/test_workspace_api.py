@@ -185,3 +185,23 @@ def test_transfer_targets_list_every_queue_the_available_and_the_away_agents_but
     assert client.http.get("/transfer-targets").status_code == 401
     as_root = client.http.get("/transfer-targets", headers=as_admin()).json_body
     assert [a["agent_id"] for a in as_root["agents"]] == ["ada", "bob"]
+
+
+def test_a_read_marker_goes_only_as_far_as_the_console_had_shown(client):
+    """The console marks read half a second after showing messages; one that arrived meanwhile (after it moved to
+    another conversation) stays unread: ``?up_to=`` the newest message it showed."""
+    conversation = _grace_assigned_to_ada(client)
+    [shown] = [m for m in _mine(client)["conversations"]]
+    shown_at = client.http.get(f"/conversations/{conversation}", headers=as_agent("ada")).json_body["timeline"][-1][
+        "received_at"
+    ]
+    post_webchat(client, webchat_payload(visitor="v_grace", message="m2", text="Are you there?"))
+    drain(client)
+    read = client.http.post(f"/conversations/{conversation}/read?up_to={shown_at}", headers=as_agent("ada"))
+    assert read.status_code == 200, read.body
+    assert read.json_body["read_at"] == shown_at
+    [item] = _mine(client)["conversations"]
+    assert item["unread"] == 1 and shown["unread"] == 1, item
+
+    bad = client.http.post(f"/conversations/{conversation}/read?up_to=yesterday", headers=as_agent("ada"))
+    assert bad.status_code == 400 and bad.json_body["details"][0]["field"] == "up_to", bad.body
