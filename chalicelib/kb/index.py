@@ -135,6 +135,8 @@ class Index:
             if article.serves(channel)
         ]
         ranked.sort(key=lambda found: (-found[0], found[2].article_id))
+        if language is None and ranked:  # no language known: the customer writes the best hit's language
+            ranked = [found for found in ranked if found[2].language == ranked[0][2].language]
         return [_hit(score, coverage, article) for score, coverage, article in ranked[:limit]]
 
     def answer(

@@ -43,3 +43,22 @@ def test_the_eval_set_meets_issue_14s_acceptance():
     assert overall["answerable"] >= 60 and overall["unanswerable"] >= 20
     assert overall["top1_accuracy"] >= 0.85, overall
     assert overall["unanswerable_answered"] <= 0.05, overall
+
+
+def test_without_a_known_language_the_hits_are_all_in_the_best_hits_language():
+    """An SMS names no language: an agent's suggestions must not mix a German article into an English question."""
+    hits = kb.search("Hi, I need to change my delivery address", limit=3)
+    assert hits[0].article_id == "change-address"
+    assert {h.language for h in hits} == {"en"}, [(h.article_id, h.language) for h in hits]
+    german = kb.search("Ich möchte meine Lieferadresse ändern", limit=3)
+    assert german[0].article_id == "adresse-aendern" and {h.language for h in german} == {"de"}
+
+
+def test_a_parcel_that_has_not_arrived_is_a_tracking_question():
+    for question, language, article in (
+        ("My order 12345 still has not arrived", "en", "order-tracking"),
+        ("Hello, my order 4417 has not arrived yet. Where is my parcel?", "en", "order-tracking"),
+        ("Meine Bestellung ist immer noch nicht angekommen", "de", "sendungsverfolgung"),
+    ):
+        (hit, *_) = kb.search(question, language=language)
+        assert hit.article_id == article, (question, [(h.article_id, h.score) for h in kb.search(question)])
