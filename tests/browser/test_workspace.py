@@ -35,14 +35,16 @@ ADA_EMAIL = "ada.lovelace@example.com"
 OTHER_NUMBER = "+14155550177"
 
 
-def _mailgun(stack: LocalStack, text: str, message_id: str) -> requests.Response:
+def _mailgun(
+    stack: LocalStack, text: str, message_id: str, sender: str = ADA_EMAIL, name: str = "Ada Lovelace"
+) -> requests.Response:
     """A Mailgun route forward: the parsed message's fields, then timestamp, token and their HMAC-SHA256."""
     timestamp, token = str(int(time.time())), uuid.uuid4().hex + uuid.uuid4().hex[:18]
     key = CHANNEL_SECRETS["MAILGUN_SIGNING_KEY"].encode()
     fields = {
         "recipient": "support@acme-shop.example",
-        "sender": ADA_EMAIL,
-        "from": "Ada Lovelace <Ada.Lovelace@example.com>",
+        "sender": sender,
+        "from": f"{name} <{sender}>",
         "subject": "Order 4417 has not arrived",
         "body-plain": text + "\r\n",
         "stripped-text": text,
@@ -251,7 +253,27 @@ def test_the_sign_in_page_the_empty_workspace_and_the_supervisor_tab_pass_axe_an
         _sign_in(page, stack, "sup", role="supervisor")
         _no_serious_accessibility_issue(page, "an empty workspace")
         assert page_width(page) <= 390, page_width(page)
-        expect(page.get_by_test_id("search-form")).to_be_visible()  # supervisors search
+
+        # Supervisors search, open what they find and edit the customer's tier and tags in the panel.
+        mailed = _mailgun(
+            stack, "Can I change the colour of my sofa order?", "grace-1", "grace@example.org", "Grace Hopper"
+        )
+        assert mailed.status_code == 200, mailed.text
+        page.get_by_test_id("search-input").fill("Grace Hopper")
+        page.get_by_test_id("search-button").click()
+        found = page.get_by_test_id("search-result").filter(has_text="Grace Hopper")
+        expect(found).to_contain_text("grace@example.org", timeout=WAIT_MS)
+        found.click()
+        panel = page.get_by_test_id("customer-panel")
+        expect(panel.get_by_test_id("customer-name")).to_have_text("Grace Hopper", timeout=WAIT_MS)
+        page.get_by_test_id("attributes-tier").fill("gold")
+        page.get_by_test_id("attributes-tags").fill("sofa, returning")
+        page.get_by_test_id("attributes-save").click()
+        expect(panel.get_by_test_id("customer-tier")).to_have_text("gold", timeout=WAIT_MS)
+        expect(panel.get_by_test_id("customer-tags")).to_have_text("returning, sofa")
+        _no_serious_accessibility_issue(page, "a supervisor's open conversation at 390 px")
+        assert page_width(page) <= 390, page_width(page)
+        screenshot(page, "workspace_supervisor_panel_390px")
 
         page.get_by_test_id("tab-supervisor").click()
         expect(page.locator('[data-testid="queue-row"][data-queue="default"]')).to_be_visible(timeout=WAIT_MS)
