@@ -538,6 +538,26 @@ def widget_messages(conversation_id: str) -> dict[str, Any]:
     return visitors.messages(conversation_id, dict(_request().query_params or {}))
 
 
+# --- widget: greeting, hours and the offline form (chalicelib/console/widget_api.py) ---
+
+
+@route("/widget/config", methods=["GET"], cors=True)
+def widget_config() -> dict[str, Any]:
+    """``?site=&lang=``: the greeting, the pre-chat form and attachment limits, and whether web chat is open."""
+    from chalicelib.console import widget_api
+
+    return widget_api.widget_config(dict(_request().query_params or {}))
+
+
+@route("/widget/offline", methods=["POST"], content_types=["application/json"], cors=True)
+def widget_offline() -> Response:
+    """The widget's offline form (web chat closed): becomes an e-mail-channel contact from the address given."""
+    from chalicelib.console import widget_api
+
+    raw = _request().raw_body
+    return Response(body=widget_api.post_offline(raw if isinstance(raw, bytes) else raw.encode()), status_code=202)
+
+
 # --- agent WebSocket --------------------------------------------------------------
 
 
