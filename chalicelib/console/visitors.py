@@ -31,7 +31,7 @@ from chalicelib.channels.signing import sign_sha256
 from chalicelib.conversations import inbox
 from chalicelib.conversations.models import Identity
 from chalicelib.errors import Conflict, InvalidPayload, NotFound, PayloadTooLarge
-from chalicelib.notify.visitors import visible
+from chalicelib.notify.visitors import agent_names, visible
 from chalicelib.settings import WEBCHAT_SECRET, get_secret, get_settings
 from chalicelib.store import conversations, visitor_connections
 
@@ -111,11 +111,13 @@ def messages(conversation_id: str, query: Mapping[str, str]) -> dict[str, Any]:
     after = query.get("after", "")
     bad = [] if len(after) <= _MAX_CURSOR else [{"field": "after", "problem": "a received_at from an earlier answer"}]
     conversation, partitions, visitor_key = _visitors_conversation(conversation_id, query, bad)
-    shown = [
-        visible(m)
+    found = [
+        m
         for m in conversations.messages_since(partitions, after, consistent=True)
         if m.get("conversation_id") == conversation_id and _for_the_visitor(m, visitor_key)
     ]
+    names = agent_names(found)  # one read per agent who answered, not per answer
+    shown = [visible(m, names) for m in found]
     return {"conversation_id": conversation_id, "status": conversation.get("status"), "messages": shown}
 
 

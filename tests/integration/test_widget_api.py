@@ -259,11 +259,29 @@ def test_the_agents_reply_is_pushed_to_the_visitors_open_widget_and_no_other(cli
     [frame] = _frames(graces_widget, "message")
     assert frame["conversation_id"] == conversation
     assert frame["message"]["from"] == "agent" and frame["message"]["text"] == "Refunded!"
+    assert frame["message"]["agent_name"] == "Ada"  # the agent's display name, never their id
+    assert frame["message"]["received_at"].endswith("Z")  # the widget shows it in the visitor's local time
     # Exactly what the widget's own read shows for that message.
     read = _poll(client, conversation, "v_grace").json_body["messages"]
     assert frame["message"] == next(m for m in read if m["text"] == "Refunded!")
     assert _frames(graces_other_tab, "message") == [frame]
     assert pushed(mallorys_widget) == [] and pushed(eavesdropper) == []
+
+
+def test_the_widgets_read_names_the_agent_who_answered_and_only_agents(client):
+    conversation, _ = _accepted_by_ada(client, "v_grace", "My card was charged twice")
+    for text in ("Let me look.", "Refunded!"):
+        answer = client.http.post(
+            f"/conversations/{conversation}/messages", headers=as_agent("ada"), body=json.dumps({"text": text})
+        )
+        assert answer.status_code == 202, answer.body
+    read = _poll(client, conversation, "v_grace").json_body["messages"]
+    assert [(m["from"], m.get("agent_name")) for m in read if m["from"] in ("visitor", "agent")] == [
+        ("visitor", None),
+        ("agent", "Ada"),
+        ("agent", "Ada"),
+    ]
+    assert all("agent_id" not in m and m.get("agent_name") != "ada" for m in read)
 
 
 def test_closing_the_conversation_tells_the_open_widget(client):
