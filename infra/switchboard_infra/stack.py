@@ -53,6 +53,8 @@ from switchboard_infra.stages import ROOT, Stage
 REST_API = "RestAPI"
 WEBSOCKET_API = "WebsocketAPI"
 WEBSOCKET_STAGE = "WebsocketAPIStage"
+# The widget's unsigned POSTs (API Gateway resource paths, "/" escaped as "~1"): throttled below the rest of the API.
+WIDGET_POSTS = ("/~1widget~1messages", "/~1widget~1offline")
 # The attribute DynamoDB expires items by (replay guards: store/replay.py).
 TTL_ATTRIBUTE = "expires_at"
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
@@ -434,13 +436,16 @@ class SwitchboardStack(Stack):
                     "ThrottlingBurstLimit": self.stage.api_burst,
                     "MetricsEnabled": True,
                 },
-                {
-                    # The widget is the only endpoint anyone on the internet can post to unsigned.
-                    "ResourcePath": "/~1widget~1messages",
-                    "HttpMethod": "POST",
-                    "ThrottlingRateLimit": self.stage.widget_rate,
-                    "ThrottlingBurstLimit": 2 * self.stage.widget_rate,
-                },
+                # The widget's are the only endpoints anyone on the internet can post to unsigned.
+                *(
+                    {
+                        "ResourcePath": path,
+                        "HttpMethod": "POST",
+                        "ThrottlingRateLimit": self.stage.widget_rate,
+                        "ThrottlingBurstLimit": 2 * self.stage.widget_rate,
+                    }
+                    for path in WIDGET_POSTS
+                ),
             ],
         )
         skip(rest, "CKV_AWS_120", "answers are per caller and must not be cached")
@@ -508,13 +513,13 @@ class SwitchboardStack(Stack):
                         rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
                             limit=self.stage.widget_posts_per_ip,
                             aggregate_key_type="IP",
-                            # POST /widget/messages only: the widget's polls (GETs every few seconds) would
+                            # The widget's POSTs only (messages, the offline form): its reads (GETs) would
                             # otherwise count too, and an office of open widgets behind one IP get blocked.
                             scope_down_statement=wafv2.CfnWebACL.StatementProperty(
                                 and_statement=wafv2.CfnWebACL.AndStatementProperty(
                                     statements=[
                                         _byte_match("method", "EXACTLY", "POST", "NONE"),
-                                        _byte_match("uri_path", "ENDS_WITH", "/widget/messages", "LOWERCASE"),
+                                        _byte_match("uri_path", "CONTAINS", "/widget/", "LOWERCASE"),
                                     ]
                                 )
                             ),

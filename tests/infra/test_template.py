@@ -298,7 +298,9 @@ def test_access_logs_carry_no_query_strings_or_headers(template):
 def test_apis_are_throttled_and_the_widget_more_so(template):
     rest = next(iter(resources(template, "AWS::Serverless::Api").values()))["Properties"]
     settings = {s["ResourcePath"]: s for s in rest["MethodSettings"]}
-    assert settings["/*"]["ThrottlingRateLimit"] > settings["/~1widget~1messages"]["ThrottlingRateLimit"]
+    for widget_post in ("/~1widget~1messages", "/~1widget~1offline"):
+        assert settings[widget_post]["HttpMethod"] == "POST"
+        assert settings["/*"]["ThrottlingRateLimit"] > settings[widget_post]["ThrottlingRateLimit"]
     websocket = next(iter(resources(template, "AWS::ApiGatewayV2::Stage").values()))["Properties"]
     assert websocket["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
 
@@ -327,7 +329,8 @@ def test_firewall_guards_the_rest_api_and_rate_limits_the_widget(template):
     method = next(m for m in matches if "Method" in m["FieldToMatch"])
     path = next(m for m in matches if "UriPath" in m["FieldToMatch"])
     assert (method["SearchString"], method["PositionalConstraint"]) == ("POST", "EXACTLY")
-    assert (path["SearchString"], path["PositionalConstraint"]) == ("/widget/messages", "ENDS_WITH")
+    # Every widget POST (messages, the offline form) counts; agents' routes never contain /widget/.
+    assert (path["SearchString"], path["PositionalConstraint"]) == ("/widget/", "CONTAINS")
     assert "KnownBadInputs" in rules
     (association,) = resources(template, "AWS::WAFv2::WebACLAssociation").values()
     assert "${RestAPI}" in association["Properties"]["ResourceArn"]["Fn::Sub"]
