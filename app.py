@@ -538,7 +538,7 @@ def widget_messages(conversation_id: str) -> dict[str, Any]:
     return visitors.messages(conversation_id, dict(_request().query_params or {}))
 
 
-# --- widget: greeting, hours and the offline form (chalicelib/console/widget_api.py) ---
+# --- widget: greeting, hours, the offline form and attachments (chalicelib/console/widget_api.py) ---
 
 
 @route("/widget/config", methods=["GET"], cors=True)
@@ -556,6 +556,15 @@ def widget_offline() -> Response:
 
     raw = _request().raw_body
     return Response(body=widget_api.post_offline(raw if isinstance(raw, bytes) else raw.encode()), status_code=202)
+
+
+@route("/widget/attachments", methods=["POST"], content_types=["application/json"], cors=True)
+def widget_attachment() -> dict[str, Any]:
+    """A presigned S3 POST for one file the visitor attaches (type and size from routing.yaml's widget:)."""
+    from chalicelib.console import widget_api
+
+    raw = _request().raw_body
+    return widget_api.post_attachment(raw if isinstance(raw, bytes) else raw.encode())
 
 
 # --- agent WebSocket --------------------------------------------------------------

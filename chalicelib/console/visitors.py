@@ -33,9 +33,9 @@ from chalicelib.conversations.models import Identity
 from chalicelib.errors import Conflict, InvalidPayload, NotFound, PayloadTooLarge
 from chalicelib.notify.visitors import agent_names, visible
 from chalicelib.settings import WEBCHAT_SECRET, get_secret, get_settings
-from chalicelib.store import conversations, visitor_connections
+from chalicelib.store import attachments, conversations, visitor_connections
 
-VISITOR_FIELDS = frozenset({"site", "visitor_id", "message_id", "text", "name"})
+VISITOR_FIELDS = frozenset({"site", "visitor_id", "message_id", "text", "name", "attachment"})
 _ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 # A read's cursor is a received_at the API gave out (ISO-8601); anything longer is not one.
 _MAX_CURSOR = 64
@@ -65,8 +65,12 @@ def post_message(raw_body: bytes) -> dict[str, Any]:
             f"the widget may send only {', '.join(sorted(VISITOR_FIELDS))}",
             [{"field": name, "problem": "not allowed from the widget"} for name in unknown],
         )
-    # Every widget field is a string: refused here by name, before anything nested is re-encoded and signed.
-    bad = [{"field": k, "problem": "must be a string"} for k in sorted(document) if not isinstance(document[k], str)]
+    # Every widget field but the attachment is a string: refused here by name, before anything nested is signed.
+    bad = [
+        {"field": k, "problem": "must be a string"}
+        for k in sorted(document)
+        if k != "attachment" and not isinstance(document[k], str)
+    ]
     # Checked here because the adapter only ever sees the scoped id, which is always well-formed.
     bad += [
         {"field": name, "problem": "required: 1-128 of A-Z a-z 0-9 . _ : @ -"}
@@ -76,7 +80,10 @@ def post_message(raw_body: bytes) -> dict[str, Any]:
     if bad:
         raise InvalidPayload("send the widget's fields as strings", bad)
     visitor_id, message_id = document["visitor_id"], document["message_id"]
-    body = json.dumps({**document, "message_id": scoped_message_id(visitor_id, message_id)}).encode()
+    signed_fields = {k: v for k, v in document.items() if k != "attachment"}
+    if "attachment" in document:
+        signed_fields["attachments"] = [_attachment(document["site"], visitor_id, document["attachment"])]
+    body = json.dumps({**signed_fields, "message_id": scoped_message_id(visitor_id, message_id)}).encode()
     headers = {
         "Content-Type": "application/json",
         webchat.SIGNATURE_HEADER: sign_sha256(get_secret(WEBCHAT_SECRET), body),
@@ -90,7 +97,28 @@ def post_message(raw_body: bytes) -> dict[str, Any]:
         raise Conflict("this message_id is already taken: send the message with a new message_id")
     # The message as the widget's read would show it, so the widget shows it without reading it back.
     shown = {"message_id": answer.get("message_id"), "from": "visitor", "text": document["text"]}
+    if "attachments" in signed_fields:
+        shown = attachments.signed({**shown, "attachments": signed_fields["attachments"]})
     return {"conversation_id": answer.get("conversation_id"), "message_id": message_id, "message": shown}
+
+
+def _attachment(site: str, visitor_id: str, given: Any) -> dict[str, Any]:
+    """The file a message carries: one this visitor uploaded (``POST /widget/attachments``), as S3 holds it."""
+    if not isinstance(given, dict) or set(given) - {"key", "filename"} or not isinstance(given.get("key"), str):
+        raise InvalidPayload(
+            'send the attachment as {"key": ..., "filename": ...}, the key POST /widget/attachments gave',
+            [{"field": "attachment", "problem": "an object with key (and filename)"}],
+        )
+    key, filename = given["key"], given.get("filename")
+    if not _ID.match(site) or not key.startswith(attachments.visitor_prefix(site, visitor_id)) or ".." in key:
+        raise InvalidPayload("that attachment is not yours", [{"field": "attachment.key", "problem": "not yours"}])
+    if filename is not None and (not isinstance(filename, str) or not 1 <= len(filename) <= 200):
+        raise InvalidPayload("bad file name", [{"field": "attachment.filename", "problem": "1-200 characters"}])
+    found = attachments.uploaded(key)
+    if found is None:
+        raise InvalidPayload("upload the file first", [{"field": "attachment.key", "problem": "nothing uploaded"}])
+    size, content_type = found
+    return {"url": attachments.url_of(key), "content_type": content_type, "size": size, "filename": filename}
 
 
 def _is_visitors(site: str, visitor_id: str, answer: Mapping[str, Any]) -> bool:

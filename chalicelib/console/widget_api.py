@@ -15,20 +15,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from chalicelib import clock
 from chalicelib.channels.fields import Email, Id, Language, MessageText, Name, load_json_object
 from chalicelib.conversations import identity, inbox
 from chalicelib.conversations.models import InboundMessage
-from chalicelib.errors import InvalidPayload, PayloadTooLarge
+from chalicelib.errors import Forbidden, InvalidPayload, PayloadTooLarge
 from chalicelib.routing import config as routing_config
 from chalicelib.routing.config import RoutingConfig
 from chalicelib.routing.hours import is_open, next_opening, overflow_destination
 from chalicelib.routing.rules import ContactFacts, classify
 from chalicelib.settings import get_settings
+from chalicelib.store import attachments
 
 OFFLINE_PROVIDER = "widget-offline"
 _MAX_LANGUAGE = 35
@@ -86,6 +87,41 @@ def widget_config(query: Mapping[str, str]) -> dict[str, Any]:
         },
         "open": hours["open"],
         "opens_at": hours["opens_at"],
+    }
+
+
+class AttachmentRequest(BaseModel):
+    """What the widget asks to upload: checked against routing.yaml's ``widget.attachments`` before S3 is."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    site: Id
+    visitor_id: Id
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    content_type: Annotated[str, StringConstraints(max_length=100, pattern=r"^[a-z]+/[a-z0-9.+-]+$")]
+    size: Annotated[int, Field(ge=1)]
+
+
+def post_attachment(raw_body: bytes) -> dict[str, Any]:
+    """``POST /widget/attachments``: a presigned S3 POST for one file of an allowed type and size, and its key."""
+    asked = load_json_object(raw_body or b"null", AttachmentRequest)
+    widget = routing_config.current_config().widget
+    if not widget.attachments_enabled:
+        raise Forbidden("this site's widget takes no attachments")
+    bad = []
+    if not widget.allows_type(asked.content_type):
+        allowed = ", ".join(widget.attachment_types)
+        bad.append({"field": "content_type", "problem": f"{asked.content_type} is not allowed (allowed: {allowed})"})
+    if asked.size > widget.max_attachment_bytes:
+        bad.append({"field": "size", "problem": f"larger than the limit of {widget.max_attachment_bytes} bytes"})
+    if bad:
+        raise InvalidPayload("; ".join(d["problem"] for d in bad), bad)
+    key = attachments.new_key(asked.site, asked.visitor_id, asked.filename)
+    form = attachments.upload_form(key, asked.content_type, widget.max_attachment_bytes)
+    return {
+        "upload": form,
+        "attachment": {"key": key, "filename": asked.filename, "content_type": asked.content_type},
+        "expires_in": attachments.UPLOAD_SECONDS,
     }
 
 

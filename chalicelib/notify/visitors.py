@@ -50,6 +50,13 @@ def visible(message: Mapping[str, Any], names: Mapping[str, str] | None = None) 
     }
     if message.get("choices"):
         shown["choices"] = list(message["choices"])  # the bot's "Did this solve it?": the widget's buttons
+    if message.get("attachments"):
+        from chalicelib.store import attachments
+
+        shown["attachments"] = [
+            {k: a.get(k) for k in ("url", "content_type", "size", "filename")}
+            for a in attachments.signed(message)["attachments"]
+        ]
     if author == "agent":
         name = (agent_names([message]) if names is None else names).get(str(message.get("author")))
         if name:
