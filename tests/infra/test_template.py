@@ -535,3 +535,25 @@ def test_dashboard_shows_callers_wait_to_the_agent_and_abandonment_per_queue(tem
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
     for needle in ("WaitUntilAgent", "Abandoned", "TimeToAbandon"):
         assert needle in body, needle
+
+
+def test_the_widgets_attachments_bucket_is_private_and_only_the_api_signs_for_it(template):
+    (logical, bucket) = next(iter(resources(template, "AWS::S3::Bucket").items()))
+    properties = bucket["Properties"]
+    assert properties["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    (cors,) = properties["CorsConfiguration"]["CorsRules"]
+    assert cors["AllowedMethods"] == ["POST"]  # visitors upload from businesses' sites; reads are presigned links
+    assert properties["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == 90
+    found = functions(template)
+    env = found["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert env["SWITCHBOARD_ATTACHMENTS_BUCKET"] == {"Ref": logical}
+    roles = resources(template, "AWS::IAM::Role")
+    writers = {n for n, f in found.items() if "s3:PutObject" in actions_of(roles[ref(f["Properties"]["Role"])])}
+    assert writers == {"APIHandler"}
+    granted = actions_of(roles[ref(found["APIHandler"]["Properties"]["Role"])])["s3:PutObject"]
+    assert all("/widget/*" in json.dumps(r) and logical in json.dumps(r) for r in granted)
