@@ -98,6 +98,8 @@
     ".sbw-status{align-self:center;padding:4px 10px;border-radius:10px;color:#4b5563;font-size:12px}" +
     ".sbw-form{display:flex;border-top:1px solid #e5e7eb}" +
     ".sbw-form input{flex:1;min-width:0;border:0;padding:10px;font:inherit;color:#1d2330;background:#fff}" +
+    ".sbw-attach{border:0;background:none;color:#374151;padding:0 4px 0 10px;cursor:pointer;display:flex;align-items:center}" +
+    ".sbw-file{display:block;margin-top:2px;color:inherit;text-decoration:underline}" +
     ".sbw-send{border:0;background:none;color:#1e4fc2;font:inherit;font-weight:600;padding:0 12px;cursor:pointer}" +
     ".sbw-error{color:#b91c1c;font-size:12px;padding:0 10px}" +
     ".sbw-offline{display:flex;flex-direction:column;gap:8px;padding:12px;overflow:auto;flex:1}" +
@@ -181,6 +183,31 @@
   var send = node("button", "sbw-send", "Send");
   send.type = "submit";
   send.setAttribute("data-testid", "widget-send");
+  var attach = node("button", "sbw-attach", "");
+  attach.type = "button";
+  attach.hidden = true;  // until the config says attachments are taken
+  attach.setAttribute("aria-label", "Attach a file");
+  attach.setAttribute("data-testid", "widget-attach");
+  var clip = document.createElementNS(SVG, "svg");
+  clip.setAttribute("viewBox", "0 0 24 24");
+  clip.setAttribute("width", "20");
+  clip.setAttribute("height", "20");
+  clip.setAttribute("aria-hidden", "true");
+  var clipPath = document.createElementNS(SVG, "path");
+  clipPath.setAttribute("d", "M16.5 6.5 8.6 14.4a2 2 0 0 0 2.8 2.8l7.9-7.9a4 4 0 0 0-5.7-5.7L5.7 11.5a6 6 0 0 0 8.5 8.5l6.3-6.3");
+  clipPath.setAttribute("fill", "none");
+  clipPath.setAttribute("stroke", "currentColor");
+  clipPath.setAttribute("stroke-width", "2");
+  clip.appendChild(clipPath);
+  attach.appendChild(clip);
+  var picker = node("input");
+  picker.type = "file";
+  picker.hidden = true;
+  picker.tabIndex = -1;
+  picker.setAttribute("aria-hidden", "true");
+  picker.setAttribute("data-testid", "widget-file");
+  form.appendChild(attach);
+  form.appendChild(picker);
   form.appendChild(input);
   form.appendChild(send);
   var offline = offlineForm();
@@ -231,6 +258,7 @@
         greeting.textContent = data.greeting;
         greeting.hidden = false;
         showMode();
+        showAttach();
       })
       .catch(function () { configAsked = false; /* offline for a moment: read on the next opening */ });
   }
@@ -399,6 +427,15 @@
     stamp.dateTime = at;
     stamp.title = new Date(Date.parse(at.slice(0, 23) + "Z")).toLocaleString();
     meta.appendChild(stamp);
+    (message.attachments || []).forEach(function (file) {
+      if (!/^https?:\/\//.test(file.url || "")) return;
+      var link = node("a", "sbw-file", file.filename || "Attachment");
+      link.href = file.url;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      link.setAttribute("data-testid", "widget-attachment");
+      line.appendChild(link);
+    });
     item.appendChild(line);
     item.appendChild(meta);
     log.appendChild(item);
@@ -445,12 +482,16 @@
   var pending = null;  // the message being sent: { text, message_id } until the server took it
   form.addEventListener("submit", function (e) {
     e.preventDefault();
-    var text = input.value.trim();
+    var text = input.value.trim() || (staged ? staged.filename : "");
     if (!text) return;
+    var file = staged;
     // Sending the same text again after a failure is a retry: same message_id, so the server stores it once.
-    if (!pending || pending.text !== text) pending = { text: text, message_id: randomId("m_") };
+    if (!pending || pending.text !== text || pending.file !== file) {
+      pending = { text: text, file: file, message_id: randomId("m_") };
+    }
     var body = { site: site, visitor_id: visitor.id, message_id: pending.message_id, text: text };
     if (visitorName) body.name = visitorName;
+    if (file) body.attachment = { key: file.key, filename: file.filename };
     send.disabled = true;
     fetch(api + "/widget/messages", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
       .then(function (r) {
@@ -463,6 +504,7 @@
       .then(function (data) {
         pending = null;
         input.value = "";
+        if (staged === file) staged = null;
         error.textContent = "";
         if (data.conversation_id !== visitor.conversation) {
           hangUp();  // the socket listened to the old conversation
@@ -478,6 +520,57 @@
       })
       .catch(function (err) { error.textContent = "Not sent: " + err.message; })
       .then(function () { send.disabled = false; });
+  });
+
+  // --- attachments: a presigned S3 POST per file (POST /widget/attachments), then the message names its key ----
+  var staged = null;  // the uploaded file the next message carries: { key, filename }
+  function allowedType(type) {
+    var kinds = (config && config.attachments.types) || [];
+    return kinds.indexOf(type) >= 0 || kinds.indexOf(type.split("/")[0] + "/*") >= 0;
+  }
+  function showAttach() {
+    var on = !!(config && config.attachments && config.attachments.enabled);
+    attach.hidden = !on;
+    if (on) picker.accept = config.attachments.types.join(",");
+  }
+  attach.addEventListener("click", function () { picker.click(); });
+  picker.addEventListener("change", function () {
+    var file = picker.files && picker.files[0];
+    picker.value = "";
+    if (!file || !config) return;
+    var type = file.type || "application/octet-stream";
+    if (!allowedType(type)) { error.textContent = "Not sent: files of type " + type + " are not accepted here."; return; }
+    if (file.size > config.attachments.max_bytes) {
+      error.textContent = "Not sent: the file is larger than " + Math.floor(config.attachments.max_bytes / 1048576) + " MB.";
+      return;
+    }
+    attach.disabled = send.disabled = true;
+    error.textContent = "Uploading " + file.name + "\u2026";
+    var ask = { site: site, visitor_id: visitor.id, filename: file.name.slice(0, 200), content_type: type, size: file.size };
+    fetch(api + "/widget/attachments", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(ask) })
+      .then(function (r) {
+        return r.json().then(function (data) {
+          if (!r.ok) throw new Error(data.message || data.error || "HTTP " + r.status);
+          return data;
+        });
+      })
+      .then(function (data) {
+        var upload = new FormData();
+        Object.keys(data.upload.fields).forEach(function (k) { upload.append(k, data.upload.fields[k]); });
+        upload.append("file", file);
+        return fetch(data.upload.url, { method: "POST", body: upload }).then(function (r) {
+          if (!r.ok) throw new Error("the upload was refused (HTTP " + r.status + ")");
+          return data.attachment;
+        });
+      })
+      .then(function (attachment) {
+        staged = { key: attachment.key, filename: attachment.filename };
+        error.textContent = "";
+        send.disabled = false;
+        if (form.requestSubmit) form.requestSubmit(); else form.dispatchEvent(new Event("submit", { cancelable: true }));
+      })
+      .catch(function (err) { error.textContent = "Not sent: " + err.message; send.disabled = false; })
+      .then(function () { attach.disabled = false; });
   });
 
   // --- replies: pushed on a WebSocket while someone can see the widget; what was missed is read once -------

@@ -34,6 +34,7 @@ expect = pytest.importorskip("playwright.sync_api").expect
 AXE = Path(__file__).resolve().parents[2] / "chalicelib/console/vendor/node_modules/axe-core/axe.min.js"
 PHONE = {"width": 390, "height": 844}
 GREETING = "Hi! How can we help you today?"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 @pytest.fixture(scope="module")
@@ -133,9 +134,22 @@ def test_a_visitor_is_greeted_chats_browses_on_and_keeps_the_chat(
         )
         expect(stamp).to_have_text(local)  # the visitor's local time, not an ISO string
         expect(metas.first.locator("time")).not_to_be_empty()  # the visitor's own message has its time too
+        # A photo of the kettle's label: uploaded to S3 by presigned POST, then the message carries it.
+        expect(widget.get_by_test_id("widget-attach")).to_be_visible()
+        widget.get_by_test_id("widget-file").set_input_files(
+            {"name": "label.png", "mimeType": "image/png", "buffer": PNG}
+        )
+        sent_file = widget.get_by_test_id("widget-attachment")
+        expect(sent_file).to_have_text("label.png", timeout=WAIT_MS)
+        expect(mine.last).to_contain_text("label.png")
+        assert requests.get(str(sent_file.get_attribute("href")), timeout=10).content == PNG
+        agents_link = console.get_by_test_id("attachment-link").filter(has_text="label.png")
+        expect(agents_link).to_be_visible(timeout=WAIT_MS)
+        assert requests.get(str(agents_link.get_attribute("href")), timeout=10).content == PNG
         _no_sideways_scroll(widget)
         _axe(widget, "chatting")
         screenshot(widget, "widget_chat_phone")
+        screenshot(console, "console_widget_attachment")
 
         # The visitor closes the chat and browses on; the agent answers meanwhile.
         widget.get_by_test_id("widget-close").click()
@@ -150,10 +164,11 @@ def test_a_visitor_is_greeted_chats_browses_on_and_keeps_the_chat(
         bubble.click()
         expect(badge).to_be_hidden()
         expect(theirs).to_have_text(["It is: 12 left.", "Shall I reserve one for you?"], timeout=WAIT_MS)
-        expect(mine).to_have_text(["Is the teal kettle in stock?"])
+        expect(mine).to_have_count(2)
         widget.reload()  # open again by itself, with the whole chat read back, and nothing unread
         expect(panel).to_be_visible()
         expect(theirs).to_have_count(2, timeout=WAIT_MS)
+        expect(sent_file).to_have_text("label.png")  # the attachment too, read back
         expect(badge).to_be_hidden()
         assert _stored_state(widget)["conversation_id"]
     finally:

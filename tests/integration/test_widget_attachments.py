@@ -24,7 +24,13 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
 
 
 def _ask(client: Client, **fields: Any) -> Any:
-    body = {"site": "acme", "visitor_id": "v_grace", "filename": "receipt.png", "content_type": "image/png", "size": 208}
+    body = {
+        "site": "acme",
+        "visitor_id": "v_grace",
+        "filename": "receipt.png",
+        "content_type": "image/png",
+        "size": 208,
+    }
     return client.http.post("/widget/attachments", headers=JSON, body=json.dumps({**body, **fields}).encode())
 
 
