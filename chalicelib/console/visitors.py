@@ -2,7 +2,8 @@
 
 A browser cannot hold the web-chat secret, so ``POST /widget/messages`` takes
 the visitor's message unsigned, keeps only the fields a visitor may set (no
-``email``: a claimed e-mail would link the visitor to that customer's history)
+``email``: a claimed e-mail would link the visitor to that customer's history; the pre-chat form's address comes
+as ``contact_email`` and is kept, unverified, in the message's metadata, never as an identity)
 and signs it here, so it goes through the very adapter and inbox the signed
 webhook uses: same validation, same routing. The visitor's ``message_id`` is
 scoped to the visitor before signing (``scoped_message_id``): the signed webhook
@@ -35,8 +36,9 @@ from chalicelib.notify.visitors import agent_names, visible
 from chalicelib.settings import WEBCHAT_SECRET, get_secret, get_settings
 from chalicelib.store import attachments, conversations, visitor_connections
 
-VISITOR_FIELDS = frozenset({"site", "visitor_id", "message_id", "text", "name", "attachment"})
+VISITOR_FIELDS = frozenset({"site", "visitor_id", "message_id", "text", "name", "contact_email", "attachment"})
 _ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # A read's cursor is a received_at the API gave out (ISO-8601); anything longer is not one.
 _MAX_CURSOR = 64
 _CONVERSATION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -80,7 +82,15 @@ def post_message(raw_body: bytes) -> dict[str, Any]:
     if bad:
         raise InvalidPayload("send the widget's fields as strings", bad)
     visitor_id, message_id = document["visitor_id"], document["message_id"]
-    signed_fields = {k: v for k, v in document.items() if k != "attachment"}
+    signed_fields = {k: v for k, v in document.items() if k not in ("attachment", "contact_email")}
+    if "contact_email" in document:
+        # The pre-chat form's address, unproven: kept with the message for the agent, never an identity link (that
+        # would show whoever typed it another customer's history and name in the agent's console).
+        address = document["contact_email"]
+        if not _EMAIL.match(address) or len(address) > 254:
+            bad_address = [{"field": "contact_email", "problem": "not an e-mail address"}]
+            raise InvalidPayload("contact_email is not an e-mail address", bad_address)
+        signed_fields["metadata"] = {"contact_email": address, "email_verified": False, "source": "pre_chat_form"}
     if "attachment" in document:
         signed_fields["attachments"] = [_attachment(document["site"], visitor_id, document["attachment"])]
     body = json.dumps({**signed_fields, "message_id": scoped_message_id(visitor_id, message_id)}).encode()

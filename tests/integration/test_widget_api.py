@@ -354,3 +354,32 @@ def test_the_widgets_ping_keeps_its_socket_alive_for_no_aws_request_and_no_answe
     assert "errorType" not in (answer.payload or {}), answer.payload
     assert sent == []
     assert pushed(widget) == []
+
+
+# --- the pre-chat form: name and an unverified e-mail, never an identity link -------------------------------
+
+
+def test_the_pre_chat_forms_email_is_kept_unverified_and_links_no_identity(client):
+    known = post_webchat(client, webchat_payload(visitor="v_ada", message="m_ada", text="hi", email="ada@example.com"))
+    adas_customer = known.json_body["customer_id"]
+    body = {
+        "site": SITE,
+        "visitor_id": "v_mallory",
+        "message_id": "m_1",
+        "text": "Hello, I am Ada",
+        "name": "Ada Lovelace",
+        "contact_email": "ada@example.com",
+    }
+    answer = client.http.post("/widget/messages", headers=JSON, body=json.dumps(body).encode())
+    assert answer.status_code == 200, answer.body
+    (stored,) = [m for m in stored_messages() if m["text"] == "Hello, I am Ada"]
+    unverified = {"contact_email": "ada@example.com", "email_verified": False, "source": "pre_chat_form"}
+    assert stored["metadata"] == unverified
+    assert stored["customer_id"] != adas_customer  # not linked to the customer who owns that address
+    assert stored["identity"] == f"webchat#{SITE}/v_mallory"
+
+    bad = client.http.post(
+        "/widget/messages", headers=JSON, body=json.dumps({**body, "message_id": "m_2", "contact_email": "nope"})
+    )
+    assert bad.status_code == 422
+    assert [d["field"] for d in bad.json_body["details"]] == ["contact_email"]
