@@ -567,6 +567,35 @@ def widget_messages(conversation_id: str) -> dict[str, Any]:
     return visitors.messages(conversation_id, dict(_request().query_params or {}))
 
 
+# --- widget: greeting, hours, the offline form and attachments (chalicelib/console/widget_api.py) ---
+
+
+@route("/widget/config", methods=["GET"], cors=True)
+def widget_config() -> dict[str, Any]:
+    """``?site=&lang=``: the greeting, the pre-chat form and attachment limits, and whether web chat is open."""
+    from chalicelib.console import widget_api
+
+    return widget_api.widget_config(dict(_request().query_params or {}))
+
+
+@route("/widget/offline", methods=["POST"], content_types=["application/json"], cors=True)
+def widget_offline() -> Response:
+    """The widget's offline form (web chat closed): becomes an e-mail-channel contact from the address given."""
+    from chalicelib.console import widget_api
+
+    raw = _request().raw_body
+    return Response(body=widget_api.post_offline(raw if isinstance(raw, bytes) else raw.encode()), status_code=202)
+
+
+@route("/widget/attachments", methods=["POST"], content_types=["application/json"], cors=True)
+def widget_attachment() -> dict[str, Any]:
+    """A presigned S3 POST for one file the visitor attaches (type and size from routing.yaml's widget:)."""
+    from chalicelib.console import widget_api
+
+    raw = _request().raw_body
+    return widget_api.post_attachment(raw if isinstance(raw, bytes) else raw.encode())
+
+
 # --- agent WebSocket --------------------------------------------------------------
 
 

@@ -134,6 +134,8 @@ class Settings:
     decision_retention_days: int = DEFAULT_DECISION_RETENTION_DAYS
     contact_record_retention_days: int = DEFAULT_CONTACT_RECORD_RETENTION_DAYS
     idempotency_retention_days: int = DEFAULT_IDEMPOTENCY_RETENTION_DAYS
+    # The private S3 bucket the widget's visitors upload attachments to (presigned POSTs; read by presigned GETs).
+    attachments_bucket: str = "switchboard-attachments"
 
 
 def _env(name: str, default: str) -> str:
@@ -148,6 +150,7 @@ def get_settings() -> Settings:
         region=_env("AWS_REGION", _env("AWS_DEFAULT_REGION", "us-east-1")),
         data_table=_env("SWITCHBOARD_DATA_TABLE", "switchboard-data"),
         routing_table=_env("SWITCHBOARD_ROUTING_TABLE", "switchboard-routing"),
+        attachments_bucket=_env("SWITCHBOARD_ATTACHMENTS_BUCKET", "switchboard-attachments"),
         routing_queue_name=routing_queue_name(),
         # API Gateway management endpoint of the WebSocket API:
         # https://{api-id}.execute-api.{region}.amazonaws.com/{stage} in AWS,

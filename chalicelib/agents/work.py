@@ -22,8 +22,8 @@ from chalicelib.routing import records
 from chalicelib.routing.config import current_config
 from chalicelib.routing.events import AgentFreed, ContactRequeued
 from chalicelib.routing.model import Contact, ContactState
+from chalicelib.store import attachments, queue, retry
 from chalicelib.store import conversations as conversation_store
-from chalicelib.store import queue, retry
 from chalicelib.store import routing as store
 
 logger = Logger(service="switchboard", child=True)
@@ -88,7 +88,7 @@ def conversation(agent_id: str, conversation_id: str, oversee: bool = False) -> 
             "identities": sorted(profile.get("identities", ())),
         },
         "timeline": [
-            {k: v for k, v in m.items() if k not in ("pk", "sk", "type")}
+            {k: v for k, v in attachments.signed(m).items() if k not in ("pk", "sk", "type")}
             for m in conversation_store.timeline(customer_id)
         ],
         **_callback_of(contact),

@@ -13,26 +13,39 @@ the ``WEBCHAT_SECRET`` setting. The body::
       "name": "Ada Lovelace",           # optional
       "email": "ada@example.com",       # optional
       "language": "en-GB",              # optional BCP 47 tag
-      "metadata": {"page": "/orders"}   # optional: up to 20 string/number/boolean values
+      "metadata": {"page": "/orders"},  # optional: up to 20 string/number/boolean values
+      "attachments": [                  # optional, up to 5: files the visitor sent (https, or the widget's S3)
+        {"url": "https://...", "content_type": "image/png", "size": 5120, "filename": "receipt.png"}
+      ]
     }
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from chalicelib.channels.base import Reply, Webhook, WebhookRequest, receipt
 from chalicelib.channels.fields import Email, Id, Language, MessageText, Metadata, Name, Timestamp, load_json_object
 from chalicelib.channels.signing import verify_sha256
 from chalicelib.conversations import identity
-from chalicelib.conversations.models import Identity, InboundMessage, StoredMessage
+from chalicelib.conversations.models import Attachment, Identity, InboundMessage, StoredMessage
 from chalicelib.errors import PayloadTooLarge
 from chalicelib.settings import WEBCHAT_SECRET, get_secret, get_settings
 
 CHANNEL = "webchat"
 SIGNATURE_HEADER = "X-Switchboard-Signature"
+
+
+class WebchatAttachment(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    url: Annotated[str, StringConstraints(max_length=2048, pattern=r"^(https|s3)://\S+$")]
+    content_type: Annotated[str, StringConstraints(max_length=100, pattern=r"^[a-z]+/[a-z0-9.+-]+$")]
+    size: Annotated[int, Field(ge=0)] | None = None
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
 
 
 class WebchatPayload(BaseModel):
@@ -49,6 +62,7 @@ class WebchatPayload(BaseModel):
     email: Email | None = None
     language: Language | None = None
     metadata: Metadata = Field(default_factory=dict)
+    attachments: list[WebchatAttachment] = Field(default_factory=list, max_length=5)
 
 
 def parse(raw_body: bytes, headers: Mapping[str, str], secret: str, max_body_bytes: int) -> InboundMessage:
@@ -71,6 +85,7 @@ def parse(raw_body: bytes, headers: Mapping[str, str], secret: str, max_body_byt
         name=payload.name,
         language=payload.language,
         metadata=dict(payload.metadata),
+        attachments=tuple(Attachment(a.content_type, a.url, a.size, a.filename) for a in payload.attachments),
     )
 
 

@@ -2,7 +2,8 @@
 
 A browser cannot hold the web-chat secret, so ``POST /widget/messages`` takes
 the visitor's message unsigned, keeps only the fields a visitor may set (no
-``email``: a claimed e-mail would link the visitor to that customer's history)
+``email``: a claimed e-mail would link the visitor to that customer's history; the pre-chat form's address comes
+as ``contact_email`` and is kept, unverified, in the message's metadata, never as an identity)
 and signs it here, so it goes through the very adapter and inbox the signed
 webhook uses: same validation, same routing. The visitor's ``message_id`` is
 scoped to the visitor before signing (``scoped_message_id``): the signed webhook
@@ -31,12 +32,13 @@ from chalicelib.channels.signing import sign_sha256
 from chalicelib.conversations import inbox
 from chalicelib.conversations.models import Identity
 from chalicelib.errors import Conflict, InvalidPayload, NotFound, PayloadTooLarge
-from chalicelib.notify.visitors import visible
+from chalicelib.notify.visitors import agent_names, visible
 from chalicelib.settings import WEBCHAT_SECRET, get_secret, get_settings
-from chalicelib.store import conversations, visitor_connections
+from chalicelib.store import attachments, conversations, visitor_connections
 
-VISITOR_FIELDS = frozenset({"site", "visitor_id", "message_id", "text", "name"})
+VISITOR_FIELDS = frozenset({"site", "visitor_id", "message_id", "text", "name", "contact_email", "attachment"})
 _ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # A read's cursor is a received_at the API gave out (ISO-8601); anything longer is not one.
 _MAX_CURSOR = 64
 _CONVERSATION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -65,8 +67,12 @@ def post_message(raw_body: bytes) -> dict[str, Any]:
             f"the widget may send only {', '.join(sorted(VISITOR_FIELDS))}",
             [{"field": name, "problem": "not allowed from the widget"} for name in unknown],
         )
-    # Every widget field is a string: refused here by name, before anything nested is re-encoded and signed.
-    bad = [{"field": k, "problem": "must be a string"} for k in sorted(document) if not isinstance(document[k], str)]
+    # Every widget field but the attachment is a string: refused here by name, before anything nested is signed.
+    bad = [
+        {"field": k, "problem": "must be a string"}
+        for k in sorted(document)
+        if k != "attachment" and not isinstance(document[k], str)
+    ]
     # Checked here because the adapter only ever sees the scoped id, which is always well-formed.
     bad += [
         {"field": name, "problem": "required: 1-128 of A-Z a-z 0-9 . _ : @ -"}
@@ -76,7 +82,18 @@ def post_message(raw_body: bytes) -> dict[str, Any]:
     if bad:
         raise InvalidPayload("send the widget's fields as strings", bad)
     visitor_id, message_id = document["visitor_id"], document["message_id"]
-    body = json.dumps({**document, "message_id": scoped_message_id(visitor_id, message_id)}).encode()
+    signed_fields = {k: v for k, v in document.items() if k not in ("attachment", "contact_email")}
+    if "contact_email" in document:
+        # The pre-chat form's address, unproven: kept with the message for the agent, never an identity link (that
+        # would show whoever typed it another customer's history and name in the agent's console).
+        address = document["contact_email"]
+        if not _EMAIL.match(address) or len(address) > 254:
+            bad_address = [{"field": "contact_email", "problem": "not an e-mail address"}]
+            raise InvalidPayload("contact_email is not an e-mail address", bad_address)
+        signed_fields["metadata"] = {"contact_email": address, "email_verified": False, "source": "pre_chat_form"}
+    if "attachment" in document:
+        signed_fields["attachments"] = [_attachment(document["site"], visitor_id, document["attachment"])]
+    body = json.dumps({**signed_fields, "message_id": scoped_message_id(visitor_id, message_id)}).encode()
     headers = {
         "Content-Type": "application/json",
         webchat.SIGNATURE_HEADER: sign_sha256(get_secret(WEBCHAT_SECRET), body),
@@ -90,7 +107,28 @@ def post_message(raw_body: bytes) -> dict[str, Any]:
         raise Conflict("this message_id is already taken: send the message with a new message_id")
     # The message as the widget's read would show it, so the widget shows it without reading it back.
     shown = {"message_id": answer.get("message_id"), "from": "visitor", "text": document["text"]}
+    if "attachments" in signed_fields:
+        shown = attachments.signed({**shown, "attachments": signed_fields["attachments"]})
     return {"conversation_id": answer.get("conversation_id"), "message_id": message_id, "message": shown}
+
+
+def _attachment(site: str, visitor_id: str, given: Any) -> dict[str, Any]:
+    """The file a message carries: one this visitor uploaded (``POST /widget/attachments``), as S3 holds it."""
+    if not isinstance(given, dict) or set(given) - {"key", "filename"} or not isinstance(given.get("key"), str):
+        raise InvalidPayload(
+            'send the attachment as {"key": ..., "filename": ...}, the key POST /widget/attachments gave',
+            [{"field": "attachment", "problem": "an object with key (and filename)"}],
+        )
+    key, filename = given["key"], given.get("filename")
+    if not _ID.match(site) or not key.startswith(attachments.visitor_prefix(site, visitor_id)) or ".." in key:
+        raise InvalidPayload("that attachment is not yours", [{"field": "attachment.key", "problem": "not yours"}])
+    if filename is not None and (not isinstance(filename, str) or not 1 <= len(filename) <= 200):
+        raise InvalidPayload("bad file name", [{"field": "attachment.filename", "problem": "1-200 characters"}])
+    found = attachments.uploaded(key)
+    if found is None:
+        raise InvalidPayload("upload the file first", [{"field": "attachment.key", "problem": "nothing uploaded"}])
+    size, content_type = found
+    return {"url": attachments.url_of(key), "content_type": content_type, "size": size, "filename": filename}
 
 
 def _is_visitors(site: str, visitor_id: str, answer: Mapping[str, Any]) -> bool:
@@ -111,11 +149,13 @@ def messages(conversation_id: str, query: Mapping[str, str]) -> dict[str, Any]:
     after = query.get("after", "")
     bad = [] if len(after) <= _MAX_CURSOR else [{"field": "after", "problem": "a received_at from an earlier answer"}]
     conversation, partitions, visitor_key = _visitors_conversation(conversation_id, query, bad)
-    shown = [
-        visible(m)
+    found = [
+        m
         for m in conversations.messages_since(partitions, after, consistent=True)
         if m.get("conversation_id") == conversation_id and _for_the_visitor(m, visitor_key)
     ]
+    names = agent_names(found)  # one read per agent who answered, not per answer
+    shown = [visible(m, names) for m in found]
     return {"conversation_id": conversation_id, "status": conversation.get("status"), "messages": shown}
 
 

@@ -109,6 +109,7 @@ def receive(message: InboundMessage) -> StoredMessage:
         language=message.language,
         subject=message.subject[:MAX_TEXT] if message.subject else None,
         choice=_choice(message),
+        attachments=len(message.attachments),
     )
     if stored.duplicate or stored.new_conversation or not _handled_here(event):
         queue.publish(event)

@@ -10,7 +10,7 @@ it missed (``?after=``) whenever its socket (re)opens. A connection API Gateway 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -21,14 +21,27 @@ from chalicelib.store import connections, visitor_connections
 logger = Logger(service="switchboard", child=True)
 
 
-def visible(message: Mapping[str, Any]) -> dict[str, Any]:
-    """A timeline message as the visitor sees it: who wrote it (visitor, agent, system or the self-service bot),
-    text and cursor, and the bot's choices."""
+def _author(message: Mapping[str, Any]) -> str:
     if message.get("direction") == "inbound":
-        author = "visitor"
-    else:
-        author = message.get("author", "system")
-        author = author if author in ("system", "bot") else "agent"
+        return "visitor"
+    author = message.get("author", "system")
+    return str(author) if author in ("system", "bot") else "agent"
+
+
+def agent_names(messages: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """The display names of the agents who wrote ``messages`` (one read per agent), by agent id."""
+    from chalicelib.store import routing as routing_store
+
+    ids = {str(m["author"]) for m in messages if _author(m) == "agent" and m.get("author")}
+    found = {agent_id: routing_store.get_agent(agent_id) for agent_id in sorted(ids)}
+    return {agent_id: agent.name.strip() for agent_id, agent in found.items() if agent and agent.name.strip()}
+
+
+def visible(message: Mapping[str, Any], names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A timeline message as the visitor sees it: who wrote it (visitor, agent, system or the self-service bot)
+    and, for an agent, their display name (``names``: from ``agent_names``, else read here), text and cursor
+    (``received_at``: the widget shows it as local time), and the bot's choices."""
+    author = _author(message)
     shown = {
         "message_id": message.get("message_id"),
         "from": author,
@@ -37,6 +50,17 @@ def visible(message: Mapping[str, Any]) -> dict[str, Any]:
     }
     if message.get("choices"):
         shown["choices"] = list(message["choices"])  # the bot's "Did this solve it?": the widget's buttons
+    if message.get("attachments"):
+        from chalicelib.store import attachments
+
+        shown["attachments"] = [
+            {k: a.get(k) for k in ("url", "content_type", "size", "filename")}
+            for a in attachments.signed(message)["attachments"]
+        ]
+    if author == "agent":
+        name = (agent_names([message]) if names is None else names).get(str(message.get("author")))
+        if name:
+            shown["agent_name"] = name
     return shown
 
 

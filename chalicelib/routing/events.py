@@ -44,6 +44,7 @@ class ConversationMessage(RoutingEvent):
     language: str | None = None
     subject: str | None = None  # an e-mail's; the rules read it with the text (``ContactFacts.of``)
     choice: str | None = None  # the id of the button tapped (WhatsApp's reply buttons): self-service reads it
+    attachments: int = 0  # how many files came with it: the agent's console reads them (signed links) from the API
 
     @property
     def group_id(self) -> str:
@@ -262,4 +263,4 @@ def message_payload(event: ConversationMessage) -> dict[str, Any]:
         "channel": event.channel,
         "text": event.text,
         "received_at": event.received_at,
-    }
+    } | ({"attachments": event.attachments} if event.attachments else {})

@@ -88,7 +88,7 @@ def dead_letter_queue_name(queue_name: str) -> str:
 
 
 def create_all(settings: Settings | None = None) -> dict[str, str]:
-    """Create every table and queue (idempotent); returns the queue URLs by name."""
+    """Create every table, queue and the attachments bucket (idempotent); returns the queue URLs by name."""
     settings = settings or get_settings()
     dynamodb = aws.client("dynamodb")
     existing = set(dynamodb.list_tables()["TableNames"])
@@ -102,7 +102,25 @@ def create_all(settings: Settings | None = None) -> dict[str, str]:
         (outbox_queue_name(), False),
     ):
         urls.update(_queue_with_dead_letters(name, fifo))
+    _attachments_bucket(settings)
     return urls
+
+
+# Visitors' browsers, on businesses' sites, upload straight to the bucket: POST from any origin (the presigned
+# policy, not the origin, decides what may be uploaded); agents' and visitors' presigned GETs are plain links.
+ATTACHMENTS_CORS = {"AllowedMethods": ["POST"], "AllowedOrigins": ["*"], "AllowedHeaders": ["*"], "MaxAgeSeconds": 3000}
+
+
+def _attachments_bucket(settings: Settings) -> None:
+    s3 = aws.client("s3")
+    if settings.attachments_bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+        where = (
+            {}
+            if settings.region == "us-east-1"
+            else {"CreateBucketConfiguration": {"LocationConstraint": settings.region}}
+        )
+        s3.create_bucket(Bucket=settings.attachments_bucket, **where)
+    s3.put_bucket_cors(Bucket=settings.attachments_bucket, CORSConfiguration={"CORSRules": [ATTACHMENTS_CORS]})
 
 
 def _queue_with_dead_letters(name: str, fifo: bool) -> dict[str, str]:

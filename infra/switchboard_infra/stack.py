@@ -18,6 +18,7 @@ from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_wafv2 as wafv2
 from aws_cdk import aws_xray as xray
@@ -29,6 +30,7 @@ from chalicelib.channels import registry
 from chalicelib.operate import output_key
 from chalicelib.settings import DEPLOYED_SECRETS
 from chalicelib.store.resources import (
+    ATTACHMENTS_CORS,
     MAX_RECEIVES,
     OUTBOX_INDEX,
     OUTBOX_INDEX_ATTRIBUTES,
@@ -53,6 +55,9 @@ from switchboard_infra.stages import ROOT, Stage
 REST_API = "RestAPI"
 WEBSOCKET_API = "WebsocketAPI"
 WEBSOCKET_STAGE = "WebsocketAPIStage"
+# The widget's unsigned POSTs (API Gateway resource paths, "/" escaped as "~1"): throttled below the rest of the API.
+WIDGET_POSTS = ("/~1widget~1messages", "/~1widget~1offline", "/~1widget~1attachments")
+ATTACHMENT_DAYS = 90  # how long the widget's uploads are kept (S3 lifecycle)
 # The attribute DynamoDB expires items by (replay guards: store/replay.py).
 TTL_ATTRIBUTE = "expires_at"
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
@@ -107,6 +112,7 @@ class SwitchboardStack(Stack):
             self._queue(key, name, fifo=name.endswith(".fifo"))
 
         self.user_pool, self.user_pool_client = self._user_pool(retain)
+        self.attachments = self._attachments_bucket(retain)
         self.routing_config_parameter = f"{stage.ssm_prefix}/routing-config"
         self.log_groups = {
             f.name: logs.LogGroup(
@@ -227,6 +233,31 @@ class SwitchboardStack(Stack):
         )
         return pool, client
 
+    def _attachments_bucket(self, removal: RemovalPolicy) -> s3.Bucket:
+        """Files widget visitors attach: private, uploaded by presigned POST from any site, kept 90 days."""
+        bucket = s3.Bucket(
+            self,
+            "Attachments",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            removal_policy=removal,
+            cors=[
+                s3.CorsRule(
+                    allowed_methods=[s3.HttpMethods.POST],
+                    allowed_origins=ATTACHMENTS_CORS["AllowedOrigins"],
+                    allowed_headers=ATTACHMENTS_CORS["AllowedHeaders"],
+                    max_age=ATTACHMENTS_CORS["MaxAgeSeconds"],
+                )
+            ],
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(ATTACHMENT_DAYS))],
+        )
+        skip(bucket, "CKV_AWS_18", "visitors' uploads are authorised one by one by presigned policies")
+        skip(bucket, "CKV_AWS_21", "an upload is never overwritten: each has its own random key")
+        skip(bucket, "CKV_AWS_145", "encrypted at rest with S3's managed key; a customer managed key is optional")
+        skip(bucket, "CKV2_AWS_62", "nothing reacts to an upload: the message that names it is the event")
+        return bucket
+
     # --- functions -------------------------------------------------------------------------------------------
 
     def _role(self, function: Function) -> iam.Role:
@@ -275,6 +306,15 @@ class SwitchboardStack(Stack):
                     sid="ConsumeOwnQueue",
                     actions=list(CONSUME_ACTIONS),
                     resources=[self.queues[function.consumes].queue_arn],
+                )
+            )
+        if function.name == "api_handler":
+            # The widget's presigned POSTs and reads (HEAD, presigned GETs) are signed with this role.
+            statements.append(
+                iam.PolicyStatement(
+                    sid="WidgetAttachments",
+                    actions=["s3:PutObject", "s3:GetObject"],
+                    resources=[self.attachments.arn_for_objects("widget/*")],
                 )
             )
         if function.writes_routing_config:
@@ -368,6 +408,7 @@ class SwitchboardStack(Stack):
                 # What /auth/options hands the console, and what its CSP lets it connect to (no cycle: the
                 # WebSocket API names only the WebSocket handlers, not this function).
                 resource.add_override(f"{variables}.WEBSOCKET_URL", self._api_url("wss", WEBSOCKET_API))
+                resource.add_override(f"{variables}.SWITCHBOARD_ATTACHMENTS_BUCKET", self.attachments.bucket_name)
             if not self.stage.public_base_url and function.name != "api_handler":
                 # The outbox names its status callback URL (on the webhooks' HTTP API); the API handler takes the
                 # URL a request came in on (it cannot name its own APIs: their definitions name the function).
@@ -434,13 +475,16 @@ class SwitchboardStack(Stack):
                     "ThrottlingBurstLimit": self.stage.api_burst,
                     "MetricsEnabled": True,
                 },
-                {
-                    # The widget is the only endpoint anyone on the internet can post to unsigned.
-                    "ResourcePath": "/~1widget~1messages",
-                    "HttpMethod": "POST",
-                    "ThrottlingRateLimit": self.stage.widget_rate,
-                    "ThrottlingBurstLimit": 2 * self.stage.widget_rate,
-                },
+                # The widget's are the only endpoints anyone on the internet can post to unsigned.
+                *(
+                    {
+                        "ResourcePath": path,
+                        "HttpMethod": "POST",
+                        "ThrottlingRateLimit": self.stage.widget_rate,
+                        "ThrottlingBurstLimit": 2 * self.stage.widget_rate,
+                    }
+                    for path in WIDGET_POSTS
+                ),
             ],
         )
         skip(rest, "CKV_AWS_120", "answers are per caller and must not be cached")
@@ -508,13 +552,13 @@ class SwitchboardStack(Stack):
                         rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
                             limit=self.stage.widget_posts_per_ip,
                             aggregate_key_type="IP",
-                            # POST /widget/messages only: the widget's polls (GETs every few seconds) would
+                            # The widget's POSTs only (messages, the offline form): its reads (GETs) would
                             # otherwise count too, and an office of open widgets behind one IP get blocked.
                             scope_down_statement=wafv2.CfnWebACL.StatementProperty(
                                 and_statement=wafv2.CfnWebACL.AndStatementProperty(
                                     statements=[
                                         _byte_match("method", "EXACTLY", "POST", "NONE"),
-                                        _byte_match("uri_path", "ENDS_WITH", "/widget/messages", "LOWERCASE"),
+                                        _byte_match("uri_path", "CONTAINS", "/widget/", "LOWERCASE"),
                                     ]
                                 )
                             ),

@@ -298,7 +298,9 @@ def test_access_logs_carry_no_query_strings_or_headers(template):
 def test_apis_are_throttled_and_the_widget_more_so(template):
     rest = next(iter(resources(template, "AWS::Serverless::Api").values()))["Properties"]
     settings = {s["ResourcePath"]: s for s in rest["MethodSettings"]}
-    assert settings["/*"]["ThrottlingRateLimit"] > settings["/~1widget~1messages"]["ThrottlingRateLimit"]
+    for widget_post in ("/~1widget~1messages", "/~1widget~1offline"):
+        assert settings[widget_post]["HttpMethod"] == "POST"
+        assert settings["/*"]["ThrottlingRateLimit"] > settings[widget_post]["ThrottlingRateLimit"]
     websocket = next(iter(resources(template, "AWS::ApiGatewayV2::Stage").values()))["Properties"]
     assert websocket["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
 
@@ -327,7 +329,8 @@ def test_firewall_guards_the_rest_api_and_rate_limits_the_widget(template):
     method = next(m for m in matches if "Method" in m["FieldToMatch"])
     path = next(m for m in matches if "UriPath" in m["FieldToMatch"])
     assert (method["SearchString"], method["PositionalConstraint"]) == ("POST", "EXACTLY")
-    assert (path["SearchString"], path["PositionalConstraint"]) == ("/widget/messages", "ENDS_WITH")
+    # Every widget POST (messages, the offline form) counts; agents' routes never contain /widget/.
+    assert (path["SearchString"], path["PositionalConstraint"]) == ("/widget/", "CONTAINS")
     assert "KnownBadInputs" in rules
     (association,) = resources(template, "AWS::WAFv2::WebACLAssociation").values()
     assert "${RestAPI}" in association["Properties"]["ResourceArn"]["Fn::Sub"]
@@ -532,3 +535,25 @@ def test_dashboard_shows_callers_wait_to_the_agent_and_abandonment_per_queue(tem
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
     for needle in ("WaitUntilAgent", "Abandoned", "TimeToAbandon"):
         assert needle in body, needle
+
+
+def test_the_widgets_attachments_bucket_is_private_and_only_the_api_signs_for_it(template):
+    (logical, bucket) = next(iter(resources(template, "AWS::S3::Bucket").items()))
+    properties = bucket["Properties"]
+    assert properties["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    (cors,) = properties["CorsConfiguration"]["CorsRules"]
+    assert cors["AllowedMethods"] == ["POST"]  # visitors upload from businesses' sites; reads are presigned links
+    assert properties["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == 90
+    found = functions(template)
+    env = found["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert env["SWITCHBOARD_ATTACHMENTS_BUCKET"] == {"Ref": logical}
+    roles = resources(template, "AWS::IAM::Role")
+    writers = {n for n, f in found.items() if "s3:PutObject" in actions_of(roles[ref(f["Properties"]["Role"])])}
+    assert writers == {"APIHandler"}
+    granted = actions_of(roles[ref(found["APIHandler"]["Properties"]["Role"])])["s3:PutObject"]
+    assert all("/widget/*" in json.dumps(r) and logical in json.dumps(r) for r in granted)

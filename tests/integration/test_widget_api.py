@@ -259,11 +259,29 @@ def test_the_agents_reply_is_pushed_to_the_visitors_open_widget_and_no_other(cli
     [frame] = _frames(graces_widget, "message")
     assert frame["conversation_id"] == conversation
     assert frame["message"]["from"] == "agent" and frame["message"]["text"] == "Refunded!"
+    assert frame["message"]["agent_name"] == "Ada"  # the agent's display name, never their id
+    assert frame["message"]["received_at"].endswith("Z")  # the widget shows it in the visitor's local time
     # Exactly what the widget's own read shows for that message.
     read = _poll(client, conversation, "v_grace").json_body["messages"]
     assert frame["message"] == next(m for m in read if m["text"] == "Refunded!")
     assert _frames(graces_other_tab, "message") == [frame]
     assert pushed(mallorys_widget) == [] and pushed(eavesdropper) == []
+
+
+def test_the_widgets_read_names_the_agent_who_answered_and_only_agents(client):
+    conversation, _ = _accepted_by_ada(client, "v_grace", "My card was charged twice")
+    for text in ("Let me look.", "Refunded!"):
+        answer = client.http.post(
+            f"/conversations/{conversation}/messages", headers=as_agent("ada"), body=json.dumps({"text": text})
+        )
+        assert answer.status_code == 202, answer.body
+    read = _poll(client, conversation, "v_grace").json_body["messages"]
+    assert [(m["from"], m.get("agent_name")) for m in read if m["from"] in ("visitor", "agent")] == [
+        ("visitor", None),
+        ("agent", "Ada"),
+        ("agent", "Ada"),
+    ]
+    assert all("agent_id" not in m and m.get("agent_name") != "ada" for m in read)
 
 
 def test_closing_the_conversation_tells_the_open_widget(client):
@@ -336,3 +354,32 @@ def test_the_widgets_ping_keeps_its_socket_alive_for_no_aws_request_and_no_answe
     assert "errorType" not in (answer.payload or {}), answer.payload
     assert sent == []
     assert pushed(widget) == []
+
+
+# --- the pre-chat form: name and an unverified e-mail, never an identity link -------------------------------
+
+
+def test_the_pre_chat_forms_email_is_kept_unverified_and_links_no_identity(client):
+    known = post_webchat(client, webchat_payload(visitor="v_ada", message="m_ada", text="hi", email="ada@example.com"))
+    adas_customer = known.json_body["customer_id"]
+    body = {
+        "site": SITE,
+        "visitor_id": "v_mallory",
+        "message_id": "m_1",
+        "text": "Hello, I am Ada",
+        "name": "Ada Lovelace",
+        "contact_email": "ada@example.com",
+    }
+    answer = client.http.post("/widget/messages", headers=JSON, body=json.dumps(body).encode())
+    assert answer.status_code == 200, answer.body
+    (stored,) = [m for m in stored_messages() if m["text"] == "Hello, I am Ada"]
+    unverified = {"contact_email": "ada@example.com", "email_verified": False, "source": "pre_chat_form"}
+    assert stored["metadata"] == unverified
+    assert stored["customer_id"] != adas_customer  # not linked to the customer who owns that address
+    assert stored["identity"] == f"webchat#{SITE}/v_mallory"
+
+    bad = client.http.post(
+        "/widget/messages", headers=JSON, body=json.dumps({**body, "message_id": "m_2", "contact_email": "nope"})
+    )
+    assert bad.status_code == 422
+    assert [d["field"] for d in bad.json_body["details"]] == ["contact_email"]

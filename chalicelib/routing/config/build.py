@@ -36,6 +36,7 @@ from chalicelib.routing.config.values import (
     TimeWindow,
     VoiceCallback,
 )
+from chalicelib.routing.config.widget import build_widget
 
 
 def build_config(raw: ConfigIn) -> RoutingConfig:
@@ -62,6 +63,7 @@ def build_config(raw: ConfigIn) -> RoutingConfig:
         canned=build_canned(raw.canned_responses),
         lab=LabCheck(raw.lab.scenario, raw.lab.max_sl_loss_points) if raw.lab else None,
         wrap_up_codes=tuple((c.code, c.label) for c in raw.wrap_up_codes),
+        widget=build_widget(raw.widget),
     )
 
 

@@ -56,6 +56,7 @@ def cross_checks(raw: ConfigIn) -> list[Found]:
             problem = "business_hours needs the queue's hours (without them it is always open)"
             found.append(((*path, "routing", "sla_clock"), problem))
     found.extend(_overflow_cycles(raw))
+    queue_exists(("widget", "queue"), raw.widget.queue)
 
     names: dict[str, int] = {}
     for index, rule in enumerate(raw.rules):

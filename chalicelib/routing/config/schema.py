@@ -39,6 +39,7 @@ from chalicelib.routing.config.values import (
     DEFAULT_SLA_SECONDS,
     SELF_SERVICE_CHANNELS,
 )
+from chalicelib.routing.config.widget import WidgetField, WidgetIn
 from chalicelib.routing.config.wrapup import WrapUpCodes
 
 _ACKNOWLEDGEMENT_FIELDS = frozenset({"position", "wait_minutes"})
@@ -178,8 +179,7 @@ Window = Annotated[str, AfterValidator(_check_window)]
 Holiday = Annotated[date, BeforeValidator(_check_date)]
 Language = Annotated[str, AfterValidator(_check_language)]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-# Where one value or a list is accepted ("channel: email" or "channel: [email, webchat]").
-Windows = Annotated[list[Window], BeforeValidator(_listify)]
+Windows = Annotated[list[Window], BeforeValidator(_listify)]  # these take one value or a list: [email, webchat]
 DaySpecs = Annotated[list[DaySpec], BeforeValidator(_listify)]
 Channels = Annotated[list[Channel], BeforeValidator(_listify)]
 Languages = Annotated[list[Language], BeforeValidator(_listify)]
@@ -335,8 +335,7 @@ class QueueIn(Strict):
     hours: HoursIn | None = None
     out_of_hours: OutOfHoursIn | None = None
     routing: QueueRoutingIn = Field(default_factory=QueueRoutingIn)
-    # Its callers are asked this first, unless their rule asks its own question.
-    ask: Annotated[AskIn, BeforeValidator(_question_alone)] | None = None
+    ask: Annotated[AskIn, BeforeValidator(_question_alone)] | None = None  # asked first, unless the rule asks
     self_service: SelfServiceIn | None = None
 
 
@@ -418,3 +417,4 @@ class ConfigIn(Strict):
     lab: LabIn | None = None
     canned_responses: CannedField = Field(default_factory=CannedResponsesIn)
     wrap_up_codes: WrapUpCodes = Field(default_factory=list)
+    widget: WidgetField = Field(default_factory=WidgetIn)

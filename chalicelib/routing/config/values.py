@@ -17,6 +17,7 @@ from datetime import date
 from typing import Any, Literal
 
 from chalicelib.routing.config.canned import CannedResponses
+from chalicelib.routing.config.widget import WidgetSettings
 
 # Every channel an adapter delivers (``InboundMessage.channel``). Config keys naming another channel are typos.
 _MESSAGING = ("sms", "whatsapp", "telegram", "app", "in_store", "voice_assistant")
@@ -270,6 +271,7 @@ class RoutingConfig:
     canned: CannedResponses = field(default_factory=CannedResponses)  # routing.yaml's canned_responses
     lab: LabCheck | None = None  # simulate rule changes before publishing them (None: not checked)
     wrap_up_codes: tuple[tuple[str, str], ...] = ()  # (code, label) an agent closes with; () accepts any code
+    widget: WidgetSettings = field(default_factory=WidgetSettings)  # routing.yaml's widget: (config/widget.py)
 
     def cost(self, channel: str) -> int:
         """Capacity units one contact of ``channel`` takes from an agent."""
