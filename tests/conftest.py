@@ -8,6 +8,7 @@ import pytest
 from chalice.test import Client
 from moto import mock_aws
 
+from chalicelib.notify.visitors import forget_agent_names
 from chalicelib.routing.config import forget_current_config
 from chalicelib.settings import reload_settings
 from chalicelib.store import aws as aws_clients
@@ -51,6 +52,7 @@ def _forget_everything() -> None:
     aws_clients.reset()
     forget_queue_urls()
     forget_current_config()
+    forget_agent_names()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ it missed (``?after=``) whenever its socket (re)opens. A connection API Gateway 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -28,13 +29,28 @@ def _author(message: Mapping[str, Any]) -> str:
     return str(author) if author in ("system", "bot") else "agent"
 
 
+# Agents' display names as this container last read them (a reply's push would otherwise read its agent every
+# time): a renamed agent shows under the new name within NAME_SECONDS.
+NAME_SECONDS = 300.0
+_names: dict[str, tuple[float, str]] = {}
+
+
+def forget_agent_names() -> None:
+    """Drop the names read so far (a new table, as in a test, has other agents)."""
+    _names.clear()
+
+
 def agent_names(messages: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """The display names of the agents who wrote ``messages`` (one read per agent), by agent id."""
+    """The display names of the agents who wrote ``messages`` (at most one read per agent), by agent id."""
     from chalicelib.store import routing as routing_store
 
     ids = {str(m["author"]) for m in messages if _author(m) == "agent" and m.get("author")}
-    found = {agent_id: routing_store.get_agent(agent_id) for agent_id in sorted(ids)}
-    return {agent_id: agent.name.strip() for agent_id, agent in found.items() if agent and agent.name.strip()}
+    now = time.monotonic()
+    for agent_id in sorted(ids):
+        if agent_id not in _names or now - _names[agent_id][0] > NAME_SECONDS:
+            agent = routing_store.get_agent(agent_id)
+            _names[agent_id] = (now, agent.name.strip() if agent else "")
+    return {agent_id: _names[agent_id][1] for agent_id in ids if _names[agent_id][1]}
 
 
 def visible(message: Mapping[str, Any], names: Mapping[str, str] | None = None) -> dict[str, Any]:
