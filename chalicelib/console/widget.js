@@ -57,11 +57,11 @@
   }
   var saved = load();
   var visitor = { id: saved.visitor_id || randomId("v_"), conversation: saved.conversation_id || null,
-    ended: !!saved.ended, seen: saved.seen || "" };
+    ended: !!saved.ended, seen: saved.seen || "", contact: saved.contact || null };
   function save() {
     try {
       localStorage.setItem(storeKey, JSON.stringify({ visitor_id: visitor.id, conversation_id: visitor.conversation,
-        ended: visitor.ended, open: !panel.hidden, seen: visitor.seen }));
+        ended: visitor.ended, open: !panel.hidden, seen: visitor.seen, contact: visitor.contact }));
     } catch (_) { /* private mode: the chat lasts as long as the page */ }
   }
 
@@ -82,6 +82,9 @@
     ".sbw-title{flex:1;margin:0;font-size:15px;font-weight:600}" +
     ".sbw-close{border:0;background:none;color:inherit;width:32px;height:32px;border-radius:6px;font:22px/1 system-ui,sans-serif;cursor:pointer}" +
     ".sbw-log{flex:1;overflow:auto;padding:10px;display:flex;flex-direction:column;gap:6px;min-height:120px}" +
+    ".sbw-prechat{flex-basis:100%;display:flex;flex-direction:column;gap:6px;font-size:13px}" +
+    ".sbw-prechat label{display:flex;flex-direction:column;gap:2px}" +
+    ".sbw-prechat input{font:inherit;padding:6px 8px;border:1px solid #94a3b8;border-radius:6px}" +
     ".sbw-greeting{align-self:flex-start;max-width:85%;padding:8px 10px;border-radius:10px;background:#f1f5f9}" +
     ".sbw-item{display:flex;flex-direction:column;max-width:80%}" +
     ".sbw-item-visitor{align-self:flex-end;align-items:flex-end}" +
@@ -206,6 +209,25 @@
   picker.tabIndex = -1;
   picker.setAttribute("aria-hidden", "true");
   picker.setAttribute("data-testid", "widget-file");
+  // The optional pre-chat form (widget.pre_chat_form): name and e-mail before the first message.
+  var prechat = node("div", "sbw-prechat");
+  prechat.hidden = true;
+  prechat.setAttribute("data-testid", "widget-prechat");
+  function prechatField(label, type, test, max, autocomplete) {
+    var wrap = node("label", null, label);
+    var control = node("input");
+    control.type = type;
+    control.maxLength = max;
+    control.autocomplete = autocomplete;
+    control.setAttribute("data-testid", test);
+    wrap.appendChild(control);
+    prechat.appendChild(wrap);
+    return control;
+  }
+  var prechatName = prechatField("Your name", "text", "prechat-name", 200, "name");
+  var prechatEmail = prechatField("Your e-mail", "email", "prechat-email", 254, "email");
+  if (visitorName) prechatName.value = visitorName;
+  form.appendChild(prechat);
   form.appendChild(attach);
   form.appendChild(picker);
   form.appendChild(input);
@@ -271,6 +293,7 @@
     offline.box.hidden = !away;
     form.hidden = away;
     log.hidden = away;
+    prechat.hidden = !(config && config.pre_chat_form && !visitor.conversation && !visitor.contact);
     if (away) offline.explain(config.opens_at);
   }
 
@@ -490,7 +513,21 @@
       pending = { text: text, file: file, message_id: randomId("m_") };
     }
     var body = { site: site, visitor_id: visitor.id, message_id: pending.message_id, text: text };
-    if (visitorName) body.name = visitorName;
+    var asked = !prechat.hidden && { name: prechatName.value.trim(), email: prechatEmail.value.trim() };
+    if (asked) {
+      var wrong = !asked.name ? prechatName : !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(asked.email) ? prechatEmail : null;
+      [prechatName, prechatEmail].forEach(function (c) { c.removeAttribute("aria-invalid"); });
+      if (wrong) {
+        error.textContent = wrong === prechatName ? "Please tell us your name." : "Please give an e-mail address we can answer to.";
+        wrong.setAttribute("aria-invalid", "true");
+        wrong.focus();
+        return;
+      }
+      body.name = asked.name;
+      body.contact_email = asked.email;
+    } else if (visitorName || (visitor.contact && visitor.contact.name)) {
+      body.name = visitorName || visitor.contact.name;
+    }
     if (file) body.attachment = { key: file.key, filename: file.filename };
     send.disabled = true;
     fetch(api + "/widget/messages", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
@@ -504,6 +541,7 @@
       .then(function (data) {
         pending = null;
         input.value = "";
+        if (asked) { visitor.contact = asked; prechat.hidden = true; save(); }
         if (staged === file) staged = null;
         error.textContent = "";
         if (data.conversation_id !== visitor.conversation) {

@@ -243,3 +243,59 @@ def _supervisor(stack: LocalStack) -> dict[str, str]:
     token = requests.post(f"{stack.api_url}/dev/tokens", json={"agent_id": "sup", "roles": ["supervisor"]}, timeout=10)
     token.raise_for_status()
     return {"Authorization": f"Bearer {token.json()['token']}"}
+
+
+def test_with_the_pre_chat_form_on_a_visitor_gives_name_and_email_first_and_the_agent_sees_them(
+    browser: Any, stack: LocalStack, admin: Admin, screenshot: Any
+) -> None:
+    text = DEFAULT_FILE.read_text(encoding="utf-8").replace("  pre_chat_form: false", "  pre_chat_form: true")
+    assert "pre_chat_form: true" in text
+    _publish(stack, admin, text)
+    admin.create_agent("oma", "webchat")
+    page = (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Acme</title></head><body><h1>Acme</h1>"
+        f"<script src='{stack.api_url}/widget.js' data-site='{SITE}' data-api='{stack.api_url}'></script></body></html>"
+    ).encode()
+    served = serve_page(page, "acme-prechat-site")
+    site = next(served)
+    visitor_context, agent_context = browser.new_context(viewport=PHONE), browser.new_context()
+    try:
+        agent = agent_context.new_page()
+        _sign_in(agent, stack, "oma")
+        _go_available(agent)
+        widget = visitor_context.new_page()
+        widget.goto(site)
+        widget.get_by_test_id("widget-bubble").click()
+        expect(widget.get_by_test_id("widget-prechat")).to_be_visible(timeout=WAIT_MS)
+        _axe(widget, "pre-chat form")
+        widget.get_by_test_id("prechat-name").fill("Alan Turing")
+        widget.get_by_test_id("widget-input").fill("Is the green teapot back in stock?")
+        widget.get_by_test_id("widget-send").click()
+        expect(widget.get_by_test_id("widget-error")).to_contain_text("e-mail address")
+        expect(widget.get_by_test_id("prechat-email")).to_have_attribute("aria-invalid", "true")
+        assert not [m for m in stored_messages() if m.get("text") == "Is the green teapot back in stock?"]
+
+        widget.get_by_test_id("prechat-email").fill("alan@example.org")
+        widget.get_by_test_id("widget-send").click()
+        expect(widget.get_by_test_id("widget-prechat")).to_be_hidden(timeout=WAIT_MS)
+        screenshot(widget, "widget_prechat_sent")
+        (stored,) = [m for m in stored_messages() if m.get("text") == "Is the green teapot back in stock?"]
+        assert stored["metadata"]["contact_email"] == "alan@example.org" and not stored["metadata"]["email_verified"]
+
+        _accept_offer(agent, "webchat")
+        expect(agent.get_by_test_id("conversation-title")).to_have_text("Alan Turing", timeout=WAIT_MS)
+        left = agent.get_by_test_id("contact-email")
+        expect(left).to_contain_text("alan@example.org")
+        expect(left).to_contain_text("not verified")
+
+        widget.reload()
+        if widget.get_by_test_id("widget-panel").is_hidden():
+            widget.get_by_test_id("widget-bubble").click()
+        expect(widget.get_by_test_id("widget-input")).to_be_visible(timeout=WAIT_MS)
+        expect(widget.get_by_test_id("widget-prechat")).to_be_hidden()  # asked once
+    finally:
+        visitor_context.close()
+        agent_context.close()
+        served.close()
+        admin.set_presence("oma", "Offline")
+        _publish(stack, admin, DEFAULT_FILE.read_text(encoding="utf-8"))
