@@ -115,9 +115,10 @@ def test_a_caller_who_says_yes_is_solved_by_self_service_and_the_call_ends(clien
     caller = _answered(client, world)
 
     getattr(world, how)(caller, what)
-    [(url, _, body)] = world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    (url, _, body), *after = world.deliver(poster(client), base=PUBLIC_BASE_URL)  # then the call's completed
     drain(client)
 
+    assert [status_url for status_url, _, _ in after] == [STATUS_URL]
     root = twiml.check(body, twiml.CALL, PUBLIC_BASE_URL)
     assert url == SELF_SERVICE_URL and [verb.tag for verb in root] == ["Say", "Hangup"]
     assert world.calls[caller].status == "completed" and world.calls[caller].queue is None
