@@ -52,7 +52,8 @@ def on_call_status(update: StatusUpdate, applied: dict[str, Any] | None) -> bool
             from chalicelib.voice import self_service, speech
 
             # ... abandoned; during the self-service answer to it: unconfirmed (voice.self_service).
-            return speech.caller_left(update.provider_message_id) or self_service.caller_left(update.provider_message_id)
+            sid = update.provider_message_id
+            return speech.caller_left(sid) or self_service.caller_left(sid)
         if record.get("status") not in FINAL:
             return False
     conversation_id = str(record.get("conversation_id") or "")

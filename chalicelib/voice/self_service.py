@@ -281,12 +281,11 @@ def caller_left(call_sid: str) -> bool:
     """The caller hung up while the bot's answer played: unconfirmed (never abandoned), the question and the answer
     stored and the conversation closed ``self_service_unconfirmed``. False when the bot never answered this call
     or the caller had answered first (then it is solved, or a call in line)."""
+    from chalicelib.routing.config import current_config
     from chalicelib.routing.events import SelfServiceCloseDue
     from chalicelib.selfservice import on_close_due
     from chalicelib.store import self_service as sessions
     from chalicelib.store import voice_answers
-
-    from chalicelib.routing.config import current_config
 
     if not configured(current_config()):
         return False
