@@ -248,3 +248,20 @@ def test_a_forged_self_service_request_is_refused_and_stores_nothing(client, wor
 
     assert answer.status_code in (401, 403)
     assert stored_messages() == [] and _today() == {}
+
+
+def test_a_german_call_hears_the_german_article_and_question_in_german(client, world, ada, monkeypatch):
+    use_config(monkeypatch, ON.replace("language: en-GB", "language: de-DE"))
+    caller, done = _ask(client, world, "Wann haben Sie geöffnet?")
+
+    root = twiml.check(done[0][2], twiml.CALL, PUBLIC_BASE_URL)
+    say, gather = root.find("Say"), root.find("Gather")
+    assert say is not None and gather is not None
+    assert say.attrib["language"] == gather.attrib["language"] == "de-DE"
+    assert "drücken Sie die 1" in (gather[0].text or "")
+    world.key_in(caller, "1")
+    (_, _, body), *_ = world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    drain(client)
+    thanks = twiml.check(body, twiml.CALL, PUBLIC_BASE_URL).find("Say")
+    assert thanks is not None and thanks.attrib["language"] == "de-DE" and "Vielen Dank" in (thanks.text or "")
+    assert _today()["voice"]["solved"] == 1
