@@ -227,10 +227,10 @@ def store_exchange(record: dict[str, Any]) -> StoredMessage:
     call_sid = str(record["call_sid"])
     answer_id = "out_" + hashlib.sha256(f"voice-answer#{call_sid}".encode()).hexdigest()[:32]
     at = max(now, stored.received_at)
+    said = str(record["said"])
     message = outbound.new_message(
-        stored.conversation_id, stored.customer_id, answer_id, CHANNEL, str(record["said"]), KIND, at,
-        author="bot", identity=None,
-    )  # fmt: skip
+        stored.conversation_id, stored.customer_id, answer_id, CHANNEL, said, KIND, at, author="bot", identity=None
+    )
     del message["pending_send"], message["pending_since"]  # said on the call already: nothing to send
     message |= {"status": "delivered", "status_rank": outbound.MESSAGE_STATUS_RANK["delivered"]}
     message |= {"article_id": str(record["article_id"])}
