@@ -28,6 +28,7 @@ from tests.support import (
     drain,
     iter_contacts,
     offers_to,
+    record_aws_requests,
     stored_messages,
 )
 
@@ -265,3 +266,23 @@ def test_a_german_call_hears_the_german_article_and_question_in_german(client, w
     thanks = twiml.check(body, twiml.CALL, PUBLIC_BASE_URL).find("Say")
     assert thanks is not None and thanks.attrib["language"] == "de-DE" and "Vielen Dank" in (thanks.text or "")
     assert _today()["voice"]["solved"] == 1
+
+
+def _speech_action_requests(client, world: VoiceWorld, caller: str) -> list[str]:
+    """The AWS requests of one speech action (a new caller's spoken question, confidently answerable)."""
+    call = world.incoming(VOICE_URL, caller=caller, number=OUR_NUMBER, status_url=STATUS_URL)
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    world.speak(call.sid, QUESTION)
+    sent = record_aws_requests()
+    world.deliver(poster(client), base=PUBLIC_BASE_URL)
+    return list(sent)
+
+
+def test_a_config_that_never_answers_calls_costs_the_speech_action_no_request(client, world, ada, monkeypatch):
+    use_config(monkeypatch, OFF)
+    off = _speech_action_requests(client, world, "+14155550161")
+    use_config(monkeypatch, OFF.replace("    self_service: {channels: [sms], languages: [en, de]}\n", ""))
+    none = _speech_action_requests(client, world, "+14155550162")
+
+    assert "self_service" not in OFF.replace("    self_service: {channels: [sms], languages: [en, de]}\n", "")
+    assert off == none and off, "the same requests as with no self-service at all"
