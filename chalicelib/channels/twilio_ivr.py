@@ -173,12 +173,16 @@ class TwilioSelfServiceAnswer(_IvrWebhook):
             return Webhook(messages=(_parse_call(form),), context={"call_sid": call_sid, "callback_base": base})
         if record.get("outcome") == sessions.UNCONFIRMED:
             return Webhook(immediate=_empty_twiml())  # its hang-up was handled first: nobody to answer
-        stored = self_service.conclude(record)
+        stored = self_service.store_exchange(record)
         if record.get("outcome") == sessions.SOLVED:
+            self_service.conclude(record, stored)
             return Webhook(immediate=Reply(200, self_service.thanks_twiml(record), TWIML))
-        # Handed over: the call we hold from here on (status callbacks, the agent's leg), then the queue.
+        # Handed over: the call we hold from here on (status callbacks, the agent's leg), before it is routed; once,
+        # as "a call comes in" records it (a repeat must not move the call's status back).
         context = {"call_sid": call_sid, "callback_base": base}
-        calls.on_incoming(self_service.question_message(record), stored.conversation_id, context, clock.now_iso())
+        if not stored.duplicate:
+            calls.on_incoming(self_service.question_message(record), stored.conversation_id, context, clock.now_iso())
+        self_service.conclude(record, stored)
         return Webhook(immediate=VOICE.respond(Webhook(context=context), [stored]))
 
     def respond(self, webhook: Webhook, stored: Sequence[StoredMessage]) -> Reply:

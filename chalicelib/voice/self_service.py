@@ -253,14 +253,13 @@ def store_exchange(record: dict[str, Any]) -> StoredMessage:
     return stored
 
 
-def conclude(record: dict[str, Any]) -> StoredMessage:
-    """The call's exchange stored (the question, the bot's answer, then the caller's reply in the call's own
-    conversation), and the reply's routing event queued: the router closes the conversation solved or hands it over
-    from it, as on any channel. Idempotent: a repeat stores nothing twice and queues the same event."""
+def conclude(record: dict[str, Any], stored: StoredMessage) -> None:
+    """The caller's reply after the exchange (``store_exchange``: ``stored``) in the call's own conversation, and the
+    reply's routing event queued: the router closes the conversation solved or hands it over from it, as on any
+    channel. Idempotent: a repeat stores nothing twice and queues the same event."""
     from chalicelib.routing.events import ConversationMessage
     from chalicelib.store import conversations, queue, voice_answers
 
-    stored = store_exchange(record)
     reply = reply_message(record)
     at = voice_answers.reply_at(str(record["call_sid"]), clock.now_iso())
     conversations.add_to_conversation(reply, stored.customer_id, stored.conversation_id, at)
@@ -274,7 +273,6 @@ def conclude(record: dict[str, Any]) -> StoredMessage:
         choice=str(reply.metadata["self_service_choice"]),
     )
     queue.publish(event)
-    return stored
 
 
 def caller_left(call_sid: str) -> bool:
