@@ -15,6 +15,7 @@ import pytest
 from chalicelib.store import conversations
 from chalicelib.store import routing as routing_store
 from chalicelib.store import self_service as counts
+from chalicelib.store import voice as voice_store
 from tests.fakes import twiml
 from tests.fakes.providers import FakeProviders, fake_providers  # noqa: F401 (a fixture)
 from tests.fakes.twilio_voice import VoiceWorld
@@ -148,6 +149,8 @@ def test_anything_else_queues_the_call_with_the_exchange_for_the_agent(client, w
     assert enqueue is not None and world.calls[caller].queue is not None, "held in line as a call"
     [contact] = list(iter_contacts())
     assert contact["contact_id"] == enqueue.text and contact["rule"] == "calls"
+    held = voice_store.get_call(contact["contact_id"]) or {}
+    assert held.get("customer_call_sid") == caller, "the call is held: an agent's accept connects it"
     timeline = _timeline()
     assert [(m["direction"], m.get("author")) for m in timeline] == [
         ("inbound", None),
