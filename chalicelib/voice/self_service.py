@@ -226,7 +226,7 @@ def store_exchange(record: dict[str, Any]) -> StoredMessage:
     stored = conversations.ingest(question, now)
     call_sid = str(record["call_sid"])
     answer_id = "out_" + hashlib.sha256(f"voice-answer#{call_sid}".encode()).hexdigest()[:32]
-    at = max(now, stored.received_at)
+    at = clock.now_iso()  # after the question's moment (microseconds; the ingest took several requests)
     said = str(record["said"])
     message = outbound.new_message(
         stored.conversation_id, stored.customer_id, answer_id, CHANNEL, said, KIND, at, author="bot", identity=None
