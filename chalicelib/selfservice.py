@@ -199,6 +199,8 @@ class KnowledgeBaseDesk:
             verdict = self._reply(session, event, now)
             if verdict is not None:
                 return verdict
+        if event.channel == "voice":
+            return SelfServiceVerdict()  # a call is answered on the call, from its speech question (voice.self_service)
         return self._first_message(event, chosen, now)
 
     def _reply(self, session: dict[str, Any], event: ConversationMessage, now: str) -> SelfServiceVerdict | None:

@@ -71,6 +71,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "twilio_voicemail_transcript", "/webhooks/twilio/voice/transcript", ("POST",), _FORM, "twilio_ivr:TRANSCRIPT"
     ),
     Endpoint("twilio_voice_speech", "/webhooks/twilio/voice/speech", ("POST",), _FORM, "twilio_ivr:SPEECH"),
+    # The knowledge base's answer to that question (chalicelib.voice.self_service): its <Gather>'s action.
+    Endpoint(
+        "twilio_voice_self_service", "/webhooks/twilio/voice/self-service", ("POST",), _FORM, "twilio_ivr:SELF_SERVICE"
+    ),
     # The console softphone's TwiML App (its Voice URL): a browser Device's call joins its contact's conference.
     Endpoint("twilio_softphone", "/webhooks/twilio/voice/agent", ("POST",), _FORM, "twilio_softphone:ADAPTER"),
     Endpoint("meta", "/webhooks/meta", ("GET", "POST"), _JSON, "meta:ADAPTER"),

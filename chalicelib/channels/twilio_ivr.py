@@ -10,7 +10,10 @@ none is named in them: the voicemail is found by its recording's sid, the speech
 - ``/webhooks/twilio/voice/recording``: the ``recordingStatusCallback``. Notes the recording's status and length.
 - ``/webhooks/twilio/voice/transcript``: the ``transcribeCallback``. The transcript becomes the voicemail's text.
 - ``/webhooks/twilio/voice/speech``: the speech Gather's ``action``. Stores the call with what the caller said as its
-  text, and answers as "a call comes in" does (the queue).
+  text, and answers as "a call comes in" does (the queue); or, where self-service answers calls and the knowledge
+  base has a confident article, says its answer and asks whether it helped (``chalicelib.voice.self_service``).
+- ``/webhooks/twilio/voice/self-service``: that question's Gather ``action``. Solved: thanks and ``<Hangup/>``;
+  anything else: the call is stored and queued.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from chalicelib import clock
 from chalicelib.channels.base import Reply, Webhook, WebhookRequest
 from chalicelib.channels.twilio import (
     _CALL_METADATA,
@@ -32,7 +36,7 @@ from chalicelib.channels.twilio import (
     caller_identity,
 )
 from chalicelib.conversations.models import Attachment, InboundMessage, StoredMessage
-from chalicelib.voice import calls, speech, voicemail
+from chalicelib.voice import calls, self_service, speech, voicemail
 
 # Twilio serves a recording as WAV at its URL and as MP3 with ".mp3": the smaller file for a browser to play.
 RECORDING_FORMAT = (".mp3", "audio/mpeg")
@@ -139,13 +143,54 @@ class TwilioSpeechAnswer(_IvrWebhook):
             metadata["speech_confidence"] = form.get("Confidence")
         message = replace(call, text=speech.contact_text(form.get("SpeechResult")), metadata=metadata)
         base = callback_base(request.public_url, self.path)
+        answered = self_service.offer(message, base)  # the knowledge base answers it on the call first
+        if answered is not None:
+            return Webhook(immediate=Reply(200, answered, TWIML))
         return Webhook(messages=(message,), context={"call_sid": message.provider_message_id, "callback_base": base})
 
     def respond(self, webhook: Webhook, stored: Sequence[StoredMessage]) -> Reply:
         return VOICE.respond(webhook, stored)  # held in line exactly as a call that was asked nothing
 
 
+class TwilioSelfServiceAnswer(_IvrWebhook):
+    """The self-service answer's Gather ``action``: solved (thanks, hang up) or handed over (the queue); the call
+    and the bot exchange stored once (``voice.self_service``)."""
+
+    name = "twilio_voice_self_service"
+    path = self_service.PATH
+
+    def handle(self, request: WebhookRequest) -> Webhook:
+        from chalicelib.store import self_service as sessions
+
+        form = _verified_form(request)
+        call_sid = form.require("CallSid")
+        if (form.get("CallStatus") or "").lower() in calls.FINAL:
+            self_service.caller_left(call_sid)  # hung up during the answer: unconfirmed
+            return Webhook(immediate=_empty_twiml())
+        base = callback_base(request.public_url, self.path)
+        record = self_service.decided(call_sid, form.get("Digits"), form.get("SpeechResult"))
+        if record is None:  # the bot never answered this call (its record expired): the call, queued as always
+            return Webhook(messages=(_parse_call(form),), context={"call_sid": call_sid, "callback_base": base})
+        if record.get("outcome") == sessions.UNCONFIRMED:
+            return Webhook(immediate=_empty_twiml())  # its hang-up was handled first: nobody to answer
+        stored = self_service.store_exchange(record)
+        if record.get("outcome") == sessions.SOLVED:
+            self_service.conclude(record, stored)
+            return Webhook(immediate=Reply(200, self_service.thanks_twiml(record), TWIML))
+        # Handed over: the call we hold from here on (status callbacks, the agent's leg), before it is routed; once,
+        # as "a call comes in" records it (a repeat must not move the call's status back).
+        context = {"call_sid": call_sid, "callback_base": base}
+        if not stored.duplicate:
+            calls.on_incoming(self_service.question_message(record), stored.conversation_id, context, clock.now_iso())
+        self_service.conclude(record, stored)
+        return Webhook(immediate=VOICE.respond(Webhook(context=context), [stored]))
+
+    def respond(self, webhook: Webhook, stored: Sequence[StoredMessage]) -> Reply:
+        return VOICE.respond(webhook, stored)  # never answered by the bot: held in line as a call
+
+
 VOICEMAIL = TwilioVoicemail()
 RECORDING = TwilioRecording()
 TRANSCRIPT = TwilioTranscript()
 SPEECH = TwilioSpeechAnswer()
+SELF_SERVICE = TwilioSelfServiceAnswer()

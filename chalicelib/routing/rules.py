@@ -439,6 +439,7 @@ _SELF_SERVICE_FORMS = {
     "telegram": "the short answer, reply 1 or 2 (also as buttons)",
     "whatsapp": "the short answer with two reply buttons (through Twilio: reply 1 or 2)",
     "email": "the whole article, reply YES",
+    "voice": "the short answer spoken after the speech question, say yes / press 1 or say agent / press 2",
 }
 
 

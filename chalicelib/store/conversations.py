@@ -316,6 +316,12 @@ def _store_message(
         _put_thread(thread)
 
 
+def add_to_conversation(message: InboundMessage, customer_id: str, conversation_id: str, received_at: str) -> None:
+    """A message of a call put in the call's own conversation (which no later message joins by itself: the caller's
+    reply to the phone's self-service answer, ``voice.self_service``); idempotent for the same ``received_at``."""
+    _store_message(message, customer_id, conversation_id, received_at)
+
+
 def _put_thread(thread: dict[str, Any]) -> None:
     write([{"Put": {"TableName": _table(), "Item": to_item(thread)}}])
 

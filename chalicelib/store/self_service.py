@@ -50,16 +50,22 @@ def get_session(conversation_id: str) -> dict[str, Any] | None:
     return get(_table(), conversation_key(conversation_id), SORT_KEY)
 
 
-def answered(session: dict[str, Any], message: dict[str, Any]) -> bool:
+def answered(session: dict[str, Any], message: dict[str, Any], once: bool = False) -> bool:
     """Record that the bot answered ``session["message_id"]`` with ``message`` (its timeline message, pending-send),
-    in one transaction; False when another delivery is waiting on an answer already (nothing written)."""
+    in one transaction; False when another delivery is waiting on an answer already (nothing written). ``once``:
+    False too when that question was answered before, however it ended (the phone's answer, stored after the
+    fact: ``voice.self_service``)."""
+    condition, values = "attribute_not_exists(pk) OR #state <> :waiting", {":waiting": WAITING}
+    if once:
+        condition = "attribute_not_exists(pk) OR (#state <> :waiting AND message_id <> :question)"
+        values[":question"] = session["message_id"]
     put = {
         "Put": {
             "TableName": _table(),
             "Item": to_item({"pk": conversation_key(session["conversation_id"]), "sk": SORT_KEY, **session}),
-            "ConditionExpression": "attribute_not_exists(pk) OR #state <> :waiting",
+            "ConditionExpression": condition,
             "ExpressionAttributeNames": {"#state": "state"},
-            "ExpressionAttributeValues": to_values({":waiting": WAITING}),
+            "ExpressionAttributeValues": to_values(values),
         }
     }
     try:

@@ -49,9 +49,11 @@ def on_call_status(update: StatusUpdate, applied: dict[str, Any] | None) -> bool
     if record is None:  # a repeat, or one the first attempt applied before dying: was the call final already?
         record = outbound.get_status(update.provider, update.provider_message_id, kind="call")
         if record is None:  # a call never stored: one that hung up during the speech question is counted
-            from chalicelib.voice import speech
+            from chalicelib.voice import self_service, speech
 
-            return speech.caller_left(update.provider_message_id)
+            # ... abandoned; during the self-service answer to it: unconfirmed (voice.self_service).
+            sid = update.provider_message_id
+            return speech.caller_left(sid) or self_service.caller_left(sid)
         if record.get("status") not in FINAL:
             return False
     conversation_id = str(record.get("conversation_id") or "")

@@ -18,7 +18,8 @@ it owes the app (a call's ``Url``, an ``<Enqueue action>``, a conference ``statu
 signs, runs each TwiML answer through ``tests.fakes.twiml.check`` and acts on it (``<Enqueue>`` puts the call in
 its queue and fetches the waitUrl, ``<Dial><Conference>`` joins the conference and posts ``participant-join``).
 A wait document's ``<Gather>`` listens while it plays: ``press(call_sid, digits)`` posts its action with
-``Digits``; ``<Leave>`` takes the call out of its queue (the Enqueue action with ``QueueResult=leave``), and the
+``Digits``; a call's own ``<Gather>`` takes speech (``speak``) or digits (``key_in``); ``<Leave>`` takes the call
+out of its queue (the Enqueue action with ``QueueResult=leave``), and the
 call ends when that action's TwiML holds nothing more.
 Nothing is posted from the server's own threads: the app's request to the fake never waits on the app.
 """
@@ -747,6 +748,20 @@ class VoiceWorld:
             assert action, "a <Gather> without action requests the current document again"
             more = {"SpeechResult": words, "Confidence": confidence} if words else {}
             self.pending.append((action, self._call_form(call, **more), twiml.CALL, call.sid))
+
+    def key_in(self, call_sid: str, digits: str) -> None:
+        """The caller presses ``digits`` at the call's ``<Gather input="dtmf ...">`` (not a wait document's: that is
+        ``press``): Twilio posts its action with the standard call parameters and ``Digits`` (and no
+        ``SpeechResult``), once ``numDigits`` are in."""
+        with self.lock:
+            call, gather = self._listening(call_sid, "Gather")
+            assert "dtmf" in gather.attrib.get("input", "dtmf"), "this <Gather> does not listen for digits"
+            wanted = gather.attrib.get("numDigits")
+            assert wanted is None or len(digits) == int(wanted), f"this <Gather> takes {wanted} digit(s)"
+            action = gather.attrib.get("action")
+            assert action, "a <Gather> without action requests the current document again"
+            form = self._call_form(call, Digits=digits, FinishedOnKey="", msg="Gather End")
+            self.pending.append((action, form, twiml.CALL, call.sid))
 
     # -- what tests read ---------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ def test_each_endpoint_is_its_adapters_route() -> None:
             tuple(adapter.methods),
             tuple(adapter.content_types),
         )
-    assert len({e.name for e in registry.ENDPOINTS}) == len({e.path for e in registry.ENDPOINTS}) == 21
+    assert len({e.name for e in registry.ENDPOINTS}) == len({e.path for e in registry.ENDPOINTS}) == 22
 
 
 def test_the_registry_imports_no_channel_module() -> None:

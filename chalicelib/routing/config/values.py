@@ -24,8 +24,9 @@ _MESSAGING = ("sms", "whatsapp", "telegram", "app", "in_store", "voice_assistant
 _SOCIAL = ("messenger", "instagram")
 # ``voicemail``: a message a caller left (``chalicelib.voice.voicemail``), routed at e-mail's pace, not a live call.
 CHANNELS: tuple[str, ...] = ("voice", "webchat", *_MESSAGING, *_SOCIAL, "email", "voicemail")
-# Where the bot can answer a first message (``chalicelib.selfservice``); other channels are routed straight away.
-SELF_SERVICE_CHANNELS = ("webchat", "sms", "whatsapp", "telegram", "email")
+# Where the bot can answer a first message (``chalicelib.selfservice``; a call: its answer to the speech question,
+# ``chalicelib.voice.self_service``); other channels are routed straight away.
+SELF_SERVICE_CHANNELS = ("webchat", "sms", "whatsapp", "telegram", "email", "voice")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # Defaults for what a config leaves out; routing.yaml spells the same values out, with the reasons, for ops.
