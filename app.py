@@ -625,13 +625,22 @@ def ws_connect(event: WebsocketEvent) -> Response:
 def ws_message(event: WebsocketEvent) -> None:
     """Agent actions: {"action": "accept" | "decline" | "close", "contact_id": ..., "offer_id": ...},
     {"action": "reply", "conversation_id": ..., "text": ..., "client_message_id": ...} (the REST reply's service,
-    answered here: ``agents.commands``), and {"action": "heartbeat"}, which keeps API Gateway from closing the
+    answered here: ``agents.commands``), {"action": "typing", ...} (``console.typing_indicator``, either side), and
+    {"action": "heartbeat"}, which keeps API Gateway from closing the
     idle socket; the widget's {"action": "ping"} (``PING``) only keeps its socket open. Errors are answered as
     ``{"type": "error", "status": <the REST status>, "error", "message"}``."""
     command: Any = None
     try:
         command = load_json(event.body)  # InvalidJson (an error frame) for bad syntax and absurd nesting alike
         if command == PING:  # the widget's keep-alive: the message itself resets the idle timeout, nothing to do
+            return
+        if isinstance(command, dict) and command.get("action") == "typing":  # answered with nothing when it works
+            from chalicelib.console import typing_indicator as typing
+
+            if typing.is_visitors(command):
+                typing.from_visitor(command)
+            else:
+                typing.from_agent(agents.agent_of_connection(event.connection_id), command)
             return
         reply = _agent_action(event.connection_id, command)
     except SwitchboardError as error:

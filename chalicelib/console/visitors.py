@@ -173,6 +173,12 @@ def connect(connection_id: str, query: Mapping[str, str]) -> None:
     visitor_connections.add(conversation_id, connection_id, clock.now_iso())
 
 
+def prove_visitor(conversation_id: str, query: Mapping[str, str]) -> None:
+    """``NotFound`` unless ``query`` (site, visitor_id) is the conversation's own visitor (as at ``$connect``)."""
+    bad = [] if _CONVERSATION.match(conversation_id) else [{"field": "conversation_id", "problem": "malformed"}]
+    _visitors_conversation(conversation_id, query, bad, partitions=False)
+
+
 def is_visitor(query: Mapping[str, str]) -> bool:
     """Whether a WebSocket ``$connect`` is a widget's (it names a visitor) rather than an agent's (a token)."""
     return "visitor_id" in query and "token" not in query

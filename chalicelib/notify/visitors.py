@@ -90,6 +90,11 @@ def status(conversation_id: str, new_status: str) -> int:
     return _to_conversation(conversation_id, {"type": "status", "status": new_status})
 
 
+def typing(conversation_id: str) -> int:
+    """Tell the conversation's open widgets its agent is typing."""
+    return _to_conversation(conversation_id, {"type": "typing"})
+
+
 def _to_conversation(conversation_id: str, frame: dict[str, Any]) -> int:
     data = json.dumps({**frame, "conversation_id": conversation_id}).encode()
     delivered = 0
