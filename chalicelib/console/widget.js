@@ -85,6 +85,7 @@
     ".sbw-prechat{flex-basis:100%;display:flex;flex-direction:column;gap:6px;font-size:13px}" +
     ".sbw-prechat label{display:flex;flex-direction:column;gap:2px}" +
     ".sbw-prechat input{font:inherit;padding:6px 8px;border:1px solid #94a3b8;border-radius:6px}" +
+    ".sbw-typing{padding:0 12px 4px;font-size:12px;color:#475569;font-style:italic}" +
     ".sbw-greeting{align-self:flex-start;max-width:85%;padding:8px 10px;border-radius:10px;background:#f1f5f9}" +
     ".sbw-item{display:flex;flex-direction:column;max-width:80%}" +
     ".sbw-item-visitor{align-self:flex-end;align-items:flex-end}" +
@@ -611,6 +612,28 @@
       .then(function () { attach.disabled = false; });
   });
 
+  // --- typing, both ways: "… is typing" for 6 s after the agent's last keystrokes; the visitor's own typing is
+  // sent on the open socket at most every 4 s, with the visitor's credentials (the server looks nothing up by
+  // connection) -----------------------------------------------------------------------------------------------
+  var typingNote = node("div", "sbw-typing", "");
+  typingNote.hidden = true;
+  typingNote.setAttribute("data-testid", "widget-typing");
+  typingNote.setAttribute("aria-live", "polite");
+  panel.insertBefore(typingNote, error);
+  var typingTimer = null, typingSentAt = 0;
+  function agentTyping(on) {
+    clearTimeout(typingTimer);
+    typingNote.hidden = !on;
+    typingNote.textContent = on ? "The agent is typing\u2026" : "";
+    if (on) typingTimer = setTimeout(function () { agentTyping(false); }, 6000);
+  }
+  input.addEventListener("input", function () {
+    if (!socket || socket.readyState !== 1 || !visitor.conversation || !input.value.trim()) return;
+    if (Date.now() - typingSentAt < 4000) return;
+    typingSentAt = Date.now();
+    socket.send(JSON.stringify({ action: "typing", site: site, visitor_id: visitor.id, conversation_id: visitor.conversation }));
+  });
+
   // --- replies: pushed on a WebSocket while someone can see the widget; what was missed is read once -------
   var socket = null;
   var retryTimer = null;
@@ -644,10 +667,12 @@
       try { frame = JSON.parse(event.data); } catch (_) { return; }
       if (!frame || frame.conversation_id !== visitor.conversation) return;
       if (frame.type === "message" && frame.message) {
+        agentTyping(false);
         show(frame.message);
         if (frame.message.received_at > pushedUpTo) pushedUpTo = frame.message.received_at;
       }
       else if (frame.type === "status" && frame.status === "closed") ended();
+      else if (frame.type === "typing") agentTyping(true);
     };
     me.onclose = function () {
       clearInterval(pinger);

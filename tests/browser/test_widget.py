@@ -299,3 +299,40 @@ def test_with_the_pre_chat_form_on_a_visitor_gives_name_and_email_first_and_the_
         served.close()
         admin.set_presence("oma", "Offline")
         _publish(stack, admin, DEFAULT_FILE.read_text(encoding="utf-8"))
+
+
+def test_each_side_sees_the_other_typing(browser: Any, stack: LocalStack, admin: Admin, themed_site: str) -> None:
+    admin.create_agent("tao", "webchat")
+    agent_context, visitor_context = browser.new_context(), browser.new_context(viewport=PHONE)
+    try:
+        console = agent_context.new_page()
+        _sign_in(console, stack, "tao")
+        _go_available(console)
+        widget = visitor_context.new_page()
+        widget.goto(themed_site)
+        widget.get_by_test_id("widget-bubble").click()
+        widget.get_by_test_id("widget-input").fill("Hello, is anyone there?")
+        widget.get_by_test_id("widget-send").click()
+        _accept_offer(console, "webchat")
+
+        # The visitor types (the socket is open once a chat exists): the agent sees it, then their message.
+        expect(widget.get_by_test_id("widget-message")).to_have_count(1, timeout=WAIT_MS)
+        typed = console.get_by_test_id("customer-typing")
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while typed.is_hidden() and time.monotonic() < deadline:  # until the widget's socket is up
+            widget.get_by_test_id("widget-input").press_sequentially("I ", delay=20)
+            console.wait_for_timeout(500)
+        expect(typed).to_have_text("The customer is typing…", timeout=WAIT_MS)
+        _axe(widget, "typing")
+
+        # The agent types a reply: the widget says so, and the reply itself takes its place.
+        console.get_by_test_id("reply-input").press_sequentially("Yes, Tao here", delay=20)
+        note = widget.get_by_test_id("widget-typing")
+        expect(note).to_have_text("The agent is typing…", timeout=WAIT_MS)
+        console.get_by_test_id("reply-send").click()
+        expect(widget.get_by_test_id("widget-message").filter(has_text="Yes, Tao here")).to_be_visible(timeout=WAIT_MS)
+        expect(note).to_be_hidden()
+    finally:
+        agent_context.close()
+        visitor_context.close()
+        admin.set_presence("tao", "Offline")
