@@ -36,6 +36,7 @@ from chalicelib.settings import (
     get_settings,
     outbox_queue_name,
     routing_queue_name,
+    routing_stream_arn,
     timer_queue_name,
 )
 from chalicelib.store import routing as routing_store
@@ -674,6 +675,10 @@ def _agent_action(connection_id: str, command: Any) -> dict[str, Any]:
         return agents.presence_frame(agent, "heartbeat")
     if isinstance(command, dict) and command.get("action") == commands.REPLY:
         return commands.reply(agents.agent_of_connection(connection_id), command)
+    if isinstance(command, dict) and command.get("action") in ("watch_supervisor", "unwatch_supervisor"):
+        from chalicelib.agents import live
+
+        return live.watch(connection_id, command) if command["action"] == live.WATCH else live.unwatch(connection_id)
     if not isinstance(command, dict) or not isinstance(command.get("contact_id"), str):
         raise InvalidPayload('send {"action": "accept" | "decline" | "close", "contact_id": "..."}')
     action, contact_id, offer_id = command.get("action"), command["contact_id"], command.get("offer_id")
@@ -776,6 +781,15 @@ def on_outbox(event: Any) -> dict[str, Any]:
         event=event.to_dict(), record_handler=outbox.process_record, processor=processor, context=event.context
     )
     return dict(response)
+
+
+@app.on_dynamodb_record(stream_arn=routing_stream_arn(), batch_size=100, maximum_batching_window_in_seconds=1)
+def on_routing_change(event: Any) -> dict[str, int]:
+    """The supervisor's live view: what the routing table's stream shows changed (queues' counts, agents), pushed
+    to the supervisors watching (``agents.live``)."""
+    from chalicelib.agents import live
+
+    return {"delivered": live.on_stream(event.to_dict().get("Records", []))}
 
 
 @app.schedule("rate(1 minute)")

@@ -257,6 +257,15 @@ def timer_queue_name() -> str:
     return _env("SWITCHBOARD_TIMER_QUEUE", "switchboard-timers")
 
 
+def routing_stream_arn() -> str:
+    """The routing table's stream, read by the supervisor's live view (``agents.live``); needed at import time by the
+    DynamoDB event source decorator. In AWS the stack points the event source at the table's real stream (its ARN
+    is known only once deployed); locally the event pump reads the stream of the table this ARN names."""
+    table = _env("SWITCHBOARD_ROUTING_TABLE", "switchboard-routing")
+    region = _env("AWS_REGION", _env("AWS_DEFAULT_REGION", "us-east-1"))
+    return _env("SWITCHBOARD_ROUTING_STREAM_ARN", f"arn:aws:dynamodb:{region}:000000000000:table/{table}/stream/latest")
+
+
 def outbox_queue_name() -> str:
     """Standard queue of messages to send to customers on their channel."""
     return _env("SWITCHBOARD_OUTBOX_QUEUE", "switchboard-outbox")

@@ -357,6 +357,10 @@ def data_items() -> list[dict[str, Any]]:
     return all_items(get_settings().data_table)
 
 
+def routing_items() -> list[dict[str, Any]]:
+    return all_items(get_settings().routing_table)
+
+
 def stored_messages() -> list[dict[str, Any]]:
     return [i for i in data_items() if i.get("type") == "message"]
 
@@ -411,3 +415,55 @@ def visitor_conversation(client: Client, n: int) -> str:
 def disconnect(client: Client, connection_id: str) -> None:
     """The WebSocket closes, as API Gateway reports it ($disconnect)."""
     client.lambda_.invoke("ws_disconnect", ws_event("$disconnect", connection_id))
+
+
+# --- the routing table's stream (the supervisor's live view) --------------------------------------------------
+
+_stream_positions: dict[str, dict[str, str | None]] = {}  # stream ARN -> shard -> next iterator
+
+
+def matches_pattern(pattern: Any, value: Any) -> bool:
+    """Lambda's event filtering, for the rule shapes ``STREAM_FILTERS`` uses: nested keys, a list of allowed
+    values, ``{"prefix": ...}``."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(k in value and matches_pattern(p, value[k]) for k, p in pattern.items())
+    return any(
+        (isinstance(rule, dict) and isinstance(value, str) and value.startswith(rule["prefix"])) or rule == value
+        for rule in pattern
+    )
+
+
+def stream_records() -> list[dict[str, Any]]:
+    """The routing table's stream records written since the last call (all of them on the first call of a test),
+    as Lambda hands them over, keeping only those the event source mapping's filters let through."""
+    from chalicelib.local.streams import streams_client
+    from chalicelib.store.supervisor_feed import STREAM_FILTERS
+
+    table = aws.client("dynamodb").describe_table(TableName=get_settings().routing_table)["Table"]
+    arn = table["LatestStreamArn"]
+    streams = streams_client(REGION, None)
+    positions = _stream_positions.setdefault(arn, {})
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        if shard["ShardId"] not in positions:
+            positions[shard["ShardId"]] = streams.get_shard_iterator(
+                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+    records: list[dict[str, Any]] = []
+    for shard_id, iterator in positions.items():
+        while iterator:
+            page = streams.get_records(ShardIterator=iterator)
+            if not page["Records"]:
+                break
+            records += [{**r, "eventSourceARN": arn} for r in page["Records"]]
+            iterator = page.get("NextShardIterator")
+        positions[shard_id] = iterator
+    return [r for r in records if any(matches_pattern(f, r) for f in STREAM_FILTERS)]
+
+
+def deliver_stream(client: Client) -> dict[str, Any] | None:
+    """Hand the stream's new (filtered) records to ``on_routing_change`` in one batch, as Lambda's mapping does;
+    its answer, or None when nothing passed the filters (Lambda would not invoke it)."""
+    records = stream_records()
+    if not records:
+        return None
+    return dict(client.lambda_.invoke("on_routing_change", {"Records": records}).payload)

@@ -21,7 +21,7 @@ from chalicelib.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from chalicelib.routing import records
 from chalicelib.routing.config import current_config
 from chalicelib.routing.events import AgentFreed, ContactRequeued
-from chalicelib.routing.model import Contact, ContactState
+from chalicelib.routing.model import Agent, Contact, ContactState
 from chalicelib.store import attachments, queue, retry
 from chalicelib.store import conversations as conversation_store
 from chalicelib.store import routing as store
@@ -225,55 +225,57 @@ def agents_cursor(value: str | None) -> str | None:
 def supervisor_view(now: str, agents_after: str | None = None) -> dict[str, Any]:
     """Per queue: waiting, the longest wait, SLA attainment, at work, agents per presence; a page of agents.
 
-    Bounded however many contacts wait or agents exist (the console refreshes it every few seconds): the
-    queues' counts and their longest-waiting entry, and ``SUPERVISOR_AGENTS_PAGE`` agents by id, those after
-    ``agents_after``; ``agents_next`` continues the list (None on the last page).
+    Bounded however many contacts wait or agents exist (the console reads it when the tab opens, then follows
+    ``agents.live``'s pushes): the queues' counts and their longest-waiting entry, and ``SUPERVISOR_AGENTS_PAGE``
+    agents by id, those after ``agents_after``; ``agents_next`` continues the list (None on the last page).
     """
-    queues = []
-    for name in current_config().queues:
-        stats, waiting, oldest, agents_by_presence = store.queue_overview(name)
-        met, breached = int(stats.get("sla_met", 0)), int(stats.get("sla_breached", 0))
-        abandoned = int(stats.get("abandoned", 0))
-        queues.append(
-            {
-                "queue": name,
-                "waiting": waiting,
-                "oldest_wait_seconds": max(0, round(clock.seconds_between(oldest, now))) if oldest else 0,
-                "working": int(stats.get("working", 0)),
-                "sla_attainment": round(met / (met + breached), 3) if met + breached else None,
-                "avg_handle_seconds": stats.get("avg_handle_seconds"),
-                "abandoned": abandoned,
-                # Of the customers who stopped waiting: those who gave up (the others reached an agent, counted
-                # by their SLA outcome: a call's when its agent joined).
-                "abandon_rate": round(abandoned / (abandoned + met + breached), 3)
-                if abandoned + met + breached
-                else None,
-                "avg_time_to_abandon_seconds": (
-                    round(float(stats.get("abandon_seconds", 0)) / abandoned, 1) if abandoned else None
-                ),
-                "callbacks": {k: int(stats.get(f"callbacks_{k}", 0)) for k in ("requested", "connected", "failed")},
-                "agents": agents_by_presence,
-            }
-        )
+    queues = [queue_row(name, now) for name in current_config().queues]
     page, agents_next = store.agents_page(agents_after)
-    agents = [
-        {
-            "agent_id": a.agent_id,
-            "name": a.name,
-            "presence": a.presence.value,
-            "queues": list(a.queues),
-            "load": a.load,
-            "used": a.used,
-            "capacity": a.capacity,
-        }
-        for a in page
-    ]
+    agents = [agent_row(a) for a in page]
     return {
         "queues": queues,
         "agents": agents,
         "agents_next": agents_next,
         "at": now,
         "self_service": self_service_today(now),
+    }
+
+
+def queue_row(name: str, now: str) -> dict[str, Any]:
+    """One queue's line of the supervisor's view (two reads): waiting, the longest wait, SLA attainment, at
+    work, abandonment, call backs, agents per presence."""
+    stats, waiting, oldest, agents_by_presence = store.queue_overview(name)
+    met, breached = int(stats.get("sla_met", 0)), int(stats.get("sla_breached", 0))
+    abandoned = int(stats.get("abandoned", 0))
+    return {
+        "queue": name,
+        "waiting": waiting,
+        "oldest_wait_seconds": max(0, round(clock.seconds_between(oldest, now))) if oldest else 0,
+        "working": int(stats.get("working", 0)),
+        "sla_attainment": round(met / (met + breached), 3) if met + breached else None,
+        "avg_handle_seconds": stats.get("avg_handle_seconds"),
+        "abandoned": abandoned,
+        # Of the customers who stopped waiting: those who gave up (the others reached an agent, counted by
+        # their SLA outcome: a call's when its agent joined).
+        "abandon_rate": round(abandoned / (abandoned + met + breached), 3) if abandoned + met + breached else None,
+        "avg_time_to_abandon_seconds": (
+            round(float(stats.get("abandon_seconds", 0)) / abandoned, 1) if abandoned else None
+        ),
+        "callbacks": {k: int(stats.get(f"callbacks_{k}", 0)) for k in ("requested", "connected", "failed")},
+        "agents": agents_by_presence,
+    }
+
+
+def agent_row(agent: Agent) -> dict[str, Any]:
+    """One agent's line of the supervisor's view."""
+    return {
+        "agent_id": agent.agent_id,
+        "name": agent.name,
+        "presence": agent.presence.value,
+        "queues": list(agent.queues),
+        "load": agent.load,
+        "used": agent.used,
+        "capacity": agent.capacity,
     }
 
 

@@ -76,8 +76,13 @@ def table_definitions(settings: Settings) -> list[dict[str, Any]]:
                 }
             ],
             "BillingMode": "PAY_PER_REQUEST",
+            # The supervisor's live view follows the table's changes (agents.live); the stack's table has it too.
+            "StreamSpecification": ROUTING_STREAM,
         },
     ]
+
+
+ROUTING_STREAM = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
 
 
 def dead_letter_queue_name(queue_name: str) -> str:
@@ -95,6 +100,10 @@ def create_all(settings: Settings | None = None) -> dict[str, str]:
     for definition in table_definitions(settings):
         if definition["TableName"] not in existing:
             dynamodb.create_table(**definition)
+        elif "StreamSpecification" in definition:  # a table made before its stream was wanted
+            found = dynamodb.describe_table(TableName=definition["TableName"])["Table"]
+            if not found.get("StreamSpecification", {}).get("StreamEnabled"):
+                dynamodb.update_table(TableName=definition["TableName"], StreamSpecification=ROUTING_STREAM)
     urls: dict[str, str] = {}
     for name, fifo in (
         (settings.routing_queue_name, True),

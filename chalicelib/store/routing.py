@@ -166,6 +166,11 @@ def _agent_from(values: dict[str, Any]) -> Agent:
     return Agent(**fields)
 
 
+def agent_from_values(values: dict[str, Any]) -> Agent:
+    """The agent an item of theirs (``AGENT#<id>``/``AGENT``, as read or as the table's stream shows it) holds."""
+    return _agent_from(values)
+
+
 def _grace_index(agent: Agent | None) -> dict[str, dict[str, Any]]:
     """While the agent's reconnect grace period runs: where the sweeper finds them if the timer is lost."""
     if agent is None or agent.disconnected_at is None:
