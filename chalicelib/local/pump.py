@@ -24,9 +24,10 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice import Chalice
-from chalice.app import ScheduledEventConfig, ScheduleExpression, SQSEventConfig
+from chalice.app import DynamoDBEventConfig, ScheduledEventConfig, ScheduleExpression, SQSEventConfig
 
 from chalicelib.local.lambda_context import ACCOUNT_ID, function_name, invoke_handler
+from chalicelib.local.streams import StreamPoller
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class EventPump:
       raises. Failed records become visible again after ``retry_delay_seconds``
       (``None`` keeps the queue's own visibility timeout, as in AWS). moto itself
       moves a message to the DLQ once ``maxReceiveCount`` is exceeded.
+    * DynamoDB streams: ``chalicelib.local.streams`` feeds each ``@app.on_dynamodb_record`` handler.
     * Schedules: fires each handler every ``schedule_interval_seconds`` (or the
       rate's own period when that is ``None``), first one interval after start.
     """
@@ -107,6 +109,7 @@ class EventPump:
             for config in app.event_sources
             if isinstance(config, SQSEventConfig)
         ]
+        self._stream_sources = [c for c in app.event_sources if isinstance(c, DynamoDBEventConfig)]
         now = time.monotonic()
         self._schedules: list[_Schedule] = []
         for config in app.event_sources:
@@ -157,6 +160,11 @@ class EventPump:
             self._threads.append(thread)
         if self._schedules:
             self._threads.append(threading.Thread(target=self._schedule_forever, name="scheduler", daemon=True))
+        for config in self._stream_sources:
+            poller = StreamPoller(
+                config, self._deliver_stream, self._stop, region=self._region, endpoint_url=self._endpoint_url
+            )
+            self._threads.append(threading.Thread(target=poller.run, name=f"stream-{config.name}", daemon=True))
         for thread in self._threads:
             thread.start()
         for schedule in self._schedules:
@@ -426,6 +434,10 @@ class EventPump:
                 continue
             left[source.queue_name] = sum(int(attributes.get(name, 0)) for name in names)
         return left
+
+    def _deliver_stream(self, name: str, event: dict[str, Any]) -> None:
+        with self._running(name):
+            invoke_handler(self._app, name, event, stage=self._lambda_stage, region=self._region)
 
     # -- schedules ----------------------------------------------------------
 
