@@ -39,6 +39,8 @@ class Function:
     confirms_sns: bool = False
     # Sends e-mail replies through SES: the outbox, and the functions an agent's reply is sent from (its request).
     sends_email: bool = False
+    # Invoked by the routing table's stream (the supervisor's live view, chalicelib/agents/live.py).
+    reads_routing_stream: bool = False
 
 
 API_TIMEOUT = 29  # API Gateway gives up on an integration after 29 s
@@ -61,8 +63,13 @@ FUNCTIONS = (
     Function("on_routing_event", "OnRoutingEvent", WORKER_TIMEOUT, consumes="routing"),
     Function("on_timer", "OnTimer", WORKER_TIMEOUT, consumes="timers"),
     Function("on_outbox", "OnOutbox", WORKER_TIMEOUT, consumes="outbox", sends_email=True),
+    Function("on_routing_change", "OnRoutingChange", WORKER_TIMEOUT, reads_routing_stream=True),
     Function("sweep_offers", "SweepOffers", WORKER_TIMEOUT),
 )
 
 # The SQS event source Chalice names in each consuming function's Events.
 EVENT_SOURCES = {f.logical_id: f"{f.logical_id}SqsEventSource" for f in FUNCTIONS if f.consumes}
+# The DynamoDB stream event source Chalice names in the stream-fed function's Events.
+STREAM_EVENT_SOURCES = {f.logical_id: f"{f.logical_id}DynamodbEventSource" for f in FUNCTIONS if f.reads_routing_stream}
+# What Lambda's event source mapping does with the stream it reads.
+STREAM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from chalicelib.store.resources import (
     ROUTING_INDEX,
     dead_letter_queue_name,
 )
+from chalicelib.store.supervisor_feed import STREAM_FILTERS
 from switchboard_infra import monitoring, webhooks
 from switchboard_infra.functions import (
     CONSUME_ACTIONS,
@@ -44,6 +46,8 @@ from switchboard_infra.functions import (
     FUNCTIONS,
     ITEM_ACTIONS,
     SEND_ACTIONS,
+    STREAM_ACTIONS,
+    STREAM_EVENT_SOURCES,
     VISIBILITY_TIMEOUT,
     Function,
 )
@@ -97,8 +101,13 @@ class SwitchboardStack(Stack):
             projection_type=dynamodb.ProjectionType.INCLUDE,
             non_key_attributes=list(OUTBOX_INDEX_ATTRIBUTES),
         )
+        # Its stream feeds the supervisor's live view (on_routing_change; chalicelib/agents/live.py).
         self.routing_table = self._table(
-            "RoutingTable", stage.environment["SWITCHBOARD_ROUTING_TABLE"], retain, ttl=True
+            "RoutingTable",
+            stage.environment["SWITCHBOARD_ROUTING_TABLE"],
+            retain,
+            ttl=True,
+            stream=dynamodb.StreamViewType.NEW_IMAGE,
         )
         self.routing_table.add_global_secondary_index(
             index_name=ROUTING_INDEX,
@@ -142,7 +151,15 @@ class SwitchboardStack(Stack):
 
     # --- storage ---------------------------------------------------------------------------------------------
 
-    def _table(self, construct_id: str, name: str, removal: RemovalPolicy, *, ttl: bool) -> dynamodb.Table:
+    def _table(
+        self,
+        construct_id: str,
+        name: str,
+        removal: RemovalPolicy,
+        *,
+        ttl: bool,
+        stream: dynamodb.StreamViewType | None = None,
+    ) -> dynamodb.Table:
         table = dynamodb.Table(
             self,
             construct_id,
@@ -155,6 +172,7 @@ class SwitchboardStack(Stack):
             ),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             time_to_live_attribute=TTL_ATTRIBUTE if ttl else None,
+            stream=stream,
             deletion_protection=self.stage.production,
             removal_policy=removal,
         )
@@ -308,6 +326,14 @@ class SwitchboardStack(Stack):
                     resources=[self.queues[function.consumes].queue_arn],
                 )
             )
+        if function.reads_routing_stream:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="ReadRoutingStream",
+                    actions=list(STREAM_ACTIONS),
+                    resources=[self.routing_table.table_stream_arn or ""],
+                )
+            )
         if function.name == "api_handler":
             # The widget's presigned POSTs and reads (HEAD, presigned GETs) are signed with this role.
             statements.append(
@@ -433,6 +459,8 @@ class SwitchboardStack(Stack):
                 resource.add_override(f"{event}.FunctionResponseTypes", ["ReportBatchItemFailures"])
                 if queue.fifo:
                     resource.add_deletion_override(f"{event}.MaximumBatchingWindowInSeconds")
+            if function.reads_routing_stream:
+                self._wire_stream(resource, f"Properties.Events.{STREAM_EVENT_SOURCES[function.logical_id]}.Properties")
             skip(
                 resource,
                 "CKV_AWS_116",
@@ -442,6 +470,18 @@ class SwitchboardStack(Stack):
             skip(resource, "CKV_AWS_117", "reaches only AWS APIs and the providers' public APIs; no VPC resources")
             skip(resource, "CKV_AWS_115", "concurrency follows traffic; throttling lives on the APIs and WAF")
             skip(resource, "CKV_AWS_173", "environment holds names and URLs only; secrets are read from SSM")
+
+    def _wire_stream(self, resource: Any, event: str) -> None:
+        """The supervisor's live view: invoked only for the items it shows (the same filters the handler applies),
+        batched over a second; a view more than a minute old is not worth retrying, nor is a batch retried for long
+        (it would hold the shard's newer changes back)."""
+        resource.add_override(f"{event}.Stream", self.routing_table.table_stream_arn)
+        resource.add_override(
+            f"{event}.FilterCriteria", {"Filters": [{"Pattern": json.dumps(p)} for p in STREAM_FILTERS]}
+        )
+        resource.add_override(f"{event}.MaximumRecordAgeInSeconds", 60)
+        resource.add_override(f"{event}.MaximumRetryAttempts", 2)
+        resource.add_override(f"{event}.BisectBatchOnFunctionError", True)
 
     def _harden_apis(self) -> None:
         """Access logs without query strings, throttling, tracing, and WAF in front of the REST API."""

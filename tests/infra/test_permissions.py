@@ -18,6 +18,7 @@ import boto3
 import pytest
 from botocore.client import BaseClient
 
+from chalicelib.auth import issue_dev_token
 from chalicelib.settings import get_settings, outbox_queue_name, reload_settings, routing_queue_name, timer_queue_name
 from tests.fakes.providers import TWILIO, fake_providers  # noqa: F401 (a fixture)
 from tests.infra.template import actions_of, ref, resources
@@ -28,6 +29,7 @@ from tests.support import (
     bearer,
     connect_agent,
     create_agent,
+    deliver_stream,
     drain,
     fixture,
     lambda_service_sqs,
@@ -51,6 +53,7 @@ HANDLERS = {
     "on_timer": "OnTimer",
     "on_outbox": "OnOutbox",
     "sweep_offers": "SweepOffers",
+    "on_routing_change": "OnRoutingChange",
 }
 TEST_PARAMETER = "/switchboard/test/routing-config"
 Call = tuple[str, str, str | None]  # function, action, resource key ("table:x", "index:x", "queue:x", ...)
@@ -218,6 +221,13 @@ def test_every_call_of_a_whole_flow_is_allowed_by_its_functions_role(client, tem
     assert _deliver(client, "on_outbox", outbox_queue_name(), [json.dumps(job)]) == {"batchItemFailures": []}
 
     assert client.http.get("/supervisor", headers=bearer("sue", "supervisor")).status_code == 200
+    # The supervisor's live view: watched on the WebSocket, fed by the routing table's stream.
+    create_agent(client, "sue", presence="Offline")
+    sue = issue_dev_token("sue", ["supervisor"])
+    watcher = "sue-console="
+    client.lambda_.invoke("ws_connect", ws_event("$connect", watcher, query={"token": sue}))
+    assert agent_says(client, watcher, action="watch_supervisor", token=sue)["type"] == "watching"
+    assert deliver_stream(client) == {"delivered": 1}
     published = client.http.put(
         "/admin/routing",
         headers={**bearer("root", "admin"), "Content-Type": "application/yaml"},

@@ -28,6 +28,7 @@ FUNCTIONS = {
     "OnTimer",
     "OnOutbox",
     "SweepOffers",
+    "OnRoutingChange",
 }
 CONSUMERS = {"OnRoutingEvent": "routing.fifo", "OnTimer": "timers", "OnOutbox": "outbox"}
 
