@@ -282,8 +282,17 @@ def test_supervisor_tab_shows_queues_and_agents_live(
         expect(max_presence).to_have_text("Offline", timeout=WAIT_MS)
         expect(page.locator('[data-agent-id="max"] [data-testid="agent-load"]')).to_have_text("idle")
 
-        admin.set_presence("max", "Away")  # someone else's change: the tab refreshes without a reload
+        expect(page.get_by_test_id("supervisor")).to_have_attribute("data-live", "true", timeout=WAIT_MS)
+        reads: list[str] = []
+        page.on("request", lambda r: reads.append(r.url) if "/supervisor" in r.url else None)
+
+        admin.set_presence("max", "Away")  # someone else's change: pushed to the tab, not polled
         expect(max_presence).to_have_text("Away", timeout=WAIT_MS)
+        expect(
+            page.locator('[data-testid="queue-row"][data-queue="default"] [data-testid="queue-agents"]')
+        ).to_contain_text(" / 1 / ", timeout=WAIT_MS)
+        page.wait_for_timeout(3500)  # longer than the old refresh period
+        assert reads == [], "the supervisor's view is pushed, not read again"
         screenshot(page, "console_supervisor")
     finally:
         context.close()
