@@ -626,9 +626,10 @@ def ws_connect(event: WebsocketEvent) -> Response:
 def ws_message(event: WebsocketEvent) -> None:
     """Agent actions: {"action": "accept" | "decline" | "close", "contact_id": ..., "offer_id": ...},
     {"action": "reply", "conversation_id": ..., "text": ..., "client_message_id": ...} (the REST reply's service,
-    answered here: ``agents.commands``), {"action": "typing", ...} (``console.typing_indicator``, either side), and
-    {"action": "heartbeat"}, which keeps API Gateway from closing the
-    idle socket; the widget's {"action": "ping"} (``PING``) only keeps its socket open. Errors are answered as
+    answered here: ``agents.commands``), {"action": "typing", ...} (``console.typing_indicator``, either side),
+    {"action": "watch_supervisor", "token": ...} and {"action": "unwatch_supervisor"} (the supervisor's live
+    view: ``agents.live``), and {"action": "heartbeat"}, which keeps API Gateway from closing the idle socket;
+    the widget's {"action": "ping"} (``PING``) only keeps its socket open. Errors are answered as
     ``{"type": "error", "status": <the REST status>, "error", "message"}``."""
     command: Any = None
     try:

@@ -192,13 +192,17 @@ def test_out_of_hours_a_visitor_leaves_an_email_and_it_becomes_a_contact(
 ) -> None:
     _publish(stack, admin, _closed_now())
     waiting_before = _waiting_in(stack, "chat")
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
     try:
         widget = context.new_page()
         widget.goto(themed_site)
         widget.get_by_test_id("widget-bubble").click()
         offline = widget.get_by_test_id("widget-offline")
         expect(offline).to_be_visible(timeout=WAIT_MS)
+        # On a wide desktop the panel floats in its corner (data-position=left) over the shop's page.
+        box = widget.get_by_test_id("widget-panel").bounding_box()
+        assert box and box["width"] <= 420 and box["x"] + box["width"] < 1440 / 2, box
+        _no_sideways_scroll(widget)
         expect(offline).to_contain_text("We are away right now. We are back on ")
         expect(widget.get_by_test_id("widget-input")).to_be_hidden()
         expect(widget.get_by_test_id("offline-name")).to_have_value("Grace Hopper")  # data-name

@@ -224,9 +224,28 @@ def test_an_agent_works_a_cross_channel_customer_from_list_panel_suggestions_and
         moved = requests.get(f"{admin.api}/contacts/{sms_conversation}", headers=admin.headers, timeout=10).json()
         assert "wes" not in (moved.get("assigned_to"), moved.get("offered_to")), moved
 
-        # A phone's width: one column, nothing wider than the screen, still accessible.
         _item(page, other_conversation).click()
         expect(page.get_by_test_id("conversation")).to_have_attribute("data-conversation-id", other_conversation)
+
+        # A wide desktop: the list, the conversation and the customer panel side by side, nothing wider.
+        page.set_viewport_size({"width": 1440, "height": 900})
+        page.wait_for_timeout(200)
+        assert page_width(page) <= 1440, f"the page is {page_width(page)} px wide on a 1440 px screen"
+        listed, timeline = (
+            _item(page, other_conversation).bounding_box(),
+            page.get_by_test_id("timeline").bounding_box(),
+        )
+        customer = page.get_by_test_id("customer-panel").bounding_box()
+        assert listed and timeline and customer, (listed, timeline, customer)
+        assert listed["x"] + listed["width"] <= timeline["x"] < timeline["x"] + timeline["width"] <= customer["x"], (
+            listed,
+            timeline,
+            customer,
+        )
+        _no_serious_accessibility_issue(page, "1440 px wide")
+        screenshot(page, "workspace_1440px")
+
+        # A phone's width: one column, nothing wider than the screen, still accessible.
         page.set_viewport_size({"width": 390, "height": 844})
         page.wait_for_timeout(200)
         assert page_width(page) <= 390, f"the page is {page_width(page)} px wide on a 390 px screen"
