@@ -45,6 +45,9 @@ TYPICAL = {
     "widget disconnect": 2,
 }
 INBOUND_PER_CONVERSATION = 4
+# The supervisor's live view: one batch of the routing table's stream for on_routing_change, after each run of a
+# flow that changed a queue's counts or an agent; in a conversation as often as its flows gave one (measured).
+LIVE_VIEW = "supervisor live view (one watching)"
 POLL_SECONDS_BEFORE = 2  # the widget before issue 12: one read every 2 s while its panel was open
 
 
@@ -158,14 +161,20 @@ class Conversations:
 
     def __init__(self, running: Any) -> None:
         from chalicelib.store import aws
-        from tests.support import connect_agent, create_agent
+        from tests.support import connect_agent, create_agent, routing_stream_arn
 
         self.client, self.providers = running.client, running.providers
         self._aws = aws
         self.meter = Meter()
         create_agent(self.client, "ada", capacity=3, channels=CHANNELS)
         self.connection = connect_agent(self.client, "ada")
+        # A supervisor watches the live view all day: the routing table's stream reaches on_routing_change, which
+        # pushes what changed to her (its reads, pushes and invocations are in every flow that changes a queue's
+        # counts or an agent).
+        self._stream_arn = routing_stream_arn()
+        self._watch_supervisors()
         self.flows: dict[tuple[str, str], list[Usage]] = {}
+        self.feeds: Counter[tuple[str, str]] = Counter()  # runs of each flow that gave the live view a batch
         self._serial = 0
 
     @contextmanager
@@ -180,10 +189,41 @@ class Conversations:
             yield usage
         usage.seconds = time.perf_counter() - started
         usage.tally, usage.log_bytes = tally, logs.bytes
+        feed = self._feed_supervisors()
         if measured:
             self.flows.setdefault((flow, channel), []).append(usage)
+            if feed is not None:
+                self.flows.setdefault((LIVE_VIEW, channel), []).append(feed)
+                self.feeds[(flow, channel)] += 1
 
     # --- the pumps: what the Lambda service does ------------------------------------------------------------
+
+    def _watch_supervisors(self) -> None:
+        from chalicelib.auth import issue_dev_token
+        from tests.support import agent_says, create_agent, deliver_stream, ws_event
+
+        create_agent(self.client, "sue", presence="Offline")
+        token = issue_dev_token("sue", ["supervisor"])
+        self.client.lambda_.invoke("ws_connect", ws_event("$connect", "sue-console=", query={"token": token}))
+        watching = agent_says(self.client, "sue-console=", action="watch_supervisor", token=token)
+        assert watching.get("type") == "watching", watching
+        deliver_stream(self.client, self._stream_arn)  # what setting up wrote: not a flow's
+
+    def _feed_supervisors(self) -> Usage | None:
+        """The stream's records of one step as one batch (the mapping's window is a second; a step takes less):
+        what ``on_routing_change`` did with them, or None when no record passed the filters (no invocation)."""
+        from bench.harness import LogBytes
+        from tests.support import stream_records
+
+        records = stream_records(self._stream_arn)  # Lambda's poller reads the stream: not billed to the account
+        if not records:
+            return None
+        usage, logs = Usage(), LogBytes()
+        with self.meter.measure() as tally, logs.counting():
+            self.client.lambda_.invoke("on_routing_change", {"Records": records})
+        usage.tally, usage.log_bytes = tally, logs.bytes
+        usage.invocations["on_routing_change"] += 1
+        return usage
 
     def _drain_routing(self, usage: Usage) -> None:
         from tests.support import deliver_once
@@ -470,11 +510,17 @@ def run(quick: bool = False) -> dict[str, Any]:
         rows.append({"flow": flow, "channel": channel, "runs": len(usages), **usage_row(_mean(usages), prices)})
 
     per_channel: dict[str, Usage] = {}
+    live_view_batches: dict[str, float] = {}
     for channel in CHANNELS:
         conversation = Usage()
+        batches = 0.0
         for flow, times in TYPICAL.items():
             if (flow, channel) in flows:
                 conversation.add(_mean(flows[(flow, channel)]), times)
+                batches += times * conversations.feeds[(flow, channel)] / len(flows[(flow, channel)])
+        if (LIVE_VIEW, channel) in flows:
+            conversation.add(_mean(flows[(LIVE_VIEW, channel)]), batches)
+        live_view_batches[channel] = round(batches, 2)
         per_channel[channel] = conversation
     mixed = Usage()
     for usage in per_channel.values():
@@ -520,6 +566,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "front_door": front_door(typical[-1], prices),
         "units_source": UNITS_SOURCE,
         "typical_conversation": TYPICAL,
+        "live_view_batches_per_conversation": live_view_batches,
         "widget": _widget_before_after(flows, prices, per_1000, widget_minutes_usd),
         "flows": rows,
         "conversations": typical,

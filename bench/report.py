@@ -127,8 +127,10 @@ def render_cost(data: dict[str, Any]) -> str:
             flows,
             "A typical conversation (counts per flow: "
             + ", ".join(f"{name} x{n}" for name, n in data["typical_conversation"].items())
-            + "; status callbacks only where the channel has them, SMS; one WebSocket connection-minute) and per "
-            "1,000 inbound messages (250 conversations), with the per-1,000 split by service:",
+            + "; status callbacks only where the channel has them, SMS; "
+            + _live_view(data.get("live_view_batches_per_conversation"))
+            + "one WebSocket connection-minute) and per 1,000 inbound messages (250 conversations), with the "
+            "per-1,000 split by service:",
             conversations,
             *_front_door(data.get("front_door")),
             f"Fixed, whatever the traffic: the sweeper every minute about {_usd(fixed['sweep_usd_per_month'] or 0)} "
@@ -137,6 +139,14 @@ def render_cost(data: dict[str, Any]) -> str:
             *([widget_line] if widget_line else []),
         ]
     )
+
+
+def _live_view(batches: dict[str, float] | None) -> str:
+    """The supervisor's live view in the typical conversation: the stream batches its flows gave."""
+    if not batches:
+        return ""
+    counts = ", ".join(f"{channel} {n:g}" for channel, n in batches.items())
+    return f"a supervisor watching the live view, on_routing_change batches per conversation {counts}; "
 
 
 def _front_door(rows: list[dict[str, Any]] | None) -> list[str]:

@@ -433,14 +433,20 @@ def matches_pattern(pattern: Any, value: Any) -> bool:
     )
 
 
-def stream_records() -> list[dict[str, Any]]:
+def routing_stream_arn() -> str:
+    """The routing table's stream, as the stack's event source mapping names it."""
+    table = aws.client("dynamodb").describe_table(TableName=get_settings().routing_table)["Table"]
+    return str(table["LatestStreamArn"])
+
+
+def stream_records(arn: str | None = None) -> list[dict[str, Any]]:
     """The routing table's stream records written since the last call (all of them on the first call of a test),
-    as Lambda hands them over, keeping only those the event source mapping's filters let through."""
+    as Lambda hands them over, keeping only those the event source mapping's filters let through. ``arn``: the
+    stream's (``routing_stream_arn()``; read again when not given)."""
     from chalicelib.local.streams import streams_client
     from chalicelib.store.supervisor_feed import STREAM_FILTERS
 
-    table = aws.client("dynamodb").describe_table(TableName=get_settings().routing_table)["Table"]
-    arn = table["LatestStreamArn"]
+    arn = arn or routing_stream_arn()
     streams = streams_client(REGION, None)
     positions = _stream_positions.setdefault(arn, {})
     for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
@@ -460,10 +466,10 @@ def stream_records() -> list[dict[str, Any]]:
     return [r for r in records if any(matches_pattern(f, r) for f in STREAM_FILTERS)]
 
 
-def deliver_stream(client: Client) -> dict[str, Any] | None:
+def deliver_stream(client: Client, arn: str | None = None) -> dict[str, Any] | None:
     """Hand the stream's new (filtered) records to ``on_routing_change`` in one batch, as Lambda's mapping does;
     its answer, or None when nothing passed the filters (Lambda would not invoke it)."""
-    records = stream_records()
+    records = stream_records(arn)
     if not records:
         return None
     return dict(client.lambda_.invoke("on_routing_change", {"Records": records}).payload)

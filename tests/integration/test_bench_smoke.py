@@ -47,6 +47,11 @@ def test_quick_bench_writes_every_section_with_numbers(tmp_path: Path) -> None:
     assert first["aws_requests"] <= REQUESTS_PER_MESSAGE, "the request budget of test_request_budget.py"
     assert flows[("status callback", "sms")]["aws_requests"] > 0
     assert flows[("first message, queued (queue position)", "webchat")]["by_operation"]["sqs.SendMessage"] >= 1
+    # A supervisor watching: the stream function runs once for each flow that changes a queue's counts or an agent
+    # (first message, accept, close), pushes to her, and is counted in the conversation, not in the message's budget.
+    live = flows[("supervisor live view (one watching)", "sms")]
+    assert live["lambda_invocations"] == {"on_routing_change": 1} and live["websocket_messages_out"] == 1, live
+    assert cost["data"]["live_view_batches_per_conversation"] == {"webchat": 3, "sms": 3, "email": 3}
     mixed = cost["data"]["conversations"][-1]
     assert mixed["conversation"].startswith("mixed") and mixed["per_1000_inbound"]["usd"]["total"] > 0
 
