@@ -60,19 +60,26 @@ def deliver(adapter: ChannelAdapter, request: WebhookRequest) -> Reply:
 
 
 def _tell_the_agent(update: StatusUpdate, sent: dict[str, Any]) -> None:
-    """The agent who has the conversation sees their reply's delivery status live (``sent``: its record)."""
-    conversation = conversations.get_conversation(str(sent.get("conversation_id", ""))) or {}
-    if conversation.get("agent_id") and conversation.get("status") == "open":
-        push.to_agent(
-            conversation["agent_id"],
-            {
-                "type": "message_status",
-                "conversation_id": conversation["conversation_id"],
-                "message_id": sent.get("message_id"),
-                "provider_message_id": update.provider_message_id,
-                "status": update.status,
-            },
-        )
+    """The agent who has the conversation now sees the delivery status of its replies live (``sent``: the reply's
+    record). Who has it is the router's word (the contact assigned to them): after a transfer, not the agent who
+    handed it over, and while it waits for the next agent, nobody."""
+    from chalicelib.routing.model import ContactState
+    from chalicelib.store import routing as routing_store
+
+    conversation_id = str(sent.get("conversation_id", ""))
+    contact = routing_store.get_contact(conversation_id) if conversation_id else None
+    if contact is None or contact.state is not ContactState.ASSIGNED or not contact.assigned_to:
+        return
+    push.to_agent(
+        contact.assigned_to,
+        {
+            "type": "message_status",
+            "conversation_id": conversation_id,
+            "message_id": sent.get("message_id"),
+            "provider_message_id": update.provider_message_id,
+            "status": update.status,
+        },
+    )
 
 
 def receive(message: InboundMessage) -> StoredMessage:

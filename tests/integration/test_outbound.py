@@ -817,6 +817,43 @@ def test_the_agent_sees_their_replys_delivery_status_live(app, fake):
     assert (status["message_id"], status["status"]) == (queued["message_id"], "delivered")
 
 
+def test_after_a_transfer_a_replys_delivery_status_goes_to_whoever_has_the_conversation_now(app, fake):
+    """The status is pushed to the agent the conversation is assigned to now: not to the agent who wrote the reply
+    and transferred it away (their console no longer shows it), and to the colleague once they accept it."""
+    from tests.support import agent_says, as_agent, connect_agent, create_agent, drain, pushed
+
+    create_agent(app, "ada", channels=("sms",))
+    create_agent(app, "bea", channels=("sms",), presence="Offline")
+    ada, bea = connect_agent(app, "ada"), connect_agent(app, "bea")
+    inbound = sms_from(app)
+    conversation = inbound["conversation_id"]
+    drain(app)
+    agent_says(app, ada, action="accept", contact_id=conversation)
+    outbox.queue_reply(conversation, "ada", "Passing you to our returns team.", None, clock.now_iso())
+    pump(app)
+    first_sid = fake.sent(TWILIO)[0].answer["sid"]
+    moved = app.http.post(
+        f"/conversations/{conversation}/transfer", headers=as_agent("ada"), body=json.dumps({"agent_id": "bea"})
+    )
+    assert moved.status_code == 200, moved.body
+    drain(app)
+
+    post_twilio(app, "/webhooks/twilio/status", urlencode(_delivered_status(first_sid)).encode())
+    assert not [p for p in pushed(ada) if p.get("type") == "message_status"], "ada has handed it over"
+
+    app.http.put("/agents/bea/presence", headers=as_agent("bea"), body=json.dumps({"presence": "Available"}))
+    drain(app)
+    offer = [p for p in pushed(bea) if p.get("type") == "offer"][-1]
+    assert agent_says(app, bea, action="accept", contact_id=conversation, offer_id=offer["offer_id"])["type"] != "error"
+    outbox.queue_reply(conversation, "bea", "Hi, Bea from returns here.", None, clock.now_iso())
+    pump(app)
+    [bea_sid] = [r.answer["sid"] for r in fake.sent(TWILIO) if "Bea from returns" in r.form.get("Body", "")]
+    post_twilio(app, "/webhooks/twilio/status", urlencode(_delivered_status(bea_sid)).encode())
+    [status] = [p for p in pushed(bea) if p.get("type") == "message_status"]
+    assert (status["conversation_id"], status["status"]) == (conversation, "delivered")
+    assert not [p for p in pushed(ada) if p.get("type") == "message_status"]
+
+
 def test_with_an_api_key_set_twilio_requests_authenticate_with_it_not_the_auth_token(app, fake, monkeypatch):
     """Twilio takes either ``AccountSid:AuthToken`` or ``ApiKeySid:ApiKeySecret`` as Basic auth; with a key set, the
     key is used (it can be revoked alone); the account stays in the path."""

@@ -59,6 +59,12 @@ BUDGETS: dict[tuple[str, str], tuple[float, float]] = {
     ("widget connect", "webchat"): (2, 1),
     ("widget catch-up read", "webchat"): (3, 0),
     ("widget disconnect", "webchat"): (1, 0),
+    # The supervisor's live view, one supervisor watching: one batch of the routing table's stream after a flow
+    # that changed a queue's counts or an agent (first message, accept, close); who watches (1 query), the changed
+    # queue's counts read afresh (2 reads), one push. Writes nothing.
+    (cost.LIVE_VIEW, "webchat"): (4, 0),
+    (cost.LIVE_VIEW, "sms"): (4, 0),
+    (cost.LIVE_VIEW, "email"): (4, 0),
 }
 # Lambda invocations per flow, at most (flows not named here are not counted): a follow-up on a contact its
 # agent has accepted is one webhook invocation, no routing event (its invocation and 3 FIFO requests).
@@ -66,11 +72,17 @@ INVOCATIONS: dict[tuple[str, str], float] = {
     ("follow-up", "webchat"): 1,
     ("follow-up", "sms"): 1,
     ("follow-up", "email"): 1,
+    (cost.LIVE_VIEW, "webchat"): 1,  # a batch is one invocation of on_routing_change
+    (cost.LIVE_VIEW, "sms"): 1,
+    (cost.LIVE_VIEW, "email"): 1,
 }
 # The typical conversation, mixed over the three channels: modelled dollars per 1,000 inbound messages.
-USD_PER_1000_INBOUND = 0.0238  # the web-chat conversation includes the widget's WebSocket
-# Lambda invocations of the typical conversation (mixed), each billed as a request and its duration.
-LAMBDA_INVOCATIONS_PER_CONVERSATION = 14
+# The web-chat conversation includes the widget's WebSocket; every one a supervisor watching the live view
+# ($0.0237 without it).
+USD_PER_1000_INBOUND = 0.0257
+# Lambda invocations of the typical conversation (mixed), each billed as a request and its duration: 14, and the
+# live view's 3 batches.
+LAMBDA_INVOCATIONS_PER_CONVERSATION = 17
 # Of it, CloudWatch Logs: the app's lines at prod's level and Lambda's own at prod's SystemLogLevel (WARN: none).
 LOGS_USD_PER_1000_INBOUND = 0.0005
 
