@@ -26,11 +26,15 @@ EXCERPT_CHARACTERS = 160
 
 
 def _customer_messages(customer_id: str, conversation_id: str) -> list[dict[str, Any]]:
-    """The customer's messages in this conversation, latest first."""
+    """The customer's messages in this conversation, latest first; not their mail system's automatic replies (an
+    out-of-office reply asks nothing)."""
     messages = [
         m
         for m in conversation_store.timeline(customer_id)
-        if m.get("conversation_id") == conversation_id and m.get("direction") == "inbound" and m.get("text")
+        if m.get("conversation_id") == conversation_id
+        and m.get("direction") == "inbound"
+        and m.get("text")
+        and not (m.get("metadata") or {}).get("auto_submitted")
     ]
     return list(reversed(messages))
 

@@ -39,7 +39,7 @@ from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qsl
 
-from chalicelib.channels import mime
+from chalicelib.channels import auto_reply, mime
 from chalicelib.channels.base import OneTimeToken, Reply, Webhook, WebhookRequest
 from chalicelib.channels.fields import load_json
 from chalicelib.conversations.models import Attachment, InboundMessage, StoredMessage
@@ -232,6 +232,9 @@ def to_message(form: Form) -> InboundMessage:
     stripped = (form.get("stripped-text") or "").strip()
     text = stripped or mime.strip_quoted(body_plain)
     metadata: dict[str, Any] = {"spam": (header("X-Mailgun-Sflag") or "").strip().lower() == "yes"}
+    automatic = auto_reply.reason(header)
+    if automatic:
+        metadata["auto_submitted"] = automatic
     recipient = form.get("recipient")
     if recipient:
         metadata["recipient"] = recipient.strip().casefold()

@@ -29,6 +29,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 from chalicelib import clock
+from chalicelib.channels import auto_reply
 from chalicelib.conversations import identity
 from chalicelib.conversations.models import Attachment, EmailThread, Identity
 
@@ -56,6 +57,7 @@ class ParsedEmail:
     attachments: tuple[Attachment, ...]
     sent_at: str | None  # the Date header, as Switchboard's UTC ISO-8601
     truncated: bool = False  # its structure nested deeper than MAX_DEPTH and was cut (see CUT_NOTE)
+    automatic: str | None = None  # sent by a machine answering on its own: why (``auto_reply.reason``)
 
 
 def parse(raw: bytes) -> ParsedEmail:
@@ -90,6 +92,7 @@ def _parse(message: EmailMessage, truncated: bool) -> ParsedEmail:
         attachments=_attachments(message, skip=(plain, html)),
         sent_at=sent_at(_header(message, "Date")),
         truncated=truncated,
+        automatic=auto_reply.reason(lambda name: _header(message, name)),
     )
 
 

@@ -273,13 +273,22 @@ def parse_notification(sns: SnsMessage) -> Webhook:
         name=name,
         subject=email.subject or _string(common.get("subject")),
         thread=thread,
-        metadata={**_metadata(receipt), **_cut(email)},
+        metadata={
+            **_metadata(receipt),
+            **_cut(email),
+            **({"auto_submitted": email.automatic} if email.automatic else {}),
+        },
         extra_dedupe_keys=(
             *((f"ses-mail#{ses_mail_id}",) if ses_mail_id else ()),
             *mime.message_id_key(thread.message_id),
         ),
     )
     return Webhook(messages=(message,))
+
+
+def _automatic(email: mime.ParsedEmail) -> dict[str, Any]:
+    """The mark on a mail a machine sent on its own (kept, routed nowhere: ``conversations.inbox``)."""
+    return {"auto_submitted": email.automatic} if email.automatic else {}
 
 
 def _cut(email: mime.ParsedEmail) -> dict[str, Any]:

@@ -116,6 +116,7 @@ class Destination:
     in_reply_to: str | None = None
     references: tuple[str, ...] = field(default_factory=tuple)
     tag: str | None = None  # the Meta message tag it goes with (HUMAN_AGENT), outside the standard window
+    automatic: bool = False  # written by no person (the bot, a place in the queue): e-mail marks it so
 
 
 def default_channel(identity_key: str) -> str | None:

@@ -60,6 +60,7 @@ provider's failure; the widget shows a message id once, however often it arrives
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -520,6 +521,8 @@ def _send(destination: Destination, message: dict[str, Any]) -> SendResult:
         visitors.message(str(message["conversation_id"]), message)
         return SendResult("webchat", str(message["message_id"]))
     text, message_id = str(message["text"]), str(message["message_id"])
+    if message.get("kind") != REPLY:  # not an agent's: the bot's answer, a place in the queue, a notice
+        destination = dataclasses.replace(destination, automatic=True)
     buttons = _buttons(message)
     if buttons and destination.provider in BUTTON_SENDERS:
         return BUTTON_SENDERS[destination.provider](destination, text, message_id, buttons=buttons)

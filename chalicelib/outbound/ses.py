@@ -20,6 +20,7 @@ from email.utils import formatdate
 
 from botocore.exceptions import ClientError
 
+from chalicelib.channels import auto_reply
 from chalicelib.outbound.destinations import Destination, subject_from_text
 from chalicelib.outbound.senders import ProviderRejected, ProviderUnavailable, SendResult
 from chalicelib.settings import get_settings
@@ -44,6 +45,9 @@ def build(destination: Destination, text: str, message_id: str) -> EmailMessage:
     if destination.in_reply_to:
         message["In-Reply-To"] = destination.in_reply_to
         message["References"] = " ".join(destination.references or (destination.in_reply_to,))
+    if destination.automatic:  # so that an out-of-office reply does not answer it (RFC 3834)
+        for name, value in auto_reply.OUR_MARKS:
+            message[name] = value
     message.set_content(text)
     return message
 

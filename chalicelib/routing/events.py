@@ -45,6 +45,7 @@ class ConversationMessage(RoutingEvent):
     subject: str | None = None  # an e-mail's; the rules read it with the text (``ContactFacts.of``)
     choice: str | None = None  # the id of the button tapped (WhatsApp's reply buttons): self-service reads it
     attachments: int = 0  # how many files came with it: the agent's console reads them (signed links) from the API
+    auto_submitted: str | None = None  # sent by a machine on its own (``channels.auto_reply``): why; never routed
 
     @property
     def group_id(self) -> str:
@@ -256,11 +257,15 @@ def from_body(body: str) -> RoutingEvent:
 def message_payload(event: ConversationMessage) -> dict[str, Any]:
     """What an agent's console is pushed when their customer writes: by the router for an assigned contact, and by
     the webhook itself when it finds the contact assigned (``inbox.receive``)."""
-    return {
-        "type": "message",
-        "contact_id": event.conversation_id,  # a contact's id is its conversation's
-        "message_id": event.message_id,
-        "channel": event.channel,
-        "text": event.text,
-        "received_at": event.received_at,
-    } | ({"attachments": event.attachments} if event.attachments else {})
+    return (
+        {
+            "type": "message",
+            "contact_id": event.conversation_id,  # a contact's id is its conversation's
+            "message_id": event.message_id,
+            "channel": event.channel,
+            "text": event.text,
+            "received_at": event.received_at,
+        }
+        | ({"attachments": event.attachments} if event.attachments else {})
+        | ({"metadata": {"auto_submitted": event.auto_submitted}} if event.auto_submitted else {})
+    )

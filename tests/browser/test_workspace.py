@@ -36,7 +36,12 @@ OTHER_NUMBER = "+14155550177"
 
 
 def _mailgun(
-    stack: LocalStack, text: str, message_id: str, sender: str = ADA_EMAIL, name: str = "Ada Lovelace"
+    stack: LocalStack,
+    text: str,
+    message_id: str,
+    sender: str = ADA_EMAIL,
+    name: str = "Ada Lovelace",
+    **more: str,
 ) -> requests.Response:
     """A Mailgun route forward: the parsed message's fields, then timestamp, token and their HMAC-SHA256."""
     timestamp, token = str(int(time.time())), uuid.uuid4().hex + uuid.uuid4().hex[:18]
@@ -50,6 +55,7 @@ def _mailgun(
         "stripped-text": text,
         "Message-Id": f"<{message_id}@mail.gmail.com>",
         "Date": "Thu, 03 Dec 2026 09:00:00 +0000",
+        **more,
         "timestamp": timestamp,
         "token": token,
         "signature": hmac.new(key, (timestamp + token).encode(), hashlib.sha256).hexdigest(),
@@ -149,6 +155,13 @@ def test_an_agent_works_a_cross_channel_customer_from_list_panel_suggestions_and
         delivery = sent.get_by_test_id("delivery-status")
         expect(delivery).to_have_attribute("data-status", re.compile("^(queued|sending|sent|delivered)$"))
 
+        # Her mail system's out-of-office reply joins the thread, marked as sent automatically (answered by no one).
+        away = "I am out of the office until Monday."
+        headers = '[["Auto-Submitted", "auto-replied"], ["X-Auto-Response-Suppress", "All"]]'
+        ooo = _mailgun(stack, away, "ada-ooo", **{"In-Reply-To": "<ada-1@mail.gmail.com>", "message-headers": headers})
+        assert ooo.status_code == 200, ooo.text
+        expect(page.get_by_test_id("auto-submitted")).to_contain_text("Auto-Submitted: auto-replied", timeout=WAIT_MS)
+
         # An internal note, shown as a note; never sent.
         page.get_by_test_id("note-input").fill("Parcel stuck at the depot, checked with the carrier")
         page.get_by_test_id("note-button").click()
@@ -220,7 +233,12 @@ def test_an_agent_works_a_cross_channel_customer_from_list_panel_suggestions_and
         target.focus()  # the picker reads who is there now
         target.select_option("agent_id:tia")
         page.get_by_test_id("transfer-button").click()
-        expect(_item(page, sms_conversation)).to_have_count(0, timeout=WAIT_MS)
+        try:
+            expect(_item(page, sms_conversation)).to_have_count(0, timeout=WAIT_MS)
+        except AssertionError as still_listed:  # say what the console said
+            raise AssertionError(
+                f"still listed; the console shows {page.get_by_test_id('error').inner_text()!r}"
+            ) from (still_listed)
         moved = requests.get(f"{admin.api}/contacts/{sms_conversation}", headers=admin.headers, timeout=10).json()
         assert "wes" not in (moved.get("assigned_to"), moved.get("offered_to")), moved
 
