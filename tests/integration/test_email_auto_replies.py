@@ -48,13 +48,20 @@ def _conversation() -> str:
     return str(max(stored_messages(), key=lambda m: m["received_at"])["conversation_id"])
 
 
-def test_an_out_of_office_reply_to_the_bots_answer_is_kept_and_answered_by_no_one(app, fake, monkeypatch):  # noqa: F811
+def _asked_the_bot(client: Any, monkeypatch: Any) -> str:
+    """Self-service answers e-mail first; Ada (an agent, connected: her connection) is there; the customer asks
+    about opening hours and the bot's answer is sent."""
     _use(monkeypatch, ON)
-    create_agent(app, "ada", channels=("email",))
-    ada = connect_agent(app, "ada")
-    email_from(app, subject="Opening hours", **{"stripped-text": "When are you open on Saturdays?"})
-    drain(app)
-    pump(app)
+    create_agent(client, "ada", channels=("email",))
+    ada = connect_agent(client, "ada")
+    email_from(client, subject="Opening hours", **{"stripped-text": "When are you open on Saturdays?"})
+    drain(client)
+    pump(client)
+    return ada
+
+
+def test_an_out_of_office_reply_to_the_bots_answer_is_kept_and_answered_by_no_one(app, fake, monkeypatch):  # noqa: F811
+    ada = _asked_the_bot(app, monkeypatch)
     [answer] = sent_emails()
     # Ours says it is automatic, so a well-behaved responder stays quiet (Exchange's own header too).
     assert answer["Auto-Submitted"] == "auto-replied" and answer["X-Auto-Response-Suppress"] == "All"
@@ -72,12 +79,7 @@ def test_an_out_of_office_reply_to_the_bots_answer_is_kept_and_answered_by_no_on
 
 
 def test_a_customers_own_answer_after_an_auto_reply_is_still_heard(app, fake, monkeypatch):  # noqa: F811
-    _use(monkeypatch, ON)
-    create_agent(app, "ada", channels=("email",))
-    ada = connect_agent(app, "ada")
-    email_from(app, subject="Opening hours", **{"stripped-text": "When are you open on Saturdays?"})
-    drain(app)
-    pump(app)
+    ada = _asked_the_bot(app, monkeypatch)
     our_id = sent_emails()[0]["Message-ID"]
     email_from(app, **_out_of_office(1, our_id, ("X-Autoreply", "yes")))
     drain(app)
