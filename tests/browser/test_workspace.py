@@ -275,6 +275,52 @@ def test_an_agent_works_a_cross_channel_customer_from_list_panel_suggestions_and
             admin.set_presence(agent, "Offline")
 
 
+def test_messages_pushed_while_the_list_is_being_read_are_neither_lost_nor_counted_twice(
+    browser: Any, stack: LocalStack, admin: Admin
+) -> None:
+    """The list is read again (here: the Mine filter) while a customer writes twice: the answer, taken before those
+    messages were stored, arrives after their pushes. The count is 2, not the answer's 0, and one more push makes 3."""
+    _agent(admin, "uma", sms=2)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        _sign_in(page, stack, "uma")
+        _go_available(page)
+        number, talker = "+14155550181", "+14155550182"
+        assert _twilio_sms(stack, "Where is my order?", "SM" + uuid.uuid4().hex, number).status_code == 200
+        writing = _accept_newest_with_the_keyboard(page, "sms")
+        assert _twilio_sms(stack, "Hello?", "SM" + uuid.uuid4().hex, talker).status_code == 200
+        _accept_newest_with_the_keyboard(page, "sms")  # Uma reads the other one now
+        badge = _item(page, writing).get_by_test_id("unread-count")
+        expect(badge).to_be_hidden()
+
+        held: list[bool] = []
+
+        def late_answer(route: Any) -> None:
+            if held:  # only the first read is held back
+                route.continue_()
+                return
+            held.append(True)
+            answer = route.fetch()  # the list as it is now, before she writes
+            for text in ("It is order 4417", "Ordered on Monday"):
+                assert _twilio_sms(stack, text, "SM" + uuid.uuid4().hex, number).status_code == 200
+            time.sleep(1.5)  # their pushes reach the page meanwhile
+            route.fulfill(response=answer)
+
+        page.context.route("**/me/conversations*", late_answer)
+        page.locator('[data-filter="mine"]').click()
+        expect(badge).to_have_text("2", timeout=WAIT_MS)
+        page.wait_for_timeout(500)
+        expect(badge).to_have_text("2")
+        assert _twilio_sms(stack, "Hello??", "SM" + uuid.uuid4().hex, number).status_code == 200
+        expect(badge).to_have_text("3", timeout=WAIT_MS)
+        page.reload()
+        expect(_item(page, writing).get_by_test_id("unread-count")).to_have_text("3", timeout=WAIT_MS)
+    finally:
+        context.close()
+        admin.set_presence("uma", "Offline")
+
+
 def test_the_sign_in_page_the_empty_workspace_and_the_supervisor_tab_pass_axe_and_fit_a_phone(
     browser: Any, stack: LocalStack, admin: Admin, screenshot: Any
 ) -> None:
