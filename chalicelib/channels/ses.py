@@ -273,11 +273,7 @@ def parse_notification(sns: SnsMessage) -> Webhook:
         name=name,
         subject=email.subject or _string(common.get("subject")),
         thread=thread,
-        metadata={
-            **_metadata(receipt),
-            **_cut(email),
-            **({"auto_submitted": email.automatic} if email.automatic else {}),
-        },
+        metadata={**_metadata(receipt), **_cut(email), **_automatic(email)},
         extra_dedupe_keys=(
             *((f"ses-mail#{ses_mail_id}",) if ses_mail_id else ()),
             *mime.message_id_key(thread.message_id),

@@ -119,13 +119,13 @@ def receive(message: InboundMessage) -> StoredMessage:
         attachments=len(message.attachments),
         auto_submitted=message.metadata.get("auto_submitted"),
     )
-    if message.metadata.get("auto_submitted"):
+    if event.auto_submitted:
         # A machine answering on its own (an out-of-office reply, a bounce): kept in the history and shown to the
         # agent who holds the conversation, but routed nowhere, so no bot answer, no place-in-queue message and no
         # new contact answers it in turn (``channels.auto_reply``).
         if not stored.duplicate and not stored.new_conversation:
             _handled_here(event)
-        logger.info("automatic message kept, not routed", extra={"auto_submitted": message.metadata["auto_submitted"]})
+        logger.info("automatic message kept, not routed", extra={"auto_submitted": event.auto_submitted})
         return stored
     if stored.duplicate or stored.new_conversation or not _handled_here(event):
         queue.publish(event)

@@ -25,26 +25,30 @@ from tests.unit.test_ses import _fresh_certificate_cache, _ses_notification, _si
 __all__ = ["_fresh_certificate_cache", "sns_certificates"]  # fixtures, used by name
 
 
-def _post_sns(client, message: dict) -> object:
+def post_sns(client, message: dict) -> object:
     headers = {"Content-Type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": message["Type"]}
     return client.http.post("/webhooks/email/ses", headers=headers, body=json.dumps(message).encode())
 
 
-def test_a_signed_ses_mail_nesting_1000_deep_is_stored_once_with_a_note_that_it_was_cut(client, sns_certificates):
-    raw = nested_multiparts(1_000)
+def signed_raw_mail(raw: bytes, ses_mail_id: str, message_id: str) -> dict:
+    """A signed SNS notification of SES receiving the raw e-mail ``raw`` (base64, as the SNS action sends it)."""
     envelope = _ses_notification(
         **{
             "content": base64.b64encode(raw).decode(),
             "receipt.action.encoding": "BASE64",
-            "mail.messageId": "deep-ses-mail-1",
-            "mail.commonHeaders.messageId": "<nested-1000@example.com>",
+            "mail.messageId": ses_mail_id,
+            "mail.commonHeaders.messageId": message_id,
         }
     )
     envelope["MessageId"] = str(uuid.uuid4())
-    notification = _signed(envelope)
+    return _signed(envelope)
 
-    first = _post_sns(client, notification)
-    again = _post_sns(client, notification)  # SNS retries until it gets a 2xx
+
+def test_a_signed_ses_mail_nesting_1000_deep_is_stored_once_with_a_note_that_it_was_cut(client, sns_certificates):
+    notification = signed_raw_mail(nested_multiparts(1_000), "deep-ses-mail-1", "<nested-1000@example.com>")
+
+    first = post_sns(client, notification)
+    again = post_sns(client, notification)  # SNS retries until it gets a 2xx
 
     assert first.status_code == 200, first.body
     assert first.json_body["status"] == "accepted"
@@ -56,7 +60,7 @@ def test_a_signed_ses_mail_nesting_1000_deep_is_stored_once_with_a_note_that_it_
 
 
 def test_an_ordinary_ses_mail_carries_no_truncation_mark(client, sns_certificates):
-    response = _post_sns(client, _signed(_ses_notification()))
+    response = post_sns(client, _signed(_ses_notification()))
     assert response.status_code == 200, response.body
     [stored] = stored_messages()
     assert "truncated" not in stored["metadata"]

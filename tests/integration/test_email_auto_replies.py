@@ -10,18 +10,17 @@ arrive as signed SNS notifications.
 
 from __future__ import annotations
 
-import base64
 import json
-import uuid
 from typing import Any
 
 from chalicelib.store import routing as routing_store
 from tests.fakes.providers import fake_providers  # noqa: F401 (a fixture)
+from tests.integration.test_deep_email import post_sns, signed_raw_mail
 from tests.integration.test_outbound import app, email_from, fake, pump, sent_emails  # noqa: F401 (fixtures)
 from tests.integration.test_self_service import _use
 from tests.integration.test_self_service_channels import ON, QUOTE
 from tests.support import agent_says, as_agent, connect_agent, create_agent, drain, offers_to, pushed, stored_messages
-from tests.unit.test_ses import _fresh_certificate_cache, _ses_notification, _signed, sns_certificates
+from tests.unit.test_ses import _fresh_certificate_cache, sns_certificates
 
 __all__ = ["_fresh_certificate_cache", "sns_certificates"]  # fixtures, used by name
 
@@ -151,19 +150,6 @@ def test_an_auto_reply_in_a_conversation_an_agent_holds_reaches_that_agent(app, 
     assert before, "the customer's own question has its suggestions"
 
 
-def _ses_mail(raw: bytes) -> dict[str, Any]:
-    envelope = _ses_notification(
-        **{
-            "content": base64.b64encode(raw).decode(),
-            "receipt.action.encoding": "BASE64",
-            "mail.messageId": "ses-ooo-1",
-            "mail.commonHeaders.messageId": "<ooo-ses-1@example.org>",
-        }
-    )
-    envelope["MessageId"] = str(uuid.uuid4())
-    return _signed(envelope)
-
-
 def test_an_ses_bounce_report_is_stored_and_routed_to_no_one(app, fake, sns_certificates):  # noqa: F811
     create_agent(app, "ada", channels=("email",))
     ada = connect_agent(app, "ada")
@@ -176,9 +162,7 @@ def test_an_ses_bounce_report_is_stored_and_routed_to_no_one(app, fake, sns_cert
         b"--b1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mail.example.org\r\n\r\n"
         b"Final-Recipient: rfc822; gone@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n--b1--\r\n"
     )
-    body = json.dumps(_ses_mail(raw)).encode()
-    headers = {"Content-Type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": "Notification"}
-    response = app.http.post("/webhooks/email/ses", headers=headers, body=body)
+    response = post_sns(app, signed_raw_mail(raw, "ses-ooo-1", "<ooo-ses-1@example.org>"))
     assert response.status_code == 200, response.body
     drain(app)
 
