@@ -12,7 +12,8 @@ What we read from an ``Update``:
   An edit arrives as a new update (new ``update_id``), so it is stored as a
   new message with ``metadata["edited"] = True``.
 * ``callback_query``: a tap on an inline keyboard button; its ``data`` is the
-  text. ``metadata["callback_query_id"]`` is what ``answerCallbackQuery`` needs.
+  text. The webhook's answer calls ``answerCallbackQuery`` for it (Telegram runs
+  a method named in a webhook's reply), which stops the button's progress bar.
 * Everything else (channel posts, inline queries, polls, chat member
   changes, messages from bots, service messages such as "joined the group")
   is answered 200 and stored nowhere.
@@ -171,7 +172,10 @@ def parse(raw_body: bytes, secret_header: str | None, secret: str, max_body_byte
         message = _read_update(update_id, document)
     except ValidationError as exc:
         raise InvalidPayload.naming_fields(exc) from None
-    return Webhook(messages=(message,) if message else (), context={"update_id": update_id})
+    context: dict[str, Any] = {"update_id": update_id}
+    if isinstance(document.get("callback_query"), dict):  # validated by _read_update: its id is a string
+        context["callback_query_id"] = document["callback_query"]["id"]
+    return Webhook(messages=(message,) if message else (), context=context)
 
 
 def _read_update(update_id: int, document: dict[str, Any]) -> InboundMessage | None:
@@ -315,7 +319,13 @@ class TelegramAdapter:
         )
 
     def respond(self, webhook: Webhook, stored: Sequence[StoredMessage]) -> Reply:
-        # Telegram only needs a 2xx; a method in the body would be executed, so send none.
+        """A 2xx is all Telegram needs, and a method named in the body would be executed: so the body names one
+        only to answer a tapped button (``answerCallbackQuery``, whose progress bar spins on the customer's phone
+        until it is answered), once the tap is stored. It costs no request of ours and carries no token; a retried
+        tap is answered again (Telegram ignores a second answer)."""
+        query_id = webhook.context.get("callback_query_id")
+        if isinstance(query_id, str):
+            return Reply(200, {"method": "answerCallbackQuery", "callback_query_id": query_id})
         return Reply(200, {})
 
 

@@ -230,7 +230,7 @@ def test_the_fake_meta_refuses_buttons_meta_would_refuse_and_the_send_fails_for_
 # --- Telegram ---------------------------------------------------------------------------------------
 
 
-def _telegram(client, update_id: int, text: str | None = None, data: str | None = None) -> None:
+def _telegram(client, update_id: int, text: str | None = None, data: str | None = None) -> dict:
     if data is not None:
         document = json.loads(fixture("telegram/callback_query.json"))
         document["callback_query"]["data"] = data
@@ -239,9 +239,11 @@ def _telegram(client, update_id: int, text: str | None = None, data: str | None 
         document = json.loads(fixture("telegram/message_text.json"))
         document["message"].update(text=text, date=int(time.time()), message_id=400 + update_id)
     document["update_id"] = 734290000 + update_id
-    assert post_telegram(client, json.dumps(document).encode()).status_code == 200
+    answer = post_telegram(client, json.dumps(document).encode())
+    assert answer.status_code == 200
     drain(client)
     pump(client)
+    return json.loads(answer.body)
 
 
 def test_telegram_gets_reply_1_or_2_with_an_inline_keyboard_and_a_tap_on_1_closes_it(app, fake, agent):  # noqa: F811
@@ -255,7 +257,11 @@ def test_telegram_gets_reply_1_or_2_with_an_inline_keyboard_and_a_tap_on_1_close
     }
     assert routing_store.get_contact(_conversation()) is None, "held back"
 
-    _telegram(app, 2, data="1")
+    tapped = _telegram(app, 2, data="1")
+    # The tap is answered in the webhook's reply, so the button stops spinning on the customer's phone.
+    assert tapped == {"method": "answerCallbackQuery", "callback_query_id": "223064719584302"}
+    _assert_solved(_conversation(), agent)
+    assert _telegram(app, 2, data="1") == tapped, "Telegram's retry of the tap is answered again, stored once"
     _assert_solved(_conversation(), agent)
 
 

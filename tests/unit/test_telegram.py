@@ -90,6 +90,27 @@ def test_a_callback_query_is_its_data_from_the_user_who_tapped():
     assert message.metadata["telegram_message_id"] == 413
 
 
+def test_a_tap_is_answered_in_the_webhook_reply_so_the_button_stops_spinning():
+    # Telegram's clients show a progress bar on a tapped button until the bot calls answerCallbackQuery. A webhook
+    # may make that call in its own answer ("method" plus the method's parameters): no request of ours, no token.
+    webhook = deliver("callback_query.json")
+    reply = ADAPTER.respond(webhook, [])
+    assert (reply.status, reply.content_type) == (200, "application/json")
+    assert reply.body == {"method": "answerCallbackQuery", "callback_query_id": "2230647195843077151"}
+
+
+def test_a_tap_we_store_nothing_for_is_answered_too():
+    document = json.loads(fixture("callback_query.json"))
+    del document["callback_query"]["data"]  # a game button's tap carries game_short_name, not data
+    document["callback_query"]["game_short_name"] = "quiz"
+    webhook = ADAPTER.handle(post(json.dumps(document).encode()))
+    assert webhook.messages == ()
+    assert ADAPTER.respond(webhook, []).body == {
+        "method": "answerCallbackQuery",
+        "callback_query_id": "2230647195843077151",
+    }
+
+
 def test_a_photo_is_its_largest_size_with_the_caption_as_text():
     [message] = deliver("photo_with_caption.json").messages
     assert message.text == "This is how the parcel arrived"
