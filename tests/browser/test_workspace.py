@@ -321,6 +321,52 @@ def test_messages_pushed_while_the_list_is_being_read_are_neither_lost_nor_count
         admin.set_presence("uma", "Offline")
 
 
+def test_a_list_answer_taken_before_a_read_marker_was_stored_does_not_bring_back_the_unread_count(
+    browser: Any, stack: LocalStack, admin: Admin
+) -> None:
+    """The list is read (the Mine filter) just as a customer writes into the open conversation: the server counts
+    the message unread, the console shows it and stores its read marker, and only then the list's answer arrives.
+    That answer is older than the marker: its count of 1 is not shown on the conversation the agent has read."""
+    _agent(admin, "ida", sms=2)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        _sign_in(page, stack, "ida")
+        _go_available(page)
+        number = "+14155550191"
+        assert _twilio_sms(stack, "Where is my parcel?", "SM" + uuid.uuid4().hex, number).status_code == 200
+        reading = _accept_newest_with_the_keyboard(page, "sms")
+        badge = _item(page, reading).get_by_test_id("unread-count")
+        expect(badge).to_be_hidden()
+        page.wait_for_timeout(1000)  # the read marker of the first message is stored
+
+        held: list[bool] = []
+
+        def stale_answer(route: Any) -> None:
+            if held:
+                route.continue_()
+                return
+            held.append(True)
+            assert _twilio_sms(stack, "It was due on Monday", "SM" + uuid.uuid4().hex, number).status_code == 200
+            answer = route.fetch()  # counted before the console marks the new message read
+            time.sleep(2.0)  # the push shows it in the open conversation and its read marker is stored
+            route.fulfill(response=answer)
+
+        with page.expect_response(lambda r: "/read" in r.url and r.request.method == "POST") as marked:
+            page.context.route("**/me/conversations*", stale_answer)
+            page.locator('[data-filter="mine"]').click()
+        assert marked.value.status == 200
+        expect(page.get_by_test_id("timeline-message").last).to_contain_text("It was due on Monday")
+        page.wait_for_timeout(2500)  # the held answer has arrived
+        assert held
+        expect(badge).to_be_hidden()
+        page.reload()
+        expect(_item(page, reading).get_by_test_id("unread-count")).to_be_hidden(timeout=WAIT_MS)
+    finally:
+        context.close()
+        admin.set_presence("ida", "Offline")
+
+
 def test_the_sign_in_page_the_empty_workspace_and_the_supervisor_tab_pass_axe_and_fit_a_phone(
     browser: Any, stack: LocalStack, admin: Admin, screenshot: Any
 ) -> None:
