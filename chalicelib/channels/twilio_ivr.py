@@ -177,12 +177,11 @@ class TwilioSelfServiceAnswer(_IvrWebhook):
         if record.get("outcome") == sessions.SOLVED:
             self_service.conclude(record, stored)
             return Webhook(immediate=Reply(200, self_service.thanks_twiml(record), TWIML))
-        # Handed over: the call we hold from here on (status callbacks, the agent's leg), before it is routed; once,
-        # as "a call comes in" records it (a repeat must not move the call's status back).
+        # Handed over: routed from the reply, then the call we hold from here on (status callbacks, the agent's leg),
+        # as "a call comes in" does; a hang-up that came meanwhile abandons the contact (``calls.on_incoming``).
         context = {"call_sid": call_sid, "callback_base": base}
-        if not stored.duplicate:
-            calls.on_incoming(self_service.question_message(record), stored.conversation_id, context, clock.now_iso())
         self_service.conclude(record, stored)
+        calls.on_incoming(self_service.question_message(record), stored.conversation_id, context, clock.now_iso())
         return Webhook(immediate=VOICE.respond(Webhook(context=context), [stored]))
 
     def respond(self, webhook: Webhook, stored: Sequence[StoredMessage]) -> Reply:

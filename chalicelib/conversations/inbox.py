@@ -38,8 +38,9 @@ def deliver(adapter: ChannelAdapter, request: WebhookRequest) -> Reply:
         raise Unauthenticated("this webhook token was already used (replayed request)")
     now = clock.now_iso()
     for message, result in zip(webhook.messages, stored, strict=True):
-        if message.channel == "voice" and not result.duplicate:
-            # A call is something we hold: its provider's status callbacks (completed, no-answer...) update it.
+        if message.channel == "voice":
+            # A call is something we hold: its provider's status callbacks (completed, no-answer...) update it. On a
+            # repeat too: the first attempt may have died before this (it changes nothing that was done).
             calls.on_incoming(message, result.conversation_id, webhook.context, now)
     for update in webhook.statuses:
         applied = outbox.apply_status(update, now)

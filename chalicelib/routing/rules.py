@@ -445,10 +445,10 @@ _SELF_SERVICE_FORMS = {
 
 def self_service_settings(config: RoutingConfig) -> list[str]:
     """Where self-service is configured, one line per queue or rule (``switchboard rules check``)."""
-    settings = [queue.self_service for queue in config.queues.values()]
-    settings += [rule.self_service for rule in config.rules]
+    settings = [(queue.self_service, _calls_asked(config, queue=queue.name)) for queue in config.queues.values()]
+    settings += [(rule.self_service, _calls_asked(config, rule=rule)) for rule in config.rules]
     lines = []
-    for chosen in settings:
+    for chosen, asked in settings:
         if chosen is None:
             continue
         if not chosen.channels:
@@ -463,7 +463,25 @@ def self_service_settings(config: RoutingConfig) -> list[str]:
         lines.append(
             f"self-service: {chosen.source} {verb} on {', '.join(chosen.channels)} ({languages}; {coverage}){closes}"
         )
+        if "voice" in chosen.channels and chosen.mode == "answer" and not asked:
+            lines.append(
+                f"warning: self-service: {chosen.source} covers voice, but the calls it applies to are asked no"
+                " question (ask: on the rule or its queue), so the bot has nothing to answer on a call"
+            )
     return lines
+
+
+def _calls_asked(config: RoutingConfig, queue: str | None = None, rule: Rule | None = None) -> bool:
+    """Whether calls under a self-service setting are asked the speech question (what the bot answers on a call):
+    a rule's own setting, by the rule or its queue; a queue's, by the queue or a rule into it that takes its
+    setting."""
+    if rule is not None:
+        home = config.queues.get(rule.queue)
+        return rule.ask is not None or (home is not None and home.ask is not None)
+    home = config.queues.get(queue or "")
+    return (home is not None and home.ask is not None) or any(
+        r.ask is not None and r.queue == queue and r.self_service is None for r in config.rules
+    )
 
 
 def describe_routing(routing: QueueRouting) -> str:

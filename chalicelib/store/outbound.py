@@ -72,9 +72,16 @@ def record(
     """Remember something we sent (or a call we hold) so that its status callbacks find it.
 
     ``extra``: more fields for the record (a call's ``role`` and ``callback_base``)."""
+    item = _item(kind, provider, provider_message_id, conversation_id, status, now, extra or {})
+    aws.client("dynamodb").put_item(TableName=_table(), Item=to_item(item))
+
+
+def _item(
+    kind: str, provider: str, provider_message_id: str, conversation_id: str, status: str, now: str, extra: dict
+) -> dict[str, Any]:
     pk, sk = _pk(kind, provider, provider_message_id)
     ranks = CALL_STATUS_RANK if kind == "call" else MESSAGE_STATUS_RANK
-    item = {
+    return {
         "pk": pk,
         "sk": sk,
         "provider": provider,
@@ -86,9 +93,54 @@ def record(
         "updated_at": now,
         # Kept while status callbacks may still come (a call lasts hours at most), then dropped by the table's TTL.
         "expires_at": idempotency_expiry(now),
-        **(extra or {}),
+        **extra,
     }
-    aws.client("dynamodb").put_item(TableName=_table(), Item=to_item(item))
+
+
+def hold_call(
+    provider: str, call_id: str, conversation_id: str, status: str, now: str, extra: dict[str, Any]
+) -> dict[str, Any] | None:
+    """``record`` a call we begin to hold, unless its record is there already: a repeat, or the call's end that
+    came before it (``note_call_ended``), whose record keeps its final status and is given the conversation
+    here. Returns the record that was there (None: written now)."""
+    item = _item("call", provider, call_id, conversation_id, status, now, extra)
+    pk, sk = item["pk"], item["sk"]
+    client = aws.client("dynamodb")
+    try:
+        client.put_item(
+            TableName=_table(),
+            Item=to_item(item),
+            ConditionExpression="attribute_not_exists(pk)",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except client.exceptions.ConditionalCheckFailedException as failed:
+        found = from_item(failed.response.get("Item") or {}) or get_status(provider, call_id, kind="call") or {}
+        if found.get("conversation_id"):
+            return found
+        # Ended before anyone held it: the conversation and the call's role are filled in, the status kept.
+        sets = {"conversation_id": conversation_id, **extra}
+        with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+            client.update_item(
+                TableName=_table(),
+                Key=key(pk, sk),
+                UpdateExpression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(sets))),
+                ConditionExpression="conversation_id = :none",
+                ExpressionAttributeNames={f"#f{i}": name for i, name in enumerate(sets)},
+                ExpressionAttributeValues=to_values(
+                    {f":f{i}": value for i, value in enumerate(sets.values())} | {":none": ""}
+                ),
+            )
+        return found | sets
+    return None
+
+
+def note_call_ended(provider: str, call_id: str, status: str, now: str) -> None:
+    """A call we do not hold (yet) has ended: its record is written final and without a conversation, so that a
+    request that goes on to hold the call (``hold_call``) learns the caller has gone. Nothing if a record is there."""
+    item = _item("call", provider, call_id, "", status, now, {})
+    client = aws.client("dynamodb")
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+        client.put_item(TableName=_table(), Item=to_item(item), ConditionExpression="attribute_not_exists(pk)")
 
 
 def apply(update: StatusUpdate, now: str) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib import clock
 from chalicelib.channels.base import StatusUpdate
 from chalicelib.conversations.models import InboundMessage
 from chalicelib.routing.events import AgentUnreachable, CallerLeft
@@ -30,15 +31,23 @@ UNANSWERED = frozenset({"busy", "no-answer", "canceled", "failed"})
 
 
 def on_incoming(message: InboundMessage, conversation_id: str, context: dict[str, Any], now: str) -> None:
-    """A call came in (first delivery): the call we hold (its status callbacks update it) and the voice record
-    (where later callbacks are built, our number the agent's phone leg is called from)."""
+    """A call came in, its routing event queued: the call we hold (its status callbacks update it) and the voice
+    record (where later callbacks are built, our number the agent's phone leg is called from). Idempotent: a
+    repeat (or a retry after a Lambda died here) changes neither, nor moves the call's status back.
+
+    When the call had ended already (its hang-up's status callback came while this request stored it, and found
+    no call held: ``note_call_ended``), ``CallerLeft`` is published here, after the routing event that opens the
+    contact, so the router abandons it rather than keep a gone caller in line."""
     status = str(message.metadata.get("call_status", "ringing")).lower()
     base = context.get("callback_base")
     extra = {"role": CUSTOMER, **({"callback_base": base} if base else {})}
     call_sid = message.provider_message_id
-    outbound.record(message.provider, call_sid, conversation_id, status, now, "call", extra)
     if base:
         voice_store.open_call(conversation_id, call_sid, str(base), message.metadata.get("to"), now)
+    found = outbound.hold_call(message.provider, call_sid, conversation_id, status, now, extra)
+    if found is not None and found.get("status") in FINAL and found.get("role", CUSTOMER) == CUSTOMER:
+        before_agent = lifecycle.on_caller_left(conversation_id, first_time=False)
+        queue.publish(CallerLeft(conversation_id, call_sid, before_agent=before_agent))
 
 
 def on_call_status(update: StatusUpdate, applied: dict[str, Any] | None) -> bool:
@@ -53,7 +62,11 @@ def on_call_status(update: StatusUpdate, applied: dict[str, Any] | None) -> bool
 
             # ... abandoned; during the self-service answer to it: unconfirmed (voice.self_service).
             sid = update.provider_message_id
-            return speech.caller_left(sid) or self_service.caller_left(sid)
+            if speech.caller_left(sid) or self_service.caller_left(sid):
+                return True
+            # Perhaps a call a request is storing right now: it learns from this that the caller has gone.
+            outbound.note_call_ended(update.provider, sid, update.status, clock.now_iso())
+            return False
         if record.get("status") not in FINAL:
             return False
     conversation_id = str(record.get("conversation_id") or "")

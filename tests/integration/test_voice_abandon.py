@@ -15,6 +15,7 @@ from chalicelib.settings import get_settings
 from chalicelib.store import routing as routing_store
 from tests.support import (
     PUBLIC_BASE_URL,
+    REGION,
     agent_says,
     bearer,
     connect_agent,
@@ -197,3 +198,72 @@ def _data() -> list[dict]:
     from tests.support import all_items
 
     return all_items(get_settings().data_table)
+
+
+def test_a_hangup_that_comes_while_the_call_is_being_stored_abandons_it(client):
+    """The caller hangs up as the call comes in: the status callback (a concurrent Lambda, run at the AWS
+    boundary) comes after the incoming call's routing event was queued and before the call was held. The call is
+    not kept in line for a caller who is gone."""
+    from typing import Any
+
+    from chalicelib.store import aws as app_clients
+
+    create_agent(client, "ada", channels=("voice",))
+    connection = connect_agent(client, "ada")
+    hung_up: list[int] = []
+
+    def caller_hangs_up(**_: Any) -> None:
+        if not hung_up:
+            hung_up.append(_status(client, "completed", 2))
+
+    events = app_clients.client("sqs").meta.events
+    events.register("after-call.sqs.SendMessage", caller_hangs_up)
+    try:
+        conversation = _call(client)
+    finally:
+        events.unregister("after-call.sqs.SendMessage", caller_hangs_up)
+    drain(client)
+
+    assert hung_up == [200], "the hang-up came in between"
+    contact = _contact(conversation)
+    assert (contact["state"], contact["wrap_up"]) == ("closed", "abandoned")
+    assert routing_store.queue_stats("default")["abandoned"] == 1
+    offered = [o["offer_id"] for o in offers_to(connection)]
+    withdrawn = [p["offer_id"] for p in pushed(connection) if p.get("type") == "offer_withdrawn"]
+    assert offered == withdrawn, "no live offer of the dead call is left"
+
+
+def test_a_call_whose_first_delivery_died_before_it_was_held_is_held_by_twilios_retry(client):
+    """The Lambda dies after storing the call and queueing its routing event, before holding the call; Twilio
+    retries the request. The retry holds the call, so the caller's hang-up later abandons the contact."""
+    from typing import Any
+
+    from botocore.exceptions import EndpointConnectionError
+
+    from chalicelib.store import aws as app_clients
+
+    fired: list[str] = []
+
+    def dies_holding_the_call(params: dict[str, Any], **_: Any) -> None:
+        pk = params.get("Item", {}).get("pk", {}).get("S", "")
+        if pk.startswith(("CALL#", "VOICE#")) and not fired:
+            fired.append(pk)
+            raise EndpointConnectionError(endpoint_url=f"https://dynamodb.{REGION}.amazonaws.com")
+
+    events = app_clients.client("dynamodb").meta.events
+    events.register("before-parameter-build.dynamodb.PutItem", dies_holding_the_call)
+    try:
+        first = post_twilio(client, VOICE, fixture("twilio/incoming_call.txt"))
+    finally:
+        events.unregister("before-parameter-build.dynamodb.PutItem", dies_holding_the_call)
+    assert len(fired) == 1 and first.status_code >= 500
+    conversation = _call(client)  # Twilio's retry
+    drain(client)
+    assert _contact(conversation)["state"] == "queued"
+
+    assert _status(client, "completed", 2) == 200
+    drain(client)
+
+    contact = _contact(conversation)
+    assert (contact["state"], contact["wrap_up"]) == ("closed", "abandoned")
+    assert len(stored_messages()) == 1

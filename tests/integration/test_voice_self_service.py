@@ -29,6 +29,7 @@ from tests.support import (
     drain,
     iter_contacts,
     offers_to,
+    pushed,
     record_aws_requests,
     stored_messages,
 )
@@ -240,6 +241,50 @@ def test_a_caller_who_hangs_up_during_the_answer_is_unconfirmed_not_abandoned(cl
     voice = _today()["voice"]
     assert (voice["answered"], voice["unconfirmed"], voice["solved"]) == (1, 1, 0)
     assert routing_store.queue_stats("default").get("abandoned", 0) == 0
+
+
+def test_a_hang_up_just_after_asking_for_an_agent_abandons_the_call_nobody_is_left_holding_it(client, world, ada):
+    """The caller says "agent" and hangs up at once: the hang-up's status callback (a concurrent Lambda, run at the
+    AWS boundary) comes after the Gather's action decided the hand-over and before it stored the call. The call is
+    not left waiting in line for a caller who is gone: its contact is abandoned and the agent's offer withdrawn."""
+    from typing import Any
+
+    from chalicelib.store import aws as app_clients
+
+    caller = _answered(client, world)
+    world.speak(caller, "An agent please")
+    [gather_action] = world.pending
+    world.pending.clear()
+    post = poster(client)
+    hung_up: list[int] = []
+
+    def caller_hangs_up(parsed: dict[str, Any], **_: Any) -> None:
+        if "outcome" in parsed.get("Attributes", {}) and not hung_up:  # the hand-over, just decided
+            world.hang_up(caller)
+            [(url, form, _context, _sid)] = world.pending
+            world.pending.clear()
+            hung_up.append(post(url, form)[0])
+
+    events = app_clients.client("dynamodb").meta.events
+    events.register("after-call.dynamodb.UpdateItem", caller_hangs_up)
+    try:
+        url, form, _context, _sid = gather_action
+        status, _body = post(url, form)
+    finally:
+        events.unregister("after-call.dynamodb.UpdateItem", caller_hangs_up)
+    drain(client)
+
+    assert hung_up == [200] and status == 200, "the hang-up came in between"
+    [contact] = list(iter_contacts())
+    assert (contact["state"], contact.get("wrap_up")) == ("closed", "abandoned"), contact
+    assert routing_store.queue_stats("default").get("abandoned", 0) == 1
+    withdrawn = [p for p in pushed(ada) if p.get("type") == "offer_withdrawn"]
+    assert [o["offer_id"] for o in offers_to(ada)] == [w["offer_id"] for w in withdrawn], "no live offer is left"
+    held = voice_store.get_call(contact["contact_id"]) or {}
+    from chalicelib.voice import lifecycle
+
+    assert lifecycle.caller_gone(held), "an accept racing this finds the caller gone"
+    assert len(stored_messages()) == 3, "question, answer and the caller's reply, once"
 
 
 def test_a_forged_self_service_request_is_refused_and_stores_nothing(client, world, ada):
