@@ -181,6 +181,8 @@ def hand_over(
         moved = retry.on_conflict(moved_on)
     except retry.StillConflicting:
         raise Conflict("the conversation changed too often; retry") from None
+    # The conversation no longer names this agent while it waits (the next accept names the next one).
+    store.forget_assignment(conversation_id, agent_id)
     if then is not None:
         then()
     queue.publish(

@@ -859,8 +859,8 @@ def record_assignment(contact: Contact) -> None:
 
 
 def forget_assignment(contact_id: str, agent_id: str) -> None:
-    """The conversation no longer names ``agent_id`` (an accept taken back: their call leg never joined); a plain
-    conditional update, so a repeat, or a later agent's assignment, is left alone."""
+    """The conversation no longer names ``agent_id`` (an accept taken back: their call leg never joined; or they
+    transferred it); a plain conditional update, so a repeat, or a later agent's assignment, is left alone."""
     client = aws.client("dynamodb")
     with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
         client.update_item(

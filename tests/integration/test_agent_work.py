@@ -87,6 +87,27 @@ def test_transfer_to_an_agent_reaches_only_that_agent_and_frees_the_sender(clien
     assert again.status_code == 403, "no longer hers"
 
 
+def test_after_a_transfer_the_conversation_names_the_agent_who_has_it_not_the_one_who_handed_it_over(client):
+    from chalicelib.store import conversations
+
+    conversation = _assigned_to_ada(client)
+    assert (conversations.get_conversation(conversation) or {}).get("agent_id") == "ada"
+    create_agent(client, "cyd", capacity=2)
+    connect_agent(client, "cyd")
+
+    moved = client.http.post(
+        f"/conversations/{conversation}/transfer", headers=as_agent("ada"), body=json.dumps({"agent_id": "cyd"})
+    )
+    drain(client)
+    assert moved.status_code == 200, moved.body
+    meta = conversations.get_conversation(conversation) or {}
+    assert "agent_id" not in meta and "assigned_at" not in meta, "nobody has it while it waits for cyd"
+
+    accepted = client.http.post(f"/conversations/{conversation}/accept", headers=as_agent("cyd"))
+    assert accepted.status_code == 200, accepted.body
+    assert (conversations.get_conversation(conversation) or {}).get("agent_id") == "cyd"
+
+
 def test_transfer_to_a_queue_is_routed_again(client):
     conversation = _assigned_to_ada(client)
     moved = client.http.post(
