@@ -252,7 +252,8 @@ class SwitchboardStack(Stack):
         return pool, client
 
     def _attachments_bucket(self, removal: RemovalPolicy) -> s3.Bucket:
-        """Files widget visitors attach: private, uploaded by presigned POST from any site, kept 90 days."""
+        """Files widget visitors attach: private, uploaded by presigned POST from any site, kept 90 days. A stage that
+        is destroyed with its data (not production) empties the bucket first, or CloudFormation cannot delete it."""
         bucket = s3.Bucket(
             self,
             "Attachments",
@@ -260,6 +261,7 @@ class SwitchboardStack(Stack):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             removal_policy=removal,
+            auto_delete_objects=removal == RemovalPolicy.DESTROY,
             cors=[
                 s3.CorsRule(
                     allowed_methods=[s3.HttpMethods.POST],

@@ -558,3 +558,16 @@ def test_the_widgets_attachments_bucket_is_private_and_only_the_api_signs_for_it
     assert writers == {"APIHandler"}
     granted = actions_of(roles[ref(found["APIHandler"]["Properties"]["Role"])])["s3:PutObject"]
     assert all("/widget/*" in json.dumps(r) and logical in json.dumps(r) for r in granted)
+
+
+def test_a_dev_stack_empties_its_attachments_bucket_when_destroyed_and_prod_keeps_it(templates):
+    for stage, emptied in (("dev", True), ("prod", False)):
+        template = templates[stage]
+        (logical, bucket) = next(iter(resources(template, "AWS::S3::Bucket").items()))
+        cleaners = [
+            r
+            for r in resources(template, "Custom::S3AutoDeleteObjects").values()
+            if r["Properties"].get("BucketName") == {"Ref": logical}
+        ]
+        assert bool(cleaners) is emptied, stage
+        assert bucket["DeletionPolicy"] == ("Delete" if emptied else "Retain"), stage
