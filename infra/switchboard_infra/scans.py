@@ -25,3 +25,13 @@ def _resource(construct: IConstruct) -> CfnResource:
     if not isinstance(child, CfnResource):
         raise TypeError(f"{construct.node.path} has no CloudFormation resource to annotate")
     return child
+
+
+def lint_ignore(construct: IConstruct, rule: str, reason: str) -> None:
+    """Tell cfn-lint to ignore ``rule`` on this resource (``reason``: why, mandatory; cfn-lint keeps no comment)."""
+    if not reason.strip():
+        raise ValueError(f"ignoring {rule} needs its reason")
+    resource = _resource(construct)
+    metadata: dict[str, Any] = resource.get_metadata("cfn-lint") or {"config": {"ignore_checks": []}}
+    metadata["config"]["ignore_checks"] = [*metadata["config"]["ignore_checks"], rule]
+    resource.add_metadata("cfn-lint", metadata)
