@@ -114,7 +114,7 @@ def hold_call(
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     except client.exceptions.ConditionalCheckFailedException as failed:
-        found = from_item(failed.response.get("Item") or {}) or get_status(provider, call_id, kind="call") or {}
+        found = from_item(failed.response.get("Item") or {})  # the record there, returned by the failed condition
         if found.get("conversation_id"):
             return found
         # Ended before anyone held it: the conversation and the call's role are filled in, the status kept.
